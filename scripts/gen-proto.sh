@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Regenerates src/gen from proto/ (needs protoc: apt-get install protobuf-compiler).
+# The generated code is committed, so building raftkv does not need protoc.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rm -rf src/gen && mkdir -p src/gen
+protoc --plugin=./node_modules/.bin/protoc-gen-ts_proto \
+  --ts_proto_out=src/gen \
+  --ts_proto_opt=outputServices=grpc-js,forceLong=bigint,esModuleInterop=true,importSuffix=.js,env=node,useOptionals=messages,outputTypeRegistry=false \
+  -I proto proto/etcd/kv.proto proto/etcd/rpc.proto proto/raftkv/raftpb.proto

@@ -1,0 +1,32 @@
+// The client-facing gRPC server: every etcd v3 service raftkv implements, on each
+// --listen-client-urls address.
+
+import * as grpc from '@grpc/grpc-js';
+import type { EtcdServer } from '../server/etcd-server.js';
+import { grpcTarget } from '../transport/grpc-transport.js';
+import { clusterService } from './cluster-service.js';
+import { kvService } from './kv-service.js';
+import { leaseService } from './lease-service.js';
+import { maintenanceService } from './maintenance-service.js';
+import { watchService } from './watch-service.js';
+
+/** etcd lets a request exceed --max-request-bytes by this much at the gRPC layer. */
+export const GRPC_OVERHEAD_BYTES = 512 * 1024;
+
+export function createClientServer(s: EtcdServer): grpc.Server {
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': s.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES,
+    'grpc.max_send_message_length': 2 ** 31 - 1,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  for (const [svc, impl] of [kvService(s), watchService(s), leaseService(s), clusterService(s), maintenanceService(s)]) {
+    server.addService(svc, impl);
+  }
+  return server;
+}
+
+export async function bind(server: grpc.Server, url: string): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(grpcTarget(url), grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+  );
+}

@@ -1,0 +1,42 @@
+// Adapters between async handlers and grpc-js callbacks, with etcd-style error statuses.
+// Nothing a client sends can throw out of a handler: unexpected errors become INTERNAL.
+
+import * as grpc from '@grpc/grpc-js';
+import { EtcdError, Errors } from '../kv/errors.js';
+import type { EtcdServer } from '../server/etcd-server.js';
+
+export function toServiceError(e: unknown): Partial<grpc.StatusObject> {
+  if (e instanceof EtcdError) return { code: e.code, details: e.message };
+  const msg = e instanceof Error ? e.message : String(e);
+  return { code: grpc.status.INTERNAL, details: msg };
+}
+
+export type Handler<Req, Res> = (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
+
+export function unary<Req, Res>(s: EtcdServer, f: Handler<Req, Res>, opts: { learnerOk?: boolean } = {}) {
+  return (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>): void => {
+    let p: Promise<Res>;
+    try {
+      checkCall(s, call.metadata, opts.learnerOk ?? false);
+      p = f(call.request, call);
+    } catch (e) {
+      cb(toServiceError(e), null);
+      return;
+    }
+    p.then(
+      (res) => cb(null, res),
+      (e: unknown) => {
+        if (!(e instanceof EtcdError)) s.logger.warn(`request failed: ${(e as Error)?.stack ?? String(e)}`);
+        cb(toServiceError(e), null);
+      },
+    );
+  };
+}
+
+/** etcd's interceptor checks: a stopped server, learners, and require-leader metadata. */
+export function checkCall(s: EtcdServer, md: grpc.Metadata, learnerOk: boolean): void {
+  if (s.isStopped()) throw Errors.stopped();
+  if (!learnerOk && s.isLearner()) throw Errors.notSupportedForLearner();
+  const req = md.get('hasleader')[0];
+  if (req === 'true' && s.leader() === 0n) throw Errors.noLeader();
+}

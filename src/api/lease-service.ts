@@ -1,0 +1,123 @@
+// etcdserverpb.Lease. Grants and revokes go through Raft; keepalives and TTL queries are
+// answered by the leader (which owns the expiry clocks); a follower forwards them to the
+// leader's client endpoint, as etcd forwards them over its peer port.
+
+import * as grpc from '@grpc/grpc-js';
+import {
+  LeaseClient,
+  type LeaseGrantRequest,
+  type LeaseGrantResponse,
+  type LeaseKeepAliveRequest,
+  type LeaseKeepAliveResponse,
+  type LeaseLeasesResponse,
+  type LeaseRevokeRequest,
+  type LeaseRevokeResponse,
+  LeaseService,
+  type LeaseTimeToLiveRequest,
+  type LeaseTimeToLiveResponse,
+} from '../gen/etcd/rpc.js';
+import { EtcdError, Errors } from '../kv/errors.js';
+import type { EtcdServer } from '../server/etcd-server.js';
+import { grpcTarget } from '../transport/grpc-transport.js';
+import { randomInt63 } from '../util/ids.js';
+import { checkCall, toServiceError, unary } from './grpc-util.js';
+
+export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedServiceImplementation] {
+  let leaderClient: { url: string; client: InstanceType<typeof LeaseClient> } | undefined;
+  const toLeader = (): InstanceType<typeof LeaseClient> => {
+    const url = s.leaderClientUrl();
+    if (!url || s.leader() === 0n) throw Errors.noLeader();
+    if (!leaderClient || leaderClient.url !== url) {
+      leaderClient?.client.close();
+      leaderClient = { url, client: new LeaseClient(grpcTarget(url), grpc.credentials.createInsecure()) };
+    }
+    return leaderClient.client;
+  };
+
+  const grant = async (req: LeaseGrantRequest): Promise<LeaseGrantResponse> => {
+    const ID = req.ID === 0n ? randomInt63() : req.ID;
+    return (await s.propose({ leaseGrant: { TTL: req.TTL, ID } })) as unknown as LeaseGrantResponse;
+  };
+  const revoke = async (req: LeaseRevokeRequest): Promise<LeaseRevokeResponse> =>
+    (await s.propose({ leaseRevoke: req })) as unknown as LeaseRevokeResponse;
+
+  const timeToLive = async (req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> => {
+    if (!s.isLeader()) {
+      const c = toLeader();
+      return new Promise((resolve, reject) =>
+        c.leaseTimeToLive(req, new grpc.Metadata(), { deadline: Date.now() + s.requestTimeoutMs }, (err: grpc.ServiceError | null, res?: LeaseTimeToLiveResponse) =>
+          err ? reject(new EtcdError(err.code, err.details)) : resolve(res!),
+        ),
+      );
+    }
+    await s.linearizableRead();
+    const l = s.lessor.leases.get(req.ID);
+    if (!l) return { header: s.header(s.sm.store.currentRev), ID: req.ID, TTL: -1n, grantedTTL: 0n, keys: [] };
+    return {
+      header: s.header(s.sm.store.currentRev),
+      ID: req.ID,
+      TTL: s.lessor.remaining(req.ID),
+      grantedTTL: l.ttl,
+      keys: req.keys ? [...l.keys].map((k) => Buffer.from(k, 'latin1')) : [],
+    };
+  };
+
+  const leases = async (): Promise<LeaseLeasesResponse> => {
+    await s.linearizableRead();
+    return { header: s.header(s.sm.store.currentRev), leases: [...s.lessor.leases.keys()].map((ID) => ({ ID })) };
+  };
+
+  const keepAlive = (call: grpc.ServerDuplexStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>): void => {
+    try {
+      checkCall(s, call.metadata, false);
+    } catch (e) {
+      call.emit('error', toServiceError(e));
+      return;
+    }
+    let forward: grpc.ClientDuplexStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse> | undefined;
+    call.on('data', (req: LeaseKeepAliveRequest) => {
+      if (s.isLeader()) {
+        let TTL: bigint;
+        try {
+          TTL = s.lessor.renew(req.ID);
+        } catch {
+          TTL = 0n; // etcd answers an unknown lease with TTL 0
+        }
+        call.write({ header: s.header(s.sm.store.currentRev), ID: req.ID, TTL });
+        return;
+      }
+      try {
+        if (!forward) {
+          forward = toLeader().leaseKeepAlive();
+          forward.on('data', (r: LeaseKeepAliveResponse) => call.write(r));
+          forward.on('error', () => {
+            forward = undefined;
+          });
+          forward.on('end', () => {
+            forward = undefined;
+          });
+        }
+        forward.write(req);
+      } catch (e) {
+        call.emit('error', toServiceError(e));
+      }
+    });
+    call.on('end', () => {
+      forward?.end();
+      call.end();
+    });
+    call.on('error', () => forward?.cancel());
+    call.on('cancelled', () => forward?.cancel());
+  };
+
+  return [
+    LeaseService,
+    {
+      leaseGrant: unary(s, grant),
+      leaseRevoke: unary(s, revoke),
+      leaseKeepAlive: keepAlive,
+      leaseTimeToLive: unary(s, timeToLive),
+      leaseLeases: unary(s, leases),
+    },
+  ];
+}

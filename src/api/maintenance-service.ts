@@ -1,0 +1,97 @@
+// etcdserverpb.Maintenance: Status, Alarm, Defragment, Hash, HashKV, Snapshot, MoveLeader.
+
+import type * as grpc from '@grpc/grpc-js';
+import {
+  type AlarmResponse,
+  type DefragmentResponse,
+  type HashKVRequest,
+  type HashKVResponse,
+  type HashResponse,
+  MaintenanceService,
+  type MoveLeaderRequest,
+  type MoveLeaderResponse,
+  type SnapshotResponse,
+  type StatusResponse,
+} from '../gen/etcd/rpc.js';
+import { Errors } from '../kv/errors.js';
+import { API_VERSION, type EtcdServer } from '../server/etcd-server.js';
+import { encodeSnapshotFile } from '../storage/snap/snapshotter.js';
+import { checkCall, toServiceError, unary } from './grpc-util.js';
+
+export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, grpc.UntypedServiceImplementation] {
+  const hdr = () => s.header(s.sm.store.currentRev);
+  const status = async (): Promise<StatusResponse> => {
+    const size = BigInt(s.sm.store.approximateSize());
+    return {
+      header: hdr(),
+      version: API_VERSION,
+      dbSize: size,
+      leader: s.leader(),
+      raftIndex: BigInt(s.committedIndex()),
+      raftTerm: BigInt(s.raw.raft.term),
+      raftAppliedIndex: BigInt(s.sm.appliedIndex),
+      errors: [],
+      dbSizeInUse: size,
+      isLearner: s.isLearner(),
+    };
+  };
+  const alarm = async (): Promise<AlarmResponse> => ({ header: hdr(), alarms: [] });
+  const defragment = async (): Promise<DefragmentResponse> => ({ header: hdr() });
+  const hash = async (): Promise<HashResponse> => ({ header: hdr(), hash: s.sm.store.hash(s.sm.store.currentRev) });
+  const hashKV = async (req: HashKVRequest): Promise<HashKVResponse> => {
+    const store = s.sm.store;
+    const rev = req.revision > 0n ? req.revision : store.currentRev;
+    if (rev > store.currentRev) throw Errors.futureRev();
+    if (rev < store.compactRev) throw Errors.compacted();
+    return { header: hdr(), hash: store.hash(rev), compactRevision: store.compactRev < 0n ? 0n : store.compactRev };
+  };
+  const moveLeader = async (req: MoveLeaderRequest): Promise<MoveLeaderResponse> => {
+    if (!s.isLeader()) throw Errors.notLeader();
+    const target = s.sm.membership.get(req.targetID);
+    if (!target || target.isLearner) throw Errors.badLeaderTransferee();
+    await s.transferLeadership(req.targetID);
+    return { header: hdr() };
+  };
+  const snapshot = (call: grpc.ServerWritableStream<unknown, SnapshotResponse>): void => {
+    try {
+      checkCall(s, call.metadata, false);
+    } catch (e) {
+      call.emit('error', toServiceError(e));
+      return;
+    }
+    // A point-in-time image of the state machine, in raftkv's snapshot file format.
+    const image = Buffer.from(JSON.stringify(s.sm.toImage()));
+    const file = encodeSnapshotFile({
+      data: image,
+      metadata: { index: s.sm.appliedIndex, term: s.raw.raft.term, confState: s.raw.raft.trk.confState() },
+    });
+    const header = hdr();
+    const CHUNK = 32 * 1024;
+    let off = 0;
+    const pump = (): void => {
+      while (off < file.length) {
+        const end = Math.min(file.length, off + CHUNK);
+        const ok = call.write({ header, remainingBytes: BigInt(file.length - end), blob: file.subarray(off, end) });
+        off = end;
+        if (!ok) {
+          call.once('drain', pump);
+          return;
+        }
+      }
+      call.end();
+    };
+    pump();
+  };
+  return [
+    MaintenanceService,
+    {
+      alarm: unary(s, alarm),
+      status: unary(s, status, { learnerOk: true }),
+      defragment: unary(s, defragment),
+      hash: unary(s, hash),
+      hashKV: unary(s, hashKV),
+      snapshot,
+      moveLeader: unary(s, moveLeader),
+    },
+  ];
+}

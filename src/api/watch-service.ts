@@ -1,0 +1,102 @@
+// etcdserverpb.Watch: one bidirectional stream carries many watchers.
+
+import * as grpc from '@grpc/grpc-js';
+import type { Event } from '../gen/etcd/kv.js';
+import { WatchCreateRequest_FilterType, type WatchRequest, type WatchResponse, WatchService } from '../gen/etcd/rpc.js';
+import { EtcdError } from '../kv/errors.js';
+import type { Watcher } from '../kv/watch-hub.js';
+import type { EtcdServer } from '../server/etcd-server.js';
+import { checkCall, toServiceError } from './grpc-util.js';
+
+export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedServiceImplementation] {
+  const watch = (call: grpc.ServerDuplexStream<WatchRequest, WatchResponse>): void => {
+    try {
+      checkCall(s, call.metadata, false);
+    } catch (e) {
+      call.emit('error', toServiceError(e));
+      return;
+    }
+    const mine = new Map<bigint, Watcher>();
+    let nextId = 0n;
+    let closed = false;
+    const send = (r: WatchResponse): void => {
+      if (!closed) call.write(r);
+    };
+    const cleanup = (): void => {
+      closed = true;
+      for (const w of mine.values()) s.watchHub.remove(w);
+      mine.clear();
+    };
+    call.on('data', (req: WatchRequest) => {
+      const header = () => s.header(s.sm.store.currentRev);
+      if (req.createRequest) {
+        const c = req.createRequest;
+        let id = c.watchId;
+        if (id === 0n) {
+          while (mine.has(nextId)) nextId++;
+          id = nextId++;
+        } else if (mine.has(id)) {
+          send({ header: header(), watchId: id, created: true, canceled: true, compactRevision: 0n, cancelReason: 'etcdserver: mvcc: watcher ID already exists', fragment: false, events: [] });
+          return;
+        }
+        const watchId = id;
+        const w: Watcher = {
+          key: c.key,
+          rangeEnd: c.rangeEnd.length > 0 ? c.rangeEnd : undefined,
+          startRevision: c.startRevision,
+          prevKv: c.prevKv,
+          noPut: c.filters.includes(WatchCreateRequest_FilterType.NOPUT),
+          noDelete: c.filters.includes(WatchCreateRequest_FilterType.NODELETE),
+          deliver: (events: Event[], rev: bigint) =>
+            send({ header: s.header(rev), watchId, created: false, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events }),
+        };
+        let backlog: Event[];
+        try {
+          backlog = s.watchHub.add(w);
+        } catch (e) {
+          // start_revision compacted: created, then canceled with the compact revision.
+          send({ header: header(), watchId, created: true, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });
+          send({
+            header: header(),
+            watchId,
+            created: false,
+            canceled: true,
+            compactRevision: s.sm.store.compactRev,
+            cancelReason: e instanceof EtcdError ? e.message : String(e),
+            fragment: false,
+            events: [],
+          });
+          return;
+        }
+        mine.set(watchId, w);
+        send({ header: header(), watchId, created: true, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });
+        // Catch-up events, one response per revision.
+        let i = 0;
+        while (i < backlog.length) {
+          const rev = backlog[i]!.kv!.modRevision;
+          let j = i;
+          while (j < backlog.length && backlog[j]!.kv!.modRevision === rev) j++;
+          w.deliver(backlog.slice(i, j), rev);
+          i = j;
+        }
+      } else if (req.cancelRequest) {
+        const id = req.cancelRequest.watchId;
+        const w = mine.get(id);
+        if (w) {
+          s.watchHub.remove(w);
+          mine.delete(id);
+        }
+        send({ header: header(), watchId: id, created: false, canceled: true, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });
+      } else if (req.progressRequest) {
+        send({ header: header(), watchId: -1n, created: false, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });
+      }
+    });
+    call.on('end', () => {
+      cleanup();
+      call.end();
+    });
+    call.on('error', cleanup);
+    call.on('cancelled', cleanup);
+  };
+  return [WatchService, { watch }];
+}

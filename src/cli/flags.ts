@@ -1,0 +1,136 @@
+// etcd's server flags (same names, same defaults), parsed and validated before anything
+// touches the data directory. A bad flag is one line on stderr and exit code 2.
+
+import { Command, CommanderError, Option } from 'commander';
+
+export interface Flags {
+  name: string;
+  dataDir: string;
+  listenClientUrls: string[];
+  advertiseClientUrls: string[];
+  listenPeerUrls: string[];
+  initialAdvertisePeerUrls: string[];
+  initialCluster: Map<string, string[]>;
+  initialClusterState: 'new' | 'existing';
+  initialClusterToken: string;
+  heartbeatInterval: number;
+  electionTimeout: number;
+  snapshotCount: number;
+  snapshotCatchUpEntries: number;
+  maxRequestBytes: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+export class FlagError extends Error {}
+
+function urlList(flag: string, v: string): string[] {
+  const urls = v.split(',').map((x) => x.trim()).filter((x) => x.length > 0);
+  if (urls.length === 0) throw new FlagError(`invalid value "${v}" for flag --${flag}: no URL given`);
+  for (const u of urls) {
+    let p: URL;
+    try {
+      p = new URL(u);
+    } catch {
+      throw new FlagError(`invalid value "${v}" for flag --${flag}: "${u}" is not a URL`);
+    }
+    if (p.protocol !== 'http:' && p.protocol !== 'https:') {
+      throw new FlagError(`invalid value "${v}" for flag --${flag}: URL scheme must be http or https`);
+    }
+    if (p.protocol === 'https:') throw new FlagError(`invalid value "${v}" for flag --${flag}: TLS is not supported yet`);
+    if (!p.port) throw new FlagError(`invalid value "${v}" for flag --${flag}: URL "${u}" has no port`);
+  }
+  return urls;
+}
+
+function positiveInt(flag: string, v: string, min = 1): number {
+  if (!/^\d+$/.test(v.trim())) throw new FlagError(`invalid value "${v}" for flag --${flag}: must be an integer`);
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < min) throw new FlagError(`invalid value "${v}" for flag --${flag}: must be >= ${min}`);
+  return n;
+}
+
+function parseInitialCluster(v: string): Map<string, string[]> {
+  const m = new Map<string, string[]>();
+  for (const part of v.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new FlagError(`invalid value "${v}" for flag --initial-cluster: expected name=url[,name=url...]`);
+    const name = part.slice(0, eq);
+    const url = urlList('initial-cluster', part.slice(eq + 1))[0]!;
+    m.set(name, [...(m.get(name) ?? []), url]);
+  }
+  if (m.size === 0) throw new FlagError('invalid value "" for flag --initial-cluster: empty');
+  return m;
+}
+
+export function buildCommand(): Command {
+  return new Command('raftkv')
+    .description('raftkv: a Raft key-value store speaking the etcd v3 API (one cluster member)')
+    .option('--name <string>', 'human-readable name for this member', 'default')
+    .option('--data-dir <path>', 'path to the data directory (default: ${name}.etcd)')
+    .option('--listen-client-urls <urls>', 'URLs to listen on for client traffic', 'http://localhost:2379')
+    .option('--advertise-client-urls <urls>', 'client URLs to advertise to the rest of the cluster', 'http://localhost:2379')
+    .option('--listen-peer-urls <urls>', 'URLs to listen on for peer traffic', 'http://localhost:2380')
+    .option('--initial-advertise-peer-urls <urls>', "this member's peer URLs to advertise to the rest of the cluster", 'http://localhost:2380')
+    .option('--initial-cluster <name=url,...>', 'initial cluster configuration for bootstrapping (default: ${name}=${initial-advertise-peer-urls})')
+    .addOption(new Option('--initial-cluster-state <state>', "'new' or 'existing'").default('new'))
+    .option('--initial-cluster-token <token>', 'initial cluster token for the cluster during bootstrap', 'etcd-cluster')
+    .option('--heartbeat-interval <ms>', 'time (in milliseconds) of a heartbeat interval', '100')
+    .option('--election-timeout <ms>', 'time (in milliseconds) for an election to timeout', '1000')
+    .option('--snapshot-count <n>', 'number of committed transactions to trigger a snapshot to disk', '100000')
+    .option('--snapshot-catchup-entries <n>', 'entries kept after a snapshot for slow followers', '5000')
+    .option('--max-request-bytes <n>', 'maximum client request size in bytes the server will accept', '1572864')
+    .option('--log-level <level>', 'log level: debug, info, warn, error', 'info')
+    .helpOption('-h, --help', 'show this help')
+    .allowExcessArguments(false);
+}
+
+/** Parses argv (without node and script). Throws FlagError or CommanderError with one-line text. */
+export function parseFlags(argv: string[]): Flags {
+  const cmd = buildCommand().exitOverride().configureOutput({ writeErr: () => {}, writeOut: (s) => process.stdout.write(s) });
+  cmd.parse(argv, { from: 'user' });
+  const o = cmd.opts<Record<string, string>>();
+  const name = o.name!;
+  if (name.length === 0) throw new FlagError('invalid value "" for flag --name: must not be empty');
+  const state = o.initialClusterState;
+  if (state !== 'new' && state !== 'existing') {
+    throw new FlagError(`invalid value "${state}" for flag --initial-cluster-state: must be "new" or "existing"`);
+  }
+  const level = o.logLevel;
+  if (level !== 'debug' && level !== 'info' && level !== 'warn' && level !== 'error') {
+    throw new FlagError(`invalid value "${level}" for flag --log-level: must be debug, info, warn or error`);
+  }
+  const heartbeat = positiveInt('heartbeat-interval', o.heartbeatInterval!);
+  const election = positiveInt('election-timeout', o.electionTimeout!);
+  if (election < 5 * heartbeat) {
+    throw new FlagError(`--election-timeout[${election}ms] should be at least as 5 times as --heartbeat-interval[${heartbeat}ms]`);
+  }
+  if (election > 50000) throw new FlagError(`--election-timeout[${election}ms] is too long, and should be set less than 50000ms`);
+  const advertisePeer = urlList('initial-advertise-peer-urls', o.initialAdvertisePeerUrls!);
+  const cluster = parseInitialCluster(o.initialCluster ?? `${name}=${advertisePeer.join(`,${name}=`)}`);
+  const mine = cluster.get(name);
+  if (!mine) throw new FlagError(`invalid value for flag --initial-cluster: it has no member named "${name}" (--name)`);
+  if ([...mine].sort().join(',') !== [...advertisePeer].sort().join(',')) {
+    throw new FlagError(
+      `--initial-cluster has ${name}=${mine.join(',')} but missing from --initial-advertise-peer-urls=${advertisePeer.join(',')}`,
+    );
+  }
+  return {
+    name,
+    dataDir: o.dataDir ?? `${name}.etcd`,
+    listenClientUrls: urlList('listen-client-urls', o.listenClientUrls!),
+    advertiseClientUrls: urlList('advertise-client-urls', o.advertiseClientUrls!),
+    listenPeerUrls: urlList('listen-peer-urls', o.listenPeerUrls!),
+    initialAdvertisePeerUrls: advertisePeer,
+    initialCluster: cluster,
+    initialClusterState: state,
+    initialClusterToken: o.initialClusterToken!,
+    heartbeatInterval: heartbeat,
+    electionTimeout: election,
+    snapshotCount: positiveInt('snapshot-count', o.snapshotCount!),
+    snapshotCatchUpEntries: positiveInt('snapshot-catchup-entries', o.snapshotCatchupEntries!, 1),
+    maxRequestBytes: positiveInt('max-request-bytes', o.maxRequestBytes!),
+    logLevel: level,
+  };
+}
+
+export { CommanderError };

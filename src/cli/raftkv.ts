@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+// `raftkv [etcd flags]`: runs one cluster member, exactly as `etcd` would with the same flags.
+
+import * as grpc from '@grpc/grpc-js';
+import { bind, createClientServer } from '../api/client-server.js';
+import { EtcdServer } from '../server/etcd-server.js';
+import { CommanderError, FlagError, type Flags, parseFlags } from './flags.js';
+import { createLogger } from '../util/log.js';
+import { hex } from '../util/ids.js';
+
+async function main(): Promise<void> {
+  let flags: Flags;
+  try {
+    flags = parseFlags(process.argv.slice(2));
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') process.exit(0);
+      process.stderr.write(`raftkv: ${e.message.replace(/^error: /, '')}\n`);
+      process.exit(2);
+    }
+    if (e instanceof FlagError) {
+      process.stderr.write(`raftkv: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const logger = createLogger(flags.logLevel, flags.name);
+  const server = new EtcdServer({
+    name: flags.name,
+    dataDir: flags.dataDir,
+    advertiseClientUrls: flags.advertiseClientUrls,
+    initialAdvertisePeerUrls: flags.initialAdvertisePeerUrls,
+    initialCluster: flags.initialCluster,
+    initialClusterState: flags.initialClusterState,
+    initialClusterToken: flags.initialClusterToken,
+    heartbeatMs: flags.heartbeatInterval,
+    electionMs: flags.electionTimeout,
+    snapshotCount: flags.snapshotCount,
+    snapshotCatchUpEntries: flags.snapshotCatchUpEntries,
+    maxRequestBytes: flags.maxRequestBytes,
+    logger,
+  });
+  const fail = (msg: string, code = 1): never => {
+    logger.error(msg);
+    logger.flush();
+    process.stderr.write(`raftkv: ${msg}\n`);
+    process.exit(code);
+  };
+  try {
+    await server.init();
+  } catch (e) {
+    fail((e as Error).message);
+  }
+
+  const peerServer = new grpc.Server({ 'grpc.max_receive_message_length': 256 * 1024 * 1024 });
+  const [svc, impl] = server.transport.service();
+  peerServer.addService(svc, impl);
+  const clientServer = createClientServer(server);
+  try {
+    for (const u of flags.listenPeerUrls) await bind(peerServer, u);
+    for (const u of flags.listenClientUrls) await bind(clientServer, u);
+  } catch (e) {
+    fail(`cannot listen: ${(e as Error).message}`);
+  }
+
+  let stopping = false;
+  const shutdown = async (code: number): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('shutting down');
+    clientServer.forceShutdown();
+    peerServer.forceShutdown();
+    await server.stop();
+    logger.info('stopped');
+    logger.flush();
+    process.exit(code);
+  };
+  server.onFatal = (e) => void shutdown(1).then(() => fail(e.message));
+  server.onRemoved = () => void shutdown(0);
+  process.on('SIGINT', () => void shutdown(0));
+  process.on('SIGTERM', () => void shutdown(0));
+
+  server.start();
+  logger.info(
+    `member ${flags.name} (${hex(server.id)}) serving clients on ${flags.listenClientUrls.join(',')} and peers on ${flags.listenPeerUrls.join(',')}`,
+  );
+}
+
+void main();

@@ -1,0 +1,114 @@
+// Leases. Grants and revokes go through the log (every node knows every lease and its keys);
+// expiry deadlines are kept only by the leader, in its own monotonic clock, as in etcd: the
+// leader renews on keepalive and, when a lease expires, proposes its revocation through Raft.
+// A new leader restarts every lease's countdown with a full TTL (it cannot know how much of the
+// old leader's countdown had run).
+
+import type { LeaseHooks } from './mvcc.js';
+import { Errors } from './errors.js';
+
+export const MAX_LEASE_TTL = 9_000_000_000n;
+
+export interface Lease {
+  id: bigint;
+  /** Granted TTL in seconds. */
+  ttl: bigint;
+  keys: Set<string>;
+  /** Leader-local deadline (ms, monotonic); undefined on followers. */
+  expiry: number | undefined;
+}
+
+export class Lessor implements LeaseHooks {
+  readonly leases = new Map<bigint, Lease>();
+  private primary = false;
+
+  constructor(
+    /** Minimum TTL in seconds (etcd: 1.5 election timeouts, rounded up). */
+    readonly minTTL: bigint,
+    private readonly now: () => number,
+  ) {}
+
+  exists(id: bigint): boolean {
+    return this.leases.has(id);
+  }
+
+  attach(id: bigint, key: string): void {
+    this.leases.get(id)?.keys.add(key);
+  }
+
+  detach(id: bigint, key: string): void {
+    this.leases.get(id)?.keys.delete(key);
+  }
+
+  /** Applied from the log. */
+  grant(id: bigint, ttl: bigint): Lease {
+    if (this.leases.has(id)) throw Errors.leaseExist();
+    if (ttl > MAX_LEASE_TTL) throw Errors.leaseTTLTooLarge();
+    const t = ttl < this.minTTL ? this.minTTL : ttl;
+    const l: Lease = { id, ttl: t, keys: new Set(), expiry: this.primary ? this.now() + Number(t) * 1000 : undefined };
+    this.leases.set(id, l);
+    return l;
+  }
+
+  /** Applied from the log; the caller deletes the returned keys in the same revision. */
+  revoke(id: bigint): string[] {
+    const l = this.leases.get(id);
+    if (!l) throw Errors.leaseNotFound();
+    this.leases.delete(id);
+    return [...l.keys];
+  }
+
+  /** Leader only: a keepalive. Returns the TTL. */
+  renew(id: bigint): bigint {
+    const l = this.leases.get(id);
+    if (!l) throw Errors.leaseNotFound();
+    l.expiry = this.now() + Number(l.ttl) * 1000;
+    return l.ttl;
+  }
+
+  /** Remaining seconds (leader's view), or the granted TTL on a follower. */
+  remaining(id: bigint): bigint {
+    const l = this.leases.get(id);
+    if (!l) throw Errors.leaseNotFound();
+    if (l.expiry === undefined) return l.ttl;
+    const ms = l.expiry - this.now();
+    return ms <= 0 ? 0n : BigInt(Math.ceil(ms / 1000));
+  }
+
+  /** This node became leader: start every countdown afresh. */
+  promote(): void {
+    this.primary = true;
+    const now = this.now();
+    for (const l of this.leases.values()) l.expiry = now + Number(l.ttl) * 1000;
+  }
+
+  demote(): void {
+    this.primary = false;
+    for (const l of this.leases.values()) l.expiry = undefined;
+  }
+
+  isPrimary(): boolean {
+    return this.primary;
+  }
+
+  /** Leader only: leases past their deadline. */
+  expired(): bigint[] {
+    if (!this.primary) return [];
+    const now = this.now();
+    const out: bigint[] = [];
+    for (const l of this.leases.values()) if (l.expiry !== undefined && l.expiry <= now) out.push(l.id);
+    return out;
+  }
+
+  toImage(): Array<[string, string]> {
+    return [...this.leases.values()].map((l) => [l.id.toString(), l.ttl.toString()]);
+  }
+
+  restore(img: Array<[string, string]>): void {
+    this.leases.clear();
+    for (const [id, ttl] of img) {
+      this.leases.set(BigInt(id), { id: BigInt(id), ttl: BigInt(ttl), keys: new Set(), expiry: undefined });
+    }
+    if (this.primary) this.promote();
+  }
+}

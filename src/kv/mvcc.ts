@@ -1,0 +1,382 @@
+// The multi-version key-value store behind the etcd API.
+//
+// Every write transaction gets the next global revision (a Txn's writes share one); each key
+// keeps its history of versions (create revision, mod revision, version, value, lease) until
+// a compaction removes what is superseded. Reads at an old revision, watches from the past and
+// prev_kv all come from these histories. Keys are bytes; the index is a B-tree keyed by the
+// key's latin1 string, which sorts exactly like the bytes. Revisions are bigint, exact.
+
+import { crc32 } from 'node:zlib';
+import type { Event, KeyValue } from '../gen/etcd/kv.js';
+import { Event_EventType } from '../gen/etcd/kv.js';
+import { type SortedMap, newSortedMap } from '../util/btree.js';
+import { Errors } from './errors.js';
+
+/** One version of a key. version === 0n marks a deletion (tombstone). */
+interface Rev {
+  mod: bigint;
+  /** Order of the write within its revision (a Txn may write several keys). */
+  sub: number;
+  create: bigint;
+  version: bigint;
+  value: Buffer;
+  lease: bigint;
+}
+
+class KeyRecord {
+  history: Rev[] = [];
+  constructor(readonly key: Buffer) {}
+
+  latest(): Rev | undefined {
+    const h = this.history;
+    const r = h[h.length - 1];
+    return r && r.version !== 0n ? r : undefined;
+  }
+
+  /** The live version visible at revision `rev`, if any. */
+  at(rev: bigint): Rev | undefined {
+    const h = this.history;
+    let lo = 0;
+    let hi = h.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (h[mid]!.mod <= rev) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    if (found < 0) return undefined;
+    const r = h[found]!;
+    return r.version === 0n ? undefined : r;
+  }
+}
+
+export const keyStr = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+
+export function toKeyValue(key: Buffer, r: Rev, keysOnly = false): KeyValue {
+  return {
+    key,
+    createRevision: r.create,
+    modRevision: r.mod,
+    version: r.version,
+    value: keysOnly ? Buffer.alloc(0) : r.value,
+    lease: r.lease,
+  };
+}
+
+export interface RangeOptions {
+  /** <= 0: the current revision. */
+  revision?: bigint;
+  limit?: number;
+  keysOnly?: boolean;
+  countOnly?: boolean;
+}
+
+export interface RangeResult {
+  kvs: KeyValue[];
+  count: number;
+  rev: bigint;
+}
+
+/** Iteration bounds of an etcd range: [key, end), end '\0' = to the end, no end = one key. */
+export function rangeBounds(key: Uint8Array, end: Uint8Array | undefined): { lo: string; hi: string | undefined; single: boolean } {
+  const lo = keyStr(key);
+  if (!end || end.length === 0) return { lo, hi: lo, single: true };
+  if (end.length === 1 && end[0] === 0) return { lo, hi: undefined, single: false };
+  return { lo, hi: keyStr(end), single: false };
+}
+
+export type WatchSink = (events: Event[], rev: bigint) => void;
+
+/** Hooks into the lessor: which keys each lease holds. */
+export interface LeaseHooks {
+  exists(lease: bigint): boolean;
+  attach(lease: bigint, key: string): void;
+  detach(lease: bigint, key: string): void;
+}
+
+export class MvccStore {
+  /** The revision of the last completed write (etcd starts at 1). */
+  currentRev = 1n;
+  /** Revisions below this are compacted away (-1: never compacted). */
+  compactRev = -1n;
+  private index: SortedMap<string, KeyRecord> = newSortedMap();
+  /** Called after every write revision with its events (the watch hub). */
+  onEvents: WatchSink | undefined;
+  leases: LeaseHooks | undefined;
+
+  keyCount(): number {
+    return this.index.size;
+  }
+
+  /** Approximate bytes held (keys, values and metadata of every version). */
+  approximateSize(): number {
+    let s = 0;
+    this.index.forEach((rec) => {
+      for (const r of rec.history) s += rec.key.length + r.value.length + 48;
+    });
+    return s;
+  }
+
+  private checkReadRev(rev: bigint | undefined): bigint {
+    if (rev === undefined || rev <= 0n) return this.currentRev;
+    if (rev > this.currentRev) throw Errors.futureRev();
+    if (rev < this.compactRev) throw Errors.compacted();
+    return rev;
+  }
+
+  /** Visits the live versions in [key, end) at `rev`, in key order, until `f` returns false. */
+  private scan(key: Uint8Array, end: Uint8Array | undefined, rev: bigint, f: (rec: KeyRecord, r: Rev) => boolean | void): void {
+    const { lo, hi, single } = rangeBounds(key, end);
+    if (single) {
+      const rec = this.index.get(lo);
+      const r = rec?.at(rev);
+      if (rec && r) f(rec, r);
+      return;
+    }
+    if (hi !== undefined && hi <= lo) return;
+    const visit = (_k: string, rec: KeyRecord): { break: true } | void => {
+      const r = rec.at(rev);
+      if (r && f(rec, r) === false) return { break: true };
+    };
+    if (hi === undefined) {
+      const maxKey = this.index.maxKey();
+      if (maxKey !== undefined && maxKey >= lo) this.index.forRange(lo, maxKey, true, visit);
+    } else {
+      this.index.forRange(lo, hi, false, visit);
+    }
+  }
+
+  range(key: Uint8Array, end: Uint8Array | undefined, o: RangeOptions = {}): RangeResult {
+    const rev = this.checkReadRev(o.revision);
+    const kvs: KeyValue[] = [];
+    let count = 0;
+    const limit = o.limit && o.limit > 0 ? o.limit : Infinity;
+    this.scan(key, end, rev, (rec, r) => {
+      count++;
+      if (!o.countOnly && kvs.length < limit) kvs.push(toKeyValue(rec.key, r, o.keysOnly));
+    });
+    return { kvs, count, rev: this.currentRev };
+  }
+
+  /** Runs a write transaction; all its writes share one new revision (if it writes at all). */
+  write<T>(f: (w: WriteTxn) => T): T {
+    const w = new WriteTxn(this, this.currentRev + 1n);
+    const out = f(w);
+    if (w.events.length > 0) {
+      this.currentRev = w.rev;
+      this.onEvents?.(w.events, w.rev);
+    }
+    return out;
+  }
+
+  /** @internal used by WriteTxn */
+  record(key: Buffer, create: boolean): KeyRecord | undefined {
+    const k = keyStr(key);
+    let rec = this.index.get(k);
+    if (!rec && create) {
+      rec = new KeyRecord(Buffer.from(key));
+      this.index.set(k, rec);
+    }
+    return rec;
+  }
+
+  /** @internal */
+  scanLatest(key: Uint8Array, end: Uint8Array | undefined, f: (rec: KeyRecord, r: Rev) => void): void {
+    // Live state including this transaction's own writes: "at" an unbounded revision.
+    this.scan(key, end, BigInt(Number.MAX_SAFE_INTEGER) * 1024n, f);
+  }
+
+  /**
+   * Compacts history below `rev`: each key keeps its latest version at or below `rev` (unless
+   * deleted) and everything after. Reads and watches below `rev` then get ErrCompacted.
+   */
+  compact(rev: bigint): void {
+    if (rev <= this.compactRev) throw Errors.compacted();
+    if (rev > this.currentRev) throw Errors.futureRev();
+    const dead: string[] = [];
+    this.index.forEach((rec, k) => {
+      const h = rec.history;
+      let keepFrom = 0;
+      for (let i = h.length - 1; i >= 0; i--) {
+        if (h[i]!.mod <= rev) {
+          keepFrom = h[i]!.version === 0n ? i + 1 : i;
+          break;
+        }
+      }
+      if (keepFrom > 0) rec.history = h.slice(keepFrom);
+      if (rec.history.length === 0) dead.push(k);
+    });
+    for (const k of dead) this.index.delete(k);
+    this.compactRev = rev;
+  }
+
+  /** Events in [key, end) with revision >= fromRev, in revision order (watch catch-up). */
+  eventsSince(key: Uint8Array, end: Uint8Array | undefined, fromRev: bigint, prevKv: boolean): Event[] {
+    if (fromRev < this.compactRev) throw Errors.compacted();
+    const out: Array<{ ev: Event; mod: bigint; sub: number }> = [];
+    const { lo, hi, single } = rangeBounds(key, end);
+    const visit = (rec: KeyRecord): void => {
+      const h = rec.history;
+      for (let i = h.length - 1; i >= 0; i--) {
+        const r = h[i]!;
+        if (r.mod < fromRev) break;
+        const prev = i > 0 && h[i - 1]!.version !== 0n ? h[i - 1]! : undefined;
+        out.push({ ev: makeEvent(rec.key, r, prevKv ? prev : undefined), mod: r.mod, sub: r.sub });
+      }
+    };
+    if (single) {
+      const rec = this.index.get(lo);
+      if (rec) visit(rec);
+    } else if (hi === undefined) {
+      const maxKey = this.index.maxKey();
+      if (maxKey !== undefined && maxKey >= lo) this.index.forRange(lo, maxKey, true, (_k, rec) => visit(rec));
+    } else if (hi > lo) {
+      this.index.forRange(lo, hi, false, (_k, rec) => visit(rec));
+    }
+    out.sort((a, b) => (a.mod < b.mod ? -1 : a.mod > b.mod ? 1 : a.sub - b.sub));
+    return out.map((x) => x.ev);
+  }
+
+  /** crc32 over every version up to `rev` (for Maintenance.HashKV consistency checks). */
+  hash(rev: bigint): number {
+    let h = 0;
+    this.index.forEach((rec) => {
+      for (const r of rec.history) {
+        if (r.mod > rev) break;
+        const meta = Buffer.alloc(17);
+        meta.writeBigInt64LE(r.mod, 0);
+        meta.writeBigInt64LE(r.version, 8);
+        meta[16] = r.version === 0n ? 1 : 0;
+        h = crc32(rec.key, h);
+        h = crc32(meta, h);
+        h = crc32(r.value, h);
+      }
+    });
+    return h >>> 0;
+  }
+
+  // ---- snapshot image: every key's history, plus the revisions
+
+  toImage(): StoreImage {
+    const keys: StoreImage['keys'] = [];
+    this.index.forEach((rec) => {
+      keys.push({
+        key: rec.key.toString('base64'),
+        history: rec.history.map((r) => [r.mod.toString(), r.sub, r.create.toString(), r.version.toString(), r.value.toString('base64'), r.lease.toString()]),
+      });
+    });
+    return { currentRev: this.currentRev.toString(), compactRev: this.compactRev.toString(), keys };
+  }
+
+  static fromImage(img: StoreImage): MvccStore {
+    const s = new MvccStore();
+    s.currentRev = BigInt(img.currentRev);
+    s.compactRev = BigInt(img.compactRev);
+    for (const k of img.keys) {
+      const rec = new KeyRecord(Buffer.from(k.key, 'base64'));
+      rec.history = k.history.map(([mod, sub, create, version, value, lease]) => ({
+        mod: BigInt(mod),
+        sub,
+        create: BigInt(create),
+        version: BigInt(version),
+        value: Buffer.from(value, 'base64'),
+        lease: BigInt(lease),
+      }));
+      s.index.set(keyStr(rec.key), rec);
+    }
+    return s;
+  }
+
+  /** Every live key attached to a lease (to rebuild the lessor after a snapshot restore). */
+  forEachLeasedKey(f: (lease: bigint, key: string) => void): void {
+    this.index.forEach((rec, k) => {
+      const r = rec.latest();
+      if (r && r.lease !== 0n) f(r.lease, k);
+    });
+  }
+}
+
+export interface StoreImage {
+  currentRev: string;
+  compactRev: string;
+  keys: Array<{ key: string; history: Array<[string, number, string, string, string, string]> }>;
+}
+
+function makeEvent(key: Buffer, r: Rev, prev: Rev | undefined): Event {
+  if (r.version === 0n) {
+    return {
+      type: Event_EventType.DELETE,
+      kv: { key, createRevision: 0n, modRevision: r.mod, version: 0n, value: Buffer.alloc(0), lease: 0n },
+      prevKv: prev ? toKeyValue(key, prev) : undefined,
+    };
+  }
+  return { type: Event_EventType.PUT, kv: toKeyValue(key, r), prevKv: prev ? toKeyValue(key, prev) : undefined };
+}
+
+/** The writes of one revision. */
+export class WriteTxn {
+  readonly events: Event[] = [];
+  private sub = 0;
+
+  constructor(
+    private readonly store: MvccStore,
+    readonly rev: bigint,
+  ) {}
+
+  /** Reads the live state, including this transaction's earlier writes. */
+  range(key: Uint8Array, end: Uint8Array | undefined, o: RangeOptions = {}): RangeResult {
+    if (o.revision !== undefined && o.revision > 0n) return this.store.range(key, end, o);
+    const kvs: KeyValue[] = [];
+    let count = 0;
+    const limit = o.limit && o.limit > 0 ? o.limit : Infinity;
+    this.store.scanLatest(key, end, (rec, r) => {
+      count++;
+      if (!o.countOnly && kvs.length < limit) kvs.push(toKeyValue(rec.key, r, o.keysOnly));
+    });
+    return { kvs, count, rev: this.events.length > 0 ? this.rev : this.store.currentRev };
+  }
+
+  get(key: Uint8Array): KeyValue | undefined {
+    const rec = this.store.record(Buffer.from(key.buffer, key.byteOffset, key.byteLength), false);
+    const r = rec?.latest();
+    return rec && r ? toKeyValue(rec.key, r) : undefined;
+  }
+
+  put(key: Buffer, value: Buffer, lease: bigint): KeyValue | undefined {
+    const rec = this.store.record(key, true)!;
+    const prev = rec.latest();
+    const r: Rev = {
+      mod: this.rev,
+      sub: this.sub++,
+      create: prev ? prev.create : this.rev,
+      version: prev ? prev.version + 1n : 1n,
+      value: Buffer.from(value),
+      lease,
+    };
+    rec.history.push(r);
+    const k = keyStr(key);
+    if (prev && prev.lease !== 0n && prev.lease !== lease) this.store.leases?.detach(prev.lease, k);
+    if (lease !== 0n) this.store.leases?.attach(lease, k);
+    this.events.push(makeEvent(rec.key, r, prev));
+    return prev ? toKeyValue(rec.key, prev) : undefined;
+  }
+
+  /** Deletes every live key in the range; returns the deleted key-values. */
+  deleteRange(key: Uint8Array, end: Uint8Array | undefined): KeyValue[] {
+    const victims: Array<{ rec: KeyRecord; prev: Rev }> = [];
+    this.store.scanLatest(key, end, (rec, r) => {
+      victims.push({ rec, prev: r });
+    });
+    const out: KeyValue[] = [];
+    for (const { rec, prev } of victims) {
+      const r: Rev = { mod: this.rev, sub: this.sub++, create: 0n, version: 0n, value: Buffer.alloc(0), lease: 0n };
+      rec.history.push(r);
+      if (prev.lease !== 0n) this.store.leases?.detach(prev.lease, keyStr(rec.key));
+      this.events.push(makeEvent(rec.key, r, prev));
+      out.push(toKeyValue(rec.key, prev));
+    }
+    return out;
+  }
+}

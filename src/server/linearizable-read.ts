@@ -1,0 +1,93 @@
+// Linearizable reads by ReadIndex, batched: all reads that arrive while a ReadIndex round is
+// in flight share the next round, so a burst of N reads costs one heartbeat round, not N.
+// A read completes once this node has applied up to the index the leader confirmed.
+
+export interface ReadIndexDriver {
+  /** Issues a ReadIndex request with this context (answered later via onReadState). */
+  readIndex(ctx: Uint8Array): void;
+  appliedIndex(): number;
+}
+
+interface Batch {
+  ctx: string;
+  waiters: Array<{ resolve: () => void; reject: (e: Error) => void }>;
+  index?: number;
+  sentAt: number;
+}
+
+export class LinearizableReader {
+  private next: Batch['waiters'] = [];
+  private inflight: Batch | undefined;
+  /** Confirmed batches waiting for apply to reach their index. */
+  private confirmed: Batch[] = [];
+  private seq = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly d: ReadIndexDriver,
+    /** Re-issue a round that got no answer (no leader, lost message) after this long. */
+    private readonly retryMs: number,
+  ) {}
+
+  /** Resolves when a read may be served locally; the caller adds its own timeout. */
+  wait(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.next.push({ resolve, reject });
+      this.startRound();
+    });
+  }
+
+  private startRound(): void {
+    if (this.inflight || this.next.length === 0) return;
+    const ctx = `ri-${process.pid}-${++this.seq}`;
+    this.inflight = { ctx, waiters: this.next, sentAt: Date.now() };
+    this.next = [];
+    this.d.readIndex(Buffer.from(ctx));
+    this.armRetry();
+  }
+
+  private armRetry(): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      const b = this.inflight;
+      if (!b) return;
+      // No answer: ask again under a new context (the old answer, if it comes, is ignored).
+      b.ctx = `ri-${process.pid}-${++this.seq}`;
+      b.sentAt = Date.now();
+      this.d.readIndex(Buffer.from(b.ctx));
+      this.armRetry();
+    }, this.retryMs);
+    this.retryTimer.unref();
+  }
+
+  onReadState(ctx: Uint8Array, index: number): void {
+    const b = this.inflight;
+    if (!b || Buffer.from(ctx).toString() !== b.ctx) return;
+    clearTimeout(this.retryTimer);
+    this.inflight = undefined;
+    b.index = index;
+    this.confirmed.push(b);
+    this.onApplied();
+    this.startRound();
+  }
+
+  onApplied(): void {
+    if (this.confirmed.length === 0) return;
+    const applied = this.d.appliedIndex();
+    const rest: Batch[] = [];
+    for (const b of this.confirmed) {
+      if (b.index! <= applied) for (const w of b.waiters) w.resolve();
+      else rest.push(b);
+    }
+    this.confirmed = rest;
+  }
+
+  failAll(e: Error): void {
+    clearTimeout(this.retryTimer);
+    const all = [...this.next, ...(this.inflight?.waiters ?? []), ...this.confirmed.flatMap((b) => b.waiters)];
+    this.next = [];
+    this.inflight = undefined;
+    this.confirmed = [];
+    for (const w of all) w.reject(e);
+  }
+}

@@ -1,0 +1,126 @@
+// Snapshot files: <term>-<index>.snap, written atomically (temp file, fsync, rename, fsync
+// directory) and checked by CRC on load. A corrupt newest snapshot is skipped (with a
+// warning) in favour of the newest valid one.
+//
+// Layout: "RKVSNAP1" | u32 crc32(rest) | u32 metadata length | metadata JSON | data
+
+import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import type { ConfState, Snapshot } from '../../raft/index.js';
+import type { Logger } from '../../raft/logger.js';
+import { fsyncDir } from '../../util/fsync.js';
+
+const MAGIC = Buffer.from('RKVSNAP1');
+
+interface MetaJson {
+  index: number;
+  term: number;
+  confState: { voters: string[]; learners: string[]; votersOutgoing: string[]; learnersNext: string[]; autoLeave: boolean };
+}
+
+const ids = (xs: bigint[]): string[] => xs.map(String);
+const big = (xs: string[]): bigint[] => xs.map((x) => BigInt(x));
+
+export function encodeSnapshotFile(s: Snapshot): Buffer {
+  const cs: ConfState = s.metadata.confState;
+  const meta: MetaJson = {
+    index: s.metadata.index,
+    term: s.metadata.term,
+    confState: {
+      voters: ids(cs.voters),
+      learners: ids(cs.learners),
+      votersOutgoing: ids(cs.votersOutgoing),
+      learnersNext: ids(cs.learnersNext),
+      autoLeave: cs.autoLeave,
+    },
+  };
+  const mb = Buffer.from(JSON.stringify(meta));
+  const rest = Buffer.concat([Buffer.alloc(4), mb, Buffer.from(s.data.buffer, s.data.byteOffset, s.data.byteLength)]);
+  rest.writeUInt32LE(mb.length, 0);
+  const head = Buffer.alloc(12);
+  MAGIC.copy(head, 0);
+  head.writeUInt32LE(crc32(rest), 8);
+  return Buffer.concat([head, rest]);
+}
+
+export function decodeSnapshotFile(buf: Buffer): Snapshot {
+  if (buf.length < 16 || !buf.subarray(0, 8).equals(MAGIC)) throw new Error('not a raftkv snapshot');
+  const rest = buf.subarray(12);
+  if (crc32(rest) !== buf.readUInt32LE(8)) throw new Error('snapshot checksum mismatch');
+  const ml = rest.readUInt32LE(0);
+  const meta = JSON.parse(rest.subarray(4, 4 + ml).toString()) as MetaJson;
+  return {
+    data: rest.subarray(4 + ml),
+    metadata: {
+      index: meta.index,
+      term: meta.term,
+      confState: {
+        voters: big(meta.confState.voters),
+        learners: big(meta.confState.learners),
+        votersOutgoing: big(meta.confState.votersOutgoing),
+        learnersNext: big(meta.confState.learnersNext),
+        autoLeave: meta.confState.autoLeave,
+      },
+    },
+  };
+}
+
+const snapName = (term: number, index: number): string =>
+  `${term.toString(16).padStart(16, '0')}-${index.toString(16).padStart(16, '0')}.snap`;
+
+export class Snapshotter {
+  constructor(
+    readonly dir: string,
+    private readonly logger: Logger,
+    /** How many snapshot files to keep. */
+    private readonly retain = 2,
+  ) {}
+
+  async save(s: Snapshot): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    const name = snapName(s.metadata.term, s.metadata.index);
+    const tmp = join(this.dir, `${name}.tmp`);
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.write(encodeSnapshotFile(s));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, join(this.dir, name));
+    await fsyncDir(this.dir);
+    await this.purge();
+  }
+
+  private async names(): Promise<string[]> {
+    try {
+      return (await readdir(this.dir)).filter((n) => n.endsWith('.snap')).sort();
+    } catch {
+      return [];
+    }
+  }
+
+  private async purge(): Promise<void> {
+    const all = await this.names();
+    // Sort by index (the second field) so the newest are kept.
+    const byIndex = all.sort((a, b) => a.slice(17).localeCompare(b.slice(17)));
+    for (const n of byIndex.slice(0, Math.max(0, byIndex.length - this.retain))) await unlink(join(this.dir, n));
+    for (const n of await readdir(this.dir).catch(() => [] as string[])) {
+      if (n.endsWith('.tmp')) await unlink(join(this.dir, n)).catch(() => {});
+    }
+  }
+
+  /** The newest valid snapshot, or undefined if there is none. */
+  async loadNewest(): Promise<Snapshot | undefined> {
+    const all = (await this.names()).sort((a, b) => b.slice(17).localeCompare(a.slice(17)));
+    for (const n of all) {
+      try {
+        return decodeSnapshotFile(await readFile(join(this.dir, n)));
+      } catch (e) {
+        this.logger.warn(`snap: skipping ${join(this.dir, n)}: ${(e as Error).message}`);
+      }
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,278 @@
+// A segmented write-ahead log of Raft entries and HardState.
+//
+// Durability: save() writes one Ready's records with a single write() and, when the Ready
+// says so, a single fdatasync (group commit: everything proposed while the previous fsync
+// was running lands in the same batch). All I/O is async (libuv's thread pool), so the event
+// loop keeps ticking heartbeats while the disk works.
+//
+// Recovery: segments are replayed in order; a later entry at an existing index replaces the
+// old suffix (a follower's log truncation). A torn record at the very end of the last
+// segment (a crash mid-write) is cut off with a warning. A bad record anywhere else means
+// acknowledged data may be damaged: open() refuses, naming the file and offset.
+
+import { existsSync } from 'node:fs';
+import { type FileHandle, mkdir, open, readFile, readdir, truncate, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Entry, type HardState, emptyHardState, isEmptyHardState } from '../../raft/index.js';
+import type { Logger } from '../../raft/logger.js';
+import { fsyncDir } from '../../util/fsync.js';
+import {
+  RecordType,
+  type WalMetadata,
+  decodeRecord,
+  encodeEntry,
+  encodeHardState,
+  encodeMetadata,
+  encodeSnapshotMark,
+} from './record.js';
+
+export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+
+export interface WalOptions {
+  segmentBytes?: number;
+  logger: Logger;
+}
+
+export interface WalContents {
+  meta: WalMetadata;
+  hardState: HardState;
+  /** The contiguous run of entries the WAL holds (it may start before the snapshot index). */
+  entries: Entry[];
+  /** The latest snapshot recorded in the WAL. */
+  snapshot?: { index: number; term: number };
+  /** Set when a torn tail was cut off. */
+  repaired?: { file: string; offset: number; droppedBytes: number };
+}
+
+export class WalCorruptError extends Error {
+  constructor(
+    readonly file: string,
+    readonly offset: number,
+    reason: string,
+  ) {
+    super(`wal: corrupt record in ${file} at offset ${offset} (${reason}); refusing to start to avoid losing acknowledged data`);
+    this.name = 'WalCorruptError';
+  }
+}
+
+interface Segment {
+  name: string;
+  seq: number;
+  firstIndex: number;
+}
+
+function segmentName(seq: number, firstIndex: number): string {
+  return `${seq.toString(16).padStart(16, '0')}-${firstIndex.toString(16).padStart(16, '0')}.wal`;
+}
+
+function parseSegmentName(name: string): Segment | undefined {
+  const m = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/.exec(name);
+  if (!m) return undefined;
+  return { name, seq: parseInt(m[1]!, 16), firstIndex: parseInt(m[2]!, 16) };
+}
+
+async function listSegments(dir: string): Promise<Segment[]> {
+  const names = await readdir(dir);
+  return names
+    .map(parseSegmentName)
+    .filter((s): s is Segment => s !== undefined)
+    .sort((a, b) => a.seq - b.seq);
+}
+
+export class Wal {
+  private fh: FileHandle;
+  private size: number;
+  private seq: number;
+  private segments: Segment[];
+  private lastIndex: number;
+  private hardState: HardState;
+  private readonly segmentBytes: number;
+
+  private constructor(
+    readonly dir: string,
+    readonly meta: WalMetadata,
+    fh: FileHandle,
+    size: number,
+    segments: Segment[],
+    lastIndex: number,
+    hardState: HardState,
+    private readonly logger: Logger,
+    segmentBytes: number,
+  ) {
+    this.fh = fh;
+    this.size = size;
+    this.segments = segments;
+    this.seq = segments[segments.length - 1]!.seq;
+    this.lastIndex = lastIndex;
+    this.hardState = hardState;
+    this.segmentBytes = segmentBytes;
+  }
+
+  static exists(dir: string): boolean {
+    if (!existsSync(dir)) return false;
+    return true;
+  }
+
+  /** Creates a new WAL in an empty (or missing) directory. */
+  static async create(dir: string, meta: WalMetadata, opts: WalOptions): Promise<Wal> {
+    await mkdir(dir, { recursive: true });
+    if ((await listSegments(dir)).length > 0) throw new Error(`wal: ${dir} already contains a WAL`);
+    const seg = { name: segmentName(0, 1), seq: 0, firstIndex: 1 };
+    const fh = await open(join(dir, seg.name), 'a');
+    const header = encodeMetadata(meta);
+    await fh.write(header);
+    await fh.sync();
+    await fsyncDir(dir);
+    return new Wal(dir, meta, fh, header.length, [seg], 0, emptyHardState(), opts.logger, opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES);
+  }
+
+  /** Whether `dir` holds at least one WAL segment. */
+  static async hasWal(dir: string): Promise<boolean> {
+    if (!existsSync(dir)) return false;
+    return (await listSegments(dir)).length > 0;
+  }
+
+  /** Opens an existing WAL: replays it (repairing a torn tail) and readies it for appends. */
+  static async open(dir: string, opts: WalOptions): Promise<{ wal: Wal; contents: WalContents }> {
+    const segments = await listSegments(dir);
+    if (segments.length === 0) throw new Error(`wal: no WAL segments in ${dir}`);
+    let meta: WalMetadata | undefined;
+    let hardState = emptyHardState();
+    let snapshot: { index: number; term: number } | undefined;
+    let entries: Entry[] = [];
+    let repaired: WalContents['repaired'];
+    let lastSize = 0;
+
+    for (let si = 0; si < segments.length; si++) {
+      const seg = segments[si]!;
+      const file = join(dir, seg.name);
+      const buf = await readFile(file);
+      const isLast = si === segments.length - 1;
+      let off = 0;
+      while (off < buf.length) {
+        const r = decodeRecord(buf, off);
+        if (!r.ok) {
+          // A torn write can only be the last thing in the last segment.
+          const reachesEnd = off + r.size >= buf.length || r.reason === 'short-header' || r.reason === 'short-payload';
+          if (isLast && reachesEnd) {
+            opts.logger.warn(`wal: truncating torn record at ${file} offset ${off} (${r.reason}, ${buf.length - off} bytes)`);
+            await truncate(file, off);
+            repaired = { file, offset: off, droppedBytes: buf.length - off };
+            break;
+          }
+          throw new WalCorruptError(file, off, r.reason);
+        }
+        const rec = r.record;
+        switch (rec.type) {
+          case RecordType.Metadata:
+            if (meta && (meta.nodeId !== rec.meta.nodeId || meta.clusterId !== rec.meta.clusterId)) {
+              throw new WalCorruptError(file, off, 'metadata differs from the previous segment');
+            }
+            meta = rec.meta;
+            break;
+          case RecordType.HardState:
+            hardState = rec.hardState;
+            break;
+          case RecordType.Snapshot:
+            if (!snapshot || rec.index > snapshot.index) snapshot = { index: rec.index, term: rec.term };
+            break;
+          case RecordType.Entry: {
+            const e = rec.entry;
+            const first = entries.length > 0 ? entries[0]!.index : e.index;
+            if (entries.length > 0 && e.index <= entries[entries.length - 1]!.index) {
+              // A later write at an existing index: the log was truncated there.
+              entries = entries.slice(0, Math.max(0, e.index - first));
+            } else if (entries.length > 0 && e.index !== entries[entries.length - 1]!.index + 1) {
+              throw new WalCorruptError(file, off, `entry ${e.index} does not follow ${entries[entries.length - 1]!.index}`);
+            }
+            entries.push(e);
+            break;
+          }
+        }
+        off += r.size;
+      }
+      if (isLast) lastSize = repaired ? repaired.offset : buf.length;
+    }
+    if (!meta) throw new WalCorruptError(join(dir, segments[0]!.name), 0, 'no metadata record');
+    const last = segments[segments.length - 1]!;
+    const fh = await open(join(dir, last.name), 'a');
+    const lastIndex = Math.max(entries.length > 0 ? entries[entries.length - 1]!.index : 0, snapshot?.index ?? 0);
+    const wal = new Wal(dir, meta, fh, lastSize, segments, lastIndex, hardState, opts.logger, opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES);
+    return { wal, contents: { meta, hardState, entries, snapshot, repaired } };
+  }
+
+  /**
+   * Appends entries and the HardState in one write; fsyncs if `sync`. Entries at an index at or
+   * below the current last index supersede the old suffix on replay.
+   */
+  async save(hardState: HardState | undefined, entries: readonly Entry[], sync: boolean): Promise<void> {
+    if (entries.length === 0 && (hardState === undefined || isEmptyHardState(hardState))) return;
+    const parts: Buffer[] = [];
+    for (const e of entries) parts.push(encodeEntry(e));
+    if (hardState) {
+      parts.push(encodeHardState(hardState));
+      this.hardState = hardState;
+    }
+    const buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    await this.writeAll(buf);
+    if (entries.length > 0) this.lastIndex = entries[entries.length - 1]!.index;
+    if (sync) await this.fh.datasync();
+    if (this.size >= this.segmentBytes) await this.rotate();
+  }
+
+  /** Records that a snapshot at (index, term) is durable (the snapshot file is written first). */
+  async saveSnapshotMark(index: number, term: number): Promise<void> {
+    await this.writeAll(encodeSnapshotMark(index, term));
+    await this.fh.datasync();
+  }
+
+  /**
+   * Deletes whole segments whose entries all precede `index` (covered by a snapshot), keeping
+   * the segment that contains `index`. Bounded disk use over a long-running cluster.
+   */
+  async releaseTo(index: number): Promise<number> {
+    let removed = 0;
+    // Segment i holds entries from segments[i].firstIndex to segments[i+1].firstIndex - 1.
+    while (this.segments.length > 1 && this.segments[1]!.firstIndex <= index) {
+      const seg = this.segments.shift()!;
+      await unlink(join(this.dir, seg.name));
+      removed++;
+    }
+    if (removed > 0) await fsyncDir(this.dir);
+    return removed;
+  }
+
+  segmentCount(): number {
+    return this.segments.length;
+  }
+
+  private async writeAll(buf: Buffer): Promise<void> {
+    let off = 0;
+    while (off < buf.length) {
+      const { bytesWritten } = await this.fh.write(buf, off, buf.length - off);
+      off += bytesWritten;
+    }
+    this.size += buf.length;
+  }
+
+  /** Starts a new segment; it begins with the metadata and the current HardState. */
+  private async rotate(): Promise<void> {
+    await this.fh.datasync();
+    await this.fh.close();
+    this.seq++;
+    const seg = { name: segmentName(this.seq, this.lastIndex + 1), seq: this.seq, firstIndex: this.lastIndex + 1 };
+    this.fh = await open(join(this.dir, seg.name), 'a');
+    this.size = 0;
+    const header = Buffer.concat([encodeMetadata(this.meta), encodeHardState(this.hardState)]);
+    await this.writeAll(header);
+    await this.fh.sync();
+    await fsyncDir(this.dir);
+    this.segments.push(seg);
+    this.logger.info(`wal: rotated to segment ${seg.name}`);
+  }
+
+  async close(): Promise<void> {
+    await this.fh.datasync().catch(() => {});
+    await this.fh.close();
+  }
+}

@@ -1,0 +1,317 @@
+// Raft messages between peers over gRPC.
+//
+// Each peer gets one long-lived client stream (RaftPeer.Stream). Messages produced in one event
+// loop turn are batched into a single MessageBatch frame. A broken stream is reported to Raft
+// (reportUnreachable), its queued messages are dropped (Raft retransmits), and the stream is
+// re-established with exponential backoff. Snapshots travel separately in chunks
+// (RaftPeer.InstallSnapshot) with a CRC over the whole image; the receiver steps the MsgSnap
+// only once the image is complete and verified, and the sender reports the outcome to Raft.
+// Every call carries the cluster id; a peer of another cluster is refused and logged.
+
+import * as grpc from '@grpc/grpc-js';
+import { crc32 } from 'node:zlib';
+import {
+  type MessageBatch,
+  RaftPeerClient,
+  RaftPeerService,
+  type SnapshotAck,
+  type SnapshotChunk,
+  type StreamAck,
+} from '../gen/raftkv/raftpb.js';
+import type { Logger } from '../raft/logger.js';
+import { type Message, MessageType } from '../raft/index.js';
+import { messageFromPb, messageToPb, toBuffer } from './codec.js';
+
+export const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
+const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+
+export interface TransportHandler {
+  /** A message from a peer (already verified to belong to this cluster). */
+  step(m: Message): void;
+  reportUnreachable(id: bigint): void;
+  reportSnapshot(id: bigint, ok: boolean): void;
+}
+
+export interface TransportOptions {
+  id: bigint;
+  clusterId: bigint;
+  handler: TransportHandler;
+  logger: Logger;
+}
+
+/** "http://127.0.0.1:2380" -> "127.0.0.1:2380" */
+export function grpcTarget(url: string): string {
+  const u = new URL(url);
+  return `${u.hostname}:${u.port || (u.protocol === 'https:' ? '443' : '80')}`;
+}
+
+const channelOptions: grpc.ChannelOptions = {
+  'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+  'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 1_000,
+};
+
+class PeerConn {
+  private client: InstanceType<typeof RaftPeerClient>;
+  private stream: grpc.ClientWritableStream<MessageBatch> | undefined;
+  private queue: Message[] = [];
+  private flushScheduled = false;
+  private backoffMs = 0;
+  private retryAt = 0;
+  private closed = false;
+  private reportedDown = false;
+
+  constructor(
+    readonly id: bigint,
+    public urls: string[],
+    private readonly t: GrpcTransport,
+  ) {
+    this.client = new RaftPeerClient(grpcTarget(urls[0]!), grpc.credentials.createInsecure(), channelOptions);
+  }
+
+  send(m: Message): void {
+    if (this.closed) return;
+    this.queue.push(m);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private metadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    md.set('raftkv-cluster-id', this.t.clusterId.toString(16));
+    md.set('raftkv-from', this.t.id.toString(16));
+    return md;
+  }
+
+  private openStream(): grpc.ClientWritableStream<MessageBatch> | undefined {
+    if (this.stream) return this.stream;
+    if (Date.now() < this.retryAt) return undefined;
+    const s = this.client.stream(this.metadata(), (err: grpc.ServiceError | null, _ack?: StreamAck) => {
+      if (this.stream === s) this.stream = undefined;
+      if (err && !this.closed) this.onFailure(err);
+    });
+    s.on('error', () => {
+      /* handled in the callback */
+    });
+    this.stream = s;
+    return s;
+  }
+
+  private onFailure(err: grpc.ServiceError): void {
+    this.backoffMs = Math.min(1000, this.backoffMs === 0 ? 50 : this.backoffMs * 2);
+    this.retryAt = Date.now() + this.backoffMs;
+    if (err.code === grpc.status.FAILED_PRECONDITION) {
+      this.t.logger.error(`transport: peer ${this.id.toString(16)} refused our stream: ${err.details}`);
+    } else if (!this.reportedDown) {
+      this.t.logger.warn(`transport: lost stream to peer ${this.id.toString(16)} (${err.details || err.message})`);
+    }
+    this.reportedDown = true;
+    this.t.handler.reportUnreachable(this.id);
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.queue.length === 0 || this.closed) return;
+    const msgs = this.queue;
+    this.queue = [];
+    const snaps = msgs.filter((m) => m.type === MessageType.MsgSnap);
+    const rest = snaps.length > 0 ? msgs.filter((m) => m.type !== MessageType.MsgSnap) : msgs;
+    for (const m of snaps) void this.sendSnapshot(m);
+    if (rest.length === 0) return;
+    const s = this.openStream();
+    if (!s) {
+      // Backing off: drop (Raft retransmits), and tell Raft the peer is unreachable.
+      this.t.handler.reportUnreachable(this.id);
+      return;
+    }
+    const ok = s.write({ messages: rest.map(messageToPb) });
+    if (ok) {
+      if (this.reportedDown) {
+        this.reportedDown = false;
+        this.backoffMs = 0;
+      }
+    }
+  }
+
+  private async sendSnapshot(m: Message): Promise<void> {
+    const data = toBuffer(m.snapshot?.data ?? new Uint8Array(0));
+    const pb = messageToPb({ ...m, snapshot: m.snapshot ? { ...m.snapshot, data: new Uint8Array(0) } : undefined });
+    const ok = await new Promise<boolean>((resolve) => {
+      const call = this.client.installSnapshot(this.metadata(), { deadline: Date.now() + 10 * 60_000 }, (err: grpc.ServiceError | null, ack?: SnapshotAck) => {
+        if (err) {
+          this.t.logger.warn(`transport: snapshot to ${this.id.toString(16)} failed: ${err.details || err.message}`);
+          resolve(false);
+        } else resolve(ack?.ok ?? false);
+      });
+      call.on('error', () => {});
+      const crc = crc32(data);
+      const chunks: Array<[number, number]> = [];
+      for (let o = 0; o < data.length; o += SNAPSHOT_CHUNK_BYTES) chunks.push([o, Math.min(data.length, o + SNAPSHOT_CHUNK_BYTES)]);
+      if (chunks.length === 0) chunks.push([0, 0]);
+      let i = 0;
+      const writeNext = (): void => {
+        // Flow control: stop at a full buffer and continue on 'drain'.
+        while (i < chunks.length) {
+          const [start, end] = chunks[i]!;
+          const last = i === chunks.length - 1;
+          const more = call.write({
+            message: i === 0 ? pb : undefined,
+            offset: BigInt(start),
+            data: data.subarray(start, end),
+            last,
+            crc32: last ? crc : 0,
+            totalSize: BigInt(data.length),
+          });
+          i++;
+          if (last) {
+            call.end();
+            return;
+          }
+          if (!more) {
+            call.once('drain', writeNext);
+            return;
+          }
+        }
+      };
+      writeNext();
+    });
+    this.t.logger.info(`transport: snapshot [index ${m.snapshot?.metadata.index}] to ${this.id.toString(16)} ${ok ? 'sent' : 'failed'} (${data.length} bytes)`);
+    this.t.handler.reportSnapshot(this.id, ok);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.stream?.end();
+    this.stream = undefined;
+    this.client.close();
+  }
+}
+
+export class GrpcTransport {
+  readonly id: bigint;
+  readonly clusterId: bigint;
+  readonly handler: TransportHandler;
+  readonly logger: Logger;
+  private peers = new Map<bigint, PeerConn>();
+
+  constructor(o: TransportOptions) {
+    this.id = o.id;
+    this.clusterId = o.clusterId;
+    this.handler = o.handler;
+    this.logger = o.logger;
+  }
+
+  addPeer(id: bigint, urls: string[]): void {
+    if (id === this.id || urls.length === 0) return;
+    const p = this.peers.get(id);
+    if (p && p.urls.join(',') === urls.join(',')) return;
+    p?.close();
+    this.peers.set(id, new PeerConn(id, urls, this));
+  }
+
+  removePeer(id: bigint): void {
+    this.peers.get(id)?.close();
+    this.peers.delete(id);
+  }
+
+  hasPeer(id: bigint): boolean {
+    return this.peers.has(id);
+  }
+
+  send(msgs: readonly Message[]): void {
+    for (const m of msgs) {
+      const p = this.peers.get(m.to);
+      if (p) p.send(m);
+      else if (m.type === MessageType.MsgSnap) this.handler.reportSnapshot(m.to, false);
+    }
+  }
+
+  /** Checks the caller's cluster id; returns an error text if it is not ours. */
+  private checkCaller(md: grpc.Metadata): string | undefined {
+    const cid = md.get('raftkv-cluster-id')[0];
+    const from = md.get('raftkv-from')[0];
+    if (cid === undefined || from === undefined) return 'raftkv: missing cluster id or sender id';
+    if (BigInt(`0x${String(cid)}`) !== this.clusterId) {
+      return `raftkv: request cluster ID mismatch: got ${String(cid)} from member ${String(from)}, want ${this.clusterId.toString(16)}`;
+    }
+    return undefined;
+  }
+
+  /** The RaftPeer service implementation to register on the peer gRPC server. */
+  service(): [typeof RaftPeerService, grpc.UntypedServiceImplementation] {
+    const impl = {
+      stream: (call: grpc.ServerReadableStream<MessageBatch, StreamAck>, cb: grpc.sendUnaryData<StreamAck>) => {
+        const bad = this.checkCaller(call.metadata);
+        if (bad) {
+          this.logger.error(`transport: refused peer stream: ${bad}`);
+          cb({ code: grpc.status.FAILED_PRECONDITION, details: bad });
+          return;
+        }
+        call.on('data', (batch: MessageBatch) => {
+          for (const pb of batch.messages) {
+            try {
+              this.handler.step(messageFromPb(pb));
+            } catch (e) {
+              this.logger.warn(`transport: dropped a malformed message: ${String(e)}`);
+            }
+          }
+        });
+        call.on('end', () => cb(null, {}));
+        call.on('error', () => {});
+      },
+      installSnapshot: (call: grpc.ServerReadableStream<SnapshotChunk, SnapshotAck>, cb: grpc.sendUnaryData<SnapshotAck>) => {
+        const bad = this.checkCaller(call.metadata);
+        if (bad) {
+          this.logger.error(`transport: refused snapshot: ${bad}`);
+          cb({ code: grpc.status.FAILED_PRECONDITION, details: bad });
+          return;
+        }
+        const parts: Buffer[] = [];
+        let header: SnapshotChunk['message'];
+        let received = 0;
+        let done = false;
+        call.on('data', (c: SnapshotChunk) => {
+          if (done) return;
+          if (c.message) header = c.message;
+          if (BigInt(received) !== c.offset) {
+            done = true;
+            cb(null, { ok: false, error: `unexpected chunk offset ${c.offset}, have ${received}` });
+            return;
+          }
+          parts.push(c.data);
+          received += c.data.length;
+          if (c.last) {
+            done = true;
+            const data = Buffer.concat(parts);
+            if (!header || crc32(data) !== c.crc32 || BigInt(data.length) !== c.totalSize) {
+              this.logger.warn('transport: discarded a snapshot with a bad checksum or size');
+              cb(null, { ok: false, error: 'snapshot checksum mismatch' });
+              return;
+            }
+            try {
+              this.handler.step(messageFromPb(header, data));
+              cb(null, { ok: true, error: '' });
+            } catch (e) {
+              cb(null, { ok: false, error: String(e) });
+            }
+          }
+        });
+        call.on('end', () => {
+          if (!done) cb(null, { ok: false, error: 'snapshot stream ended early' });
+        });
+        call.on('error', () => {});
+      },
+    };
+    return [RaftPeerService, impl];
+  }
+
+  close(): void {
+    for (const p of this.peers.values()) p.close();
+    this.peers.clear();
+  }
+}
