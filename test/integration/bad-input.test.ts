@@ -1,0 +1,124 @@
+// Bad input never crashes a member or loses acknowledged data, and gets etcd's errors.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { ProcCluster, eventually, sleep } from '../support/proc-cluster.js';
+
+const BIN = resolve('dist/src/cli/raftkv.js');
+
+describe('bad requests against a live cluster', () => {
+  let c: ProcCluster;
+  before(async () => {
+    c = await ProcCluster.start({ size: 3 });
+  });
+  after(async () => {
+    await c?.destroy();
+  });
+
+  it('an empty key is refused with etcd\'s error', async () => {
+    await assert.rejects(() => c.client(0).put('', 'v'), (e: grpc.ServiceError) => e.code === grpc.status.INVALID_ARGUMENT && e.details === 'etcdserver: key is not provided');
+    await assert.rejects(() => c.client(0).range(''), /etcdserver: key is not provided/);
+  });
+
+  it('a value over --max-request-bytes is refused ("request is too large"), far over it by gRPC', async () => {
+    const big = Buffer.alloc(1.6 * 1024 * 1024, 1);
+    await assert.rejects(() => c.client(0).put('big', big), (e: grpc.ServiceError) => e.code === grpc.status.INVALID_ARGUMENT && e.details === 'etcdserver: request is too large');
+    const huge = Buffer.alloc(3 * 1024 * 1024, 1);
+    await assert.rejects(() => c.client(1).put('huge', huge), (e: grpc.ServiceError) => e.code === grpc.status.RESOURCE_EXHAUSTED);
+    // Just under the limit is fine.
+    await c.client(0).put('almost', Buffer.alloc(1024 * 1024, 2));
+    assert.equal((await c.client(2).range('almost')).kvs[0]!.value.length, 1024 * 1024);
+  });
+
+  it('malformed protobuf bytes get an error status; the member keeps serving', async () => {
+    const client = new grpc.Client(c.endpoint(0), grpc.credentials.createInsecure());
+    const garbage = Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]);
+    await new Promise<void>((res) => {
+      client.makeUnaryRequest('/etcdserverpb.KV/Put', (x: Buffer) => x, (x: Buffer) => x, garbage, (err) => {
+        assert.ok(err, 'an error status');
+        res();
+      });
+    });
+    client.close();
+    await c.client(0).put('still', 'alive');
+    assert.equal(await c.client(0).get('still'), 'alive');
+  });
+
+  it('unknown methods and future/compacted revisions get statuses, not crashes', async () => {
+    await assert.rejects(() => c.client(0).range('x', { revision: 1_000_000n }), /etcdserver: mvcc: required revision is a future revision/);
+    assert.ok(c.isUp(0) && c.isUp(1) && c.isUp(2));
+  });
+});
+
+describe('bad flags', () => {
+  const tryFlags = (args: string[], dataDir: string) => spawnSync(process.execPath, [BIN, '--data-dir', dataDir, ...args], { encoding: 'utf8', timeout: 20_000 });
+
+  for (const [args, flag] of [
+    [['--heartbeat-interval', 'abc'], '--heartbeat-interval'],
+    [['--election-timeout', '100', '--heartbeat-interval', '100'], '--election-timeout'],
+    [['--listen-client-urls', 'not a url'], '--listen-client-urls'],
+    [['--initial-cluster-state', 'maybe'], '--initial-cluster-state'],
+    [['--no-such-flag'], '--no-such-flag'],
+    [['--initial-cluster', 'other=http://127.0.0.1:1'], '--initial-cluster'],
+    [['--log-level', 'loud'], '--log-level'],
+  ] as const) {
+    it(`${args.join(' ')}: one line naming ${flag}, exit code 2, nothing written`, () => {
+      const dir = join(mkdtempSync(join(tmpdir(), 'raftkv-flags-')), 'data');
+      const r = tryFlags([...args], dir);
+      assert.equal(r.status, 2, r.stderr);
+      const lines = r.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, r.stderr);
+      assert.ok(lines[0]!.includes(flag), r.stderr);
+      assert.equal(existsSync(dir), false, 'data dir must not be created');
+    });
+  }
+});
+
+describe('damaged WAL files', () => {
+  let c: ProcCluster;
+  before(async () => {
+    c = await ProcCluster.start({ size: 1 });
+    for (let i = 0; i < 30; i++) await c.client(0).put(`w${i}`, `v${i}`);
+    await c.stop(0);
+  });
+  after(async () => {
+    await c?.destroy();
+  });
+
+  const segment = () => {
+    const dir = join(c.members[0]!.dataDir, 'member', 'wal');
+    return join(dir, readdirSync(dir).filter((n) => n.endsWith('.wal')).sort().at(-1)!);
+  };
+
+  it('a torn record at the tail is cut off with a warning; every acknowledged write is still there', async () => {
+    const seg = segment();
+    const original = readFileSync(seg);
+    appendFileSync(seg, Buffer.from([200, 0, 0, 0, 7, 7, 7, 7, 2, 1, 2, 3]));
+    c.startMember(0);
+    await c.waitForLeader();
+    for (let i = 0; i < 30; i++) assert.equal(await eventually(() => c.client(0).get(`w${i}`)), `v${i}`);
+    assert.match(c.members[0]!.log.join(''), /truncating torn record/);
+    await c.stop(0);
+    assert.ok(readFileSync(segment()).length >= original.length);
+  });
+
+  it('a CRC mismatch before the tail refuses to start, naming the file and offset', async () => {
+    const seg = segment();
+    const buf = readFileSync(seg);
+    buf[Math.floor(buf.length / 3)]! ^= 0x5a;
+    writeFileSync(seg, buf);
+    const p = c.startMember(0);
+    const code = await new Promise<number | null>((r) => p.once('exit', (x) => r(x)));
+    assert.notEqual(code, 0);
+    const log = c.members[0]!.log.join('');
+    assert.ok(log.includes(seg), log);
+    assert.match(log, /offset \d+/);
+    await sleep(10);
+    rmSync(join(c.members[0]!.dataDir), { recursive: true, force: true });
+  });
+});

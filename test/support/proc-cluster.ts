@@ -1,0 +1,187 @@
+// Real raftkv member processes for tests and benchmarks: free ports, fresh data dirs, kill by
+// pid (also on test failure and on process exit), so no process is ever left behind.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { TestClient } from './client.js';
+import { freePorts } from './ports.js';
+
+const BIN = resolve('dist/src/cli/raftkv.js');
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of live) {
+    try {
+      c.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+});
+
+export interface MemberSpec {
+  name: string;
+  clientPort: number;
+  peerPort: number;
+  dataDir: string;
+  proc?: ChildProcess;
+  log: string[];
+}
+
+export interface ClusterOptions {
+  size: number;
+  heartbeatMs?: number;
+  electionMs?: number;
+  snapshotCount?: number;
+  extraArgs?: string[];
+  logLevel?: string;
+  dataRoot?: string;
+}
+
+export class ProcCluster {
+  readonly members: MemberSpec[] = [];
+  readonly dataRoot: string;
+  private clients = new Map<number, TestClient>();
+
+  private constructor(readonly opts: ClusterOptions) {
+    this.dataRoot = opts.dataRoot ?? mkdtempSync(join(tmpdir(), 'raftkv-test-'));
+  }
+
+  static async start(opts: ClusterOptions): Promise<ProcCluster> {
+    const c = new ProcCluster(opts);
+    const ports = await freePorts(opts.size * 2);
+    for (let i = 0; i < opts.size; i++) {
+      c.members.push({ name: `m${i + 1}`, clientPort: ports[2 * i]!, peerPort: ports[2 * i + 1]!, dataDir: join(c.dataRoot, `m${i + 1}`), log: [] });
+    }
+    for (let i = 0; i < opts.size; i++) c.startMember(i);
+    await c.waitForLeader();
+    return c;
+  }
+
+  args(i: number): string[] {
+    const m = this.members[i]!;
+    const cluster = this.members.map((x) => `${x.name}=http://127.0.0.1:${x.peerPort}`).join(',');
+    return [
+      '--name', m.name,
+      '--data-dir', m.dataDir,
+      '--listen-client-urls', `http://127.0.0.1:${m.clientPort}`,
+      '--advertise-client-urls', `http://127.0.0.1:${m.clientPort}`,
+      '--listen-peer-urls', `http://127.0.0.1:${m.peerPort}`,
+      '--initial-advertise-peer-urls', `http://127.0.0.1:${m.peerPort}`,
+      '--initial-cluster', cluster,
+      '--heartbeat-interval', String(this.opts.heartbeatMs ?? 50),
+      '--election-timeout', String(this.opts.electionMs ?? 500),
+      '--snapshot-count', String(this.opts.snapshotCount ?? 100000),
+      '--log-level', this.opts.logLevel ?? 'info',
+      ...(this.opts.extraArgs ?? []),
+    ];
+  }
+
+  startMember(i: number): ChildProcess {
+    const m = this.members[i]!;
+    const p = spawn(process.execPath, [BIN, ...this.args(i)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const keep = (d: Buffer): void => {
+      m.log.push(d.toString());
+      if (m.log.length > 2000) m.log.splice(0, 1000);
+    };
+    p.stdout!.on('data', keep);
+    p.stderr!.on('data', keep);
+    live.add(p);
+    p.on('exit', () => live.delete(p));
+    m.proc = p;
+    return p;
+  }
+
+  endpoint(i: number): string {
+    return `127.0.0.1:${this.members[i]!.clientPort}`;
+  }
+
+  endpoints(): string[] {
+    return this.members.map((_, i) => this.endpoint(i));
+  }
+
+  client(i: number): TestClient {
+    let c = this.clients.get(i);
+    if (!c) {
+      c = new TestClient(this.endpoint(i), 5000);
+      this.clients.set(i, c);
+    }
+    return c;
+  }
+
+  isUp(i: number): boolean {
+    const p = this.members[i]!.proc;
+    return p !== undefined && p.exitCode === null && p.signalCode === null;
+  }
+
+  /** kill -9 (or another signal) a member by pid. */
+  kill(i: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const p = this.members[i]!.proc;
+    if (!p || !this.isUp(i)) return Promise.resolve();
+    const done = new Promise<void>((r) => p.once('exit', () => r()));
+    p.kill(signal);
+    return signal === 'SIGSTOP' || signal === 'SIGCONT' ? Promise.resolve() : done;
+  }
+
+  /** Graceful stop (SIGTERM), escalating to SIGKILL after 10s. */
+  async stop(i: number): Promise<void> {
+    const p = this.members[i]!.proc;
+    if (!p || !this.isUp(i)) return;
+    const done = new Promise<void>((r) => p.once('exit', () => r()));
+    p.kill('SIGCONT');
+    p.kill('SIGTERM');
+    const t = setTimeout(() => p.kill('SIGKILL'), 10_000);
+    await done;
+    clearTimeout(t);
+  }
+
+  /** Index of the member that reports itself as leader, polling until `timeoutMs`. */
+  async waitForLeader(timeoutMs = 20_000, among?: number[]): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    const idx = among ?? this.members.map((_, i) => i);
+    while (Date.now() < deadline) {
+      const seen = new Map<bigint, number>();
+      for (const i of idx) {
+        if (!this.isUp(i)) continue;
+        try {
+          const st = await this.client(i).status();
+          if (st.leader !== 0n && st.header?.memberId === st.leader) return i;
+          if (st.leader !== 0n) seen.set(st.leader, i);
+        } catch {
+          /* not up yet */
+        }
+      }
+      await sleep(100);
+    }
+    throw new Error(`no leader within ${timeoutMs}ms\n${this.logs()}`);
+  }
+
+  logs(): string {
+    return this.members.map((m) => `--- ${m.name} ---\n${m.log.join('').split('\n').slice(-30).join('\n')}`).join('\n');
+  }
+
+  async destroy(keepData = false): Promise<void> {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+    await Promise.all(this.members.map((_, i) => this.stop(i)));
+    if (!keepData) rmSync(this.dataRoot, { recursive: true, force: true });
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Retries `f` until it succeeds or `timeoutMs` passes (for operations during failover). */
+export async function eventually<T>(f: () => Promise<T>, timeoutMs = 20_000, stepMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      return await f();
+    } catch (e) {
+      last = e;
+      await sleep(stepMs);
+    }
+  }
+  throw last instanceof Error ? last : new Error(String(last));
+}
