@@ -89,13 +89,9 @@ export class RaftLog {
    */
   findConflictByTerm(index: number, term: number): { index: number; term: number } {
     for (; index > 0; index--) {
-      let ourTerm: number;
-      try {
-        ourTerm = this.term(index);
-      } catch {
-        // Unknown (compacted or unavailable): it may match, let the leader decide.
-        return { index, term: 0 };
-      }
+      const ourTerm = this.termOrUndefined(index);
+      // Unknown (compacted or unavailable): it may match, let the leader decide.
+      if (ourTerm === undefined) return { index, term: 0 };
       if (ourTerm <= term) return { index, term: ourTerm };
     }
     return { index: 0, term: 0 };
@@ -189,13 +185,20 @@ export class RaftLog {
     return this.storage.term(i);
   }
 
-  zeroTermOnErr(i: number): number {
+  /** The term of entry i, or undefined outside the available range (never throws: hot path). */
+  termOrUndefined(i: number): number | undefined {
+    const t = this.unstable.maybeTerm(i);
+    if (t !== undefined) return t;
+    if (i + 1 < this.firstIndex() || i > this.lastIndex()) return undefined;
     try {
-      return this.term(i);
-    } catch (e) {
-      if (e instanceof ErrCompacted || e instanceof ErrUnavailable) return 0;
-      throw e;
+      return this.storage.term(i);
+    } catch {
+      return undefined; // raced with compaction
     }
+  }
+
+  zeroTermOnErr(i: number): number {
+    return this.termOrUndefined(i) ?? 0;
   }
 
   /** Entries from i to the end, at most maxSize bytes. Throws ErrCompacted. */
@@ -225,11 +228,7 @@ export class RaftLog {
   }
 
   matchTerm(i: number, term: number): boolean {
-    try {
-      return this.term(i) === term;
-    } catch {
-      return false;
-    }
+    return this.termOrUndefined(i) === term;
   }
 
   /**

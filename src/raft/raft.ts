@@ -222,13 +222,9 @@ export class Raft {
     if (!pr || pr.isPaused()) return false;
 
     const prevIndex = pr.next - 1;
-    let prevTerm: number;
-    try {
-      prevTerm = this.raftLog.term(prevIndex);
-    } catch {
-      // The log was compacted past what the follower needs: it must get a snapshot.
-      return this.maybeSendSnapshot(to);
-    }
+    const prevTerm = this.raftLog.termOrUndefined(prevIndex);
+    // The log was compacted past what the follower needs: it must get a snapshot.
+    if (prevTerm === undefined) return this.maybeSendSnapshot(to);
     let ents: Entry[] = [];
     // A throttled follower (full window) gets only empty appends: they still carry the commit
     // index and, once answered, reopen the window if every inflight message was lost.

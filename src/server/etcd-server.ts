@@ -315,7 +315,12 @@ export class EtcdServer {
       await this.snapshotter.save(rd.snapshot);
       await this.wal.saveSnapshotMark(rd.snapshot.metadata.index, rd.snapshot.metadata.term);
     }
-    await this.wal.save(rd.hardState, rd.entries, rd.mustSync);
+    if (rd.entries.length === 0 && !rd.mustSync && rd.hardState) {
+      // Only the commit index moved: nothing to wait for (Raft does not need it durable).
+      this.wal.saveNoWait(rd.hardState);
+    } else {
+      await this.wal.save(rd.hardState, rd.entries, rd.mustSync);
+    }
     if (this.stopped) return;
     if (rd.snapshot) {
       this.storage.applySnapshot(rd.snapshot);

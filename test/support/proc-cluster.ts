@@ -37,6 +37,8 @@ export interface ClusterOptions {
   extraArgs?: string[];
   logLevel?: string;
   dataRoot?: string;
+  /** Extra node flags (e.g. --cpu-prof for profiling). */
+  nodeArgs?: string[];
 }
 
 export class ProcCluster {
@@ -80,7 +82,7 @@ export class ProcCluster {
 
   startMember(i: number): ChildProcess {
     const m = this.members[i]!;
-    const p = spawn(process.execPath, [BIN, ...this.args(i)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [...(this.opts.nodeArgs ?? []), BIN, ...this.args(i)], { stdio: ['ignore', 'pipe', 'pipe'] });
     const keep = (d: Buffer): void => {
       m.log.push(d.toString());
       if (m.log.length > 2000) m.log.splice(0, 1000);

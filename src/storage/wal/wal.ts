@@ -207,6 +207,30 @@ export class Wal {
    */
   async save(hardState: HardState | undefined, entries: readonly Entry[], sync: boolean): Promise<void> {
     if (entries.length === 0 && (hardState === undefined || isEmptyHardState(hardState))) return;
+    // Writes are chained so that they reach the file in call order even when a caller does
+    // not wait for one (a commit-index-only HardState needs no durability, see saveNoWait).
+    const run = this.chain.then(() => this.doSave(hardState, entries, sync));
+    this.chain = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Queues a write without waiting for it: for a HardState whose only change is the commit
+   * index, which Raft does not need durable (it is re-learned from the leader). Ordering with
+   * later saves is kept by the chain; a failure surfaces on the next awaited save.
+   */
+  saveNoWait(hardState: HardState): void {
+    const run = this.chain.then(() => this.doSave(hardState, [], false));
+    this.chain = run.catch((e: unknown) => {
+      this.deferredError = e as Error;
+    });
+  }
+
+  private chain: Promise<void> = Promise.resolve();
+  private deferredError: Error | undefined;
+
+  private async doSave(hardState: HardState | undefined, entries: readonly Entry[], sync: boolean): Promise<void> {
+    if (this.deferredError) throw this.deferredError;
     const parts: Buffer[] = [];
     for (const e of entries) parts.push(encodeEntry(e));
     if (hardState) {
@@ -222,6 +246,7 @@ export class Wal {
 
   /** Records that a snapshot at (index, term) is durable (the snapshot file is written first). */
   async saveSnapshotMark(index: number, term: number): Promise<void> {
+    await this.chain;
     await this.writeAll(encodeSnapshotMark(index, term));
     await this.fh.datasync();
   }
@@ -231,6 +256,7 @@ export class Wal {
    * the segment that contains `index`. Bounded disk use over a long-running cluster.
    */
   async releaseTo(index: number): Promise<number> {
+    await this.chain;
     let removed = 0;
     // Segment i holds entries from segments[i].firstIndex to segments[i+1].firstIndex - 1.
     while (this.segments.length > 1 && this.segments[1]!.firstIndex <= index) {
@@ -272,6 +298,7 @@ export class Wal {
   }
 
   async close(): Promise<void> {
+    await this.chain;
     await this.fh.datasync().catch(() => {});
     await this.fh.close();
   }

@@ -1,0 +1,297 @@
+// `npm run bench -- <experiment> [--ops N] [--quick]`
+//
+// Experiments (each prints a table and writes bench/results/<name>.{json,svg,md}):
+//   seed       the seed projects' workload: 10k sequential puts, 10k sequential gets (1 client),
+//              10k puts with 64 clients, on 3 and 5 members, raftkv and etcd
+//   vs-etcd    3 members: puts with 1/16/64/256 clients and linearizable gets with 64 clients,
+//              raftkv and etcd in one run, with ratios and server CPU ms per operation
+//   size       put throughput and latency vs cluster size 3..11 (64 clients)
+//   election   time from killing the leader to the first acknowledged write, per election timeout
+//   mix        read/write ratios against raftkv, etcd and a non-replicated baseline
+//   reads      linearizable vs serializable reads
+//   straggler  throughput with one follower paused (SIGSTOP) and with one slowed
+//   all        every experiment above
+// Every load is bounded in operations and time; only 127.0.0.1 is contacted.
+
+import { SingleBar } from 'cli-progress';
+import { parseArgs } from 'node:util';
+import { type LoadOptions, type LoadResult, runLoad } from './loadgen.js';
+import { type Row, cpuMs, printTable, writeResults } from './report.js';
+import { type Target, ensureEtcd, startTarget } from './targets.js';
+import { TestClient } from '../test/support/client.js';
+import { sleep } from '../test/support/proc-cluster.js';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    ops: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    trials: { type: 'string' },
+  },
+});
+const QUICK = values.quick;
+const scale = (n: number): number => (values.ops ? Number(values.ops) : QUICK ? Math.max(200, Math.floor(n / 10)) : n);
+
+const defaults: Omit<LoadOptions, 'endpoints' | 'clients' | 'ops'> = {
+  connections: 1,
+  maxMs: 120_000,
+  keySize: 8,
+  valueSize: 256,
+  readRatio: 0,
+  serializable: false,
+  keySpace: 10_000,
+  prefix: 'bench/',
+};
+
+async function load(label: string, t: Target, o: Partial<LoadOptions> & { clients: number; ops: number }): Promise<LoadResult & { cpuMsPerOp: number }> {
+  const lead = await t.leader();
+  const bar = new SingleBar({ format: `${label.padEnd(34)} [{bar}] {value}/{total} ops`, hideCursor: true, clearOnComplete: true, stream: process.stderr });
+  bar.start(o.ops, 0);
+  const cpu0 = cpuMs(t.pids());
+  const r = await runLoad({
+    ...defaults,
+    connections: Math.min(o.clients, 16),
+    endpoints: [t.endpoints[lead]!],
+    ...o,
+    onProgress: (d) => bar.update(d),
+  });
+  const cpu = cpuMs(t.pids()) - cpu0;
+  bar.stop();
+  if (r.errors > 0) console.error(`  ${label}: ${r.errors} errors (first: ${r.firstError})`);
+  return { ...r, cpuMsPerOp: r.ops > 0 ? cpu / r.ops : 0 };
+}
+
+const fmtRes = (r: LoadResult & { cpuMsPerOp?: number }) => ({
+  'ops/s': Math.round(r.opsPerSec),
+  'p50 ms': r.p50Ms,
+  'p99 ms': r.p99Ms,
+  ...(r.cpuMsPerOp !== undefined ? { 'cpu ms/op': r.cpuMsPerOp } : {}),
+});
+
+async function withTarget<T>(kind: Target['kind'], size: number, f: (t: Target) => Promise<T>, o: { electionMs?: number; heartbeatMs?: number } = {}): Promise<T> {
+  const t = await startTarget(kind, size, o);
+  try {
+    return await f(t);
+  } finally {
+    await t.destroy();
+  }
+}
+
+// ------------------------------------------------------------------ experiments
+
+async function seed(): Promise<void> {
+  const n = scale(10_000);
+  const rows: Row[] = [];
+  for (const size of [3, 5]) {
+    for (const kind of ['raftkv', 'etcd'] as const) {
+      await withTarget(kind, size, async (t) => {
+        const put1 = await load(`${kind}/${size} seq put`, t, { clients: 1, ops: n, prefix: 'seed/' });
+        const get1 = await load(`${kind}/${size} seq get`, t, { clients: 1, ops: n, readRatio: 1, prefix: 'seed/' });
+        const put64 = await load(`${kind}/${size} put x64`, t, { clients: 64, ops: n, prefix: 'seed64/' });
+        rows.push({ target: kind, nodes: size, workload: 'seq put (1 client)', ...fmtRes(put1) });
+        rows.push({ target: kind, nodes: size, workload: 'seq get (1 client)', ...fmtRes(get1) });
+        rows.push({ target: kind, nodes: size, workload: 'put (64 clients)', ...fmtRes(put64) });
+      });
+    }
+  }
+  addRatios(rows, ['nodes', 'workload']);
+  const md = printTable(`seed workload (${n} ops each)`, rows);
+  await writeResults('seed', { ops: n }, rows, { title: 'Seed workload: ops/s', mark: 'bar', x: { field: 'workload', type: 'nominal' }, y: { field: 'ops/s', type: 'quantitative' }, color: { field: 'target', type: 'nominal' }, column: { field: 'nodes', type: 'nominal' } }, md);
+}
+
+/** Adds raftkv/etcd throughput ratios to raftkv rows, matching on `keys`. */
+function addRatios(rows: Row[], keys: string[]): void {
+  for (const r of rows) {
+    if (r.target !== 'raftkv') continue;
+    const e = rows.find((x) => x.target === 'etcd' && keys.every((k) => x[k] === r[k]));
+    if (e) {
+      r['ratio vs etcd'] = Number(r['ops/s']) / Number(e['ops/s']);
+      e['ratio vs etcd'] = 1;
+    }
+  }
+}
+
+async function vsEtcd(): Promise<void> {
+  const n = scale(10_000);
+  const rows: Row[] = [];
+  for (const kind of ['raftkv', 'etcd'] as const) {
+    await withTarget(kind, 3, async (t) => {
+      for (const clients of [1, 16, 64, 256]) {
+        const r = await load(`${kind} put x${clients}`, t, { clients, ops: clients === 1 ? Math.min(n, scale(5000)) : n, prefix: 'vs/' });
+        rows.push({ target: kind, workload: `put x${clients}`, ...fmtRes(r) });
+      }
+      const g = await load(`${kind} linearizable get x64`, t, { clients: 64, ops: n, readRatio: 1, prefix: 'vs/' });
+      rows.push({ target: kind, workload: 'get x64 (linearizable)', ...fmtRes(g) });
+    });
+  }
+  addRatios(rows, ['workload']);
+  const md = printTable(`raftkv vs etcd 3.4, 3 members (${n} ops per workload)`, rows);
+  await writeResults('vs-etcd', { ops: n }, rows, { title: 'raftkv vs etcd (3 members): ops/s', mark: 'bar', x: { field: 'workload', type: 'nominal' }, y: { field: 'ops/s', type: 'quantitative' }, color: { field: 'target', type: 'nominal' } }, md);
+}
+
+async function size(): Promise<void> {
+  const n = scale(5000);
+  const rows: Row[] = [];
+  const sizes = QUICK ? [3, 5] : [3, 5, 7, 9, 11];
+  for (const s of sizes) {
+    for (const kind of ['raftkv', 'etcd'] as const) {
+      await withTarget(kind, s, async (t) => {
+        const r = await load(`${kind}/${s} put x64`, t, { clients: 64, ops: n, prefix: 'size/' });
+        rows.push({ target: kind, nodes: s, ...fmtRes(r) });
+      });
+    }
+  }
+  addRatios(rows, ['nodes']);
+  const md = printTable(`write throughput vs cluster size (64 clients, ${n} puts)`, rows);
+  await writeResults('size', { ops: n }, rows, { title: 'Put throughput vs cluster size (64 clients)', mark: 'line', x: { field: 'nodes', type: 'quantitative' }, y: { field: 'ops/s', type: 'quantitative' }, color: { field: 'target', type: 'nominal' } }, md);
+}
+
+async function election(): Promise<void> {
+  const trials = values.trials ? Number(values.trials) : QUICK ? 5 : 20;
+  const settings = [
+    { electionMs: 10, heartbeatMs: 2, label: '10-20 ms' },
+    { electionMs: 12, heartbeatMs: 2, label: '12-24 ms' },
+    { electionMs: 150, heartbeatMs: 30, label: '150-300 ms' },
+    { electionMs: 300, heartbeatMs: 60, label: '300-600 ms' },
+  ];
+  const rows: Row[] = [];
+  const samples: Row[] = [];
+  for (const kind of ['raftkv', 'etcd'] as const) {
+    for (const st of settings) {
+      await withTarget(
+        kind,
+        3,
+        async (t) => {
+          const times: number[] = [];
+          let failed = 0;
+          for (let k = 0; k < trials; k++) {
+            const lead = await t.leader();
+            const others = t.endpoints.map((_, i) => i).filter((i) => i !== lead);
+            const clients = others.map((i) => new TestClient(t.endpoints[i]!, 300));
+            const t0 = performance.now();
+            await t.kill(lead, 'SIGKILL');
+            let ok = false;
+            // Bounded: at most 30 s per trial.
+            while (!ok && performance.now() - t0 < 30_000) {
+              for (const c of clients) {
+                try {
+                  await c.put('election', String(k));
+                  ok = true;
+                  break;
+                } catch {
+                  /* not yet */
+                }
+              }
+            }
+            const ms = performance.now() - t0;
+            for (const c of clients) c.close();
+            if (ok) {
+              times.push(ms);
+              samples.push({ target: kind, timeout: st.label, 'ms to first write': ms });
+            } else failed++;
+            await t.restart(lead);
+            await sleep(Math.max(300, st.electionMs * 4));
+          }
+          times.sort((a, b) => a - b);
+          const pct = (p: number) => times[Math.min(times.length - 1, Math.floor((p / 100) * times.length))] ?? NaN;
+          rows.push({ target: kind, 'election timeout': st.label, trials: times.length, failed, 'min ms': times[0] ?? NaN, 'p50 ms': pct(50), 'p90 ms': pct(90), 'max ms': times[times.length - 1] ?? NaN });
+        },
+        { electionMs: st.electionMs, heartbeatMs: st.heartbeatMs },
+      );
+    }
+  }
+  const md = printTable(`leader kill -> first acknowledged write (${trials} trials each)`, rows);
+  await writeResults('election', { trials, samples }, rows, { title: 'Failover time by election timeout', mark: 'point', x: { field: 'election timeout', type: 'ordinal' }, y: { field: 'p50 ms', type: 'quantitative' }, color: { field: 'target', type: 'nominal' } }, md);
+}
+
+async function mix(): Promise<void> {
+  const n = scale(5000);
+  const rows: Row[] = [];
+  for (const kind of ['raftkv', 'etcd', 'baseline'] as const) {
+    await withTarget(kind, kind === 'baseline' ? 1 : 3, async (t) => {
+      await load(`${kind} preload`, t, { clients: 16, ops: 1000, keySpace: 1000, prefix: 'mix/' });
+      for (const readPct of [100, 90, 50, 10, 0]) {
+        const r = await load(`${kind} ${readPct}/${100 - readPct}`, t, { clients: 64, ops: n, readRatio: readPct / 100, keySpace: 1000, prefix: 'mix/' });
+        rows.push({ target: kind, 'read/write': `${readPct}/${100 - readPct}`, ...fmtRes(r) });
+      }
+    });
+  }
+  addRatios(rows, ['read/write']);
+  const md = printTable(`read/write mix (64 clients, ${n} ops, linearizable reads)`, rows);
+  await writeResults('mix', { ops: n }, rows, { title: 'Throughput by read/write mix', mark: 'bar', x: { field: 'read/write', type: 'ordinal' }, y: { field: 'ops/s', type: 'quantitative' }, color: { field: 'target', type: 'nominal' } }, md);
+}
+
+async function reads(): Promise<void> {
+  const n = scale(10_000);
+  const rows: Row[] = [];
+  for (const kind of ['raftkv', 'etcd'] as const) {
+    await withTarget(kind, 3, async (t) => {
+      await load(`${kind} preload`, t, { clients: 16, ops: 1000, keySpace: 1000, prefix: 'rd/' });
+      for (const serializable of [false, true]) {
+        for (const clients of [1, 64]) {
+          const r = await load(`${kind} ${serializable ? 'serializable' : 'linearizable'} x${clients}`, t, { clients, ops: clients === 1 ? Math.min(n, scale(5000)) : n, readRatio: 1, serializable, keySpace: 1000, prefix: 'rd/' });
+          rows.push({ target: kind, read: serializable ? 'serializable' : 'linearizable', clients, ...fmtRes(r) });
+        }
+      }
+    });
+  }
+  addRatios(rows, ['read', 'clients']);
+  const md = printTable(`linearizable vs serializable gets (${n} ops)`, rows);
+  await writeResults('reads', { ops: n }, rows, { title: 'Reads: linearizable vs serializable (64 clients)', mark: 'bar', x: { field: 'read', type: 'nominal' }, y: { field: 'ops/s', type: 'quantitative' }, color: { field: 'target', type: 'nominal' } }, md);
+}
+
+async function straggler(): Promise<void> {
+  const n = scale(5000);
+  const rows: Row[] = [];
+  for (const kind of ['raftkv', 'etcd'] as const) {
+    await withTarget(kind, 3, async (t) => {
+      const normal = await load(`${kind} healthy`, t, { clients: 64, ops: n, prefix: 'st/' });
+      rows.push({ target: kind, condition: 'healthy', ...fmtRes(normal) });
+      const lead = await t.leader();
+      const f = [0, 1, 2].find((i) => i !== lead)!;
+      await t.kill(f, 'SIGSTOP');
+      const paused = await load(`${kind} follower paused`, t, { clients: 64, ops: n, prefix: 'st/' });
+      await t.kill(f, 'SIGCONT');
+      rows.push({ target: kind, condition: 'one follower paused', ...fmtRes(paused) });
+      // Slowed: the follower runs 20 ms out of every 100 ms (SIGSTOP/SIGCONT duty cycle).
+      let slowing = true;
+      const slow = (async () => {
+        while (slowing) {
+          await t.kill(f, 'SIGSTOP');
+          await sleep(80);
+          await t.kill(f, 'SIGCONT');
+          await sleep(20);
+        }
+      })();
+      const slowed = await load(`${kind} follower slowed`, t, { clients: 64, ops: n, prefix: 'st/' });
+      slowing = false;
+      await slow;
+      await t.kill(f, 'SIGCONT');
+      rows.push({ target: kind, condition: 'one follower slowed (20% CPU)', ...fmtRes(slowed) });
+    });
+  }
+  addRatios(rows, ['condition']);
+  const md = printTable(`stragglers (3 members, 64 clients, ${n} puts)`, rows);
+  await writeResults('straggler', { ops: n }, rows, { title: 'Throughput with a straggling follower', mark: 'bar', x: { field: 'condition', type: 'nominal' }, y: { field: 'ops/s', type: 'quantitative' }, color: { field: 'target', type: 'nominal' } }, md);
+}
+
+const experiments: Record<string, () => Promise<void>> = { seed, 'vs-etcd': vsEtcd, size, election, mix, reads, straggler };
+
+async function main(): Promise<void> {
+  const name = positionals[0] ?? 'seed';
+  const which = name === 'all' ? Object.keys(experiments) : [name];
+  for (const w of which) {
+    if (!experiments[w]) {
+      console.error(`bench: unknown experiment "${w}"; one of: ${[...Object.keys(experiments), 'all'].join(', ')}`);
+      process.exit(2);
+    }
+  }
+  ensureEtcd();
+  for (const w of which) {
+    console.error(`== ${w} ==`);
+    await experiments[w]!();
+  }
+  process.exit(0);
+}
+
+void main();

@@ -1,0 +1,129 @@
+// A load generator speaking the etcd v3 gRPC API, so it drives raftkv and etcd alike.
+// C concurrent clients share K connections; each runs put/get operations back to back until
+// the operation count or the time limit is reached (both bounded). Latencies go into an HDR
+// histogram (microseconds).
+
+import * as grpc from '@grpc/grpc-js';
+import * as hdr from 'hdr-histogram-js';
+import { KVClient, type PutRequest, type RangeRequest } from '../src/gen/etcd/rpc.js';
+
+export interface LoadOptions {
+  endpoints: string[];
+  clients: number;
+  connections: number;
+  /** Total operations (bounded). */
+  ops: number;
+  /** Hard time limit in ms (bounded). */
+  maxMs: number;
+  keySize: number;
+  valueSize: number;
+  /** Fraction of reads in [0, 1]. */
+  readRatio: number;
+  serializable: boolean;
+  /** Distinct keys written/read. */
+  keySpace: number;
+  /** Keys are prefixed so that separate runs do not collide. */
+  prefix: string;
+  onProgress?: (done: number) => void;
+}
+
+export interface LoadResult {
+  ops: number;
+  errors: number;
+  firstError?: string;
+  seconds: number;
+  opsPerSec: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+function key(o: LoadOptions, i: number): Buffer {
+  const s = `${o.prefix}${String(i % o.keySpace).padStart(8, '0')}`;
+  return Buffer.from(s.length >= o.keySize ? s : s.padEnd(o.keySize, '_'));
+}
+
+type Cb = (err: grpc.ServiceError | null) => void;
+
+export async function runLoad(o: LoadOptions): Promise<LoadResult> {
+  const conns = Array.from({ length: Math.max(1, o.connections) }, (_, i) => {
+    const ep = o.endpoints[i % o.endpoints.length]!;
+    // Distinct channel options force distinct connections (grpc-js shares identical ones).
+    return new KVClient(ep, grpc.credentials.createInsecure(), { 'grpc.raftkv_conn': i, 'grpc.max_receive_message_length': 64 << 20 });
+  });
+  await Promise.all(
+    conns.map((c) => new Promise<void>((r, j) => c.waitForReady(Date.now() + 10_000, (e) => (e ? j(e) : r())))),
+  );
+  const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const value = Buffer.alloc(o.valueSize, 0x61);
+  let issued = 0;
+  let done = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  const start = performance.now();
+  const deadline = start + o.maxMs;
+  let rnd = 12345;
+  const nextRand = (): number => {
+    rnd = (Math.imul(rnd, 1103515245) + 12345) >>> 0;
+    return rnd / 4294967296;
+  };
+
+  const worker = async (w: number): Promise<void> => {
+    const c = conns[w % conns.length]!;
+    while (issued < o.ops && performance.now() < deadline) {
+      const i = issued++;
+      const isRead = nextRand() < o.readRatio;
+      const t0 = performance.now();
+      await new Promise<void>((resolve) => {
+        const cb: Cb = (err) => {
+          const us = Math.max(1, Math.round((performance.now() - t0) * 1000));
+          if (err) {
+            errors++;
+            firstError ??= err.details || err.message;
+          } else hist.recordValue(us);
+          done++;
+          if ((done & 255) === 0) o.onProgress?.(done);
+          resolve();
+        };
+        if (isRead) {
+          const req: RangeRequest = {
+            key: key(o, i),
+            rangeEnd: Buffer.alloc(0),
+            limit: 0n,
+            revision: 0n,
+            sortOrder: 0,
+            sortTarget: 0,
+            serializable: o.serializable,
+            keysOnly: false,
+            countOnly: false,
+            minModRevision: 0n,
+            maxModRevision: 0n,
+            minCreateRevision: 0n,
+            maxCreateRevision: 0n,
+          };
+          c.range(req, cb);
+        } else {
+          const req: PutRequest = { key: key(o, i), value, lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false };
+          c.put(req, cb);
+        }
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: o.clients }, (_, w) => worker(w)));
+  const seconds = (performance.now() - start) / 1000;
+  o.onProgress?.(done);
+  for (const c of conns) c.close();
+  const ok = done - errors;
+  return {
+    ops: ok,
+    errors,
+    firstError,
+    seconds,
+    opsPerSec: ok / seconds,
+    p50Ms: hist.getValueAtPercentile(50) / 1000,
+    p90Ms: hist.getValueAtPercentile(90) / 1000,
+    p99Ms: hist.getValueAtPercentile(99) / 1000,
+    maxMs: hist.maxValue / 1000,
+  };
+}
