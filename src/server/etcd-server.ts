@@ -2,7 +2,7 @@
 // around the pure core, with the WAL, snapshots, the peer transport and the state machine.
 // The client API (src/api) calls propose(), linearizableRead(), status() and friends.
 
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { randomInt } from 'node:crypto';
@@ -146,8 +146,11 @@ export class EtcdServer {
       rand: new SeededRand(randomInt(2 ** 31)),
       logger: this.logger,
     };
-    if (await Wal.hasWal(walDir)) {
-      const { wal, contents } = await Wal.open(walDir, { logger: this.logger });
+    const existing = (await Wal.hasWal(walDir)) ? await Wal.open(walDir, { logger: this.logger }) : undefined;
+    const neverPersisted =
+      existing !== undefined && existing.contents.entries.length === 0 && !existing.contents.snapshot && existing.contents.hardState.term === 0;
+    if (existing && !neverPersisted) {
+      const { wal, contents } = existing;
       this.wal = wal;
       this.id = contents.meta.nodeId;
       this.clusterId = contents.meta.clusterId;
@@ -181,6 +184,11 @@ export class EtcdServer {
         `restarted member ${hex(this.id)} in cluster ${hex(this.clusterId)} at commit ${hs.commit}, term ${hs.term}, ${ents.length} WAL entries after snapshot ${base}`,
       );
     } else {
+      // A brand-new member, or one that crashed before its bootstrap was durable: start over.
+      if (existing) {
+        await existing.wal.close();
+        await rm(walDir, { recursive: true, force: true });
+      }
       await mkdir(this.cfg.dataDir, { recursive: true });
       const members = this.initialMembers();
       const me = members.find((m) => m.name === this.cfg.name);

@@ -351,6 +351,24 @@ describe('ReadIndex (thesis §6.4)', () => {
 });
 
 describe('durability contract', () => {
+  it('a granted vote never leaves before it is durable: a crash before the persist sends nothing', () => {
+    const net = TestNet.of(3);
+    const p3 = net.peer(3);
+    p3.raft.step(msg(MessageType.MsgVote, 1, 3, { term: 5, index: 10, logTerm: 5 }));
+    const rd = p3.node.ready();
+    assert.equal(rd.messages.filter((m) => m.type === MessageType.MsgVoteResp).length, 0, 'no vote response before the persist');
+    assert.equal(rd.messagesAfterPersist.filter((m) => m.type === MessageType.MsgVoteResp && !m.reject).length, 1);
+    assert.equal(rd.hardState?.vote, 1n);
+    assert.ok(rd.mustSync);
+    // Crash now (nothing persisted, nothing sent); after the restart a vote for 2 in the same
+    // term is legitimate, because no grant for 1 ever left the node.
+    const again = net.restart(3);
+    again.raft.step(msg(MessageType.MsgVote, 2, 3, { term: 5, index: 10, logTerm: 5 }));
+    const out = net.flush(again).filter((m) => m.type === MessageType.MsgVoteResp);
+    assert.deepEqual(out.map((m) => [m.to, m.reject]), [[2n, false]]);
+  });
+
+
   it('vote requests and acks wait for the persist; leader appends may go first', () => {
     const net = TestNet.of(3);
     const p1 = net.peer(1);

@@ -229,6 +229,13 @@ export class SimCluster {
     const n = this.nodes.get(id)!;
     if (n.raw) return;
     this.start(n);
+    // An initial member that crashed before its bootstrap entries were durable bootstraps
+    // again (the entries are identical on every initial member), as the server does.
+    if (n.storage.lastIndex() === 0 && n.storage.durableSnapshot().metadata.index === 0 && id <= BigInt(this.opts.nodes)) {
+      const ids: NodeId[] = [];
+      for (let i = 1; i <= this.opts.nodes; i++) ids.push(BigInt(i));
+      n.raw!.bootstrap(ids.map((x) => ({ id: x })));
+    }
     this.stats.restarts++;
     this.trace(`n${id} RESTART term=${n.raw!.raft.term} commit=${n.raw!.raft.raftLog.committed} last=${n.raw!.raft.raftLog.lastIndex()}`);
     this.schedule({ kind: 'tick', node: id, incarnation: n.incarnation }, 1 + this.rng.intn(TICK));
@@ -400,7 +407,14 @@ export class SimCluster {
     this.schedule({ kind: 'persist', node: n.id, incarnation: n.incarnation }, lat);
   }
 
+  /** Nodes that crash when their next disk write completes (a crash mid-write). */
+  readonly crashOnPersist = new Set<NodeId>();
+
   private persist(n: SimNode): void {
+    if (this.crashOnPersist.delete(n.id)) {
+      this.crash(n.id);
+      return;
+    }
     const raw = n.raw!;
     const rd = n.pending!;
     n.pending = undefined;

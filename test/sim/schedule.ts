@@ -103,6 +103,16 @@ export function runSchedule(o: ScheduleOptions): ScheduleResult {
     () => c.heal(),
     () => c.heal(),
     () => {
+      // Crash in the middle of the next disk write of a random node (e.g. right after it
+      // granted a vote or accepted entries, before they are durable).
+      const n = pick(c.upNodes());
+      if (n) c.crashOnPersist.add(n.id);
+    },
+    () => {
+      // Same, for every node at once: a correlated power failure during writes.
+      for (const n of c.upNodes()) c.crashOnPersist.add(n.id);
+    },
+    () => {
       c.lossRate = pick([0, 0, 0.05, 0.2])!;
       c.dupRate = pick([0, 0, 0.05, 0.2])!;
       c.maxDelay = pick([3, 5, 10, 40])!;
@@ -184,6 +194,7 @@ export function runSchedule(o: ScheduleOptions): ScheduleResult {
     // Healing: everything back up, a perfect network. A leader must emerge and every
     // acknowledged write must reach every member.
     c.trace('--- HEAL: restart all, heal network, no loss ---');
+    c.crashOnPersist.clear();
     for (const n of c.nodes.values()) {
       n.slow = 1;
       if (!n.up) c.restart(n.id);
