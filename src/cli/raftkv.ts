@@ -38,6 +38,7 @@ async function main(): Promise<void> {
     snapshotCount: flags.snapshotCount,
     snapshotCatchUpEntries: flags.snapshotCatchUpEntries,
     maxRequestBytes: flags.maxRequestBytes,
+    peerDialMap: parseDialMap(process.env.RAFTKV_PEER_DIAL_MAP),
     logger,
   });
   const fail = (msg: string, code = 1): never => {
@@ -84,6 +85,19 @@ async function main(): Promise<void> {
   logger.info(
     `member ${flags.name} (${hex(server.id)}) serving clients on ${flags.listenClientUrls.join(',')} and peers on ${flags.listenPeerUrls.join(',')}`,
   );
+}
+
+/**
+ * RAFTKV_PEER_DIAL_MAP="http://a:1=http://b:2,...": dial another address for a peer URL (the
+ * fault-injection suite routes every peer link through its own proxy this way).
+ */
+function parseDialMap(v: string | undefined): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const pair of (v ?? '').split(',').filter(Boolean)) {
+    const i = pair.indexOf('=');
+    if (i > 0) m.set(pair.slice(0, i), pair.slice(i + 1));
+  }
+  return m;
 }
 
 void main();

@@ -59,6 +59,8 @@ export interface ServerConfig {
   /** Members learned from a running cluster (for --initial-cluster-state existing). */
   existingMembers?: MemberInfo[];
   existingClusterId?: bigint;
+  /** Advertised peer URL -> URL to dial (see TransportOptions.dialMap). */
+  peerDialMap?: ReadonlyMap<string, string>;
   logger: ProcessLogger;
 }
 
@@ -213,6 +215,7 @@ export class EtcdServer {
       id: this.id,
       clusterId: this.clusterId,
       logger: this.logger,
+      dialMap: this.cfg.peerDialMap,
       handler: {
         step: (m) => this.step(m),
         reportUnreachable: (id) => {

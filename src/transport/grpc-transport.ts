@@ -37,6 +37,11 @@ export interface TransportOptions {
   clusterId: bigint;
   handler: TransportHandler;
   logger: Logger;
+  /**
+   * Advertised peer URL -> the URL actually dialed (like a hosts file). Lets the fault suite put
+   * a fault-injecting proxy on every directed link without changing member URLs.
+   */
+  dialMap?: ReadonlyMap<string, string>;
 }
 
 /** "http://127.0.0.1:2380" -> "127.0.0.1:2380" */
@@ -198,15 +203,18 @@ export class GrpcTransport {
   readonly handler: TransportHandler;
   readonly logger: Logger;
   private peers = new Map<bigint, PeerConn>();
+  private readonly dialMap: ReadonlyMap<string, string>;
 
   constructor(o: TransportOptions) {
+    this.dialMap = o.dialMap ?? new Map();
     this.id = o.id;
     this.clusterId = o.clusterId;
     this.handler = o.handler;
     this.logger = o.logger;
   }
 
-  addPeer(id: bigint, urls: string[]): void {
+  addPeer(id: bigint, advertised: string[]): void {
+    const urls = advertised.map((u) => this.dialMap.get(u) ?? this.dialMap.get(u.replace(/\/$/, '')) ?? u);
     if (id === this.id || urls.length === 0) return;
     const p = this.peers.get(id);
     if (p && p.urls.join(',') === urls.join(',')) return;

@@ -39,6 +39,10 @@ export interface ClusterOptions {
   dataRoot?: string;
   /** Extra node flags (e.g. --cpu-prof for profiling). */
   nodeArgs?: string[];
+  /** Extra environment per member (e.g. RAFTKV_PEER_DIAL_MAP). */
+  memberEnv?: (i: number, members: MemberSpec[]) => Record<string, string>;
+  /** Pre-chosen ports: [client0, peer0, client1, peer1, ...]. */
+  ports?: number[];
 }
 
 export class ProcCluster {
@@ -52,7 +56,7 @@ export class ProcCluster {
 
   static async start(opts: ClusterOptions): Promise<ProcCluster> {
     const c = new ProcCluster(opts);
-    const ports = await freePorts(opts.size * 2);
+    const ports = opts.ports ?? (await freePorts(opts.size * 2));
     for (let i = 0; i < opts.size; i++) {
       c.members.push({ name: `m${i + 1}`, clientPort: ports[2 * i]!, peerPort: ports[2 * i + 1]!, dataDir: join(c.dataRoot, `m${i + 1}`), log: [] });
     }
@@ -82,7 +86,10 @@ export class ProcCluster {
 
   startMember(i: number): ChildProcess {
     const m = this.members[i]!;
-    const p = spawn(process.execPath, [...(this.opts.nodeArgs ?? []), BIN, ...this.args(i)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [...(this.opts.nodeArgs ?? []), BIN, ...this.args(i)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...(this.opts.memberEnv?.(i, this.members) ?? {}) },
+    });
     const keep = (d: Buffer): void => {
       m.log.push(d.toString());
       if (m.log.length > 2000) m.log.splice(0, 1000);
