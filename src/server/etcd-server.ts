@@ -32,7 +32,7 @@ import { Lessor } from '../kv/lessor.js';
 import { WatchHub } from '../kv/watch-hub.js';
 import { Snapshotter } from '../storage/snap/snapshotter.js';
 import { Wal } from '../storage/wal/wal.js';
-import { GrpcTransport } from '../transport/grpc-transport.js';
+import { GrpcTransport, fetchClusterInfo } from '../transport/grpc-transport.js';
 import { IdGenerator, clusterId as computeClusterId, hex, memberId as computeMemberId } from '../util/ids.js';
 import type { ProcessLogger } from '../util/log.js';
 import { LinearizableReader } from './linearizable-read.js';
@@ -191,14 +191,31 @@ export class EtcdServer {
         await existing.wal.close();
         await rm(walDir, { recursive: true, force: true });
       }
-      await mkdir(this.cfg.dataDir, { recursive: true });
+      if (this.cfg.initialClusterState === 'existing' && !this.cfg.existingMembers) {
+        // Joining: learn the cluster id and our member id (assigned by `member add`) from a peer.
+        const mine = new Set(this.cfg.initialAdvertisePeerUrls);
+        const others = [...this.cfg.initialCluster.values()].flat().filter((u) => !mine.has(u));
+        const info = await fetchClusterInfo(others);
+        this.cfg.existingMembers = info.members;
+        this.cfg.existingClusterId = info.clusterId;
+      }
       const members = this.initialMembers();
-      const me = members.find((m) => m.name === this.cfg.name);
-      if (!me) throw new Error(`--initial-cluster has no member named "${this.cfg.name}"`);
+      const same = (a: string[], b: string[]) => [...a].sort().join(',') === [...b].sort().join(',');
+      const me =
+        this.cfg.initialClusterState === 'existing'
+          ? members.find((m) => same(m.peerUrls, this.cfg.initialAdvertisePeerUrls))
+          : members.find((m) => m.name === this.cfg.name);
+      if (!me) {
+        throw new Error(
+          this.cfg.initialClusterState === 'existing'
+            ? `no member with peer URLs ${this.cfg.initialAdvertisePeerUrls.join(',')} in the cluster: add it first (etcdctl member add)`
+            : `--initial-cluster has no member named "${this.cfg.name}"`,
+        );
+      }
+      await mkdir(this.cfg.dataDir, { recursive: true });
       this.id = me.id;
       if (this.cfg.initialClusterState === 'existing') {
-        if (this.cfg.existingClusterId === undefined) throw new Error('joining an existing cluster needs its cluster id');
-        this.clusterId = this.cfg.existingClusterId;
+        this.clusterId = this.cfg.existingClusterId!;
       } else {
         this.clusterId = computeClusterId(members.map((m) => m.id));
       }
@@ -226,6 +243,7 @@ export class EtcdServer {
           this.raw.reportSnapshot(id, ok ? SnapshotStatus.Finish : SnapshotStatus.Failure);
           this.kick();
         },
+        members: () => ({ clusterId: this.clusterId, members: [...this.sm.membership.members.values()] }),
       },
     });
     for (const m of this.pendingPeers) this.transport.addPeer(m.id, m.peerUrls);

@@ -11,6 +11,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { crc32 } from 'node:zlib';
 import {
+  type MembersResponse,
   type MessageBatch,
   RaftPeerClient,
   RaftPeerService,
@@ -30,6 +31,8 @@ export interface TransportHandler {
   step(m: Message): void;
   reportUnreachable(id: bigint): void;
   reportSnapshot(id: bigint, ok: boolean): void;
+  /** The cluster id and member list (answered to members that are joining). */
+  members?(): MembersResponse;
 }
 
 export interface TransportOptions {
@@ -197,6 +200,26 @@ class PeerConn {
   }
 }
 
+/** Asks the peers at `urls` (any one that answers) for the cluster id and member list. */
+export async function fetchClusterInfo(urls: string[], timeoutMs = 5000): Promise<MembersResponse> {
+  let last: unknown;
+  for (const u of urls) {
+    const c = new RaftPeerClient(grpcTarget(u), grpc.credentials.createInsecure());
+    try {
+      return await new Promise<MembersResponse>((resolve, reject) =>
+        c.members({}, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, res?: MembersResponse) =>
+          err ? reject(err) : resolve(res!),
+        ),
+      );
+    } catch (e) {
+      last = e;
+    } finally {
+      c.close();
+    }
+  }
+  throw new Error(`could not get the member list from any of ${urls.join(', ')}: ${(last as Error)?.message ?? 'no peers'}`);
+}
+
 export class GrpcTransport {
   readonly id: bigint;
   readonly clusterId: bigint;
@@ -315,7 +338,12 @@ export class GrpcTransport {
         call.on('error', () => {});
       },
     };
-    return [RaftPeerService, impl];
+    const members = (_call: grpc.ServerUnaryCall<unknown, MembersResponse>, cb: grpc.sendUnaryData<MembersResponse>) => {
+      const m = this.handler.members?.();
+      if (!m) cb({ code: grpc.status.UNAVAILABLE, details: 'raftkv: member list not available' });
+      else cb(null, m);
+    };
+    return [RaftPeerService, { ...impl, members }];
   }
 
   close(): void {

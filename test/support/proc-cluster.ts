@@ -128,9 +128,13 @@ export class ProcCluster {
   kill(i: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const p = this.members[i]!.proc;
     if (!p || !this.isUp(i)) return Promise.resolve();
+    if (signal === 'SIGSTOP' || signal === 'SIGCONT') {
+      p.kill(signal);
+      return Promise.resolve();
+    }
     const done = new Promise<void>((r) => p.once('exit', () => r()));
     p.kill(signal);
-    return signal === 'SIGSTOP' || signal === 'SIGCONT' ? Promise.resolve() : done;
+    return done;
   }
 
   /** Graceful stop (SIGTERM), escalating to SIGKILL after 10s. */

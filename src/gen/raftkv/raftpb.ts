@@ -11,8 +11,10 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientUnaryCall,
   type ClientWritableStream,
   type handleClientStreamingCall,
+  type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
   type ServiceError,
@@ -97,6 +99,14 @@ export interface SnapshotChunk {
 export interface SnapshotAck {
   ok: boolean;
   error: string;
+}
+
+export interface MembersRequest {
+}
+
+export interface MembersResponse {
+  clusterId: bigint;
+  members: MemberInfo[];
 }
 
 export interface MemberAttributes {
@@ -1237,6 +1247,150 @@ export const SnapshotAck: MessageFns<SnapshotAck> = {
   },
 };
 
+function createBaseMembersRequest(): MembersRequest {
+  return {};
+}
+
+export const MembersRequest: MessageFns<MembersRequest> = {
+  encode(_: MembersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MembersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMembersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): MembersRequest {
+    return {};
+  },
+
+  toJSON(_: MembersRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MembersRequest>, I>>(base?: I): MembersRequest {
+    return MembersRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MembersRequest>, I>>(_: I): MembersRequest {
+    const message = createBaseMembersRequest();
+    return message;
+  },
+};
+
+function createBaseMembersResponse(): MembersResponse {
+  return { clusterId: 0n, members: [] };
+}
+
+export const MembersResponse: MessageFns<MembersResponse> = {
+  encode(message: MembersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clusterId !== 0n) {
+      if (BigInt.asUintN(64, message.clusterId) !== message.clusterId) {
+        throw new globalThis.Error("value provided for field message.clusterId of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.clusterId);
+    }
+    for (const v of message.members) {
+      MemberInfo.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MembersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMembersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.clusterId = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.members.push(MemberInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MembersResponse {
+    return {
+      clusterId: isSet(object.clusterId)
+        ? BigInt(object.clusterId)
+        : isSet(object.cluster_id)
+        ? BigInt(object.cluster_id)
+        : 0n,
+      members: globalThis.Array.isArray(object?.members) ? object.members.map((e: any) => MemberInfo.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: MembersResponse): unknown {
+    const obj: any = {};
+    if (message.clusterId !== 0n) {
+      obj.clusterId = message.clusterId.toString();
+    }
+    if (message.members?.length) {
+      obj.members = message.members.map((e) => MemberInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MembersResponse>, I>>(base?: I): MembersResponse {
+    return MembersResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MembersResponse>, I>>(object: I): MembersResponse {
+    const message = createBaseMembersResponse();
+    message.clusterId = (object.clusterId !== undefined && object.clusterId !== null) ? BigInt(object.clusterId) : 0n;
+    message.members = object.members?.map((e) => MemberInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 function createBaseMemberAttributes(): MemberAttributes {
   return { id: 0n, name: "", clientUrls: [] };
 }
@@ -1843,6 +1997,19 @@ export const RaftPeerService = {
     responseSerialize: (value: SnapshotAck): Buffer => Buffer.from(SnapshotAck.encode(value).finish()),
     responseDeserialize: (value: Buffer): SnapshotAck => SnapshotAck.decode(value),
   },
+  /**
+   * The cluster id and member list, for a new member joining with --initial-cluster-state
+   * existing (it does not know the cluster id yet, so this call carries none).
+   */
+  members: {
+    path: "/raftkv.RaftPeer/Members" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: MembersRequest): Buffer => Buffer.from(MembersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): MembersRequest => MembersRequest.decode(value),
+    responseSerialize: (value: MembersResponse): Buffer => Buffer.from(MembersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): MembersResponse => MembersResponse.decode(value),
+  },
 } as const;
 
 export interface RaftPeerServer extends UntypedServiceImplementation {
@@ -1852,6 +2019,11 @@ export interface RaftPeerServer extends UntypedServiceImplementation {
    */
   stream: handleClientStreamingCall<MessageBatch, StreamAck>;
   installSnapshot: handleClientStreamingCall<SnapshotChunk, SnapshotAck>;
+  /**
+   * The cluster id and member list, for a new member joining with --initial-cluster-state
+   * existing (it does not know the cluster id yet, so this call carries none).
+   */
+  members: handleUnaryCall<MembersRequest, MembersResponse>;
 }
 
 export interface RaftPeerClient extends Client {
@@ -1889,6 +2061,25 @@ export interface RaftPeerClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SnapshotAck) => void,
   ): ClientWritableStream<SnapshotChunk>;
+  /**
+   * The cluster id and member list, for a new member joining with --initial-cluster-state
+   * existing (it does not know the cluster id yet, so this call carries none).
+   */
+  members(
+    request: MembersRequest,
+    callback: (error: ServiceError | null, response: MembersResponse) => void,
+  ): ClientUnaryCall;
+  members(
+    request: MembersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: MembersResponse) => void,
+  ): ClientUnaryCall;
+  members(
+    request: MembersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: MembersResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const RaftPeerClient = makeGenericClientConstructor(RaftPeerService, "raftkv.RaftPeer") as unknown as {
