@@ -1,6 +1,7 @@
 // etcdserverpb.Maintenance: Status, Alarm, Defragment, Hash, HashKV, Snapshot, MoveLeader.
 
 import type * as grpc from '@grpc/grpc-js';
+import { createHash } from 'node:crypto';
 import {
   type AlarmResponse,
   type DefragmentResponse,
@@ -61,10 +62,14 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
     }
     // A point-in-time image of the state machine, in raftkv's snapshot file format.
     const image = Buffer.from(JSON.stringify(s.sm.toImage()));
-    const file = encodeSnapshotFile({
+    const body = encodeSnapshotFile({
       data: image,
       metadata: { index: s.sm.appliedIndex, term: s.raw.raft.term, confState: s.raw.raft.trk.confState() },
     });
+    // Like etcd's stream: the image padded to a multiple of 512 bytes, then its sha256
+    // (etcdctl checks that the stream ends with one).
+    const padded = Buffer.concat([body, Buffer.alloc((512 - (body.length % 512)) % 512)]);
+    const file = Buffer.concat([padded, createHash('sha256').update(padded).digest()]);
     const header = hdr();
     const CHUNK = 32 * 1024;
     let off = 0;

@@ -18,6 +18,7 @@ export interface Flags {
   snapshotCount: number;
   snapshotCatchUpEntries: number;
   maxRequestBytes: number;
+  walSegmentBytes: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -79,6 +80,7 @@ export function buildCommand(): Command {
     .option('--snapshot-count <n>', 'number of committed transactions to trigger a snapshot to disk', '100000')
     .option('--snapshot-catchup-entries <n>', 'entries kept after a snapshot for slow followers', '5000')
     .option('--max-request-bytes <n>', 'maximum client request size in bytes the server will accept', '1572864')
+    .option('--wal-segment-bytes <n>', 'WAL segment size before rotation (raftkv-specific)', String(64 * 1024 * 1024))
     .option('--log-level <level>', 'log level: debug, info, warn, error', 'info')
     .helpOption('-h, --help', 'show this help')
     .allowExcessArguments(false);
@@ -129,6 +131,7 @@ export function parseFlags(argv: string[]): Flags {
     snapshotCount: positiveInt('snapshot-count', o.snapshotCount!),
     snapshotCatchUpEntries: positiveInt('snapshot-catchup-entries', o.snapshotCatchupEntries!, 1),
     maxRequestBytes: positiveInt('max-request-bytes', o.maxRequestBytes!),
+    walSegmentBytes: positiveInt('wal-segment-bytes', o.walSegmentBytes!, 4096),
     logLevel: level,
   };
 }

@@ -38,6 +38,7 @@ async function main(): Promise<void> {
     snapshotCount: flags.snapshotCount,
     snapshotCatchUpEntries: flags.snapshotCatchUpEntries,
     maxRequestBytes: flags.maxRequestBytes,
+    walSegmentBytes: flags.walSegmentBytes,
     peerDialMap: parseDialMap(process.env.RAFTKV_PEER_DIAL_MAP),
     logger,
   });

@@ -56,6 +56,7 @@ export interface ServerConfig {
   /** Entries kept in memory and in the WAL after a snapshot, for slow followers. */
   snapshotCatchUpEntries: number;
   maxRequestBytes: number;
+  walSegmentBytes?: number;
   /** Members learned from a running cluster (for --initial-cluster-state existing). */
   existingMembers?: MemberInfo[];
   existingClusterId?: bigint;
@@ -148,7 +149,7 @@ export class EtcdServer {
       rand: new SeededRand(randomInt(2 ** 31)),
       logger: this.logger,
     };
-    const existing = (await Wal.hasWal(walDir)) ? await Wal.open(walDir, { logger: this.logger }) : undefined;
+    const existing = (await Wal.hasWal(walDir)) ? await Wal.open(walDir, { logger: this.logger, segmentBytes: this.cfg.walSegmentBytes }) : undefined;
     const neverPersisted =
       existing !== undefined && existing.contents.entries.length === 0 && !existing.contents.snapshot && existing.contents.hardState.term === 0;
     if (existing && !neverPersisted) {
@@ -219,7 +220,7 @@ export class EtcdServer {
       } else {
         this.clusterId = computeClusterId(members.map((m) => m.id));
       }
-      this.wal = await Wal.create(walDir, { nodeId: this.id, clusterId: this.clusterId }, { logger: this.logger });
+      this.wal = await Wal.create(walDir, { nodeId: this.id, clusterId: this.clusterId }, { logger: this.logger, segmentBytes: this.cfg.walSegmentBytes });
       this.raw = new RawNode({ ...rawConfig, id: this.id });
       if (this.cfg.initialClusterState === 'new') {
         this.raw.bootstrap(members.map((m) => ({ id: m.id, context: MemberInfo.encode(m).finish() })));
@@ -244,6 +245,12 @@ export class EtcdServer {
           this.kick();
         },
         members: () => ({ clusterId: this.clusterId, members: [...this.sm.membership.members.values()] }),
+        isRemoved: (id) => this.sm.membership.removed.has(id),
+        onRemoved: () => {
+          if (this.stopped) return;
+          this.logger.warn('the member has been permanently removed from the cluster');
+          setImmediate(() => this.onRemoved());
+        },
       },
     });
     for (const m of this.pendingPeers) this.transport.addPeer(m.id, m.peerUrls);

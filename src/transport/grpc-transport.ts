@@ -33,6 +33,10 @@ export interface TransportHandler {
   reportSnapshot(id: bigint, ok: boolean): void;
   /** The cluster id and member list (answered to members that are joining). */
   members?(): MembersResponse;
+  /** Whether a member id was removed from the cluster (its messages are refused). */
+  isRemoved?(id: bigint): boolean;
+  /** A peer told us we were removed from the cluster. */
+  onRemoved?(): void;
 }
 
 export interface TransportOptions {
@@ -113,7 +117,10 @@ class PeerConn {
   private onFailure(err: grpc.ServiceError): void {
     this.backoffMs = Math.min(1000, this.backoffMs === 0 ? 50 : this.backoffMs * 2);
     this.retryAt = Date.now() + this.backoffMs;
-    if (err.code === grpc.status.FAILED_PRECONDITION) {
+    if (err.code === grpc.status.FAILED_PRECONDITION && err.details?.includes('has been removed')) {
+      this.t.logger.warn(`transport: peer ${this.id.toString(16)} says: ${err.details}`);
+      this.t.handler.onRemoved?.();
+    } else if (err.code === grpc.status.FAILED_PRECONDITION) {
       this.t.logger.error(`transport: peer ${this.id.toString(16)} refused our stream: ${err.details}`);
     } else if (!this.reportedDown) {
       this.t.logger.warn(`transport: lost stream to peer ${this.id.toString(16)} (${err.details || err.message})`);
@@ -270,6 +277,9 @@ export class GrpcTransport {
     if (BigInt(`0x${String(cid)}`) !== this.clusterId) {
       return `raftkv: request cluster ID mismatch: got ${String(cid)} from member ${String(from)}, want ${this.clusterId.toString(16)}`;
     }
+    if (this.handler.isRemoved?.(BigInt(`0x${String(from)}`))) {
+      return `raftkv: member ${String(from)} has been removed from the cluster`;
+    }
     return undefined;
   }
 
@@ -279,7 +289,8 @@ export class GrpcTransport {
       stream: (call: grpc.ServerReadableStream<MessageBatch, StreamAck>, cb: grpc.sendUnaryData<StreamAck>) => {
         const bad = this.checkCaller(call.metadata);
         if (bad) {
-          this.logger.error(`transport: refused peer stream: ${bad}`);
+          if (bad.includes('has been removed')) this.logger.info(`transport: refused peer stream: ${bad}`);
+          else this.logger.error(`transport: refused peer stream: ${bad}`);
           cb({ code: grpc.status.FAILED_PRECONDITION, details: bad });
           return;
         }

@@ -26,6 +26,8 @@ export interface WorkloadOptions {
   inserts: Insert[];
   /** Hard cap on operations (every loop is bounded in count and time). */
   maxOps: number;
+  /** Optional early stop. */
+  shouldStop?: () => boolean;
 }
 
 /** Errors after which a write certainly did not happen. Anything else is "unknown". */
@@ -51,7 +53,7 @@ export async function runWorkload(o: WorkloadOptions): Promise<void> {
     let seq = 0;
     const lastSeen = new Map<string, string>();
     try {
-      while (performance.now() < o.until && issued < o.maxOps) {
+      while (performance.now() < o.until && issued < o.maxOps && !o.shouldStop?.()) {
         issued++;
         const cli = conns[ep]!;
         const k = regKey(Math.floor(o.rand() * o.keys));

@@ -93,6 +93,22 @@ export class TestClient {
     return call(this.cluster.memberList.bind(this.cluster), { linearizable: false }, this.timeoutMs);
   }
 
+  memberAdd(peerURLs: string[], isLearner = false) {
+    return call(this.cluster.memberAdd.bind(this.cluster), { peerURLs, isLearner }, this.timeoutMs);
+  }
+
+  memberRemove(ID: bigint) {
+    return call(this.cluster.memberRemove.bind(this.cluster), { ID }, this.timeoutMs);
+  }
+
+  memberPromote(ID: bigint) {
+    return call(this.cluster.memberPromote.bind(this.cluster), { ID }, this.timeoutMs);
+  }
+
+  moveLeader(targetID: bigint) {
+    return call(this.maint.moveLeader.bind(this.maint), { targetID }, this.timeoutMs);
+  }
+
   close(): void {
     this.kv.close();
     this.maint.close();

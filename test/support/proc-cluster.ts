@@ -65,10 +65,35 @@ export class ProcCluster {
     return c;
   }
 
+  /** Members that join later start with --initial-cluster-state existing. */
+  private joined = new Set<number>();
+  /** Members removed from the cluster (not part of --initial-cluster any more). */
+  readonly removed = new Set<number>();
+
+  /**
+   * Prepares a new member (after `member add` through the API) and starts it with
+   * --initial-cluster-state existing. Returns its index.
+   */
+  async addMember(): Promise<number> {
+    const [clientPort, peerPort] = await freePorts(2);
+    const i = this.members.length;
+    this.members.push({ name: `m${i + 1}`, clientPort: clientPort!, peerPort: peerPort!, dataDir: join(this.dataRoot, `m${i + 1}`), log: [] });
+    this.joined.add(i);
+    return i;
+  }
+
+  peerUrl(i: number): string {
+    return `http://127.0.0.1:${this.members[i]!.peerPort}`;
+  }
+
   args(i: number): string[] {
     const m = this.members[i]!;
-    const cluster = this.members.map((x) => `${x.name}=http://127.0.0.1:${x.peerPort}`).join(',');
+    const cluster = this.members
+      .filter((_, j) => !this.removed.has(j))
+      .map((x) => `${x.name}=http://127.0.0.1:${x.peerPort}`)
+      .join(',');
     return [
+      '--initial-cluster-state', this.joined.has(i) ? 'existing' : 'new',
       '--name', m.name,
       '--data-dir', m.dataDir,
       '--listen-client-urls', `http://127.0.0.1:${m.clientPort}`,

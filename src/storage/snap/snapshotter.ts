@@ -2,7 +2,9 @@
 // directory) and checked by CRC on load. A corrupt newest snapshot is skipped (with a
 // warning) in favour of the newest valid one.
 //
-// Layout: "RKVSNAP1" | u32 crc32(rest) | u32 metadata length | metadata JSON | data
+// Layout: "RKVSNAP1" | u32 crc32(body) | u32 body length | body, where
+// body = u32 metadata length | metadata JSON | data. Bytes after the body are ignored (the
+// Maintenance.Snapshot stream pads and appends a sha256, as etcd's does).
 
 import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -38,15 +40,18 @@ export function encodeSnapshotFile(s: Snapshot): Buffer {
   const mb = Buffer.from(JSON.stringify(meta));
   const rest = Buffer.concat([Buffer.alloc(4), mb, Buffer.from(s.data.buffer, s.data.byteOffset, s.data.byteLength)]);
   rest.writeUInt32LE(mb.length, 0);
-  const head = Buffer.alloc(12);
+  const head = Buffer.alloc(16);
   MAGIC.copy(head, 0);
   head.writeUInt32LE(crc32(rest), 8);
+  head.writeUInt32LE(rest.length, 12);
   return Buffer.concat([head, rest]);
 }
 
 export function decodeSnapshotFile(buf: Buffer): Snapshot {
-  if (buf.length < 16 || !buf.subarray(0, 8).equals(MAGIC)) throw new Error('not a raftkv snapshot');
-  const rest = buf.subarray(12);
+  if (buf.length < 20 || !buf.subarray(0, 8).equals(MAGIC)) throw new Error('not a raftkv snapshot');
+  const len = buf.readUInt32LE(12);
+  if (16 + len > buf.length) throw new Error('snapshot is truncated');
+  const rest = buf.subarray(16, 16 + len);
   if (crc32(rest) !== buf.readUInt32LE(8)) throw new Error('snapshot checksum mismatch');
   const ml = rest.readUInt32LE(0);
   const meta = JSON.parse(rest.subarray(4, 4 + ml).toString()) as MetaJson;

@@ -1,0 +1,43 @@
+// Snapshot files: atomic writes, CRC checks, fallback to an older valid snapshot.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { it } from 'node:test';
+import { emptyConfState, silentLogger } from '../../src/raft/index.js';
+import { Snapshotter, decodeSnapshotFile, encodeSnapshotFile } from '../../src/storage/snap/snapshotter.js';
+
+const snap = (index: number, data: string) => ({
+  data: Buffer.from(data),
+  metadata: { index, term: 2, confState: { ...emptyConfState(), voters: [1n, 0xffffffffffffffffn], learners: [3n] } },
+});
+
+it('round-trips a snapshot with 64-bit ids and ignores trailing padding', () => {
+  const buf = encodeSnapshotFile(snap(10, 'state'));
+  const back = decodeSnapshotFile(Buffer.concat([buf, Buffer.alloc(100)]));
+  assert.equal(back.metadata.index, 10);
+  assert.deepEqual(back.metadata.confState.voters, [1n, 0xffffffffffffffffn]);
+  assert.equal(Buffer.from(back.data).toString(), 'state');
+});
+
+it('skips a corrupt newest snapshot for an older valid one; keeps only the newest two', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'raftkv-snap-'));
+  const s = new Snapshotter(dir, silentLogger);
+  await s.save(snap(10, 'ten'));
+  await s.save(snap(20, 'twenty'));
+  await s.save(snap(30, 'thirty'));
+  const files = readdirSync(dir).filter((n) => n.endsWith('.snap')).sort();
+  assert.equal(files.length, 2);
+  assert.equal((await s.loadNewest())?.metadata.index, 30);
+  const newest = join(dir, files.find((f) => f.endsWith(`${(30).toString(16).padStart(16, '0')}.snap`))!);
+  const b = readFileSync(newest);
+  b[b.length - 2]! ^= 0xff;
+  writeFileSync(newest, b);
+  const got = await s.loadNewest();
+  assert.equal(got?.metadata.index, 20);
+  assert.equal(Buffer.from(got!.data).toString(), 'twenty');
+  for (const f of readdirSync(dir)) writeFileSync(join(dir, f), 'garbage');
+  assert.equal(await s.loadNewest(), undefined);
+  rmSync(dir, { recursive: true });
+});
