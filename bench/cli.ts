@@ -45,6 +45,9 @@ const defaults: Omit<LoadOptions, 'endpoints' | 'clients' | 'ops'> = {
 
 async function load(label: string, t: Target, o: Partial<LoadOptions> & { clients: number; ops: number }): Promise<LoadResult & { cpuMsPerOp: number }> {
   const lead = await t.leader();
+  // Warm-up (not measured): both targets get the same, so that a fresh Node process's JIT
+  // warm-up does not count against it in short runs.
+  await runLoad({ ...defaults, connections: Math.min(o.clients, 16), endpoints: [t.endpoints[lead]!], ...o, ops: Math.min(2000, Math.ceil(o.ops / 5)), prefix: 'warmup/' });
   const bar = new SingleBar({ format: `${label.padEnd(34)} [{bar}] {value}/{total} ops`, hideCursor: true, clearOnComplete: true, stream: process.stderr });
   bar.start(o.ops, 0);
   const cpu0 = cpuMs(t.pids());

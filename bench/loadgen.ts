@@ -5,7 +5,7 @@
 
 import * as grpc from '@grpc/grpc-js';
 import * as hdr from 'hdr-histogram-js';
-import { KVClient, type PutRequest, type RangeRequest } from '../src/gen/etcd/rpc.js';
+import { KVClient, type PutRequest, RangeRequest } from '../src/gen/etcd/rpc.js';
 
 export interface LoadOptions {
   endpoints: string[];
@@ -87,21 +87,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
           resolve();
         };
         if (isRead) {
-          const req: RangeRequest = {
-            key: key(o, i),
-            rangeEnd: Buffer.alloc(0),
-            limit: 0n,
-            revision: 0n,
-            sortOrder: 0,
-            sortTarget: 0,
-            serializable: o.serializable,
-            keysOnly: false,
-            countOnly: false,
-            minModRevision: 0n,
-            maxModRevision: 0n,
-            minCreateRevision: 0n,
-            maxCreateRevision: 0n,
-          };
+          const req = RangeRequest.fromPartial({ key: key(o, i), serializable: o.serializable });
           c.range(req, cb);
         } else {
           const req: PutRequest = { key: key(o, i), value, lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false };

@@ -40,3 +40,14 @@ export function checkCall(s: EtcdServer, md: grpc.Metadata, learnerOk: boolean):
   const req = md.get('hasleader')[0];
   if (req === 'true' && s.leader() === 0n) throw Errors.noLeader();
 }
+
+/** Applies the interceptor checks to a streaming call; on failure ends it with the error. */
+export function guardStream(s: EtcdServer, call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, learnerOk = false): boolean {
+  try {
+    checkCall(s, call.metadata, learnerOk);
+    return true;
+  } catch (e) {
+    call.emit('error', toServiceError(e));
+    return false;
+  }
+}

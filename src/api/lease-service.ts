@@ -20,7 +20,7 @@ import { EtcdError, Errors } from '../kv/errors.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { grpcTarget } from '../transport/grpc-transport.js';
 import { randomInt63 } from '../util/ids.js';
-import { checkCall, toServiceError, unary } from './grpc-util.js';
+import { guardStream, toServiceError, unary } from './grpc-util.js';
 
 export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedServiceImplementation] {
   let leaderClient: { url: string; client: InstanceType<typeof LeaseClient> } | undefined;
@@ -68,12 +68,7 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
   };
 
   const keepAlive = (call: grpc.ServerDuplexStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>): void => {
-    try {
-      checkCall(s, call.metadata, false);
-    } catch (e) {
-      call.emit('error', toServiceError(e));
-      return;
-    }
+    if (!guardStream(s, call)) return;
     let forward: grpc.ClientDuplexStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse> | undefined;
     call.on('data', (req: LeaseKeepAliveRequest) => {
       if (s.isLeader()) {

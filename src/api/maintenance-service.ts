@@ -17,7 +17,7 @@ import {
 import { Errors } from '../kv/errors.js';
 import { API_VERSION, type EtcdServer } from '../server/etcd-server.js';
 import { encodeSnapshotFile } from '../storage/snap/snapshotter.js';
-import { checkCall, toServiceError, unary } from './grpc-util.js';
+import { guardStream, unary } from './grpc-util.js';
 
 export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, grpc.UntypedServiceImplementation] {
   const hdr = () => s.header(s.sm.store.currentRev);
@@ -54,12 +54,7 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
     return { header: hdr() };
   };
   const snapshot = (call: grpc.ServerWritableStream<unknown, SnapshotResponse>): void => {
-    try {
-      checkCall(s, call.metadata, false);
-    } catch (e) {
-      call.emit('error', toServiceError(e));
-      return;
-    }
+    if (!guardStream(s, call)) return;
     // A point-in-time image of the state machine, in raftkv's snapshot file format.
     const image = Buffer.from(JSON.stringify(s.sm.toImage()));
     const body = encodeSnapshotFile({

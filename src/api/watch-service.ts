@@ -6,16 +6,11 @@ import { WatchCreateRequest_FilterType, type WatchRequest, type WatchResponse, W
 import { EtcdError } from '../kv/errors.js';
 import type { Watcher } from '../kv/watch-hub.js';
 import type { EtcdServer } from '../server/etcd-server.js';
-import { checkCall, toServiceError } from './grpc-util.js';
+import { guardStream } from './grpc-util.js';
 
 export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedServiceImplementation] {
   const watch = (call: grpc.ServerDuplexStream<WatchRequest, WatchResponse>): void => {
-    try {
-      checkCall(s, call.metadata, false);
-    } catch (e) {
-      call.emit('error', toServiceError(e));
-      return;
-    }
+    if (!guardStream(s, call)) return;
     const mine = new Map<bigint, Watcher>();
     let nextId = 0n;
     let closed = false;

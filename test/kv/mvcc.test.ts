@@ -6,25 +6,10 @@ import fc from 'fast-check';
 import { EtcdError } from '../../src/kv/errors.js';
 import { checkTxn, doRange } from '../../src/kv/kv-ops.js';
 import { MvccStore } from '../../src/kv/mvcc.js';
-import type { RangeRequest } from '../../src/gen/etcd/rpc.js';
+import { RangeRequest } from '../../src/gen/etcd/rpc.js';
 
 const B = (s: string) => Buffer.from(s);
-const rr = (key: string, extra: Partial<RangeRequest> = {}): RangeRequest => ({
-  key: B(key),
-  rangeEnd: Buffer.alloc(0),
-  limit: 0n,
-  revision: 0n,
-  sortOrder: 0,
-  sortTarget: 0,
-  serializable: false,
-  keysOnly: false,
-  countOnly: false,
-  minModRevision: 0n,
-  maxModRevision: 0n,
-  minCreateRevision: 0n,
-  maxCreateRevision: 0n,
-  ...extra,
-});
+const rr = (key: string, extra: Partial<RangeRequest> = {}): RangeRequest => RangeRequest.fromPartial({ key: B(key), ...extra });
 
 describe('MVCC store', () => {
   it('assigns one revision per write txn; versions and create revisions as etcd', () => {

@@ -17,6 +17,7 @@ import {
   StateType,
   decodeConfChangeEntry,
   emptyConfState,
+  newMessage,
 } from '../../src/raft/index.js';
 import type { Config } from '../../src/raft/raft.js';
 
@@ -224,19 +225,7 @@ export class TestNet {
 }
 
 export function msg(type: MessageType, from: number, to: number, fields: Partial<Message> = {}): Message {
-  return {
-    type,
-    from: BigInt(from),
-    to: BigInt(to),
-    term: 0,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    reject: false,
-    rejectHint: 0,
-    ...fields,
-  };
+  return newMessage(type, { from: BigInt(from), to: BigInt(to), ...fields });
 }
 
 export { NONE };

@@ -518,7 +518,6 @@ export class SimCluster {
   }
 
   private send(m: Message): void {
-    const from = this.nodes.get(m.from);
     const to = this.nodes.get(m.to);
     if (!to || this.blocked.has(`${m.from}>${m.to}`) || this.rng.next() < this.lossRate) {
       this.stats.lost++;

@@ -28,3 +28,16 @@ export function runSeeds(b: SeedBlock): { proposed: number; acked: number; reads
   }
   return total;
 }
+
+/** The standard pair of simulator suites for one cluster size (plain faults, then membership). */
+export async function simSuite(nodes: number, count: number): Promise<void> {
+  const { it } = await import('node:test');
+  it(`${nodes} nodes: ${count} schedules of crashes, restarts, partitions, loss, duplication, reordering, slow nodes`, () => {
+    const t = runSeeds({ nodes, from: nodes * 10000, count, ticks: 300 });
+    assert.ok(t.acked > 0 && t.elections >= count);
+  });
+  it(`${nodes} nodes: ${count} schedules with membership changes (joint, learners, leader removal) during faults`, () => {
+    const t = runSeeds({ nodes, from: nodes * 10000 + 5000, count, ticks: 300, membership: true });
+    assert.ok(t.acked > 0);
+  });
+}

@@ -11,7 +11,7 @@ import {
   type DeleteRangeResponse,
   type PutRequest,
   type PutResponse,
-  type RangeRequest,
+  RangeRequest,
   type RangeResponse,
   type StatusResponse,
   type TxnRequest,
@@ -53,22 +53,7 @@ export class TestClient {
   }
 
   range(key: string | Buffer, extra: Partial<RangeRequest> = {}): Promise<RangeResponse> {
-    const req: RangeRequest = {
-      key: b(key),
-      rangeEnd: Buffer.alloc(0),
-      limit: 0n,
-      revision: 0n,
-      sortOrder: 0,
-      sortTarget: 0,
-      serializable: false,
-      keysOnly: false,
-      countOnly: false,
-      minModRevision: 0n,
-      maxModRevision: 0n,
-      minCreateRevision: 0n,
-      maxCreateRevision: 0n,
-      ...extra,
-    };
+    const req = RangeRequest.fromPartial({ key: b(key), ...extra });
     return call(this.kv.range.bind(this.kv), req, this.timeoutMs);
   }
 
