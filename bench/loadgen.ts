@@ -25,6 +25,8 @@ export interface LoadOptions {
   /** Keys are prefixed so that separate runs do not collide. */
   prefix: string;
   onProgress?: (done: number) => void;
+  /** If set, count successful operations per bucket of this many ms (throughput over time). */
+  bucketMs?: number;
 }
 
 export interface LoadResult {
@@ -37,6 +39,8 @@ export interface LoadResult {
   p90Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** Successful operations per bucket (when bucketMs was set). */
+  timeline: number[];
 }
 
 function key(o: LoadOptions, i: number): Buffer {
@@ -63,6 +67,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   let firstError: string | undefined;
   const start = performance.now();
   const deadline = start + o.maxMs;
+  const timeline: number[] = [];
   let rnd = 12345;
   const nextRand = (): number => {
     rnd = (Math.imul(rnd, 1103515245) + 12345) >>> 0;
@@ -81,7 +86,13 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
           if (err) {
             errors++;
             firstError ??= err.details || err.message;
-          } else hist.recordValue(us);
+          } else {
+            hist.recordValue(us);
+            if (o.bucketMs) {
+              const b = Math.floor((performance.now() - start) / o.bucketMs);
+              timeline[b] = (timeline[b] ?? 0) + 1;
+            }
+          }
           done++;
           if ((done & 255) === 0) o.onProgress?.(done);
           resolve();
@@ -111,5 +122,6 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     p90Ms: hist.getValueAtPercentile(90) / 1000,
     p99Ms: hist.getValueAtPercentile(99) / 1000,
     maxMs: hist.maxValue / 1000,
+    timeline: Array.from(timeline, (x) => x ?? 0),
   };
 }
