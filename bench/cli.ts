@@ -13,10 +13,13 @@
 //   reconfig   throughput dip during a leadership transfer and a membership change
 //   catchup    time for a member that missed 100,000 writes to catch up
 //   snapshot   snapshot size and create/restore time vs key count
+//   wal        disk use (WAL, snapshots) over 200,000 writes
 //   all        every experiment above
 // Every load is bounded in operations and time; only 127.0.0.1 is contacted.
 
 import { SingleBar } from 'cli-progress';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type LoadOptions, type LoadResult, runLoad } from './loadgen.js';
 import { type Row, cpuMs, printTable, writeResults } from './report.js';
@@ -364,6 +367,43 @@ async function catchup(): Promise<void> {
   await writeResults('catchup', { ops: n }, rows, { title: `Catch-up after ${n} missed writes`, mark: 'bar', x: { field: 'target', type: 'nominal' }, y: { field: 'seconds to catch up', type: 'quantitative' } }, md);
 }
 
+/** Disk use stays bounded: 200,000 writes with snapshots every 10,000 entries. */
+async function wal(): Promise<void> {
+  const total = scale(200_000);
+  const step = Math.max(1, Math.floor(total / 10));
+  const rows: Row[] = [];
+  const t = await startTarget('raftkv', 3, {
+    snapshotCount: 10_000,
+    extraArgs: ['--wal-segment-bytes', String(4 * 1024 * 1024), '--auto-compaction-mode', 'revision', '--auto-compaction-retention', '10000'],
+  });
+  try {
+    const dir = t.dataDirs!()[await t.leader()]!;
+    const mib = (p: string) => dirBytes(p) / 1048576;
+    for (let done = 0; done < total; done += step) {
+      await load(`writes ${done}..${done + step}`, t, { clients: 64, ops: step, keySpace: 1000, valueSize: 256, prefix: 'wal/' });
+      rows.push({
+        writes: done + step,
+        'WAL MiB': mib(join(dir, 'member', 'wal')),
+        'snapshots MiB': mib(join(dir, 'member', 'snap')),
+        'WAL segments': readdirSync(join(dir, 'member', 'wal')).length,
+      });
+    }
+  } finally {
+    await t.destroy();
+  }
+  const md = printTable(`disk use over ${total} writes (1,000 keys, --snapshot-count 10000, 4 MiB WAL segments, --auto-compaction-mode revision --auto-compaction-retention 10000)`, rows);
+  await writeResults('wal', { total }, rows, { title: 'WAL size over writes', mark: 'line', x: { field: 'writes', type: 'quantitative' }, y: { field: 'WAL MiB', type: 'quantitative' } }, md);
+}
+
+function dirBytes(p: string): number {
+  let s = 0;
+  for (const n of readdirSync(p)) {
+    const st = statSync(join(p, n));
+    s += st.isDirectory() ? dirBytes(join(p, n)) : st.size;
+  }
+  return s;
+}
+
 /** Snapshot size and time vs key count (in-process: the state machine image and file codec). */
 async function snapshot(): Promise<void> {
   const rows: Row[] = [];
@@ -386,7 +426,7 @@ async function snapshot(): Promise<void> {
   await writeResults('snapshot', {}, rows, { title: 'Snapshot create time vs keys', mark: 'line', x: { field: 'keys', type: 'quantitative' }, y: { field: 'create ms', type: 'quantitative' } }, md);
 }
 
-const experiments: Record<string, () => Promise<void>> = { seed, 'vs-etcd': vsEtcd, size, election, mix, reads, straggler, reconfig, catchup, snapshot };
+const experiments: Record<string, () => Promise<void>> = { seed, 'vs-etcd': vsEtcd, size, election, mix, reads, straggler, reconfig, catchup, snapshot, wal };
 
 async function main(): Promise<void> {
   const name = positionals[0] ?? 'seed';

@@ -19,15 +19,27 @@ export interface Target {
   kill(i: number, signal?: NodeJS.Signals): Promise<void>;
   restart(i: number): Promise<void>;
   destroy(): Promise<void>;
+  /** raftkv only: each member's data directory. */
+  dataDirs?(): string[];
 }
 
 export interface TargetOptions {
   heartbeatMs?: number;
   electionMs?: number;
+  /** Extra raftkv flags (ignored for etcd). */
+  extraArgs?: string[];
+  snapshotCount?: number;
 }
 
 export async function startRaftkv(size: number, o: TargetOptions = {}): Promise<Target> {
-  const c = await ProcCluster.start({ size, heartbeatMs: o.heartbeatMs ?? 100, electionMs: o.electionMs ?? 1000, logLevel: 'warn' });
+  const c = await ProcCluster.start({
+    size,
+    heartbeatMs: o.heartbeatMs ?? 100,
+    electionMs: o.electionMs ?? 1000,
+    logLevel: 'warn',
+    extraArgs: o.extraArgs,
+    snapshotCount: o.snapshotCount,
+  });
   return {
     kind: size === 1 ? 'baseline' : 'raftkv',
     size,
@@ -39,6 +51,7 @@ export async function startRaftkv(size: number, o: TargetOptions = {}): Promise<
       c.startMember(i);
     },
     destroy: () => c.destroy(),
+    dataDirs: () => c.members.map((m) => m.dataDir),
   };
 }
 

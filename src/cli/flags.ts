@@ -19,6 +19,9 @@ export interface Flags {
   snapshotCatchUpEntries: number;
   maxRequestBytes: number;
   walSegmentBytes: number;
+  autoCompactionMode: 'periodic' | 'revision';
+  /** periodic: milliseconds of history to keep; revision: revisions to keep; 0 = off. */
+  autoCompactionRetention: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -63,6 +66,23 @@ function parseInitialCluster(v: string): Map<string, string[]> {
   return m;
 }
 
+function compactionMode(v: string): 'periodic' | 'revision' {
+  if (v !== 'periodic' && v !== 'revision') {
+    throw new FlagError(`invalid value "${v}" for flag --auto-compaction-mode: must be "periodic" or "revision"`);
+  }
+  return v;
+}
+
+/** etcd's retention syntax: a Go duration, or a bare number (hours for periodic). */
+function retention(mode: string, v: string): number {
+  const bad = () => new FlagError(`invalid value "${v}" for flag --auto-compaction-retention`);
+  if (/^\d+$/.test(v)) return mode === 'revision' ? Number(v) : Number(v) * 3600_000;
+  if (mode === 'revision') throw bad();
+  const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(v);
+  if (!m || v === '') throw bad();
+  return (Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0)) * 1000;
+}
+
 export function buildCommand(): Command {
   return new Command('raftkv')
     .description('raftkv: a Raft key-value store speaking the etcd v3 API (one cluster member)')
@@ -81,6 +101,8 @@ export function buildCommand(): Command {
     .option('--snapshot-catchup-entries <n>', 'entries kept after a snapshot for slow followers', '5000')
     .option('--max-request-bytes <n>', 'maximum client request size in bytes the server will accept', '1572864')
     .option('--wal-segment-bytes <n>', 'WAL segment size before rotation (raftkv-specific)', String(64 * 1024 * 1024))
+    .option('--auto-compaction-mode <mode>', "interpret --auto-compaction-retention as 'periodic' (a duration) or 'revision'", 'periodic')
+    .option('--auto-compaction-retention <value>', "history to keep: a duration for periodic ('1h', '30m', '45s'; a bare number is hours), a count for revision; 0 disables", '0')
     .option('--log-level <level>', 'log level: debug, info, warn, error', 'info')
     .helpOption('-h, --help', 'show this help')
     .allowExcessArguments(false);
@@ -132,6 +154,8 @@ export function parseFlags(argv: string[]): Flags {
     snapshotCatchUpEntries: positiveInt('snapshot-catchup-entries', o.snapshotCatchupEntries!, 1),
     maxRequestBytes: positiveInt('max-request-bytes', o.maxRequestBytes!),
     walSegmentBytes: positiveInt('wal-segment-bytes', o.walSegmentBytes!, 4096),
+    autoCompactionMode: compactionMode(o.autoCompactionMode!),
+    autoCompactionRetention: retention(o.autoCompactionMode!, o.autoCompactionRetention!),
     logLevel: level,
   };
 }

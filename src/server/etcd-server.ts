@@ -57,6 +57,8 @@ export interface ServerConfig {
   snapshotCatchUpEntries: number;
   maxRequestBytes: number;
   walSegmentBytes?: number;
+  /** etcd's --auto-compaction-*: the leader compacts the MVCC history (retention 0 = off). */
+  autoCompaction?: { mode: 'periodic' | 'revision'; retention: number };
   /** Members learned from a running cluster (for --initial-cluster-state existing). */
   existingMembers?: MemberInfo[];
   existingClusterId?: bigint;
@@ -279,7 +281,10 @@ export class EtcdServer {
       this.raw.tick();
       this.kick();
     }, this.cfg.heartbeatMs);
-    this.leaseTimer = setInterval(() => this.checkLeases(), 500);
+    this.leaseTimer = setInterval(() => {
+      this.checkLeases();
+      this.maybeAutoCompact();
+    }, 500);
     this.kick();
   }
 
@@ -524,6 +529,45 @@ export class EtcdServer {
       clearTimeout(timer);
       this.confWait.delete(key);
     }
+  }
+
+  // ------------------------------------------------------------------ auto-compaction
+
+  private revSamples: Array<{ at: number; rev: bigint }> = [];
+  private compacting = false;
+  private lastCompactCheck = 0;
+
+  /**
+   * etcd's auto-compaction, run by the leader through Raft: 'revision' keeps the last N
+   * revisions (checked every 5 s here); 'periodic' keeps the history of the last retention
+   * period (sampled every 5 s, compacting to the revision current one period ago).
+   */
+  private maybeAutoCompact(): void {
+    const ac = this.cfg.autoCompaction;
+    if (!ac || ac.retention <= 0 || this.stopped || this.compacting) return;
+    const now = Date.now();
+    if (now - this.lastCompactCheck < 5000) return;
+    this.lastCompactCheck = now;
+    const store = this.sm.store;
+    this.revSamples.push({ at: now, rev: store.currentRev });
+    if (!this.isLeader()) return;
+    let target: bigint;
+    if (ac.mode === 'revision') {
+      target = store.currentRev - BigInt(ac.retention);
+    } else {
+      const old = this.revSamples.filter((x) => x.at <= now - ac.retention);
+      if (old.length === 0) return;
+      target = old[old.length - 1]!.rev;
+      this.revSamples = this.revSamples.filter((x) => x.at > now - ac.retention - 5000);
+    }
+    if (target <= 0n || target <= store.compactRev) return;
+    this.compacting = true;
+    this.propose({ compaction: { revision: target, physical: false } })
+      .then(() => this.logger.info(`auto-compaction: compacted to revision ${target}`))
+      .catch((e: Error) => this.logger.warn(`auto-compaction to ${target} failed: ${e.message}`))
+      .finally(() => {
+        this.compacting = false;
+      });
   }
 
   // ------------------------------------------------------------------ leases and attributes

@@ -66,6 +66,8 @@ describe('bad flags', () => {
     [['--no-such-flag'], '--no-such-flag'],
     [['--initial-cluster', 'other=http://127.0.0.1:1'], '--initial-cluster'],
     [['--log-level', 'loud'], '--log-level'],
+    [['--auto-compaction-mode', 'sometimes'], '--auto-compaction-mode'],
+    [['--auto-compaction-retention', '1x'], '--auto-compaction-retention'],
   ] as const) {
     it(`${args.join(' ')}: one line naming ${flag}, exit code 2, nothing written`, () => {
       const dir = join(mkdtempSync(join(tmpdir(), 'raftkv-flags-')), 'data');
