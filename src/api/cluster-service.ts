@@ -44,7 +44,11 @@ export function clusterService(s: EtcdServer): [typeof ClusterService, grpc.Unty
   const hdr = () => s.header(s.sm.store.currentRev);
   let leaderClient: { url: string; c: InstanceType<typeof ClusterClient> } | undefined;
 
-  const memberList = async (): Promise<MemberListResponse> => ({ header: hdr(), members: members() });
+  const memberList = async (req: { linearizable: boolean }): Promise<MemberListResponse> => {
+    // etcd 3.5's linearizable flag: read the list at a ReadIndex point instead of locally.
+    if (req.linearizable) await s.linearizableRead();
+    return { header: hdr(), members: members() };
+  };
 
   const memberAdd = async (req: MemberAddRequest): Promise<MemberAddResponse> => {
     if (!validUrls(req.peerURLs)) throw Errors.memberBadURLs();
