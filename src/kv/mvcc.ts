@@ -195,6 +195,20 @@ export class MvccStore {
   compact(rev: bigint): void {
     if (rev <= this.compactRev) throw Errors.compacted();
     if (rev > this.currentRev) throw Errors.futureRev();
+    // Logically compacted at once (reads and watches below `rev` fail from now on); the
+    // physical pruning waits while a snapshot is being built from the history.
+    this.compactRev = rev;
+    if (this.pins > 0) {
+      this.pendingPrune = rev;
+      return;
+    }
+    this.prune(rev);
+  }
+
+  private pins = 0;
+  private pendingPrune = -1n;
+
+  private prune(rev: bigint): void {
     const dead: string[] = [];
     this.index.forEach((rec, k) => {
       const h = rec.history;
@@ -209,7 +223,54 @@ export class MvccStore {
       if (rec.history.length === 0) dead.push(k);
     });
     for (const k of dead) this.index.delete(k);
-    this.compactRev = rev;
+  }
+
+  /**
+   * The store's image at the current revision, built in chunks that yield to the event loop
+   * (`pause`) so that a large snapshot never stalls heartbeats. Writes may continue meanwhile:
+   * the image keeps only versions up to the revision captured at the start, and pruning is
+   * deferred until it is done, so the result is exactly the state at that revision.
+   */
+  async imageJsonAsync(pause: () => Promise<void>, chunk = 2000): Promise<string> {
+    const rev = this.currentRev;
+    const compactRev = this.compactRev;
+    this.pins++;
+    try {
+      const parts: string[] = [];
+      let after: string | undefined;
+      for (;;) {
+        const batch: Array<[string, KeyRecord]> = [];
+        const maxKey = this.index.maxKey();
+        if (maxKey === undefined) break;
+        const lo = after ?? '';
+        this.index.forRange(lo, maxKey, true, (k, rec) => {
+          if (after !== undefined && k === after) return;
+          batch.push([k, rec]);
+          if (batch.length >= chunk) return { break: true };
+        });
+        if (batch.length === 0) break;
+        for (const [, rec] of batch) {
+          const hist = rec.history.filter((r) => r.mod <= rev);
+          if (hist.length === 0) continue;
+          parts.push(
+            JSON.stringify({
+              key: rec.key.toString('base64'),
+              history: hist.map((r) => [r.mod.toString(), r.sub, r.create.toString(), r.version.toString(), r.value.toString('base64'), r.lease.toString()]),
+            }),
+          );
+        }
+        after = batch[batch.length - 1]![0];
+        if (batch.length < chunk) break;
+        await pause();
+      }
+      return `{"currentRev":"${rev}","compactRev":"${compactRev}","keys":[${parts.join(',')}]}`;
+    } finally {
+      if (--this.pins === 0 && this.pendingPrune >= 0n) {
+        const r = this.pendingPrune;
+        this.pendingPrune = -1n;
+        this.prune(r);
+      }
+    }
   }
 
   /** Events in [key, end) with revision >= fromRev, in revision order (watch catch-up). */

@@ -377,7 +377,7 @@ export class EtcdServer {
     this.raw.advance(rd);
     this.sendImmediate();
     this.reader.onApplied();
-    await this.maybeSnapshot();
+    this.maybeSnapshot();
   }
 
   private onSoftState(ss: SoftState): void {
@@ -426,21 +426,42 @@ export class EtcdServer {
     this.logger.info(`restored state from snapshot at index ${s.metadata.index}`);
   }
 
-  /** Every --snapshot-count applied entries: snapshot to disk, compact memory and the WAL. */
-  private async maybeSnapshot(): Promise<void> {
-    const applied = this.sm.appliedIndex;
-    if (applied - this.lastSnapshotIndex < this.cfg.snapshotCount) return;
-    const data = Buffer.from(JSON.stringify(this.sm.toImage()));
-    const snap = this.storage.createSnapshot(applied, this.confState, data);
-    await this.snapshotter.save(snap);
-    await this.wal.saveSnapshotMark(snap.metadata.index, snap.metadata.term);
-    this.lastSnapshotIndex = applied;
-    const compactTo = applied - this.cfg.snapshotCatchUpEntries;
-    if (compactTo > this.storage.firstIndex()) {
-      this.storage.compact(compactTo);
-      await this.wal.releaseTo(compactTo);
-    }
-    this.logger.info(`saved snapshot at index ${applied} (${data.length} bytes); log compacted to ${this.storage.firstIndex()}`);
+  private snapshotting = false;
+
+  /**
+   * Every --snapshot-count applied entries: snapshot to disk, then compact memory and the WAL.
+   * Runs beside the Raft loop (not awaited by it): the image is built in chunks that yield to
+   * the event loop, so heartbeats and applies go on while a large snapshot is made.
+   */
+  private maybeSnapshot(): void {
+    if (this.snapshotting || this.stopped) return;
+    if (this.sm.appliedIndex - this.lastSnapshotIndex < this.cfg.snapshotCount) return;
+    this.snapshotting = true;
+    const confState = this.confState;
+    const started = performance.now();
+    void (async () => {
+      try {
+        const { index, json } = await this.sm.imageAsync(() => new Promise((r) => setImmediate(r)));
+        if (this.stopped || index <= this.storage.snapshot().metadata.index) return;
+        const data = Buffer.from(json);
+        const snap = this.storage.createSnapshot(index, confState, data);
+        await this.snapshotter.save(snap);
+        await this.wal.saveSnapshotMark(snap.metadata.index, snap.metadata.term);
+        this.lastSnapshotIndex = index;
+        const compactTo = index - this.cfg.snapshotCatchUpEntries;
+        if (compactTo > this.storage.firstIndex()) {
+          this.storage.compact(compactTo);
+          await this.wal.releaseTo(compactTo);
+        }
+        this.logger.info(
+          `saved snapshot at index ${index} (${data.length} bytes, ${(performance.now() - started).toFixed(0)} ms); log compacted to ${this.storage.firstIndex()}`,
+        );
+      } catch (e) {
+        if (!this.stopped) this.logger.warn(`snapshot failed: ${(e as Error).message}`);
+      } finally {
+        this.snapshotting = false;
+      }
+    })();
   }
 
   // ------------------------------------------------------------------ requests

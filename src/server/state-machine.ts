@@ -152,6 +152,18 @@ export class StateMachine {
     return { version: 1, store: this.store.toImage(), leases: this.lessor.toImage(), members: this.membership.toImage() };
   }
 
+  /**
+   * A snapshot image (JSON) of the state at the current applied index, built without blocking
+   * the event loop for long. Returns the index it reflects.
+   */
+  async imageAsync(pause: () => Promise<void>): Promise<{ index: number; json: string }> {
+    const index = this.appliedIndex;
+    const leases = JSON.stringify(this.lessor.toImage());
+    const members = JSON.stringify(this.membership.toImage());
+    const store = await this.store.imageJsonAsync(pause);
+    return { index, json: `{"version":1,"store":${store},"leases":${leases},"members":${members}}` };
+  }
+
   restore(img: StateImage, index: number): void {
     const onEvents = this.store.onEvents;
     this.store = MvccStore.fromImage(img.store);

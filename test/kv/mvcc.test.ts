@@ -123,4 +123,26 @@ describe('MVCC store', () => {
       { numRuns: 200 },
     );
   });
+
+  it('an async snapshot image is exactly the state at its start, despite writes and compaction meanwhile', async () => {
+    const s = new MvccStore();
+    for (let i = 0; i < 500; i++) s.write((w) => w.put(B(`k${i % 120}`), B(`v${i}`), 0n));
+    s.write((w) => w.deleteRange(B('k7'), undefined));
+    const expected = JSON.stringify(s.toImage());
+    const hash = s.hash(s.currentRev);
+    let n = 0;
+    const json = await s.imageJsonAsync(async () => {
+      // Meanwhile: more writes, deletes, new keys, and a compaction past the image's revision.
+      s.write((w) => w.put(B(`k${n % 150}`), B(`later${n}`), 0n));
+      s.write((w) => w.deleteRange(B(`k${(n * 7) % 120}`), undefined));
+      if (n === 2) s.compact(s.currentRev - 1n);
+      n++;
+    }, 16);
+    assert.ok(n > 3, 'the build yielded several times');
+    assert.equal(json, expected);
+    const copy = MvccStore.fromImage(JSON.parse(json));
+    assert.equal(copy.hash(copy.currentRev), hash);
+    // The deferred pruning happened once the image was done.
+    assert.throws(() => s.range(B('k1'), undefined, { revision: 3n }), /compacted/);
+  });
 });

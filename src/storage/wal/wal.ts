@@ -246,9 +246,20 @@ export class Wal {
 
   /** Records that a snapshot at (index, term) is durable (the snapshot file is written first). */
   async saveSnapshotMark(index: number, term: number): Promise<void> {
-    await this.chain;
-    await this.writeAll(encodeSnapshotMark(index, term));
-    await this.fh.datasync();
+    return this.enqueue(async () => {
+      await this.writeAll(encodeSnapshotMark(index, term));
+      await this.fh.datasync();
+    });
+  }
+
+  /** Runs `f` after every write queued before it, and before any queued after it. */
+  private enqueue<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(f);
+    this.chain = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
   }
 
   /**
@@ -256,7 +267,10 @@ export class Wal {
    * the segment that contains `index`. Bounded disk use over a long-running cluster.
    */
   async releaseTo(index: number): Promise<number> {
-    await this.chain;
+    return this.enqueue(() => this.doRelease(index));
+  }
+
+  private async doRelease(index: number): Promise<number> {
     let removed = 0;
     // Segment i holds entries from segments[i].firstIndex to segments[i+1].firstIndex - 1.
     while (this.segments.length > 1 && this.segments[1]!.firstIndex <= index) {
