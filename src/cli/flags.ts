@@ -19,6 +19,7 @@ export interface Flags {
   snapshotCatchUpEntries: number;
   maxRequestBytes: number;
   walSegmentBytes: number;
+  listenMetricsUrls: string[];
   autoCompactionMode: 'periodic' | 'revision';
   /** periodic: milliseconds of history to keep; revision: revisions to keep; 0 = off. */
   autoCompactionRetention: number;
@@ -100,6 +101,7 @@ export function buildCommand(): Command {
     .option('--snapshot-count <n>', 'number of committed transactions to trigger a snapshot to disk', '100000')
     .option('--snapshot-catchup-entries <n>', 'entries kept after a snapshot for slow followers', '5000')
     .option('--max-request-bytes <n>', 'maximum client request size in bytes the server will accept', '1572864')
+    .option('--listen-metrics-urls <urls>', 'URLs to serve /metrics and /health on (HTTP)')
     .option('--wal-segment-bytes <n>', 'WAL segment size before rotation (raftkv-specific)', String(64 * 1024 * 1024))
     .option('--auto-compaction-mode <mode>', "interpret --auto-compaction-retention as 'periodic' (a duration) or 'revision'", 'periodic')
     .option('--auto-compaction-retention <value>', "history to keep: a duration for periodic ('1h', '30m', '45s'; a bare number is hours), a count for revision; 0 disables", '0')
@@ -154,6 +156,7 @@ export function parseFlags(argv: string[]): Flags {
     snapshotCatchUpEntries: positiveInt('snapshot-catchup-entries', o.snapshotCatchupEntries!, 1),
     maxRequestBytes: positiveInt('max-request-bytes', o.maxRequestBytes!),
     walSegmentBytes: positiveInt('wal-segment-bytes', o.walSegmentBytes!, 4096),
+    listenMetricsUrls: o.listenMetricsUrls ? urlList('listen-metrics-urls', o.listenMetricsUrls) : [],
     autoCompactionMode: compactionMode(o.autoCompactionMode!),
     autoCompactionRetention: retention(o.autoCompactionMode!, o.autoCompactionRetention!),
     logLevel: level,

@@ -4,6 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { bind, createClientServer } from '../api/client-server.js';
 import { EtcdServer } from '../server/etcd-server.js';
+import { Metrics, serveMetrics } from '../server/metrics.js';
 import { CommanderError, FlagError, type Flags, parseFlags } from './flags.js';
 import { createLogger } from '../util/log.js';
 import { hex } from '../util/ids.js';
@@ -82,6 +83,17 @@ async function main(): Promise<void> {
   server.onRemoved = () => void shutdown(0);
   process.on('SIGINT', () => void shutdown(0));
   process.on('SIGTERM', () => void shutdown(0));
+
+  const metrics = new Metrics(server);
+  server.metrics = metrics;
+  try {
+    for (const u of flags.listenMetricsUrls) {
+      const url = new URL(u);
+      await serveMetrics(server, metrics, url.hostname, Number(url.port));
+    }
+  } catch (e) {
+    fail(`cannot serve metrics: ${(e as Error).message}`);
+  }
 
   server.start();
   logger.info(

@@ -38,6 +38,7 @@ import type { ProcessLogger } from '../util/log.js';
 import { LinearizableReader } from './linearizable-read.js';
 import { type ApplyOutcome, type StateImage, StateMachine } from './state-machine.js';
 import { Wait } from './wait.js';
+import type { Metrics } from './metrics.js';
 
 export const API_VERSION = '3.4.0';
 
@@ -98,6 +99,8 @@ export class EtcdServer {
   private published = false;
   readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
   readonly requestTimeoutMs: number;
+  /** Set by the process to record metrics (optional: tests run without). */
+  metrics: Metrics | undefined;
   onFatal: (e: Error) => void = () => {};
   onRemoved: () => void = () => {};
 
@@ -360,7 +363,9 @@ export class EtcdServer {
       // Only the commit index moved: nothing to wait for (Raft does not need it durable).
       this.wal.saveNoWait(rd.hardState);
     } else {
+      const t0 = performance.now();
       await this.wal.save(rd.hardState, rd.entries, rd.mustSync);
+      if (rd.mustSync) this.metrics?.walFsync.observe((performance.now() - t0) / 1000);
     }
     if (this.stopped) return;
     if (rd.snapshot) {
@@ -385,6 +390,7 @@ export class EtcdServer {
     if (ss.raftState === StateType.Leader && !wasLeader) this.lessor.promote();
     if (ss.raftState !== StateType.Leader && wasLeader) this.lessor.demote();
     this.leaderChangedAt = Date.now();
+    this.metrics?.leaderChanges.inc();
     this.logger.info(`raft: ${ss.raftState}, leader ${hex(ss.lead)} at term ${this.raw.raft.term}`);
     if (ss.lead !== NONE && this.noLeaderQueue.length > 0) {
       const q = this.noLeaderQueue;
@@ -479,6 +485,9 @@ export class EtcdServer {
       const outcome = await p;
       if (!outcome.ok) throw outcome.error;
       return outcome.value;
+    } catch (e) {
+      this.metrics?.proposalsFailed.inc();
+      throw e;
     } finally {
       clearTimeout(timer);
     }
