@@ -15,7 +15,7 @@ import {
   type StatusResponse,
 } from '../gen/etcd/rpc.js';
 import { Errors } from '../kv/errors.js';
-import { API_VERSION, type EtcdServer } from '../server/etcd-server.js';
+import { API_VERSION, type EtcdServer, yieldToEventLoop } from '../server/etcd-server.js';
 import { encodeSnapshotFile } from '../storage/snap/snapshotter.js';
 import { guardStream, unary } from './grpc-util.js';
 
@@ -55,12 +55,14 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
   };
   const snapshot = (call: grpc.ServerWritableStream<unknown, SnapshotResponse>): void => {
     if (!guardStream(s, call)) return;
+    void streamSnapshot(s, call);
+  };
+  const streamSnapshot = async (s: EtcdServer, call: grpc.ServerWritableStream<unknown, SnapshotResponse>): Promise<void> => {
     // A point-in-time image of the state machine, in raftkv's snapshot file format.
-    const image = Buffer.from(JSON.stringify(s.sm.toImage()));
-    const body = encodeSnapshotFile({
-      data: image,
-      metadata: { index: s.sm.appliedIndex, term: s.raw.raft.term, confState: s.raw.raft.trk.confState() },
-    });
+    const confState = s.raw.raft.trk.confState();
+    const term = s.raw.raft.term;
+    const { index, data } = await s.sm.imageAsync(yieldToEventLoop);
+    const body = encodeSnapshotFile({ data, metadata: { index, term, confState } });
     // Like etcd's stream: the image padded to a multiple of 512 bytes, then its sha256
     // (etcdctl checks that the stream ends with one).
     const padded = Buffer.concat([body, Buffer.alloc((512 - (body.length % 512)) % 512)]);

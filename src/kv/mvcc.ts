@@ -226,24 +226,23 @@ export class MvccStore {
   }
 
   /**
-   * The store's image at the current revision, built in chunks that yield to the event loop
-   * (`pause`) so that a large snapshot never stalls heartbeats. Writes may continue meanwhile:
-   * the image keeps only versions up to the revision captured at the start, and pruning is
-   * deferred until it is done, so the result is exactly the state at that revision.
+   * The store's image at the current revision as one JSON line per key, built in chunks that
+   * yield to the event loop (`pause`) so that a large snapshot never stalls heartbeats. Writes
+   * may continue meanwhile: the image keeps only versions up to the revision captured at the
+   * start, and pruning is deferred until it is done, so it is exactly the state at that revision.
    */
-  async imageJsonAsync(pause: () => Promise<void>, chunk = 2000): Promise<string> {
+  async imageLinesAsync(pause: () => Promise<void>, chunk = 2000): Promise<{ currentRev: string; compactRev: string; lines: string[] }> {
     const rev = this.currentRev;
     const compactRev = this.compactRev;
     this.pins++;
     try {
-      const parts: string[] = [];
+      const lines: string[] = [];
       let after: string | undefined;
       for (;;) {
         const batch: Array<[string, KeyRecord]> = [];
         const maxKey = this.index.maxKey();
         if (maxKey === undefined) break;
-        const lo = after ?? '';
-        this.index.forRange(lo, maxKey, true, (k, rec) => {
+        this.index.forRange(after ?? '', maxKey, true, (k, rec) => {
           if (after !== undefined && k === after) return;
           batch.push([k, rec]);
           if (batch.length >= chunk) return { break: true };
@@ -251,19 +250,13 @@ export class MvccStore {
         if (batch.length === 0) break;
         for (const [, rec] of batch) {
           const hist = rec.history.filter((r) => r.mod <= rev);
-          if (hist.length === 0) continue;
-          parts.push(
-            JSON.stringify({
-              key: rec.key.toString('base64'),
-              history: hist.map((r) => [r.mod.toString(), r.sub, r.create.toString(), r.version.toString(), r.value.toString('base64'), r.lease.toString()]),
-            }),
-          );
+          if (hist.length > 0) lines.push(JSON.stringify(keyImage(rec.key, hist)));
         }
         after = batch[batch.length - 1]![0];
         if (batch.length < chunk) break;
         await pause();
       }
-      return `{"currentRev":"${rev}","compactRev":"${compactRev}","keys":[${parts.join(',')}]}`;
+      return { currentRev: rev.toString(), compactRev: compactRev.toString(), lines };
     } finally {
       if (--this.pins === 0 && this.pendingPrune >= 0n) {
         const r = this.pendingPrune;
@@ -271,6 +264,20 @@ export class MvccStore {
         this.prune(r);
       }
     }
+  }
+
+  /** Adds one key's history from an image line (restore). */
+  loadKey(k: StoreImage['keys'][number]): void {
+    const rec = new KeyRecord(Buffer.from(k.key, 'base64'));
+    rec.history = k.history.map(([mod, sub, create, version, value, lease]) => ({
+      mod: BigInt(mod),
+      sub,
+      create: BigInt(create),
+      version: BigInt(version),
+      value: Buffer.from(value, 'base64'),
+      lease: BigInt(lease),
+    }));
+    this.index.set(keyStr(rec.key), rec);
   }
 
   /** Events in [key, end) with revision >= fromRev, in revision order (watch catch-up). */
@@ -323,10 +330,7 @@ export class MvccStore {
   toImage(): StoreImage {
     const keys: StoreImage['keys'] = [];
     this.index.forEach((rec) => {
-      keys.push({
-        key: rec.key.toString('base64'),
-        history: rec.history.map((r) => [r.mod.toString(), r.sub, r.create.toString(), r.version.toString(), r.value.toString('base64'), r.lease.toString()]),
-      });
+      keys.push(keyImage(rec.key, rec.history));
     });
     return { currentRev: this.currentRev.toString(), compactRev: this.compactRev.toString(), keys };
   }
@@ -335,18 +339,7 @@ export class MvccStore {
     const s = new MvccStore();
     s.currentRev = BigInt(img.currentRev);
     s.compactRev = BigInt(img.compactRev);
-    for (const k of img.keys) {
-      const rec = new KeyRecord(Buffer.from(k.key, 'base64'));
-      rec.history = k.history.map(([mod, sub, create, version, value, lease]) => ({
-        mod: BigInt(mod),
-        sub,
-        create: BigInt(create),
-        version: BigInt(version),
-        value: Buffer.from(value, 'base64'),
-        lease: BigInt(lease),
-      }));
-      s.index.set(keyStr(rec.key), rec);
-    }
+    for (const k of img.keys) s.loadKey(k);
     return s;
   }
 
@@ -363,6 +356,13 @@ export interface StoreImage {
   currentRev: string;
   compactRev: string;
   keys: Array<{ key: string; history: Array<[string, number, string, string, string, string]> }>;
+}
+
+function keyImage(key: Buffer, history: readonly Rev[]): StoreImage['keys'][number] {
+  return {
+    key: key.toString('base64'),
+    history: history.map((r) => [r.mod.toString(), r.sub, r.create.toString(), r.version.toString(), r.value.toString('base64'), r.lease.toString()]),
+  };
 }
 
 function makeEvent(key: Buffer, r: Rev, prev: Rev | undefined): Event {

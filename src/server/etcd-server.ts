@@ -36,11 +36,13 @@ import { GrpcTransport, fetchClusterInfo } from '../transport/grpc-transport.js'
 import { IdGenerator, clusterId as computeClusterId, hex, memberId as computeMemberId } from '../util/ids.js';
 import type { ProcessLogger } from '../util/log.js';
 import { LinearizableReader } from './linearizable-read.js';
-import { type ApplyOutcome, type StateImage, StateMachine } from './state-machine.js';
+import { type ApplyOutcome, StateMachine } from './state-machine.js';
 import { Wait } from './wait.js';
 import type { Metrics } from './metrics.js';
 
 export const API_VERSION = '3.4.0';
+
+export const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 export interface ServerConfig {
   name: string;
@@ -166,7 +168,7 @@ export class EtcdServer {
       let applied = 0;
       if (snap) {
         this.storage.applySnapshot(snap);
-        this.sm.restore(JSON.parse(Buffer.from(snap.data).toString()) as StateImage, snap.metadata.index);
+        await this.sm.restoreAsync(snap.data, snap.metadata.index, yieldToEventLoop);
         this.confState = snap.metadata.confState;
         this.lastSnapshotIndex = snap.metadata.index;
         applied = snap.metadata.index;
@@ -370,7 +372,7 @@ export class EtcdServer {
     if (this.stopped) return;
     if (rd.snapshot) {
       this.storage.applySnapshot(rd.snapshot);
-      this.restoreSnapshot(rd.snapshot);
+      await this.restoreSnapshot(rd.snapshot);
     }
     this.storage.append(rd.entries);
     if (rd.hardState) this.storage.setHardState(rd.hardState);
@@ -424,8 +426,9 @@ export class EtcdServer {
     }
   }
 
-  private restoreSnapshot(s: Snapshot): void {
-    this.sm.restore(JSON.parse(Buffer.from(s.data).toString()) as StateImage, s.metadata.index);
+  private async restoreSnapshot(s: Snapshot): Promise<void> {
+    // Parsed in chunks: heartbeats keep being answered (step() sends its replies at once).
+    await this.sm.restoreAsync(s.data, s.metadata.index, yieldToEventLoop);
     this.confState = s.metadata.confState;
     this.lastSnapshotIndex = s.metadata.index;
     for (const m of this.sm.membership.members.values()) this.transport.addPeer(m.id, m.peerUrls);
@@ -447,9 +450,8 @@ export class EtcdServer {
     const started = performance.now();
     void (async () => {
       try {
-        const { index, json } = await this.sm.imageAsync(() => new Promise((r) => setImmediate(r)));
+        const { index, data } = await this.sm.imageAsync(yieldToEventLoop);
         if (this.stopped || index <= this.storage.snapshot().metadata.index) return;
-        const data = Buffer.from(json);
         const snap = this.storage.createSnapshot(index, confState, data);
         await this.snapshotter.save(snap);
         await this.wal.saveSnapshotMark(snap.metadata.index, snap.metadata.term);

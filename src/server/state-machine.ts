@@ -24,9 +24,10 @@ export interface AppliedConfChange {
   member?: MemberInfo;
 }
 
-export interface StateImage {
-  version: 1;
-  store: StoreImage;
+interface StateImageHeader {
+  version: number;
+  currentRev: string;
+  compactRev: string;
   leases: Array<[string, string]>;
   members: { members: string[]; removed: string[] };
 }
@@ -148,30 +149,46 @@ export class StateMachine {
     return e.type === EntryType.ConfChange || e.type === EntryType.ConfChangeV2;
   }
 
-  toImage(): StateImage {
-    return { version: 1, store: this.store.toImage(), leases: this.lessor.toImage(), members: this.membership.toImage() };
-  }
+
 
   /**
-   * A snapshot image (JSON) of the state at the current applied index, built without blocking
-   * the event loop for long. Returns the index it reflects.
+   * The snapshot image of the state at the current applied index: a JSON header line (revisions,
+   * leases, members) then one JSON line per key, built without blocking the event loop for long.
    */
-  async imageAsync(pause: () => Promise<void>): Promise<{ index: number; json: string }> {
+  async imageAsync(pause: () => Promise<void>): Promise<{ index: number; data: Buffer }> {
     const index = this.appliedIndex;
-    const leases = JSON.stringify(this.lessor.toImage());
-    const members = JSON.stringify(this.membership.toImage());
-    const store = await this.store.imageJsonAsync(pause);
-    return { index, json: `{"version":1,"store":${store},"leases":${leases},"members":${members}}` };
+    const leases = this.lessor.toImage();
+    const members = this.membership.toImage();
+    const { currentRev, compactRev, lines } = await this.store.imageLinesAsync(pause);
+    const header = JSON.stringify({ version: 2, currentRev, compactRev, leases, members });
+    return { index, data: Buffer.from([header, ...lines].join('\n')) };
   }
 
-  restore(img: StateImage, index: number): void {
-    const onEvents = this.store.onEvents;
-    this.store = MvccStore.fromImage(img.store);
-    this.store.onEvents = onEvents;
-    this.store.leases = this.lessor;
-    this.lessor.restore(img.leases);
+  /** Replaces the state with a snapshot image, parsing it in chunks that yield to the event loop. */
+  async restoreAsync(data: Uint8Array, index: number, pause: () => Promise<void>): Promise<void> {
+    const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    let pos = buf.indexOf(10);
+    const headerEnd = pos < 0 ? buf.length : pos;
+    const h = JSON.parse(buf.toString('utf8', 0, headerEnd)) as StateImageHeader;
+    if (h.version !== 2) throw new Error(`unsupported snapshot image version ${String(h.version)}`);
+    const store = new MvccStore();
+    store.currentRev = BigInt(h.currentRev);
+    store.compactRev = BigInt(h.compactRev);
+    let n = 0;
+    while (pos >= 0 && pos < buf.length) {
+      const next = buf.indexOf(10, pos + 1);
+      const end = next < 0 ? buf.length : next;
+      if (end > pos + 1) store.loadKey(JSON.parse(buf.toString('utf8', pos + 1, end)) as StoreImage['keys'][number]);
+      pos = next;
+      if (++n % 2000 === 0) await pause();
+    }
+    store.onEvents = this.store.onEvents;
+    store.leases = this.lessor;
+    this.store = store;
+    this.lessor.restore(h.leases);
     this.store.forEachLeasedKey((lease, key) => this.lessor.attach(lease, key));
-    this.membership.restore(img.members);
+    this.membership.restore(h.members);
     this.appliedIndex = index;
   }
+
 }
