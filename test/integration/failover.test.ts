@@ -40,6 +40,7 @@ describe('failover with real processes', () => {
     await Promise.all(c.members.map((_, i) => c!.stop(i)));
     for (let i = 0; i < 3; i++) c.startMember(i);
     await c.waitForLeader();
+    await c.waitForAllServing();
     assert.equal(await eventually(() => c!.client(1).get('durable')), 'yes');
     assert.equal(await c.client(2).get('k0'), 'v0');
     const st = await c.client(0).status();
@@ -53,6 +54,7 @@ describe('failover with real processes', () => {
     await Promise.all(c.members.map((_, i) => c!.kill(i, 'SIGKILL')));
     for (let i = 0; i < 3; i++) c.startMember(i);
     await c.waitForLeader();
+    await c.waitForAllServing();
     for (let i = 0; i < 20; i++) assert.equal(await eventually(() => c!.client(i % 3).get(`crash${i}`)), String(i));
   });
 });

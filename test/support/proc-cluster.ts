@@ -10,6 +10,8 @@ import { freePorts } from './ports.js';
 
 const BIN = resolve('dist/src/cli/raftkv.js');
 const live = new Set<ChildProcess>();
+/** Processes a test stopped or killed on purpose: their exit is not worth reporting. */
+const stopping = new WeakSet<ChildProcess>();
 process.on('exit', () => {
   for (const c of live) {
     try {
@@ -62,7 +64,27 @@ export class ProcCluster {
     }
     for (let i = 0; i < opts.size; i++) c.startMember(i);
     await c.waitForLeader();
+    // A leader needs only a quorum; a test's first request to a member still starting would
+    // fail fast with UNAVAILABLE on a loaded machine, so wait until every member serves.
+    await c.waitForAllServing();
     return c;
+  }
+
+  /** Polls until every running member answers Maintenance.Status. */
+  async waitForAllServing(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (let i = 0; i < this.members.length; i++) {
+      for (;;) {
+        if (!this.isUp(i)) break;
+        try {
+          await this.client(i).status();
+          break;
+        } catch (e) {
+          if (Date.now() > deadline) throw new Error(`${this.members[i]!.name} does not serve: ${(e as Error).message}\n${this.logs()}`);
+          await sleep(100);
+        }
+      }
+    }
   }
 
   /** Members that join later start with --initial-cluster-state existing. */
@@ -122,7 +144,13 @@ export class ProcCluster {
     p.stdout!.on('data', keep);
     p.stderr!.on('data', keep);
     live.add(p);
-    p.on('exit', () => live.delete(p));
+    p.on('exit', (code, signal) => {
+      live.delete(p);
+      if (stopping.has(p)) return;
+      // A member that dies on its own is the first thing to know when a test fails in CI.
+      const tail = m.log.join('').split('\n').slice(-15).join('\n');
+      process.stderr.write(`[proc-cluster] ${m.name} (pid ${p.pid}) exited by itself: code ${code} signal ${signal}\n${tail}\n`);
+    });
     m.proc = p;
     return p;
   }
@@ -153,6 +181,7 @@ export class ProcCluster {
   kill(i: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const p = this.members[i]!.proc;
     if (!p || !this.isUp(i)) return Promise.resolve();
+    if (signal !== 'SIGCONT') stopping.add(p);
     if (signal === 'SIGSTOP' || signal === 'SIGCONT') {
       p.kill(signal);
       return Promise.resolve();
@@ -166,6 +195,7 @@ export class ProcCluster {
   async stop(i: number): Promise<void> {
     const p = this.members[i]!.proc;
     if (!p || !this.isUp(i)) return;
+    stopping.add(p);
     const done = new Promise<void>((r) => p.once('exit', () => r()));
     p.kill('SIGCONT');
     p.kill('SIGTERM');
