@@ -306,8 +306,11 @@ async function reconfig(): Promise<void> {
       const lead = await t.leader();
       const admin = new TestClient(t.endpoints[lead]!, 10_000);
       const events: Array<{ name: string; at: number }> = [];
+      const shape = { ...defaults, endpoints: t.endpoints, clients: 64, connections: 16, prefix: 'rc/', bucketMs: BUCKET };
+      // Unmeasured warm-up, so that the steady rate before each event is really steady.
+      await runLoad({ ...shape, ops: 5000, maxMs: 10_000 });
       const t0 = performance.now();
-      const loadP = runLoad({ ...defaults, endpoints: t.endpoints, clients: 64, connections: 16, ops: 1_000_000, maxMs: 9000, prefix: 'rc/', bucketMs: BUCKET });
+      const loadP = runLoad({ ...shape, ops: 1_000_000, maxMs: 9500 });
       await sleep(3000);
       const target = (await new TestClient(t.endpoints[(lead + 1) % 3]!, 5000).status()).header!.memberId;
       events.push({ name: 'move-leader', at: performance.now() - t0 });
@@ -322,14 +325,16 @@ async function reconfig(): Promise<void> {
       const r = await loadP;
       admin.close();
       admin2.close();
+      if (r.errors > 0) console.error(`  ${kind}: ${r.errors} errors (first: ${r.firstError})`);
       r.timeline.forEach((n, b) => timeline.push({ target: kind, 't (s)': (b * BUCKET) / 1000, 'ops/s': (n * 1000) / BUCKET }));
       const rate = (b: number) => ((r.timeline[b] ?? 0) * 1000) / BUCKET;
-      const steady = [...r.timeline.slice(4, 11)].map((_, k) => rate(4 + k)).sort((a, b) => a - b)[3] ?? 0;
       for (const e of events) {
         const b0 = Math.floor(e.at / BUCKET);
-        const window = [0, 1, 2, 3].map((k) => rate(b0 + k));
-        const dip = Math.min(...window);
-        rows.push({ target: kind, event: e.name, 'steady ops/s': Math.round(steady), 'lowest 250ms ops/s after': Math.round(dip), 'dip %': steady > 0 ? Math.round((100 * (steady - dip)) / steady) : 0 });
+        // Steady: the median of the 2 s before the event; dip: the worst of the 1 s after it.
+        const before = [1, 2, 3, 4, 5, 6, 7, 8].map((k) => rate(b0 - k)).sort((a, b) => a - b);
+        const steady = (before[3]! + before[4]!) / 2;
+        const dip = Math.min(...[0, 1, 2, 3].map((k) => rate(b0 + k)));
+        rows.push({ target: kind, event: e.name, 'steady ops/s': Math.round(steady), 'lowest 250ms ops/s after': Math.round(dip), 'dip %': steady > 0 ? Math.round((100 * (steady - dip)) / steady) : 0, 'max ms (run)': r.maxMs.toFixed(0), 'errors (run)': r.errors });
       }
     });
   }

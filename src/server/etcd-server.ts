@@ -70,7 +70,7 @@ export interface ServerConfig {
   logger: ProcessLogger;
 }
 
-type Pending = { id: bigint; data: Uint8Array };
+type Pending = { id: bigint; data: Uint8Array; proposedAt: number };
 
 export class EtcdServer {
   id = 0n;
@@ -94,7 +94,13 @@ export class EtcdServer {
   private stopped = false;
   private ticker: NodeJS.Timeout | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
-  private noLeaderQueue: Pending[] = [];
+  /**
+   * Proposals of this member still waiting to be applied, in id order (ids only grow). Kept so
+   * they can be proposed again when the leader changes; the state machine's AppliedRequests
+   * table makes sure a request committed twice is applied once.
+   */
+  private inflight = new Map<bigint, Pending>();
+  private knownLead = NONE;
   private leaderChangedAt = 0;
   private revoking = new Map<bigint, number>();
   private lastHeard = new Map<bigint, number>();
@@ -284,6 +290,7 @@ export class EtcdServer {
     this.loopDelay.enable();
     this.ticker = setInterval(() => {
       this.raw.tick();
+      this.reproposeStale();
       this.kick();
     }, this.cfg.heartbeatMs);
     this.leaseTimer = setInterval(() => {
@@ -394,19 +401,25 @@ export class EtcdServer {
     this.leaderChangedAt = Date.now();
     this.metrics?.leaderChanges.inc();
     this.logger.info(`raft: ${ss.raftState}, leader ${hex(ss.lead)} at term ${this.raw.raft.term}`);
-    if (ss.lead !== NONE && this.noLeaderQueue.length > 0) {
-      const q = this.noLeaderQueue;
-      this.noLeaderQueue = [];
-      for (const p of q) this.proposeData(p);
+    if (ss.lead !== NONE && ss.lead !== this.knownLead) {
+      // A new leader: whatever was forwarded to the old one may have been dropped (a leader
+      // transferring leadership drops proposals; one that lost it may lose its uncommitted
+      // tail). Propose every waiting request again rather than let its client time out.
+      for (const p of [...this.inflight.values()]) {
+        this.metrics?.proposalsRetried.inc();
+        this.proposeData(p);
+      }
     }
+    this.knownLead = ss.lead;
     if (ss.lead !== NONE) this.maybePublish();
   }
 
   private applyEntries(ents: Entry[]): void {
     for (const e of ents) {
       if (e.type === EntryType.Normal) {
-        const { id, outcome } = this.sm.applyNormal(e);
+        const { id, outcome, duplicate } = this.sm.applyNormal(e);
         if (id !== 0n) this.wait.trigger(id, outcome);
+        if (duplicate) this.metrics?.duplicatesSkipped.inc();
       } else {
         const { cc, member } = this.sm.applyConfChangeEntry(e);
         this.confState = this.raw.applyConfChange(cc);
@@ -475,14 +488,24 @@ export class EtcdServer {
   // ------------------------------------------------------------------ requests
 
   /** Replicates a request and resolves with its applied result (or rejects with an etcd error). */
-  async propose(req: Omit<InternalRequest, 'id'>): Promise<Record<string, unknown>> {
+  async propose(req: Omit<InternalRequest, 'id' | 'proposer' | 'settledBelow'>): Promise<Record<string, unknown>> {
     if (this.stopped) throw Errors.stopped();
-    const id = this.ids.next();
-    const data = InternalRequest.encode({ ...req, id } as InternalRequest).finish();
+    let id = this.ids.next();
+    const settledFloor = this.sm.appliedRequests.settledBelow(this.id);
+    if (id < settledFloor) {
+      // The clock went back across a restart: never reuse ids the log already settled.
+      this.ids.atLeast(settledFloor);
+      id = this.ids.next();
+    }
+    const oldest = this.inflight.keys().next();
+    const settledBelow = oldest.done ? id : oldest.value;
+    const data = InternalRequest.encode({ ...req, id, proposer: this.id, settledBelow } as InternalRequest).finish();
     if (data.length > this.cfg.maxRequestBytes) throw Errors.requestTooLarge();
     const p = this.wait.register(id);
     const timer = setTimeout(() => this.wait.fail(id, this.timeoutError()), this.requestTimeoutMs);
-    this.proposeData({ id, data });
+    const pending = { id, data, proposedAt: performance.now() };
+    this.inflight.set(id, pending);
+    this.proposeData(pending);
     try {
       const outcome = await p;
       if (!outcome.ok) throw outcome.error;
@@ -492,25 +515,42 @@ export class EtcdServer {
       throw e;
     } finally {
       clearTimeout(timer);
+      this.inflight.delete(id);
     }
   }
 
   private proposeData(p: Pending): void {
-    if (this.raw.raft.lead === NONE) {
-      // No leader yet: hold the proposal until one is known (or the request times out).
-      this.noLeaderQueue.push(p);
-      return;
-    }
+    // Answered or timed out meanwhile: its id is settled, proposing it again would be wasted.
+    if (this.stopped || !this.inflight.has(p.id)) return;
+    // No leader yet: the proposal waits in `inflight` and goes out when one is known.
+    if (this.raw.raft.lead === NONE) return;
+    p.proposedAt = performance.now();
     try {
       this.raw.propose(p.data);
     } catch (e) {
       if (!(e instanceof ErrProposalDropped)) throw e;
-      // Dropped (transfer in progress, leader just lost): retry shortly, within the timeout.
+      // Dropped here (this node leads and is transferring leadership, or just lost it): retry
+      // shortly, within the request timeout.
       setTimeout(() => this.proposeData(p), 50).unref();
       return;
     }
     this.sendImmediate();
     this.kick();
+  }
+
+  /**
+   * Proposes again what has waited two election timeouts without being applied: a forwarded
+   * proposal can be lost without a leader change (a transfer that was aborted dropped it, a
+   * peer stream broke). Safe for the same reason as on a leader change: applied once.
+   */
+  private reproposeStale(): void {
+    const staleBefore = performance.now() - 2 * this.cfg.electionMs;
+    for (const p of this.inflight.values()) {
+      if (p.proposedAt < staleBefore) {
+        this.metrics?.proposalsRetried.inc();
+        this.proposeData(p);
+      }
+    }
   }
 
   private timeoutError(): EtcdError {

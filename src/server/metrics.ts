@@ -11,6 +11,8 @@ export class Metrics {
   readonly proposalsCommitted: Gauge;
   readonly proposalsApplied: Gauge;
   readonly proposalsFailed: Counter;
+  readonly proposalsRetried: Counter;
+  readonly duplicatesSkipped: Counter;
   readonly leaderChanges: Counter;
   readonly walFsync: Histogram;
 
@@ -35,6 +37,8 @@ export class Metrics {
       },
     });
     this.proposalsFailed = new Counter({ name: 'etcd_server_proposals_failed_total', help: 'Failed proposals.', registers: [r] });
+    this.proposalsRetried = new Counter({ name: 'raftkv_server_proposals_retried_total', help: 'Proposals proposed again (leader changed, or not applied after two election timeouts).', registers: [r] });
+    this.duplicatesSkipped = new Counter({ name: 'raftkv_server_duplicate_proposals_skipped_total', help: 'Committed copies of re-proposed requests that were not applied again.', registers: [r] });
     this.leaderChanges = new Counter({ name: 'etcd_server_leader_changes_seen_total', help: 'Leader changes seen.', registers: [r] });
     this.walFsync = new Histogram({
       name: 'etcd_disk_wal_fsync_duration_seconds',

@@ -11,10 +11,11 @@ import {
 } from '../raft/index.js';
 import type { ResponseHeader } from '../gen/etcd/rpc.js';
 import { InternalRequest, MemberInfo } from '../gen/raftkv/raftpb.js';
-import { EtcdError } from '../kv/errors.js';
+import { EtcdError, Errors } from '../kv/errors.js';
 import { applyDelete, applyPut, applyTxn } from '../kv/kv-ops.js';
 import { Lessor } from '../kv/lessor.js';
 import { MvccStore, type StoreImage } from '../kv/mvcc.js';
+import { AppliedRequests, type AppliedRequestsImage } from './applied-requests.js';
 import { Membership } from './membership.js';
 
 export type ApplyOutcome = { ok: true; value: Record<string, unknown> } | { ok: false; error: EtcdError };
@@ -30,11 +31,14 @@ interface StateImageHeader {
   compactRev: string;
   leases: Array<[string, string]>;
   members: { members: string[]; removed: string[] };
+  applied?: AppliedRequestsImage;
 }
 
 export class StateMachine {
   store = new MvccStore();
   readonly membership = new Membership();
+  /** Which re-proposed requests were already applied (replicated, so every member skips alike). */
+  readonly appliedRequests = new AppliedRequests();
   appliedIndex = 0;
 
   constructor(
@@ -50,10 +54,20 @@ export class StateMachine {
   }
 
   /** Applies a normal entry. Returns the request id (0 for none) and its outcome. */
-  applyNormal(e: Entry): { id: bigint; outcome: ApplyOutcome } {
+  applyNormal(e: Entry): { id: bigint; outcome: ApplyOutcome; duplicate?: true } {
     this.appliedIndex = e.index;
     if (e.data.length === 0) return { id: 0n, outcome: { ok: true, value: {} } }; // leader no-op
     const req = InternalRequest.decode(e.data);
+    switch (this.appliedRequests.admit(req.proposer, req.id, req.settledBelow)) {
+      case 'duplicate':
+        // A second copy of a re-proposed request: its first copy answered the client.
+        return { id: 0n, outcome: { ok: true, value: {} }, duplicate: true };
+      case 'settled':
+        // Its proposer stopped waiting (timed out) before this copy committed: not applied.
+        return { id: req.id, outcome: { ok: false, error: Errors.timeout() } };
+      case 'apply':
+        break;
+    }
     try {
       return { id: req.id, outcome: { ok: true, value: this.applyRequest(req) } };
     } catch (err) {
@@ -159,8 +173,9 @@ export class StateMachine {
     const index = this.appliedIndex;
     const leases = this.lessor.toImage();
     const members = this.membership.toImage();
+    const applied = this.appliedRequests.toImage();
     const { currentRev, compactRev, lines } = await this.store.imageLinesAsync(pause);
-    const header = JSON.stringify({ version: 2, currentRev, compactRev, leases, members });
+    const header = JSON.stringify({ version: 2, currentRev, compactRev, leases, members, applied });
     return { index, data: Buffer.from([header, ...lines].join('\n')) };
   }
 
@@ -188,6 +203,7 @@ export class StateMachine {
     this.lessor.restore(h.leases);
     this.store.forEachLeasedKey((lease, key) => this.lessor.attach(lease, key));
     this.membership.restore(h.members);
+    this.appliedRequests.restore(h.applied);
     this.appliedIndex = index;
   }
 

@@ -30,6 +30,12 @@ export class IdGenerator {
     this.suffix = (BigInt(nowMs) & 0xffffffffffn) << 8n;
   }
 
+  /** Makes the next id greater than `id` (ids must keep growing: see AppliedRequests). */
+  atLeast(id: bigint): void {
+    const suffix = id & 0xffffffffffffn;
+    if (suffix > this.suffix) this.suffix = suffix;
+  }
+
   next(): bigint {
     this.suffix = (this.suffix + 1n) & 0xffffffffffffn;
     return this.prefix | this.suffix;

@@ -147,6 +147,8 @@ export class ProcCluster {
     p.on('exit', (code, signal) => {
       live.delete(p);
       if (stopping.has(p)) return;
+      const removed = m.log.join('').includes('permanently removed from the cluster');
+      if (removed && code === 0) return; // removed from the cluster: exiting is its job
       // A member that dies on its own is the first thing to know when a test fails in CI.
       const tail = m.log.join('').split('\n').slice(-15).join('\n');
       process.stderr.write(`[proc-cluster] ${m.name} (pid ${p.pid}) exited by itself: code ${code} signal ${signal}\n${tail}\n`);

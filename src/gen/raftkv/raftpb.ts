@@ -132,7 +132,16 @@ export interface InternalRequest {
   leaseGrant?: LeaseGrantRequest | undefined;
   leaseRevoke?: LeaseRevokeRequest | undefined;
   memberAttributes?: MemberAttributes | undefined;
-  leaseExpire?: LeaseExpire | undefined;
+  leaseExpire?:
+    | LeaseExpire
+    | undefined;
+  /**
+   * Exactly-once application of re-proposed requests (see src/server/applied-requests.ts):
+   * the member that proposed the request, and the lowest request id that member was still
+   * waiting on when it proposed this one (every id of that member below it is settled).
+   */
+  proposer: bigint;
+  settledBelow: bigint;
 }
 
 /** A member's description, kept in the state machine and carried in conf change contexts. */
@@ -1594,6 +1603,8 @@ function createBaseInternalRequest(): InternalRequest {
     leaseRevoke: undefined,
     memberAttributes: undefined,
     leaseExpire: undefined,
+    proposer: 0n,
+    settledBelow: 0n,
   };
 }
 
@@ -1628,6 +1639,18 @@ export const InternalRequest: MessageFns<InternalRequest> = {
     }
     if (message.leaseExpire !== undefined) {
       LeaseExpire.encode(message.leaseExpire, writer.uint32(74).fork()).join();
+    }
+    if (message.proposer !== 0n) {
+      if (BigInt.asUintN(64, message.proposer) !== message.proposer) {
+        throw new globalThis.Error("value provided for field message.proposer of type uint64 too large");
+      }
+      writer.uint32(160).uint64(message.proposer);
+    }
+    if (message.settledBelow !== 0n) {
+      if (BigInt.asUintN(64, message.settledBelow) !== message.settledBelow) {
+        throw new globalThis.Error("value provided for field message.settledBelow of type uint64 too large");
+      }
+      writer.uint32(168).uint64(message.settledBelow);
     }
     return writer;
   },
@@ -1717,6 +1740,22 @@ export const InternalRequest: MessageFns<InternalRequest> = {
             message.leaseExpire = LeaseExpire.decode(reader, reader.uint32());
             continue;
           }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.proposer = reader.uint64() as bigint;
+            continue;
+          }
+          case 21: {
+            if (tag !== 168) {
+              break;
+            }
+
+            message.settledBelow = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1760,6 +1799,12 @@ export const InternalRequest: MessageFns<InternalRequest> = {
         : isSet(object.lease_expire)
         ? LeaseExpire.fromJSON(object.lease_expire)
         : undefined,
+      proposer: isSet(object.proposer) ? BigInt(object.proposer) : 0n,
+      settledBelow: isSet(object.settledBelow)
+        ? BigInt(object.settledBelow)
+        : isSet(object.settled_below)
+        ? BigInt(object.settled_below)
+        : 0n,
     };
   },
 
@@ -1792,6 +1837,12 @@ export const InternalRequest: MessageFns<InternalRequest> = {
     if (message.leaseExpire !== undefined) {
       obj.leaseExpire = LeaseExpire.toJSON(message.leaseExpire);
     }
+    if (message.proposer !== 0n) {
+      obj.proposer = message.proposer.toString();
+    }
+    if (message.settledBelow !== 0n) {
+      obj.settledBelow = message.settledBelow.toString();
+    }
     return obj;
   },
 
@@ -1821,6 +1872,10 @@ export const InternalRequest: MessageFns<InternalRequest> = {
     message.leaseExpire = (object.leaseExpire !== undefined && object.leaseExpire !== null)
       ? LeaseExpire.fromPartial(object.leaseExpire)
       : undefined;
+    message.proposer = (object.proposer !== undefined && object.proposer !== null) ? BigInt(object.proposer) : 0n;
+    message.settledBelow = (object.settledBelow !== undefined && object.settledBelow !== null)
+      ? BigInt(object.settledBelow)
+      : 0n;
     return message;
   },
 };
