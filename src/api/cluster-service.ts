@@ -59,6 +59,7 @@ export function clusterService(s: EtcdServer): [typeof ClusterService, grpc.Unty
     const h = createHash('sha1').update([...req.peerURLs].sort().join('') + s.cfg.initialClusterToken + String(Date.now())).digest();
     const id = h.readBigUInt64BE(0);
     if (s.sm.membership.get(id) || s.sm.membership.removed.has(id)) throw Errors.memberExist();
+    if (!req.isLearner) checkReadyToAddVoter(s);
     const info: MemberInfo = { id, name: '', peerUrls: req.peerURLs, clientUrls: [], isLearner: req.isLearner };
     await s.proposeConfChange({
       type: req.isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode,
@@ -70,8 +71,10 @@ export function clusterService(s: EtcdServer): [typeof ClusterService, grpc.Unty
   };
 
   const memberRemove = async (req: MemberRemoveRequest): Promise<MemberRemoveResponse> => {
-    if (!s.sm.membership.get(req.ID)) throw Errors.memberNotFound();
-    checkQuorumAfterRemove(s, req.ID);
+    const m = s.sm.membership.get(req.ID);
+    if (!m) throw Errors.memberNotFound();
+    // Removing a learner never endangers the quorum.
+    if (!m.isLearner) checkReadyToRemoveVoter(s, req.ID);
     await s.proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: req.ID, context: new Uint8Array(0) });
     return { header: hdr(), members: members() };
   };
@@ -104,6 +107,9 @@ export function clusterService(s: EtcdServer): [typeof ClusterService, grpc.Unty
     const lead = s.progressOf(s.id)?.match ?? 0;
     const pr = s.progressOf(req.ID);
     if (!pr || pr.match < lead * LEARNER_READY_PERCENT) throw Errors.learnerNotReady();
+    // The learner counts as started: it has just proven so by catching up.
+    const { voters, started } = startedVoters(s);
+    if (started + 1 < quorum(voters + 1)) throw Errors.memberNotEnoughStarted();
     await s.proposeConfChange({ type: ConfChangeType.AddNode, nodeId: req.ID, context: new Uint8Array(0) });
     return { header: hdr(), members: members() };
   };
@@ -120,10 +126,41 @@ export function clusterService(s: EtcdServer): [typeof ClusterService, grpc.Unty
   ];
 }
 
-/** etcd's strict reconfiguration check: removing a voter must leave a quorum of active voters. */
-function checkQuorumAfterRemove(s: EtcdServer, id: bigint): void {
-  if (!s.isLeader()) return; // followers cannot judge; the leader's Raft still orders the change
-  const voters = [...s.sm.membership.members.values()].filter((m) => !m.isLearner && m.id !== id);
-  const active = voters.filter((m) => m.id === s.id || s.recentlyActive(m.id)).length;
-  if (active < Math.floor(voters.length / 2) + 1) throw Errors.unhealthy();
+// etcd's strict reconfiguration checks (--strict-reconfig-check, on by default): a change must
+// not leave the new configuration without a quorum of started members (a member is started
+// once it has published its name), and the serving leader must hear from the voters it counts
+// on. Followers cannot judge activity; the leader's Raft still orders what they forward.
+
+const quorum = (n: number): number => Math.floor(n / 2) + 1;
+
+function startedVoters(s: EtcdServer, except?: bigint): { voters: number; started: number } {
+  let voters = 0;
+  let started = 0;
+  for (const m of s.sm.membership.members.values()) {
+    if (m.isLearner || m.id === except) continue;
+    voters++;
+    if (m.name !== '') started++;
+  }
+  return { voters, started };
+}
+
+function checkReadyToAddVoter(s: EtcdServer): void {
+  const { voters, started } = startedVoters(s);
+  // etcd's exception: a second member may join a 1-member cluster (restoring from a backup).
+  const restoring = started === 1 && voters + 1 === 2;
+  if (!restoring && started < quorum(voters + 1)) throw Errors.memberNotEnoughStarted();
+  if (!s.isLeader()) return;
+  for (const m of s.sm.membership.members.values()) {
+    if (!m.isLearner && m.id !== s.id && !s.recentlyActive(m.id)) throw Errors.unhealthy();
+  }
+}
+
+/** Removing a voter must leave a quorum of started, and of active, voters. */
+function checkReadyToRemoveVoter(s: EtcdServer, id: bigint): void {
+  const { voters, started } = startedVoters(s, id);
+  if (started < quorum(voters)) throw Errors.memberNotEnoughStarted();
+  if (!s.isLeader()) return;
+  const rest = [...s.sm.membership.members.values()].filter((m) => !m.isLearner && m.id !== id);
+  const active = rest.filter((m) => m.id === s.id || s.recentlyActive(m.id)).length;
+  if (active < quorum(rest.length)) throw Errors.unhealthy();
 }

@@ -578,6 +578,13 @@ export class EtcdServer {
   /** Proposes a membership change and resolves once it is applied. */
   async proposeConfChange(cc: ConfChangeV1): Promise<void> {
     if (this.raw.raft.lead === NONE) throw Errors.noLeader();
+    const r = this.raw.raft;
+    if (this.isLeader() && r.pendingConfIndex > r.raftLog.applied) {
+      // One change at a time: Raft would turn this one into a no-op and etcd's caller would
+      // wait out its timeout; answer with the same error at once.
+      this.logger.warn(`rejecting membership change of ${hex(cc.nodeId)}: the change at index ${r.pendingConfIndex} is not applied yet`);
+      throw Errors.timeout();
+    }
     const key = `${cc.type}:${cc.nodeId}`;
     const applied = new Promise<void>((resolve) => this.confWait.set(key, resolve));
     try {

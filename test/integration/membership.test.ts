@@ -11,6 +11,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { SeededRand } from '../../src/raft/rand.js';
 import { checkHistory, describeOp, type Op } from '../faults/checker.js';
 import { type Insert, runWorkload } from '../faults/workload.js';
+import { freePorts } from '../support/ports.js';
 import { ProcCluster, eventually, sleep } from '../support/proc-cluster.js';
 
 function dirSize(dir: string): number {
@@ -189,6 +190,25 @@ describe('membership changes with real processes', () => {
     await assert.rejects(() => lc.memberAdd(['not-a-url']), (e: grpc.ServiceError) => e.details === 'etcdserver: given member URLs are invalid');
     const existing = c.peerUrl(await c.waitForLeader());
     await assert.rejects(() => lc.memberAdd([existing]), (e: grpc.ServiceError) => e.details === 'etcdserver: Peer URLs already exists');
+
+    // One change at a time: concurrent adds proposed while another is still unapplied get
+    // etcd's error (etcd's caller gets it when its timeout runs out; raftkv answers at once).
+    const urls = (await freePorts(4)).map((p) => `http://127.0.0.1:${p}`);
+    const adds = await Promise.allSettled(urls.slice(0, 3).map((u) => lc.memberAdd([u], true)));
+    const added = adds.flatMap((r) => (r.status === 'fulfilled' ? [r.value.member!.ID] : []));
+    const refused = adds.flatMap((r) => (r.status === 'rejected' ? [(r.reason as grpc.ServiceError).details] : []));
+    assert.ok(added.length >= 1, 'one of the concurrent changes goes through');
+    assert.ok(refused.length >= 1, 'concurrent changes were all accepted');
+    for (const d of refused) assert.equal(d, 'etcdserver: request timed out');
+    for (const id of added) await eventually(async () => (await leaderClient()).memberRemove(id), 30_000, 300);
+
+    // etcd's strict reconfiguration check: a voter that never started counts against the
+    // quorum and is not heard from, so a second voter cannot be added until it runs.
+    const lc2 = await leaderClient();
+    const unstarted = await lc2.memberAdd([urls[3]!]);
+    await assert.rejects(() => lc2.memberAdd(['http://127.0.0.1:1']), (e: grpc.ServiceError) => e.details === 'etcdserver: unhealthy cluster');
+    await eventually(async () => (await leaderClient()).memberRemove(unstarted.member!.ID), 30_000, 300);
+    assert.equal((await lc2.memberList()).members.length, 3);
   });
 
   it('keeps the WAL bounded while snapshots compact it', async () => {
