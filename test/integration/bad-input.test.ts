@@ -1,12 +1,13 @@
 // Bad input never crashes a member or loses acknowledged data, and gets etcd's errors.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import { freePorts } from '../support/ports.js';
 import { ProcCluster, eventually, sleep } from '../support/proc-cluster.js';
 
 const BIN = resolve('dist/src/cli/raftkv.js');
@@ -47,6 +48,43 @@ describe('bad requests against a live cluster', () => {
     client.close();
     await c.client(0).put('still', 'alive');
     assert.equal(await c.client(0).get('still'), 'alive');
+  });
+
+  it('a member started with another --initial-cluster-token is refused by its peers; the cluster serves on', async () => {
+    // A misconfigured member believes it starts a new cluster with these peers: its cluster id
+    // (from the token) differs, so every peer refuses its messages and says why on both sides.
+    const [clientPort, peerPort] = await freePorts(2);
+    const dir = mkdtempSync(join(tmpdir(), 'raftkv-stranger-'));
+    const cluster = [...c.members.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`), `x4=http://127.0.0.1:${peerPort}`].join(',');
+    const curl = `http://127.0.0.1:${clientPort}`;
+    const purl = `http://127.0.0.1:${peerPort}`;
+    const p = spawn(
+      process.execPath,
+      [
+        BIN, '--name', 'x4', '--data-dir', join(dir, 'x4'),
+        '--listen-client-urls', curl, '--advertise-client-urls', curl,
+        '--listen-peer-urls', purl, '--initial-advertise-peer-urls', purl,
+        '--initial-cluster', cluster, '--initial-cluster-state', 'new', '--initial-cluster-token', 'not-the-right-token',
+        '--heartbeat-interval', '50', '--election-timeout', '500',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let log = '';
+    p.stdout.on('data', (d: Buffer) => (log += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    const exited = new Promise<void>((r) => p.once('exit', () => r()));
+    try {
+      await eventually(async () => assert.match(log, /cluster ID mismatch/), 30_000);
+      await eventually(async () => assert.match(c.logs(), /cluster ID mismatch/), 30_000);
+      await c.client(0).put('after-stranger', 'ok');
+      assert.equal(await c.client(2).get('after-stranger'), 'ok');
+      assert.equal((await c.client(1).memberList()).members.length, 3);
+      assert.ok(c.isUp(0) && c.isUp(1) && c.isUp(2), c.logs());
+    } finally {
+      p.kill('SIGKILL');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('unknown methods and future/compacted revisions get statuses, not crashes', async () => {
