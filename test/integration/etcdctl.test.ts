@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts } from '../support/ports.js';
-import { ProcCluster } from '../support/proc-cluster.js';
+import { ProcCluster, eventually } from '../support/proc-cluster.js';
 
 const run = promisify(execFile);
 
@@ -94,6 +94,76 @@ describe('etcdctl against a 3-member cluster', { skip: available ? false : 'etcd
     const one = await run('etcdctl', [`--endpoints=${c.endpoint(0)}`, 'snapshot', 'save', file], { env: { ...process.env, ETCDCTL_API: '3' } });
     assert.match(one.stdout + one.stderr, /Snapshot saved at/);
     assert.ok(statSync(file).size > 0);
+  });
+
+  it('lease grant, put --lease, timetolive --keys, keep-alive --once, revoke', async () => {
+    const id = /lease ([0-9a-f]+) granted with TTL\(60s\)/.exec(await ctl(['lease', 'grant', '60']))![1]!;
+    assert.equal((await ctl(['put', '--lease', id, 'leased', 'v'])).trim(), 'OK');
+    assert.match(await ctl(['lease', 'timetolive', id, '--keys']), new RegExp(`lease ${id} granted with TTL\\(60s\\), remaining\\(\\d+s\\), attached keys\\(\\[leased\\]\\)`));
+    assert.match(await ctl(['lease', 'list']), new RegExp(id));
+    assert.match(await ctl(['lease', 'keep-alive', '--once', id]), new RegExp(`lease ${id} keepalived with TTL\\(60\\)`));
+    assert.equal((await ctl(['lease', 'revoke', id])).trim(), `lease ${id} revoked`);
+    assert.equal(await ctl(['get', 'leased']), '', 'revoking the lease deletes its keys');
+  });
+
+  it('watch sees a put made after it started', async () => {
+    const w = execFile('etcdctl', [`--endpoints=${c.endpoints().join(',')}`, 'watch', 'watched'], { env: { ...process.env, ETCDCTL_API: '3' } });
+    let out = '';
+    w.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      // The watch is registered once a put shows up in it; keep putting until it does.
+      await eventually(async () => {
+        await ctl(['put', 'watched', 'v1']);
+        assert.match(out, /PUT\nwatched\nv1\n/);
+      }, 20_000, 300);
+    } finally {
+      w.kill('SIGKILL');
+    }
+  });
+
+  it('lock gives mutual exclusion; elect names the leader (concurrency recipes: leases, txn, watch)', async () => {
+    const log: string[] = [];
+    const children: Array<ReturnType<typeof execFile>> = [];
+    const lock = (args: string[]) => {
+      const p = run('etcdctl', [`--endpoints=${c.endpoints().join(',')}`, 'lock', 'the-lock', '--', ...args], { env: { ...process.env, ETCDCTL_API: '3' } });
+      children.push(p.child);
+      return p.then((r) => log.push(...r.stdout.trim().split('\n')));
+    };
+    try {
+      const holder = lock(['sh', '-c', 'echo A-in; sleep 1; echo A-out']);
+      // B asks for the lock once A holds it (A's lock key exists), and may only run after A left.
+      await eventually(async () => assert.notEqual(await ctl(['get', 'the-lock', '--prefix', '--keys-only']), ''), 20_000, 50);
+      const second = lock(['echo', 'B-in']);
+      await Promise.all([holder, second]);
+    } finally {
+      for (const ch of children) ch.kill('SIGKILL');
+    }
+    assert.deepEqual(log, ['A-in', 'A-out', 'B-in']);
+
+    const env = { ...process.env, ETCDCTL_API: '3' };
+    const candidate = execFile('etcdctl', [`--endpoints=${c.endpoints().join(',')}`, 'elect', 'the-election', 'proposal-1'], { env });
+    // `elect -l` observes the election until killed: read what it prints.
+    const observer = execFile('etcdctl', [`--endpoints=${c.endpoints().join(',')}`, 'elect', '-l', 'the-election'], { env });
+    let seen = '';
+    observer.stdout!.on('data', (d: Buffer) => (seen += d.toString()));
+    try {
+      await eventually(async () => assert.match(seen, /^the-election\/[0-9a-f]+\nproposal-1\n/), 20_000, 200);
+    } finally {
+      candidate.kill('SIGKILL');
+      observer.kill('SIGKILL');
+    }
+  });
+
+  it('endpoint health, compaction, defrag, alarm list', async () => {
+    // etcdctl prints health to stderr.
+    const { stderr: health } = await run('etcdctl', [`--endpoints=${c.endpoints().join(',')}`, 'endpoint', 'health'], { env: { ...process.env, ETCDCTL_API: '3' } });
+    assert.equal(health.match(/is healthy: successfully committed proposal/g)?.length, 3, health);
+    await ctl(['put', 'compact-me', '1']);
+    const rev = JSON.parse(await ctl(['get', 'compact-me', '-w', 'json'])).header.revision as number;
+    assert.equal((await ctl(['compaction', String(rev)])).trim(), `compacted revision ${rev}`);
+    await assert.rejects(() => ctl(['get', 'compact-me', `--rev=${rev - 1}`]), /required revision has been compacted/);
+    assert.match(await ctl(['defrag']), /Finished defragmenting etcd member/);
+    assert.equal(await ctl(['alarm', 'list']), '');
   });
 
   it('errors are etcd errors', async () => {
