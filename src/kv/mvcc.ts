@@ -11,6 +11,7 @@ import type { Event, KeyValue } from '../gen/etcd/kv.js';
 import { Event_EventType } from '../gen/etcd/kv.js';
 import { type SortedMap, newSortedMap } from '../util/btree.js';
 import { Errors } from './errors.js';
+import { type ImageKey, decodeKeys, encodeKeys } from './mvcc-image.js';
 
 /** One version of a key. version === 0n marks a deletion (tombstone). */
 interface Rev {
@@ -226,17 +227,17 @@ export class MvccStore {
   }
 
   /**
-   * The store's image at the current revision as one JSON line per key, built in chunks that
+   * The store's image at the current revision (binary, see mvcc-image.ts), built in chunks that
    * yield to the event loop (`pause`) so that a large snapshot never stalls heartbeats. Writes
    * may continue meanwhile: the image keeps only versions up to the revision captured at the
    * start, and pruning is deferred until it is done, so it is exactly the state at that revision.
    */
-  async imageLinesAsync(pause: () => Promise<void>, chunk = 2000): Promise<{ currentRev: string; compactRev: string; lines: string[] }> {
+  async imageChunksAsync(pause: () => Promise<void>, chunk = 2000): Promise<{ currentRev: string; compactRev: string; chunks: Buffer[] }> {
     const rev = this.currentRev;
     const compactRev = this.compactRev;
     this.pins++;
     try {
-      const lines: string[] = [];
+      const chunks: Buffer[] = [];
       let after: string | undefined;
       for (;;) {
         const batch: Array<[string, KeyRecord]> = [];
@@ -248,15 +249,18 @@ export class MvccStore {
           if (batch.length >= chunk) return { break: true };
         });
         if (batch.length === 0) break;
+        const keys: ImageKey[] = [];
         for (const [, rec] of batch) {
-          const hist = rec.history.filter((r) => r.mod <= rev);
-          if (hist.length > 0) lines.push(JSON.stringify(keyImage(rec.key, hist)));
+          const last = rec.history[rec.history.length - 1];
+          const history = last && last.mod <= rev ? rec.history : rec.history.filter((r) => r.mod <= rev);
+          if (history.length > 0) keys.push({ key: rec.key, history });
         }
+        chunks.push(encodeKeys(keys));
         after = batch[batch.length - 1]![0];
         if (batch.length < chunk) break;
         await pause();
       }
-      return { currentRev: rev.toString(), compactRev: compactRev.toString(), lines };
+      return { currentRev: rev.toString(), compactRev: compactRev.toString(), chunks };
     } finally {
       if (--this.pins === 0 && this.pendingPrune >= 0n) {
         const r = this.pendingPrune;
@@ -267,6 +271,21 @@ export class MvccStore {
   }
 
   /** Adds one key's history from an image line (restore). */
+  /** Loads the keys of a binary image (see imageChunksAsync) starting at `offset` of `buf`. */
+  async loadImageAsync(buf: Buffer, offset: number, pause: () => Promise<void>): Promise<void> {
+    await decodeKeys(
+      buf,
+      offset,
+      (k) => {
+        const rec = new KeyRecord(k.key);
+        rec.history = k.history;
+        this.index.set(keyStr(rec.key), rec);
+      },
+      pause,
+    );
+  }
+
+  /** Loads one key of a version-2 (JSON lines) image, as older raftkv versions wrote them. */
   loadKey(k: StoreImage['keys'][number]): void {
     const rec = new KeyRecord(Buffer.from(k.key, 'base64'));
     rec.history = k.history.map(([mod, sub, create, version, value, lease]) => ({
@@ -327,22 +346,6 @@ export class MvccStore {
 
   // ---- snapshot image: every key's history, plus the revisions
 
-  toImage(): StoreImage {
-    const keys: StoreImage['keys'] = [];
-    this.index.forEach((rec) => {
-      keys.push(keyImage(rec.key, rec.history));
-    });
-    return { currentRev: this.currentRev.toString(), compactRev: this.compactRev.toString(), keys };
-  }
-
-  static fromImage(img: StoreImage): MvccStore {
-    const s = new MvccStore();
-    s.currentRev = BigInt(img.currentRev);
-    s.compactRev = BigInt(img.compactRev);
-    for (const k of img.keys) s.loadKey(k);
-    return s;
-  }
-
   /** Every live key attached to a lease (to rebuild the lessor after a snapshot restore). */
   forEachLeasedKey(f: (lease: bigint, key: string) => void): void {
     this.index.forEach((rec, k) => {
@@ -352,17 +355,11 @@ export class MvccStore {
   }
 }
 
+/** A version-2 snapshot image's keys (JSON lines, base64 bytes): read for compatibility. */
 export interface StoreImage {
   currentRev: string;
   compactRev: string;
   keys: Array<{ key: string; history: Array<[string, number, string, string, string, string]> }>;
-}
-
-function keyImage(key: Buffer, history: readonly Rev[]): StoreImage['keys'][number] {
-  return {
-    key: key.toString('base64'),
-    history: history.map((r) => [r.mod.toString(), r.sub, r.create.toString(), r.version.toString(), r.value.toString('base64'), r.lease.toString()]),
-  };
 }
 
 function makeEvent(key: Buffer, r: Rev, prev: Rev | undefined): Event {

@@ -167,35 +167,43 @@ export class StateMachine {
 
   /**
    * The snapshot image of the state at the current applied index: a JSON header line (revisions,
-   * leases, members) then one JSON line per key, built without blocking the event loop for long.
+   * leases, members, applied requests) then the key histories in binary (src/kv/mvcc-image.ts),
+   * built without blocking the event loop for long.
    */
   async imageAsync(pause: () => Promise<void>): Promise<{ index: number; data: Buffer }> {
     const index = this.appliedIndex;
     const leases = this.lessor.toImage();
     const members = this.membership.toImage();
     const applied = this.appliedRequests.toImage();
-    const { currentRev, compactRev, lines } = await this.store.imageLinesAsync(pause);
-    const header = JSON.stringify({ version: 2, currentRev, compactRev, leases, members, applied });
-    return { index, data: Buffer.from([header, ...lines].join('\n')) };
+    const { currentRev, compactRev, chunks } = await this.store.imageChunksAsync(pause);
+    const header = JSON.stringify({ version: 3, currentRev, compactRev, leases, members, applied });
+    return { index, data: Buffer.concat([Buffer.from(`${header}\n`), ...chunks]) };
   }
 
   /** Replaces the state with a snapshot image, parsing it in chunks that yield to the event loop. */
   async restoreAsync(data: Uint8Array, index: number, pause: () => Promise<void>): Promise<void> {
     const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    let pos = buf.indexOf(10);
-    const headerEnd = pos < 0 ? buf.length : pos;
+    const nl = buf.indexOf(10);
+    const headerEnd = nl < 0 ? buf.length : nl;
     const h = JSON.parse(buf.toString('utf8', 0, headerEnd)) as StateImageHeader;
-    if (h.version !== 2) throw new Error(`unsupported snapshot image version ${String(h.version)}`);
     const store = new MvccStore();
     store.currentRev = BigInt(h.currentRev);
     store.compactRev = BigInt(h.compactRev);
-    let n = 0;
-    while (pos >= 0 && pos < buf.length) {
-      const next = buf.indexOf(10, pos + 1);
-      const end = next < 0 ? buf.length : next;
-      if (end > pos + 1) store.loadKey(JSON.parse(buf.toString('utf8', pos + 1, end)) as StoreImage['keys'][number]);
-      pos = next;
-      if (++n % 2000 === 0) await pause();
+    if (h.version === 3) {
+      await store.loadImageAsync(buf, headerEnd + 1, pause);
+    } else if (h.version === 2) {
+      // JSON lines, as raftkv wrote snapshots before the binary format.
+      let pos = nl;
+      let n = 0;
+      while (pos >= 0 && pos < buf.length) {
+        const next = buf.indexOf(10, pos + 1);
+        const end = next < 0 ? buf.length : next;
+        if (end > pos + 1) store.loadKey(JSON.parse(buf.toString('utf8', pos + 1, end)) as StoreImage['keys'][number]);
+        pos = next;
+        if (++n % 2000 === 0) await pause();
+      }
+    } else {
+      throw new Error(`unsupported snapshot image version ${String(h.version)}`);
     }
     store.onEvents = this.store.onEvents;
     store.leases = this.lessor;
