@@ -6,19 +6,11 @@
 // escaping): building and parsing a 100,000-key image is several times cheaper than JSON lines,
 // which is what a member catching up by snapshot waits on.
 
-/** One version of a key, as the store keeps it. */
-export interface ImageRev {
-  mod: bigint;
-  sub: number;
-  create: bigint;
-  version: bigint;
-  value: Buffer;
-  lease: bigint;
-}
+import type { Rev } from './mvcc.js';
 
 export interface ImageKey {
   key: Buffer;
-  history: readonly ImageRev[];
+  history: readonly Rev[];
 }
 
 const REV_FIXED = 8 + 4 + 8 + 8 + 8 + 4;
@@ -57,7 +49,7 @@ export function encodeKeys(keys: readonly ImageKey[]): Buffer {
 export async function decodeKeys(
   buf: Buffer,
   offset: number,
-  onKey: (k: { key: Buffer; history: ImageRev[] }) => void,
+  onKey: (k: { key: Buffer; history: Rev[] }) => void,
   pause: () => Promise<void>,
   chunk = 2000,
 ): Promise<number> {
@@ -75,7 +67,7 @@ export async function decodeKeys(
     o += keyLen;
     const count = buf.readUInt32LE(o);
     o += 4;
-    const history: ImageRev[] = new Array<ImageRev>(count);
+    const history: Rev[] = new Array<Rev>(count);
     for (let i = 0; i < count; i++) {
       need(REV_FIXED);
       const mod = buf.readBigInt64LE(o);

@@ -14,7 +14,7 @@ import { Errors } from './errors.js';
 import { type ImageKey, decodeKeys, encodeKeys } from './mvcc-image.js';
 
 /** One version of a key. version === 0n marks a deletion (tombstone). */
-interface Rev {
+export interface Rev {
   mod: bigint;
   /** Order of the write within its revision (a Txn may write several keys). */
   sub: number;
