@@ -83,7 +83,7 @@ const fmtRes = (r: LoadResult & { cpuMsPerOp?: number }) => ({
   ...(r.cpuMsPerOp !== undefined ? { 'cpu ms/op': r.cpuMsPerOp } : {}),
 });
 
-async function withTarget<T>(kind: Target['kind'], size: number, f: (t: Target) => Promise<T>, o: { electionMs?: number; heartbeatMs?: number } = {}): Promise<T> {
+async function withTarget<T>(kind: Target['kind'], size: number, f: (t: Target) => Promise<T>, o: { electionMs?: number; heartbeatMs?: number; extraArgs?: string[] } = {}): Promise<T> {
   const t = await startTarget(kind, size, o);
   try {
     return await f(t);
@@ -117,7 +117,7 @@ async function seed(): Promise<void> {
 /** Adds raftkv/etcd throughput ratios to raftkv rows, matching on `keys`. */
 function addRatios(rows: Row[], keys: string[]): void {
   for (const r of rows) {
-    if (r.target !== 'raftkv') continue;
+    if (!String(r.target).startsWith('raftkv')) continue;
     const e = rows.find((x) => x.target === 'etcd' && keys.every((k) => x[k] === r[k]));
     if (e) {
       r['ratio vs etcd'] = Number(r['ops/s']) / Number(e['ops/s']);
@@ -256,6 +256,19 @@ async function reads(): Promise<void> {
       }
     });
   }
+  // The opt-in: linearizable reads on the leader's lease (no heartbeat round per batch).
+  await withTarget(
+    'raftkv',
+    3,
+    async (t) => {
+      await load('raftkv --lease-reads preload', t, { clients: 16, ops: 1000, keySpace: 1000, prefix: 'rd/' });
+      for (const clients of [1, 64]) {
+        const r = await load(`raftkv --lease-reads x${clients}`, t, { clients, ops: clients === 1 ? Math.min(n, scale(5000)) : n, readRatio: 1, keySpace: 1000, prefix: 'rd/' });
+        rows.push({ target: 'raftkv --lease-reads', read: 'linearizable', clients, ...fmtRes(r) });
+      }
+    },
+    { extraArgs: ['--lease-reads'] },
+  );
   addRatios(rows, ['read', 'clients']);
   const md = printTable(`linearizable vs serializable gets (${n} ops)`, rows);
   await writeResults('reads', { ops: n }, rows, { title: 'Reads: linearizable vs serializable (64 clients)', mark: 'bar', x: { field: 'read', type: 'nominal' }, y: { field: 'ops/s', type: 'quantitative' }, color: { field: 'target', type: 'nominal' } }, md);

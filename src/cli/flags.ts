@@ -19,6 +19,7 @@ export interface Flags {
   snapshotCatchUpEntries: number;
   maxRequestBytes: number;
   walSegmentBytes: number;
+  leaseReads: boolean;
   listenMetricsUrls: string[];
   autoCompactionMode: 'periodic' | 'revision';
   /** periodic: milliseconds of history to keep; revision: revisions to keep; 0 = off. */
@@ -103,6 +104,7 @@ export function buildCommand(): Command {
     .option('--max-request-bytes <n>', 'maximum client request size in bytes the server will accept', '1572864')
     .option('--listen-metrics-urls <urls>', 'URLs to serve /metrics and /health on (HTTP)')
     .option('--wal-segment-bytes <n>', 'WAL segment size before rotation (raftkv-specific)', String(64 * 1024 * 1024))
+    .option('--lease-reads', 'serve linearizable reads on the leader lease, without a heartbeat round: faster, but assumes bounded clock drift (raftkv-specific; default: ReadIndex)')
     .option('--auto-compaction-mode <mode>', "interpret --auto-compaction-retention as 'periodic' (a duration) or 'revision'", 'periodic')
     .option('--auto-compaction-retention <value>', "history to keep: a duration for periodic ('1h', '30m', '45s'; a bare number is hours), a count for revision; 0 disables", '0')
     .option('--log-level <level>', 'log level: debug, info, warn, error', 'info')
@@ -156,6 +158,7 @@ export function parseFlags(argv: string[]): Flags {
     snapshotCatchUpEntries: positiveInt('snapshot-catchup-entries', o.snapshotCatchupEntries!, 1),
     maxRequestBytes: positiveInt('max-request-bytes', o.maxRequestBytes!),
     walSegmentBytes: positiveInt('wal-segment-bytes', o.walSegmentBytes!, 4096),
+    leaseReads: Boolean(o.leaseReads),
     listenMetricsUrls: o.listenMetricsUrls ? urlList('listen-metrics-urls', o.listenMetricsUrls) : [],
     autoCompactionMode: compactionMode(o.autoCompactionMode!),
     autoCompactionRetention: retention(o.autoCompactionMode!, o.autoCompactionRetention!),

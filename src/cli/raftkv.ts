@@ -40,6 +40,7 @@ async function main(): Promise<void> {
     snapshotCatchUpEntries: flags.snapshotCatchUpEntries,
     maxRequestBytes: flags.maxRequestBytes,
     walSegmentBytes: flags.walSegmentBytes,
+    leaseReads: flags.leaseReads,
     autoCompaction: { mode: flags.autoCompactionMode, retention: flags.autoCompactionRetention },
     peerDialMap: parseDialMap(process.env.RAFTKV_PEER_DIAL_MAP),
     logger,

@@ -17,6 +17,7 @@ import {
   type Message,
   NONE,
   RawNode,
+  ReadOnlyOption,
   type Ready,
   SeededRand,
   type Snapshot,
@@ -60,6 +61,8 @@ export interface ServerConfig {
   snapshotCatchUpEntries: number;
   maxRequestBytes: number;
   walSegmentBytes?: number;
+  /** Answer linearizable reads on the leader's lease (CheckQuorum) instead of ReadIndex rounds. */
+  leaseReads?: boolean;
   /** etcd's --auto-compaction-*: the leader compacts the MVCC history (retention 0 = off). */
   autoCompaction?: { mode: 'periodic' | 'revision'; retention: number };
   /** Members learned from a running cluster (for --initial-cluster-state existing). */
@@ -158,6 +161,7 @@ export class EtcdServer {
       maxUncommittedEntriesSize: 1 << 30,
       checkQuorum: true,
       preVote: true,
+      readOnlyOption: this.cfg.leaseReads ? ReadOnlyOption.LeaseBased : ReadOnlyOption.Safe,
       stepDownOnRemoval: true,
       rand: new SeededRand(randomInt(2 ** 31)),
       logger: this.logger,

@@ -1,4 +1,4 @@
-// `npm run test:faults -- [--nodes 3|5] [--time S] [--seed N] [--runs K] [--faults kill,pause,partition,leader]`
+// `npm run test:faults -- [--nodes 3|5] [--time S] [--seed N] [--runs K] [--faults kill,pause,partition,leader] [--lease-reads]`
 // Runs fault-injection runs on real processes and checks linearizability of the recorded
 // client histories. Exits non-zero on the first violation (seed, window and saved results).
 
@@ -13,6 +13,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '1' },
     faults: { type: 'string', default: FAULT_KINDS.join(',') },
     quiet: { type: 'boolean', default: false },
+    'lease-reads': { type: 'boolean', default: false },
   },
 });
 
@@ -38,7 +39,7 @@ let totalUnknown = 0;
 for (let r = 0; r < runs; r++) {
   const seed = firstSeed + r;
   console.log(`run ${r + 1}/${runs}: seed ${seed}, ${nodes} nodes, ${seconds}s, faults ${faults.join(',')}`);
-  const res = await runFaults({ nodes, seconds, seed, faults, log: values.quiet ? undefined : (l) => console.log(`  ${l}`) });
+  const res = await runFaults({ nodes, seconds, seed, faults, extraArgs: values['lease-reads'] ? ['--lease-reads'] : undefined, log: values.quiet ? undefined : (l) => console.log(`  ${l}`) });
   totalOps += res.ops;
   totalUnknown += res.unknown;
   console.log(

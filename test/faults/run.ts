@@ -25,6 +25,8 @@ export interface FaultRunOptions {
   keys?: number;
   resultsDir?: string;
   log?: (line: string) => void;
+  /** Extra raftkv flags for every member (e.g. --lease-reads). */
+  extraArgs?: string[];
 }
 
 export interface FaultRunResult {
@@ -65,6 +67,7 @@ export async function runFaults(o: FaultRunOptions): Promise<FaultRunResult> {
       electionMs: 500,
       logLevel: 'info',
       memberEnv: (i) => ({ RAFTKV_PEER_DIAL_MAP: proxies.dialMapFor(i) }),
+      extraArgs: o.extraArgs,
     });
     const cluster = c;
     const until = performance.now() + o.seconds * 1000;

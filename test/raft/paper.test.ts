@@ -6,6 +6,7 @@ import {
   ErrProposalDropped,
   MessageType,
   NONE,
+  ReadOnlyOption,
   StateType,
   emptyConfState,
   MemoryStorage,
@@ -347,6 +348,27 @@ describe('ReadIndex (thesis §6.4)', () => {
     net.tick(1, 1); // heartbeat responses trigger appends; the no-op commits
     net.settle();
     assert.equal(net.peer(1).readStates.length, 1);
+  });
+});
+
+describe('lease-based reads (opt-in, thesis §6.4.1)', () => {
+  const lease = { checkQuorum: true, extra: { readOnlyOption: ReadOnlyOption.LeaseBased } };
+
+  it('the leader answers from its commit index without a heartbeat round', () => {
+    const net = TestNet.of(3, lease);
+    net.campaign(1);
+    net.propose(1, 'a');
+    net.settle();
+    net.ignore.add(MessageType.MsgHeartbeat);
+    net.peer(1).node.readIndex(new TextEncoder().encode('fast'));
+    net.settle();
+    const rs = net.peer(1).readStates;
+    assert.equal(rs.length, 1, 'answered with heartbeats dropped');
+    assert.equal(rs[0]!.index, net.peer(1).raft.raftLog.committed);
+  });
+
+  it('needs CheckQuorum (the lease is only as good as the step-down)', () => {
+    assert.throws(() => TestNet.of(3, { checkQuorum: false, extra: { readOnlyOption: ReadOnlyOption.LeaseBased } }), /CheckQuorum/i);
   });
 });
 
