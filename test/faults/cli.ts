@@ -1,4 +1,4 @@
-// `npm run test:faults -- [--nodes 3|5] [--time S] [--seed N] [--runs K] [--faults kill,pause,partition,leader] [--lease-reads]`
+// `npm run test:faults -- [--nodes 3|5] [--time S] [--seed N] [--runs K] [--faults kill,pause,partition,leader] [--lease-reads] [--snapshot-count N]`
 // Runs fault-injection runs on real processes and checks linearizability of the recorded
 // client histories. Exits non-zero on the first violation (seed, window and saved results).
 
@@ -14,10 +14,16 @@ const { values } = parseArgs({
     faults: { type: 'string', default: FAULT_KINDS.join(',') },
     quiet: { type: 'boolean', default: false },
     'lease-reads': { type: 'boolean', default: false },
+    'snapshot-count': { type: 'string' },
   },
 });
 
 const nodes = Number(values.nodes);
+// Optional member flags: lease reads, or frequent snapshots (so that restarts and lagging members
+// go through snapshot install under faults; the catch-up tail is kept short to force it).
+const extraArgs: string[] = [];
+if (values['lease-reads']) extraArgs.push('--lease-reads');
+if (values['snapshot-count']) extraArgs.push('--snapshot-count', values['snapshot-count'], '--snapshot-catchup-entries', '100');
 const seconds = Number(values.time);
 const runs = Number(values.runs);
 const known = new Set<string>([...FAULT_KINDS, ...SCENARIO_FAULTS]);
@@ -39,7 +45,7 @@ let totalUnknown = 0;
 for (let r = 0; r < runs; r++) {
   const seed = firstSeed + r;
   console.log(`run ${r + 1}/${runs}: seed ${seed}, ${nodes} nodes, ${seconds}s, faults ${faults.join(',')}`);
-  const res = await runFaults({ nodes, seconds, seed, faults, extraArgs: values['lease-reads'] ? ['--lease-reads'] : undefined, log: values.quiet ? undefined : (l) => console.log(`  ${l}`) });
+  const res = await runFaults({ nodes, seconds, seed, faults, extraArgs, log: values.quiet ? undefined : (l) => console.log(`  ${l}`) });
   totalOps += res.ops;
   totalUnknown += res.unknown;
   console.log(
@@ -47,7 +53,8 @@ for (let r = 0; r < runs; r++) {
   );
   if (!res.ok) {
     for (const v of res.violations) console.log(`  ${v}`);
-    console.log(`  replay: npm run test:faults -- --nodes ${nodes} --time ${seconds} --seed ${seed} --faults ${faults.join(',')}`);
+    const extra = `${values['lease-reads'] ? ' --lease-reads' : ''}${values['snapshot-count'] ? ` --snapshot-count ${values['snapshot-count']}` : ''}`;
+    console.log(`  replay: npm run test:faults -- --nodes ${nodes} --time ${seconds} --seed ${seed} --faults ${faults.join(',')}${extra}`);
     if (res.savedTo) console.log(`  history and member logs saved in ${res.savedTo}`);
     process.exit(1);
   }

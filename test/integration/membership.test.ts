@@ -166,6 +166,14 @@ describe('membership changes with real processes', () => {
     await eventually(async () => assert.equal(await c.client(victim).get('snap/1999', true), '1999'), 60_000);
     assert.match(c.members[victim]!.log.join(''), /restored state from snapshot/);
     assert.equal(await c.client(victim).get('snap/7', true), '7');
+    // It restarts from that snapshot plus what it appended after it (kill -9, then start).
+    await lc.put('after-snap', 'x');
+    await eventually(async () => assert.equal(await c.client(victim).get('after-snap', true), 'x'), 30_000);
+    await c.kill(victim, 'SIGKILL');
+    c.startMember(victim);
+    await eventually(async () => assert.equal(await c.client(victim).get('after-snap', true), 'x'), 60_000);
+    assert.equal(await c.client(victim).get('snap/1999', true), '1999');
+    assert.ok(c.isUp(victim), c.logs());
   });
 
   it('replaces a dead member', async () => {

@@ -51,6 +51,25 @@ describe('WAL', () => {
     rmSync(dir, { recursive: true });
   });
 
+  it('a snapshot installed from the leader: entries after it follow the snapshot, not the old log', async () => {
+    // A follower that lagged receives a snapshot at 50 and appends from 51: a restart must
+    // recover that (this once refused to start with "entry 51 does not follow 3").
+    const dir = tmp();
+    const w = await Wal.create(dir, meta, opts);
+    await w.save({ term: 1, vote: 0n, commit: 3 }, [ent(1, 1), ent(2, 1), ent(3, 1)], true);
+    await w.saveSnapshotMark(50, 2);
+    await w.save({ term: 2, vote: 0n, commit: 52 }, [ent(51, 2), ent(52, 2)], true);
+    // Our own snapshot at 51 (below the last entry) keeps the entries after it.
+    await w.saveSnapshotMark(51, 2);
+    await w.save(undefined, [ent(53, 2)], true);
+    await w.close();
+    const { contents, wal } = await Wal.open(dir, opts);
+    await wal.close();
+    assert.deepEqual(contents.snapshot, { index: 51, term: 2 });
+    assert.deepEqual(contents.entries.map((e) => e.index), [51, 52, 53]);
+    rmSync(dir, { recursive: true });
+  });
+
   it('rotates segments at the size limit and releases segments covered by a snapshot', async () => {
     const dir = tmp();
     const w = await Wal.create(dir, meta, { ...opts, segmentBytes: 2048 });

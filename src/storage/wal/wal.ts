@@ -175,6 +175,10 @@ export class Wal {
             break;
           case RecordType.Snapshot:
             if (!snapshot || rec.index > snapshot.index) snapshot = { index: rec.index, term: rec.term };
+            // A snapshot installed from the leader jumps the log forward: every entry so far is
+            // below it (covered by the snapshot, whose file is durable before this record), and
+            // the next entry follows the snapshot, not them.
+            if (entries.length > 0 && entries[entries.length - 1]!.index < rec.index) entries = [];
             break;
           case RecordType.Entry: {
             const e = rec.entry;
