@@ -6,10 +6,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type Fault, runFaults } from './run.js';
 
-const scenario = (name: string, faults: Fault[], nodes = 3, seconds = 10, seed = 7) =>
+const scenario = (name: string, faults: Fault[], nodes = 3, seconds = 10, seed = 7, snapshotCount?: number) =>
   it(name, async () => {
-    const r = await runFaults({ nodes, seconds, seed, faults });
-    assert.ok(r.ok, `${r.violations.join('\n')}\nreplay: npm run test:faults -- --nodes ${nodes} --time ${seconds} --seed ${seed} --faults ${faults.join(',')}${r.savedTo ? `\nsaved in ${r.savedTo}` : ''}`);
+    const extraArgs = snapshotCount ? ['--snapshot-count', String(snapshotCount), '--snapshot-catchup-entries', '100'] : undefined;
+    const r = await runFaults({ nodes, seconds, seed, faults, extraArgs });
+    const replay = `npm run test:faults -- --nodes ${nodes} --time ${seconds} --seed ${seed} --faults ${faults.join(',')}${snapshotCount ? ` --snapshot-count ${snapshotCount}` : ''}`;
+    assert.ok(r.ok, `${r.violations.join('\n')}\nreplay: ${replay}${r.savedTo ? `\nsaved in ${r.savedTo}` : ''}`);
     assert.ok(r.faultsApplied > 0, 'the nemesis did something');
     assert.ok(r.ops > 500, `only ${r.ops} operations`);
   });
@@ -22,4 +24,7 @@ describe('fault scenarios on real processes (linearizability-checked)', () => {
   scenario('repeated leader kills under write load (5 nodes)', ['leader'], 5, 12);
   scenario('all nodes restarted at once', ['restart-all']);
   scenario('mixed faults smoke run: kill, pause, partitions, one-way links', ['kill', 'leader', 'pause', 'partition'], 3, 12, 11);
+  // Snapshots every 200 entries: killed and lagging members come back through InstallSnapshot,
+  // and restart from a snapshot plus the entries after it.
+  scenario('kills and restarts with frequent snapshots (catch-up by snapshot under faults)', ['kill', 'restart-all'], 3, 20, 1, 200);
 });
