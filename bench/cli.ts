@@ -415,11 +415,12 @@ async function wal(): Promise<void> {
   await writeResults('wal', { total }, rows, { title: 'WAL size over writes', mark: 'line', x: { field: 'writes', type: 'quantitative' }, y: { field: 'WAL MiB', type: 'quantitative' } }, md);
 }
 
+/** Bytes a directory takes on disk (allocated blocks: preallocated WAL space is sparse). */
 function dirBytes(p: string): number {
   let s = 0;
   for (const n of readdirSync(p)) {
     const st = statSync(join(p, n));
-    s += st.isDirectory() ? dirBytes(join(p, n)) : st.size;
+    s += st.isDirectory() ? dirBytes(join(p, n)) : st.blocks * 512;
   }
   return s;
 }

@@ -2,12 +2,13 @@
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { freePorts } from '../support/ports.js';
+import { walDataEnd } from '../support/wal-files.js';
 import { ProcCluster, eventually, sleep } from '../support/proc-cluster.js';
 
 const BIN = resolve('dist/src/cli/raftkv.js');
@@ -138,7 +139,10 @@ describe('damaged WAL files', () => {
   it('a torn record at the tail is cut off with a warning; every acknowledged write is still there', async () => {
     const seg = segment();
     const original = readFileSync(seg);
-    appendFileSync(seg, Buffer.from([200, 0, 0, 0, 7, 7, 7, 7, 2, 1, 2, 3]));
+    // Half a record where the data ends (the segment is preallocated: zeros follow).
+    const torn = Buffer.from(original);
+    Buffer.from([200, 0, 0, 0, 7, 7, 7, 7, 2, 1, 2, 3]).copy(torn, walDataEnd(torn));
+    writeFileSync(seg, torn);
     c.startMember(0);
     await c.waitForLeader();
     for (let i = 0; i < 30; i++) assert.equal(await eventually(() => c.client(0).get(`w${i}`)), `v${i}`);
@@ -150,7 +154,7 @@ describe('damaged WAL files', () => {
   it('a CRC mismatch before the tail refuses to start, naming the file and offset', async () => {
     const seg = segment();
     const buf = readFileSync(seg);
-    buf[Math.floor(buf.length / 3)]! ^= 0x5a;
+    buf[Math.floor(walDataEnd(buf) / 3)]! ^= 0x5a;
     writeFileSync(seg, buf);
     const p = c.startMember(0);
     const code = await new Promise<number | null>((r) => p.once('exit', (x) => r(x)));

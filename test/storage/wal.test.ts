@@ -1,17 +1,21 @@
 // The WAL: round trips, truncation semantics, rotation and release, torn tails and corruption.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync, appendFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { type Entry, EntryType, silentLogger } from '../../src/raft/index.js';
 import { Wal, WalCorruptError } from '../../src/storage/wal/wal.js';
+import { walDataEnd as dataEnd } from '../support/wal-files.js';
 
 const meta = { nodeId: 0xdeadbeefcafef00dn, clusterId: 0x1234567890abcdefn };
 const ent = (index: number, term: number, s = `e${index}`): Entry => ({ index, term, type: EntryType.Normal, data: Buffer.from(s) });
 const opts = { logger: silentLogger };
+
+/** Small preallocated segments, so that tests rewrite little. */
+const small = { ...opts, segmentBytes: 64 * 1024 };
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'raftkv-wal-'));
@@ -91,35 +95,47 @@ describe('WAL', () => {
 
   it('cuts off a torn record at the end of the last segment, keeping everything before it', async () => {
     const dir = tmp();
-    const w = await Wal.create(dir, meta, opts);
+    const w = await Wal.create(dir, meta, small);
     await w.save({ term: 1, vote: 1n, commit: 2 }, [ent(1, 1), ent(2, 1)], true);
     await w.close();
     const seg = join(dir, readdirSync(dir).find((n) => n.endsWith('.wal'))!);
-    // A crash in the middle of the next batch: half a record.
-    appendFileSync(seg, Buffer.from([40, 0, 0, 0, 1, 2, 3, 4, 2, 9, 9]));
-    const { contents, wal } = await Wal.open(dir, opts);
+    assert.equal(statSync(seg).size, 64 * 1024, 'the segment is preallocated');
+    // A crash in the middle of the next batch: half a record where the data ends, zeros after.
+    const buf = readFileSync(seg);
+    Buffer.from([40, 0, 0, 0, 1, 2, 3, 4, 2, 9, 9]).copy(buf, dataEnd(buf));
+    writeFileSync(seg, buf);
+    const { contents, wal } = await Wal.open(dir, small);
     assert.ok(contents.repaired);
     assert.deepEqual(contents.entries.map((e) => e.index), [1, 2]);
     // Appending after the repair works and survives another reopen.
     await wal.save(undefined, [ent(3, 1)], true);
     await wal.close();
-    const again = await Wal.open(dir, opts);
+    const again = await Wal.open(dir, small);
     await again.wal.close();
     assert.deepEqual(again.contents.entries.map((e) => e.index), [1, 2, 3]);
+    assert.equal(again.contents.repaired, undefined);
+    // A WAL cut short (written before preallocation, or truncated): torn tail cut, then extended.
+    const bytes = readFileSync(seg);
+    writeFileSync(seg, Buffer.concat([bytes.subarray(0, dataEnd(bytes)), Buffer.from([40, 0, 0])]));
+    const third = await Wal.open(dir, small);
+    await third.wal.close();
+    assert.ok(third.contents.repaired);
+    assert.deepEqual(third.contents.entries.map((e) => e.index), [1, 2, 3]);
+    assert.equal(statSync(seg).size, 64 * 1024, 'preallocated again');
     rmSync(dir, { recursive: true });
   });
 
   it('refuses a CRC mismatch before the tail, naming the file and offset', async () => {
     const dir = tmp();
-    const w = await Wal.create(dir, meta, opts);
+    const w = await Wal.create(dir, meta, small);
     for (let i = 1; i <= 10; i++) await w.save({ term: 1, vote: 0n, commit: i }, [ent(i, 1)], true);
     await w.close();
     const seg = join(dir, readdirSync(dir).find((n) => n.endsWith('.wal'))!);
     const buf = readFileSync(seg);
-    buf[Math.floor(buf.length / 2)]! ^= 0xff;
+    buf[Math.floor(dataEnd(buf) / 2)]! ^= 0xff;
     writeFileSync(seg, buf);
     await assert.rejects(
-      () => Wal.open(dir, opts),
+      () => Wal.open(dir, small),
       (e: unknown) => e instanceof WalCorruptError && e.message.includes(seg) && /offset \d+/.test(e.message),
     );
     rmSync(dir, { recursive: true });
@@ -127,16 +143,24 @@ describe('WAL', () => {
 
   it('any truncation of the file recovers a prefix of the batches (property)', async () => {
     const dir = tmp();
-    const w = await Wal.create(dir, meta, opts);
+    const w = await Wal.create(dir, meta, small);
     for (let i = 1; i <= 20; i++) await w.save({ term: 1, vote: 0n, commit: i }, [ent(i, 1, 'v'.repeat(i))], true);
     await w.close();
     const seg = join(dir, readdirSync(dir).find((n) => n.endsWith('.wal'))!);
     const full = readFileSync(seg);
+    const end = dataEnd(full);
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 25, max: full.length }), async (cut) => {
-        writeFileSync(seg, full);
-        truncateSync(seg, cut);
-        const { contents, wal } = await Wal.open(dir, opts);
+      // A crash mid-write: the file cut short at `cut`, or (preallocated) zeros from `cut` on.
+      fc.asyncProperty(fc.integer({ min: 25, max: end }), fc.boolean(), async (cut, zeros) => {
+        if (zeros) {
+          const b = Buffer.from(full);
+          b.fill(0, cut, end);
+          writeFileSync(seg, b);
+        } else {
+          writeFileSync(seg, full);
+          truncateSync(seg, cut);
+        }
+        const { contents, wal } = await Wal.open(dir, small);
         await wal.close();
         const idx = contents.entries.map((e) => e.index);
         // A contiguous prefix 1..n, with the data intact.

@@ -5,10 +5,15 @@
 // was running lands in the same batch). All I/O is async (libuv's thread pool), so the event
 // loop keeps ticking heartbeats while the disk works.
 //
+// Segments are preallocated to their full size (as etcd's are): appends then write inside the
+// file, so an fdatasync never has to make a new file size durable (on ext4 that saves about a
+// fifth of each sync). The data of a segment ends at the first all-zero record header.
+//
 // Recovery: segments are replayed in order; a later entry at an existing index replaces the
 // old suffix (a follower's log truncation). A torn record at the very end of the last
-// segment (a crash mid-write) is cut off with a warning. A bad record anywhere else means
-// acknowledged data may be damaged: open() refuses, naming the file and offset.
+// segment (a crash mid-write: the bad record is followed by nothing but zeros) is cut off
+// with a warning. A bad record anywhere else means acknowledged data may be damaged: open()
+// refuses, naming the file and offset.
 
 import { existsSync } from 'node:fs';
 import { type FileHandle, mkdir, open, readFile, readdir, truncate, unlink } from 'node:fs/promises';
@@ -17,6 +22,7 @@ import { type Entry, type HardState, emptyHardState, isEmptyHardState } from '..
 import type { Logger } from '../../raft/logger.js';
 import { fsyncDir } from '../../util/fsync.js';
 import {
+  HEADER_SIZE,
   RecordType,
   type WalMetadata,
   decodeRecord,
@@ -71,6 +77,22 @@ function parseSegmentName(name: string): Segment | undefined {
   return { name, seq: parseInt(m[1]!, 16), firstIndex: parseInt(m[2]!, 16) };
 }
 
+/** Whether buf[from, end) is all zero bytes (unwritten preallocated space). */
+function allZero(buf: Buffer, from: number, end = buf.length): boolean {
+  for (let i = Math.max(0, from); i < end; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+/** Opens a new segment file with its first records, preallocated and durable. */
+async function createSegment(path: string, first: Buffer, segmentBytes: number): Promise<FileHandle> {
+  const fh = await open(path, 'wx+');
+  await fh.write(first, 0, first.length, 0);
+  // Sparse preallocation: the size is set once here, never by an append.
+  if (segmentBytes > first.length) await fh.truncate(segmentBytes);
+  await fh.sync();
+  return fh;
+}
+
 async function listSegments(dir: string): Promise<Segment[]> {
   const names = await readdir(dir);
   return names
@@ -118,12 +140,11 @@ export class Wal {
     await mkdir(dir, { recursive: true });
     if ((await listSegments(dir)).length > 0) throw new Error(`wal: ${dir} already contains a WAL`);
     const seg = { name: segmentName(0, 1), seq: 0, firstIndex: 1 };
-    const fh = await open(join(dir, seg.name), 'a');
+    const segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     const header = encodeMetadata(meta);
-    await fh.write(header);
-    await fh.sync();
+    const fh = await createSegment(join(dir, seg.name), header, segmentBytes);
     await fsyncDir(dir);
-    return new Wal(dir, meta, fh, header.length, [seg], 0, emptyHardState(), opts.logger, opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES);
+    return new Wal(dir, meta, fh, header.length, [seg], 0, emptyHardState(), opts.logger, segmentBytes);
   }
 
   /** Whether `dir` holds at least one WAL segment. */
@@ -150,14 +171,18 @@ export class Wal {
       const isLast = si === segments.length - 1;
       let off = 0;
       while (off < buf.length) {
+        // The end of the data: unwritten (zero) preallocated space.
+        if (allZero(buf, off, Math.min(buf.length, off + HEADER_SIZE))) break;
         const r = decodeRecord(buf, off);
         if (!r.ok) {
-          // A torn write can only be the last thing in the last segment.
+          // A torn write can only be the last thing in the last segment: nothing but zeros
+          // (or the end of the file) may follow it.
           const reachesEnd = off + r.size >= buf.length || r.reason === 'short-header' || r.reason === 'short-payload';
-          if (isLast && reachesEnd) {
-            opts.logger.warn(`wal: truncating torn record at ${file} offset ${off} (${r.reason}, ${buf.length - off} bytes)`);
+          if (isLast && (reachesEnd || allZero(buf, off + r.size))) {
+            const dropped = reachesEnd ? buf.length - off : r.size;
+            opts.logger.warn(`wal: truncating torn record at ${file} offset ${off} (${r.reason}, ${dropped} bytes)`);
             await truncate(file, off);
-            repaired = { file, offset: off, droppedBytes: buf.length - off };
+            repaired = { file, offset: off, droppedBytes: dropped };
             break;
           }
           throw new WalCorruptError(file, off, r.reason);
@@ -195,13 +220,19 @@ export class Wal {
         }
         off += r.size;
       }
-      if (isLast) lastSize = repaired ? repaired.offset : buf.length;
+      if (isLast) lastSize = repaired ? repaired.offset : off;
     }
     if (!meta) throw new WalCorruptError(join(dir, segments[0]!.name), 0, 'no metadata record');
     const last = segments[segments.length - 1]!;
-    const fh = await open(join(dir, last.name), 'a');
+    const fh = await open(join(dir, last.name), 'r+');
+    // (Re)preallocate: after a torn tail was cut, or for a segment written unpreallocated.
+    const segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    if ((await fh.stat()).size < segmentBytes) {
+      await fh.truncate(segmentBytes);
+      await fh.sync();
+    }
     const lastIndex = Math.max(entries.length > 0 ? entries[entries.length - 1]!.index : 0, snapshot?.index ?? 0);
-    const wal = new Wal(dir, meta, fh, lastSize, segments, lastIndex, hardState, opts.logger, opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES);
+    const wal = new Wal(dir, meta, fh, lastSize, segments, lastIndex, hardState, opts.logger, segmentBytes);
     return { wal, contents: { meta, hardState, entries, snapshot, repaired } };
   }
 
@@ -293,7 +324,7 @@ export class Wal {
   private async writeAll(buf: Buffer): Promise<void> {
     let off = 0;
     while (off < buf.length) {
-      const { bytesWritten } = await this.fh.write(buf, off, buf.length - off);
+      const { bytesWritten } = await this.fh.write(buf, off, buf.length - off, this.size + off);
       off += bytesWritten;
     }
     this.size += buf.length;
@@ -305,11 +336,9 @@ export class Wal {
     await this.fh.close();
     this.seq++;
     const seg = { name: segmentName(this.seq, this.lastIndex + 1), seq: this.seq, firstIndex: this.lastIndex + 1 };
-    this.fh = await open(join(this.dir, seg.name), 'a');
-    this.size = 0;
     const header = Buffer.concat([encodeMetadata(this.meta), encodeHardState(this.hardState)]);
-    await this.writeAll(header);
-    await this.fh.sync();
+    this.fh = await createSegment(join(this.dir, seg.name), header, this.segmentBytes);
+    this.size = header.length;
     await fsyncDir(this.dir);
     this.segments.push(seg);
     this.logger.info(`wal: rotated to segment ${seg.name}`);
