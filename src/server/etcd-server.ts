@@ -409,10 +409,7 @@ export class EtcdServer {
       // A new leader: whatever was forwarded to the old one may have been dropped (a leader
       // transferring leadership drops proposals; one that lost it may lose its uncommitted
       // tail). Propose every waiting request again rather than let its client time out.
-      for (const p of [...this.inflight.values()]) {
-        this.metrics?.proposalsRetried.inc();
-        this.proposeData(p);
-      }
+      for (const p of [...this.inflight.values()]) if (this.proposeData(p)) this.metrics?.proposalsRetried.inc();
     }
     this.knownLead = ss.lead;
     if (ss.lead !== NONE) this.maybePublish();
@@ -523,11 +520,12 @@ export class EtcdServer {
     }
   }
 
-  private proposeData(p: Pending): void {
+  /** Hands a waiting proposal to Raft; false if it was not (settled, no leader, dropped). */
+  private proposeData(p: Pending): boolean {
     // Answered or timed out meanwhile: its id is settled, proposing it again would be wasted.
-    if (this.stopped || !this.inflight.has(p.id)) return;
+    if (this.stopped || !this.inflight.has(p.id)) return false;
     // No leader yet: the proposal waits in `inflight` and goes out when one is known.
-    if (this.raw.raft.lead === NONE) return;
+    if (this.raw.raft.lead === NONE) return false;
     p.proposedAt = performance.now();
     try {
       this.raw.propose(p.data);
@@ -536,10 +534,11 @@ export class EtcdServer {
       // Dropped here (this node leads and is transferring leadership, or just lost it): retry
       // shortly, within the request timeout.
       setTimeout(() => this.proposeData(p), 50).unref();
-      return;
+      return false;
     }
     this.sendImmediate();
     this.kick();
+    return true;
   }
 
   /**
@@ -550,10 +549,7 @@ export class EtcdServer {
   private reproposeStale(): void {
     const staleBefore = performance.now() - 2 * this.cfg.electionMs;
     for (const p of this.inflight.values()) {
-      if (p.proposedAt < staleBefore) {
-        this.metrics?.proposalsRetried.inc();
-        this.proposeData(p);
-      }
+      if (p.proposedAt < staleBefore && this.proposeData(p)) this.metrics?.proposalsRetried.inc();
     }
   }
 
