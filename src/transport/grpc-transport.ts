@@ -128,7 +128,9 @@ class PeerConn {
     } else if (err.code === grpc.status.FAILED_PRECONDITION) {
       this.t.logger.error(`transport: peer ${this.id.toString(16)} refused our stream: ${err.details}`);
     } else if (!this.reportedDown) {
-      this.t.logger.warn(`transport: lost stream to peer ${this.id.toString(16)} (${err.details || err.message})`);
+      // CANCELLED: the peer shut down its end (a clean stop); anything else is a failure.
+      const log = err.code === grpc.status.CANCELLED ? this.t.logger.info : this.t.logger.warn;
+      log.call(this.t.logger, `transport: lost stream to peer ${this.id.toString(16)} (${err.details || err.message})`);
     }
     this.reportedDown = true;
     this.t.handler.reportUnreachable(this.id);
