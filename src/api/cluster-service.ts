@@ -108,7 +108,7 @@ export function clusterService(s: EtcdServer): [typeof ClusterService, grpc.Unty
     const pr = s.progressOf(req.ID);
     if (!pr || pr.match < lead * LEARNER_READY_PERCENT) throw Errors.learnerNotReady();
     // The learner counts as started: it has just proven so by catching up.
-    const { voters, started } = startedVoters(s);
+    const { voters, started } = voterCounts(s);
     if (started + 1 < quorum(voters + 1)) throw Errors.memberNotEnoughStarted();
     await s.proposeConfChange({ type: ConfChangeType.AddNode, nodeId: req.ID, context: new Uint8Array(0) });
     return { header: hdr(), members: members() };
@@ -133,34 +133,37 @@ export function clusterService(s: EtcdServer): [typeof ClusterService, grpc.Unty
 
 const quorum = (n: number): number => Math.floor(n / 2) + 1;
 
-function startedVoters(s: EtcdServer, except?: bigint): { voters: number; started: number } {
+/**
+ * The voters (all but `except`): how many, how many have started, and, on the leader, how many
+ * it heard from recently (itself included). Followers cannot judge activity: `active` is
+ * undefined there.
+ */
+function voterCounts(s: EtcdServer, except?: bigint): { voters: number; started: number; active: number | undefined } {
+  const leader = s.isLeader();
   let voters = 0;
   let started = 0;
+  let active = 0;
   for (const m of s.sm.membership.members.values()) {
     if (m.isLearner || m.id === except) continue;
     voters++;
     if (m.name !== '') started++;
+    if (leader && (m.id === s.id || s.recentlyActive(m.id))) active++;
   }
-  return { voters, started };
+  return { voters, started, active: leader ? active : undefined };
 }
 
 function checkReadyToAddVoter(s: EtcdServer): void {
-  const { voters, started } = startedVoters(s);
+  const { voters, started, active } = voterCounts(s);
   // etcd's exception: a second member may join a 1-member cluster (restoring from a backup).
   const restoring = started === 1 && voters + 1 === 2;
   if (!restoring && started < quorum(voters + 1)) throw Errors.memberNotEnoughStarted();
-  if (!s.isLeader()) return;
-  for (const m of s.sm.membership.members.values()) {
-    if (!m.isLearner && m.id !== s.id && !s.recentlyActive(m.id)) throw Errors.unhealthy();
-  }
+  // The leader must hear from every voter before it counts on one more.
+  if (active !== undefined && active < voters) throw Errors.unhealthy();
 }
 
 /** Removing a voter must leave a quorum of started, and of active, voters. */
 function checkReadyToRemoveVoter(s: EtcdServer, id: bigint): void {
-  const { voters, started } = startedVoters(s, id);
+  const { voters, started, active } = voterCounts(s, id);
   if (started < quorum(voters)) throw Errors.memberNotEnoughStarted();
-  if (!s.isLeader()) return;
-  const rest = [...s.sm.membership.members.values()].filter((m) => !m.isLearner && m.id !== id);
-  const active = rest.filter((m) => m.id === s.id || s.recentlyActive(m.id)).length;
-  if (active < quorum(rest.length)) throw Errors.unhealthy();
+  if (active !== undefined && active < quorum(voters)) throw Errors.unhealthy();
 }

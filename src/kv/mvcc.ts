@@ -270,7 +270,6 @@ export class MvccStore {
     }
   }
 
-  /** Adds one key's history from an image line (restore). */
   /** Loads the keys of a binary image (see imageChunksAsync) starting at `offset` of `buf`. */
   async loadImageAsync(buf: Buffer, offset: number, pause: () => Promise<void>): Promise<void> {
     await decodeKeys(
@@ -285,8 +284,23 @@ export class MvccStore {
     );
   }
 
-  /** Loads one key of a version-2 (JSON lines) image, as older raftkv versions wrote them. */
-  loadKey(k: StoreImage['keys'][number]): void {
+  /**
+   * Loads the keys of a version-2 image (one JSON line per key, bytes in base64), as older
+   * raftkv versions wrote them, starting at `offset` of `buf`.
+   */
+  async loadJsonLinesAsync(buf: Buffer, offset: number, pause: () => Promise<void>): Promise<void> {
+    let pos = offset;
+    let n = 0;
+    while (pos < buf.length) {
+      const next = buf.indexOf(10, pos);
+      const end = next < 0 ? buf.length : next;
+      if (end > pos) this.loadKey(JSON.parse(buf.toString('utf8', pos, end)) as StoreImage['keys'][number]);
+      pos = end + 1;
+      if (++n % 2000 === 0) await pause();
+    }
+  }
+
+  private loadKey(k: StoreImage['keys'][number]): void {
     const rec = new KeyRecord(Buffer.from(k.key, 'base64'));
     rec.history = k.history.map(([mod, sub, create, version, value, lease]) => ({
       mod: BigInt(mod),
@@ -356,7 +370,7 @@ export class MvccStore {
 }
 
 /** A version-2 snapshot image's keys (JSON lines, base64 bytes): read for compatibility. */
-export interface StoreImage {
+interface StoreImage {
   currentRev: string;
   compactRev: string;
   keys: Array<{ key: string; history: Array<[string, number, string, string, string, string]> }>;

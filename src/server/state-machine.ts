@@ -14,7 +14,7 @@ import { InternalRequest, MemberInfo } from '../gen/raftkv/raftpb.js';
 import { EtcdError, Errors } from '../kv/errors.js';
 import { applyDelete, applyPut, applyTxn } from '../kv/kv-ops.js';
 import { Lessor } from '../kv/lessor.js';
-import { MvccStore, type StoreImage } from '../kv/mvcc.js';
+import { MvccStore } from '../kv/mvcc.js';
 import { AppliedRequests, type AppliedRequestsImage } from './applied-requests.js';
 import { Membership } from './membership.js';
 
@@ -193,15 +193,7 @@ export class StateMachine {
       await store.loadImageAsync(buf, headerEnd + 1, pause);
     } else if (h.version === 2) {
       // JSON lines, as raftkv wrote snapshots before the binary format.
-      let pos = nl;
-      let n = 0;
-      while (pos >= 0 && pos < buf.length) {
-        const next = buf.indexOf(10, pos + 1);
-        const end = next < 0 ? buf.length : next;
-        if (end > pos + 1) store.loadKey(JSON.parse(buf.toString('utf8', pos + 1, end)) as StoreImage['keys'][number]);
-        pos = next;
-        if (++n % 2000 === 0) await pause();
-      }
+      await store.loadJsonLinesAsync(buf, headerEnd + 1, pause);
     } else {
       throw new Error(`unsupported snapshot image version ${String(h.version)}`);
     }

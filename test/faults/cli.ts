@@ -3,7 +3,7 @@
 // client histories. Exits non-zero on the first violation (seed, window and saved results).
 
 import { parseArgs } from 'node:util';
-import { FAULT_KINDS, type Fault, SCENARIO_FAULTS, runFaults } from './run.js';
+import { FAULT_KINDS, type Fault, SCENARIO_FAULTS, frequentSnapshotArgs, runFaults } from './run.js';
 
 const { values } = parseArgs({
   options: {
@@ -23,7 +23,7 @@ const nodes = Number(values.nodes);
 // go through snapshot install under faults; the catch-up tail is kept short to force it).
 const extraArgs: string[] = [];
 if (values['lease-reads']) extraArgs.push('--lease-reads');
-if (values['snapshot-count']) extraArgs.push('--snapshot-count', values['snapshot-count'], '--snapshot-catchup-entries', '100');
+if (values['snapshot-count']) extraArgs.push(...frequentSnapshotArgs(values['snapshot-count']));
 const seconds = Number(values.time);
 const runs = Number(values.runs);
 const known = new Set<string>([...FAULT_KINDS, ...SCENARIO_FAULTS]);

@@ -16,6 +16,14 @@ export const FAULT_KINDS = ['kill', 'leader', 'pause', 'partition'] as const;
 export const SCENARIO_FAULTS = ['isolate-leader', 'slow-follower', 'slow-majority', 'restart-all', 'oneway'] as const;
 export type Fault = (typeof FAULT_KINDS)[number] | (typeof SCENARIO_FAULTS)[number];
 
+/**
+ * Member flags for frequent snapshots with a short kept tail, so that killed and lagging members
+ * come back through InstallSnapshot and restart from a snapshot plus the entries after it.
+ */
+export function frequentSnapshotArgs(snapshotCount: number | string): string[] {
+  return ['--snapshot-count', String(snapshotCount), '--snapshot-catchup-entries', '100'];
+}
+
 export interface FaultRunOptions {
   nodes: number;
   seconds: number;

@@ -4,11 +4,11 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type Fault, runFaults } from './run.js';
+import { type Fault, frequentSnapshotArgs, runFaults } from './run.js';
 
 const scenario = (name: string, faults: Fault[], nodes = 3, seconds = 10, seed = 7, snapshotCount?: number) =>
   it(name, async () => {
-    const extraArgs = snapshotCount ? ['--snapshot-count', String(snapshotCount), '--snapshot-catchup-entries', '100'] : undefined;
+    const extraArgs = snapshotCount ? frequentSnapshotArgs(snapshotCount) : undefined;
     const r = await runFaults({ nodes, seconds, seed, faults, extraArgs });
     const replay = `npm run test:faults -- --nodes ${nodes} --time ${seconds} --seed ${seed} --faults ${faults.join(',')}${snapshotCount ? ` --snapshot-count ${snapshotCount}` : ''}`;
     assert.ok(r.ok, `${r.violations.join('\n')}\nreplay: ${replay}${r.savedTo ? `\nsaved in ${r.savedTo}` : ''}`);

@@ -25,10 +25,13 @@ if (!available && process.env.CI) throw new Error('etcdctl is required in CI (ap
 
 describe('etcdctl against a 3-member cluster', { skip: available ? false : 'etcdctl not installed' }, () => {
   let c: ProcCluster;
+  const env = { ...process.env, ETCDCTL_API: '3' };
+  /** etcdctl against every member, as a promise of its output (with its child process). */
+  const runCtl = (args: string[]) => run('etcdctl', [`--endpoints=${c.endpoints().join(',')}`, ...args], { env });
+  /** A long-running etcdctl (watch, elect) whose output the test reads until it kills it. */
+  const spawnCtl = (args: string[]) => execFile('etcdctl', [`--endpoints=${c.endpoints().join(',')}`, ...args], { env });
   const ctl = async (args: string[], input?: string): Promise<string> => {
-    const p = run('etcdctl', [`--endpoints=${c.endpoints().join(',')}`, '--command-timeout=10s', ...args], {
-      env: { ...process.env, ETCDCTL_API: '3' },
-    });
+    const p = runCtl(['--command-timeout=10s', ...args]);
     if (input !== undefined) p.child.stdin!.end(input);
     return (await p).stdout;
   };
@@ -91,7 +94,7 @@ describe('etcdctl against a 3-member cluster', { skip: available ? false : 'etcd
     assert.match(await ctl(['move-leader', hexId]), /Leadership transferred/);
     // snapshot save streams the state to a file
     const file = join(c.dataRoot, 'snap.db');
-    const one = await run('etcdctl', [`--endpoints=${c.endpoint(0)}`, 'snapshot', 'save', file], { env: { ...process.env, ETCDCTL_API: '3' } });
+    const one = await run('etcdctl', [`--endpoints=${c.endpoint(0)}`, 'snapshot', 'save', file], { env });
     assert.match(one.stdout + one.stderr, /Snapshot saved at/);
     assert.ok(statSync(file).size > 0);
   });
@@ -107,7 +110,7 @@ describe('etcdctl against a 3-member cluster', { skip: available ? false : 'etcd
   });
 
   it('watch sees a put made after it started', async () => {
-    const w = execFile('etcdctl', [`--endpoints=${c.endpoints().join(',')}`, 'watch', 'watched'], { env: { ...process.env, ETCDCTL_API: '3' } });
+    const w = spawnCtl(['watch', 'watched']);
     let out = '';
     w.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     try {
@@ -125,7 +128,7 @@ describe('etcdctl against a 3-member cluster', { skip: available ? false : 'etcd
     const log: string[] = [];
     const children: Array<ReturnType<typeof execFile>> = [];
     const lock = (args: string[]) => {
-      const p = run('etcdctl', [`--endpoints=${c.endpoints().join(',')}`, 'lock', 'the-lock', '--', ...args], { env: { ...process.env, ETCDCTL_API: '3' } });
+      const p = runCtl(['lock', 'the-lock', '--', ...args]);
       children.push(p.child);
       return p.then((r) => log.push(...r.stdout.trim().split('\n')));
     };
@@ -140,10 +143,9 @@ describe('etcdctl against a 3-member cluster', { skip: available ? false : 'etcd
     }
     assert.deepEqual(log, ['A-in', 'A-out', 'B-in']);
 
-    const env = { ...process.env, ETCDCTL_API: '3' };
-    const candidate = execFile('etcdctl', [`--endpoints=${c.endpoints().join(',')}`, 'elect', 'the-election', 'proposal-1'], { env });
+    const candidate = spawnCtl(['elect', 'the-election', 'proposal-1']);
     // `elect -l` observes the election until killed: read what it prints.
-    const observer = execFile('etcdctl', [`--endpoints=${c.endpoints().join(',')}`, 'elect', '-l', 'the-election'], { env });
+    const observer = spawnCtl(['elect', '-l', 'the-election']);
     let seen = '';
     observer.stdout!.on('data', (d: Buffer) => (seen += d.toString()));
     try {
@@ -156,7 +158,7 @@ describe('etcdctl against a 3-member cluster', { skip: available ? false : 'etcd
 
   it('endpoint health, compaction, defrag, alarm list', async () => {
     // etcdctl prints health to stderr.
-    const { stderr: health } = await run('etcdctl', [`--endpoints=${c.endpoints().join(',')}`, 'endpoint', 'health'], { env: { ...process.env, ETCDCTL_API: '3' } });
+    const { stderr: health } = await runCtl(['endpoint', 'health']);
     assert.equal(health.match(/is healthy: successfully committed proposal/g)?.length, 3, health);
     await ctl(['put', 'compact-me', '1']);
     const rev = JSON.parse(await ctl(['get', 'compact-me', '-w', 'json'])).header.revision as number;

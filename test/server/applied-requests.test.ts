@@ -5,16 +5,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { AppliedRequests } from '../../src/server/applied-requests.js';
-import { StateMachine } from '../../src/server/state-machine.js';
-import { Lessor } from '../../src/kv/lessor.js';
+import { newStateMachine } from '../support/state-machine.js';
 import { InternalRequest } from '../../src/gen/raftkv/raftpb.js';
 import { EntryType, type Entry } from '../../src/raft/index.js';
 
 const P = 0xabcn; // a proposing member
-
-function newStateMachine(): StateMachine {
-  return new StateMachine(new Lessor(1n, () => 0), () => ({ clusterId: 1n, memberId: 1n, revision: 0n, raftTerm: 1n }));
-}
 
 function putEntry(index: number, id: bigint, settledBelow: bigint, key = 'k'): Entry {
   const data = InternalRequest.encode(

@@ -3,16 +3,12 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { StateMachine } from '../../src/server/state-machine.js';
-import { Lessor } from '../../src/kv/lessor.js';
+import type { StateMachine } from '../../src/server/state-machine.js';
+import { newStateMachine } from '../support/state-machine.js';
 import { InternalRequest } from '../../src/gen/raftkv/raftpb.js';
 import { EntryType } from '../../src/raft/index.js';
 
 const noPause = async (): Promise<void> => {};
-
-function newStateMachine(): StateMachine {
-  return new StateMachine(new Lessor(1n, () => 0), () => ({ clusterId: 1n, memberId: 1n, revision: 0n, raftTerm: 1n }));
-}
 
 function put(sm: StateMachine, index: number, key: Buffer, value: Buffer): void {
   const data = InternalRequest.encode(InternalRequest.fromPartial({ id: BigInt(index), put: { key, value } })).finish();
