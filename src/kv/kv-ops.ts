@@ -100,66 +100,113 @@ export function checkDelete(req: DeleteRangeRequest): void {
   if (req.key.length === 0) throw Errors.emptyKey();
 }
 
-/** etcd's checkTxnReqs: op count, empty keys, and no key written twice on one path. */
+/**
+ * etcd's checkTxnRequest: op counts, empty keys and empty ops, recursively. A nested txn may use
+ * only what its parent left of the op budget (maxOps minus the parent's largest list), as etcd
+ * counts it; then etcd's checkIntervals once over each top-level branch.
+ */
 export function checkTxn(req: TxnRequest, maxOps = MAX_TXN_OPS): void {
-  if (req.compare.length > maxOps || req.success.length > maxOps || req.failure.length > maxOps) throw Errors.tooManyOps();
+  checkTxnOps(req, maxOps);
+  // Checked after the shape, as etcd does, so a malformed request cannot make it costly.
+  checkIntervals(req.success);
+  checkIntervals(req.failure);
+}
+
+function checkTxnOps(req: TxnRequest, maxOps: number): void {
+  const opc = Math.max(req.compare.length, req.success.length, req.failure.length);
+  if (opc > maxOps) throw Errors.tooManyOps();
   for (const c of req.compare) if (c.key.length === 0) throw Errors.emptyKey();
   for (const ops of [req.success, req.failure]) {
     for (const op of ops) {
       if (op.requestRange) checkRange(op.requestRange);
       else if (op.requestPut) checkPut(op.requestPut);
       else if (op.requestDeleteRange) checkDelete(op.requestDeleteRange);
-      else if (op.requestTxn) checkTxn(op.requestTxn, maxOps);
-    }
-    checkNoDuplicateWrites(ops);
-  }
-}
-
-interface Interval {
-  lo: string;
-  hi: string | undefined; // undefined: to the end
-  single: boolean;
-}
-
-function writesOf(ops: readonly RequestOp[], puts: Set<string>, dels: Interval[]): void {
-  for (const op of ops) {
-    if (op.requestPut) {
-      const k = keyStr(op.requestPut.key);
-      if (puts.has(k)) throw Errors.duplicateKey();
-      puts.add(k);
-    } else if (op.requestDeleteRange) {
-      dels.push(rangeBounds(op.requestDeleteRange.key, op.requestDeleteRange.rangeEnd));
-    } else if (op.requestTxn) {
-      // Either branch of a nested txn may run: check each against the outer writes.
-      for (const branch of [op.requestTxn.success, op.requestTxn.failure]) {
-        const p = new Set<string>();
-        const d: Interval[] = [];
-        writesOf(branch, p, d);
-        for (const k of p) {
-          if (puts.has(k)) throw Errors.duplicateKey();
-        }
-      }
-      const p = new Set<string>();
-      const d: Interval[] = [];
-      writesOf(op.requestTxn.success, p, d);
-      writesOf(op.requestTxn.failure, new Set(), d);
-      for (const k of p) puts.add(k);
-      dels.push(...d);
+      else if (op.requestTxn) checkTxnOps(op.requestTxn, maxOps - opc);
+      else throw Errors.keyNotFound(); // an empty op: etcd's answer
     }
   }
 }
 
-function inInterval(k: string, iv: Interval): boolean {
-  if (iv.single) return k === iv.lo;
-  return k >= iv.lo && (iv.hi === undefined || k < iv.hi);
-}
-
-function checkNoDuplicateWrites(ops: readonly RequestOp[]): void {
+/**
+ * etcd's checkIntervals: no key is put twice, or put and deleted, on any path a txn can take.
+ * The two branches of a nested txn exclude each other, so the same key may be put in both.
+ * Each level is visited once (its children's puts and deletes are returned upwards), so the
+ * cost is linear in the request times its depth, never exponential in the nesting.
+ */
+function checkIntervals(ops: readonly RequestOp[]): { puts: Set<string>; dels: KeyIntervals } {
+  let dels = KeyIntervals.of(
+    ops.flatMap((op) => (op.requestDeleteRange ? [deletedInterval(op.requestDeleteRange)] : [])),
+  );
   const puts = new Set<string>();
-  const dels: Interval[] = [];
-  writesOf(ops, puts, dels);
-  // A put may not fall inside a deleted range of the same txn (etcd: "duplicate key").
-  for (const k of puts) for (const d of dels) if (inInterval(k, d)) throw Errors.duplicateKey();
+  for (const op of ops) {
+    if (!op.requestTxn) continue;
+    const then = checkIntervals(op.requestTxn.success);
+    const otherwise = checkIntervals(op.requestTxn.failure);
+    for (const k of then.puts) {
+      if (puts.has(k) || dels.contains(k)) throw Errors.duplicateKey();
+      puts.add(k);
+    }
+    for (const k of otherwise.puts) {
+      if ((puts.has(k) && !then.puts.has(k)) || dels.contains(k)) throw Errors.duplicateKey();
+      puts.add(k);
+    }
+    dels = dels.union(then.dels).union(otherwise.dels);
+  }
+  for (const op of ops) {
+    if (!op.requestPut) continue;
+    const k = keyStr(op.requestPut.key);
+    if (puts.has(k) || dels.contains(k)) throw Errors.duplicateKey();
+    puts.add(k);
+  }
+  return { puts, dels };
+}
+
+type Interval = readonly [lo: string, hi: string | undefined]; // [lo, hi); hi undefined: to the end
+
+function deletedInterval(d: DeleteRangeRequest): Interval {
+  const { lo, hi, single } = rangeBounds(d.key, d.rangeEnd);
+  // The smallest key after `lo` is lo + '\0': a single key is the interval [lo, lo\0).
+  return single ? [lo, `${lo}\0`] : [lo, hi];
+}
+
+/** A set of key intervals kept sorted and disjoint, so a point lookup is a binary search. */
+class KeyIntervals {
+  private constructor(private readonly ivs: readonly Interval[]) {}
+
+  static of(ivs: readonly Interval[]): KeyIntervals {
+    const sorted = ivs.filter(([lo, hi]) => hi === undefined || lo < hi).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const out: Array<[string, string | undefined]> = [];
+    for (const [lo, hi] of sorted) {
+      const last = out[out.length - 1];
+      if (last && (last[1] === undefined || lo <= last[1])) {
+        if (last[1] !== undefined && (hi === undefined || hi > last[1])) last[1] = hi;
+      } else out.push([lo, hi]);
+    }
+    return new KeyIntervals(out);
+  }
+
+  union(o: KeyIntervals): KeyIntervals {
+    if (o.ivs.length === 0) return this;
+    if (this.ivs.length === 0) return o;
+    return KeyIntervals.of([...this.ivs, ...o.ivs]);
+  }
+
+  contains(k: string): boolean {
+    // The last interval starting at or before k is the only one that can hold it.
+    let lo = 0;
+    let hi = this.ivs.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.ivs[mid]![0] <= k) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    if (found < 0) return false;
+    const end = this.ivs[found]![1];
+    return end === undefined || k < end;
+  }
 }
 
 // ------------------------------------------------------------------ apply (deterministic)
@@ -229,25 +276,70 @@ export function evalCompare(w: Reader, c: Compare): boolean {
   return kvs.every((kv) => compareOne(c, kv));
 }
 
-/** Pre-checks the chosen branch (leases exist, ignore_* keys exist) so a txn fails atomically. */
-function precheckOps(w: WriteTxn, store: MvccStore, ops: readonly RequestOp[]): void {
+/**
+ * etcd's compareToPath: the outcome of the txn's compares and of every nested txn's compares on
+ * the path taken, in the order they are met. All are evaluated against the state before the
+ * txn, as etcd does: a nested compare does not see the writes made by the ops before it.
+ */
+function txnPath(r: Reader, req: TxnRequest, path: boolean[] = []): boolean[] {
+  const ok = req.compare.every((c) => evalCompare(r, c));
+  path.push(ok);
+  for (const op of ok ? req.success : req.failure) if (op.requestTxn) txnPath(r, op.requestTxn, path);
+  return path;
+}
+
+/** Visits the ops on the txn's path (nested ones included), as etcd's checkRequests. */
+function forEachOpOnPath(req: TxnRequest, path: readonly boolean[], f: (op: RequestOp) => void, at = { i: 0 }): void {
+  const ops = path[at.i++] ? req.success : req.failure;
   for (const op of ops) {
-    const p = op.requestPut;
-    if (p) {
-      if (p.lease !== 0n && !(store.leases?.exists(p.lease) ?? false)) throw Errors.leaseNotFound();
-      if ((p.ignoreValue || p.ignoreLease) && !w.get(p.key)) throw Errors.keyNotFound();
-    }
-    const t = op.requestTxn;
-    if (t) precheckOps(w, store, t.compare.every((c) => evalCompare(w, c)) ? t.success : t.failure);
+    if (op.requestTxn) forEachOpOnPath(op.requestTxn, path, f, at);
+    else f(op);
   }
 }
 
+/**
+ * What can make a txn fail, checked on its path before anything is written (etcd's checkPut
+ * then checkRange): a put's lease must exist and an ignore_value/ignore_lease put needs the key;
+ * a range's revision must be neither in the future nor compacted. `rev` and `compactRev` are
+ * the store's before the txn.
+ */
+function checkTxnPath(w: WriteTxn, store: MvccStore, req: TxnRequest, path: readonly boolean[]): void {
+  forEachOpOnPath(req, path, (op) => {
+    const p = op.requestPut;
+    if (!p) return;
+    if ((p.ignoreValue || p.ignoreLease) && !w.get(p.key)) throw Errors.keyNotFound();
+    if (p.lease !== 0n && !(store.leases?.exists(p.lease) ?? false)) throw Errors.leaseNotFound();
+  });
+  forEachOpOnPath(req, path, (op) => {
+    const rev = op.requestRange?.revision ?? 0n;
+    if (rev <= 0n) return;
+    if (rev > store.currentRev) throw Errors.futureRev();
+    if (rev < store.compactRev) throw Errors.compacted();
+  });
+}
+
+/**
+ * Applies a txn inside a write transaction. Everything that can fail is checked first, so a
+ * txn that answers an error has written nothing; anything that still throws later is rolled
+ * back by MvccStore.write (all or nothing).
+ */
 export function applyTxn(w: WriteTxn, store: MvccStore, req: TxnRequest, header: () => RangeResponse['header']): Omit<TxnResponse, 'header'> {
-  const succeeded = req.compare.every((c) => evalCompare(w, c));
-  const ops = succeeded ? req.success : req.failure;
-  precheckOps(w, store, ops);
+  const path = txnPath(w, req);
+  checkTxnPath(w, store, req, path);
+  return applyTxnPath(w, store, req, header, path, { i: 0 });
+}
+
+function applyTxnPath(
+  w: WriteTxn,
+  store: MvccStore,
+  req: TxnRequest,
+  header: () => RangeResponse['header'],
+  path: readonly boolean[],
+  at: { i: number },
+): Omit<TxnResponse, 'header'> {
+  const succeeded = path[at.i++]!;
   const responses: ResponseOp[] = [];
-  for (const op of ops) {
+  for (const op of succeeded ? req.success : req.failure) {
     if (op.requestRange) {
       const r = doRange(w, op.requestRange);
       responses.push({ responseRange: { header: header(), kvs: r.kvs, more: r.more, count: r.count } });
@@ -256,7 +348,7 @@ export function applyTxn(w: WriteTxn, store: MvccStore, req: TxnRequest, header:
     } else if (op.requestDeleteRange) {
       responses.push({ responseDeleteRange: { header: header(), ...applyDelete(w, op.requestDeleteRange) } });
     } else if (op.requestTxn) {
-      responses.push({ responseTxn: { header: header(), ...applyTxn(w, store, op.requestTxn, header) } });
+      responses.push({ responseTxn: { header: header(), ...applyTxnPath(w, store, op.requestTxn, header, path, at) } });
     } else {
       responses.push({});
     }

@@ -161,15 +161,30 @@ export class MvccStore {
     return { kvs, count, rev: this.currentRev };
   }
 
-  /** Runs a write transaction; all its writes share one new revision (if it writes at all). */
+  /**
+   * Runs a write transaction; all its writes share one new revision (if it writes at all). All
+   * or nothing: if `f` throws, every write it made is undone before the error goes on, so the
+   * store, the lessor and the watchers see no trace of it (and every replica agrees).
+   */
   write<T>(f: (w: WriteTxn) => T): T {
     const w = new WriteTxn(this, this.currentRev + 1n);
-    const out = f(w);
+    let out: T;
+    try {
+      out = f(w);
+    } catch (e) {
+      w.rollback();
+      throw e;
+    }
     if (w.events.length > 0) {
       this.currentRev = w.rev;
       this.onEvents?.(w.events, w.rev);
     }
     return out;
+  }
+
+  /** @internal used by WriteTxn to undo the creation of a key's record */
+  dropRecord(key: Buffer): void {
+    this.index.delete(keyStr(key));
   }
 
   /** @internal used by WriteTxn */
@@ -387,10 +402,15 @@ function makeEvent(key: Buffer, r: Rev, prev: Rev | undefined): Event {
   return { type: Event_EventType.PUT, kv: toKeyValue(key, r), prevKv: prev ? toKeyValue(key, prev) : undefined };
 }
 
+/** How to take back one step of a write transaction (see WriteTxn.rollback). */
+type Undo = { pop: KeyRecord; drop: boolean } | { attach: bigint; key: string } | { detach: bigint; key: string };
+
 /** The writes of one revision. */
 export class WriteTxn {
   readonly events: Event[] = [];
   private sub = 0;
+  /** Every change made so far, in order, so that a failed transaction can be taken back. */
+  private readonly undo: Undo[] = [];
 
   constructor(
     private readonly store: MvccStore,
@@ -416,7 +436,22 @@ export class WriteTxn {
     return rec && r ? toKeyValue(rec.key, r) : undefined;
   }
 
+  /** Undoes every write of this transaction, newest first. */
+  rollback(): void {
+    for (let i = this.undo.length - 1; i >= 0; i--) {
+      const u = this.undo[i]!;
+      if ('pop' in u) {
+        u.pop.history.pop();
+        if (u.drop) this.store.dropRecord(u.pop.key);
+      } else if ('attach' in u) this.store.leases?.detach(u.attach, u.key);
+      else this.store.leases?.attach(u.detach, u.key);
+    }
+    this.undo.length = 0;
+    this.events.length = 0;
+  }
+
   put(key: Buffer, value: Buffer, lease: bigint): KeyValue | undefined {
+    const fresh = this.store.record(key, false) === undefined;
     const rec = this.store.record(key, true)!;
     const prev = rec.latest();
     const r: Rev = {
@@ -428,9 +463,17 @@ export class WriteTxn {
       lease,
     };
     rec.history.push(r);
+    this.undo.push({ pop: rec, drop: fresh });
     const k = keyStr(key);
-    if (prev && prev.lease !== 0n && prev.lease !== lease) this.store.leases?.detach(prev.lease, k);
-    if (lease !== 0n) this.store.leases?.attach(lease, k);
+    if (prev && prev.lease !== 0n && prev.lease !== lease) {
+      this.store.leases?.detach(prev.lease, k);
+      this.undo.push({ detach: prev.lease, key: k });
+    }
+    if (lease !== 0n && prev?.lease !== lease) {
+      // Not when the key already belongs to it: undoing that attach would wrongly detach it.
+      this.store.leases?.attach(lease, k);
+      this.undo.push({ attach: lease, key: k });
+    }
     this.events.push(makeEvent(rec.key, r, prev));
     return prev ? toKeyValue(rec.key, prev) : undefined;
   }
@@ -445,7 +488,11 @@ export class WriteTxn {
     for (const { rec, prev } of victims) {
       const r: Rev = { mod: this.rev, sub: this.sub++, create: 0n, version: 0n, value: Buffer.alloc(0), lease: 0n };
       rec.history.push(r);
-      if (prev.lease !== 0n) this.store.leases?.detach(prev.lease, keyStr(rec.key));
+      this.undo.push({ pop: rec, drop: false });
+      if (prev.lease !== 0n) {
+        this.store.leases?.detach(prev.lease, keyStr(rec.key));
+        this.undo.push({ detach: prev.lease, key: keyStr(rec.key) });
+      }
       this.events.push(makeEvent(rec.key, r, prev));
       out.push(toKeyValue(rec.key, prev));
     }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import type { TxnRequest } from '../../src/gen/etcd/rpc.js';
 import { freePorts } from '../support/ports.js';
 import { walDataEnd } from '../support/wal-files.js';
 import { ProcCluster, eventually, sleep } from '../support/proc-cluster.js';
@@ -86,6 +87,19 @@ describe('bad requests against a live cluster', () => {
       await exited;
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('a txn nested 30 deep is answered while puts go on', async () => {
+    const put = (k: string) => ({ requestPut: { key: Buffer.from(k), value: Buffer.from('v'), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } });
+    const cmp = { key: Buffer.from('deep'), rangeEnd: Buffer.alloc(0), target: 3, result: 0, value: Buffer.from('x') };
+    let t: TxnRequest = { compare: [cmp], success: [put('deep-leaf')], failure: [put('deep-other')] };
+    for (let d = 1; d < 30; d++) t = { compare: [cmp], success: [{ requestTxn: t }, put(`deep-s${d}`)], failure: [put(`deep-f${d}`)] };
+    const deep = c.client(0).txn(t);
+    const puts = Array.from({ length: 20 }, (_, i) => c.client(1).put(`beside-deep-${i}`, 'v'));
+    await Promise.all(puts);
+    const r = await deep;
+    assert.equal(r.succeeded, false);
+    assert.equal(await c.client(2).get('deep-f29'), 'v');
   });
 
   it('unknown methods and future/compacted revisions get statuses, not crashes', async () => {

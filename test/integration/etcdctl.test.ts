@@ -66,6 +66,19 @@ describe('etcdctl against a 3-member cluster', { skip: available ? false : 'etcd
     assert.equal(await ctl(['get', 'user', '--print-value-only']), 'bob\n');
   });
 
+  it('a txn that fails writes nothing on any member (its put before a future-revision read)', async () => {
+    const runOne = (i: number, args: string[]) => run('etcdctl', [`--endpoints=${c.endpoint(i)}`, '--command-timeout=10s', ...args], { env });
+    const p = runCtl(['--command-timeout=10s', 'txn']);
+    p.child.stdin!.end('\nput phantom PHANTOM\nget y --rev=99999\n\n\n');
+    await assert.rejects(p, /etcdserver: mvcc: required revision is a future revision/);
+    // A later write shows what the next revision holds on every member.
+    await ctl(['put', 'after-phantom', '1']);
+    for (let i = 0; i < 3; i++) {
+      await eventually(async () => assert.equal((await runOne(i, ['get', 'after-phantom', '--consistency=s', '--print-value-only'])).stdout, '1\n'));
+      assert.equal((await runOne(i, ['get', 'phantom', '--consistency=s'])).stdout, '', `member ${i}`);
+    }
+  });
+
   it('endpoint status and member list', async () => {
     const st = JSON.parse(await ctl(['endpoint', 'status', '-w', 'json'])) as Array<{ Status: { leader: number; header: { member_id: number } } }>;
     assert.equal(st.length, 3);
