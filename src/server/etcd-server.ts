@@ -15,6 +15,7 @@ import {
   ErrProposalDropped,
   MemoryStorage,
   type Message,
+  MessageType,
   NONE,
   RawNode,
   ReadOnlyOption,
@@ -335,7 +336,53 @@ export class EtcdServer {
 
   private sendImmediate(): void {
     const msgs = this.raw.takeMessages();
-    if (msgs.length > 0) this.transport.send(msgs);
+    if (msgs.length > 0) this.send(msgs);
+  }
+
+  /** Hands messages to the transport; a snapshot goes out as a merged one (below). */
+  private send(msgs: Message[]): void {
+    if (!msgs.some((m) => m.type === MessageType.MsgSnap)) {
+      this.transport.send(msgs);
+      return;
+    }
+    for (const m of msgs) if (m.type === MessageType.MsgSnap) this.sendMergedSnapshot(m);
+    this.transport.send(msgs.filter((m) => m.type !== MessageType.MsgSnap));
+  }
+
+  private snapshotsInFlight = new Set<bigint>();
+
+  /**
+   * etcd's createMergedSnapshotMessage: the core asks for the last snapshot saved to storage,
+   * which may be older than the member being caught up (a learner added after it is not in
+   * its ConfState, and would refuse it forever on a quiet cluster). Send instead an image of
+   * the state as applied now, with the applied index, its term and the current ConfState,
+   * all taken at the same instant. The core still thinks it sent the older one; the
+   * follower's answer (an index at or past it) moves its progress on all the same.
+   */
+  private sendMergedSnapshot(m: Message): void {
+    if (this.snapshotsInFlight.has(m.to)) return; // one image per peer at a time
+    this.snapshotsInFlight.add(m.to);
+    const index = this.sm.appliedIndex;
+    const term = this.storage.term(index);
+    const confState = this.confState;
+    const started = performance.now();
+    this.sm
+      .imageAsync(yieldToEventLoop)
+      .then(({ index: imageIndex, data }) => {
+        if (imageIndex !== index) throw new Error(`snapshot image at ${imageIndex}, expected ${index}`);
+        if (this.stopped) return;
+        this.logger.info(
+          `sending merged snapshot at index ${index} (${data.length} bytes, built in ${(performance.now() - started).toFixed(0)} ms) to ${hex(m.to)}`,
+        );
+        this.transport.send([{ ...m, snapshot: { metadata: { index, term, confState }, data } }]);
+      })
+      .catch((e: Error) => {
+        // The core is told, and tries again later (a new MsgSnap).
+        this.logger.warn(`could not build a snapshot for ${hex(m.to)}: ${e.message}`);
+        this.raw.reportSnapshot(m.to, SnapshotStatus.Failure);
+        this.kick();
+      })
+      .finally(() => this.snapshotsInFlight.delete(m.to));
   }
 
   kick(): void {
@@ -366,7 +413,7 @@ export class EtcdServer {
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState) this.onSoftState(rd.softState);
     // 1. The leader's appends go out before its own disk write (thesis §10.2.1).
-    if (rd.messages.length > 0) this.transport.send(rd.messages);
+    if (rd.messages.length > 0) this.send(rd.messages);
     // 2. Persist: snapshot file, then entries + HardState in one write and one fsync.
     if (rd.snapshot) {
       await this.snapshotter.save(rd.snapshot);
@@ -388,7 +435,7 @@ export class EtcdServer {
     this.storage.append(rd.entries);
     if (rd.hardState) this.storage.setHardState(rd.hardState);
     // 3. Acks and votes only now that they are durable.
-    if (rd.messagesAfterPersist.length > 0) this.transport.send(rd.messagesAfterPersist);
+    if (rd.messagesAfterPersist.length > 0) this.send(rd.messagesAfterPersist);
     // 4. Apply, answer reads.
     this.applyEntries(rd.committedEntries);
     for (const rs of rd.readStates) this.reader.onReadState(rs.requestCtx, rs.index);
