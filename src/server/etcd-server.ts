@@ -32,6 +32,7 @@ import { InternalRequest, MemberInfo } from '../gen/raftkv/raftpb.js';
 import { EtcdError, Errors } from '../kv/errors.js';
 import { Lessor } from '../kv/lessor.js';
 import { WatchHub } from '../kv/watch-hub.js';
+import { FatalStorageError } from '../storage/fatal.js';
 import { Snapshotter } from '../storage/snap/snapshotter.js';
 import { Wal } from '../storage/wal/wal.js';
 import { GrpcTransport, fetchClusterInfo } from '../transport/grpc-transport.js';
@@ -526,7 +527,10 @@ export class EtcdServer {
           `saved snapshot at index ${index} (${data.length} bytes, ${(performance.now() - started).toFixed(0)} ms); log compacted to ${this.storage.firstIndex()}`,
         );
       } catch (e) {
-        if (!this.stopped) this.logger.warn(`snapshot failed: ${(e as Error).message}`);
+        if (this.stopped) return;
+        // A failed write or fsync may have lost data the disk reported as written: exit.
+        if (e instanceof FatalStorageError) this.onFatal(e);
+        else this.logger.warn(`snapshot failed: ${(e as Error).message}`);
       } finally {
         this.snapshotting = false;
       }

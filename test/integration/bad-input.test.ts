@@ -153,9 +153,11 @@ describe('damaged WAL files', () => {
   it('a torn record at the tail is cut off with a warning; every acknowledged write is still there', async () => {
     const seg = segment();
     const original = readFileSync(seg);
-    // Half a record where the data ends (the segment is preallocated: zeros follow).
+    // The first bytes of a 2 KiB record where the data ends, the rest never written (the
+    // segment is preallocated: zeros follow). At least one whole sector of it is zeros, so it
+    // is provably torn (etcd's rule); a record whose sectors all hold data would be corruption.
     const torn = Buffer.from(original);
-    Buffer.from([200, 0, 0, 0, 7, 7, 7, 7, 2, 1, 2, 3]).copy(torn, walDataEnd(torn));
+    Buffer.from([0, 8, 0, 0, 7, 7, 7, 7, 2, 1, 2, 3]).copy(torn, walDataEnd(torn));
     writeFileSync(seg, torn);
     c.startMember(0);
     await c.waitForLeader();

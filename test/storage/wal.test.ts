@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { type Entry, EntryType, silentLogger } from '../../src/raft/index.js';
+import { encodeEntry } from '../../src/storage/wal/record.js';
 import { Wal, WalCorruptError } from '../../src/storage/wal/wal.js';
-import { walDataEnd as dataEnd } from '../support/wal-files.js';
+import { SECTOR, walDataEnd as dataEnd, walRecordOffsets } from '../support/wal-files.js';
 
 const meta = { nodeId: 0xdeadbeefcafef00dn, clusterId: 0x1234567890abcdefn };
 const ent = (index: number, term: number, s = `e${index}`): Entry => ({ index, term, type: EntryType.Normal, data: Buffer.from(s) });
@@ -100,13 +101,18 @@ describe('WAL', () => {
     await w.close();
     const seg = join(dir, readdirSync(dir).find((n) => n.endsWith('.wal'))!);
     assert.equal(statSync(seg).size, 64 * 1024, 'the segment is preallocated');
-    // A crash in the middle of the next batch: half a record where the data ends, zeros after.
+    // A crash in the middle of the next batch: a record spanning sectors of which only the
+    // first reached the disk (the others are still the preallocated zeros).
     const buf = readFileSync(seg);
-    Buffer.from([40, 0, 0, 0, 1, 2, 3, 4, 2, 9, 9]).copy(buf, dataEnd(buf));
+    const end = dataEnd(buf);
+    const torn = encodeEntry(ent(3, 1, 'x'.repeat(1500)));
+    const firstSectorEnd = (Math.floor(end / SECTOR) + 1) * SECTOR;
+    torn.subarray(0, firstSectorEnd - end).copy(buf, end);
     writeFileSync(seg, buf);
     const { contents, wal } = await Wal.open(dir, small);
-    assert.ok(contents.repaired);
+    assert.deepEqual(contents.repaired, { file: seg, offset: end, droppedBytes: torn.length });
     assert.deepEqual(contents.entries.map((e) => e.index), [1, 2]);
+    assert.deepEqual(contents.hardState, { term: 1, vote: 1n, commit: 2 });
     // Appending after the repair works and survives another reopen.
     await wal.save(undefined, [ent(3, 1)], true);
     await wal.close();
@@ -141,20 +147,118 @@ describe('WAL', () => {
     rmSync(dir, { recursive: true });
   });
 
+  it('refuses a bit flip in the last record (a HardState), naming the file and offset', async () => {
+    // The last record was fully written and fsynced: cutting it off as a torn write would make
+    // the member forget its term and vote (and perhaps vote twice in a term).
+    const dir = tmp();
+    const w = await Wal.create(dir, meta, small);
+    await w.save({ term: 1, vote: 0n, commit: 0 }, [ent(1, 1), ent(2, 1)], true);
+    await w.save({ term: 7, vote: 0xa1b2c3d4e5f60718n, commit: 2 }, [], true);
+    await w.close();
+    const seg = join(dir, readdirSync(dir).find((n) => n.endsWith('.wal'))!);
+    const good = readFileSync(seg);
+    const offs = walRecordOffsets(good);
+    const last = offs[offs.length - 1]!;
+    const end = dataEnd(good);
+    assert.equal(end - last, 9 + 24, 'the last record is the HardState');
+    // One flipped bit anywhere in it: the length, the CRC, the type or the payload.
+    for (let at = last; at < end; at++) {
+      for (const bit of [0, 5]) {
+        const buf = Buffer.from(good);
+        buf[at]! ^= 1 << bit;
+        writeFileSync(seg, buf);
+        await assert.rejects(
+          () => Wal.open(dir, small),
+          (e: unknown) => e instanceof WalCorruptError && e.message.includes(seg) && e.offset === last && e.message.includes(`offset ${last}`),
+          `bit ${bit} of byte ${at - last} of the record`,
+        );
+      }
+    }
+    // The length's top bit: the record now claims to run past the end of the file.
+    const buf = Buffer.from(good);
+    buf[last + 3]! ^= 0x80;
+    writeFileSync(seg, buf);
+    await assert.rejects(() => Wal.open(dir, small), WalCorruptError);
+    rmSync(dir, { recursive: true });
+  });
+
+  it('refuses a bit flip in a last record that spans several sectors', async () => {
+    const dir = tmp();
+    const w = await Wal.create(dir, meta, small);
+    await w.save({ term: 1, vote: 1n, commit: 1 }, [ent(1, 1)], true);
+    await w.save(undefined, [ent(2, 1, 'y'.repeat(2000))], true);
+    await w.close();
+    const seg = join(dir, readdirSync(dir).find((n) => n.endsWith('.wal'))!);
+    const buf = readFileSync(seg);
+    const offs = walRecordOffsets(buf);
+    const last = offs[offs.length - 1]!;
+    buf[last + 1000]! ^= 0x10;
+    writeFileSync(seg, buf);
+    await assert.rejects(
+      () => Wal.open(dir, small),
+      (e: unknown) => e instanceof WalCorruptError && e.file === seg && e.offset === last,
+    );
+    rmSync(dir, { recursive: true });
+  });
+
+  it('cuts a last record whose trailing sectors were never written, or a file cut short inside it', async () => {
+    const dir = tmp();
+    const w = await Wal.create(dir, meta, small);
+    await w.save({ term: 2, vote: 3n, commit: 1 }, [ent(1, 2)], true);
+    await w.save({ term: 2, vote: 3n, commit: 2 }, [ent(2, 2, 'z'.repeat(3000))], true);
+    await w.close();
+    const seg = join(dir, readdirSync(dir).find((n) => n.endsWith('.wal'))!);
+    const good = readFileSync(seg);
+    const offs = walRecordOffsets(good);
+    const entry2 = offs[offs.length - 2]!;
+    const end = dataEnd(good);
+    // The batch [entry 2, HardState] torn: every sector after the first it touched is zeros.
+    const torn = Buffer.from(good);
+    torn.fill(0, (Math.floor(entry2 / SECTOR) + 1) * SECTOR, end);
+    writeFileSync(seg, torn);
+    let opened = await Wal.open(dir, small);
+    await opened.wal.close();
+    assert.deepEqual(opened.contents.repaired?.offset, entry2);
+    assert.deepEqual(opened.contents.entries.map((e) => e.index), [1]);
+    assert.deepEqual(opened.contents.hardState, { term: 2, vote: 3n, commit: 1 });
+    // Only one sector in the middle of the record lost, zeros after it: torn as well.
+    const holed = Buffer.from(good);
+    const hole = (Math.floor(entry2 / SECTOR) + 3) * SECTOR;
+    holed.fill(0, hole, hole + SECTOR);
+    holed.fill(0, offs[offs.length - 1]!, end);
+    writeFileSync(seg, holed);
+    opened = await Wal.open(dir, small);
+    await opened.wal.close();
+    assert.equal(opened.contents.repaired?.offset, entry2);
+    assert.deepEqual(opened.contents.entries.map((e) => e.index), [1]);
+    // Written only partially: the file (not preallocated) ends inside the record.
+    writeFileSync(seg, good.subarray(0, entry2 + 700));
+    opened = await Wal.open(dir, small);
+    await opened.wal.close();
+    assert.equal(opened.contents.repaired?.offset, entry2);
+    assert.deepEqual(opened.contents.entries.map((e) => e.index), [1]);
+    assert.equal(statSync(seg).size, 64 * 1024, 'preallocated again');
+    rmSync(dir, { recursive: true });
+  });
+
   it('any truncation of the file recovers a prefix of the batches (property)', async () => {
     const dir = tmp();
     const w = await Wal.create(dir, meta, small);
-    for (let i = 1; i <= 20; i++) await w.save({ term: 1, vote: 0n, commit: i }, [ent(i, 1, 'v'.repeat(i))], true);
+    const val = (i: number) => 'v'.repeat(10 * i);
+    for (let i = 1; i <= 20; i++) await w.save({ term: 1, vote: 0n, commit: i }, [ent(i, 1, val(i))], true);
     await w.close();
     const seg = join(dir, readdirSync(dir).find((n) => n.endsWith('.wal'))!);
     const full = readFileSync(seg);
     const end = dataEnd(full);
+    assert.ok(end > 6 * SECTOR, 'the batches span several sectors');
     await fc.assert(
-      // A crash mid-write: the file cut short at `cut`, or (preallocated) zeros from `cut` on.
+      // A crash mid-write: the file cut short at `cut`, or (preallocated) the sectors from `cut`
+      // on never written. Disks write whole sectors, so those zeros start at a sector boundary;
+      // zeros from a byte inside a sector are not a torn write (and are refused, see above).
       fc.asyncProperty(fc.integer({ min: 25, max: end }), fc.boolean(), async (cut, zeros) => {
         if (zeros) {
           const b = Buffer.from(full);
-          b.fill(0, cut, end);
+          b.fill(0, Math.ceil(cut / SECTOR) * SECTOR, end);
           writeFileSync(seg, b);
         } else {
           writeFileSync(seg, full);
@@ -165,7 +269,7 @@ describe('WAL', () => {
         const idx = contents.entries.map((e) => e.index);
         // A contiguous prefix 1..n, with the data intact.
         idx.forEach((x, k) => assert.equal(x, k + 1));
-        for (const e of contents.entries) assert.equal(Buffer.from(e.data).toString(), 'v'.repeat(e.index));
+        for (const e of contents.entries) assert.equal(Buffer.from(e.data).toString(), val(e.index));
         assert.ok(contents.hardState.commit <= idx.length);
       }),
       { numRuns: 60 },

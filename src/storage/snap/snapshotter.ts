@@ -5,13 +5,16 @@
 // Layout: "RKVSNAP1" | u32 crc32(body) | u32 body length | body, where
 // body = u32 metadata length | metadata JSON | data. Bytes after the body are ignored (the
 // Maintenance.Snapshot stream pads and appends a sha256, as etcd's does).
+//
+// A failed save is fatal (see ../fatal.ts): that call and every later one reject with the same
+// FatalStorageError, and nothing more is written.
 
 import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { ConfState, Snapshot } from '../../raft/index.js';
 import type { Logger } from '../../raft/logger.js';
-import { fsyncDir } from '../../util/fsync.js';
+import { FatalStorageError, type SyncCalls, osSync } from '../fatal.js';
 
 const MAGIC = Buffer.from('RKVSNAP1');
 
@@ -74,27 +77,62 @@ export function decodeSnapshotFile(buf: Buffer): Snapshot {
 const snapName = (term: number, index: number): string =>
   `${term.toString(16).padStart(16, '0')}-${index.toString(16).padStart(16, '0')}.snap`;
 
+export interface SnapshotterOptions {
+  /** How many snapshot files to keep. */
+  retain?: number;
+  /** The fsync calls (tests inject failures here); the operating system's by default. */
+  sync?: SyncCalls;
+}
+
 export class Snapshotter {
+  private readonly retain: number;
+  private readonly sync: SyncCalls;
+  /** Saves run one at a time, so that none goes on writing after another has failed. */
+  private chain: Promise<void> = Promise.resolve();
+  /** Set by the first failed save: every later call rejects with it. */
+  private fatal: FatalStorageError | undefined;
+
   constructor(
     readonly dir: string,
     private readonly logger: Logger,
-    /** How many snapshot files to keep. */
-    private readonly retain = 2,
-  ) {}
+    opts: SnapshotterOptions = {},
+  ) {
+    this.retain = opts.retain ?? 2;
+    this.sync = opts.sync ?? osSync;
+  }
 
-  async save(s: Snapshot): Promise<void> {
+  /**
+   * Writes the snapshot atomically and durably, then deletes all but the newest. Any failure is
+   * fatal, as etcd's is: after a failed fsync neither the file nor the directory entry is known
+   * to be on disk, although reads may still show them (from the page cache).
+   */
+  save(s: Snapshot): Promise<void> {
+    const run = this.chain.then(async () => {
+      if (this.fatal) throw this.fatal;
+      try {
+        await this.write(s);
+      } catch (e) {
+        this.fatal ??= new FatalStorageError(`snap: saving snapshot ${s.metadata.index} in ${this.dir} failed`, e);
+        throw this.fatal;
+      }
+    });
+    this.chain = run.catch(() => {});
+    return run;
+  }
+
+  private async write(s: Snapshot): Promise<void> {
     await mkdir(this.dir, { recursive: true });
     const name = snapName(s.metadata.term, s.metadata.index);
     const tmp = join(this.dir, `${name}.tmp`);
     const fh = await open(tmp, 'w');
     try {
       await fh.write(encodeSnapshotFile(s));
-      await fh.sync();
+      await this.sync.fsync(fh);
     } finally {
       await fh.close();
     }
     await rename(tmp, join(this.dir, name));
-    await fsyncDir(this.dir);
+    await this.sync.fsyncDir(this.dir);
     await this.purge();
   }
 
@@ -118,6 +156,7 @@ export class Snapshotter {
 
   /** The newest valid snapshot, or undefined if there is none. */
   async loadNewest(): Promise<Snapshot | undefined> {
+    if (this.fatal) throw this.fatal;
     const all = (await this.names()).sort((a, b) => b.slice(17).localeCompare(a.slice(17)));
     for (const n of all) {
       try {

@@ -127,3 +127,20 @@ export function decodeRecord(buf: Buffer, off: number): DecodeResult {
     return { ok: false, reason: 'bad-payload', size };
   }
 }
+
+/**
+ * Whether the record at `off`, which fails to verify at its stated length, verifies once one bit
+ * of that length is flipped back. The length is outside the CRC: such a record was written whole
+ * and only its length was damaged, whatever its wrong length now takes in (preallocated zeros,
+ * or more than the file holds).
+ */
+export function verifiesWithOneLengthBitFlipped(buf: Buffer, off: number): boolean {
+  if (buf.length - off < HEADER_SIZE) return false;
+  const len = buf.readUInt32LE(off);
+  const crc = buf.readUInt32LE(off + 4);
+  for (let bit = 0; bit < 32; bit++) {
+    const end = off + HEADER_SIZE + ((len ^ (1 << bit)) >>> 0);
+    if (end <= buf.length && crc32(buf.subarray(off + 8, end)) === crc) return true;
+  }
+  return false;
+}

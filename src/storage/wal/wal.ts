@@ -11,17 +11,21 @@
 //
 // Recovery: segments are replayed in order; a later entry at an existing index replaces the
 // old suffix (a follower's log truncation). A torn record at the very end of the last
-// segment (a crash mid-write: the bad record is followed by nothing but zeros) is cut off
-// with a warning. A bad record anywhere else means acknowledged data may be damaged: open()
-// refuses, naming the file and offset.
+// segment (a crash mid-write, proven as etcd proves it: see isTornWrite) is cut off with a
+// warning. Any other bad record, including a flipped bit in the last one, means acknowledged
+// data may be damaged: open() refuses, naming the file and offset.
+//
+// Failures: the first failed write, fsync or unlink poisons the WAL (see ../fatal.ts): that call
+// and every later one reject with the same FatalStorageError, and nothing more is written.
 
 import { existsSync } from 'node:fs';
 import { type FileHandle, mkdir, open, readFile, readdir, truncate, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Entry, type HardState, emptyHardState, isEmptyHardState } from '../../raft/index.js';
 import type { Logger } from '../../raft/logger.js';
-import { fsyncDir } from '../../util/fsync.js';
+import { FatalStorageError, type SyncCalls, osSync } from '../fatal.js';
 import {
+  type DecodeResult,
   HEADER_SIZE,
   RecordType,
   type WalMetadata,
@@ -30,6 +34,7 @@ import {
   encodeHardState,
   encodeMetadata,
   encodeSnapshotMark,
+  verifiesWithOneLengthBitFlipped,
 } from './record.js';
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
@@ -37,6 +42,8 @@ export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 export interface WalOptions {
   segmentBytes?: number;
   logger: Logger;
+  /** The fsync calls (tests inject failures here); the operating system's by default. */
+  sync?: SyncCalls;
 }
 
 export interface WalContents {
@@ -83,13 +90,45 @@ function allZero(buf: Buffer, from: number, end = buf.length): boolean {
   return true;
 }
 
+/** The disk's unit of atomic writes that etcd assumes: after a crash each is old or new. */
+const SECTOR_SIZE = 512;
+
+/** Whether buf[from, to), cut at the file's sector boundaries, has a piece that is all zeros. */
+function hasZeroSector(buf: Buffer, from: number, to: number): boolean {
+  for (let start = from; start < to; ) {
+    const end = Math.min(to, (Math.floor(start / SECTOR_SIZE) + 1) * SECTOR_SIZE);
+    if (allZero(buf, start, end)) return true;
+    start = end;
+  }
+  return false;
+}
+
+/**
+ * Whether the bad record at `off` of the last segment is provably a write cut short by a crash
+ * (so never acknowledged), by etcd's rule (wal/decoder.go, isTornEntry): the file ends inside
+ * it, or one of its pieces between sector boundaries is all zeros, a sector that never
+ * replaced the preallocated zeros. Nothing but zeros may follow it. A flipped bit in a record
+ * that was written whole proves no such thing, and cutting it could make the member forget the
+ * term and vote of its last HardState.
+ */
+function isTornWrite(buf: Buffer, off: number, r: Extract<DecodeResult, { ok: false }>): boolean {
+  if (r.reason === 'short-header') return true;
+  // The length is outside the CRC: a record that verifies with one length bit flipped back
+  // was written whole, although its wrong length may now take in zeros or run past the end.
+  if (verifiesWithOneLengthBitFlipped(buf, off)) return false;
+  if (r.reason === 'short-payload') return true;
+  // Any other failure is of a record that passed its CRC: written whole, so not torn.
+  if (r.reason !== 'crc') return false;
+  return allZero(buf, off + r.size) && hasZeroSector(buf, off, off + r.size);
+}
+
 /** Opens a new segment file with its first records, preallocated and durable. */
-async function createSegment(path: string, first: Buffer, segmentBytes: number): Promise<FileHandle> {
+async function createSegment(path: string, first: Buffer, segmentBytes: number, sync: SyncCalls): Promise<FileHandle> {
   const fh = await open(path, 'wx+');
   await fh.write(first, 0, first.length, 0);
   // Sparse preallocation: the size is set once here, never by an append.
   if (segmentBytes > first.length) await fh.truncate(segmentBytes);
-  await fh.sync();
+  await sync.fsync(fh);
   return fh;
 }
 
@@ -109,6 +148,12 @@ export class Wal {
   private lastIndex: number;
   private hardState: HardState;
   private readonly segmentBytes: number;
+  private readonly sync: SyncCalls;
+  /** Writes run one at a time, in call order (see enqueue). */
+  private chain: Promise<void> = Promise.resolve();
+  /** Set by the first failed write or fsync: every later call rejects with it. */
+  private fatal: FatalStorageError | undefined;
+  private closed = false;
 
   private constructor(
     readonly dir: string,
@@ -120,6 +165,7 @@ export class Wal {
     hardState: HardState,
     private readonly logger: Logger,
     segmentBytes: number,
+    sync: SyncCalls,
   ) {
     this.fh = fh;
     this.size = size;
@@ -128,6 +174,7 @@ export class Wal {
     this.lastIndex = lastIndex;
     this.hardState = hardState;
     this.segmentBytes = segmentBytes;
+    this.sync = sync;
   }
 
   static exists(dir: string): boolean {
@@ -142,9 +189,10 @@ export class Wal {
     const seg = { name: segmentName(0, 1), seq: 0, firstIndex: 1 };
     const segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     const header = encodeMetadata(meta);
-    const fh = await createSegment(join(dir, seg.name), header, segmentBytes);
-    await fsyncDir(dir);
-    return new Wal(dir, meta, fh, header.length, [seg], 0, emptyHardState(), opts.logger, segmentBytes);
+    const sync = opts.sync ?? osSync;
+    const fh = await createSegment(join(dir, seg.name), header, segmentBytes, sync);
+    await sync.fsyncDir(dir);
+    return new Wal(dir, meta, fh, header.length, [seg], 0, emptyHardState(), opts.logger, segmentBytes, sync);
   }
 
   /** Whether `dir` holds at least one WAL segment. */
@@ -175,17 +223,15 @@ export class Wal {
         if (allZero(buf, off, Math.min(buf.length, off + HEADER_SIZE))) break;
         const r = decodeRecord(buf, off);
         if (!r.ok) {
-          // A torn write can only be the last thing in the last segment: nothing but zeros
-          // (or the end of the file) may follow it.
-          const reachesEnd = off + r.size >= buf.length || r.reason === 'short-header' || r.reason === 'short-payload';
-          if (isLast && (reachesEnd || allZero(buf, off + r.size))) {
-            const dropped = reachesEnd ? buf.length - off : r.size;
+          // A torn write can only be the last thing in the last segment.
+          if (isLast && isTornWrite(buf, off, r)) {
+            const dropped = Math.min(r.size, buf.length - off);
             opts.logger.warn(`wal: truncating torn record at ${file} offset ${off} (${r.reason}, ${dropped} bytes)`);
             await truncate(file, off);
             repaired = { file, offset: off, droppedBytes: dropped };
             break;
           }
-          throw new WalCorruptError(file, off, r.reason);
+          throw new WalCorruptError(file, off, isLast ? `${r.reason}, not a torn write` : r.reason);
         }
         const rec = r.record;
         switch (rec.type) {
@@ -227,12 +273,13 @@ export class Wal {
     const fh = await open(join(dir, last.name), 'r+');
     // (Re)preallocate: after a torn tail was cut, or for a segment written unpreallocated.
     const segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    const sync = opts.sync ?? osSync;
     if ((await fh.stat()).size < segmentBytes) {
       await fh.truncate(segmentBytes);
-      await fh.sync();
+      await sync.fsync(fh);
     }
     const lastIndex = Math.max(entries.length > 0 ? entries[entries.length - 1]!.index : 0, snapshot?.index ?? 0);
-    const wal = new Wal(dir, meta, fh, lastSize, segments, lastIndex, hardState, opts.logger, segmentBytes);
+    const wal = new Wal(dir, meta, fh, lastSize, segments, lastIndex, hardState, opts.logger, segmentBytes, sync);
     return { wal, contents: { meta, hardState, entries, snapshot, repaired } };
   }
 
@@ -241,31 +288,27 @@ export class Wal {
    * below the current last index supersede the old suffix on replay.
    */
   async save(hardState: HardState | undefined, entries: readonly Entry[], sync: boolean): Promise<void> {
-    if (entries.length === 0 && (hardState === undefined || isEmptyHardState(hardState))) return;
+    if (entries.length === 0 && (hardState === undefined || isEmptyHardState(hardState))) {
+      // Nothing to write, but a poisoned WAL still says so.
+      if (this.fatal) throw this.fatal;
+      return;
+    }
     // Writes are chained so that they reach the file in call order even when a caller does
     // not wait for one (a commit-index-only HardState needs no durability, see saveNoWait).
-    const run = this.chain.then(() => this.doSave(hardState, entries, sync));
-    this.chain = run.catch(() => {});
-    return run;
+    return this.enqueue(() => this.doSave(hardState, entries, sync));
   }
 
   /**
    * Queues a write without waiting for it: for a HardState whose only change is the commit
    * index, which Raft does not need durable (it is re-learned from the leader). Ordering with
-   * later saves is kept by the chain; a failure surfaces on the next awaited save.
+   * later saves is kept by the chain; a failure poisons the WAL, so the next awaited call
+   * rejects with it.
    */
   saveNoWait(hardState: HardState): void {
-    const run = this.chain.then(() => this.doSave(hardState, [], false));
-    this.chain = run.catch((e: unknown) => {
-      this.deferredError = e as Error;
-    });
+    this.enqueue(() => this.doSave(hardState, [], false)).catch(() => {});
   }
 
-  private chain: Promise<void> = Promise.resolve();
-  private deferredError: Error | undefined;
-
   private async doSave(hardState: HardState | undefined, entries: readonly Entry[], sync: boolean): Promise<void> {
-    if (this.deferredError) throw this.deferredError;
     const parts: Buffer[] = [];
     for (const e of entries) parts.push(encodeEntry(e));
     if (hardState) {
@@ -275,7 +318,7 @@ export class Wal {
     const buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
     await this.writeAll(buf);
     if (entries.length > 0) this.lastIndex = entries[entries.length - 1]!.index;
-    if (sync) await this.fh.datasync();
+    if (sync) await this.sync.datasync(this.fh);
     if (this.size >= this.segmentBytes) await this.rotate();
   }
 
@@ -283,13 +326,26 @@ export class Wal {
   async saveSnapshotMark(index: number, term: number): Promise<void> {
     return this.enqueue(async () => {
       await this.writeAll(encodeSnapshotMark(index, term));
-      await this.fh.datasync();
+      await this.sync.datasync(this.fh);
     });
   }
 
-  /** Runs `f` after every write queued before it, and before any queued after it. */
+  /**
+   * Runs `f` after every write queued before it, and before any queued after it. Its failure
+   * poisons the WAL: the kernel may have dropped the pages a failed fsync could not write, and
+   * the handle, size and segment list may no longer match the disk.
+   */
   private enqueue<T>(f: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(f);
+    const run = this.chain.then(async () => {
+      if (this.fatal) throw this.fatal;
+      if (this.closed) throw new Error('wal: closed');
+      try {
+        return await f();
+      } catch (e) {
+        this.fatal ??= new FatalStorageError(`wal: a write or fsync in ${this.dir} failed`, e);
+        throw this.fatal;
+      }
+    });
     this.chain = run.then(
       () => {},
       () => {},
@@ -313,7 +369,7 @@ export class Wal {
       await unlink(join(this.dir, seg.name));
       removed++;
     }
-    if (removed > 0) await fsyncDir(this.dir);
+    if (removed > 0) await this.sync.fsyncDir(this.dir);
     return removed;
   }
 
@@ -332,21 +388,38 @@ export class Wal {
 
   /** Starts a new segment; it begins with the metadata and the current HardState. */
   private async rotate(): Promise<void> {
-    await this.fh.datasync();
+    await this.sync.datasync(this.fh);
     await this.fh.close();
     this.seq++;
     const seg = { name: segmentName(this.seq, this.lastIndex + 1), seq: this.seq, firstIndex: this.lastIndex + 1 };
     const header = Buffer.concat([encodeMetadata(this.meta), encodeHardState(this.hardState)]);
-    this.fh = await createSegment(join(this.dir, seg.name), header, this.segmentBytes);
+    this.fh = await createSegment(join(this.dir, seg.name), header, this.segmentBytes, this.sync);
     this.size = header.length;
-    await fsyncDir(this.dir);
+    await this.sync.fsyncDir(this.dir);
     this.segments.push(seg);
     this.logger.info(`wal: rotated to segment ${seg.name}`);
   }
 
+  /**
+   * Waits for the queued writes, makes them durable (a commit-only HardState was not yet) and
+   * releases the file. A poisoned WAL is released without a sync: the call that failed has
+   * already reported its error.
+   */
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.chain;
-    await this.fh.datasync().catch(() => {});
+    if (this.fatal) {
+      await this.fh.close().catch(() => {});
+      return;
+    }
+    try {
+      await this.sync.datasync(this.fh);
+    } catch (e) {
+      this.fatal = new FatalStorageError(`wal: fsync of ${this.dir} failed`, e);
+      await this.fh.close().catch(() => {});
+      throw this.fatal;
+    }
     await this.fh.close();
   }
 }
