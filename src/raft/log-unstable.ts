@@ -1,5 +1,19 @@
 // The tail of the log that is not yet durable: entries (and possibly a snapshot) the driver
 // has been handed in a Ready but has not yet confirmed as persisted.
+//
+// Invariants:
+// - entries[i] has index offset + i, and the entries are contiguous;
+// - with a snapshot, offset > snapshot index: restore() sets offset to index + 1, and later
+//   appends start past the committed index, which the snapshot set to its own;
+// - without a snapshot, offset - 1 is the last index of our log known to be durable
+//   (RaftLog.lastStableIndex); Storage may hold more, a suffix that `entries` replaced and that
+//   their first persist truncates;
+// - entries leave only through stableTo, and only if the entry at that index still has the
+//   term that was persisted (it may have been overwritten by a new leader's entries since).
+//
+// TODO(raftkv): no offsetInProgress/snapshotInProgress as in etcd-io/raft: every Ready hands
+// out the whole unstable tail, which is right only because the previous Ready was advanced
+// first (one outstanding Ready, see RawNode.ready); asynchronous storage writes need them.
 
 import type { Entry, Snapshot } from './types.js';
 

@@ -1,5 +1,19 @@
 // The Raft log as the core sees it: stable entries (in Storage) followed by the unstable tail,
 // plus the committed and applied cursors.
+//
+//   firstIndex-1 (snapshot)   firstIndex ........ unstable.offset-1   unstable.offset ... lastIndex
+//   term kept, entry gone     stable: in Storage, durable             unstable: handed out, not durable
+//
+// Invariants:
+// - applied <= applying <= committed <= lastIndex, always;
+// - firstIndex-1 <= applied, except while a snapshot from the leader is pending in the unstable
+//   part: restore() moves firstIndex past applied at once, and applying that snapshot is what
+//   brings applied up to it. The driver never compacts Storage past applied, so compaction
+//   keeps it;
+// - committed never decreases (commitTo ignores lower values) and entries at or below it are
+//   never truncated: a conflict there means a corrupted log, and the core throws;
+// - the unstable part may start at or below Storage's last index: its entries replace that
+//   suffix of Storage when the driver persists them (a follower's log truncated by the leader).
 
 import { ErrCompacted, ErrUnavailable } from './errors.js';
 import type { Logger } from './logger.js';
@@ -13,7 +27,11 @@ export class RaftLog {
   committed: number;
   /** Highest index the application has applied. Invariant: applied <= committed. */
   applied: number;
-  /** Highest index handed to the application in a Ready (applied <= applying <= committed). */
+  /**
+   * Highest index handed to the application in a Ready (applied <= applying <= committed).
+   * With one Ready outstanding at a time it differs from applied only between ready() and
+   * advance().
+   */
   applying: number;
 
   constructor(
@@ -104,6 +122,10 @@ export class RaftLog {
   /**
    * Committed entries not yet applied (at most maxApplyingEntsSize bytes). Nothing is returned
    * while a snapshot is pending: the state machine must be restored from it first.
+   *
+   * They may still be in the unstable part (a follower learns the commit index in the same
+   * MsgApp that brings the entries): that is safe because the same Ready carries them in
+   * `entries`, and the contract persists them (step 2) before applying (step 4).
    */
   nextCommittedEnts(): Entry[] {
     if (this.unstable.snapshot) return [];
@@ -136,12 +158,16 @@ export class RaftLog {
     return this.unstable.maybeLastIndex() ?? this.storage.lastIndex();
   }
 
-  /** The last index known to be durable (persisted by the driver and confirmed in advance()). */
+  /**
+   * The last index known to be durable (persisted by the driver and confirmed in advance()):
+   * what the leader may count itself for towards a commit.
+   */
   lastStableIndex(): number {
     if (this.unstable.snapshot) return 0; // nothing is stable until the snapshot is
     return this.unstable.offset - 1;
   }
 
+  /** Raises the commit index (never lowers it); committing past lastIndex is a corrupted log. */
   commitTo(toCommit: number): void {
     // Never decrease commit.
     if (this.committed < toCommit) {
@@ -243,6 +269,11 @@ export class RaftLog {
     return false;
   }
 
+  /**
+   * Replaces the log by a snapshot (the caller checked it is newer than committed): the log
+   * becomes empty after it, committed jumps to its index, applied stays behind until the
+   * driver applies the snapshot (see the invariants at the top).
+   */
   restore(s: Snapshot): void {
     this.logger.info(`log [${this.toString()}] starts to restore snapshot [index: ${s.metadata.index}, term: ${s.metadata.term}]`);
     this.committed = s.metadata.index;

@@ -102,6 +102,11 @@ function needsPersistBeforeSend(t: MessageType): boolean {
 
 export class Raft {
   readonly id: NodeId;
+  /**
+   * Persisted (HardState). Never decreases. Election safety rests on term and vote together:
+   * vote changes only from NONE within a term (or with the term, in reset), so a node grants
+   * at most one candidate per term, and the grant leaves only after it is durable.
+   */
   term = 0;
   vote: NodeId = NONE;
   readStates: ReadState[] = [];
@@ -115,27 +120,51 @@ export class Raft {
   /** Messages that may be sent only once the current unstable state is persisted. */
   msgsAfterPersist: Message[] = [];
 
+  /** The leader of the current term as far as we know, or NONE; never persisted. */
   lead: NodeId = NONE;
-  /** Target of an in-progress leadership transfer, or NONE. */
+  /**
+   * Target of an in-progress leadership transfer (thesis §3.10), or NONE. While set the leader
+   * drops proposals; the transfer is abandoned after an election timeout.
+   */
   leadTransferee: NodeId = NONE;
-  /** Only one conf change may be pending (in the log, unapplied); this is its index. */
+  /**
+   * Only one conf change may be pending (in the log, unapplied). The leader keeps this >= the
+   * index of the latest conf change it appended, and accepts a new one only once applied has
+   * reached it: one change at a time is what makes simple (non-joint) changes safe.
+   */
   pendingConfIndex = 0;
-  /** Bytes of uncommitted entry payloads in the leader's log (for the proposal limit). */
+  /**
+   * Bytes of uncommitted entry payloads in the leader's log (for the proposal limit). An
+   * estimate: 0 after reset() (a new leader does not count the tail it inherited), raised by
+   * appends, lowered as entries are applied (saturating at 0). Undercounting only makes the
+   * limit looser; it exists to bound memory, not for safety.
+   */
   uncommittedSize = 0;
   readOnly: ReadOnly;
 
+  /**
+   * Followers and candidates: ticks since the last election timeout or the last message from
+   * the current leader. Leaders: ticks since the last CheckQuorum point (or the start of a
+   * transfer). A node that knows a leader and has electionElapsed < electionTimeout is "in
+   * lease" and, with checkQuorum, ignores vote requests (see step).
+   */
   electionElapsed = 0;
+  /** Leaders only: ticks since the last heartbeat broadcast. */
   heartbeatElapsed = 0;
   readonly checkQuorum: boolean;
   readonly preVote: boolean;
   readonly heartbeatTimeout: number;
   readonly electionTimeout: number;
+  /** In [electionTimeout, 2*electionTimeout-1], drawn again in every reset(). */
   randomizedElectionTimeout = 0;
   readonly disableProposalForwarding: boolean;
   readonly stepDownOnRemoval: boolean;
   readonly maxMsgSize: number;
   readonly maxUncommittedSize: number;
-  /** ReadIndex requests that arrived before the leader committed an entry of its term. */
+  /**
+   * ReadIndex requests that arrived before the leader committed an entry of its term: its
+   * commit index may still be behind the previous leader's, so it cannot serve them yet.
+   */
   pendingReadIndexMessages: Message[] = [];
 
   private readonly rand: Rand;
@@ -232,6 +261,8 @@ export class Raft {
       try {
         ents = this.raftLog.entries(pr.next, this.maxMsgSize);
       } catch {
+        // TODO(raftkv): any storage error, not only ErrCompacted, turns into a snapshot here
+        // (and into "unknown term" in termOrUndefined); etcd-io/raft panics on the others.
         return this.maybeSendSnapshot(to);
       }
     }
@@ -279,6 +310,7 @@ export class Raft {
   private sendHeartbeat(to: NodeId, ctx: Uint8Array | undefined): void {
     const pr = this.trk.progress.get(to)!;
     // Never tell a follower to commit past what it is known to have: its log may diverge there.
+    // (A heartbeat carries no log position, so the follower could not check; MsgApp can.)
     const commit = Math.min(pr.match, this.raftLog.committed);
     this.send(newMessage(MessageType.MsgHeartbeat, { to, commit, context: ctx }));
     pr.sentCommitIndex(commit);
@@ -302,7 +334,10 @@ export class Raft {
 
   // ---------------------------------------------------------------- commit and persistence
 
-  /** Advances the commit index to what a quorum has durably acked, if it is of our term. */
+  /**
+   * Advances the commit index to what a quorum has durably acked, if it is of our term. Leader
+   * only; the leader counts its own match, which is its last *durable* index (onPersisted).
+   */
   maybeCommit(): boolean {
     return this.raftLog.maybeCommit(this.trk.committed(), this.term);
   }
@@ -466,6 +501,8 @@ export class Raft {
 
   private hasUnappliedConfChanges(): boolean {
     if (this.raftLog.applied >= this.raftLog.committed) return false;
+    // TODO(raftkv): reads the whole committed-but-unapplied range in one slice; etcd-io/raft
+    // scans it in pages of maxApplyingEntsSize, so a long backlog is not held in memory at once.
     const lo = Math.max(this.raftLog.applied + 1, this.raftLog.firstIndex());
     const ents = this.raftLog.slice(lo, this.raftLog.committed + 1, NO_LIMIT);
     return ents.some((e) => e.type === EntryType.ConfChange || e.type === EntryType.ConfChangeV2);
@@ -1061,6 +1098,10 @@ export class Raft {
   }
 
   private sendReadIndexResponse(m: Message): void {
+    // TODO(raftkv): with LeaseBased, a leader with a transfer in flight (leadTransferee set)
+    // still answers from its lease, though the transferee's forced campaign ignores the peers'
+    // leases: the old leader may serve a stale read until it hears the new term
+    // (etcd-io/raft#99). Falling back to a heartbeat round while transferring would close it.
     if (this.readOnly.option === ReadOnlyOption.Safe) {
       this.readOnly.addRequest(this.raftLog.committed, m);
       // We ack our own request; a quorum of heartbeat acks confirms we still lead.

@@ -162,7 +162,14 @@ export class RawNode {
     return r.readStates.length > 0;
   }
 
-  /** Collects everything the driver must do now. Call advance(rd) when done. */
+  /**
+   * Collects everything the driver must do now. Call advance(rd) when done.
+   *
+   * TODO(raftkv): no AsyncStorageWrites (etcd-io/raft's MsgStorageAppend/MsgStorageApply): one
+   * Ready is outstanding at a time, so the next append and fsync cannot start while the
+   * previous Ready's entries are being applied. takeMessages() lets a leader's appends leave
+   * meanwhile, but the persist -> apply -> advance cycle stays serial.
+   */
   ready(): Ready {
     if (this.outstanding) throw new Error('ready() called before advance() of the previous Ready');
     const r = this.raft;

@@ -47,7 +47,9 @@ export interface Storage {
 export class MemoryStorage implements Storage {
   private hardState: HardState = emptyHardState();
   private snap: Snapshot = emptySnapshot();
-  // ents[0] is a dummy entry holding the index and term of the last compaction point.
+  // ents[0] is a dummy entry holding the index and term of the last compaction point: its term
+  // answers term(firstIndex-1), which the consistency check of the first MsgApp after the
+  // compaction point needs. Invariant: ents[i].index === ents[0].index + i.
   private ents: Entry[] = [{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) }];
 
   initialState(): InitialState {
@@ -123,7 +125,11 @@ export class MemoryStorage implements Storage {
     return this.snap;
   }
 
-  /** Discards all entries before compactIndex. The caller must not compact past the applied index. */
+  /**
+   * Discards all entries up to compactIndex, which becomes the dummy entry (firstIndex is then
+   * compactIndex + 1). The caller must not compact past the applied index: the core reads the
+   * committed entries it hands out for applying from here.
+   */
   compact(compactIndex: number): void {
     const offset = this.ents[0]!.index;
     if (compactIndex <= offset) throw new ErrCompacted();

@@ -65,7 +65,13 @@ export function runFile(file: string, run: (c: Command) => string): void {
   const rewrite = process.env.REWRITE === '1';
   const out: string[] = [];
   for (const b of blocks) {
-    const actual = run(b.command).trimEnd() || 'ok';
+    let actual: string;
+    try {
+      actual = run(b.command).trimEnd() || 'ok';
+    } catch (e) {
+      // A harness error (bad command, impossible step) names the line, like a mismatch does.
+      throw new Error(`${file}:${b.command.line}: ${b.command.raw}: ${(e as Error).message}`, { cause: e });
+    }
     if (rewrite) {
       out.push(...b.comments.filter((l) => l.startsWith('#')), b.command.raw, '----', actual, '');
     } else {

@@ -1,5 +1,7 @@
-// Datadriven golden traces of the core (test/raft/testdata/*.txt), as in etcd-io/raft.
-// Regenerate after an intended behaviour change with `REWRITE=1 npm test` and review the diff.
+// Datadriven golden traces of the core (test/raft/testdata/*.txt), as in etcd-io/raft; the
+// commands are listed in interaction.ts. Regenerate after an intended behaviour change with
+// `npx tsc -p tsconfig.json && REWRITE=1 node --test dist/test/raft/traces.test.js` and review
+// the diff: a golden file is only as good as its review.
 
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,5 +1,9 @@
 // Joint quorums (Raft paper §6): while a configuration change is in flight, every decision
-// needs a majority of the incoming AND of the outgoing voter set.
+// needs a majority of the incoming AND of the outgoing voter set. That is what makes an
+// arbitrary change safe: every joint decision overlaps every majority of the old config (so no
+// leader of the old config alone can exist beside it) and of the new one (so the new config,
+// once alone, inherits it). A simple change of one voter needs no joint state, since majorities
+// of two sets that differ by one member always intersect.
 
 import type { NodeId } from '../types.js';
 import { type AckedIndexer, VoteResult, majorityCommittedIndex, majorityVoteResult } from './majority.js';
@@ -26,10 +30,12 @@ export class JointConfig {
     return this.incoming.has(id) || this.outgoing.has(id);
   }
 
+  /** Committed in the joint config = committed in both halves: the smaller of the two. */
   committedIndex(acked: AckedIndexer): number {
     return Math.min(majorityCommittedIndex(this.incoming, acked), majorityCommittedIndex(this.outgoing, acked));
   }
 
+  /** Won only if both halves won; Lost if either lost. */
   voteResult(votes: ReadonlyMap<NodeId, boolean>): VoteResult {
     const r1 = majorityVoteResult(this.incoming, votes);
     const r2 = majorityVoteResult(this.outgoing, votes);

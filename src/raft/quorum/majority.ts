@@ -16,6 +16,9 @@ export type AckedIndexer = (id: NodeId) => number | undefined;
 /**
  * The largest index that a majority of `voters` has acknowledged. An empty configuration
  * returns +Infinity so that it never constrains the other half of a joint configuration.
+ * A voter that has not reported counts as 0. Raising any voter's acked index never lowers the
+ * result, and any two majorities of the same set share a voter: that overlap is why an index
+ * acknowledged by a majority survives every later election (the winner needs a majority too).
  */
 export function majorityCommittedIndex(voters: ReadonlySet<NodeId>, acked: AckedIndexer): number {
   const n = voters.size;
@@ -29,7 +32,9 @@ export function majorityCommittedIndex(voters: ReadonlySet<NodeId>, acked: Acked
 
 /**
  * Tallies `votes` (true = granted) over `voters`. By convention an empty configuration wins, so
- * that a joint configuration with one empty half behaves like the other half alone.
+ * that a joint configuration with one empty half behaves like the other half alone. Won needs
+ * n/2+1 grants; Lost as soon as the grants plus the voters not yet heard from cannot reach
+ * that; Pending otherwise. Votes from non-voters are ignored.
  */
 export function majorityVoteResult(voters: ReadonlySet<NodeId>, votes: ReadonlyMap<NodeId, boolean>): VoteResult {
   if (voters.size === 0) return VoteResult.Won;

@@ -1,5 +1,11 @@
 // Flow control for one follower in StateReplicate: a ring buffer of the last index of each
 // MsgApp in flight, bounded by message count and by payload bytes.
+//
+// Invariants: 0 <= count <= size; the indexes in the ring increase from start onwards (the
+// leader adds them in the order it sends, each past the previous one), so an ack frees a
+// prefix; `bytes` is the sum of the entries' bytes in the ring. The byte limit is soft: one
+// message may take `bytes` from below maxBytes to above it (so a large entry still goes out),
+// after which the window counts as full.
 
 interface Inflight {
   index: number;
@@ -26,7 +32,10 @@ export class Inflights {
     return c;
   }
 
-  /** Records a MsgApp whose last entry is `index` carrying `bytes` of payload. */
+  /**
+   * Records a MsgApp whose last entry is `index` carrying `bytes` of payload. Callers check
+   * full() first, and pass increasing indexes.
+   */
   add(index: number, bytes: number): void {
     if (this.full()) throw new Error('cannot add into a full inflights');
     let next = this.start + this.count;

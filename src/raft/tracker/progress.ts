@@ -1,5 +1,19 @@
 // The leader's view of one follower's log: what it has (match), what to send next (next), and
 // how to send it (probe one message at a time, replicate optimistically, or wait for a snapshot).
+//
+// Progress is a small state machine whose transitions are driven from raft.ts (stepLeader,
+// maybeSendAppend). What each state allows:
+//
+//   Probe      next is a guess (match+1 or a hint); at most one MsgApp with entries is in flight,
+//              then sending pauses until a response or the next heartbeat response. A rejection
+//              moves next back, never below match+1. inflights is empty.
+//   Replicate  next runs ahead of match optimistically: every sent MsgApp advances next past
+//              its entries and is recorded in inflights, so (match, next) is what is in flight.
+//              Sending pauses only while inflights is full. A rejection means a message was
+//              lost or the follower's log diverged: back to Probe from match+1.
+//   Snapshot   nothing but the snapshot is sent (isPaused is always true). Left when an
+//              MsgAppResp shows the follower reconnected to our log (match+1 >= firstIndex),
+//              or when the driver reports the transfer's outcome (MsgSnapStatus).
 
 import { Inflights } from './inflights.js';
 
@@ -13,18 +27,44 @@ export enum ProgressState {
 }
 
 export class Progress {
+  /**
+   * The index up to which the follower's log is known to match ours (it acknowledged it after
+   * persisting it). Only ever raised, except when the whole Progress is replaced (new term).
+   */
   match = 0;
+  /**
+   * The next index to send. Entries in (match, next) are in flight or were lost.
+   * Invariant: 0 <= match < next (so next >= 1). becomeSnapshot sets it to pendingSnapshot + 1.
+   */
   next = 1;
   state: ProgressState = ProgressState.Probe;
-  /** Index of the snapshot being sent (StateSnapshot). */
+  /**
+   * Index of the snapshot being sent: non-zero only in StateSnapshot. If the driver reports
+   * success, the next probe starts past it. An MsgAppResp that reconnects the follower to our
+   * log ends StateSnapshot whatever this index: the driver may have sent another snapshot
+   * (raftkv's server sends a newer, merged one).
+   */
   pendingSnapshot = 0;
-  /** Heard from the follower since the last CheckQuorum round. */
+  /**
+   * Heard from the follower since the last CheckQuorum round. Always true for the leader's own
+   * Progress (set in becomeLeader; CheckQuorum clears only the others).
+   */
   recentActive = false;
-  /** Sending is paused until a response (probe sent, or inflight window full). */
+  /**
+   * Sending is throttled until a response: a probe is in flight (StateProbe) or the inflight
+   * window is full (StateReplicate). A heartbeat response clears it, so that one MsgApp per
+   * heartbeat interval still goes out and a lost message cannot stall the follower forever.
+   */
   msgAppFlowPaused = false;
-  /** The highest commit index sent to the follower (to avoid re-sending it eagerly). */
+  /**
+   * The highest commit index sent to the follower (to avoid re-sending it eagerly, see
+   * canBumpCommit). Not monotonic: it follows next back (becomeProbe, rejections), as a commit
+   * index sent past the follower's log was of no use to it, and every heartbeat sets it to the
+   * heartbeat's min(match, committed).
+   */
   sentCommit = 0;
   isLearner = false;
+  /** MsgApps in flight; non-empty only in StateReplicate (every state change resets it). */
   inflights: Inflights;
 
   constructor(maxInflight: number, maxInflightBytes: number, init: Partial<Pick<Progress, 'match' | 'next' | 'isLearner' | 'recentActive'>> = {}) {
@@ -105,7 +145,7 @@ export class Progress {
     this.sentCommit = commit;
   }
 
-  /** The follower acknowledged index n. Returns false if the ack is stale. */
+  /** The follower acknowledged index n. Returns false if the ack is stale. Keeps match < next. */
   maybeUpdate(n: number): boolean {
     if (n <= this.match) return false;
     this.match = n;
@@ -116,7 +156,9 @@ export class Progress {
 
   /**
    * The follower rejected a MsgApp at index `rejected`; `matchHint` is where the logs may match.
-   * Returns false if the rejection is stale and must be ignored.
+   * Returns false if the rejection is stale and must be ignored (messages can be reordered or
+   * duplicated). A genuine rejection lowers next, but never to match or below: entries up to
+   * match were acknowledged, so they cannot be the reason.
    */
   maybeDecrTo(rejected: number, matchHint: number): boolean {
     if (this.state === ProgressState.Replicate) {

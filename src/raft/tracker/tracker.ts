@@ -6,6 +6,15 @@ import { VoteResult, sortedIds } from '../quorum/majority.js';
 import type { ConfState, NodeId } from '../types.js';
 import { Progress } from './progress.js';
 
+/**
+ * Invariants (checked by confchange/changer.ts checkInvariants after every change):
+ * - learners and the voters of either half are disjoint: a member is a voter or a learner,
+ *   never both, so its role never depends on which half of a joint config one looks at;
+ * - learnersNext is a subset of the outgoing voters, disjoint from learners, and empty (with
+ *   autoLeave false) unless the config is joint;
+ * - every voter, learner and learnerNext has a Progress (checked); the changer drops the
+ *   Progress of a member that is none of these, so the progress map is exactly the members.
+ */
 export class TrackerConfig {
   voters = new JointConfig();
   /** Non-voting members: they receive the log but are not counted in any quorum. */
@@ -64,7 +73,11 @@ export class ProgressTracker {
     return this.config.voters.incoming.size === 1 && !this.config.voters.isJoint();
   }
 
-  /** The largest log index known to be durably replicated on a quorum. */
+  /**
+   * The largest log index known to be durably replicated on a quorum: on a majority of each
+   * half of a joint config. Learners never count. Whether it may become the commit index is
+   * the leader's decision (only entries of its own term: RaftLog.maybeCommit).
+   */
   committed(): number {
     return this.config.voters.committedIndex((id) => this.progress.get(id)?.match);
   }
@@ -75,7 +88,10 @@ export class ProgressTracker {
     for (const id of ids) f(id, this.progress.get(id)!);
   }
 
-  /** Whether a quorum of voters has been active since the last CheckQuorum. */
+  /**
+   * Whether a quorum of voters has been active since the last CheckQuorum (the leader's own
+   * Progress is always active, so it counts itself).
+   */
   quorumActive(): boolean {
     const votes = new Map<NodeId, boolean>();
     for (const [id, pr] of this.progress) {
@@ -96,7 +112,10 @@ export class ProgressTracker {
     this.votes = new Map();
   }
 
-  /** Records a vote; a repeated vote from the same node is ignored. */
+  /**
+   * Records a vote; a repeated vote from the same node is ignored: the first answer counts,
+   * so a duplicated message can never count twice.
+   */
   recordVote(id: NodeId, granted: boolean): void {
     if (!this.votes.has(id)) this.votes.set(id, granted);
   }
