@@ -29,11 +29,11 @@ export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedService
   };
   const put = async (req: PutRequest): Promise<PutResponse> => {
     checkPut(req);
-    return (await s.propose({ put: req })) as unknown as PutResponse;
+    return s.propose('put', req);
   };
   const deleteRange = async (req: DeleteRangeRequest): Promise<DeleteRangeResponse> => {
     checkDelete(req);
-    return (await s.propose({ deleteRange: req })) as unknown as DeleteRangeResponse;
+    return s.propose('deleteRange', req);
   };
   const txn = async (req: TxnRequest): Promise<TxnResponse> => {
     checkTxn(req);
@@ -51,10 +51,10 @@ export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedService
       );
       return { header: s.header(store.currentRev), ...res };
     }
-    return (await s.propose({ txn: req })) as unknown as TxnResponse;
+    return s.propose('txn', req);
   };
   const compact = async (req: CompactionRequest): Promise<CompactionResponse> => {
-    return (await s.propose({ compaction: req })) as unknown as CompactionResponse;
+    return s.propose('compaction', req);
   };
   return [
     KVService,

@@ -36,10 +36,10 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
 
   const grant = async (req: LeaseGrantRequest): Promise<LeaseGrantResponse> => {
     const ID = req.ID === 0n ? randomInt63() : req.ID;
-    return (await s.propose({ leaseGrant: { TTL: req.TTL, ID } })) as unknown as LeaseGrantResponse;
+    return s.propose('leaseGrant', { TTL: req.TTL, ID });
   };
   const revoke = async (req: LeaseRevokeRequest): Promise<LeaseRevokeResponse> =>
-    (await s.propose({ leaseRevoke: req })) as unknown as LeaseRevokeResponse;
+    s.propose('leaseRevoke', req);
 
   const timeToLive = async (req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> => {
     if (!s.isLeader()) {

@@ -3,6 +3,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
 import {
+  type AlarmRequest,
+  AlarmRequest_AlarmAction,
   type AlarmResponse,
   type DefragmentResponse,
   type HashKVRequest,
@@ -17,7 +19,7 @@ import {
 import { Errors } from '../kv/errors.js';
 import { API_VERSION, type EtcdServer, yieldToEventLoop } from '../server/etcd-server.js';
 import { encodeSnapshotFile } from '../storage/snap/snapshotter.js';
-import { guardStream, unary } from './grpc-util.js';
+import { guardStream, toServiceError, unary } from './grpc-util.js';
 
 export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, grpc.UntypedServiceImplementation] {
   const hdr = () => s.header(s.sm.store.currentRev);
@@ -29,22 +31,33 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
       dbSize: size,
       leader: s.leader(),
       raftIndex: BigInt(s.committedIndex()),
-      raftTerm: BigInt(s.raw.raft.term),
+      raftTerm: BigInt(s.term()),
       raftAppliedIndex: BigInt(s.sm.appliedIndex),
       errors: [],
       dbSizeInUse: size,
       isLearner: s.isLearner(),
     };
   };
-  const alarm = async (): Promise<AlarmResponse> => ({ header: hdr(), alarms: [] });
+  const alarm = async (req: AlarmRequest): Promise<AlarmResponse> => {
+    if (req.action === AlarmRequest_AlarmAction.ACTIVATE || req.action === AlarmRequest_AlarmAction.DEACTIVATE) {
+      // Through the log: every member raises (or disarms) the alarm at the same point.
+      return s.propose('alarm', req);
+    }
+    // GET: etcd sends it through the log too; a ReadIndex round is as linearizable.
+    await s.linearizableRead();
+    return { header: hdr(), alarms: req.action === AlarmRequest_AlarmAction.GET ? s.sm.alarms.get(req.alarm) : [] };
+  };
   const defragment = async (): Promise<DefragmentResponse> => ({ header: hdr() });
-  const hash = async (): Promise<HashResponse> => ({ header: hdr(), hash: s.sm.store.hash(s.sm.store.currentRev) });
+  const hash = async (): Promise<HashResponse> => {
+    // etcd hashes its whole backend file here (for tests only); raftkv has no such file.
+    const r = await s.sm.store.hashByRev(0n, yieldToEventLoop);
+    return { header: s.header(r.currentRev), hash: r.hash };
+  };
   const hashKV = async (req: HashKVRequest): Promise<HashKVResponse> => {
-    const store = s.sm.store;
-    const rev = req.revision > 0n ? req.revision : store.currentRev;
-    if (rev > store.currentRev) throw Errors.futureRev();
-    if (rev < store.compactRev) throw Errors.compacted();
-    return { header: hdr(), hash: store.hash(rev), compactRevision: store.compactRev < 0n ? 0n : store.compactRev };
+    // etcd's HashByRev: the header carries the revision current when hashing started, and the
+    // compact revision is -1 on a store never compacted.
+    const r = await s.sm.store.hashByRev(req.revision, yieldToEventLoop);
+    return { header: s.header(r.currentRev), hash: r.hash, compactRevision: r.compactRev };
   };
   const moveLeader = async (req: MoveLeaderRequest): Promise<MoveLeaderResponse> => {
     if (!s.isLeader()) throw Errors.notLeader();
@@ -55,13 +68,15 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
   };
   const snapshot = (call: grpc.ServerWritableStream<unknown, SnapshotResponse>): void => {
     if (!guardStream(s, call)) return;
-    void streamSnapshot(s, call);
+    streamSnapshot(s, call).catch((e: unknown) => {
+      s.logger.warn(`snapshot stream failed: ${(e as Error)?.message ?? String(e)}`);
+      call.emit('error', toServiceError(e));
+    });
   };
   const streamSnapshot = async (s: EtcdServer, call: grpc.ServerWritableStream<unknown, SnapshotResponse>): Promise<void> => {
     // A point-in-time image of the state machine, in raftkv's snapshot file format.
-    const confState = s.raw.raft.trk.confState();
-    const term = s.raw.raft.term;
-    const { index, data } = await s.sm.imageAsync(yieldToEventLoop);
+    const term = s.term();
+    const { index, confState, data } = await s.sm.imageAsync(yieldToEventLoop);
     const body = encodeSnapshotFile({ data, metadata: { index, term, confState } });
     // Like etcd's stream: the image padded to a multiple of 512 bytes, then its sha256
     // (etcdctl checks that the stream ends with one).
@@ -91,7 +106,7 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
       status: unary(s, status, { learnerOk: true }),
       defragment: unary(s, defragment),
       hash: unary(s, hash),
-      hashKV: unary(s, hashKV),
+      hashKv: unary(s, hashKV),
       snapshot,
       moveLeader: unary(s, moveLeader),
     },

@@ -6,7 +6,7 @@ import { WatchCreateRequest_FilterType, type WatchRequest, type WatchResponse, W
 import { EtcdError } from '../kv/errors.js';
 import type { Watcher } from '../kv/watch-hub.js';
 import type { EtcdServer } from '../server/etcd-server.js';
-import { guardStream } from './grpc-util.js';
+import { guardStream, toServiceError } from './grpc-util.js';
 
 export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedServiceImplementation] {
   const watch = (call: grpc.ServerDuplexStream<WatchRequest, WatchResponse>): void => {
@@ -23,6 +23,17 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
       mine.clear();
     };
     call.on('data', (req: WatchRequest) => {
+      // An event callback: whatever throws here would escape to the process. End this stream
+      // with the error instead.
+      try {
+        onRequest(req);
+      } catch (e) {
+        s.logger.warn(`watch stream failed: ${(e as Error)?.message ?? String(e)}`);
+        cleanup();
+        call.emit('error', toServiceError(e));
+      }
+    });
+    const onRequest = (req: WatchRequest): void => {
       const header = () => s.header(s.sm.store.currentRev);
       if (req.createRequest) {
         const c = req.createRequest;
@@ -85,7 +96,7 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
       } else if (req.progressRequest) {
         send({ header: header(), watchId: -1n, created: false, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });
       }
-    });
+    };
     call.on('end', () => {
       cleanup();
       call.end();

@@ -25,6 +25,10 @@ export interface Flags {
   /** periodic: milliseconds of history to keep; revision: revisions to keep; 0 = off. */
   autoCompactionRetention: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Compare this member's HashKV with its peers' before serving; refuse to start on a mismatch. */
+  initialCorruptCheck: boolean;
+  /** Milliseconds between the leader's corruption checks (0: off). */
+  corruptCheckTimeMs: number;
 }
 
 export class FlagError extends Error {}
@@ -85,6 +89,38 @@ function retention(mode: string, v: string): number {
   return (Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0)) * 1000;
 }
 
+const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A Go duration (time.ParseDuration: '5s', '1m30s', '1.5h', '300ms', '0'), in milliseconds. */
+export function parseDuration(flag: string, v: string): number {
+  const bad = (why: string) => new FlagError(`invalid value "${v}" for flag --${flag}: ${why}`);
+  const t = v.trim();
+  if (t === '0' || t === '+0') return 0;
+  if (t.startsWith('-')) throw bad('must not be negative');
+  const body = t.startsWith('+') ? t.slice(1) : t;
+  const part = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
+  let ms = 0;
+  let pos = 0;
+  while (pos < body.length) {
+    part.lastIndex = pos;
+    const m = part.exec(body);
+    if (!m) throw bad(/^[\d.]+$/.test(body.slice(pos)) ? 'missing unit in duration' : 'invalid duration');
+    ms += Number(m[1]) * DURATION_UNITS[m[2]!]!;
+    pos = part.lastIndex;
+  }
+  if (body.length === 0) throw bad('invalid duration');
+  return ms > 0 ? Math.max(1, Math.round(ms)) : 0;
+}
+
+/** A Go bool flag's value (strconv.ParseBool); a bare flag is true. */
+function boolFlag(flag: string, v: string | boolean | undefined): boolean {
+  if (v === undefined || v === false) return false;
+  if (v === true) return true;
+  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(v)) return true;
+  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(v)) return false;
+  throw new FlagError(`invalid boolean value "${v}" for flag --${flag}`);
+}
+
 export function buildCommand(): Command {
   return new Command('raftkv')
     .description('raftkv: a Raft key-value store speaking the etcd v3 API (one cluster member)')
@@ -108,6 +144,8 @@ export function buildCommand(): Command {
     .option('--auto-compaction-mode <mode>', "interpret --auto-compaction-retention as 'periodic' (a duration) or 'revision'", 'periodic')
     .option('--auto-compaction-retention <value>', "history to keep: a duration for periodic ('1h', '30m', '45s'; a bare number is hours), a count for revision; 0 disables", '0')
     .option('--log-level <level>', 'log level: debug, info, warn, error', 'info')
+    .option('--experimental-initial-corrupt-check [bool]', "enable to check data corruption before serving any client/peer traffic (compares this member's HashKV with its peers')")
+    .option('--experimental-corrupt-check-time <duration>', "duration of time between cluster corruption check passes ('5s', '1m'; 0s disables)", '0s')
     .helpOption('-h, --help', 'show this help')
     .allowExcessArguments(false);
 }
@@ -163,6 +201,8 @@ export function parseFlags(argv: string[]): Flags {
     autoCompactionMode: compactionMode(o.autoCompactionMode!),
     autoCompactionRetention: retention(o.autoCompactionMode!, o.autoCompactionRetention!),
     logLevel: level,
+    initialCorruptCheck: boolFlag('experimental-initial-corrupt-check', o.experimentalInitialCorruptCheck as string | boolean | undefined),
+    corruptCheckTimeMs: parseDuration('experimental-corrupt-check-time', o.experimentalCorruptCheckTime!),
   };
 }
 

@@ -3,10 +3,13 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { bind, createClientServer } from '../api/client-server.js';
+import { initialCorruptCheck, peerMaintenanceService } from '../server/corrupt-check.js';
 import { EtcdServer } from '../server/etcd-server.js';
+import { GrpcTransportFactory } from '../transport/grpc-transport.js';
 import { Metrics, serveMetrics } from '../server/metrics.js';
 import { CommanderError, FlagError, type Flags, parseFlags } from './flags.js';
 import { createLogger } from '../util/log.js';
+import { installProcessGuards } from './process-guards.js';
 import { hex } from '../util/ids.js';
 
 async function main(): Promise<void> {
@@ -26,6 +29,13 @@ async function main(): Promise<void> {
     throw e;
   }
   const logger = createLogger(flags.logLevel, flags.name);
+  installProcessGuards((msg) => {
+    logger.error(msg);
+    logger.flush();
+    process.stderr.write(`raftkv: ${msg}\n`);
+  });
+  const peerDialMap = parseDialMap(process.env.RAFTKV_PEER_DIAL_MAP);
+  const transports = new GrpcTransportFactory(logger, peerDialMap);
   const server = new EtcdServer({
     name: flags.name,
     dataDir: flags.dataDir,
@@ -42,7 +52,10 @@ async function main(): Promise<void> {
     walSegmentBytes: flags.walSegmentBytes,
     leaseReads: flags.leaseReads,
     autoCompaction: { mode: flags.autoCompactionMode, retention: flags.autoCompactionRetention },
-    peerDialMap: parseDialMap(process.env.RAFTKV_PEER_DIAL_MAP),
+    peerDialMap,
+    transport: transports,
+    initialCorruptCheck: flags.initialCorruptCheck,
+    corruptCheckTimeMs: flags.corruptCheckTimeMs,
     logger,
   });
   const fail = (msg: string, code = 1): never => {
@@ -56,10 +69,20 @@ async function main(): Promise<void> {
   } catch (e) {
     fail((e as Error).message);
   }
+  if (flags.initialCorruptCheck) {
+    // etcd's CheckInitialHashKV: before serving peers or clients.
+    try {
+      await initialCorruptCheck(server);
+    } catch (e) {
+      await server.stop();
+      fail((e as Error).message);
+    }
+  }
 
   const peerServer = new grpc.Server({ 'grpc.max_receive_message_length': 256 * 1024 * 1024 });
-  const [svc, impl] = server.transport.service();
+  const [svc, impl] = transports.transport!.service();
   peerServer.addService(svc, impl);
+  peerServer.addService(...peerMaintenanceService(server));
   const clientServer = createClientServer(server);
   try {
     for (const u of flags.listenPeerUrls) await bind(peerServer, u);
@@ -75,8 +98,14 @@ async function main(): Promise<void> {
     logger.info('shutting down');
     clientServer.forceShutdown();
     peerServer.forceShutdown();
-    await server.stop();
-    logger.info('stopped');
+    try {
+      await server.stop();
+      logger.info('stopped');
+    } catch (e) {
+      // E.g. the last fsync of the WAL failed: what was acknowledged was synced before.
+      logger.error(`stopping failed: ${(e as Error).message}`);
+      code = code === 0 ? 1 : code;
+    }
     logger.flush();
     process.exit(code);
   };
@@ -115,4 +144,7 @@ function parseDialMap(v: string | undefined): Map<string, string> {
   return m;
 }
 
-void main();
+main().catch((e: unknown) => {
+  process.stderr.write(`raftkv: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});

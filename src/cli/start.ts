@@ -87,4 +87,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', stop);
 }
 
-void main();
+main().catch((e: unknown) => {
+  console.error(`raftkv start: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(1);
+});

@@ -49,4 +49,5 @@ export const Errors = {
   notSupportedForLearner: e(status.UNAVAILABLE, 'etcdserver: rpc not supported for learner'),
   badLeaderTransferee: e(status.FAILED_PRECONDITION, 'etcdserver: bad leader transferee'),
   notCapable: e(status.UNAVAILABLE, 'etcdserver: not capable'),
+  corrupt: e(status.DATA_LOSS, 'etcdserver: corrupt cluster'),
 };

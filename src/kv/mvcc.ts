@@ -6,10 +6,10 @@
 // prev_kv all come from these histories. Keys are bytes; the index is a B-tree keyed by the
 // key's latin1 string, which sorts exactly like the bytes. Revisions are bigint, exact.
 
-import { crc32 } from 'node:zlib';
 import type { Event, KeyValue } from '../gen/etcd/kv.js';
 import { Event_EventType } from '../gen/etcd/kv.js';
 import { type SortedMap, newSortedMap } from '../util/btree.js';
+import { crc32c } from './crc32c.js';
 import { Errors } from './errors.js';
 import { type ImageKey, decodeKeys, encodeKeys } from './mvcc-image.js';
 
@@ -355,22 +355,45 @@ export class MvccStore {
     return out.map((x) => x.ev);
   }
 
-  /** crc32 over every version up to `rev` (for Maintenance.HashKV consistency checks). */
+  /**
+   * etcd's hash of the key space at `rev` (0: the current revision): CRC-32C (Castagnoli) of
+   * "key" and then, in revision order, every stored (revision key, mvccpb.KeyValue) pair as
+   * etcd's backend holds them, exactly as etcd 3.4's `HashByRev` computes it (the same value
+   * as etcd for the same writes). Versions in (compactRev, rev] count; versions at or below the
+   * compact revision count only if compaction keeps them and they are still live at `rev` (so a
+   * compaction not yet pruned, e.g. while a snapshot is being built, does not change it). It
+   * depends only on replicated state, so every member gives the same value at a revision.
+   * Synchronous: prefer hashByRev on a large store.
+   */
   hash(rev: bigint): number {
-    let h = 0;
-    this.index.forEach((rec) => {
-      for (const r of rec.history) {
-        if (r.mod > rev) break;
-        const meta = Buffer.alloc(17);
-        meta.writeBigInt64LE(r.mod, 0);
-        meta.writeBigInt64LE(r.version, 8);
-        meta[16] = r.version === 0n ? 1 : 0;
-        h = crc32(rec.key, h);
-        h = crc32(meta, h);
-        h = crc32(r.value, h);
+    const job = new HashJob(this.index, rev <= 0n ? this.currentRev : rev, this.compactRev);
+    while (!job.step(Infinity));
+    return job.crc;
+  }
+
+  /**
+   * HashKV: the hash at `rev` (<= 0: the current revision) with the current and compact
+   * revisions when it started, computed in slices of about `chunk` versions that yield to the
+   * event loop (`pause`) in between. Writes may go on meanwhile: the hash is that of the state
+   * when it started (pruning is deferred until it is done, as for a snapshot image).
+   */
+  async hashByRev(rev: bigint, pause: () => Promise<void>, chunk = 5000): Promise<{ hash: number; currentRev: bigint; compactRev: bigint }> {
+    const currentRev = this.currentRev;
+    const compactRev = this.compactRev;
+    if (rev > 0n && rev < compactRev) throw Errors.compacted();
+    if (rev > currentRev) throw Errors.futureRev();
+    this.pins++;
+    try {
+      const job = new HashJob(this.index, rev > 0n ? rev : currentRev, compactRev);
+      while (!job.step(chunk)) await pause();
+      return { hash: job.crc, currentRev, compactRev };
+    } finally {
+      if (--this.pins === 0 && this.pendingPrune >= 0n) {
+        const r = this.pendingPrune;
+        this.pendingPrune = -1n;
+        this.prune(r);
       }
-    });
-    return h >>> 0;
+    }
   }
 
   // ---- snapshot image: every key's history, plus the revisions
@@ -382,6 +405,315 @@ export class MvccStore {
       if (r && r.lease !== 0n) f(r.lease, k);
     });
   }
+}
+
+/** etcd's backend bucket of key versions: its name starts the HashKV hash. */
+const KEY_BUCKET = Buffer.from('key');
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** Index of the last version in `h[0..upTo]` with a main revision at or below `rev` (-1: none). */
+function lastAtOrBelow(h: Rev[], rev: bigint, upTo = h.length - 1): number {
+  let lo = 0;
+  let hi = upTo;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (h[mid]!.mod <= rev) {
+      found = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return found;
+}
+
+/**
+ * One HashKV computation (MvccStore.hash), in steps of bounded work so that it can yield to
+ * the event loop in between: collect the versions etcd's backend would hash, sort them into
+ * revision order (a merge sort of indexes), then CRC them. Its loops live in plain methods,
+ * not in a generator, so that V8 optimizes them.
+ */
+class HashJob {
+  crc = crc32c(KEY_BUCKET);
+  private phase: 'collect' | 'runs' | 'merge' | 'hash' | 'done' = 'collect';
+  // collect
+  private after: string | undefined;
+  /** A key whose versions did not fit in one step: the next index of its history to take, up to `top`. */
+  private cur: { key: string; rec: KeyRecord; next: number; top: number } | undefined;
+  private readonly keys: Buffer[] = [];
+  private readonly revs: Rev[] = [];
+  /** Number(revs[i].mod), taken while the version is at hand (a BigInt's value is one more memory load). */
+  private readonly mods: number[] = [];
+  private readonly spareKeys: Buffer[] = [];
+  private readonly spareRevs: Rev[] = [];
+  private anyLive = false;
+  // sort
+  private src = new Uint32Array(0);
+  private dst = new Uint32Array(0);
+  private pos = 0;
+  private width = 0;
+  private lo = 0;
+  private a = 0;
+  private b = 0;
+  private readonly exact: boolean;
+  private readonly scratch = Buffer.alloc(8192);
+
+  constructor(
+    private readonly index: SortedMap<string, KeyRecord>,
+    private readonly rev: bigint,
+    private readonly compactRev: bigint,
+  ) {
+    this.exact = rev <= SAFE;
+  }
+
+  /** Does about `budget` versions' worth of work; true when the hash is done. */
+  step(budget: number): boolean {
+    switch (this.phase) {
+      case 'collect':
+        if (this.collect(budget)) this.startSort();
+        return false;
+      case 'runs':
+        this.sortRuns(budget);
+        return false;
+      case 'merge':
+        this.merge(budget * 4);
+        return false;
+      case 'hash':
+        return this.hashSome(budget);
+      case 'done':
+        return true;
+    }
+  }
+
+  /**
+   * The versions etcd's backend would hold at or below `rev`, key by key. At or below the
+   * compact revision it holds only what compaction keeps (each key's latest version there,
+   * unless a deletion); of those, etcd hashes only the ones still live at `rev` (its "keep"
+   * set), or all of them if no key at all is live at `rev`. True when every key is visited.
+   * A key's history longer than the budget is taken over several steps (while the hash runs,
+   * histories only grow at their end, beyond `rev`: pruning waits).
+   */
+  private collect(budget: number): boolean {
+    let visited = 0;
+    if (this.cur) {
+      visited += this.take(this.cur, budget);
+      if (this.cur.next <= this.cur.top) return false;
+      this.after = this.cur.key;
+      this.cur = undefined;
+    }
+    const maxKey = this.index.maxKey();
+    if (maxKey === undefined) return true;
+    const after = this.after;
+    const { rev, compactRev } = this;
+    let last: string | undefined;
+    this.index.forRange(after ?? '', maxKey, true, (k, rec) => {
+      if (after !== undefined && k === after) return;
+      const h = rec.history;
+      const top = lastAtOrBelow(h, rev);
+      if (top >= 0) {
+        const kept = lastAtOrBelow(h, compactRev, top);
+        if (h[top]!.version !== 0n) this.anyLive = true;
+        if (kept >= 0 && h[kept]!.version !== 0n) {
+          if (kept === top) this.push(rec.key, h[kept]!);
+          else {
+            this.spareKeys.push(rec.key);
+            this.spareRevs.push(h[kept]!);
+          }
+        }
+        const cur = { key: k, rec, next: kept + 1, top };
+        visited += this.take(cur, Math.max(1, budget - visited));
+        if (cur.next <= top) {
+          this.cur = cur;
+          return { break: true };
+        }
+      }
+      last = k;
+      if (++visited >= budget) return { break: true };
+    });
+    if (this.cur) return false;
+    if (last === undefined) return true;
+    this.after = last;
+    return false;
+  }
+
+  /** Takes up to `n` of a key's versions in (compactRev, rev]; returns how many. */
+  private take(cur: { rec: KeyRecord; next: number; top: number }, n: number): number {
+    const h = cur.rec.history;
+    const end = Math.min(cur.top, cur.next + n - 1);
+    const from = cur.next;
+    for (let i = from; i <= end; i++) this.push(cur.rec.key, h[i]!);
+    cur.next = end + 1;
+    return end - from + 1;
+  }
+
+  private push(key: Buffer, r: Rev): void {
+    this.keys.push(key);
+    this.revs.push(r);
+    this.mods.push(Number(r.mod));
+  }
+
+  private startSort(): void {
+    if (!this.anyLive) {
+      for (let i = 0; i < this.spareRevs.length; i++) this.push(this.spareKeys[i]!, this.spareRevs[i]!);
+    }
+    const n = this.revs.length;
+    this.src = new Uint32Array(n);
+    this.dst = new Uint32Array(n);
+    for (let i = 0; i < n; i++) this.src[i] = i;
+    this.phase = 'runs';
+    this.pos = 0;
+  }
+
+  /** Revision order (etcd's backend key order): main revision, then sub revision. */
+  private readonly cmp = (i: number, j: number): number => {
+    if (this.exact) return this.mods[i]! - this.mods[j]! || this.revs[i]!.sub - this.revs[j]!.sub;
+    const a = this.revs[i]!;
+    const b = this.revs[j]!;
+    return a.mod < b.mod ? -1 : a.mod > b.mod ? 1 : a.sub - b.sub;
+  };
+
+  private static readonly RUN = 2048;
+
+  /** Sorts runs of RUN indexes in place. */
+  private sortRuns(budget: number): void {
+    const n = this.src.length;
+    const end = Math.min(n, this.pos + Math.max(budget, HashJob.RUN));
+    for (; this.pos < end; this.pos += HashJob.RUN) this.src.subarray(this.pos, Math.min(n, this.pos + HashJob.RUN)).sort(this.cmp);
+    if (this.pos >= n) {
+      this.phase = 'merge';
+      this.width = HashJob.RUN;
+      this.lo = 0;
+      this.a = 0;
+      this.b = Math.min(HashJob.RUN, n);
+      this.pos = 0;
+    }
+  }
+
+  /**
+   * Bottom-up merge passes of sorted runs of `width` (src -> dst, then swap), resumable: `lo`
+   * is the pair of runs being merged, `a` and `b` the next of each run, `pos` the next output.
+   */
+  private merge(budget: number): void {
+    const n = this.src.length;
+    while (this.width < n && budget > 0) {
+      const { src, dst, cmp, lo } = this;
+      const mid = Math.min(lo + this.width, n);
+      const hi = Math.min(lo + 2 * this.width, n);
+      let { a, b, pos } = this;
+      const end = Math.min(hi, pos + budget);
+      budget -= end - pos;
+      for (; pos < end; pos++) dst[pos] = a < mid && (b >= hi || cmp(src[a]!, src[b]!) <= 0) ? src[a++]! : src[b++]!;
+      this.a = a;
+      this.b = b;
+      this.pos = pos;
+      if (pos < hi) return; // out of budget inside this pair
+      if (hi < n) {
+        this.lo = hi; // the next pair of runs
+      } else {
+        [this.src, this.dst] = [dst, src]; // the next pass, with runs twice as long
+        this.width *= 2;
+        this.lo = 0;
+        this.pos = 0;
+      }
+      this.a = this.lo;
+      this.b = Math.min(this.lo + this.width, n);
+    }
+    if (this.width >= n) {
+      this.phase = 'hash';
+      this.pos = 0;
+    }
+  }
+
+  /** CRC-32C of each version's revision key and value, in revision order. */
+  private hashSome(budget: number): boolean {
+    const n = this.src.length;
+    const end = Math.min(n, this.pos + budget);
+    let crc = this.crc;
+    for (let o = this.pos; o < end; o++) {
+      const i = this.src[o]!;
+      crc = hashVersion(crc, this.keys[i]!, this.revs[i]!, this.scratch);
+    }
+    this.crc = crc;
+    this.pos = end;
+    if (end < n) return false;
+    this.phase = 'done';
+    return true;
+  }
+}
+
+
+/** Writes a protobuf varint of `v` (int64: a negative value takes ten bytes) at `o`. */
+function putVarint(b: Buffer, o: number, v: bigint | number): number {
+  if (typeof v === 'number' || (v >= 0n && v <= SAFE)) {
+    let x = Number(v);
+    while (x >= 0x80) {
+      b[o++] = (x % 0x80) | 0x80;
+      x = Math.floor(x / 0x80);
+    }
+    b[o++] = x;
+    return o;
+  }
+  let x = BigInt.asUintN(64, v);
+  while (x >= 0x80n) {
+    b[o++] = Number(x & 0x7fn) | 0x80;
+    x >>= 7n;
+  }
+  b[o++] = Number(x);
+  return o;
+}
+
+/** Writes an int64 big-endian at `o` (as etcd's revision keys). */
+function putInt64BE(b: Buffer, o: number, v: bigint | number): void {
+  if (typeof v === 'number' || (v >= 0n && v <= SAFE)) {
+    const x = Number(v);
+    b.writeUInt32BE(Math.floor(x / 0x1_0000_0000), o);
+    b.writeUInt32BE(x % 0x1_0000_0000, o + 4);
+  } else {
+    b.writeBigInt64BE(v, o);
+  }
+}
+
+/**
+ * Continues `crc` over one version as etcd's backend stores it: the revision key (main
+ * revision, '_', sub revision, both int64 big-endian, and 't' for a deletion), then the
+ * marshalled mvccpb.KeyValue (fields in order, zero values left out; a deletion stores the
+ * key alone). Small versions are laid out in `scratch` and hashed in one call; a key or value
+ * that does not fit is hashed where it is.
+ */
+function hashVersion(crc: number, key: Buffer, r: Rev, scratch: Buffer): number {
+  const tomb = r.version === 0n;
+  putInt64BE(scratch, 0, r.mod);
+  scratch[8] = 0x5f; // '_'
+  putInt64BE(scratch, 9, r.sub);
+  let o = 17;
+  if (tomb) scratch[o++] = 0x74; // 't'
+  // Room for the fixed fields: tags and varints take at most 5 * 11 bytes.
+  const bytes = (b: Buffer): void => {
+    if (b.length === 0) return;
+    o = putVarint(scratch, o, b.length);
+    if (o + b.length + 64 <= scratch.length) {
+      b.copy(scratch, o);
+      o += b.length;
+    } else {
+      crc = crc32c(b, crc32c(scratch.subarray(0, o), crc));
+      o = 0;
+    }
+  };
+  const int = (tag: number, v: bigint): void => {
+    if (v === 0n) return;
+    scratch[o++] = tag;
+    o = putVarint(scratch, o, v);
+  };
+  if (key.length > 0) scratch[o++] = 0x0a;
+  bytes(key);
+  if (!tomb) {
+    int(0x10, r.create);
+    int(0x18, r.mod);
+    int(0x20, r.version);
+    if (r.value.length > 0) scratch[o++] = 0x2a;
+    bytes(r.value);
+    int(0x30, r.lease);
+  }
+  return crc32c(scratch.subarray(0, o), crc);
 }
 
 /** A version-2 snapshot image's keys (JSON lines, base64 bytes): read for compatibility. */

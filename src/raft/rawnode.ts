@@ -40,6 +40,19 @@ export interface Status {
   config: string;
 }
 
+export interface BasicStatus {
+  id: NodeId;
+  term: number;
+  commit: number;
+  applied: number;
+  lead: NodeId;
+  raftState: StateType;
+  isLearner: boolean;
+  leadTransferee: NodeId;
+  /** Index of the last conf change proposed by this leader (a new one waits until it is applied). */
+  pendingConfIndex: number;
+}
+
 export enum SnapshotStatus {
   Finish = 1,
   Failure = 2,
@@ -262,6 +275,35 @@ export class RawNode {
       // Dropped (e.g. a transfer is in progress): retried at the next advance.
       r.logger.debug(`not initiating automatic transition out of joint configuration: ${String(e)}`);
     }
+  }
+
+  /**
+   * The cheap part of the status, for a driver that asks on every request (etcd-io/raft's
+   * BasicStatus): no copies of the progress tracker.
+   */
+  basicStatus(): BasicStatus {
+    const r = this.raft;
+    return {
+      id: r.id,
+      term: r.term,
+      commit: r.raftLog.committed,
+      applied: r.raftLog.applied,
+      lead: r.lead,
+      raftState: r.state,
+      isLearner: r.isLearner,
+      leadTransferee: r.leadTransferee,
+      pendingConfIndex: r.pendingConfIndex,
+    };
+  }
+
+  /** The leader's view of a member's replication: its match index (undefined if unknown). */
+  matchOf(id: NodeId): number | undefined {
+    return this.raft.trk.progress.get(id)?.match;
+  }
+
+  /** The current configuration as a ConfState. */
+  confState(): ConfState {
+    return this.raft.trk.confState();
   }
 
   status(): Status {

@@ -2,6 +2,8 @@
 // in flight share the next round, so a burst of N reads costs one heartbeat round, not N.
 // A read completes once this node has applied up to the index the leader confirmed.
 
+import type { Clock, Timer } from './clock.js';
+
 export interface ReadIndexDriver {
   /** Issues a ReadIndex request with this context (answered later via onReadState). */
   readIndex(ctx: Uint8Array): void;
@@ -21,12 +23,13 @@ export class LinearizableReader {
   /** Confirmed batches waiting for apply to reach their index. */
   private confirmed: Batch[] = [];
   private seq = 0;
-  private retryTimer: NodeJS.Timeout | undefined;
+  private retryTimer: Timer | undefined;
 
   constructor(
     private readonly d: ReadIndexDriver,
     /** Re-issue a round that got no answer (no leader, lost message) after this long. */
     private readonly retryMs: number,
+    private readonly clock: Clock,
   ) {}
 
   /** Resolves when a read may be served locally; the caller adds its own timeout. */
@@ -40,30 +43,29 @@ export class LinearizableReader {
   private startRound(): void {
     if (this.inflight || this.next.length === 0) return;
     const ctx = `ri-${process.pid}-${++this.seq}`;
-    this.inflight = { ctx, waiters: this.next, sentAt: Date.now() };
+    this.inflight = { ctx, waiters: this.next, sentAt: this.clock.now() };
     this.next = [];
     this.d.readIndex(Buffer.from(ctx));
     this.armRetry();
   }
 
   private armRetry(): void {
-    clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => {
+    this.retryTimer?.cancel();
+    this.retryTimer = this.clock.setTimeout(() => {
       const b = this.inflight;
       if (!b) return;
       // No answer: ask again under a new context (the old answer, if it comes, is ignored).
       b.ctx = `ri-${process.pid}-${++this.seq}`;
-      b.sentAt = Date.now();
+      b.sentAt = this.clock.now();
       this.d.readIndex(Buffer.from(b.ctx));
       this.armRetry();
     }, this.retryMs);
-    this.retryTimer.unref();
   }
 
   onReadState(ctx: Uint8Array, index: number): void {
     const b = this.inflight;
     if (!b || Buffer.from(ctx).toString() !== b.ctx) return;
-    clearTimeout(this.retryTimer);
+    this.retryTimer?.cancel();
     this.inflight = undefined;
     b.index = index;
     this.confirmed.push(b);
@@ -83,7 +85,7 @@ export class LinearizableReader {
   }
 
   failAll(e: Error): void {
-    clearTimeout(this.retryTimer);
+    this.retryTimer?.cancel();
     const all = [...this.next, ...(this.inflight?.waiters ?? []), ...this.confirmed.flatMap((b) => b.waiters)];
     this.next = [];
     this.inflight = undefined;

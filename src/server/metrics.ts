@@ -22,7 +22,7 @@ export class Metrics {
     new Gauge({ name: 'etcd_server_has_leader', help: 'Whether a leader exists (1) or not (0).', registers: [r], collect() { this.set(s.leader() !== 0n ? 1 : 0); } });
     new Gauge({ name: 'etcd_server_is_leader', help: 'Whether this member is the leader.', registers: [r], collect() { this.set(s.isLeader() ? 1 : 0); } });
     new Gauge({ name: 'etcd_server_is_learner', help: 'Whether this member is a learner.', registers: [r], collect() { this.set(s.isLearner() ? 1 : 0); } });
-    new Gauge({ name: 'raftkv_raft_term', help: 'Current Raft term.', registers: [r], collect() { this.set(s.raw.raft.term); } });
+    new Gauge({ name: 'raftkv_raft_term', help: 'Current Raft term.', registers: [r], collect() { this.set(s.term()); } });
     this.proposalsCommitted = new Gauge({ name: 'etcd_server_proposals_committed_total', help: 'Committed index.', registers: [r], collect() { this.set(s.committedIndex()); } });
     this.proposalsApplied = new Gauge({ name: 'etcd_server_proposals_applied_total', help: 'Applied index.', registers: [r], collect() { this.set(s.sm.appliedIndex); } });
     new Gauge({ name: 'etcd_mvcc_db_total_size_in_bytes', help: 'Approximate size of the key-value state.', registers: [r], collect() { this.set(s.sm.store.approximateSize()); } });

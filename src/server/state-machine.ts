@@ -4,21 +4,50 @@
 
 import {
   type ConfChangeV2,
+  type ConfState,
   ConfChangeType,
+  emptyConfState,
   type Entry,
   EntryType,
   decodeConfChangeEntry,
 } from '../raft/index.js';
-import type { ResponseHeader } from '../gen/etcd/rpc.js';
+import type {
+  AlarmResponse,
+  CompactionResponse,
+  DeleteRangeResponse,
+  LeaseGrantResponse,
+  LeaseRevokeResponse,
+  PutResponse,
+  ResponseHeader,
+  TxnResponse,
+} from '../gen/etcd/rpc.js';
 import { InternalRequest, MemberInfo } from '../gen/raftkv/raftpb.js';
 import { EtcdError, Errors } from '../kv/errors.js';
 import { applyDelete, applyPut, applyTxn } from '../kv/kv-ops.js';
 import { Lessor } from '../kv/lessor.js';
 import { MvccStore } from '../kv/mvcc.js';
+import { type AlarmChange, AlarmStore, type AlarmsImage } from './alarms.js';
 import { AppliedRequests, type AppliedRequestsImage } from './applied-requests.js';
 import { Membership } from './membership.js';
 
-export type ApplyOutcome = { ok: true; value: Record<string, unknown> } | { ok: false; error: EtcdError };
+/**
+ * What applying each kind of request answers (etcd's response types). The request's kind is
+ * the field set in its InternalRequest; the answer to it is of the type named here.
+ */
+export interface RequestResults {
+  put: PutResponse;
+  deleteRange: DeleteRangeResponse;
+  txn: TxnResponse;
+  compaction: CompactionResponse;
+  leaseGrant: LeaseGrantResponse;
+  leaseRevoke: LeaseRevokeResponse;
+  alarm: AlarmResponse;
+  memberAttributes: Record<string, never>;
+}
+export type RequestKind = keyof RequestResults;
+export type RequestResult = RequestResults[RequestKind] | Record<string, never>;
+
+export type ApplyOutcome = { ok: true; value: RequestResult } | { ok: false; error: EtcdError };
 
 export interface AppliedConfChange {
   cc: ConfChangeV2;
@@ -32,6 +61,8 @@ interface StateImageHeader {
   leases: Array<[string, string]>;
   members: { members: string[]; removed: string[] };
   applied?: AppliedRequestsImage;
+  /** Raised alarms (absent in snapshots written before alarms existed: none). */
+  alarms?: AlarmsImage;
 }
 
 export class StateMachine {
@@ -39,7 +70,16 @@ export class StateMachine {
   readonly membership = new Membership();
   /** Which re-proposed requests were already applied (replicated, so every member skips alike). */
   readonly appliedRequests = new AppliedRequests();
+  /** Raised alarms (CORRUPT, NOSPACE): replicated, so every member refuses the same writes. */
+  readonly alarms = new AlarmStore();
+  /** Hears of an alarm type raised or disarmed by an applied entry (for the log). */
+  onAlarmChange: ((c: AlarmChange) => void) | undefined;
   appliedIndex = 0;
+  /**
+   * The configuration as of appliedIndex (what the core answered to the last applied conf
+   * change, or the restored snapshot's). A snapshot of this state must carry it.
+   */
+  confState: ConfState = emptyConfState();
 
   constructor(
     readonly lessor: Lessor,
@@ -76,8 +116,12 @@ export class StateMachine {
     }
   }
 
-  private applyRequest(req: InternalRequest): Record<string, unknown> {
+  private applyRequest(req: InternalRequest): RequestResult {
     const s = this.store;
+    // A raised alarm refuses writes here, where every member decides alike (etcd's
+    // applierV3Corrupt and applierV3Capped).
+    const refused = this.alarms.refusal(req);
+    if (refused) throw refused;
     if (req.put) {
       const put = req.put;
       const r = s.write((w) => applyPut(w, s, put));
@@ -111,13 +155,20 @@ export class StateMachine {
     }
     if (req.leaseRevoke) {
       const id = req.leaseRevoke.ID;
-      const keys = this.lessor.revoke(id);
+      // Deleted in key order, as etcd does: the order of a lease's key set differs between a
+      // member that attached them one by one and one restored from a snapshot, and the
+      // deletions' sub-revisions (hence HashKV) must be the same on every member.
+      const keys = this.lessor.revoke(id).sort();
       if (keys.length > 0) {
         s.write((w) => {
           for (const k of keys) w.deleteRange(Buffer.from(k, 'latin1'), undefined);
         });
       }
       return { header: this.hdr() };
+    }
+    if (req.alarm) {
+      const alarms = this.alarms.apply(req.alarm, this.onAlarmChange);
+      return { header: this.hdr(), alarms };
     }
     if (req.memberAttributes) {
       const a = req.memberAttributes;
@@ -163,25 +214,26 @@ export class StateMachine {
     return e.type === EntryType.ConfChange || e.type === EntryType.ConfChangeV2;
   }
 
-
-
   /**
    * The snapshot image of the state at the current applied index: a JSON header line (revisions,
    * leases, members, applied requests) then the key histories in binary (src/kv/mvcc-image.ts),
    * built without blocking the event loop for long.
    */
-  async imageAsync(pause: () => Promise<void>): Promise<{ index: number; data: Buffer }> {
+  async imageAsync(pause: () => Promise<void>): Promise<{ index: number; confState: ConfState; data: Buffer }> {
+    // Everything is captured before the first await: the image is of one applied index.
     const index = this.appliedIndex;
+    const confState = this.confState;
     const leases = this.lessor.toImage();
     const members = this.membership.toImage();
     const applied = this.appliedRequests.toImage();
+    const alarms = this.alarms.toImage();
     const { currentRev, compactRev, chunks } = await this.store.imageChunksAsync(pause);
-    const header = JSON.stringify({ version: 3, currentRev, compactRev, leases, members, applied });
-    return { index, data: Buffer.concat([Buffer.from(`${header}\n`), ...chunks]) };
+    const header = JSON.stringify({ version: 3, currentRev, compactRev, leases, members, applied, alarms });
+    return { index, confState, data: Buffer.concat([Buffer.from(`${header}\n`), ...chunks]) };
   }
 
   /** Replaces the state with a snapshot image, parsing it in chunks that yield to the event loop. */
-  async restoreAsync(data: Uint8Array, index: number, pause: () => Promise<void>): Promise<void> {
+  async restoreAsync(data: Uint8Array, index: number, pause: () => Promise<void>, confState: ConfState = emptyConfState()): Promise<void> {
     const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const nl = buf.indexOf(10);
     const headerEnd = nl < 0 ? buf.length : nl;
@@ -204,7 +256,8 @@ export class StateMachine {
     this.store.forEachLeasedKey((lease, key) => this.lessor.attach(lease, key));
     this.membership.restore(h.members);
     this.appliedRequests.restore(h.applied);
+    this.alarms.restore(h.alarms);
     this.appliedIndex = index;
+    this.confState = confState;
   }
-
 }

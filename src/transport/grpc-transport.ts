@@ -22,22 +22,12 @@ import {
 import type { Logger } from '../raft/logger.js';
 import { type Message, MessageType } from '../raft/index.js';
 import { messageFromPb, messageToPb, toBuffer } from './codec.js';
+import type { Transport, TransportFactory, TransportHandler } from './transport.js';
+
+export type { TransportHandler } from './transport.js';
 
 export const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
-
-export interface TransportHandler {
-  /** A message from a peer (already verified to belong to this cluster). */
-  step(m: Message): void;
-  reportUnreachable(id: bigint): void;
-  reportSnapshot(id: bigint, ok: boolean): void;
-  /** The cluster id and member list (answered to members that are joining). */
-  members?(): MembersResponse;
-  /** Whether a member id was removed from the cluster (its messages are refused). */
-  isRemoved?(id: bigint): boolean;
-  /** A peer told us we were removed from the cluster. */
-  onRemoved?(): void;
-}
 
 export interface TransportOptions {
   id: bigint;
@@ -143,7 +133,13 @@ class PeerConn {
     this.queue = [];
     const snaps = msgs.filter((m) => m.type === MessageType.MsgSnap);
     const rest = snaps.length > 0 ? msgs.filter((m) => m.type !== MessageType.MsgSnap) : msgs;
-    for (const m of snaps) void this.sendSnapshot(m);
+    for (const m of snaps) {
+      this.sendSnapshot(m).catch((e: unknown) => {
+        // Raft is told, and sends a new snapshot later.
+        this.t.logger.warn(`transport: snapshot to ${this.id.toString(16)} failed: ${(e as Error)?.message ?? String(e)}`);
+        this.t.handler.reportSnapshot(this.id, false);
+      });
+    }
     if (rest.length === 0) return;
     const s = this.openStream();
     if (!s) {
@@ -235,7 +231,7 @@ export async function fetchClusterInfo(urls: string[], timeoutMs = 5000): Promis
   throw new Error(`could not get the member list from any of ${urls.join(', ')}: ${(last as Error)?.message ?? 'no peers'}`);
 }
 
-export class GrpcTransport {
+export class GrpcTransport implements Transport {
   readonly id: bigint;
   readonly clusterId: bigint;
   readonly handler: TransportHandler;
@@ -368,5 +364,27 @@ export class GrpcTransport {
   close(): void {
     for (const p of this.peers.values()) p.close();
     this.peers.clear();
+  }
+}
+
+/**
+ * Makes the member's gRPC transport, and keeps it: the process serves its peer service
+ * (GrpcTransport.service) on the peer URLs.
+ */
+export class GrpcTransportFactory implements TransportFactory {
+  transport: GrpcTransport | undefined;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly dialMap?: ReadonlyMap<string, string>,
+  ) {}
+
+  create(o: { id: bigint; clusterId: bigint; handler: TransportHandler }): GrpcTransport {
+    this.transport = new GrpcTransport({ ...o, logger: this.logger, dialMap: this.dialMap });
+    return this.transport;
+  }
+
+  fetchClusterInfo(urls: string[]): Promise<MembersResponse> {
+    return fetchClusterInfo(urls);
   }
 }

@@ -21,8 +21,11 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import {
+  AlarmRequest,
   CompactionRequest,
   DeleteRangeRequest,
+  HashKVRequest,
+  HashKVResponse,
   LeaseGrantRequest,
   LeaseRevokeRequest,
   PutRequest,
@@ -134,6 +137,10 @@ export interface InternalRequest {
   memberAttributes?: MemberAttributes | undefined;
   leaseExpire?:
     | LeaseExpire
+    | undefined;
+  /** Maintenance.Alarm ACTIVATE/DEACTIVATE (a raised CORRUPT or NOSPACE alarm is replicated). */
+  alarm?:
+    | AlarmRequest
     | undefined;
   /**
    * Exactly-once application of re-proposed requests (see src/server/applied-requests.ts):
@@ -1603,6 +1610,7 @@ function createBaseInternalRequest(): InternalRequest {
     leaseRevoke: undefined,
     memberAttributes: undefined,
     leaseExpire: undefined,
+    alarm: undefined,
     proposer: 0n,
     settledBelow: 0n,
   };
@@ -1639,6 +1647,9 @@ export const InternalRequest: MessageFns<InternalRequest> = {
     }
     if (message.leaseExpire !== undefined) {
       LeaseExpire.encode(message.leaseExpire, writer.uint32(74).fork()).join();
+    }
+    if (message.alarm !== undefined) {
+      AlarmRequest.encode(message.alarm, writer.uint32(82).fork()).join();
     }
     if (message.proposer !== 0n) {
       if (BigInt.asUintN(64, message.proposer) !== message.proposer) {
@@ -1740,6 +1751,14 @@ export const InternalRequest: MessageFns<InternalRequest> = {
             message.leaseExpire = LeaseExpire.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.alarm = AlarmRequest.decode(reader, reader.uint32());
+            continue;
+          }
           case 20: {
             if (tag !== 160) {
               break;
@@ -1799,6 +1818,7 @@ export const InternalRequest: MessageFns<InternalRequest> = {
         : isSet(object.lease_expire)
         ? LeaseExpire.fromJSON(object.lease_expire)
         : undefined,
+      alarm: isSet(object.alarm) ? AlarmRequest.fromJSON(object.alarm) : undefined,
       proposer: isSet(object.proposer) ? BigInt(object.proposer) : 0n,
       settledBelow: isSet(object.settledBelow)
         ? BigInt(object.settledBelow)
@@ -1837,6 +1857,9 @@ export const InternalRequest: MessageFns<InternalRequest> = {
     if (message.leaseExpire !== undefined) {
       obj.leaseExpire = LeaseExpire.toJSON(message.leaseExpire);
     }
+    if (message.alarm !== undefined) {
+      obj.alarm = AlarmRequest.toJSON(message.alarm);
+    }
     if (message.proposer !== 0n) {
       obj.proposer = message.proposer.toString();
     }
@@ -1871,6 +1894,9 @@ export const InternalRequest: MessageFns<InternalRequest> = {
       : undefined;
     message.leaseExpire = (object.leaseExpire !== undefined && object.leaseExpire !== null)
       ? LeaseExpire.fromPartial(object.leaseExpire)
+      : undefined;
+    message.alarm = (object.alarm !== undefined && object.alarm !== null)
+      ? AlarmRequest.fromPartial(object.alarm)
       : undefined;
     message.proposer = (object.proposer !== undefined && object.proposer !== null) ? BigInt(object.proposer) : 0n;
     message.settledBelow = (object.settledBelow !== undefined && object.settledBelow !== null)
@@ -2140,6 +2166,55 @@ export interface RaftPeerClient extends Client {
 export const RaftPeerClient = makeGenericClientConstructor(RaftPeerService, "raftkv.RaftPeer") as unknown as {
   new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): RaftPeerClient;
   service: typeof RaftPeerService;
+  serviceName: string;
+};
+
+/**
+ * Corruption checks between members (etcd serves the same on its peer URLs at /members/hashkv):
+ * a member's HashKV at a revision, asked by a starting member (--experimental-initial-corrupt-check)
+ * and by the leader (--experimental-corrupt-check-time). Metadata carries the cluster id.
+ */
+export type PeerMaintenanceService = typeof PeerMaintenanceService;
+export const PeerMaintenanceService = {
+  hashKv: {
+    path: "/raftkv.PeerMaintenance/HashKV" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: HashKVRequest): Buffer => Buffer.from(HashKVRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): HashKVRequest => HashKVRequest.decode(value),
+    responseSerialize: (value: HashKVResponse): Buffer => Buffer.from(HashKVResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): HashKVResponse => HashKVResponse.decode(value),
+  },
+} as const;
+
+export interface PeerMaintenanceServer extends UntypedServiceImplementation {
+  hashKv: handleUnaryCall<HashKVRequest, HashKVResponse>;
+}
+
+export interface PeerMaintenanceClient extends Client {
+  hashKv(
+    request: HashKVRequest,
+    callback: (error: ServiceError | null, response: HashKVResponse) => void,
+  ): ClientUnaryCall;
+  hashKv(
+    request: HashKVRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: HashKVResponse) => void,
+  ): ClientUnaryCall;
+  hashKv(
+    request: HashKVRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: HashKVResponse) => void,
+  ): ClientUnaryCall;
+}
+
+export const PeerMaintenanceClient = makeGenericClientConstructor(
+  PeerMaintenanceService,
+  "raftkv.PeerMaintenance",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): PeerMaintenanceClient;
+  service: typeof PeerMaintenanceService;
   serviceName: string;
 };
 

@@ -1,0 +1,21 @@
+// The last line of defence of a member process: an error that no code path caught (a promise
+// rejected with no handler, an exception thrown from a timer or an event callback) leaves the
+// member in a state nobody reasoned about — a Raft loop half way through a Ready, a request
+// neither answered nor failed. Running on could acknowledge what is not durable or apply what
+// was not committed, so the member logs what happened and exits non-zero; a supervisor
+// restarts it from its WAL, which is always consistent. Every background task in the server
+// handles its own errors; reaching this handler is a bug, and the log says where.
+
+export const EXIT_UNHANDLED = 70; // EX_SOFTWARE: an internal software error
+
+export function installProcessGuards(log: (msg: string) => void, exit: (code: number) => void = (c) => process.exit(c)): void {
+  let exiting = false;
+  const die = (what: string, e: unknown): void => {
+    if (exiting) return;
+    exiting = true;
+    log(`${what}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}; exiting rather than run on in an unknown state`);
+    exit(EXIT_UNHANDLED);
+  };
+  process.on('unhandledRejection', (e) => die('unhandled promise rejection', e));
+  process.on('uncaughtException', (e) => die('uncaught exception', e));
+}

@@ -1,0 +1,130 @@
+// Bootstrap and recovery: turns a data directory (or none) into a Raft node ready to run.
+//
+// Owns: deciding between restart, fresh start and join; replaying the newest valid snapshot
+// and the WAL after it into the storage and the state machine; computing member and cluster
+// ids as etcd does. Never: sends a message, ticks, or serves a request (the caller starts the
+// loop once this returns). Refuses to start, rather than guess, when the WAL does not join up
+// with the newest snapshot.
+
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomInt } from 'node:crypto';
+import { type MemoryStorage, RawNode, ReadOnlyOption, SeededRand } from '../raft/index.js';
+import { MemberInfo } from '../gen/raftkv/raftpb.js';
+import type { Snapshotter } from '../storage/snap/snapshotter.js';
+import { Wal } from '../storage/wal/wal.js';
+import type { TransportFactory } from '../transport/transport.js';
+import { clusterId as computeClusterId, hex, memberId as computeMemberId } from '../util/ids.js';
+import { type ServerConfig, electionTicks } from './config.js';
+import type { StateMachine } from './state-machine.js';
+
+export const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+export interface Booted {
+  id: bigint;
+  clusterId: bigint;
+  wal: Wal;
+  raw: RawNode;
+  /** Everyone the node should talk to (the restored or initial member list). */
+  peers: MemberInfo[];
+  /** Index of the snapshot the state was restored from (0: none). */
+  snapshotIndex: number;
+}
+
+export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: StateMachine, snapshotter: Snapshotter, transport: TransportFactory): Promise<Booted> {
+  const logger = cfg.logger;
+  const walDir = join(cfg.dataDir, 'member', 'wal');
+  const rawConfig = {
+    electionTick: electionTicks(cfg),
+    heartbeatTick: 1,
+    storage,
+    maxSizePerMsg: 1024 * 1024,
+    maxInflightMsgs: 512,
+    maxUncommittedEntriesSize: 1 << 30,
+    checkQuorum: true,
+    preVote: true,
+    readOnlyOption: cfg.leaseReads ? ReadOnlyOption.LeaseBased : ReadOnlyOption.Safe,
+    stepDownOnRemoval: true,
+    rand: new SeededRand(cfg.raftSeed ?? randomInt(2 ** 31)),
+    logger,
+  };
+  const existing = (await Wal.hasWal(walDir)) ? await Wal.open(walDir, { logger, segmentBytes: cfg.walSegmentBytes }) : undefined;
+  const neverPersisted =
+    existing !== undefined && existing.contents.entries.length === 0 && !existing.contents.snapshot && existing.contents.hardState.term === 0;
+
+  if (existing && !neverPersisted) {
+    // ---- restart: newest valid snapshot, then the WAL entries after it.
+    const { wal, contents } = existing;
+    const snap = await snapshotter.loadNewest();
+    if (snap) {
+      storage.applySnapshot(snap);
+      await sm.restoreAsync(snap.data, snap.metadata.index, yieldToEventLoop, snap.metadata.confState);
+    }
+    const base = snap?.metadata.index ?? 0;
+    const ents = contents.entries.filter((e) => e.index > base);
+    if (ents.length > 0 && ents[0]!.index !== base + 1) {
+      throw new Error(`data dir ${cfg.dataDir}: the WAL starts at index ${ents[0]!.index} but the newest valid snapshot is at ${base}; entries are missing`);
+    }
+    if (contents.snapshot && contents.snapshot.index > base) {
+      logger.warn(`snapshot at index ${contents.snapshot.index} is missing or corrupt; recovering from ${base}`);
+    }
+    storage.append(ents);
+    const hs = contents.hardState;
+    if (hs.commit > storage.lastIndex()) hs.commit = storage.lastIndex();
+    if (hs.commit < base) hs.commit = base;
+    storage.setHardState(hs);
+    const id = contents.meta.nodeId;
+    const clusterId = contents.meta.clusterId;
+    const raw = new RawNode({ ...rawConfig, id, applied: base });
+    logger.info(`restarted member ${hex(id)} in cluster ${hex(clusterId)} at commit ${hs.commit}, term ${hs.term}, ${ents.length} WAL entries after snapshot ${base}`);
+    return { id, clusterId, wal, raw, peers: [...sm.membership.members.values()], snapshotIndex: base };
+  }
+
+  // ---- a brand-new member, or one that crashed before its bootstrap was durable: start over.
+  if (existing) {
+    await existing.wal.close();
+    await rm(walDir, { recursive: true, force: true });
+  }
+  let joinedClusterId = cfg.existingClusterId;
+  let members = cfg.existingMembers;
+  if (cfg.initialClusterState === 'existing' && !members) {
+    // Joining: learn the cluster id and our member id (assigned by `member add`) from a peer.
+    const mine = new Set(cfg.initialAdvertisePeerUrls);
+    const others = [...cfg.initialCluster.values()].flat().filter((u) => !mine.has(u));
+    const info = await transport.fetchClusterInfo(others);
+    members = info.members;
+    joinedClusterId = info.clusterId;
+  }
+  members ??= initialMembers(cfg);
+  const same = (a: string[], b: string[]) => [...a].sort().join(',') === [...b].sort().join(',');
+  const me =
+    cfg.initialClusterState === 'existing'
+      ? members.find((m) => same(m.peerUrls, cfg.initialAdvertisePeerUrls))
+      : members.find((m) => m.name === cfg.name);
+  if (!me) {
+    throw new Error(
+      cfg.initialClusterState === 'existing'
+        ? `no member with peer URLs ${cfg.initialAdvertisePeerUrls.join(',')} in the cluster: add it first (etcdctl member add)`
+        : `--initial-cluster has no member named "${cfg.name}"`,
+    );
+  }
+  await mkdir(cfg.dataDir, { recursive: true });
+  const id = me.id;
+  const clusterId = cfg.initialClusterState === 'existing' ? joinedClusterId! : computeClusterId(members.map((m) => m.id));
+  const wal = await Wal.create(walDir, { nodeId: id, clusterId }, { logger, segmentBytes: cfg.walSegmentBytes });
+  const raw = new RawNode({ ...rawConfig, id });
+  if (cfg.initialClusterState === 'new') {
+    raw.bootstrap(members.map((m) => ({ id: m.id, context: MemberInfo.encode(m).finish() })));
+  }
+  logger.info(`started new member ${hex(id)} in cluster ${hex(clusterId)} (${cfg.initialClusterState})`);
+  return { id, clusterId, wal, raw, peers: members, snapshotIndex: 0 };
+}
+
+/** The members named by --initial-cluster, with etcd's member ids. */
+function initialMembers(cfg: ServerConfig): MemberInfo[] {
+  const out: MemberInfo[] = [];
+  for (const [name, urls] of cfg.initialCluster) {
+    out.push({ id: computeMemberId(urls, cfg.initialClusterToken), name, peerUrls: urls, clientUrls: [], isLearner: false });
+  }
+  return out;
+}

@@ -1,0 +1,51 @@
+// A member's configuration: etcd's flags, parsed (src/cli/flags.ts), plus what a test or the
+// process injects (logger, clock, transport).
+
+import type { MemberInfo } from '../gen/raftkv/raftpb.js';
+import type { TransportFactory } from '../transport/transport.js';
+import type { ProcessLogger } from '../util/log.js';
+import type { Clock } from './clock.js';
+
+export const API_VERSION = '3.4.0';
+
+export interface ServerConfig {
+  name: string;
+  dataDir: string;
+  advertiseClientUrls: string[];
+  initialAdvertisePeerUrls: string[];
+  /** name -> peer URLs */
+  initialCluster: Map<string, string[]>;
+  initialClusterState: 'new' | 'existing';
+  initialClusterToken: string;
+  heartbeatMs: number;
+  electionMs: number;
+  snapshotCount: number;
+  /** Entries kept in memory and in the WAL after a snapshot, for slow followers. */
+  snapshotCatchUpEntries: number;
+  maxRequestBytes: number;
+  walSegmentBytes?: number;
+  /** Answer linearizable reads on the leader's lease (CheckQuorum) instead of ReadIndex rounds. */
+  leaseReads?: boolean;
+  /** etcd's --auto-compaction-*: the leader compacts the MVCC history (retention 0 = off). */
+  autoCompaction?: { mode: 'periodic' | 'revision'; retention: number };
+  /** Members learned from a running cluster (for --initial-cluster-state existing). */
+  existingMembers?: MemberInfo[];
+  existingClusterId?: bigint;
+  /** Advertised peer URL -> URL to dial (see TransportOptions.dialMap). */
+  peerDialMap?: ReadonlyMap<string, string>;
+  /** etcd's --experimental-initial-corrupt-check (run by the process before serving: corrupt-check.ts). */
+  initialCorruptCheck?: boolean;
+  /** etcd's --experimental-corrupt-check-time in ms: the leader's periodic HashKV comparison (0: off). */
+  corruptCheckTimeMs?: number;
+  logger: ProcessLogger;
+  /** Time (default: Node's timers). In-process test clusters pass a ManualClock. */
+  clock?: Clock;
+  /** The peer transport (default: gRPC streams). In-process test clusters pass an in-memory one. */
+  transport?: TransportFactory;
+  /** Seed of the Raft core's election-timeout randomness (default: random). */
+  raftSeed?: number;
+}
+
+/** Election timeout in ticks of one heartbeat interval (at least 2, as etcd-io/raft needs). */
+export const electionTicks = (cfg: Pick<ServerConfig, 'electionMs' | 'heartbeatMs'>): number =>
+  Math.max(2, Math.round(cfg.electionMs / cfg.heartbeatMs));

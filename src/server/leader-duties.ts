@@ -1,0 +1,117 @@
+// What a member does on its own initiative, through the log like any client would: the
+// leader revokes expired leases and compacts the history (etcd's --auto-compaction-*), and
+// every member publishes its name and client URLs once it knows a leader (etcd's publish).
+//
+// Owns: when these proposals are made, and not making the same one twice at a time. Never:
+// changes the state directly (every effect is an applied entry, the same on every member),
+// or lets a failure escape (a failed duty is logged and tried again later).
+
+import type { Logger } from '../raft/logger.js';
+import type { Clock, Timer } from './clock.js';
+import type { ServerConfig } from './config.js';
+import type { Proposals } from './proposals.js';
+import type { StateMachine } from './state-machine.js';
+
+/** How often lease expiry and auto-compaction are looked at (etcd checks leases every 500 ms). */
+const DUTY_INTERVAL_MS = 500;
+/** Auto-compaction samples the revision and decides this often. */
+const COMPACT_CHECK_MS = 5000;
+
+export class LeaderDuties {
+  private timer: Timer | undefined;
+  private revoking = new Map<bigint, number>();
+  private revSamples: Array<{ at: number; rev: bigint }> = [];
+  private compacting = false;
+  private lastCompactCheck = -Infinity;
+  private published = false;
+  private stopped = false;
+
+  constructor(
+    private readonly memberId: bigint,
+    private readonly cfg: Pick<ServerConfig, 'name' | 'advertiseClientUrls' | 'autoCompaction'>,
+    private readonly sm: StateMachine,
+    private readonly proposals: Proposals,
+    private readonly isLeader: () => boolean,
+    private readonly requestTimeoutMs: number,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    this.timer = this.clock.setInterval(() => {
+      this.checkLeases();
+      this.maybeAutoCompact();
+    }, DUTY_INTERVAL_MS);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.timer?.cancel();
+  }
+
+  /** The primary lessor (on the leader) revokes what expired, one proposal per lease at a time. */
+  private checkLeases(): void {
+    if (this.stopped || !this.sm.lessor.isPrimary()) return;
+    const now = this.clock.now();
+    for (const id of this.sm.lessor.expired()) {
+      const last = this.revoking.get(id);
+      if (last !== undefined && now - last < this.requestTimeoutMs) continue;
+      this.revoking.set(id, now);
+      this.proposals
+        .propose('leaseRevoke', { ID: id })
+        .catch(() => {})
+        .finally(() => this.revoking.delete(id));
+    }
+  }
+
+  /**
+   * etcd's auto-compaction, run by the leader through Raft: 'revision' keeps the last N
+   * revisions (checked every 5 s here); 'periodic' keeps the history of the last retention
+   * period (sampled every 5 s, compacting to the revision current one period ago).
+   */
+  private maybeAutoCompact(): void {
+    const ac = this.cfg.autoCompaction;
+    if (!ac || ac.retention <= 0 || this.stopped || this.compacting) return;
+    const now = this.clock.now();
+    if (now - this.lastCompactCheck < COMPACT_CHECK_MS) return;
+    this.lastCompactCheck = now;
+    const store = this.sm.store;
+    this.revSamples.push({ at: now, rev: store.currentRev });
+    if (!this.isLeader()) return;
+    let target: bigint;
+    if (ac.mode === 'revision') {
+      target = store.currentRev - BigInt(ac.retention);
+    } else {
+      const old = this.revSamples.filter((x) => x.at <= now - ac.retention);
+      if (old.length === 0) return;
+      target = old[old.length - 1]!.rev;
+      this.revSamples = this.revSamples.filter((x) => x.at > now - ac.retention - COMPACT_CHECK_MS);
+    }
+    if (target <= 0n || target <= store.compactRev) return;
+    this.compacting = true;
+    this.proposals
+      .propose('compaction', { revision: target, physical: false })
+      .then(() => this.logger.info(`auto-compaction: compacted to revision ${target}`))
+      .catch((e: Error) => this.logger.warn(`auto-compaction to ${target} failed: ${e.message}`))
+      .finally(() => {
+        this.compacting = false;
+      });
+  }
+
+  /** Publishes this member's name and client URLs through the log (etcd's "publish"), once. */
+  maybePublish(): void {
+    if (this.published) return;
+    this.published = true;
+    const attempt = (): void => {
+      if (this.stopped) return;
+      const mine = this.sm.membership.get(this.memberId);
+      const want = this.cfg.advertiseClientUrls.join(',');
+      if (mine && mine.name === this.cfg.name && mine.clientUrls.join(',') === want) return;
+      this.proposals
+        .propose('memberAttributes', { id: this.memberId, name: this.cfg.name, clientUrls: this.cfg.advertiseClientUrls })
+        .then(() => this.logger.info(`published ${this.cfg.name} ${want} to the cluster`))
+        .catch(() => this.clock.setTimeout(attempt, DUTY_INTERVAL_MS));
+    };
+    attempt();
+  }
+}

@@ -1,0 +1,39 @@
+// What the server needs from a peer transport, whatever carries the bytes: gRPC streams
+// between processes (grpc-transport.ts) or an in-memory network between servers in one test
+// process (inmem-transport.ts).
+//
+// Contract: send() never blocks and never throws; a message may be lost (Raft retransmits),
+// and a MsgSnap's outcome is always reported back through the handler's reportSnapshot.
+// The handler is called on the event loop, one message at a time, only with messages from
+// this cluster (the transport checks the cluster id where it can).
+
+import type { Message } from '../raft/index.js';
+import type { MembersResponse } from '../gen/raftkv/raftpb.js';
+
+export interface TransportHandler {
+  /** A message from a peer (already verified to belong to this cluster). */
+  step(m: Message): void;
+  reportUnreachable(id: bigint): void;
+  reportSnapshot(id: bigint, ok: boolean): void;
+  /** The cluster id and member list (answered to members that are joining). */
+  members?(): MembersResponse;
+  /** Whether a member id was removed from the cluster (its messages are refused). */
+  isRemoved?(id: bigint): boolean;
+  /** A peer told us we were removed from the cluster. */
+  onRemoved?(): void;
+}
+
+export interface Transport {
+  send(msgs: readonly Message[]): void;
+  /** Starts talking to a member at its advertised peer URLs (again, if they changed). */
+  addPeer(id: bigint, urls: string[]): void;
+  removePeer(id: bigint): void;
+  close(): void;
+}
+
+/** How a server gets its transport and asks a running cluster who is in it (to join). */
+export interface TransportFactory {
+  create(o: { id: bigint; clusterId: bigint; handler: TransportHandler }): Transport;
+  /** Asks the peers at `urls` (any one that answers) for the cluster id and member list. */
+  fetchClusterInfo(urls: string[]): Promise<MembersResponse>;
+}
