@@ -4,7 +4,6 @@
 
 import * as grpc from '@grpc/grpc-js';
 import {
-  LeaseClient,
   type LeaseGrantRequest,
   type LeaseGrantResponse,
   type LeaseKeepAliveRequest,
@@ -16,23 +15,13 @@ import {
   type LeaseTimeToLiveRequest,
   type LeaseTimeToLiveResponse,
 } from '../gen/etcd/rpc.js';
-import { EtcdError, Errors } from '../kv/errors.js';
 import type { EtcdServer } from '../server/etcd-server.js';
-import { grpcTarget } from '../transport/grpc-transport.js';
 import { randomInt63 } from '../util/ids.js';
 import { guardStream, toServiceError, unary } from './grpc-util.js';
+import { LeaderClient } from './leader-client.js';
 
 export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedServiceImplementation] {
-  let leaderClient: { url: string; client: InstanceType<typeof LeaseClient> } | undefined;
-  const toLeader = (): InstanceType<typeof LeaseClient> => {
-    const url = s.leaderClientUrl();
-    if (!url || s.leader() === 0n) throw Errors.noLeader();
-    if (!leaderClient || leaderClient.url !== url) {
-      leaderClient?.client.close();
-      leaderClient = { url, client: new LeaseClient(grpcTarget(url), grpc.credentials.createInsecure()) };
-    }
-    return leaderClient.client;
-  };
+  const leader = new LeaderClient(s);
 
   const grant = async (req: LeaseGrantRequest): Promise<LeaseGrantResponse> => {
     const ID = req.ID === 0n ? randomInt63() : req.ID;
@@ -43,12 +32,8 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
 
   const timeToLive = async (req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> => {
     if (!s.isLeader()) {
-      const c = toLeader();
-      return new Promise((resolve, reject) =>
-        c.leaseTimeToLive(req, new grpc.Metadata(), { deadline: Date.now() + s.requestTimeoutMs }, (err: grpc.ServiceError | null, res?: LeaseTimeToLiveResponse) =>
-          err ? reject(new EtcdError(err.code, err.details)) : resolve(res!),
-        ),
-      );
+      const c = leader.lease();
+      return leader.call(c.leaseTimeToLive.bind(c), req);
     }
     await s.linearizableRead();
     const l = s.lessor.leases.get(req.ID);
@@ -83,7 +68,7 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
       }
       try {
         if (!forward) {
-          forward = toLeader().leaseKeepAlive();
+          forward = leader.lease().leaseKeepAlive();
           forward.on('data', (r: LeaseKeepAliveResponse) => call.write(r));
           forward.on('error', () => {
             forward = undefined;

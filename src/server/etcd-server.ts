@@ -21,7 +21,7 @@ import {
   type SoftState,
   StateType,
 } from '../raft/index.js';
-import type { InternalRequest } from '../gen/raftkv/raftpb.js';
+import type { InternalRequest } from '../gen/raftkv/entry.js';
 import type { ResponseHeader } from '../gen/etcd/rpc.js';
 import { Errors } from '../kv/errors.js';
 import { Lessor } from '../kv/lessor.js';
@@ -37,6 +37,7 @@ import { type ServerConfig, electionTicks } from './config.js';
 import { CorruptionMonitor } from './corrupt-check.js';
 import { LeaderDuties } from './leader-duties.js';
 import { LinearizableReader } from './linearizable-read.js';
+import { MembershipChanges } from './membership-changes.js';
 import type { Metrics } from './metrics.js';
 import { Proposals } from './proposals.js';
 import { RaftNode } from './raft-node.js';
@@ -53,6 +54,8 @@ export class EtcdServer {
   readonly watchHub: WatchHub;
   readonly clock: Clock;
   readonly requestTimeoutMs: number;
+  /** Member add/remove/update/promote with etcd's checks (the Cluster API calls these). */
+  readonly members: MembershipChanges;
   readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
   /** Set by the process to record metrics (optional: tests run without). */
   metrics: Metrics | undefined;
@@ -87,6 +90,19 @@ export class EtcdServer {
     );
     // etcd: 5s + 2 election timeouts.
     this.requestTimeoutMs = 5000 + 2 * cfg.electionMs;
+    const server = this;
+    this.members = new MembershipChanges({
+      get id() {
+        return server.id;
+      },
+      membership: this.sm.membership,
+      clusterToken: cfg.initialClusterToken,
+      isLeader: () => this.isLeader(),
+      recentlyActive: (id) => this.recentlyActive(id),
+      matchOf: (id) => this.node.raw.matchOf(id),
+      wallNow: () => this.clock.wallNow(),
+      proposeConfChange: (cc) => this.proposeConfChange(cc),
+    });
   }
 
   get logger(): ProcessLogger {
@@ -288,12 +304,6 @@ export class EtcdServer {
 
   leaderClientUrl(): string | undefined {
     return this.sm.membership.get(this.leader())?.clientUrls[0];
-  }
-
-  /** The member's progress as the leader sees it (for learner promotion checks). */
-  progressOf(id: bigint): { match: number } | undefined {
-    const match = this.node.raw.matchOf(id);
-    return match === undefined ? undefined : { match };
   }
 
   /** Leader only: whether the member responded within the last election timeout. */

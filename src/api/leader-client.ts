@@ -1,0 +1,57 @@
+// Requests only the leader can answer (lease keep-alives and TTLs: it owns the expiry clocks;
+// learner promotion: it knows how far a learner caught up), forwarded by a follower to the
+// leader's client URL, as etcd forwards them to its leader. One cache of clients per member,
+// rebuilt when the leader (or its URL) changes.
+
+import * as grpc from '@grpc/grpc-js';
+import { ClusterClient, LeaseClient } from '../gen/etcd/rpc.js';
+import { EtcdError, Errors } from '../kv/errors.js';
+import type { EtcdServer } from '../server/etcd-server.js';
+import { grpcTarget } from '../util/url.js';
+
+type Clients = { url: string; lease: InstanceType<typeof LeaseClient>; cluster: InstanceType<typeof ClusterClient> };
+
+export class LeaderClient {
+  private clients: Clients | undefined;
+
+  constructor(private readonly s: EtcdServer) {}
+
+  /** Clients to the current leader's client URL (etcd's "no leader" when there is none known). */
+  private current(): Clients {
+    const url = this.s.leaderClientUrl();
+    if (!url || this.s.leader() === 0n) throw Errors.noLeader();
+    if (this.clients?.url !== url) {
+      this.close();
+      const target = grpcTarget(url);
+      const creds = grpc.credentials.createInsecure();
+      this.clients = { url, lease: new LeaseClient(target, creds), cluster: new ClusterClient(target, creds) };
+    }
+    return this.clients;
+  }
+
+  lease(): InstanceType<typeof LeaseClient> {
+    return this.current().lease;
+  }
+
+  cluster(): InstanceType<typeof ClusterClient> {
+    return this.current().cluster;
+  }
+
+  /** A unary call to the leader within the request timeout; its error comes back as etcd's. */
+  call<Req, Res>(
+    method: (req: Req, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => unknown,
+    req: Req,
+  ): Promise<Res> {
+    return new Promise((resolve, reject) =>
+      method(req, new grpc.Metadata(), { deadline: Date.now() + this.s.requestTimeoutMs }, (err, res) =>
+        err ? reject(new EtcdError(err.code, err.details)) : resolve(res!),
+      ),
+    );
+  }
+
+  close(): void {
+    this.clients?.lease.close();
+    this.clients?.cluster.close();
+    this.clients = undefined;
+  }
+}

@@ -1,0 +1,142 @@
+// Membership changes as etcd makes them: one member at a time, checked before they reach Raft.
+//
+// Owns: etcd's validation of member add/remove/update/promote (URLs, duplicates, ids) and its
+// strict reconfiguration checks (--strict-reconfig-check, on by default): a change must not
+// leave the new configuration without a quorum of started members (a member is started once
+// it has published its name), and the serving leader must hear from the voters it counts on.
+// Never: changes the member list itself (that happens when the conf change is applied, on
+// every member alike), or judges activity on a follower (only the leader hears from everyone;
+// its Raft still orders what followers forward).
+
+import { createHash } from 'node:crypto';
+import type { Member } from '../gen/etcd/rpc.js';
+import { MemberInfo } from '../gen/raftkv/member.js';
+import { Errors } from '../kv/errors.js';
+import { ConfChangeType, type ConfChangeV1 } from '../raft/index.js';
+import type { Membership } from './membership.js';
+
+/** A learner may be promoted once its log is within 90% of the leader's (etcd's rule). */
+const LEARNER_READY_PERCENT = 0.9;
+
+const quorum = (n: number): number => Math.floor(n / 2) + 1;
+
+/** What the checks need to know of the server. */
+export interface ClusterView {
+  readonly id: bigint;
+  readonly membership: Membership;
+  readonly clusterToken: string;
+  isLeader(): boolean;
+  /** Leader only: whether the member answered recently. */
+  recentlyActive(id: bigint): boolean;
+  /** Leader only: the member's match index. */
+  matchOf(id: bigint): number | undefined;
+  wallNow(): number;
+  proposeConfChange(cc: ConfChangeV1): Promise<void>;
+}
+
+function validUrls(urls: string[]): boolean {
+  if (urls.length === 0) return false;
+  for (const u of urls) {
+    try {
+      const p = new URL(u);
+      if ((p.protocol !== 'http:' && p.protocol !== 'https:') || !p.port || p.pathname !== '/') return false;
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
+export class MembershipChanges {
+  constructor(private readonly c: ClusterView) {}
+
+  /** etcd's MemberAdd: a new id from the URLs, the token and the time; returns the new member. */
+  async add(peerURLs: string[], isLearner: boolean): Promise<Member | undefined> {
+    const ms = this.c.membership;
+    if (!validUrls(peerURLs)) throw Errors.memberBadURLs();
+    for (const m of ms.members.values()) {
+      if (m.peerUrls.some((u) => peerURLs.includes(u))) throw Errors.peerURLExist();
+    }
+    // etcd: sha1(sorted peer URLs + cluster token + time) — unique per add.
+    const h = createHash('sha1').update([...peerURLs].sort().join('') + this.c.clusterToken + String(this.c.wallNow())).digest();
+    const id = h.readBigUInt64BE(0);
+    if (ms.get(id) || ms.removed.has(id)) throw Errors.memberExist();
+    if (!isLearner) this.checkReadyToAddVoter();
+    const info: MemberInfo = { id, name: '', peerUrls: peerURLs, clientUrls: [], isLearner };
+    await this.c.proposeConfChange({
+      type: isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode,
+      nodeId: id,
+      context: MemberInfo.encode(info).finish(),
+    });
+    return ms.list().find((m) => m.ID === id);
+  }
+
+  async remove(id: bigint): Promise<void> {
+    const m = this.c.membership.get(id);
+    if (!m) throw Errors.memberNotFound();
+    // Removing a learner never endangers the quorum.
+    if (!m.isLearner) this.checkReadyToRemoveVoter(id);
+    await this.c.proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: id, context: new Uint8Array(0) });
+  }
+
+  async update(id: bigint, peerURLs: string[]): Promise<void> {
+    const m = this.c.membership.get(id);
+    if (!m) throw Errors.memberNotFound();
+    if (!validUrls(peerURLs)) throw Errors.memberBadURLs();
+    const info: MemberInfo = { ...m, peerUrls: peerURLs };
+    await this.c.proposeConfChange({ type: ConfChangeType.UpdateNode, nodeId: id, context: MemberInfo.encode(info).finish() });
+  }
+
+  /** Whether `id` names a learner that could be promoted (followers then ask the leader). */
+  checkPromotable(id: bigint): void {
+    const m = this.c.membership.get(id);
+    if (!m) throw Errors.memberNotFound();
+    if (!m.isLearner) throw Errors.memberNotLearner();
+  }
+
+  /** Leader only: promotes a learner that has caught up. */
+  async promote(id: bigint): Promise<void> {
+    this.checkPromotable(id);
+    const lead = this.c.matchOf(this.c.id) ?? 0;
+    const match = this.c.matchOf(id);
+    if (match === undefined || match < lead * LEARNER_READY_PERCENT) throw Errors.learnerNotReady();
+    // The learner counts as started: it has just proven so by catching up.
+    const { voters, started } = this.voterCounts();
+    if (started + 1 < quorum(voters + 1)) throw Errors.memberNotEnoughStarted();
+    await this.c.proposeConfChange({ type: ConfChangeType.AddNode, nodeId: id, context: new Uint8Array(0) });
+  }
+
+  /**
+   * The voters (all but `except`): how many, how many have started, and, on the leader, how
+   * many it heard from recently (itself included). `active` is undefined on a follower.
+   */
+  private voterCounts(except?: bigint): { voters: number; started: number; active: number | undefined } {
+    const leader = this.c.isLeader();
+    let voters = 0;
+    let started = 0;
+    let active = 0;
+    for (const m of this.c.membership.members.values()) {
+      if (m.isLearner || m.id === except) continue;
+      voters++;
+      if (m.name !== '') started++;
+      if (leader && (m.id === this.c.id || this.c.recentlyActive(m.id))) active++;
+    }
+    return { voters, started, active: leader ? active : undefined };
+  }
+
+  private checkReadyToAddVoter(): void {
+    const { voters, started, active } = this.voterCounts();
+    // etcd's exception: a second member may join a 1-member cluster (restoring from a backup).
+    const restoring = started === 1 && voters + 1 === 2;
+    if (!restoring && started < quorum(voters + 1)) throw Errors.memberNotEnoughStarted();
+    // The leader must hear from every voter before it counts on one more.
+    if (active !== undefined && active < voters) throw Errors.unhealthy();
+  }
+
+  /** Removing a voter must leave a quorum of started, and of active, voters. */
+  private checkReadyToRemoveVoter(id: bigint): void {
+    const { voters, started, active } = this.voterCounts(id);
+    if (started < quorum(voters)) throw Errors.memberNotEnoughStarted();
+    if (active !== undefined && active < quorum(voters)) throw Errors.unhealthy();
+  }
+}
