@@ -59,7 +59,7 @@ export enum SnapshotStatus {
 }
 
 export class RawNode {
-  readonly raft: Raft;
+  private readonly raft: Raft;
   private prevSoftState: SoftState;
   private prevHardState: HardState;
   /** Term and vote as last confirmed durable by advance(): gates early message sending. */
@@ -304,6 +304,14 @@ export class RawNode {
   /** The current configuration as a ConfState. */
   confState(): ConfState {
     return this.raft.trk.confState();
+  }
+
+  /**
+   * The protocol state itself, for tests and the simulator's invariant checks only. A driver
+   * never reaches into it: it uses basicStatus(), matchOf(), confState() and status().
+   */
+  inspect(): Raft {
+    return this.raft;
   }
 
   status(): Status {

@@ -47,15 +47,15 @@ export class TestPeer {
   ) {}
 
   get raft() {
-    return this.node.raft;
+    return this.node.inspect();
   }
 
   get state(): StateType {
-    return this.node.raft.state;
+    return this.node.inspect().state;
   }
 
   get term(): number {
-    return this.node.raft.term;
+    return this.node.inspect().term;
   }
 
   logTerms(): number[] {
@@ -160,7 +160,7 @@ export class TestNet {
       if (!p) continue;
       this.delivered.push(m);
       try {
-        p.node.raft.step({ ...m, entries: m.entries.map((e) => ({ ...e })) });
+        p.node.inspect().step({ ...m, entries: m.entries.map((e) => ({ ...e })) });
       } catch (e) {
         if (!(e instanceof Error) || !/dropped/.test(e.message)) throw e;
       }

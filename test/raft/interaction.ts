@@ -266,7 +266,7 @@ export class InteractionEnv {
         break;
       case 'raft-state':
         for (const n of this.nodes.values()) {
-          const r = n.raw.raft;
+          const r = n.raw.inspect();
           this.out.push(`${n.id}: ${r.state} (${r.isLearner ? 'Learner' : 'Voter'}) Term:${r.term} Lead:${r.lead}`);
         }
         break;
@@ -305,7 +305,7 @@ export class InteractionEnv {
   }
 
   private raftLog(n: Node): void {
-    const l = n.raw.raft.raftLog;
+    const l = n.raw.inspect().raftLog;
     if (l.lastIndex() < l.firstIndex()) {
       this.out.push(`log is empty: first index=${l.firstIndex()}, last index=${l.lastIndex()}`);
       return;
@@ -318,7 +318,7 @@ export class InteractionEnv {
    * (which it must have applied) as the storage's snapshot, then drop the entries through it.
    */
   private compact(n: Node, index: number): void {
-    const applied = n.raw.raft.raftLog.applied;
+    const applied = n.raw.inspect().raftLog.applied;
     if (index > applied) throw new Error(`cannot compact ${n.id} to ${index}: applied is ${applied}`);
     const st = n.history.find((h) => h.index === index);
     if (!st) throw new Error(`no applied state of ${n.id} at ${index}`);

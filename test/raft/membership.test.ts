@@ -103,8 +103,8 @@ describe('joint consensus (§6)', () => {
     n1.proposeConfChange(cc([{ type: ConfChangeType.AddLearnerNode, nodeId: 4n }]));
     n1.proposeConfChange(cc([{ type: ConfChangeType.AddLearnerNode, nodeId: 5n }]));
     net.settle();
-    const last = n1.raft.raftLog.lastIndex();
-    const tail = n1.raft.raftLog.slice(last - 1, last + 1, Number.MAX_SAFE_INTEGER);
+    const last = n1.inspect().raftLog.lastIndex();
+    const tail = n1.inspect().raftLog.slice(last - 1, last + 1, Number.MAX_SAFE_INTEGER);
     assert.equal(tail[0]!.type, EntryType.ConfChangeV2);
     assert.equal(tail[1]!.type, EntryType.Normal, 'the second change was neutralized');
   });

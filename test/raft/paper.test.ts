@@ -165,7 +165,7 @@ describe('commitment rules (§5.4.2, Figure 8)', () => {
       st.append(ents([1, 2]));
       st.setHardState({ term: 2, vote: NONE, commit: 0 });
       const node = new RawNode({ id: 1n, storage: st, electionTick: 10, heartbeatTick: 1, rand: new SeededRand(1) });
-      const r = node.raft;
+      const r = node.inspect();
       r.becomeCandidate();
       r.becomeLeader(); // term 3, appends the no-op at index 3
       const rd = node.ready();

@@ -237,7 +237,7 @@ export class SimCluster {
       n.raw!.bootstrap(ids.map((x) => ({ id: x })));
     }
     this.stats.restarts++;
-    this.trace(`n${id} RESTART term=${n.raw!.raft.term} commit=${n.raw!.raft.raftLog.committed} last=${n.raw!.raft.raftLog.lastIndex()}`);
+    this.trace(`n${id} RESTART term=${n.raw!.inspect().term} commit=${n.raw!.inspect().raftLog.committed} last=${n.raw!.inspect().raftLog.lastIndex()}`);
     this.schedule({ kind: 'tick', node: id, incarnation: n.incarnation }, 1 + this.rng.intn(TICK));
   }
 
@@ -264,7 +264,7 @@ export class SimCluster {
   leader(): SimNode | undefined {
     let best: SimNode | undefined;
     for (const n of this.nodes.values()) {
-      if (n.raw?.raft.state === StateType.Leader && (!best || n.raw.raft.term > best.raw!.raft.term)) best = n;
+      if (n.raw?.inspect().state === StateType.Leader && (!best || n.raw.inspect().term > best.raw!.inspect().term)) best = n;
     }
     return best;
   }
@@ -395,7 +395,7 @@ export class SimCluster {
       const s = rd.softState;
       if (s.raftState !== n.lastRole || s.lead !== n.lastLead) {
         if (s.raftState === StateType.Leader) this.stats.elections++;
-        this.trace(`n${n.id} ${s.raftState} term=${raw.raft.term} lead=${s.lead}`);
+        this.trace(`n${n.id} ${s.raftState} term=${raw.inspect().term} lead=${s.lead}`);
         n.lastRole = s.raftState;
         n.lastLead = s.lead;
       }
@@ -460,11 +460,11 @@ export class SimCluster {
       } catch (err) {
         throw new InvariantViolation(
           'conf change',
-          `node ${n.id} failed to apply the conf change at index ${e.index} (config ${n.raw!.raft.trk.config}): ${String(err)}`,
+          `node ${n.id} failed to apply the conf change at index ${e.index} (config ${n.raw!.inspect().trk.config}): ${String(err)}`,
         );
       }
-      if (n.raw!.raft.state === StateType.Leader || this.opts.verbose) {
-        this.trace(`n${n.id} APPLIED CONF at ${e.index}: ${n.raw!.raft.trk.config}`);
+      if (n.raw!.inspect().state === StateType.Leader || this.opts.verbose) {
+        this.trace(`n${n.id} APPLIED CONF at ${e.index}: ${n.raw!.inspect().trk.config}`);
       }
     } else if (e.data.length > 0) {
       const k = new TextDecoder().decode(e.data);

@@ -95,7 +95,7 @@ export class Invariants {
     for (const n of nodes) {
       const raw = n.raw;
       if (!raw) continue;
-      const r = raw.raft;
+      const r = raw.inspect();
       const log = r.raftLog;
       const first = log.firstIndex();
       const last = log.lastIndex();

@@ -64,7 +64,7 @@ export function runSchedule(o: ScheduleOptions): ScheduleResult {
     elections: c.stats.elections,
     events: c.stats.events,
     restarts: c.stats.restarts,
-    finalMembers: c.leader()?.raw?.raft.trk.progress.size ?? 0,
+    finalMembers: c.leader()?.raw?.inspect().trk.progress.size ?? 0,
   });
 
   const faults: Array<() => void> = [
@@ -138,19 +138,19 @@ export function runSchedule(o: ScheduleOptions): ScheduleResult {
     },
     () => {
       const l = c.leader();
-      const learner = l && pick([...l.raw!.raft.trk.config.learners]);
+      const learner = l && pick([...l.raw!.inspect().trk.config.learners]);
       if (learner !== undefined) c.proposeConfChange(cc([{ type: ConfChangeType.AddNode, nodeId: learner }]));
     },
     () => {
       const l = c.leader();
-      const voters = l ? [...l.raw!.raft.trk.config.voters.incoming] : [];
+      const voters = l ? [...l.raw!.inspect().trk.config.voters.incoming] : [];
       const v = voters.length > 2 ? pick(voters) : undefined;
       if (v !== undefined) c.proposeConfChange(cc([{ type: ConfChangeType.RemoveNode, nodeId: v }]));
     },
     () => {
       // Replace a voter through a joint configuration (auto leave).
       const l = c.leader();
-      const voters = l ? [...l.raw!.raft.trk.config.voters.incoming] : [];
+      const voters = l ? [...l.raw!.inspect().trk.config.voters.incoming] : [];
       const v = pick(voters);
       if (v === undefined || c.nodes.size >= maxNodes) return;
       c.proposeConfChange(
@@ -163,7 +163,7 @@ export function runSchedule(o: ScheduleOptions): ScheduleResult {
     () => {
       // Demote a voter to learner in an explicit joint config, left later.
       const l = c.leader();
-      const voters = l ? [...l.raw!.raft.trk.config.voters.incoming] : [];
+      const voters = l ? [...l.raw!.inspect().trk.config.voters.incoming] : [];
       const v = voters.length > 2 ? pick(voters) : undefined;
       if (v !== undefined) {
         c.proposeConfChange(cc([{ type: ConfChangeType.AddLearnerNode, nodeId: v }], ConfChangeTransition.JointExplicit));
@@ -209,7 +209,7 @@ export function runSchedule(o: ScheduleOptions): ScheduleResult {
     while (c.now < healEnd) {
       c.runUntil(c.now + TICK);
       const l = c.leader();
-      if (!l?.raw || l.raw.raft.state !== StateType.Leader) continue;
+      if (!l?.raw || l.raw.inspect().state !== StateType.Leader) continue;
       maybeLeaveJoint(c);
       if (finalKey === undefined || (!c.acked.has(finalKey) && c.now - proposedAt > 30 * TICK)) {
         finalKey = `final${c.proposed}`;
@@ -224,7 +224,7 @@ export function runSchedule(o: ScheduleOptions): ScheduleResult {
       }
       const idx = c.acked.get(finalKey);
       if (idx === undefined) continue;
-      const members = [...l.raw.raft.trk.progress.keys()];
+      const members = [...l.raw.inspect().trk.progress.keys()];
       if (members.every((id) => (c.nodes.get(id)?.smIndex ?? 0) >= idx)) {
         c.trace(`CONVERGED: final write at index ${idx} applied on members ${members.join(',')}`);
         return result(true);
@@ -232,8 +232,8 @@ export function runSchedule(o: ScheduleOptions): ScheduleResult {
     }
     const l = c.leader();
     const detail = l
-      ? `leader n${l.id} term ${l.raw!.raft.term}; applied: ${[...c.nodes.values()].map((n) => `n${n.id}=${n.smIndex}${n.up ? '' : '(down)'}`).join(' ')}`
-      : `no leader; states: ${[...c.nodes.values()].map((n) => `n${n.id}=${n.raw?.raft.state}/t${n.raw?.raft.term}`).join(' ')}`;
+      ? `leader n${l.id} term ${l.raw!.inspect().term}; applied: ${[...c.nodes.values()].map((n) => `n${n.id}=${n.smIndex}${n.up ? '' : '(down)'}`).join(' ')}`
+      : `no leader; states: ${[...c.nodes.values()].map((n) => `n${n.id}=${n.raw?.inspect().state}/t${n.raw?.inspect().term}`).join(' ')}`;
     return result(false, `liveness: cluster did not converge within ${healTicks} ticks after healing (${detail})`);
   } catch (e) {
     if (e instanceof InvariantViolation) return result(false, e.message);
@@ -247,8 +247,8 @@ function cc(changes: ConfChangeSingle[], transition = ConfChangeTransition.Auto)
 
 function maybeLeaveJoint(c: SimCluster): void {
   const l = c.leader();
-  const cfg = l?.raw?.raft.trk.config;
+  const cfg = l?.raw?.inspect().trk.config;
   if (!cfg || !cfg.voters.isJoint() || cfg.autoLeave) return;
-  if (l!.raw!.raft.pendingConfIndex > l!.raw!.raft.raftLog.applied) return;
+  if (l!.raw!.inspect().pendingConfIndex > l!.raw!.inspect().raftLog.applied) return;
   c.proposeConfChange(cc([]));
 }
