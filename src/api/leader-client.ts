@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ClusterClient, LeaseClient } from '../gen/etcd/rpc.js';
 import { EtcdError, Errors } from '../kv/errors.js';
 import type { EtcdServer } from '../server/etcd-server.js';
-import { grpcTarget } from '../util/url.js';
+import { grpcTarget } from '../transport/grpc-transport.js';
 
 type Clients = { url: string; lease: InstanceType<typeof LeaseClient>; cluster: InstanceType<typeof ClusterClient> };
 
