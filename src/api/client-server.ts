@@ -3,7 +3,7 @@
 
 import * as grpc from '@grpc/grpc-js';
 import type { EtcdServer } from '../server/etcd-server.js';
-import { grpcTarget } from '../transport/grpc-transport.js';
+import { grpcTarget } from '../util/url.js';
 import { clusterService } from './cluster-service.js';
 import { kvService } from './kv-service.js';
 import { leaseService } from './lease-service.js';

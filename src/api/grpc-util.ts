@@ -1,15 +1,13 @@
 // Adapters between async handlers and grpc-js callbacks, with etcd-style error statuses.
-// Nothing a client sends can throw out of a handler: unexpected errors become INTERNAL.
+// Nothing a client sends can throw out of a handler: unexpected errors become INTERNAL. The
+// mapping of etcd errors to gRPC statuses is in grpc-status.ts.
 
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { EtcdError, Errors } from '../kv/errors.js';
 import type { EtcdServer } from '../server/etcd-server.js';
+import { toServiceError } from './grpc-status.js';
 
-export function toServiceError(e: unknown): Partial<grpc.StatusObject> {
-  if (e instanceof EtcdError) return { code: e.code, details: e.message };
-  const msg = e instanceof Error ? e.message : String(e);
-  return { code: grpc.status.INTERNAL, details: msg };
-}
+export { fromServiceError, toServiceError } from './grpc-status.js';
 
 export type Handler<Req, Res> = (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
 

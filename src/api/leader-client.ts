@@ -5,9 +5,10 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { ClusterClient, LeaseClient } from '../gen/etcd/rpc.js';
-import { EtcdError, Errors } from '../kv/errors.js';
+import { Errors } from '../kv/errors.js';
 import type { EtcdServer } from '../server/etcd-server.js';
-import { grpcTarget } from '../transport/grpc-transport.js';
+import { grpcTarget } from '../util/url.js';
+import { fromServiceError } from './grpc-status.js';
 
 type Clients = { url: string; lease: InstanceType<typeof LeaseClient>; cluster: InstanceType<typeof ClusterClient> };
 
@@ -44,7 +45,7 @@ export class LeaderClient {
   ): Promise<Res> {
     return new Promise((resolve, reject) =>
       method(req, new grpc.Metadata(), { deadline: Date.now() + this.s.requestTimeoutMs }, (err, res) =>
-        err ? reject(new EtcdError(err.code, err.details)) : resolve(res!),
+        err ? reject(fromServiceError(err)) : resolve(res!),
       ),
     );
   }

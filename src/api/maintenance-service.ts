@@ -1,7 +1,6 @@
 // etcdserverpb.Maintenance: Status, Alarm, Defragment, Hash, HashKV, Snapshot, MoveLeader.
 
 import type * as grpc from '@grpc/grpc-js';
-import { createHash } from 'node:crypto';
 import {
   type AlarmRequest,
   AlarmRequest_AlarmAction,
@@ -18,7 +17,7 @@ import {
 } from '../gen/etcd/rpc.js';
 import { Errors } from '../kv/errors.js';
 import { API_VERSION, type EtcdServer, yieldToEventLoop } from '../server/etcd-server.js';
-import { encodeSnapshotFile } from '../storage/snap/snapshotter.js';
+import { etcdctlSnapshotStream } from '../server/snapshot-image.js';
 import { guardStream, toServiceError, unary } from './grpc-util.js';
 
 export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, grpc.UntypedServiceImplementation] {
@@ -74,14 +73,10 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
     });
   };
   const streamSnapshot = async (s: EtcdServer, call: grpc.ServerWritableStream<unknown, SnapshotResponse>): Promise<void> => {
-    // A point-in-time image of the state machine, in raftkv's snapshot file format.
+    // A point-in-time image of the state machine, as etcd's stream (format: src/server/snapshot-image.ts).
     const term = s.term();
     const { index, confState, data } = await s.sm.imageAsync(yieldToEventLoop);
-    const body = encodeSnapshotFile({ data, metadata: { index, term, confState } });
-    // Like etcd's stream: the image padded to a multiple of 512 bytes, then its sha256
-    // (etcdctl checks that the stream ends with one).
-    const padded = Buffer.concat([body, Buffer.alloc((512 - (body.length % 512)) % 512)]);
-    const file = Buffer.concat([padded, createHash('sha256').update(padded).digest()]);
+    const file = etcdctlSnapshotStream({ data, metadata: { index, term, confState } });
     const header = hdr();
     const CHUNK = 32 * 1024;
     let off = 0;

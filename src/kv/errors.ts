@@ -1,11 +1,37 @@
-// etcd's client-visible errors: gRPC status code and the exact message text. The etcd3 npm
+// etcd's client-visible errors: the exact message text and a status code. The etcd3 npm
 // client picks its error classes by these messages, so they must match etcd's byte for byte.
+//
+// Nothing here knows a transport: the code is our own ErrorCode (the canonical status codes
+// etcd's rpctypes use, google.rpc.Code numbering), mapped to a gRPC status where errors leave
+// the process (src/api/grpc-status.ts) and back where a forwarded call's error comes in.
 
-import { status } from '@grpc/grpc-js';
+/**
+ * The kind of failure, as a canonical status code (google.rpc.Code: the numbering gRPC and
+ * etcd's gateway share). Transport-neutral: src/api/ maps it to the wire.
+ */
+export enum ErrorCode {
+  OK = 0,
+  CANCELLED = 1,
+  UNKNOWN = 2,
+  INVALID_ARGUMENT = 3,
+  DEADLINE_EXCEEDED = 4,
+  NOT_FOUND = 5,
+  ALREADY_EXISTS = 6,
+  PERMISSION_DENIED = 7,
+  RESOURCE_EXHAUSTED = 8,
+  FAILED_PRECONDITION = 9,
+  ABORTED = 10,
+  OUT_OF_RANGE = 11,
+  UNIMPLEMENTED = 12,
+  INTERNAL = 13,
+  UNAVAILABLE = 14,
+  DATA_LOSS = 15,
+  UNAUTHENTICATED = 16,
+}
 
 export class EtcdError extends Error {
   constructor(
-    readonly code: status,
+    readonly code: ErrorCode,
     message: string,
   ) {
     super(message);
@@ -13,41 +39,51 @@ export class EtcdError extends Error {
   }
 }
 
-const e = (code: status, msg: string) => () => new EtcdError(code, msg);
+const e = (code: ErrorCode, msg: string) => () => new EtcdError(code, msg);
+
+const {
+  INVALID_ARGUMENT,
+  OUT_OF_RANGE,
+  RESOURCE_EXHAUSTED,
+  NOT_FOUND,
+  FAILED_PRECONDITION,
+  UNAVAILABLE,
+  DATA_LOSS,
+} = ErrorCode;
 
 export const Errors = {
-  emptyKey: e(status.INVALID_ARGUMENT, 'etcdserver: key is not provided'),
-  keyNotFound: e(status.INVALID_ARGUMENT, 'etcdserver: key not found'),
-  valueProvided: e(status.INVALID_ARGUMENT, 'etcdserver: value is provided'),
-  leaseProvided: e(status.INVALID_ARGUMENT, 'etcdserver: lease is provided'),
-  tooManyOps: e(status.INVALID_ARGUMENT, 'etcdserver: too many operations in txn request'),
-  duplicateKey: e(status.INVALID_ARGUMENT, 'etcdserver: duplicate key given in txn request'),
-  compacted: e(status.OUT_OF_RANGE, 'etcdserver: mvcc: required revision has been compacted'),
-  futureRev: e(status.OUT_OF_RANGE, 'etcdserver: mvcc: required revision is a future revision'),
-  noSpace: e(status.RESOURCE_EXHAUSTED, 'etcdserver: mvcc: database space exceeded'),
-  leaseNotFound: e(status.NOT_FOUND, 'etcdserver: requested lease not found'),
-  leaseExist: e(status.FAILED_PRECONDITION, 'etcdserver: lease already exists'),
-  leaseTTLTooLarge: e(status.OUT_OF_RANGE, 'etcdserver: too large lease TTL'),
-  memberExist: e(status.FAILED_PRECONDITION, 'etcdserver: member ID already exist'),
-  peerURLExist: e(status.FAILED_PRECONDITION, 'etcdserver: Peer URLs already exists'),
-  memberNotEnoughStarted: e(status.FAILED_PRECONDITION, 'etcdserver: re-configuration failed due to not enough started members'),
-  memberBadURLs: e(status.INVALID_ARGUMENT, 'etcdserver: given member URLs are invalid'),
-  memberNotFound: e(status.NOT_FOUND, 'etcdserver: member not found'),
-  memberNotLearner: e(status.FAILED_PRECONDITION, 'etcdserver: can only promote a learner member'),
-  learnerNotReady: e(status.FAILED_PRECONDITION, 'etcdserver: can only promote a learner member which is in sync with leader'),
-  tooManyLearners: e(status.FAILED_PRECONDITION, 'etcdserver: too many learner members in cluster'),
-  requestTooLarge: e(status.INVALID_ARGUMENT, 'etcdserver: request is too large'),
-  tooManyRequests: e(status.RESOURCE_EXHAUSTED, 'etcdserver: too many requests'),
-  noLeader: e(status.UNAVAILABLE, 'etcdserver: no leader'),
-  notLeader: e(status.FAILED_PRECONDITION, 'etcdserver: not leader'),
-  leaderChanged: e(status.UNAVAILABLE, 'etcdserver: leader changed'),
-  stopped: e(status.UNAVAILABLE, 'etcdserver: server stopped'),
-  timeout: e(status.UNAVAILABLE, 'etcdserver: request timed out'),
-  timeoutDueToLeaderFail: e(status.UNAVAILABLE, 'etcdserver: request timed out, possibly due to previous leader failure'),
-  timeoutDueToConnectionLost: e(status.UNAVAILABLE, 'etcdserver: request timed out, possibly due to connection lost'),
-  unhealthy: e(status.UNAVAILABLE, 'etcdserver: unhealthy cluster'),
-  notSupportedForLearner: e(status.UNAVAILABLE, 'etcdserver: rpc not supported for learner'),
-  badLeaderTransferee: e(status.FAILED_PRECONDITION, 'etcdserver: bad leader transferee'),
-  notCapable: e(status.UNAVAILABLE, 'etcdserver: not capable'),
-  corrupt: e(status.DATA_LOSS, 'etcdserver: corrupt cluster'),
+  emptyKey: e(INVALID_ARGUMENT, 'etcdserver: key is not provided'),
+  keyNotFound: e(INVALID_ARGUMENT, 'etcdserver: key not found'),
+  valueProvided: e(INVALID_ARGUMENT, 'etcdserver: value is provided'),
+  leaseProvided: e(INVALID_ARGUMENT, 'etcdserver: lease is provided'),
+  tooManyOps: e(INVALID_ARGUMENT, 'etcdserver: too many operations in txn request'),
+  duplicateKey: e(INVALID_ARGUMENT, 'etcdserver: duplicate key given in txn request'),
+  compacted: e(OUT_OF_RANGE, 'etcdserver: mvcc: required revision has been compacted'),
+  futureRev: e(OUT_OF_RANGE, 'etcdserver: mvcc: required revision is a future revision'),
+  noSpace: e(RESOURCE_EXHAUSTED, 'etcdserver: mvcc: database space exceeded'),
+  leaseNotFound: e(NOT_FOUND, 'etcdserver: requested lease not found'),
+  leaseExist: e(FAILED_PRECONDITION, 'etcdserver: lease already exists'),
+  leaseTTLTooLarge: e(OUT_OF_RANGE, 'etcdserver: too large lease TTL'),
+  memberExist: e(FAILED_PRECONDITION, 'etcdserver: member ID already exist'),
+  peerURLExist: e(FAILED_PRECONDITION, 'etcdserver: Peer URLs already exists'),
+  memberNotEnoughStarted: e(FAILED_PRECONDITION, 'etcdserver: re-configuration failed due to not enough started members'),
+  memberBadURLs: e(INVALID_ARGUMENT, 'etcdserver: given member URLs are invalid'),
+  memberNotFound: e(NOT_FOUND, 'etcdserver: member not found'),
+  memberNotLearner: e(FAILED_PRECONDITION, 'etcdserver: can only promote a learner member'),
+  learnerNotReady: e(FAILED_PRECONDITION, 'etcdserver: can only promote a learner member which is in sync with leader'),
+  tooManyLearners: e(FAILED_PRECONDITION, 'etcdserver: too many learner members in cluster'),
+  requestTooLarge: e(INVALID_ARGUMENT, 'etcdserver: request is too large'),
+  tooManyRequests: e(RESOURCE_EXHAUSTED, 'etcdserver: too many requests'),
+  noLeader: e(UNAVAILABLE, 'etcdserver: no leader'),
+  notLeader: e(FAILED_PRECONDITION, 'etcdserver: not leader'),
+  leaderChanged: e(UNAVAILABLE, 'etcdserver: leader changed'),
+  stopped: e(UNAVAILABLE, 'etcdserver: server stopped'),
+  timeout: e(UNAVAILABLE, 'etcdserver: request timed out'),
+  timeoutDueToLeaderFail: e(UNAVAILABLE, 'etcdserver: request timed out, possibly due to previous leader failure'),
+  timeoutDueToConnectionLost: e(UNAVAILABLE, 'etcdserver: request timed out, possibly due to connection lost'),
+  unhealthy: e(UNAVAILABLE, 'etcdserver: unhealthy cluster'),
+  notSupportedForLearner: e(UNAVAILABLE, 'etcdserver: rpc not supported for learner'),
+  badLeaderTransferee: e(FAILED_PRECONDITION, 'etcdserver: bad leader transferee'),
+  notCapable: e(UNAVAILABLE, 'etcdserver: not capable'),
+  corrupt: e(DATA_LOSS, 'etcdserver: corrupt cluster'),
 };

@@ -11,7 +11,6 @@ import { Event_EventType } from '../gen/etcd/kv.js';
 import { type SortedMap, newSortedMap } from '../util/btree.js';
 import { crc32c } from './crc32c.js';
 import { Errors } from './errors.js';
-import { type ImageKey, decodeKeys, encodeKeys } from './mvcc-image.js';
 
 /** One version of a key. version === 0n marks a deletion (tombstone). */
 export interface Rev {
@@ -22,6 +21,12 @@ export interface Rev {
   version: bigint;
   value: Buffer;
   lease: bigint;
+}
+
+/** A key and its versions, oldest first (what a snapshot image holds per key). */
+export interface KeyHistory {
+  key: Buffer;
+  history: readonly Rev[];
 }
 
 class KeyRecord {
@@ -242,17 +247,23 @@ export class MvccStore {
   }
 
   /**
-   * The store's image at the current revision (binary, see mvcc-image.ts), built in chunks that
-   * yield to the event loop (`pause`) so that a large snapshot never stalls heartbeats. Writes
-   * may continue meanwhile: the image keeps only versions up to the revision captured at the
-   * start, and pruning is deferred until it is done, so it is exactly the state at that revision.
+   * Every key's history as of the current revision, in key order, handed to `onBatch` in
+   * batches of `chunk` keys with a yield to the event loop (`pause`) in between, so that a large
+   * snapshot never stalls heartbeats. Writes may continue meanwhile: only versions up to the
+   * revision captured at the start are handed out, and pruning is deferred until the walk is
+   * done, so it is exactly the state at that revision. The snapshot image is built from it (its
+   * format: src/server/snapshot-image.ts). `onBatch` must use the histories before it returns
+   * (later writes change them) and must not modify them.
    */
-  async imageChunksAsync(pause: () => Promise<void>, chunk = 2000): Promise<{ currentRev: string; compactRev: string; chunks: Buffer[] }> {
+  async historiesAsync(
+    onBatch: (keys: KeyHistory[]) => void,
+    pause: () => Promise<void>,
+    chunk = 2000,
+  ): Promise<{ currentRev: bigint; compactRev: bigint }> {
     const rev = this.currentRev;
     const compactRev = this.compactRev;
     this.pins++;
     try {
-      const chunks: Buffer[] = [];
       let after: string | undefined;
       for (;;) {
         const batch: Array<[string, KeyRecord]> = [];
@@ -264,18 +275,18 @@ export class MvccStore {
           if (batch.length >= chunk) return { break: true };
         });
         if (batch.length === 0) break;
-        const keys: ImageKey[] = [];
+        const keys: KeyHistory[] = [];
         for (const [, rec] of batch) {
           const last = rec.history[rec.history.length - 1];
           const history = last && last.mod <= rev ? rec.history : rec.history.filter((r) => r.mod <= rev);
           if (history.length > 0) keys.push({ key: rec.key, history });
         }
-        chunks.push(encodeKeys(keys));
+        onBatch(keys);
         after = batch[batch.length - 1]![0];
         if (batch.length < chunk) break;
         await pause();
       }
-      return { currentRev: rev.toString(), compactRev: compactRev.toString(), chunks };
+      return { currentRev: rev, compactRev };
     } finally {
       if (--this.pins === 0 && this.pendingPrune >= 0n) {
         const r = this.pendingPrune;
@@ -285,47 +296,11 @@ export class MvccStore {
     }
   }
 
-  /** Loads the keys of a binary image (see imageChunksAsync) starting at `offset` of `buf`. */
-  async loadImageAsync(buf: Buffer, offset: number, pause: () => Promise<void>): Promise<void> {
-    await decodeKeys(
-      buf,
-      offset,
-      (k) => {
-        const rec = new KeyRecord(k.key);
-        rec.history = k.history;
-        this.index.set(keyStr(rec.key), rec);
-      },
-      pause,
-    );
-  }
-
-  /**
-   * Loads the keys of a version-2 image (one JSON line per key, bytes in base64), as older
-   * raftkv versions wrote them, starting at `offset` of `buf`.
-   */
-  async loadJsonLinesAsync(buf: Buffer, offset: number, pause: () => Promise<void>): Promise<void> {
-    let pos = offset;
-    let n = 0;
-    while (pos < buf.length) {
-      const next = buf.indexOf(10, pos);
-      const end = next < 0 ? buf.length : next;
-      if (end > pos) this.loadKey(JSON.parse(buf.toString('utf8', pos, end)) as StoreImage['keys'][number]);
-      pos = end + 1;
-      if (++n % 2000 === 0) await pause();
-    }
-  }
-
-  private loadKey(k: StoreImage['keys'][number]): void {
-    const rec = new KeyRecord(Buffer.from(k.key, 'base64'));
-    rec.history = k.history.map(([mod, sub, create, version, value, lease]) => ({
-      mod: BigInt(mod),
-      sub,
-      create: BigInt(create),
-      version: BigInt(version),
-      value: Buffer.from(value, 'base64'),
-      lease: BigInt(lease),
-    }));
-    this.index.set(keyStr(rec.key), rec);
+  /** Sets a key's whole history (loading a snapshot image into a new store; see historiesAsync). */
+  loadHistory(key: Buffer, history: Rev[]): void {
+    const rec = new KeyRecord(key);
+    rec.history = history;
+    this.index.set(keyStr(key), rec);
   }
 
   /** Events in [key, end) with revision >= fromRev, in revision order (watch catch-up). */
@@ -396,7 +371,7 @@ export class MvccStore {
     }
   }
 
-  // ---- snapshot image: every key's history, plus the revisions
+  // ---- snapshot restore
 
   /** Every live key attached to a lease (to rebuild the lessor after a snapshot restore). */
   forEachLeasedKey(f: (lease: bigint, key: string) => void): void {
@@ -714,13 +689,6 @@ function hashVersion(crc: number, key: Buffer, r: Rev, scratch: Buffer): number 
     int(0x30, r.lease);
   }
   return crc32c(scratch.subarray(0, o), crc);
-}
-
-/** A version-2 snapshot image's keys (JSON lines, base64 bytes): read for compatibility. */
-interface StoreImage {
-  currentRev: string;
-  compactRev: string;
-  keys: Array<{ key: string; history: Array<[string, number, string, string, string, string]> }>;
 }
 
 function makeEvent(key: Buffer, r: Rev, prev: Rev | undefined): Event {

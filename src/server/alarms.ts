@@ -6,7 +6,7 @@
 
 import { type AlarmMember, type AlarmRequest, AlarmRequest_AlarmAction, AlarmType, alarmTypeToJSON } from '../gen/etcd/rpc.js';
 import type { RequestOp } from '../gen/etcd/rpc.js';
-import type { InternalRequest } from '../gen/raftkv/raftpb.js';
+import type { InternalRequest } from '../gen/raftkv/entry.js';
 import { type EtcdError, Errors } from '../kv/errors.js';
 
 /** A raised or disarmed alarm (for logging). */

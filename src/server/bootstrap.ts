@@ -10,7 +10,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 import { type MemoryStorage, RawNode, ReadOnlyOption, SeededRand } from '../raft/index.js';
-import { MemberInfo } from '../gen/raftkv/raftpb.js';
+import { MemberInfo } from '../gen/raftkv/member.js';
 import type { Snapshotter } from '../storage/snap/snapshotter.js';
 import { Wal } from '../storage/wal/wal.js';
 import type { TransportFactory } from '../transport/transport.js';

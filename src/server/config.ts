@@ -1,7 +1,7 @@
 // A member's configuration: etcd's flags, parsed (src/cli/flags.ts), plus what a test or the
 // process injects (logger, clock, transport).
 
-import type { MemberInfo } from '../gen/raftkv/raftpb.js';
+import type { MemberInfo } from '../gen/raftkv/member.js';
 import type { TransportFactory } from '../transport/transport.js';
 import type { ProcessLogger } from '../util/log.js';
 import type { Clock } from './clock.js';

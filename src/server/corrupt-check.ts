@@ -16,14 +16,44 @@
 // Log lines carry etcd's messages, with its zap fields as key=value pairs.
 
 import * as grpc from '@grpc/grpc-js';
-import { AlarmRequest_AlarmAction, AlarmType, type HashKVRequest, type HashKVResponse } from '../gen/etcd/rpc.js';
-import { PeerMaintenanceClient, PeerMaintenanceService, type PeerMaintenanceServer } from '../gen/raftkv/raftpb.js';
+import {
+  type AlarmRequest,
+  AlarmRequest_AlarmAction,
+  type AlarmResponse,
+  AlarmType,
+  type HashKVRequest,
+  type HashKVResponse,
+  type ResponseHeader,
+} from '../gen/etcd/rpc.js';
+import { PeerMaintenanceClient, PeerMaintenanceService, type PeerMaintenanceServer } from '../gen/raftkv/peer_maintenance.js';
+import { toServiceError } from '../api/grpc-status.js';
 import { EtcdError, Errors } from '../kv/errors.js';
-import { grpcTarget } from '../transport/grpc-transport.js';
+import { grpcTarget } from '../util/url.js';
 import { hex } from '../util/ids.js';
+import type { ProcessLogger } from '../util/log.js';
 import { alarmName } from './alarms.js';
-import type { Timer } from './clock.js';
-import type { EtcdServer } from './etcd-server.js';
+import type { Clock, Timer } from './clock.js';
+import type { ServerConfig } from './config.js';
+import type { StateMachine } from './state-machine.js';
+
+/**
+ * What the checks need of the member (the EtcdServer). Declared here rather than imported, so
+ * that etcd-server.ts, which starts the checks, and this module do not import each other.
+ */
+export interface CorruptCheckHost {
+  readonly id: bigint;
+  readonly clusterId: bigint;
+  readonly sm: StateMachine;
+  readonly cfg: Pick<ServerConfig, 'peerDialMap'>;
+  readonly clock: Clock;
+  readonly logger: ProcessLogger;
+  readonly requestTimeoutMs: number;
+  header(revision: bigint): ResponseHeader;
+  isLeader(): boolean;
+  isStopped(): boolean;
+  linearizableRead(): Promise<void>;
+  propose(kind: 'alarm', req: AlarmRequest): Promise<AlarmResponse>;
+}
 
 const pause = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -38,7 +68,7 @@ const fields = (f: Record<string, unknown>): string =>
 // ------------------------------------------------------------------ the peer service
 
 /** raftkv.PeerMaintenance, served on the peer URLs: this member's HashKV at a revision. */
-export function peerMaintenanceService(s: EtcdServer): [typeof PeerMaintenanceService, PeerMaintenanceServer] {
+export function peerMaintenanceService(s: CorruptCheckHost): [typeof PeerMaintenanceService, PeerMaintenanceServer] {
   return [
     PeerMaintenanceService,
     {
@@ -49,14 +79,14 @@ export function peerMaintenanceService(s: EtcdServer): [typeof PeerMaintenanceSe
           return;
         }
         if (s.isStopped()) {
-          cb({ code: grpc.status.UNAVAILABLE, details: Errors.stopped().message }, null);
+          cb(toServiceError(Errors.stopped()), null);
           return;
         }
         s.sm.store.hashByRev(call.request.revision, pause).then(
           (r) => cb(null, { header: s.header(r.currentRev), hash: r.hash, compactRevision: r.compactRev }),
           (e: unknown) => {
             if (!(e instanceof EtcdError)) s.logger.warn(`failed to get hashKV: requested-revision=${call.request.revision} error=${String(e)}`);
-            cb(e instanceof EtcdError ? { code: e.code, details: e.message } : { code: grpc.status.INTERNAL, details: String(e) }, null);
+            cb(e instanceof EtcdError ? toServiceError(e) : { code: grpc.status.INTERNAL, details: String(e) }, null);
           },
         );
       },
@@ -80,7 +110,7 @@ function errKind(e: grpc.ServiceError): NonNullable<PeerHashKV['err']>['kind'] {
 }
 
 /** Asks every other member (all at once; each over its peer URLs in turn) for its HashKV at `rev`. */
-async function getPeerHashKVs(s: EtcdServer, rev: bigint): Promise<PeerHashKV[]> {
+async function getPeerHashKVs(s: CorruptCheckHost, rev: bigint): Promise<PeerHashKV[]> {
   const dial = s.cfg.peerDialMap;
   const peers = [...s.sm.membership.members.values()].filter((m) => m.id !== s.id && m.peerUrls.length > 0);
   return Promise.all(
@@ -118,7 +148,7 @@ async function getPeerHashKVs(s: EtcdServer, rev: bigint): Promise<PeerHashKV[]>
  * revision. Throws (the member must not start) if a peer with the same compact revision has
  * another hash; a peer that is behind, unreachable or compacted past us is only logged.
  */
-export async function initialCorruptCheck(s: EtcdServer): Promise<void> {
+export async function initialCorruptCheck(s: CorruptCheckHost): Promise<void> {
   const lg = s.logger;
   lg.info(`starting initial corruption check: ${fields({ 'local-member-id': hex(s.id), timeout: `${s.requestTimeoutMs}ms` })}`);
   const { hash: h, currentRev: rev, compactRev: crev } = await s.sm.store.hashByRev(0n, pause);
@@ -175,7 +205,7 @@ export class CorruptionMonitor {
   private stopped = false;
 
   constructor(
-    private readonly s: EtcdServer,
+    private readonly s: CorruptCheckHost,
     private readonly intervalMs: number,
   ) {
     s.sm.onAlarmChange = (c) =>

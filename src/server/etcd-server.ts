@@ -21,7 +21,7 @@ import {
   type SoftState,
   StateType,
 } from '../raft/index.js';
-import type { InternalRequest } from '../gen/raftkv/raftpb.js';
+import type { InternalRequest } from '../gen/raftkv/entry.js';
 import type { ResponseHeader } from '../gen/etcd/rpc.js';
 import { Errors } from '../kv/errors.js';
 import { Lessor } from '../kv/lessor.js';

@@ -10,7 +10,7 @@
 
 import { createHash } from 'node:crypto';
 import type { Member } from '../gen/etcd/rpc.js';
-import { MemberInfo } from '../gen/raftkv/raftpb.js';
+import { MemberInfo } from '../gen/raftkv/member.js';
 import { Errors } from '../kv/errors.js';
 import { ConfChangeType, type ConfChangeV1 } from '../raft/index.js';
 import type { Membership } from './membership.js';

@@ -2,7 +2,7 @@
 // changes and member-attribute updates), so every node answers MemberList the same way.
 
 import type { Member } from '../gen/etcd/rpc.js';
-import { MemberInfo } from '../gen/raftkv/raftpb.js';
+import { MemberInfo } from '../gen/raftkv/member.js';
 
 export class Membership {
   readonly members = new Map<bigint, MemberInfo>();

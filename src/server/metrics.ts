@@ -3,8 +3,24 @@
 // heartbeats can be late.
 
 import { type Server, createServer } from 'node:http';
+import type { IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { EtcdServer } from './etcd-server.js';
+import type { StateMachine } from './state-machine.js';
+
+/**
+ * What the metrics read of the member (the EtcdServer). Declared here rather than imported, so
+ * that etcd-server.ts, which creates the metrics, and this module do not import each other.
+ */
+export interface MetricsSource {
+  leader(): bigint;
+  isLeader(): boolean;
+  isLearner(): boolean;
+  isStopped(): boolean;
+  term(): number;
+  committedIndex(): number;
+  readonly sm: Pick<StateMachine, 'appliedIndex' | 'store'>;
+  readonly loopDelay: IntervalHistogram;
+}
 
 export class Metrics {
   readonly registry = new Registry();
@@ -16,7 +32,7 @@ export class Metrics {
   readonly leaderChanges: Counter;
   readonly walFsync: Histogram;
 
-  constructor(s: EtcdServer) {
+  constructor(s: MetricsSource) {
     collectDefaultMetrics({ register: this.registry, prefix: 'raftkv_' });
     const r = this.registry;
     new Gauge({ name: 'etcd_server_has_leader', help: 'Whether a leader exists (1) or not (0).', registers: [r], collect() { this.set(s.leader() !== 0n ? 1 : 0); } });
@@ -50,7 +66,7 @@ export class Metrics {
 }
 
 /** Serves /metrics and /health (etcd's JSON: {"health":"true"} when a leader is known). */
-export function serveMetrics(s: EtcdServer, m: Metrics, host: string, port: number): Promise<Server> {
+export function serveMetrics(s: MetricsSource, m: Metrics, host: string, port: number): Promise<Server> {
   const server = createServer((req, res) => {
     if (req.url === '/metrics') {
       m.registry.metrics().then(

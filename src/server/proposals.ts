@@ -9,7 +9,7 @@
 // once (applied-requests.ts); an id is never reused, even across restarts.
 
 import { type ConfChangeV1, ErrProposalDropped, NONE, StateType } from '../raft/index.js';
-import { InternalRequest } from '../gen/raftkv/raftpb.js';
+import { InternalRequest } from '../gen/raftkv/entry.js';
 import { type EtcdError, Errors } from '../kv/errors.js';
 import type { Logger } from '../raft/logger.js';
 import { IdGenerator, hex } from '../util/ids.js';

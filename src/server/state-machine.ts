@@ -21,14 +21,16 @@ import type {
   ResponseHeader,
   TxnResponse,
 } from '../gen/etcd/rpc.js';
-import { InternalRequest, MemberInfo } from '../gen/raftkv/raftpb.js';
+import { InternalRequest } from '../gen/raftkv/entry.js';
+import { MemberInfo } from '../gen/raftkv/member.js';
 import { EtcdError, Errors } from '../kv/errors.js';
 import { applyDelete, applyPut, applyTxn } from '../kv/kv-ops.js';
 import { Lessor } from '../kv/lessor.js';
 import { MvccStore } from '../kv/mvcc.js';
-import { type AlarmChange, AlarmStore, type AlarmsImage } from './alarms.js';
-import { AppliedRequests, type AppliedRequestsImage } from './applied-requests.js';
+import { type AlarmChange, AlarmStore } from './alarms.js';
+import { AppliedRequests } from './applied-requests.js';
 import { Membership } from './membership.js';
+import { decodeStateImageAsync, encodeStateImageAsync } from './snapshot-image.js';
 
 /**
  * What applying each kind of request answers (etcd's response types). The request's kind is
@@ -52,17 +54,6 @@ export type ApplyOutcome = { ok: true; value: RequestResult } | { ok: false; err
 export interface AppliedConfChange {
   cc: ConfChangeV2;
   member?: MemberInfo;
-}
-
-interface StateImageHeader {
-  version: number;
-  currentRev: string;
-  compactRev: string;
-  leases: Array<[string, string]>;
-  members: { members: string[]; removed: string[] };
-  applied?: AppliedRequestsImage;
-  /** Raised alarms (absent in snapshots written before alarms existed: none). */
-  alarms?: AlarmsImage;
 }
 
 export class StateMachine {
@@ -215,40 +206,26 @@ export class StateMachine {
   }
 
   /**
-   * The snapshot image of the state at the current applied index: a JSON header line (revisions,
-   * leases, members, applied requests) then the key histories in binary (src/kv/mvcc-image.ts),
-   * built without blocking the event loop for long.
+   * The snapshot image of the state at the current applied index (its format:
+   * ./snapshot-image.ts), built without blocking the event loop for long.
    */
   async imageAsync(pause: () => Promise<void>): Promise<{ index: number; confState: ConfState; data: Buffer }> {
     // Everything is captured before the first await: the image is of one applied index.
     const index = this.appliedIndex;
     const confState = this.confState;
-    const leases = this.lessor.toImage();
-    const members = this.membership.toImage();
-    const applied = this.appliedRequests.toImage();
-    const alarms = this.alarms.toImage();
-    const { currentRev, compactRev, chunks } = await this.store.imageChunksAsync(pause);
-    const header = JSON.stringify({ version: 3, currentRev, compactRev, leases, members, applied, alarms });
-    return { index, confState, data: Buffer.concat([Buffer.from(`${header}\n`), ...chunks]) };
+    const parts = {
+      leases: this.lessor.toImage(),
+      members: this.membership.toImage(),
+      applied: this.appliedRequests.toImage(),
+      alarms: this.alarms.toImage(),
+    };
+    const data = await encodeStateImageAsync(this.store, parts, pause);
+    return { index, confState, data };
   }
 
   /** Replaces the state with a snapshot image, parsing it in chunks that yield to the event loop. */
   async restoreAsync(data: Uint8Array, index: number, pause: () => Promise<void>, confState: ConfState = emptyConfState()): Promise<void> {
-    const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    const nl = buf.indexOf(10);
-    const headerEnd = nl < 0 ? buf.length : nl;
-    const h = JSON.parse(buf.toString('utf8', 0, headerEnd)) as StateImageHeader;
-    const store = new MvccStore();
-    store.currentRev = BigInt(h.currentRev);
-    store.compactRev = BigInt(h.compactRev);
-    if (h.version === 3) {
-      await store.loadImageAsync(buf, headerEnd + 1, pause);
-    } else if (h.version === 2) {
-      // JSON lines, as raftkv wrote snapshots before the binary format.
-      await store.loadJsonLinesAsync(buf, headerEnd + 1, pause);
-    } else {
-      throw new Error(`unsupported snapshot image version ${String(h.version)}`);
-    }
+    const { header: h, store } = await decodeStateImageAsync(data, pause);
     store.onEvents = this.store.onEvents;
     store.leases = this.lessor;
     this.store = store;

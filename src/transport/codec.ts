@@ -1,6 +1,7 @@
-// Conversion between the core's Message and its protobuf form on the peer wire.
+// Conversion between the core's Message and its protobuf form on the peer wire (proto/raftkv/peer.proto,
+// which, like everything the transport uses, does not depend on etcd's client API).
 
-import type { ConfState as PbConfState, Message as PbMessage } from '../gen/raftkv/raftpb.js';
+import type { ConfState as PbConfState, Message as PbMessage } from '../gen/raftkv/peer.js';
 import type { ConfState, Message, Snapshot } from '../raft/index.js';
 
 const num = (v: bigint): number => {

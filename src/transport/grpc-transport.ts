@@ -18,9 +18,10 @@ import {
   type SnapshotAck,
   type SnapshotChunk,
   type StreamAck,
-} from '../gen/raftkv/raftpb.js';
+} from '../gen/raftkv/peer.js';
 import type { Logger } from '../raft/logger.js';
 import { type Message, MessageType } from '../raft/index.js';
+import { grpcTarget } from '../util/url.js';
 import { messageFromPb, messageToPb, toBuffer } from './codec.js';
 import type { Transport, TransportFactory, TransportHandler } from './transport.js';
 
@@ -39,12 +40,6 @@ export interface TransportOptions {
    * a fault-injecting proxy on every directed link without changing member URLs.
    */
   dialMap?: ReadonlyMap<string, string>;
-}
-
-/** "http://127.0.0.1:2380" -> "127.0.0.1:2380" */
-export function grpcTarget(url: string): string {
-  const u = new URL(url);
-  return `${u.hostname}:${u.port || (u.protocol === 'https:' ? '443' : '80')}`;
 }
 
 const channelOptions: grpc.ChannelOptions = {

@@ -8,7 +8,7 @@
 // this cluster (the transport checks the cluster id where it can).
 
 import type { Message } from '../raft/index.js';
-import type { MembersResponse } from '../gen/raftkv/raftpb.js';
+import type { MembersResponse } from '../gen/raftkv/peer.js';
 
 export interface TransportHandler {
   /** A message from a peer (already verified to belong to this cluster). */

@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { EtcdError } from '../../src/kv/errors.js';
 import { checkTxn, doRange } from '../../src/kv/kv-ops.js';
 import { MvccStore } from '../../src/kv/mvcc.js';
+import { loadStoreImageAsync, storeImageAsync } from '../../src/server/snapshot-image.js';
 import { RangeRequest } from '../../src/gen/etcd/rpc.js';
 
 const B = (s: string) => Buffer.from(s);
@@ -13,11 +14,11 @@ const rr = (key: string, extra: Partial<RangeRequest> = {}): RangeRequest => Ran
 
 /** A copy of the store through its binary snapshot image. */
 async function copyOf(s: MvccStore): Promise<MvccStore> {
-  const img = await s.imageChunksAsync(async () => {});
+  const img = await storeImageAsync(s, async () => {});
   const c = new MvccStore();
   c.currentRev = BigInt(img.currentRev);
   c.compactRev = BigInt(img.compactRev);
-  await c.loadImageAsync(Buffer.concat(img.chunks), 0, async () => {});
+  await loadStoreImageAsync(c, Buffer.concat(img.chunks), 0, async () => {});
   return c;
 }
 
@@ -139,10 +140,10 @@ describe('MVCC store', () => {
     const s = new MvccStore();
     for (let i = 0; i < 500; i++) s.write((w) => w.put(B(`k${i % 120}`), B(`v${i}`), 0n));
     s.write((w) => w.deleteRange(B('k7'), undefined));
-    const before = await s.imageChunksAsync(async () => {});
+    const before = await storeImageAsync(s, async () => {});
     const hash = s.hash(s.currentRev);
     let n = 0;
-    const img = await s.imageChunksAsync(async () => {
+    const img = await storeImageAsync(s, async () => {
       // Meanwhile: more writes, deletes, new keys, and a compaction past the image's revision.
       s.write((w) => w.put(B(`k${n % 150}`), B(`later${n}`), 0n));
       s.write((w) => w.deleteRange(B(`k${(n * 7) % 120}`), undefined));
@@ -154,7 +155,7 @@ describe('MVCC store', () => {
     assert.ok(Buffer.concat(img.chunks).equals(Buffer.concat(before.chunks)), 'the image is the state at its start');
     const copy = new MvccStore();
     copy.currentRev = BigInt(img.currentRev);
-    await copy.loadImageAsync(Buffer.concat(img.chunks), 0, async () => {});
+    await loadStoreImageAsync(copy, Buffer.concat(img.chunks), 0, async () => {});
     assert.equal(copy.hash(copy.currentRev), hash);
     // The deferred pruning happened once the image was done.
     assert.throws(() => s.range(B('k1'), undefined, { revision: 3n }), /compacted/);

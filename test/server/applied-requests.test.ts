@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { AppliedRequests } from '../../src/server/applied-requests.js';
 import { newStateMachine } from '../support/state-machine.js';
-import { InternalRequest } from '../../src/gen/raftkv/raftpb.js';
+import { InternalRequest } from '../../src/gen/raftkv/entry.js';
 import { EntryType, type Entry } from '../../src/raft/index.js';
 
 const P = 0xabcn; // a proposing member

@@ -7,10 +7,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AlarmRequest_AlarmAction, AlarmType, type RequestOp } from '../../src/gen/etcd/rpc.js';
-import { InternalRequest } from '../../src/gen/raftkv/raftpb.js';
+import { InternalRequest } from '../../src/gen/raftkv/entry.js';
 import { crc32c } from '../../src/kv/crc32c.js';
 import { MvccStore } from '../../src/kv/mvcc.js';
 import { EntryType } from '../../src/raft/index.js';
+import { loadStoreImageAsync, storeImageAsync } from '../../src/server/snapshot-image.js';
 import type { StateMachine } from '../../src/server/state-machine.js';
 import { newStateMachine } from '../support/state-machine.js';
 
@@ -97,7 +98,7 @@ describe('HashKV', () => {
     const pruned = b.hash(0n);
     let during: number | undefined;
     // `a` compacts while its snapshot image is being built: the pruning waits for the image.
-    const img = await a.imageChunksAsync(async () => {
+    const img = await storeImageAsync(a, async () => {
       if (during !== undefined) return;
       a.compact(40n);
       during = a.hash(0n);
@@ -108,7 +109,7 @@ describe('HashKV', () => {
     const c = new MvccStore();
     c.currentRev = BigInt(img.currentRev);
     c.compactRev = 40n;
-    await c.loadImageAsync(Buffer.concat(img.chunks), 0, noPause);
+    await loadStoreImageAsync(c, Buffer.concat(img.chunks), 0, noPause);
     assert.equal(c.hash(0n), pruned);
   });
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { StateMachine } from '../../src/server/state-machine.js';
 import { newStateMachine } from '../support/state-machine.js';
-import { InternalRequest } from '../../src/gen/raftkv/raftpb.js';
+import { InternalRequest } from '../../src/gen/raftkv/entry.js';
 import { EntryType } from '../../src/raft/index.js';
 
 const noPause = async (): Promise<void> => {};

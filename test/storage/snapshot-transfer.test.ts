@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { crc32 } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
-import { RaftPeerClient, type SnapshotAck } from '../../src/gen/raftkv/raftpb.js';
+import { RaftPeerClient, type SnapshotAck } from '../../src/gen/raftkv/peer.js';
 import { type Message, MessageType, emptyConfState, newMessage } from '../../src/raft/index.js';
 import { messageToPb } from '../../src/transport/codec.js';
 import { GrpcTransport, SNAPSHOT_CHUNK_BYTES } from '../../src/transport/grpc-transport.js';

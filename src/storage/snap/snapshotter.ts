@@ -4,7 +4,9 @@
 //
 // Layout: "RKVSNAP1" | u32 crc32(body) | u32 body length | body, where
 // body = u32 metadata length | metadata JSON | data. Bytes after the body are ignored (the
-// Maintenance.Snapshot stream pads and appends a sha256, as etcd's does).
+// Maintenance.Snapshot stream pads and appends a sha256, as etcd's does). This is the envelope
+// only: `data` is opaque here. The layers around it (the state machine's image inside, the
+// etcdctl stream outside) are described and coded in src/server/snapshot-image.ts.
 //
 // A failed save is fatal (see ../fatal.ts): that call and every later one reject with the same
 // FatalStorageError, and nothing more is written.
