@@ -1,6 +1,11 @@
 // The replicated state machine: applies committed log entries to the MVCC store, the lessor
 // and the member list, deterministically. Its results are what the proposing node returns
 // to the waiting client.
+//
+// Owns: what an entry means, and the replicated state (keys, leases, members, alarms, the
+// exactly-once table, the ConfState as of appliedIndex). Never: reads a clock, the member's
+// role or anything local (every member must reach the same state from the same entries), or
+// half-applies a request (an error answered means nothing changed: see MvccStore.write).
 
 import {
   type ConfChangeV2,

@@ -1,5 +1,6 @@
 // Proposals waiting for their entry to be applied, keyed by request id. The node that
 // proposed an entry resolves the waiter when it applies it (on every node the same result).
+// Never: times out by itself (proposals.ts owns the timeouts).
 
 export interface Waiter<T> {
   resolve(v: T): void;
