@@ -315,4 +315,14 @@ export class EtcdServer {
   isStopped(): boolean {
     return this.stopped;
   }
+
+  /** Nothing in flight inside the member: the loop and the snapshot builders are idle. */
+  idle(): boolean {
+    return this.node.idle() && this.snapshots.idle();
+  }
+
+  /** The parts themselves, for in-process tests that check the log or snapshots; never for the API. */
+  inspect(): { node: RaftNode; snapshots: Snapshots } {
+    return { node: this.node, snapshots: this.snapshots };
+  }
 }

@@ -120,6 +120,11 @@ export class RaftNode {
     return this.raw.applyConfChange(cc);
   }
 
+  /** Nothing to do: no Ready being handled, none scheduled, none pending (or stopped). */
+  idle(): boolean {
+    return this.stopped || (!this.inReady && !this.kicked && !this.raw.hasReady());
+  }
+
   /** Leader only: when a member was last heard from (monotonic ms), if ever. */
   lastHeardFrom(id: bigint): number | undefined {
     return this.lastHeard.get(id);

@@ -47,6 +47,21 @@ export class Snapshots {
     this.stopped = true;
   }
 
+  /** Index of the snapshot last saved (or restored from). */
+  get lastSavedIndex(): number {
+    return this.lastIndex;
+  }
+
+  /** A snapshot is being saved (built and written) right now. */
+  get isSaving(): boolean {
+    return this.saving;
+  }
+
+  /** No snapshot being saved or built for a peer. */
+  idle(): boolean {
+    return !this.saving && this.building.size === 0;
+  }
+
   /**
    * Every --snapshot-count applied entries: snapshot to disk, then compact memory and the WAL.
    * Runs beside the Raft loop (not awaited by it): the image is built in chunks that yield to
