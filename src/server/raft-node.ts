@@ -21,8 +21,7 @@ import {
   SnapshotStatus,
   type SoftState,
 } from '../raft/index.js';
-import type { Snapshotter } from '../storage/snap/snapshotter.js';
-import type { Wal } from '../storage/wal/wal.js';
+import type { LogStore, SnapshotStore } from '../storage/durable.js';
 import type { Transport } from '../transport/transport.js';
 import type { Logger } from '../raft/logger.js';
 import type { Clock } from './clock.js';
@@ -54,8 +53,8 @@ export class RaftNode {
   constructor(
     readonly raw: RawNode,
     readonly storage: MemoryStorage,
-    readonly wal: Wal,
-    private readonly snapshotter: Snapshotter,
+    readonly wal: LogStore,
+    private readonly snapshotter: SnapshotStore,
     private readonly transport: Transport,
     private readonly hooks: RaftNodeHooks,
     private readonly clock: Clock,

@@ -9,7 +9,7 @@
 import type { Message, Snapshot } from '../raft/index.js';
 import type { Logger } from '../raft/logger.js';
 import { FatalStorageError } from '../storage/fatal.js';
-import type { Snapshotter } from '../storage/snap/snapshotter.js';
+import type { SnapshotStore } from '../storage/durable.js';
 import { yieldToEventLoop } from './bootstrap.js';
 import type { Clock } from './clock.js';
 import type { RaftNode } from './raft-node.js';
@@ -32,7 +32,7 @@ export class Snapshots {
   constructor(
     private readonly node: RaftNode,
     private readonly sm: StateMachine,
-    private readonly snapshotter: Snapshotter,
+    private readonly snapshotter: SnapshotStore,
     private readonly policy: SnapshotPolicy,
     private readonly clock: Clock,
     private readonly logger: Logger,

@@ -17,6 +17,7 @@ import { crc32 } from 'node:zlib';
 import type { ConfState, Snapshot } from '../../raft/index.js';
 import type { Logger } from '../../raft/logger.js';
 import { FatalStorageError, type SyncCalls, osSync } from '../fatal.js';
+import type { SnapshotStore } from '../durable.js';
 
 const MAGIC = Buffer.from('RKVSNAP1');
 
@@ -86,7 +87,7 @@ export interface SnapshotterOptions {
   sync?: SyncCalls;
 }
 
-export class Snapshotter {
+export class Snapshotter implements SnapshotStore {
   private readonly retain: number;
   private readonly sync: SyncCalls;
   /** Saves run one at a time, so that none goes on writing after another has failed. */

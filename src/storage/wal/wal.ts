@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { type Entry, type HardState, emptyHardState, isEmptyHardState } from '../../raft/index.js';
 import type { Logger } from '../../raft/logger.js';
 import { FatalStorageError, type SyncCalls, osSync } from '../fatal.js';
+import type { LogStore } from '../durable.js';
 import {
   type DecodeResult,
   HEADER_SIZE,
@@ -140,7 +141,7 @@ async function listSegments(dir: string): Promise<Segment[]> {
     .sort((a, b) => a.seq - b.seq);
 }
 
-export class Wal {
+export class Wal implements LogStore {
   private fh: FileHandle;
   private size: number;
   private seq: number;
