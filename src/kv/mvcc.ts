@@ -42,16 +42,7 @@ class KeyRecord {
   /** The live version visible at revision `rev`, if any. */
   at(rev: bigint): Rev | undefined {
     const h = this.history;
-    let lo = 0;
-    let hi = h.length - 1;
-    let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (h[mid]!.mod <= rev) {
-        found = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
+    const found = lastAtOrBelow(h, rev);
     if (found < 0) return undefined;
     const r = h[found]!;
     return r.version === 0n ? undefined : r;

@@ -9,29 +9,16 @@
 //   --experimental-corrupt-check-time check raises CORRUPT and the cluster refuses writes.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { AlarmRequest_AlarmAction, AlarmType, type AlarmResponse } from '../../src/gen/etcd/rpc.js';
 import { decodeSnapshotFile, encodeSnapshotFile } from '../../src/storage/snap/snapshotter.js';
+import { etcdctlAvailable, etcdctlEnv, run } from '../support/etcdctl.js';
 import { ProcCluster, eventually } from '../support/proc-cluster.js';
 
-const run = promisify(execFile);
-
-async function hasEtcdctl(): Promise<boolean> {
-  try {
-    await run('etcdctl', ['version']);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const available = await hasEtcdctl();
-if (!available && process.env.CI) throw new Error('etcdctl is required in CI (apt-get install etcd-client)');
-const env = { ...process.env, ETCDCTL_API: '3' };
+const available = etcdctlAvailable;
+const env = etcdctlEnv;
 
 /** etcdctl against the given endpoints; resolves with stdout, rejects with stderr in the message. */
 async function ctl(endpoints: string[], args: string[], input?: string): Promise<string> {

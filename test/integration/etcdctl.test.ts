@@ -3,29 +3,17 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts } from '../support/ports.js';
+import { etcdctlAvailable, etcdctlEnv, run } from '../support/etcdctl.js';
 import { ProcCluster, eventually } from '../support/proc-cluster.js';
 
-const run = promisify(execFile);
-
-async function hasEtcdctl(): Promise<boolean> {
-  try {
-    await run('etcdctl', ['version']);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const available = await hasEtcdctl();
-if (!available && process.env.CI) throw new Error('etcdctl is required in CI (apt-get install etcd-client)');
+const available = etcdctlAvailable;
 
 describe('etcdctl against a 3-member cluster', { skip: available ? false : 'etcdctl not installed' }, () => {
   let c: ProcCluster;
-  const env = { ...process.env, ETCDCTL_API: '3' };
+  const env = etcdctlEnv;
   /** etcdctl against every member, as a promise of its output (with its child process). */
   const runCtl = (args: string[]) => run('etcdctl', [`--endpoints=${c.endpoints().join(',')}`, ...args], { env });
   /** A long-running etcdctl (watch, elect) whose output the test reads until it kills it. */
