@@ -169,8 +169,6 @@ export class Raft {
 
   private readonly rand: Rand;
   readonly logger: Logger;
-  private tickFn: () => void;
-  private stepFn: (m: Message) => void;
 
   constructor(c: Config) {
     validateConfig(c);
@@ -189,8 +187,6 @@ export class Raft {
     this.readOnly = new ReadOnly(c.readOnlyOption ?? ReadOnlyOption.Safe);
     this.disableProposalForwarding = c.disableProposalForwarding ?? false;
     this.stepDownOnRemoval = c.stepDownOnRemoval ?? false;
-    this.tickFn = () => this.tickElection();
-    this.stepFn = (m) => this.stepFollower(m);
 
     const restored = restoreConfig(this.trk, this.raftLog.lastIndex(), confState);
     this.switchToConfig(restored);
@@ -397,8 +393,13 @@ export class Raft {
 
   // ---------------------------------------------------------------- ticks
 
+  /**
+   * The role decides what a tick and a message do. Dispatched on `state` (not on closures kept
+   * in fields), so a node's whole state is plain data: the model checker copies it to branch.
+   */
   tick(): void {
-    this.tickFn();
+    if (this.state === StateType.Leader) this.tickHeartbeat();
+    else this.tickElection();
   }
 
   /** Followers and candidates: campaign when no leader was heard from for the timeout. */
@@ -430,9 +431,7 @@ export class Raft {
   // ---------------------------------------------------------------- role changes
 
   becomeFollower(term: number, lead: NodeId): void {
-    this.stepFn = (m) => this.stepFollower(m);
     this.reset(term);
-    this.tickFn = () => this.tickElection();
     this.lead = lead;
     this.state = StateType.Follower;
     this.logger.info(`${this.id} became follower at term ${this.term}`);
@@ -440,9 +439,7 @@ export class Raft {
 
   becomeCandidate(): void {
     if (this.state === StateType.Leader) throw new Error('invalid transition [leader -> candidate]');
-    this.stepFn = (m) => this.stepCandidate(m);
     this.reset(this.term + 1);
-    this.tickFn = () => this.tickElection();
     this.vote = this.id;
     this.state = StateType.Candidate;
     this.logger.info(`${this.id} became candidate at term ${this.term}`);
@@ -451,9 +448,7 @@ export class Raft {
   becomePreCandidate(): void {
     if (this.state === StateType.Leader) throw new Error('invalid transition [leader -> pre-candidate]');
     // A pre-candidate changes neither its term nor its vote: that is the point of pre-vote.
-    this.stepFn = (m) => this.stepCandidate(m);
     this.trk.resetVotes();
-    this.tickFn = () => this.tickElection();
     this.lead = NONE;
     this.state = StateType.PreCandidate;
     this.logger.info(`${this.id} became pre-candidate at term ${this.term}`);
@@ -461,9 +456,7 @@ export class Raft {
 
   becomeLeader(): void {
     if (this.state === StateType.Follower) throw new Error('invalid transition [follower -> leader]');
-    this.stepFn = (m) => this.stepLeader(m);
     this.reset(this.term);
-    this.tickFn = () => this.tickHeartbeat();
     this.lead = this.id;
     this.state = StateType.Leader;
     const pr = this.trk.progress.get(this.id)!;
@@ -640,7 +633,9 @@ export class Raft {
         break;
       }
       default:
-        this.stepFn(m);
+        if (this.state === StateType.Leader) this.stepLeader(m);
+        else if (this.state === StateType.Follower) this.stepFollower(m);
+        else this.stepCandidate(m);
     }
   }
 

@@ -80,6 +80,11 @@ export class Invariants {
     }
   }
 
+  /** Which node led each term so far (the model checker counts it as part of the state). */
+  leadersByTerm(): ReadonlyMap<number, NodeId> {
+    return this.leaders;
+  }
+
   appliedHash(index: number): number | undefined {
     return this.applied.get(index)?.hash;
   }
