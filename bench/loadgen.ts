@@ -27,6 +27,8 @@ export interface LoadOptions {
   onProgress?: (done: number) => void;
   /** If set, count successful operations per bucket of this many ms (throughput over time). */
   bucketMs?: number;
+  /** TLS credentials for https targets (Target.credentials; default: plaintext). */
+  credentials?: grpc.ChannelCredentials;
 }
 
 export interface LoadResult {
@@ -54,7 +56,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const conns = Array.from({ length: Math.max(1, o.connections) }, (_, i) => {
     const ep = o.endpoints[i % o.endpoints.length]!;
     // Distinct channel options force distinct connections (grpc-js shares identical ones).
-    return new KVClient(ep, grpc.credentials.createInsecure(), { 'grpc.raftkv_conn': i, 'grpc.max_receive_message_length': 64 << 20 });
+    return new KVClient(ep, o.credentials ?? grpc.credentials.createInsecure(), { 'grpc.raftkv_conn': i, 'grpc.max_receive_message_length': 64 << 20 });
   });
   await Promise.all(
     conns.map((c) => new Promise<void>((r, j) => c.waitForReady(Date.now() + 10_000, (e) => (e ? j(e) : r())))),

@@ -1,10 +1,12 @@
 // Benchmark targets: a raftkv cluster, a real etcd cluster (Debian's etcd-server, fresh data
 // dirs, default fsync), and a non-replicated baseline (one raftkv member, same storage).
 
+import * as grpc from '@grpc/grpc-js';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TestCerts } from '../test/support/certs.js';
 import { TestClient } from '../test/support/client.js';
 import { ProcCluster, sleep } from '../test/support/proc-cluster.js';
 import { freePorts } from '../test/support/ports.js';
@@ -21,6 +23,8 @@ export interface Target {
   destroy(): Promise<void>;
   /** raftkv only: each member's data directory. */
   dataDirs?(): string[];
+  /** With TargetOptions.tls: the clients' credentials (CA + client certificate). */
+  credentials?: grpc.ChannelCredentials;
 }
 
 export interface TargetOptions {
@@ -29,6 +33,28 @@ export interface TargetOptions {
   /** Extra raftkv flags (ignored for etcd). */
   extraArgs?: string[];
   snapshotCount?: number;
+  /**
+   * Client and peer mTLS with these certificates (test/support/certs.ts), the same flags for
+   * raftkv and etcd: https URLs, --cert-file/--key-file/--trusted-ca-file/--client-cert-auth
+   * and their --peer-* twins.
+   */
+  tls?: TestCerts;
+}
+
+/** etcd's TLS flags (raftkv takes the same) for `certs`. */
+export function tlsArgs(certs: TestCerts): string[] {
+  const [cert, key, ca] = [certs.server.cert, certs.server.key, certs.ca.cert];
+  return [
+    '--cert-file', cert, '--key-file', key, '--trusted-ca-file', ca, '--client-cert-auth',
+    '--peer-cert-file', cert, '--peer-key-file', key, '--peer-trusted-ca-file', ca, '--peer-client-cert-auth',
+  ];
+}
+
+/** The load clients' credentials for `certs` (plaintext without). */
+export function tlsCredentials(certs: TestCerts | undefined): grpc.ChannelCredentials | undefined {
+  if (!certs) return undefined;
+  const pem = (f: string) => readFileSync(f);
+  return grpc.credentials.createSsl(pem(certs.ca.cert), pem(certs.client.key), pem(certs.client.cert));
 }
 
 export async function startRaftkv(size: number, o: TargetOptions = {}): Promise<Target> {
@@ -37,8 +63,10 @@ export async function startRaftkv(size: number, o: TargetOptions = {}): Promise<
     heartbeatMs: o.heartbeatMs ?? 100,
     electionMs: o.electionMs ?? 1000,
     logLevel: 'warn',
-    extraArgs: o.extraArgs,
+    extraArgs: [...(o.tls ? tlsArgs(o.tls) : []), ...(o.extraArgs ?? [])],
     snapshotCount: o.snapshotCount,
+    scheme: o.tls ? 'https' : 'http',
+    clientCredentials: tlsCredentials(o.tls),
   });
   return {
     kind: size === 1 ? 'baseline' : 'raftkv',
@@ -52,6 +80,7 @@ export async function startRaftkv(size: number, o: TargetOptions = {}): Promise<
     },
     destroy: () => c.destroy(),
     dataDirs: () => c.members.map((m) => m.dataDir),
+    credentials: tlsCredentials(o.tls),
   };
 }
 
@@ -78,7 +107,8 @@ export async function startEtcd(size: number, o: TargetOptions = {}): Promise<Ta
   const root = mkdtempSync(join(tmpdir(), 'etcd-bench-'));
   const ports = await freePorts(size * 2);
   const members = Array.from({ length: size }, (_, i) => ({ name: `e${i + 1}`, client: ports[2 * i]!, peer: ports[2 * i + 1]! }));
-  const cluster = members.map((m) => `${m.name}=http://127.0.0.1:${m.peer}`).join(',');
+  const http = o.tls ? 'https' : 'http';
+  const cluster = members.map((m) => `${m.name}=${http}://127.0.0.1:${m.peer}`).join(',');
   const procs: Array<ChildProcess | undefined> = [];
   const start = (i: number): void => {
     const m = members[i]!;
@@ -87,10 +117,11 @@ export async function startEtcd(size: number, o: TargetOptions = {}): Promise<Ta
       [
         '--name', m.name,
         '--data-dir', join(root, m.name),
-        '--listen-client-urls', `http://127.0.0.1:${m.client}`,
-        '--advertise-client-urls', `http://127.0.0.1:${m.client}`,
-        '--listen-peer-urls', `http://127.0.0.1:${m.peer}`,
-        '--initial-advertise-peer-urls', `http://127.0.0.1:${m.peer}`,
+        '--listen-client-urls', `${http}://127.0.0.1:${m.client}`,
+        '--advertise-client-urls', `${http}://127.0.0.1:${m.client}`,
+        '--listen-peer-urls', `${http}://127.0.0.1:${m.peer}`,
+        '--initial-advertise-peer-urls', `${http}://127.0.0.1:${m.peer}`,
+        ...(o.tls ? tlsArgs(o.tls) : []),
         '--initial-cluster', cluster,
         '--initial-cluster-state', 'new',
         '--heartbeat-interval', String(o.heartbeatMs ?? 100),
@@ -104,7 +135,8 @@ export async function startEtcd(size: number, o: TargetOptions = {}): Promise<Ta
   };
   for (let i = 0; i < size; i++) start(i);
   const endpoints = members.map((m) => `127.0.0.1:${m.client}`);
-  const clients = endpoints.map((e) => new TestClient(e, 2000));
+  const credentials = tlsCredentials(o.tls);
+  const clients = endpoints.map((e) => new TestClient(e, 2000, credentials));
   const leader = async (): Promise<number> => {
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline) {
@@ -140,6 +172,7 @@ export async function startEtcd(size: number, o: TargetOptions = {}): Promise<Ta
     leader,
     pids: () => procs.map((p) => p?.pid ?? 0).filter((x) => x > 0),
     kill,
+    credentials,
     restart: async (i) => start(i),
     destroy: async () => {
       for (const c of clients) c.close();

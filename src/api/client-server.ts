@@ -3,7 +3,9 @@
 
 import * as grpc from '@grpc/grpc-js';
 import type { EtcdServer } from '../server/etcd-server.js';
+import { type TlsSide, serverCredentials } from '../util/tls.js';
 import { grpcTarget } from '../util/url.js';
+import { authService } from './auth-service.js';
 import { clusterService } from './cluster-service.js';
 import { kvService } from './kv-service.js';
 import { leaseService } from './lease-service.js';
@@ -19,14 +21,18 @@ export function createClientServer(s: EtcdServer): grpc.Server {
     'grpc.max_send_message_length': 2 ** 31 - 1,
     'grpc.keepalive_permit_without_calls': 1,
   });
-  for (const [svc, impl] of [kvService(s), watchService(s), leaseService(s), clusterService(s), maintenanceService(s)]) {
+  for (const [svc, impl] of [kvService(s), watchService(s), leaseService(s), clusterService(s), maintenanceService(s), authService(s)]) {
     server.addService(svc, impl);
   }
   return server;
 }
 
-export async function bind(server: grpc.Server, url: string): Promise<number> {
-  return new Promise((resolve, reject) =>
-    server.bindAsync(grpcTarget(url), grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
-  );
+/**
+ * Serves `server` on `url`: with TLS (`tls`: the side's certificate, and client certificates
+ * required under client cert auth) for an https URL, in plaintext for an http one. A client
+ * that fails the TLS handshake (plaintext, no or an untrusted certificate) is dropped by TLS.
+ */
+export async function bind(server: grpc.Server, url: string, tls?: TlsSide): Promise<number> {
+  const creds = serverCredentials(url, tls);
+  return new Promise((resolve, reject) => server.bindAsync(grpcTarget(url), creds, (err, port) => (err ? reject(err) : resolve(port))));
 }

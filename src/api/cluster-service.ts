@@ -17,7 +17,7 @@ import {
   type MemberUpdateResponse,
 } from '../gen/etcd/rpc.js';
 import type { EtcdServer } from '../server/etcd-server.js';
-import { unary } from './grpc-util.js';
+import { fromServiceError, tokenMetadata, unary } from './grpc-util.js';
 import { LeaderClient } from './leader-client.js';
 
 export function clusterService(s: EtcdServer): [typeof ClusterService, grpc.UntypedServiceImplementation] {
@@ -46,11 +46,17 @@ export function clusterService(s: EtcdServer): [typeof ClusterService, grpc.Unty
     return { header: hdr(), members: members() };
   };
 
-  const memberPromote = async (req: MemberPromoteRequest): Promise<MemberPromoteResponse> => {
+  const memberPromote = async (req: MemberPromoteRequest, call: grpc.ServerUnaryCall<MemberPromoteRequest, MemberPromoteResponse>): Promise<MemberPromoteResponse> => {
     s.members.checkPromotable(req.ID);
     if (!s.isLeader()) {
       const c = leader.cluster();
-      return leader.call(c.memberPromote.bind(c), req);
+      if (!s.sm.auth.enabled) return leader.call(c.memberPromote.bind(c), req);
+      // With auth on the leader checks the caller again: forward the caller's token.
+      return new Promise((resolve, reject) =>
+        c.memberPromote(req, tokenMetadata(call.metadata), { deadline: Date.now() + s.requestTimeoutMs }, (err, res) =>
+          err ? reject(fromServiceError(err)) : resolve(res!),
+        ),
+      );
     }
     await s.members.promote(req.ID);
     return { header: hdr(), members: members() };
@@ -59,11 +65,12 @@ export function clusterService(s: EtcdServer): [typeof ClusterService, grpc.Unty
   return [
     ClusterService,
     {
-      memberAdd: unary(s, memberAdd),
-      memberRemove: unary(s, memberRemove),
-      memberUpdate: unary(s, memberUpdate),
+      // Membership changes: root only with auth on (etcd's checkMembershipOperationPermission).
+      memberAdd: unary(s, memberAdd, { admin: true }),
+      memberRemove: unary(s, memberRemove, { admin: true }),
+      memberUpdate: unary(s, memberUpdate, { admin: true }),
       memberList: unary(s, memberList, { learnerOk: true }),
-      memberPromote: unary(s, memberPromote),
+      memberPromote: unary(s, memberPromote, { admin: true }),
     },
   ];
 }

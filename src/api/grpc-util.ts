@@ -6,17 +6,22 @@ import type * as grpc from '@grpc/grpc-js';
 import { EtcdError, Errors } from '../kv/errors.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { toServiceError } from './grpc-status.js';
+import { authOf } from '../auth/frontend.js';
 
 export { fromServiceError, toServiceError } from './grpc-status.js';
 
 export type Handler<Req, Res> = (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
 
-export function unary<Req, Res>(s: EtcdServer, f: Handler<Req, Res>, opts: { learnerOk?: boolean } = {}) {
+/**
+ * A unary handler with etcd's interceptor checks. `admin`: with auth on, only a caller whose
+ * token (the `token` metadata) names a user with the root role (etcd's IsAdminPermitted).
+ */
+export function unary<Req, Res>(s: EtcdServer, f: Handler<Req, Res>, opts: { learnerOk?: boolean; admin?: boolean } = {}) {
   return (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>): void => {
     let p: Promise<Res>;
     try {
       checkCall(s, call.metadata, opts.learnerOk ?? false);
-      p = f(call.request, call);
+      p = opts.admin && s.sm.auth.enabled ? authOf(s).requireAdmin(call).then(() => f(call.request, call)) : f(call.request, call);
     } catch (e) {
       cb(toServiceError(e), null);
       return;
@@ -37,6 +42,14 @@ export function checkCall(s: EtcdServer, md: grpc.Metadata, learnerOk: boolean):
   if (!learnerOk && s.isLearner()) throw Errors.notSupportedForLearner();
   const req = md.get('hasleader')[0];
   if (req === 'true' && s.leader() === 0n) throw Errors.noLeader();
+}
+
+/** The caller's token alone, for a call forwarded to another member (tokens are valid on every member). */
+export function tokenMetadata(md: grpc.Metadata): grpc.Metadata {
+  const out = new (md.constructor as typeof grpc.Metadata)();
+  const t = md.get('token')[0];
+  if (t !== undefined) out.set('token', t);
+  return out;
 }
 
 /** Applies the interceptor checks to a streaming call; on failure ends it with the error. */

@@ -16,30 +16,37 @@ import {
 } from '../gen/etcd/rpc.js';
 import { checkDelete, checkPut, checkRange, checkTxn, doRange, applyTxn, txnIsReadOnly } from '../kv/kv-ops.js';
 import { Errors } from '../kv/errors.js';
+import * as authCheck from '../auth/apply-checks.js';
+import { authOf } from '../auth/frontend.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { unary } from './grpc-util.js';
 
 export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedServiceImplementation] {
-  const range = async (req: RangeRequest): Promise<RangeResponse> => {
+  const auth = authOf(s);
+  const range = async (req: RangeRequest, call: grpc.ServerUnaryCall<RangeRequest, RangeResponse>): Promise<RangeResponse> => {
     checkRange(req);
     if (!req.serializable && s.isLearner()) throw Errors.notSupportedForLearner();
     if (!req.serializable) await s.linearizableRead();
+    // Reads are checked here, on the state they are served from (etcd's doSerialize).
+    if (s.sm.auth.enabled) authCheck.checkRange(s.sm.auth, await auth.authInfo(call), req);
     const r = doRange(s.sm.store, req);
     return { header: s.header(r.rev), kvs: r.kvs, more: r.more, count: r.count };
   };
-  const put = async (req: PutRequest): Promise<PutResponse> => {
+  // Writes are checked when applied (src/auth/apply-checks.ts), as the caller of the token.
+  const put = async (req: PutRequest, call: grpc.ServerUnaryCall<PutRequest, PutResponse>): Promise<PutResponse> => {
     checkPut(req);
-    return s.propose('put', req);
+    return auth.propose(call, 'put', req);
   };
-  const deleteRange = async (req: DeleteRangeRequest): Promise<DeleteRangeResponse> => {
+  const deleteRange = async (req: DeleteRangeRequest, call: grpc.ServerUnaryCall<DeleteRangeRequest, DeleteRangeResponse>): Promise<DeleteRangeResponse> => {
     checkDelete(req);
-    return s.propose('deleteRange', req);
+    return auth.propose(call, 'deleteRange', req);
   };
-  const txn = async (req: TxnRequest): Promise<TxnResponse> => {
+  const txn = async (req: TxnRequest, call: grpc.ServerUnaryCall<TxnRequest, TxnResponse>): Promise<TxnResponse> => {
     checkTxn(req);
     if (txnIsReadOnly(req)) {
       // A read-only txn needs no consensus round: a linearizable read point is enough.
       await s.linearizableRead();
+      if (s.sm.auth.enabled) authCheck.checkTxn(s.sm.auth, s.lessor, await auth.authInfo(call), req);
       const store = s.sm.store;
       const headers: Array<{ revision: bigint }> = [];
       const res = store.write((w) =>
@@ -51,10 +58,13 @@ export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedService
       );
       return { header: s.header(store.currentRev), ...res };
     }
-    return s.propose('txn', req);
+    return auth.propose(call, 'txn', req);
   };
-  const compact = async (req: CompactionRequest): Promise<CompactionResponse> => {
-    return s.propose('compaction', req);
+  const compact = async (req: CompactionRequest, call: grpc.ServerUnaryCall<CompactionRequest, CompactionResponse>): Promise<CompactionResponse> => {
+    // Admin only with auth on (raftkv's choice; checked here, as the leader's auto-compaction
+    // proposes compactions too, with no caller).
+    await auth.requireAdmin(call);
+    return auth.propose(call, 'compaction', req);
   };
   return [
     KVService,

@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ClusterClient, LeaseClient } from '../gen/etcd/rpc.js';
 import { Errors } from '../kv/errors.js';
 import type { EtcdServer } from '../server/etcd-server.js';
+import { channelCredentials } from '../util/tls.js';
 import { grpcTarget } from '../util/url.js';
 import { fromServiceError } from './grpc-status.js';
 
@@ -24,7 +25,8 @@ export class LeaderClient {
     if (this.clients?.url !== url) {
       this.close();
       const target = grpcTarget(url);
-      const creds = grpc.credentials.createInsecure();
+      // An https leader URL is dialed with the member's client-side certificate and trusted CA.
+      const creds = channelCredentials(url, this.s.cfg.tls?.client);
       this.clients = { url, lease: new LeaseClient(target, creds), cluster: new ClusterClient(target, creds) };
     }
     return this.clients;

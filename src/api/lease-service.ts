@@ -17,18 +17,23 @@ import {
 } from '../gen/etcd/rpc.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { randomInt63 } from '../util/ids.js';
+import { authOf } from '../auth/frontend.js';
 import { guardStream, toServiceError, unary } from './grpc-util.js';
 import { LeaderClient } from './leader-client.js';
 
 export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedServiceImplementation] {
   const leader = new LeaderClient(s);
 
-  const grant = async (req: LeaseGrantRequest): Promise<LeaseGrantResponse> => {
+  const auth = authOf(s);
+  // As the caller of the token: an invalid token is refused; a revoke needs WRITE on every key
+  // attached to the lease, decided when it is applied (src/auth/apply-checks.ts). A grant needs
+  // no permission (etcd 3.4).
+  const grant = async (req: LeaseGrantRequest, call: grpc.ServerUnaryCall<LeaseGrantRequest, LeaseGrantResponse>): Promise<LeaseGrantResponse> => {
     const ID = req.ID === 0n ? randomInt63() : req.ID;
-    return s.propose('leaseGrant', { TTL: req.TTL, ID });
+    return auth.propose(call, 'leaseGrant', { TTL: req.TTL, ID });
   };
-  const revoke = async (req: LeaseRevokeRequest): Promise<LeaseRevokeResponse> =>
-    s.propose('leaseRevoke', req);
+  const revoke = async (req: LeaseRevokeRequest, call: grpc.ServerUnaryCall<LeaseRevokeRequest, LeaseRevokeResponse>): Promise<LeaseRevokeResponse> =>
+    auth.propose(call, 'leaseRevoke', req);
 
   const timeToLive = async (req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> => {
     if (!s.isLeader()) {

@@ -15,6 +15,7 @@ import {
   type SnapshotResponse,
   type StatusResponse,
 } from '../gen/etcd/rpc.js';
+import { authOf } from '../auth/frontend.js';
 import { Errors } from '../kv/errors.js';
 import { API_VERSION, type EtcdServer, yieldToEventLoop } from '../server/etcd-server.js';
 import { etcdctlSnapshotStream } from '../server/snapshot-image.js';
@@ -73,6 +74,8 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
     });
   };
   const streamSnapshot = async (s: EtcdServer, call: grpc.ServerWritableStream<unknown, SnapshotResponse>): Promise<void> => {
+    // Root only with auth on (etcd's authMaintenanceServer).
+    await authOf(s).requireAdmin(call);
     // A point-in-time image of the state machine, as etcd's stream (format: src/server/snapshot-image.ts).
     const term = s.term();
     const { index, confState, data } = await s.sm.imageAsync(yieldToEventLoop);
@@ -99,11 +102,13 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
     {
       alarm: unary(s, alarm),
       status: unary(s, status, { learnerOk: true }),
-      defragment: unary(s, defragment),
-      hash: unary(s, hash),
-      hashKv: unary(s, hashKV),
+      // Root only with auth on, as etcd's authMaintenanceServer (Alarm and Status are open;
+      // MoveLeader is root-only too: raftkv's choice).
+      defragment: unary(s, defragment, { admin: true }),
+      hash: unary(s, hash, { admin: true }),
+      hashKv: unary(s, hashKV, { admin: true }),
       snapshot,
-      moveLeader: unary(s, moveLeader),
+      moveLeader: unary(s, moveLeader, { admin: true }),
     },
   ];
 }

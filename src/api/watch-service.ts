@@ -6,11 +6,27 @@ import { WatchCreateRequest_FilterType, type WatchRequest, type WatchResponse, W
 import { EtcdError } from '../kv/errors.js';
 import type { Watcher } from '../kv/watch-hub.js';
 import type { EtcdServer } from '../server/etcd-server.js';
+import { checkRange } from '../auth/apply-checks.js';
+import { authOf } from '../auth/frontend.js';
 import { guardStream, toServiceError } from './grpc-util.js';
 
+/** What etcd 3.4 puts in cancel_reason for a watch on keys the caller may not read. */
+const WATCH_PERMISSION_DENIED = 'rpc error: code = PermissionDenied desc = etcdserver: permission denied';
+
 export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedServiceImplementation] {
+  const auth = authOf(s);
   const watch = (call: grpc.ServerDuplexStream<WatchRequest, WatchResponse>): void => {
     if (!guardStream(s, call)) return;
+    /** etcd's isWatchPermitted: READ on the watched range, as the caller of the stream's token. */
+    const permitted = (key: Buffer, rangeEnd: Buffer): boolean => {
+      if (!s.sm.auth.enabled) return true;
+      try {
+        checkRange(s.sm.auth, auth.authInfoNow(call), { key, rangeEnd });
+        return true;
+      } catch {
+        return false;
+      }
+    };
     const mine = new Map<bigint, Watcher>();
     let nextId = 0n;
     let closed = false;
@@ -37,6 +53,10 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
       const header = () => s.header(s.sm.store.currentRev);
       if (req.createRequest) {
         const c = req.createRequest;
+        if (!permitted(c.key, c.rangeEnd)) {
+          send({ header: header(), watchId: -1n, created: true, canceled: true, compactRevision: 0n, cancelReason: WATCH_PERMISSION_DENIED, fragment: false, events: [] });
+          return;
+        }
         let id = c.watchId;
         if (id === 0n) {
           while (mine.has(nextId)) nextId++;

@@ -2,6 +2,11 @@
 // touches the data directory. A bad flag is one line on stderr and exit code 2.
 
 import { Command, CommanderError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import type { Algorithm } from 'jsonwebtoken';
+import { JWT_SIGN_METHODS } from '../auth/jwt.js';
+import type { AuthConfig } from '../server/config.js';
+import { type TlsFlags, tlsFlagsEmpty } from '../util/tls.js';
 
 export interface Flags {
   name: string;
@@ -29,6 +34,14 @@ export interface Flags {
   initialCorruptCheck: boolean;
   /** Milliseconds between the leader's corruption checks (0: off). */
   corruptCheckTimeMs: number;
+  /** --auth-token (simple), --auth-token-ttl (seconds), --bcrypt-cost. */
+  auth: AuthConfig;
+  /** Client TLS: --cert-file, --key-file, --trusted-ca-file, --client-cert-auth, --auto-tls. */
+  clientTls: TlsFlags;
+  /** Peer TLS: --peer-cert-file, --peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth, --peer-auto-tls. */
+  peerTls: TlsFlags;
+  /** --peer-cert-allowed-cn (empty: any CommonName). */
+  peerCertAllowedCn?: string;
 }
 
 export class FlagError extends Error {}
@@ -46,7 +59,6 @@ function urlList(flag: string, v: string): string[] {
     if (p.protocol !== 'http:' && p.protocol !== 'https:') {
       throw new FlagError(`invalid value "${v}" for flag --${flag}: URL scheme must be http or https`);
     }
-    if (p.protocol === 'https:') throw new FlagError(`invalid value "${v}" for flag --${flag}: TLS is not supported yet`);
     if (!p.port) throw new FlagError(`invalid value "${v}" for flag --${flag}: URL "${u}" has no port`);
   }
   return urls;
@@ -146,8 +158,58 @@ export function buildCommand(): Command {
     .option('--log-level <level>', 'log level: debug, info, warn, error', 'info')
     .option('--experimental-initial-corrupt-check [bool]', "enable to check data corruption before serving any client/peer traffic (compares this member's HashKV with its peers')")
     .option('--experimental-corrupt-check-time <duration>', "duration of time between cluster corruption check passes ('5s', '1m'; 0s disables)", '0s')
+    .option('--cert-file <path>', 'path to the client server TLS cert file')
+    .option('--key-file <path>', 'path to the client server TLS key file')
+    .option('--trusted-ca-file <path>', 'path to the client server TLS trusted CA cert file')
+    .option('--client-cert-auth [bool]', 'enable client cert authentication')
+    .option('--auto-tls [bool]', 'client TLS using generated certificates')
+    .option('--peer-cert-file <path>', 'path to the peer server TLS cert file')
+    .option('--peer-key-file <path>', 'path to the peer server TLS key file')
+    .option('--peer-trusted-ca-file <path>', 'path to the peer server TLS trusted CA file')
+    .option('--peer-client-cert-auth [bool]', 'enable peer client cert authentication')
+    .option('--peer-auto-tls [bool]', 'peer TLS using generated certificates')
+    .option('--peer-cert-allowed-cn <cn>', 'allowed CN for inter peer authentication')
+    .option('--auth-token <type>', "specify auth token type: 'simple' or 'jwt,pub-key=<path>,priv-key=<path>,sign-method=<RS256|ES256|...>[,ttl=<duration>]'", 'simple')
+    .option('--auth-token-ttl <seconds>', 'the lifetime in seconds of the auth token', '300')
+    .option('--bcrypt-cost <n>', 'specify bcrypt algorithm cost factor for auth password hashing (4-31)', '10')
     .helpOption('-h, --help', 'show this help')
     .allowExcessArguments(false);
+}
+
+/** --auth-token, --auth-token-ttl, --bcrypt-cost (etcd's defaults: simple, 300 s, 10). */
+function authFlags(token: string, ttl: string, cost: string): AuthConfig {
+  const [type, ...opts] = token.split(',').map((x) => x.trim());
+  const bcryptCost = positiveInt('bcrypt-cost', cost);
+  if (bcryptCost < 4 || bcryptCost > 31) throw new FlagError(`invalid value "${cost}" for flag --bcrypt-cost: must be between 4 and 31`);
+  const tokenTtlSec = positiveInt('auth-token-ttl', ttl);
+  if (type === 'simple' && opts.length === 0) return { token: 'simple', tokenTtlSec, bcryptCost };
+  if (type !== 'jwt') throw new FlagError(`invalid value "${token}" for flag --auth-token: unknown token type (simple or jwt,...)`);
+  // etcd's jwt options: pub-key, priv-key, sign-method, ttl (a Go duration, default 5m).
+  const o = new Map<string, string>();
+  for (const kv of opts) {
+    const i = kv.indexOf('=');
+    if (i < 0) throw new FlagError(`invalid value "${token}" for flag --auth-token: option "${kv}" is not key=value`);
+    o.set(kv.slice(0, i), kv.slice(i + 1));
+  }
+  for (const k of o.keys()) {
+    if (!['pub-key', 'priv-key', 'sign-method', 'ttl'].includes(k)) throw new FlagError(`invalid value "${token}" for flag --auth-token: unknown option "${k}"`);
+  }
+  const signMethod = o.get('sign-method') as Algorithm | undefined;
+  if (!signMethod || !JWT_SIGN_METHODS.includes(signMethod)) {
+    throw new FlagError(`invalid value "${token}" for flag --auth-token: sign-method must be one of ${JWT_SIGN_METHODS.join(', ')}`);
+  }
+  const read = (k: string): string => {
+    const path = o.get(k);
+    if (!path) throw new FlagError(`invalid value "${token}" for flag --auth-token: ${k} is required`);
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (e) {
+      throw new FlagError(`invalid value "${token}" for flag --auth-token: cannot read ${k} ${path}: ${(e as Error).message}`);
+    }
+  };
+  const ttlMs = o.has('ttl') ? parseDuration('auth-token', o.get('ttl')!) : 5 * 60 * 1000;
+  if (ttlMs < 1000) throw new FlagError(`invalid value "${token}" for flag --auth-token: ttl must be at least 1s`);
+  return { token: 'jwt', tokenTtlSec, bcryptCost, jwt: { pubKey: read('pub-key'), privKey: read('priv-key'), signMethod, ttlSec: Math.floor(ttlMs / 1000) } };
 }
 
 /** Parses argv (without node and script). Throws FlagError or CommanderError with one-line text. */
@@ -180,12 +242,46 @@ export function parseFlags(argv: string[]): Flags {
       `--initial-cluster has ${name}=${mine.join(',')} but missing from --initial-advertise-peer-urls=${advertisePeer.join(',')}`,
     );
   }
+  const b = (flag: string, v: unknown) => boolFlag(flag, v as string | boolean | undefined);
+  const clientTls: TlsFlags = {
+    certFile: o.certFile,
+    keyFile: o.keyFile,
+    trustedCaFile: o.trustedCaFile,
+    clientCertAuth: b('client-cert-auth', o.clientCertAuth),
+    autoTls: b('auto-tls', o.autoTls),
+  };
+  const peerTls: TlsFlags = {
+    certFile: o.peerCertFile,
+    keyFile: o.peerKeyFile,
+    trustedCaFile: o.peerTrustedCaFile,
+    clientCertAuth: b('peer-client-cert-auth', o.peerClientCertAuth),
+    autoTls: b('peer-auto-tls', o.peerAutoTls),
+  };
+  // etcd's TLSInfo: both files or neither.
+  for (const [t, cert, key] of [[clientTls, 'cert-file', 'key-file'], [peerTls, 'peer-cert-file', 'peer-key-file']] as const) {
+    if (Boolean(t.certFile) !== Boolean(t.keyFile)) {
+      throw new FlagError(`KeyFile and CertFile must both be present[key: ${t.keyFile ?? ''}, cert: ${t.certFile ?? ''}] (--${key}, --${cert})`);
+    }
+  }
+  const listenClientUrls = urlList('listen-client-urls', o.listenClientUrls!);
+  const listenPeerUrls = urlList('listen-peer-urls', o.listenPeerUrls!);
+  // etcd (embed): an https URL needs a key/cert pair, given or made by auto TLS.
+  for (const u of listenClientUrls) {
+    if (u.startsWith('https://') && tlsFlagsEmpty(clientTls) && !clientTls.autoTls) {
+      throw new FlagError(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${u} with HTTPS scheme`);
+    }
+  }
+  for (const u of listenPeerUrls) {
+    if (u.startsWith('https://') && tlsFlagsEmpty(peerTls) && !peerTls.autoTls) {
+      throw new FlagError(`TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url ${u} with HTTPS scheme`);
+    }
+  }
   return {
     name,
     dataDir: o.dataDir ?? `${name}.etcd`,
-    listenClientUrls: urlList('listen-client-urls', o.listenClientUrls!),
+    listenClientUrls,
     advertiseClientUrls: urlList('advertise-client-urls', o.advertiseClientUrls!),
-    listenPeerUrls: urlList('listen-peer-urls', o.listenPeerUrls!),
+    listenPeerUrls,
     initialAdvertisePeerUrls: advertisePeer,
     initialCluster: cluster,
     initialClusterState: state,
@@ -203,6 +299,10 @@ export function parseFlags(argv: string[]): Flags {
     logLevel: level,
     initialCorruptCheck: boolFlag('experimental-initial-corrupt-check', o.experimentalInitialCorruptCheck as string | boolean | undefined),
     corruptCheckTimeMs: parseDuration('experimental-corrupt-check-time', o.experimentalCorruptCheckTime!),
+    auth: authFlags(o.authToken!, o.authTokenTtl!, o.bcryptCost!),
+    clientTls,
+    peerTls,
+    peerCertAllowedCn: o.peerCertAllowedCn || undefined,
   };
 }
 

@@ -11,6 +11,8 @@ import { CommanderError, FlagError, type Flags, parseFlags } from './flags.js';
 import { createLogger } from '../util/log.js';
 import { installProcessGuards } from './process-guards.js';
 import { hex } from '../util/ids.js';
+import { type TlsConfig, isHttps, loadTlsSide, tlsFlagsEmpty } from '../util/tls.js';
+import { join } from 'node:path';
 
 async function main(): Promise<void> {
   let flags: Flags;
@@ -34,8 +36,18 @@ async function main(): Promise<void> {
     logger.flush();
     process.stderr.write(`raftkv: ${msg}\n`);
   });
+  let tls: TlsConfig;
+  try {
+    tls = await loadTls(flags, (msg) => logger.warn(msg));
+  } catch (e) {
+    const msg = `could not get certs (${(e as Error).message})`;
+    logger.error(msg);
+    logger.flush();
+    process.stderr.write(`raftkv: ${msg}\n`);
+    process.exit(1);
+  }
   const peerDialMap = parseDialMap(process.env.RAFTKV_PEER_DIAL_MAP);
-  const transports = new GrpcTransportFactory(logger, peerDialMap);
+  const transports = new GrpcTransportFactory(logger, peerDialMap, tls);
   const server = new EtcdServer({
     name: flags.name,
     dataDir: flags.dataDir,
@@ -56,6 +68,8 @@ async function main(): Promise<void> {
     transport: transports,
     initialCorruptCheck: flags.initialCorruptCheck,
     corruptCheckTimeMs: flags.corruptCheckTimeMs,
+    auth: flags.auth,
+    tls,
     logger,
   });
   const fail = (msg: string, code = 1): never => {
@@ -85,8 +99,8 @@ async function main(): Promise<void> {
   peerServer.addService(...peerMaintenanceService(server));
   const clientServer = createClientServer(server);
   try {
-    for (const u of flags.listenPeerUrls) await bind(peerServer, u);
-    for (const u of flags.listenClientUrls) await bind(clientServer, u);
+    for (const u of flags.listenPeerUrls) await bind(peerServer, u, tls.peer);
+    for (const u of flags.listenClientUrls) await bind(clientServer, u, tls.client);
   } catch (e) {
     fail(`cannot listen: ${(e as Error).message}`);
   }
@@ -129,6 +143,26 @@ async function main(): Promise<void> {
   logger.info(
     `member ${flags.name} (${hex(server.id)}) serving clients on ${flags.listenClientUrls.join(',')} and peers on ${flags.listenPeerUrls.join(',')}`,
   );
+}
+
+/**
+ * Loads the client and peer certificates, or makes self-signed ones for --auto-tls and
+ * --peer-auto-tls under <data-dir>/fixtures/{client,peer} (etcd's ClientSelfCert/PeerSelfCert),
+ * with etcd's warnings for TLS settings on http URLs.
+ */
+async function loadTls(flags: Flags, warn: (msg: string) => void): Promise<TlsConfig> {
+  const hosts = (urls: string[]) => urls.map((u) => new URL(u).hostname.replace(/^\[|\]$/g, ''));
+  for (const u of flags.listenClientUrls.filter((x) => !isHttps(x))) {
+    if (!tlsFlagsEmpty(flags.clientTls)) warn(`scheme is HTTP while key and certificate files are present; ignoring key and certificate files: client-url=${u}`);
+    if (flags.clientTls.clientCertAuth) warn(`scheme is HTTP while --client-cert-auth is enabled; ignoring client cert auth for this URL: client-url=${u}`);
+  }
+  for (const u of flags.listenPeerUrls.filter((x) => !isHttps(x))) {
+    if (!tlsFlagsEmpty(flags.peerTls)) warn(`scheme is HTTP while key and certificate files are present; ignoring key and certificate files: peer-url=${u}`);
+    if (flags.peerTls.clientCertAuth) warn(`scheme is HTTP while --peer-client-cert-auth is enabled; ignoring client cert auth for this URL: peer-url=${u}`);
+  }
+  const client = await loadTlsSide(flags.clientTls, join(flags.dataDir, 'fixtures', 'client'), hosts([...flags.listenClientUrls, ...flags.advertiseClientUrls]), warn);
+  const peer = await loadTlsSide(flags.peerTls, join(flags.dataDir, 'fixtures', 'peer'), hosts([...flags.listenPeerUrls, ...flags.initialAdvertisePeerUrls]), warn);
+  return { client, peer, peerAllowedCN: flags.peerCertAllowedCn };
 }
 
 /**

@@ -49,6 +49,8 @@ const {
   FAILED_PRECONDITION,
   UNAVAILABLE,
   DATA_LOSS,
+  PERMISSION_DENIED,
+  UNAUTHENTICATED,
 } = ErrorCode;
 
 export const Errors = {
@@ -86,4 +88,21 @@ export const Errors = {
   badLeaderTransferee: e(FAILED_PRECONDITION, 'etcdserver: bad leader transferee'),
   notCapable: e(UNAVAILABLE, 'etcdserver: not capable'),
   corrupt: e(DATA_LOSS, 'etcdserver: corrupt cluster'),
+  // Auth (etcd's rpctypes/error.go, texts and codes as etcd 3.4 sends them).
+  rootUserNotExist: e(FAILED_PRECONDITION, 'etcdserver: root user does not exist'),
+  rootRoleNotExist: e(FAILED_PRECONDITION, 'etcdserver: root user does not have root role'),
+  userAlreadyExist: e(FAILED_PRECONDITION, 'etcdserver: user name already exists'),
+  userEmpty: e(INVALID_ARGUMENT, 'etcdserver: user name is empty'),
+  userNotFound: e(FAILED_PRECONDITION, 'etcdserver: user name not found'),
+  roleAlreadyExist: e(FAILED_PRECONDITION, 'etcdserver: role name already exists'),
+  roleNotFound: e(FAILED_PRECONDITION, 'etcdserver: role name not found'),
+  roleEmpty: e(INVALID_ARGUMENT, 'etcdserver: role name is empty'),
+  authFailed: e(INVALID_ARGUMENT, 'etcdserver: authentication failed, invalid user ID or password'),
+  permissionDenied: e(PERMISSION_DENIED, 'etcdserver: permission denied'),
+  roleNotGranted: e(FAILED_PRECONDITION, 'etcdserver: role is not granted to the user'),
+  permissionNotGranted: e(FAILED_PRECONDITION, 'etcdserver: permission is not granted to the role'),
+  authNotEnabled: e(FAILED_PRECONDITION, 'etcdserver: authentication is not enabled'),
+  invalidAuthToken: e(UNAUTHENTICATED, 'etcdserver: invalid auth token'),
+  invalidAuthMgmt: e(INVALID_ARGUMENT, 'etcdserver: invalid auth management'),
+  authOldRevision: e(INVALID_ARGUMENT, 'etcdserver: revision of auth store is old'),
 };

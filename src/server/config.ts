@@ -4,6 +4,8 @@
 import type { MemberInfo } from '../gen/raftkv/member.js';
 import type { TransportFactory } from '../transport/transport.js';
 import type { ProcessLogger } from '../util/log.js';
+import type { TlsConfig } from '../util/tls.js';
+import type { JwtConfig } from '../auth/jwt.js';
 import type { Clock } from './clock.js';
 
 export const API_VERSION = '3.4.0';
@@ -37,6 +39,13 @@ export interface ServerConfig {
   initialCorruptCheck?: boolean;
   /** etcd's --experimental-corrupt-check-time in ms: the leader's periodic HashKV comparison (0: off). */
   corruptCheckTimeMs?: number;
+  /** Client and peer TLS (etcd's --cert-file, --peer-cert-file, ...), loaded (src/util/tls.ts). */
+  tls?: TlsConfig;
+  /**
+   * etcd's --auth-token (`simple`, or `jwt,...`), --auth-token-ttl (seconds, default 300) and
+   * --bcrypt-cost (default 10). Absent: those defaults.
+   */
+  auth?: AuthConfig;
   logger: ProcessLogger;
   /** Time (default: Node's timers). In-process test clusters pass a ManualClock. */
   clock?: Clock;
@@ -45,6 +54,17 @@ export interface ServerConfig {
   /** Seed of the Raft core's election-timeout randomness (default: random). */
   raftSeed?: number;
 }
+
+export interface AuthConfig {
+  token: 'simple' | 'jwt';
+  /** Simple tokens: seconds from the last use to expiry. */
+  tokenTtlSec: number;
+  bcryptCost: number;
+  /** --auth-token jwt,...: keys (PEM contents), sign method, TTL in seconds. */
+  jwt?: JwtConfig;
+}
+
+export const DEFAULT_AUTH: AuthConfig = { token: 'simple', tokenTtlSec: 300, bcryptCost: 10 };
 
 /** Election timeout in ticks of one heartbeat interval (at least 2, as etcd-io/raft needs). */
 export const electionTicks = (cfg: Pick<ServerConfig, 'electionMs' | 'heartbeatMs'>): number =>

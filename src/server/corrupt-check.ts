@@ -28,6 +28,7 @@ import {
 import { PeerMaintenanceClient, PeerMaintenanceService, type PeerMaintenanceServer } from '../gen/raftkv/peer_maintenance.js';
 import { toServiceError } from '../api/grpc-status.js';
 import { EtcdError, Errors } from '../kv/errors.js';
+import { channelCredentials, checkAllowedCN } from '../util/tls.js';
 import { grpcTarget } from '../util/url.js';
 import { hex } from '../util/ids.js';
 import type { ProcessLogger } from '../util/log.js';
@@ -44,7 +45,7 @@ export interface CorruptCheckHost {
   readonly id: bigint;
   readonly clusterId: bigint;
   readonly sm: StateMachine;
-  readonly cfg: Pick<ServerConfig, 'peerDialMap'>;
+  readonly cfg: Pick<ServerConfig, 'peerDialMap' | 'tls'>;
   readonly clock: Clock;
   readonly logger: ProcessLogger;
   readonly requestTimeoutMs: number;
@@ -73,6 +74,11 @@ export function peerMaintenanceService(s: CorruptCheckHost): [typeof PeerMainten
     PeerMaintenanceService,
     {
       hashKv: (call: grpc.ServerUnaryCall<HashKVRequest, HashKVResponse>, cb: grpc.sendUnaryData<HashKVResponse>): void => {
+        const badCN = checkAllowedCN(call, s.cfg.tls?.peerAllowedCN);
+        if (badCN) {
+          cb({ code: grpc.status.PERMISSION_DENIED, details: `raftkv: ${badCN}` }, null);
+          return;
+        }
         const cid = call.metadata.get(CLUSTER_ID_MD)[0];
         if (cid !== undefined && String(cid) !== s.clusterId.toString(16)) {
           cb({ code: grpc.status.FAILED_PRECONDITION, details: CLUSTER_ID_MISMATCH }, null);
@@ -118,7 +124,7 @@ async function getPeerHashKVs(s: CorruptCheckHost, rev: bigint): Promise<PeerHas
       let last: PeerHashKV['err'];
       for (const ep of m.peerUrls) {
         const target = dial?.get(ep) ?? dial?.get(ep.replace(/\/$/, '')) ?? ep;
-        const c = new PeerMaintenanceClient(grpcTarget(target), grpc.credentials.createInsecure());
+        const c = new PeerMaintenanceClient(grpcTarget(target), channelCredentials(ep, s.cfg.tls?.peer));
         try {
           const md = new grpc.Metadata();
           md.set(CLUSTER_ID_MD, s.clusterId.toString(16));

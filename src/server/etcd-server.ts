@@ -135,6 +135,7 @@ export class EtcdServer {
         reportSnapshot: (id, ok) => this.node.reportSnapshot(id, ok),
         members: () => ({ clusterId: this.clusterId, members: [...this.sm.membership.members.values()] }),
         isRemoved: (id) => this.sm.membership.removed.has(id),
+        isMember: (id) => this.sm.membership.members.has(id) || (!this.sm.membership.removed.has(id) && booted.peers.some((m) => m.id === id)),
         onRemoved: () => this.removed(),
       },
     });
@@ -248,9 +249,16 @@ export class EtcdServer {
 
   // ------------------------------------------------------------------ requests (the API's face)
 
-  /** Replicates a request of `kind` and resolves with what applying it answered (etcd's response). */
-  propose<K extends RequestKind>(kind: K, body: NonNullable<InternalRequest[K]>): Promise<RequestResults[K]> {
-    return this.proposals.propose(kind, body);
+  /**
+   * Replicates a request of `kind` and resolves with what applying it answered (etcd's response).
+   * `caller`: the user and auth revision of the caller's token (src/auth/frontend.ts), checked at apply.
+   */
+  propose<K extends RequestKind>(
+    kind: K,
+    body: NonNullable<InternalRequest[K]>,
+    caller?: Pick<InternalRequest, 'username' | 'authRevision'>,
+  ): Promise<RequestResults[K]> {
+    return this.proposals.propose(kind, body, caller);
   }
 
   /** Waits until a read served from local state is linearizable (ReadIndex). */

@@ -57,9 +57,18 @@ export class Proposals {
   }
 
   /** Replicates a request and resolves with what applying it answered (or rejects with an etcd error). */
-  async propose<K extends RequestKind>(kind: K, body: NonNullable<InternalRequest[K]>): Promise<RequestResults[K]> {
+  async propose<K extends RequestKind>(
+    kind: K,
+    body: NonNullable<InternalRequest[K]>,
+    caller?: Pick<InternalRequest, 'username' | 'authRevision'>,
+  ): Promise<RequestResults[K]> {
     if (this.stopped) throw Errors.stopped();
-    const req = { [kind]: body } as Partial<InternalRequest>;
+    // `caller`: who asked (etcd's RequestHeader username/auth_revision), for the auth checks at apply.
+    const req = {
+      [kind]: body,
+      username: caller?.username ?? '',
+      authRevision: caller?.authRevision ?? 0n,
+    } as Omit<InternalRequest, 'id' | 'proposer' | 'settledBelow'>;
     const refused = this.sm.alarms.refusal(req); // a raised alarm (also checked when applied)
     if (refused) throw refused;
     let id = this.ids.next();

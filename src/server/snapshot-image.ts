@@ -14,7 +14,8 @@
 //
 // The image header (one line of JSON, in this key order): version, currentRev, compactRev (decimal
 // strings), leases ([id, ttl] decimal strings), members ({members: base64 MemberInfo, removed: ids}),
-// applied (the exactly-once table, absent before it existed) and alarms (absent before alarms
+// applied (the exactly-once table, absent before it existed), alarms (absent before alarms
+// existed) and auth (users, roles, the enabled flag and the auth revision; absent before auth
 // existed). The body after the newline, by version:
 //
 //   3  binary key histories, in key order. Per key: u32 key length, the key bytes, u32 number
@@ -34,6 +35,7 @@ import { createHash } from 'node:crypto';
 import { type KeyHistory, MvccStore, type Rev } from '../kv/mvcc.js';
 import type { Snapshot } from '../raft/index.js';
 import { encodeSnapshotFile } from '../storage/snap/snapshotter.js';
+import type { AuthImage } from '../auth/store.js';
 import type { AlarmsImage } from './alarms.js';
 import type { AppliedRequestsImage } from './applied-requests.js';
 
@@ -50,10 +52,12 @@ export interface StateImageHeader {
   applied?: AppliedRequestsImage;
   /** Raised alarms (absent in snapshots written before alarms existed: none). */
   alarms?: AlarmsImage;
+  /** The auth store (absent in snapshots written before auth existed: auth off, no users). */
+  auth?: AuthImage;
 }
 
 /** What an image holds besides the store: each part's own image (lessor, membership, ...). */
-export type StateImageParts = Pick<StateImageHeader, 'leases' | 'members' | 'applied' | 'alarms'>;
+export type StateImageParts = Pick<StateImageHeader, 'leases' | 'members' | 'applied' | 'alarms' | 'auth'>;
 
 // ------------------------------------------------------------------ the whole image
 
@@ -64,8 +68,8 @@ export type StateImageParts = Pick<StateImageHeader, 'leases' | 'members' | 'app
  */
 export async function encodeStateImageAsync(store: MvccStore, parts: StateImageParts, pause: () => Promise<void>): Promise<Buffer> {
   const { currentRev, compactRev, chunks } = await storeImageAsync(store, pause);
-  const { leases, members, applied, alarms } = parts;
-  const header = JSON.stringify({ version: IMAGE_VERSION, currentRev, compactRev, leases, members, applied, alarms });
+  const { leases, members, applied, alarms, auth } = parts;
+  const header = JSON.stringify({ version: IMAGE_VERSION, currentRev, compactRev, leases, members, applied, alarms, auth });
   return Buffer.concat([Buffer.from(`${header}\n`), ...chunks]);
 }
 

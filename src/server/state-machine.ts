@@ -3,7 +3,7 @@
 // to the waiting client.
 //
 // Owns: what an entry means, and the replicated state (keys, leases, members, alarms, the
-// exactly-once table, the ConfState as of appliedIndex). Never: reads a clock, the member's
+// auth store, the exactly-once table, the ConfState as of appliedIndex). Never: reads a clock, the member's
 // role or anything local (every member must reach the same state from the same entries), or
 // half-applies a request (an error answered means nothing changed: see MvccStore.write).
 
@@ -18,6 +18,23 @@ import {
 } from '../raft/index.js';
 import type {
   AlarmResponse,
+  AuthDisableResponse,
+  AuthEnableResponse,
+  AuthenticateResponse,
+  AuthRoleAddResponse,
+  AuthRoleDeleteResponse,
+  AuthRoleGetResponse,
+  AuthRoleGrantPermissionResponse,
+  AuthRoleListResponse,
+  AuthRoleRevokePermissionResponse,
+  AuthStatusResponse,
+  AuthUserAddResponse,
+  AuthUserChangePasswordResponse,
+  AuthUserDeleteResponse,
+  AuthUserGetResponse,
+  AuthUserGrantRoleResponse,
+  AuthUserListResponse,
+  AuthUserRevokeRoleResponse,
   CompactionResponse,
   DeleteRangeResponse,
   LeaseGrantResponse,
@@ -29,6 +46,8 @@ import type {
 import { InternalRequest } from '../gen/raftkv/entry.js';
 import { MemberInfo } from '../gen/raftkv/member.js';
 import { EtcdError, Errors } from '../kv/errors.js';
+import { checkRequestAuth } from '../auth/apply-checks.js';
+import { AuthStore } from '../auth/store.js';
 import { applyDelete, applyPut, applyTxn } from '../kv/kv-ops.js';
 import { Lessor } from '../kv/lessor.js';
 import { MvccStore } from '../kv/mvcc.js';
@@ -36,6 +55,16 @@ import { type AlarmChange, AlarmStore } from './alarms.js';
 import { AppliedRequests } from './applied-requests.js';
 import { Membership } from './membership.js';
 import { decodeStateImageAsync, encodeStateImageAsync } from './snapshot-image.js';
+
+const AUTH_KINDS = [
+  'authEnable', 'authDisable', 'authStatus', 'authenticate', 'authUserAdd', 'authUserDelete', 'authUserGet',
+  'authUserChangePassword', 'authUserGrantRole', 'authUserRevokeRole', 'authUserList', 'authRoleList',
+  'authRoleAdd', 'authRoleDelete', 'authRoleGet', 'authRoleGrantPermission', 'authRoleRevokePermission',
+] as const;
+
+function hasAuthRequest(req: InternalRequest): boolean {
+  return AUTH_KINDS.some((k) => req[k] !== undefined);
+}
 
 /**
  * What applying each kind of request answers (etcd's response types). The request's kind is
@@ -50,6 +79,23 @@ export interface RequestResults {
   leaseRevoke: LeaseRevokeResponse;
   alarm: AlarmResponse;
   memberAttributes: Record<string, never>;
+  authEnable: AuthEnableResponse;
+  authDisable: AuthDisableResponse;
+  authStatus: AuthStatusResponse;
+  authenticate: AuthenticateResponse;
+  authUserAdd: AuthUserAddResponse;
+  authUserDelete: AuthUserDeleteResponse;
+  authUserGet: AuthUserGetResponse;
+  authUserChangePassword: AuthUserChangePasswordResponse;
+  authUserGrantRole: AuthUserGrantRoleResponse;
+  authUserRevokeRole: AuthUserRevokeRoleResponse;
+  authUserList: AuthUserListResponse;
+  authRoleList: AuthRoleListResponse;
+  authRoleAdd: AuthRoleAddResponse;
+  authRoleDelete: AuthRoleDeleteResponse;
+  authRoleGet: AuthRoleGetResponse;
+  authRoleGrantPermission: AuthRoleGrantPermissionResponse;
+  authRoleRevokePermission: AuthRoleRevokePermissionResponse;
 }
 export type RequestKind = keyof RequestResults;
 export type RequestResult = RequestResults[RequestKind] | Record<string, never>;
@@ -68,6 +114,8 @@ export class StateMachine {
   readonly appliedRequests = new AppliedRequests();
   /** Raised alarms (CORRUPT, NOSPACE): replicated, so every member refuses the same writes. */
   readonly alarms = new AlarmStore();
+  /** Users, roles, permissions and whether auth is on: replicated (src/auth/store.ts). */
+  readonly auth = new AuthStore();
   /** Hears of an alarm type raised or disarmed by an applied entry (for the log). */
   onAlarmChange: ((c: AlarmChange) => void) | undefined;
   appliedIndex = 0;
@@ -118,6 +166,10 @@ export class StateMachine {
     // applierV3Corrupt and applierV3Capped).
     const refused = this.alarms.refusal(req);
     if (refused) throw refused;
+    // With auth on, the caller's permissions are decided here, against the auth store as of
+    // this entry (etcd's authApplierV3): a permission change committed between propose and
+    // apply is respected (an older auth revision is refused and the member retries).
+    checkRequestAuth(this.auth, this.lessor, req);
     if (req.put) {
       const put = req.put;
       const r = s.write((w) => applyPut(w, s, put));
@@ -171,7 +223,40 @@ export class StateMachine {
       this.membership.setAttributes(a.id, a.name, a.clientUrls);
       return {};
     }
+    if (hasAuthRequest(req)) return this.applyAuth(req);
     return {};
+  }
+
+  private applyAuth(req: InternalRequest): RequestResult {
+    const a = this.auth;
+    const header = this.hdr();
+    if (req.authEnable) a.enable();
+    else if (req.authDisable) a.disable();
+    else if (req.authStatus) return { header, enabled: a.enabled, authRevision: a.revision };
+    else if (req.authenticate) {
+      // etcd's simple token: the proposer's random prefix and the index it was applied at.
+      const token = `${req.authenticate.simpleToken}.${this.appliedIndex}`;
+      a.authenticate(req.authenticate.name, token);
+      return { header, token };
+    } else if (req.authUserAdd) {
+      const r = req.authUserAdd;
+      a.userAdd(r.name, r.hashedPassword, r.options?.noPassword ?? false);
+    } else if (req.authUserDelete) a.userDelete(req.authUserDelete.name);
+    else if (req.authUserGet) return { header, roles: a.userGet(req.authUserGet.name) };
+    else if (req.authUserChangePassword) a.userChangePassword(req.authUserChangePassword.name, req.authUserChangePassword.hashedPassword);
+    else if (req.authUserGrantRole) a.userGrantRole(req.authUserGrantRole.user, req.authUserGrantRole.role);
+    else if (req.authUserRevokeRole) a.userRevokeRole(req.authUserRevokeRole.name, req.authUserRevokeRole.role);
+    else if (req.authUserList) return { header, users: a.userList() };
+    else if (req.authRoleList) return { header, roles: a.roleList() };
+    else if (req.authRoleAdd) a.roleAdd(req.authRoleAdd.name);
+    else if (req.authRoleDelete) a.roleDelete(req.authRoleDelete.role);
+    else if (req.authRoleGet) return { header, perm: a.roleGet(req.authRoleGet.role) };
+    else if (req.authRoleGrantPermission) a.roleGrantPermission(req.authRoleGrantPermission.name, req.authRoleGrantPermission.perm);
+    else if (req.authRoleRevokePermission) {
+      const r = req.authRoleRevokePermission;
+      a.roleRevokePermission(r.role, Buffer.from(r.key), Buffer.from(r.rangeEnd));
+    }
+    return { header };
   }
 
   /** Decodes a conf change entry and records its membership effect. */
@@ -223,6 +308,7 @@ export class StateMachine {
       members: this.membership.toImage(),
       applied: this.appliedRequests.toImage(),
       alarms: this.alarms.toImage(),
+      auth: this.auth.toImage(),
     };
     const data = await encodeStateImageAsync(this.store, parts, pause);
     return { index, confState, data };
@@ -239,6 +325,7 @@ export class StateMachine {
     this.membership.restore(h.members);
     this.appliedRequests.restore(h.applied);
     this.alarms.restore(h.alarms);
+    this.auth.restore(h.auth);
     this.appliedIndex = index;
     this.confState = confState;
   }

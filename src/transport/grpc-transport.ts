@@ -7,6 +7,11 @@
 // (RaftPeer.InstallSnapshot) with a CRC over the whole image; the receiver steps the MsgSnap
 // only once the image is complete and verified, and the sender reports the outcome to Raft.
 // Every call carries the cluster id; a peer of another cluster is refused and logged.
+// A Raft message is stepped only if its sender is the member that opened the stream and is a
+// member of the cluster (never a removed one); anything else is dropped and logged.
+// With https peer URLs the links are TLS (src/util/tls.ts): snapshots, the member list asked
+// by a joining member and the corruption checks' calls go over the same secure channels; with
+// --peer-cert-allowed-cn a peer whose client certificate has another CommonName is refused.
 
 import * as grpc from '@grpc/grpc-js';
 import { crc32 } from 'node:zlib';
@@ -21,6 +26,7 @@ import {
 } from '../gen/raftkv/peer.js';
 import type { Logger } from '../raft/logger.js';
 import { type Message, MessageType } from '../raft/index.js';
+import { type TlsConfig, channelCredentials, checkAllowedCN } from '../util/tls.js';
 import { grpcTarget } from '../util/url.js';
 import { messageFromPb, messageToPb, toBuffer } from './codec.js';
 import type { Transport, TransportFactory, TransportHandler } from './transport.js';
@@ -40,6 +46,8 @@ export interface TransportOptions {
    * a fault-injecting proxy on every directed link without changing member URLs.
    */
   dialMap?: ReadonlyMap<string, string>;
+  /** Peer TLS: the peer side's certificate and CA (for https peer URLs) and the allowed CN. */
+  tls?: TlsConfig;
 }
 
 const channelOptions: grpc.ChannelOptions = {
@@ -70,8 +78,10 @@ class PeerConn {
     readonly id: bigint,
     public urls: string[],
     private readonly t: GrpcTransport,
+    /** The advertised URL: its scheme says whether the link is TLS (the dialed one may be a proxy). */
+    advertised: string,
   ) {
-    this.client = new RaftPeerClient(grpcTarget(urls[0]!), grpc.credentials.createInsecure(), channelOptions);
+    this.client = new RaftPeerClient(grpcTarget(urls[0]!), channelCredentials(advertised, t.tls?.peer), channelOptions);
   }
 
   send(m: Message): void {
@@ -207,10 +217,10 @@ class PeerConn {
 }
 
 /** Asks the peers at `urls` (any one that answers) for the cluster id and member list. */
-export async function fetchClusterInfo(urls: string[], timeoutMs = 5000): Promise<MembersResponse> {
+export async function fetchClusterInfo(urls: string[], timeoutMs = 5000, tls?: TlsConfig): Promise<MembersResponse> {
   let last: unknown;
   for (const u of urls) {
-    const c = new RaftPeerClient(grpcTarget(u), grpc.credentials.createInsecure());
+    const c = new RaftPeerClient(grpcTarget(u), channelCredentials(u, tls?.peer));
     try {
       return await new Promise<MembersResponse>((resolve, reject) =>
         c.members({}, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, res?: MembersResponse) =>
@@ -231,11 +241,15 @@ export class GrpcTransport implements Transport {
   readonly clusterId: bigint;
   readonly handler: TransportHandler;
   readonly logger: Logger;
+  readonly tls: TlsConfig | undefined;
   private peers = new Map<bigint, PeerConn>();
   private readonly dialMap: ReadonlyMap<string, string>;
+  /** Messages dropped per unknown or forged sender (logged at the first and every 1000th). */
+  private readonly dropped = new Map<string, number>();
 
   constructor(o: TransportOptions) {
     this.dialMap = o.dialMap ?? new Map();
+    this.tls = o.tls;
     this.id = o.id;
     this.clusterId = o.clusterId;
     this.handler = o.handler;
@@ -248,7 +262,7 @@ export class GrpcTransport implements Transport {
     const p = this.peers.get(id);
     if (p && p.urls.join(',') === urls.join(',')) return;
     p?.close();
-    this.peers.set(id, new PeerConn(id, urls, this));
+    this.peers.set(id, new PeerConn(id, urls, this, advertised[0]!));
   }
 
   removePeer(id: bigint): void {
@@ -268,11 +282,18 @@ export class GrpcTransport implements Transport {
     }
   }
 
-  /** Checks the caller's cluster id; returns an error text if it is not ours. */
-  private checkCaller(md: grpc.Metadata): string | undefined {
+  /**
+   * Checks the caller: its certificate's CommonName (--peer-cert-allowed-cn), its cluster id
+   * and that it was not removed; returns an error text if it may not talk to us.
+   */
+  private checkCaller(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata' | 'getAuthContext'>): string | undefined {
+    const badCN = checkAllowedCN(call, this.tls?.peerAllowedCN);
+    if (badCN) return `raftkv: ${badCN}`;
+    const md = call.metadata;
     const cid = md.get('raftkv-cluster-id')[0];
     const from = md.get('raftkv-from')[0];
     if (cid === undefined || from === undefined) return 'raftkv: missing cluster id or sender id';
+    if (!/^[0-9a-f]{1,16}$/i.test(String(cid)) || !/^[0-9a-f]{1,16}$/i.test(String(from))) return 'raftkv: malformed cluster id or sender id';
     if (BigInt(`0x${String(cid)}`) !== this.clusterId) {
       return `raftkv: request cluster ID mismatch: got ${String(cid)} from member ${String(from)}, want ${this.clusterId.toString(16)}`;
     }
@@ -282,21 +303,48 @@ export class GrpcTransport implements Transport {
     return undefined;
   }
 
+  /** The stream's sender id (from its metadata), checked by checkCaller already. */
+  private static sender(md: grpc.Metadata): bigint {
+    return BigInt(`0x${String(md.get('raftkv-from')[0])}`);
+  }
+
+  /**
+   * Whether a message may be stepped: its sender is the member that opened the call and a
+   * current member (not a removed one). Otherwise it is dropped and logged.
+   */
+  private acceptFrom(m: Message, sender: bigint, what: string): boolean {
+    let why: string | undefined;
+    if (m.from !== sender) why = `claims to be from ${m.from.toString(16)} on a call from ${sender.toString(16)}`;
+    else if (this.handler.isRemoved?.(m.from)) why = `from removed member ${m.from.toString(16)}`;
+    else if (this.handler.isMember && !this.handler.isMember(m.from)) why = `from ${m.from.toString(16)}, which is not a member of the cluster`;
+    if (!why) return true;
+    const key = `${sender}/${m.from}`;
+    if (this.dropped.size > 1000 && !this.dropped.has(key)) this.dropped.clear(); // bounded, whatever is forged
+    const n = (this.dropped.get(key) ?? 0) + 1;
+    this.dropped.set(key, n);
+    if (n % 1000 === 1) {
+      this.logger.warn(`transport: dropped ${what} (type ${MessageType[m.type] ?? m.type}, term ${m.term}) ${why}${n > 1 ? ` (${n} dropped so far)` : ''}`);
+    }
+    return false;
+  }
+
   /** The RaftPeer service implementation to register on the peer gRPC server. */
   service(): [typeof RaftPeerService, grpc.UntypedServiceImplementation] {
     const impl = {
       stream: (call: grpc.ServerReadableStream<MessageBatch, StreamAck>, cb: grpc.sendUnaryData<StreamAck>) => {
-        const bad = this.checkCaller(call.metadata);
+        const bad = this.checkCaller(call);
         if (bad) {
           if (bad.includes('has been removed')) this.logger.info(`transport: refused peer stream: ${bad}`);
           else this.logger.error(`transport: refused peer stream: ${bad}`);
           cb({ code: grpc.status.FAILED_PRECONDITION, details: bad });
           return;
         }
+        const sender = GrpcTransport.sender(call.metadata);
         call.on('data', (batch: MessageBatch) => {
           for (const pb of batch.messages) {
             try {
-              this.handler.step(messageFromPb(pb));
+              const m = messageFromPb(pb);
+              if (this.acceptFrom(m, sender, 'a message')) this.handler.step(m);
             } catch (e) {
               this.logger.warn(`transport: dropped a malformed message: ${String(e)}`);
             }
@@ -306,7 +354,7 @@ export class GrpcTransport implements Transport {
         call.on('error', () => {});
       },
       installSnapshot: (call: grpc.ServerReadableStream<SnapshotChunk, SnapshotAck>, cb: grpc.sendUnaryData<SnapshotAck>) => {
-        const bad = this.checkCaller(call.metadata);
+        const bad = this.checkCaller(call);
         if (bad) {
           this.logger.error(`transport: refused snapshot: ${bad}`);
           cb({ code: grpc.status.FAILED_PRECONDITION, details: bad });
@@ -335,7 +383,12 @@ export class GrpcTransport implements Transport {
               return;
             }
             try {
-              this.handler.step(messageFromPb(header, data));
+              const m = messageFromPb(header, data);
+              if (!this.acceptFrom(m, GrpcTransport.sender(call.metadata), 'a snapshot')) {
+                cb(null, { ok: false, error: 'raftkv: snapshot sender is not a member of the cluster' });
+                return;
+              }
+              this.handler.step(m);
               cb(null, { ok: true, error: '' });
             } catch (e) {
               cb(null, { ok: false, error: String(e) });
@@ -348,7 +401,14 @@ export class GrpcTransport implements Transport {
         call.on('error', () => {});
       },
     };
-    const members = (_call: grpc.ServerUnaryCall<unknown, MembersResponse>, cb: grpc.sendUnaryData<MembersResponse>) => {
+    const members = (call: grpc.ServerUnaryCall<unknown, MembersResponse>, cb: grpc.sendUnaryData<MembersResponse>) => {
+      // A joining member is not in the ConfState yet, so only TLS (and the allowed CN) guards this.
+      const badCN = checkAllowedCN(call, this.tls?.peerAllowedCN);
+      if (badCN) {
+        this.logger.error(`transport: refused member list request: ${badCN}`);
+        cb({ code: grpc.status.PERMISSION_DENIED, details: `raftkv: ${badCN}` });
+        return;
+      }
       const m = this.handler.members?.();
       if (!m) cb({ code: grpc.status.UNAVAILABLE, details: 'raftkv: member list not available' });
       else cb(null, m);
@@ -372,14 +432,15 @@ export class GrpcTransportFactory implements TransportFactory {
   constructor(
     private readonly logger: Logger,
     private readonly dialMap?: ReadonlyMap<string, string>,
+    private readonly tls?: TlsConfig,
   ) {}
 
   create(o: { id: bigint; clusterId: bigint; handler: TransportHandler }): GrpcTransport {
-    this.transport = new GrpcTransport({ ...o, logger: this.logger, dialMap: this.dialMap });
+    this.transport = new GrpcTransport({ ...o, logger: this.logger, dialMap: this.dialMap, tls: this.tls });
     return this.transport;
   }
 
   fetchClusterInfo(urls: string[]): Promise<MembersResponse> {
-    return fetchClusterInfo(urls);
+    return fetchClusterInfo(urls, undefined, this.tls);
   }
 }

@@ -19,6 +19,11 @@ export interface TransportHandler {
   members?(): MembersResponse;
   /** Whether a member id was removed from the cluster (its messages are refused). */
   isRemoved?(id: bigint): boolean;
+  /**
+   * Whether a sender id is a member of the cluster (a message from anyone else is dropped,
+   * never stepped). Without it every sender not removed is accepted.
+   */
+  isMember?(id: bigint): boolean;
   /** A peer told us we were removed from the cluster. */
   onRemoved?(): void;
 }

@@ -1,4 +1,4 @@
-// `npm run test:faults -- [--nodes 3|5] [--time S] [--seed N] [--runs K] [--faults kill,pause,partition,leader] [--lease-reads] [--snapshot-count N]`
+// `npm run test:faults -- [--nodes 3|5] [--time S] [--seed N] [--runs K] [--faults kill,pause,partition,leader] [--lease-reads] [--snapshot-count N] [--tls]`
 // Runs fault-injection runs on real processes and checks linearizability of the recorded
 // client histories. Exits non-zero on the first violation (seed, window and saved results).
 
@@ -15,6 +15,7 @@ const { values } = parseArgs({
     quiet: { type: 'boolean', default: false },
     'lease-reads': { type: 'boolean', default: false },
     'snapshot-count': { type: 'string' },
+    tls: { type: 'boolean', default: false },
   },
 });
 
@@ -45,7 +46,7 @@ let totalUnknown = 0;
 for (let r = 0; r < runs; r++) {
   const seed = firstSeed + r;
   console.log(`run ${r + 1}/${runs}: seed ${seed}, ${nodes} nodes, ${seconds}s, faults ${faults.join(',')}`);
-  const res = await runFaults({ nodes, seconds, seed, faults, extraArgs, log: values.quiet ? undefined : (l) => console.log(`  ${l}`) });
+  const res = await runFaults({ nodes, seconds, seed, faults, extraArgs, tls: values.tls, log: values.quiet ? undefined : (l) => console.log(`  ${l}`) });
   totalOps += res.ops;
   totalUnknown += res.unknown;
   console.log(
@@ -53,7 +54,7 @@ for (let r = 0; r < runs; r++) {
   );
   if (!res.ok) {
     for (const v of res.violations) console.log(`  ${v}`);
-    const extra = `${values['lease-reads'] ? ' --lease-reads' : ''}${values['snapshot-count'] ? ` --snapshot-count ${values['snapshot-count']}` : ''}`;
+    const extra = `${values['lease-reads'] ? ' --lease-reads' : ''}${values['snapshot-count'] ? ` --snapshot-count ${values['snapshot-count']}` : ''}${values.tls ? ' --tls' : ''}`;
     console.log(`  replay: npm run test:faults -- --nodes ${nodes} --time ${seconds} --seed ${seed} --faults ${faults.join(',')}${extra}`);
     if (res.savedTo) console.log(`  history and member logs saved in ${res.savedTo}`);
     process.exit(1);

@@ -85,9 +85,9 @@ export class ProxyNet {
   }
 
   /** RAFTKV_PEER_DIAL_MAP for member i. */
-  dialMapFor(i: number): string {
+  dialMapFor(i: number, scheme: 'http' | 'https' = 'http'): string {
     return this.peerPorts
-      .map((port, j) => (j === i ? '' : `http://127.0.0.1:${port}=http://127.0.0.1:${this.links[i]![j]!.listenPort}`))
+      .map((port, j) => (j === i ? '' : `${scheme}://127.0.0.1:${port}=${scheme}://127.0.0.1:${this.links[i]![j]!.listenPort}`))
       .filter(Boolean)
       .join(',');
   }

@@ -2,9 +2,11 @@
 // fault-injecting proxies, the client workload, a seeded nemesis, then healing, final reads and
 // the checks (linearizability per key, no acknowledged insert lost, monotonic revisions).
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SeededRand } from '../../src/raft/rand.js';
+import { type TestCerts, makeTestCerts } from '../support/certs.js';
 import { freePorts } from '../support/ports.js';
 import { ProcCluster, eventually, sleep } from '../support/proc-cluster.js';
 import { type Op, checkHistory, checkMonotonicRevisions, describeOp } from './checker.js';
@@ -35,6 +37,8 @@ export interface FaultRunOptions {
   log?: (line: string) => void;
   /** Extra raftkv flags for every member (e.g. --lease-reads). */
   extraArgs?: string[];
+  /** Client and peer mTLS on every link (certificates made with openssl for the run). */
+  tls?: boolean;
 }
 
 export interface FaultRunResult {
@@ -63,6 +67,20 @@ export async function runFaults(o: FaultRunOptions): Promise<FaultRunResult> {
     log(line);
   };
   let c: ProcCluster | undefined;
+  let certs: TestCerts | undefined;
+  let credentials: grpc.ChannelCredentials | undefined;
+  let tlsArgs: string[] = [];
+  if (o.tls) {
+    certs = makeTestCerts();
+    const pem = (f: string) => readFileSync(f);
+    credentials = grpc.credentials.createSsl(pem(certs.ca.cert), pem(certs.client.key), pem(certs.client.cert));
+    const [cert, key, ca] = [certs.server.cert, certs.server.key, certs.ca.cert];
+    tlsArgs = [
+      '--cert-file', cert, '--key-file', key, '--trusted-ca-file', ca, '--client-cert-auth',
+      '--peer-cert-file', cert, '--peer-key-file', key, '--peer-trusted-ca-file', ca, '--peer-client-cert-auth',
+    ];
+  }
+  const scheme = o.tls ? 'https' : 'http';
   const history: Op[] = [];
   const inserts: Insert[] = [];
   let applied = 0;
@@ -74,8 +92,10 @@ export async function runFaults(o: FaultRunOptions): Promise<FaultRunResult> {
       heartbeatMs: 50,
       electionMs: 500,
       logLevel: 'info',
-      memberEnv: (i) => ({ RAFTKV_PEER_DIAL_MAP: proxies.dialMapFor(i) }),
-      extraArgs: o.extraArgs,
+      memberEnv: (i) => ({ RAFTKV_PEER_DIAL_MAP: proxies.dialMapFor(i, scheme) }),
+      extraArgs: [...tlsArgs, ...(o.extraArgs ?? [])],
+      scheme,
+      clientCredentials: credentials,
     });
     const cluster = c;
     const until = performance.now() + o.seconds * 1000;
@@ -89,6 +109,7 @@ export async function runFaults(o: FaultRunOptions): Promise<FaultRunResult> {
       history,
       inserts,
       maxOps: 200_000,
+      credentials,
     });
     const nemesis = (async () => {
       const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
@@ -249,6 +270,7 @@ export async function runFaults(o: FaultRunOptions): Promise<FaultRunResult> {
   }
   await c?.destroy().catch(() => {});
   await proxies.close();
+  certs?.cleanup();
   return result;
 }
 

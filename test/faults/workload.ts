@@ -28,6 +28,8 @@ export interface WorkloadOptions {
   maxOps: number;
   /** Optional early stop. */
   shouldStop?: () => boolean;
+  /** TLS credentials of the clients (default: plaintext). */
+  credentials?: grpc.ChannelCredentials;
 }
 
 /** Errors after which a write certainly did not happen. Anything else is "unknown". */
@@ -48,7 +50,7 @@ export const regKey = (i: number): string => `faults/reg/${i}`;
 export async function runWorkload(o: WorkloadOptions): Promise<void> {
   let issued = 0;
   const client = async (c: number): Promise<void> => {
-    const conns = o.endpoints.map((e) => new TestClient(e, o.opTimeoutMs));
+    const conns = o.endpoints.map((e) => new TestClient(e, o.opTimeoutMs, o.credentials));
     let ep = c % conns.length;
     let seq = 0;
     const lastSeen = new Map<string, string>();

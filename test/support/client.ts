@@ -38,9 +38,10 @@ export class TestClient {
   constructor(
     readonly endpoint: string,
     readonly timeoutMs = 10_000,
+    /** TLS credentials for an https member (default: plaintext). */
+    creds: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
   ) {
     const opts = { 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.max_send_message_length': 64 * 1024 * 1024 };
-    const creds = grpc.credentials.createInsecure();
     this.kv = new KVClient(endpoint, creds, opts);
     this.maint = new MaintenanceClient(endpoint, creds, opts);
     this.lease = new LeaseClient(endpoint, creds, opts);

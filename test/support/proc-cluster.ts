@@ -1,6 +1,7 @@
 // Real raftkv member processes for tests and benchmarks: free ports, fresh data dirs, kill by
 // pid (also on test failure and on process exit), so no process is ever left behind.
 
+import type * as grpc from '@grpc/grpc-js';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,6 +46,10 @@ export interface ClusterOptions {
   memberEnv?: (i: number, members: MemberSpec[]) => Record<string, string>;
   /** Pre-chosen ports: [client0, peer0, client1, peer1, ...]. */
   ports?: number[];
+  /** 'https': every client and peer URL is https (pass the TLS flags in extraArgs). Default http. */
+  scheme?: 'http' | 'https';
+  /** Credentials of the test clients (default: plaintext). */
+  clientCredentials?: grpc.ChannelCredentials;
 }
 
 export class ProcCluster {
@@ -105,23 +110,24 @@ export class ProcCluster {
   }
 
   peerUrl(i: number): string {
-    return `http://127.0.0.1:${this.members[i]!.peerPort}`;
+    return `${this.opts.scheme ?? 'http'}://127.0.0.1:${this.members[i]!.peerPort}`;
   }
 
   args(i: number): string[] {
     const m = this.members[i]!;
+    const http = this.opts.scheme ?? 'http';
     const cluster = this.members
       .filter((_, j) => !this.removed.has(j))
-      .map((x) => `${x.name}=http://127.0.0.1:${x.peerPort}`)
+      .map((x) => `${x.name}=${http}://127.0.0.1:${x.peerPort}`)
       .join(',');
     return [
       '--initial-cluster-state', this.joined.has(i) ? 'existing' : 'new',
       '--name', m.name,
       '--data-dir', m.dataDir,
-      '--listen-client-urls', `http://127.0.0.1:${m.clientPort}`,
-      '--advertise-client-urls', `http://127.0.0.1:${m.clientPort}`,
-      '--listen-peer-urls', `http://127.0.0.1:${m.peerPort}`,
-      '--initial-advertise-peer-urls', `http://127.0.0.1:${m.peerPort}`,
+      '--listen-client-urls', `${http}://127.0.0.1:${m.clientPort}`,
+      '--advertise-client-urls', `${http}://127.0.0.1:${m.clientPort}`,
+      '--listen-peer-urls', `${http}://127.0.0.1:${m.peerPort}`,
+      '--initial-advertise-peer-urls', `${http}://127.0.0.1:${m.peerPort}`,
       '--initial-cluster', cluster,
       '--heartbeat-interval', String(this.opts.heartbeatMs ?? 50),
       '--election-timeout', String(this.opts.electionMs ?? 500),
@@ -168,7 +174,7 @@ export class ProcCluster {
   client(i: number): TestClient {
     let c = this.clients.get(i);
     if (!c) {
-      c = new TestClient(this.endpoint(i), 5000);
+      c = new TestClient(this.endpoint(i), 5000, this.opts.clientCredentials);
       this.clients.set(i, c);
     }
     return c;

@@ -8,6 +8,22 @@
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import {
   AlarmRequest,
+  AuthDisableRequest,
+  AuthEnableRequest,
+  AuthRoleAddRequest,
+  AuthRoleDeleteRequest,
+  AuthRoleGetRequest,
+  AuthRoleGrantPermissionRequest,
+  AuthRoleListRequest,
+  AuthRoleRevokePermissionRequest,
+  AuthStatusRequest,
+  AuthUserAddRequest,
+  AuthUserChangePasswordRequest,
+  AuthUserDeleteRequest,
+  AuthUserGetRequest,
+  AuthUserGrantRoleRequest,
+  AuthUserListRequest,
+  AuthUserRevokeRoleRequest,
   CompactionRequest,
   DeleteRangeRequest,
   LeaseGrantRequest,
@@ -60,12 +76,52 @@ export interface InternalRequest {
     | AlarmRequest
     | undefined;
   /**
+   * The Auth service (src/auth/store.ts). Passwords arrive hashed (bcrypt, by the member
+   * that received the request: hashedPassword set, password empty), as etcd 3.5 proposes them.
+   */
+  authEnable?: AuthEnableRequest | undefined;
+  authDisable?: AuthDisableRequest | undefined;
+  authStatus?: AuthStatusRequest | undefined;
+  authenticate?: InternalAuthenticateRequest | undefined;
+  authUserAdd?: AuthUserAddRequest | undefined;
+  authUserDelete?: AuthUserDeleteRequest | undefined;
+  authUserGet?: AuthUserGetRequest | undefined;
+  authUserChangePassword?: AuthUserChangePasswordRequest | undefined;
+  authUserGrantRole?: AuthUserGrantRoleRequest | undefined;
+  authUserRevokeRole?: AuthUserRevokeRoleRequest | undefined;
+  authUserList?: AuthUserListRequest | undefined;
+  authRoleList?: AuthRoleListRequest | undefined;
+  authRoleAdd?: AuthRoleAddRequest | undefined;
+  authRoleDelete?: AuthRoleDeleteRequest | undefined;
+  authRoleGet?: AuthRoleGetRequest | undefined;
+  authRoleGrantPermission?: AuthRoleGrantPermissionRequest | undefined;
+  authRoleRevokePermission?:
+    | AuthRoleRevokePermissionRequest
+    | undefined;
+  /**
    * Exactly-once application of re-proposed requests (see src/server/applied-requests.ts):
    * the member that proposed the request, and the lowest request id that member was still
    * waiting on when it proposed this one (every id of that member below it is settled).
    */
   proposer: bigint;
   settledBelow: bigint;
+  /**
+   * etcd's RequestHeader: who asked (from the caller's token) and the auth revision that
+   * token was checked against. The state machine refuses a request whose auth revision is
+   * older than the store's (the server then checks the caller again and re-proposes), so a
+   * permission change between propose and apply is respected. Empty/0: no token.
+   */
+  username: string;
+  authRevision: bigint;
+}
+
+/**
+ * Authenticate through the log (etcd's InternalAuthenticateRequest): the password was checked
+ * by the member that received the request; every member assigns the simple token on apply.
+ */
+export interface InternalAuthenticateRequest {
+  name: string;
+  simpleToken: string;
 }
 
 function createBaseMemberAttributes(): MemberAttributes {
@@ -272,8 +328,27 @@ function createBaseInternalRequest(): InternalRequest {
     memberAttributes: undefined,
     leaseExpire: undefined,
     alarm: undefined,
+    authEnable: undefined,
+    authDisable: undefined,
+    authStatus: undefined,
+    authenticate: undefined,
+    authUserAdd: undefined,
+    authUserDelete: undefined,
+    authUserGet: undefined,
+    authUserChangePassword: undefined,
+    authUserGrantRole: undefined,
+    authUserRevokeRole: undefined,
+    authUserList: undefined,
+    authRoleList: undefined,
+    authRoleAdd: undefined,
+    authRoleDelete: undefined,
+    authRoleGet: undefined,
+    authRoleGrantPermission: undefined,
+    authRoleRevokePermission: undefined,
     proposer: 0n,
     settledBelow: 0n,
+    username: "",
+    authRevision: 0n,
   };
 }
 
@@ -312,6 +387,57 @@ export const InternalRequest: MessageFns<InternalRequest> = {
     if (message.alarm !== undefined) {
       AlarmRequest.encode(message.alarm, writer.uint32(82).fork()).join();
     }
+    if (message.authEnable !== undefined) {
+      AuthEnableRequest.encode(message.authEnable, writer.uint32(242).fork()).join();
+    }
+    if (message.authDisable !== undefined) {
+      AuthDisableRequest.encode(message.authDisable, writer.uint32(250).fork()).join();
+    }
+    if (message.authStatus !== undefined) {
+      AuthStatusRequest.encode(message.authStatus, writer.uint32(258).fork()).join();
+    }
+    if (message.authenticate !== undefined) {
+      InternalAuthenticateRequest.encode(message.authenticate, writer.uint32(266).fork()).join();
+    }
+    if (message.authUserAdd !== undefined) {
+      AuthUserAddRequest.encode(message.authUserAdd, writer.uint32(274).fork()).join();
+    }
+    if (message.authUserDelete !== undefined) {
+      AuthUserDeleteRequest.encode(message.authUserDelete, writer.uint32(282).fork()).join();
+    }
+    if (message.authUserGet !== undefined) {
+      AuthUserGetRequest.encode(message.authUserGet, writer.uint32(290).fork()).join();
+    }
+    if (message.authUserChangePassword !== undefined) {
+      AuthUserChangePasswordRequest.encode(message.authUserChangePassword, writer.uint32(298).fork()).join();
+    }
+    if (message.authUserGrantRole !== undefined) {
+      AuthUserGrantRoleRequest.encode(message.authUserGrantRole, writer.uint32(306).fork()).join();
+    }
+    if (message.authUserRevokeRole !== undefined) {
+      AuthUserRevokeRoleRequest.encode(message.authUserRevokeRole, writer.uint32(314).fork()).join();
+    }
+    if (message.authUserList !== undefined) {
+      AuthUserListRequest.encode(message.authUserList, writer.uint32(322).fork()).join();
+    }
+    if (message.authRoleList !== undefined) {
+      AuthRoleListRequest.encode(message.authRoleList, writer.uint32(330).fork()).join();
+    }
+    if (message.authRoleAdd !== undefined) {
+      AuthRoleAddRequest.encode(message.authRoleAdd, writer.uint32(338).fork()).join();
+    }
+    if (message.authRoleDelete !== undefined) {
+      AuthRoleDeleteRequest.encode(message.authRoleDelete, writer.uint32(346).fork()).join();
+    }
+    if (message.authRoleGet !== undefined) {
+      AuthRoleGetRequest.encode(message.authRoleGet, writer.uint32(354).fork()).join();
+    }
+    if (message.authRoleGrantPermission !== undefined) {
+      AuthRoleGrantPermissionRequest.encode(message.authRoleGrantPermission, writer.uint32(362).fork()).join();
+    }
+    if (message.authRoleRevokePermission !== undefined) {
+      AuthRoleRevokePermissionRequest.encode(message.authRoleRevokePermission, writer.uint32(370).fork()).join();
+    }
     if (message.proposer !== 0n) {
       if (BigInt.asUintN(64, message.proposer) !== message.proposer) {
         throw new globalThis.Error("value provided for field message.proposer of type uint64 too large");
@@ -323,6 +449,15 @@ export const InternalRequest: MessageFns<InternalRequest> = {
         throw new globalThis.Error("value provided for field message.settledBelow of type uint64 too large");
       }
       writer.uint32(168).uint64(message.settledBelow);
+    }
+    if (message.username !== "") {
+      writer.uint32(178).string(message.username);
+    }
+    if (message.authRevision !== 0n) {
+      if (BigInt.asUintN(64, message.authRevision) !== message.authRevision) {
+        throw new globalThis.Error("value provided for field message.authRevision of type uint64 too large");
+      }
+      writer.uint32(184).uint64(message.authRevision);
     }
     return writer;
   },
@@ -420,6 +555,142 @@ export const InternalRequest: MessageFns<InternalRequest> = {
             message.alarm = AlarmRequest.decode(reader, reader.uint32());
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.authEnable = AuthEnableRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 31: {
+            if (tag !== 250) {
+              break;
+            }
+
+            message.authDisable = AuthDisableRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 32: {
+            if (tag !== 258) {
+              break;
+            }
+
+            message.authStatus = AuthStatusRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 33: {
+            if (tag !== 266) {
+              break;
+            }
+
+            message.authenticate = InternalAuthenticateRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 34: {
+            if (tag !== 274) {
+              break;
+            }
+
+            message.authUserAdd = AuthUserAddRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 35: {
+            if (tag !== 282) {
+              break;
+            }
+
+            message.authUserDelete = AuthUserDeleteRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 36: {
+            if (tag !== 290) {
+              break;
+            }
+
+            message.authUserGet = AuthUserGetRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 37: {
+            if (tag !== 298) {
+              break;
+            }
+
+            message.authUserChangePassword = AuthUserChangePasswordRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 38: {
+            if (tag !== 306) {
+              break;
+            }
+
+            message.authUserGrantRole = AuthUserGrantRoleRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 39: {
+            if (tag !== 314) {
+              break;
+            }
+
+            message.authUserRevokeRole = AuthUserRevokeRoleRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.authUserList = AuthUserListRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 41: {
+            if (tag !== 330) {
+              break;
+            }
+
+            message.authRoleList = AuthRoleListRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 42: {
+            if (tag !== 338) {
+              break;
+            }
+
+            message.authRoleAdd = AuthRoleAddRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 43: {
+            if (tag !== 346) {
+              break;
+            }
+
+            message.authRoleDelete = AuthRoleDeleteRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 44: {
+            if (tag !== 354) {
+              break;
+            }
+
+            message.authRoleGet = AuthRoleGetRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 45: {
+            if (tag !== 362) {
+              break;
+            }
+
+            message.authRoleGrantPermission = AuthRoleGrantPermissionRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 46: {
+            if (tag !== 370) {
+              break;
+            }
+
+            message.authRoleRevokePermission = AuthRoleRevokePermissionRequest.decode(reader, reader.uint32());
+            continue;
+          }
           case 20: {
             if (tag !== 160) {
               break;
@@ -434,6 +705,22 @@ export const InternalRequest: MessageFns<InternalRequest> = {
             }
 
             message.settledBelow = reader.uint64() as bigint;
+            continue;
+          }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.username = reader.string();
+            continue;
+          }
+          case 23: {
+            if (tag !== 184) {
+              break;
+            }
+
+            message.authRevision = reader.uint64() as bigint;
             continue;
           }
         }
@@ -480,11 +767,98 @@ export const InternalRequest: MessageFns<InternalRequest> = {
         ? LeaseExpire.fromJSON(object.lease_expire)
         : undefined,
       alarm: isSet(object.alarm) ? AlarmRequest.fromJSON(object.alarm) : undefined,
+      authEnable: isSet(object.authEnable)
+        ? AuthEnableRequest.fromJSON(object.authEnable)
+        : isSet(object.auth_enable)
+        ? AuthEnableRequest.fromJSON(object.auth_enable)
+        : undefined,
+      authDisable: isSet(object.authDisable)
+        ? AuthDisableRequest.fromJSON(object.authDisable)
+        : isSet(object.auth_disable)
+        ? AuthDisableRequest.fromJSON(object.auth_disable)
+        : undefined,
+      authStatus: isSet(object.authStatus)
+        ? AuthStatusRequest.fromJSON(object.authStatus)
+        : isSet(object.auth_status)
+        ? AuthStatusRequest.fromJSON(object.auth_status)
+        : undefined,
+      authenticate: isSet(object.authenticate) ? InternalAuthenticateRequest.fromJSON(object.authenticate) : undefined,
+      authUserAdd: isSet(object.authUserAdd)
+        ? AuthUserAddRequest.fromJSON(object.authUserAdd)
+        : isSet(object.auth_user_add)
+        ? AuthUserAddRequest.fromJSON(object.auth_user_add)
+        : undefined,
+      authUserDelete: isSet(object.authUserDelete)
+        ? AuthUserDeleteRequest.fromJSON(object.authUserDelete)
+        : isSet(object.auth_user_delete)
+        ? AuthUserDeleteRequest.fromJSON(object.auth_user_delete)
+        : undefined,
+      authUserGet: isSet(object.authUserGet)
+        ? AuthUserGetRequest.fromJSON(object.authUserGet)
+        : isSet(object.auth_user_get)
+        ? AuthUserGetRequest.fromJSON(object.auth_user_get)
+        : undefined,
+      authUserChangePassword: isSet(object.authUserChangePassword)
+        ? AuthUserChangePasswordRequest.fromJSON(object.authUserChangePassword)
+        : isSet(object.auth_user_change_password)
+        ? AuthUserChangePasswordRequest.fromJSON(object.auth_user_change_password)
+        : undefined,
+      authUserGrantRole: isSet(object.authUserGrantRole)
+        ? AuthUserGrantRoleRequest.fromJSON(object.authUserGrantRole)
+        : isSet(object.auth_user_grant_role)
+        ? AuthUserGrantRoleRequest.fromJSON(object.auth_user_grant_role)
+        : undefined,
+      authUserRevokeRole: isSet(object.authUserRevokeRole)
+        ? AuthUserRevokeRoleRequest.fromJSON(object.authUserRevokeRole)
+        : isSet(object.auth_user_revoke_role)
+        ? AuthUserRevokeRoleRequest.fromJSON(object.auth_user_revoke_role)
+        : undefined,
+      authUserList: isSet(object.authUserList)
+        ? AuthUserListRequest.fromJSON(object.authUserList)
+        : isSet(object.auth_user_list)
+        ? AuthUserListRequest.fromJSON(object.auth_user_list)
+        : undefined,
+      authRoleList: isSet(object.authRoleList)
+        ? AuthRoleListRequest.fromJSON(object.authRoleList)
+        : isSet(object.auth_role_list)
+        ? AuthRoleListRequest.fromJSON(object.auth_role_list)
+        : undefined,
+      authRoleAdd: isSet(object.authRoleAdd)
+        ? AuthRoleAddRequest.fromJSON(object.authRoleAdd)
+        : isSet(object.auth_role_add)
+        ? AuthRoleAddRequest.fromJSON(object.auth_role_add)
+        : undefined,
+      authRoleDelete: isSet(object.authRoleDelete)
+        ? AuthRoleDeleteRequest.fromJSON(object.authRoleDelete)
+        : isSet(object.auth_role_delete)
+        ? AuthRoleDeleteRequest.fromJSON(object.auth_role_delete)
+        : undefined,
+      authRoleGet: isSet(object.authRoleGet)
+        ? AuthRoleGetRequest.fromJSON(object.authRoleGet)
+        : isSet(object.auth_role_get)
+        ? AuthRoleGetRequest.fromJSON(object.auth_role_get)
+        : undefined,
+      authRoleGrantPermission: isSet(object.authRoleGrantPermission)
+        ? AuthRoleGrantPermissionRequest.fromJSON(object.authRoleGrantPermission)
+        : isSet(object.auth_role_grant_permission)
+        ? AuthRoleGrantPermissionRequest.fromJSON(object.auth_role_grant_permission)
+        : undefined,
+      authRoleRevokePermission: isSet(object.authRoleRevokePermission)
+        ? AuthRoleRevokePermissionRequest.fromJSON(object.authRoleRevokePermission)
+        : isSet(object.auth_role_revoke_permission)
+        ? AuthRoleRevokePermissionRequest.fromJSON(object.auth_role_revoke_permission)
+        : undefined,
       proposer: isSet(object.proposer) ? BigInt(object.proposer) : 0n,
       settledBelow: isSet(object.settledBelow)
         ? BigInt(object.settledBelow)
         : isSet(object.settled_below)
         ? BigInt(object.settled_below)
+        : 0n,
+      username: isSet(object.username) ? globalThis.String(object.username) : "",
+      authRevision: isSet(object.authRevision)
+        ? BigInt(object.authRevision)
+        : isSet(object.auth_revision)
+        ? BigInt(object.auth_revision)
         : 0n,
     };
   },
@@ -521,11 +895,68 @@ export const InternalRequest: MessageFns<InternalRequest> = {
     if (message.alarm !== undefined) {
       obj.alarm = AlarmRequest.toJSON(message.alarm);
     }
+    if (message.authEnable !== undefined) {
+      obj.authEnable = AuthEnableRequest.toJSON(message.authEnable);
+    }
+    if (message.authDisable !== undefined) {
+      obj.authDisable = AuthDisableRequest.toJSON(message.authDisable);
+    }
+    if (message.authStatus !== undefined) {
+      obj.authStatus = AuthStatusRequest.toJSON(message.authStatus);
+    }
+    if (message.authenticate !== undefined) {
+      obj.authenticate = InternalAuthenticateRequest.toJSON(message.authenticate);
+    }
+    if (message.authUserAdd !== undefined) {
+      obj.authUserAdd = AuthUserAddRequest.toJSON(message.authUserAdd);
+    }
+    if (message.authUserDelete !== undefined) {
+      obj.authUserDelete = AuthUserDeleteRequest.toJSON(message.authUserDelete);
+    }
+    if (message.authUserGet !== undefined) {
+      obj.authUserGet = AuthUserGetRequest.toJSON(message.authUserGet);
+    }
+    if (message.authUserChangePassword !== undefined) {
+      obj.authUserChangePassword = AuthUserChangePasswordRequest.toJSON(message.authUserChangePassword);
+    }
+    if (message.authUserGrantRole !== undefined) {
+      obj.authUserGrantRole = AuthUserGrantRoleRequest.toJSON(message.authUserGrantRole);
+    }
+    if (message.authUserRevokeRole !== undefined) {
+      obj.authUserRevokeRole = AuthUserRevokeRoleRequest.toJSON(message.authUserRevokeRole);
+    }
+    if (message.authUserList !== undefined) {
+      obj.authUserList = AuthUserListRequest.toJSON(message.authUserList);
+    }
+    if (message.authRoleList !== undefined) {
+      obj.authRoleList = AuthRoleListRequest.toJSON(message.authRoleList);
+    }
+    if (message.authRoleAdd !== undefined) {
+      obj.authRoleAdd = AuthRoleAddRequest.toJSON(message.authRoleAdd);
+    }
+    if (message.authRoleDelete !== undefined) {
+      obj.authRoleDelete = AuthRoleDeleteRequest.toJSON(message.authRoleDelete);
+    }
+    if (message.authRoleGet !== undefined) {
+      obj.authRoleGet = AuthRoleGetRequest.toJSON(message.authRoleGet);
+    }
+    if (message.authRoleGrantPermission !== undefined) {
+      obj.authRoleGrantPermission = AuthRoleGrantPermissionRequest.toJSON(message.authRoleGrantPermission);
+    }
+    if (message.authRoleRevokePermission !== undefined) {
+      obj.authRoleRevokePermission = AuthRoleRevokePermissionRequest.toJSON(message.authRoleRevokePermission);
+    }
     if (message.proposer !== 0n) {
       obj.proposer = message.proposer.toString();
     }
     if (message.settledBelow !== 0n) {
       obj.settledBelow = message.settledBelow.toString();
+    }
+    if (message.username !== "") {
+      obj.username = message.username;
+    }
+    if (message.authRevision !== 0n) {
+      obj.authRevision = message.authRevision.toString();
     }
     return obj;
   },
@@ -559,10 +990,157 @@ export const InternalRequest: MessageFns<InternalRequest> = {
     message.alarm = (object.alarm !== undefined && object.alarm !== null)
       ? AlarmRequest.fromPartial(object.alarm)
       : undefined;
+    message.authEnable = (object.authEnable !== undefined && object.authEnable !== null)
+      ? AuthEnableRequest.fromPartial(object.authEnable)
+      : undefined;
+    message.authDisable = (object.authDisable !== undefined && object.authDisable !== null)
+      ? AuthDisableRequest.fromPartial(object.authDisable)
+      : undefined;
+    message.authStatus = (object.authStatus !== undefined && object.authStatus !== null)
+      ? AuthStatusRequest.fromPartial(object.authStatus)
+      : undefined;
+    message.authenticate = (object.authenticate !== undefined && object.authenticate !== null)
+      ? InternalAuthenticateRequest.fromPartial(object.authenticate)
+      : undefined;
+    message.authUserAdd = (object.authUserAdd !== undefined && object.authUserAdd !== null)
+      ? AuthUserAddRequest.fromPartial(object.authUserAdd)
+      : undefined;
+    message.authUserDelete = (object.authUserDelete !== undefined && object.authUserDelete !== null)
+      ? AuthUserDeleteRequest.fromPartial(object.authUserDelete)
+      : undefined;
+    message.authUserGet = (object.authUserGet !== undefined && object.authUserGet !== null)
+      ? AuthUserGetRequest.fromPartial(object.authUserGet)
+      : undefined;
+    message.authUserChangePassword =
+      (object.authUserChangePassword !== undefined && object.authUserChangePassword !== null)
+        ? AuthUserChangePasswordRequest.fromPartial(object.authUserChangePassword)
+        : undefined;
+    message.authUserGrantRole = (object.authUserGrantRole !== undefined && object.authUserGrantRole !== null)
+      ? AuthUserGrantRoleRequest.fromPartial(object.authUserGrantRole)
+      : undefined;
+    message.authUserRevokeRole = (object.authUserRevokeRole !== undefined && object.authUserRevokeRole !== null)
+      ? AuthUserRevokeRoleRequest.fromPartial(object.authUserRevokeRole)
+      : undefined;
+    message.authUserList = (object.authUserList !== undefined && object.authUserList !== null)
+      ? AuthUserListRequest.fromPartial(object.authUserList)
+      : undefined;
+    message.authRoleList = (object.authRoleList !== undefined && object.authRoleList !== null)
+      ? AuthRoleListRequest.fromPartial(object.authRoleList)
+      : undefined;
+    message.authRoleAdd = (object.authRoleAdd !== undefined && object.authRoleAdd !== null)
+      ? AuthRoleAddRequest.fromPartial(object.authRoleAdd)
+      : undefined;
+    message.authRoleDelete = (object.authRoleDelete !== undefined && object.authRoleDelete !== null)
+      ? AuthRoleDeleteRequest.fromPartial(object.authRoleDelete)
+      : undefined;
+    message.authRoleGet = (object.authRoleGet !== undefined && object.authRoleGet !== null)
+      ? AuthRoleGetRequest.fromPartial(object.authRoleGet)
+      : undefined;
+    message.authRoleGrantPermission =
+      (object.authRoleGrantPermission !== undefined && object.authRoleGrantPermission !== null)
+        ? AuthRoleGrantPermissionRequest.fromPartial(object.authRoleGrantPermission)
+        : undefined;
+    message.authRoleRevokePermission =
+      (object.authRoleRevokePermission !== undefined && object.authRoleRevokePermission !== null)
+        ? AuthRoleRevokePermissionRequest.fromPartial(object.authRoleRevokePermission)
+        : undefined;
     message.proposer = (object.proposer !== undefined && object.proposer !== null) ? BigInt(object.proposer) : 0n;
     message.settledBelow = (object.settledBelow !== undefined && object.settledBelow !== null)
       ? BigInt(object.settledBelow)
       : 0n;
+    message.username = object.username ?? "";
+    message.authRevision = (object.authRevision !== undefined && object.authRevision !== null)
+      ? BigInt(object.authRevision)
+      : 0n;
+    return message;
+  },
+};
+
+function createBaseInternalAuthenticateRequest(): InternalAuthenticateRequest {
+  return { name: "", simpleToken: "" };
+}
+
+export const InternalAuthenticateRequest: MessageFns<InternalAuthenticateRequest> = {
+  encode(message: InternalAuthenticateRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.simpleToken !== "") {
+      writer.uint32(26).string(message.simpleToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InternalAuthenticateRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInternalAuthenticateRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.simpleToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InternalAuthenticateRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      simpleToken: isSet(object.simpleToken)
+        ? globalThis.String(object.simpleToken)
+        : isSet(object.simple_token)
+        ? globalThis.String(object.simple_token)
+        : "",
+    };
+  },
+
+  toJSON(message: InternalAuthenticateRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.simpleToken !== "") {
+      obj.simpleToken = message.simpleToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InternalAuthenticateRequest>, I>>(base?: I): InternalAuthenticateRequest {
+    return InternalAuthenticateRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InternalAuthenticateRequest>, I>>(object: I): InternalAuthenticateRequest {
+    const message = createBaseInternalAuthenticateRequest();
+    message.name = object.name ?? "";
+    message.simpleToken = object.simpleToken ?? "";
     return message;
   },
 };

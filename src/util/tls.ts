@@ -1,0 +1,140 @@
+// TLS for the client and peer links, as etcd's pkg/transport TLSInfo: certificate files loaded
+// once at start (or a self-signed certificate made at start for --auto-tls/--peer-auto-tls,
+// kept under <data-dir>/fixtures/{client,peer} as etcd keeps it), turned into grpc-js
+// credentials. The crypto is Node's TLS (through grpc-js); the self-signed certificate is made
+// by the `selfsigned` package.
+//
+// A URL decides: an https:// URL is served and dialed with TLS, an http:// one in plaintext
+// (etcd ignores the key/cert files for http URLs, with a warning).
+
+import * as grpc from '@grpc/grpc-js';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+
+/** One side's TLS settings (etcd's TLSInfo), loaded. */
+export interface TlsSide {
+  cert: Buffer;
+  key: Buffer;
+  /** --trusted-ca-file / --peer-trusted-ca-file (undefined: the system's roots). */
+  ca?: Buffer;
+  /** --client-cert-auth / --peer-client-cert-auth: the server requires a certificate signed by `ca`. */
+  clientCertAuth: boolean;
+  /** Made by --auto-tls/--peer-auto-tls: whoever dials with it does not verify the other end (etcd's InsecureSkipVerify). */
+  selfSigned: boolean;
+}
+
+/** The member's TLS configuration (ServerConfig.tls). */
+export interface TlsConfig {
+  /** The client-facing side (--cert-file, ...): served on https client URLs, used to dial an https leader. */
+  client?: TlsSide;
+  /** The peer side (--peer-cert-file, ...): served on https peer URLs, used to dial https peers. */
+  peer?: TlsSide;
+  /** --peer-cert-allowed-cn: a peer's client certificate must have this CommonName. */
+  peerAllowedCN?: string;
+}
+
+/** One side's flags, as given. */
+export interface TlsFlags {
+  certFile?: string;
+  keyFile?: string;
+  trustedCaFile?: string;
+  clientCertAuth: boolean;
+  autoTls: boolean;
+}
+
+export const isHttps = (url: string): boolean => url.startsWith('https://');
+
+/** etcd's TLSInfo.Empty(): no key/cert pair. */
+export const tlsFlagsEmpty = (f: TlsFlags): boolean => !f.certFile || !f.keyFile;
+
+/**
+ * Loads one side's certificate files, or (auto TLS, no files given) makes a self-signed
+ * certificate for `hosts` in `dir` if none is there yet (etcd's SelfCert). Undefined: no TLS.
+ */
+export async function loadTlsSide(f: TlsFlags, autoDir: string, hosts: string[], warn: (msg: string) => void): Promise<TlsSide | undefined> {
+  if (!tlsFlagsEmpty(f)) {
+    if (f.autoTls) warn('ignoring auto TLS since certs given');
+    const [cert, key, ca] = await Promise.all([
+      readFile(f.certFile!),
+      readFile(f.keyFile!),
+      f.trustedCaFile ? readFile(f.trustedCaFile) : Promise.resolve(undefined),
+    ]);
+    return { cert, key, ca, clientCertAuth: f.clientCertAuth, selfSigned: false };
+  }
+  if (!f.autoTls) {
+    if (f.trustedCaFile || f.clientCertAuth) warn('a trusted CA file or client cert auth without a cert/key pair is ignored');
+    return undefined;
+  }
+  const { cert, key } = await selfCert(autoDir, hosts);
+  const ca = f.trustedCaFile ? await readFile(f.trustedCaFile) : undefined;
+  return { cert, key, ca, clientCertAuth: f.clientCertAuth, selfSigned: true };
+}
+
+/** etcd's transport.SelfCert: an ECDSA P-256 certificate for `hosts`, valid one year, reused if present. */
+export async function selfCert(dir: string, hosts: string[]): Promise<{ cert: Buffer; key: Buffer }> {
+  const certPath = join(dir, 'cert.pem');
+  const keyPath = join(dir, 'key.pem');
+  if (existsSync(certPath) && existsSync(keyPath)) {
+    return { cert: await readFile(certPath), key: await readFile(keyPath) };
+  }
+  const { generate } = await import('selfsigned');
+  const altNames = [...new Set(hosts)].map((h) =>
+    isIP(h) ? ({ type: 7, ip: h } as const) : ({ type: 2, value: h } as const),
+  );
+  const now = new Date();
+  const pems = await generate([{ name: 'organizationName', value: 'etcd' }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+    notBeforeDate: now,
+    notAfterDate: new Date(now.getTime() + 365 * 24 * 3600 * 1000),
+    extensions: [
+      { name: 'basicConstraints', cA: false },
+      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
+      { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
+      { name: 'subjectAltName', altNames },
+    ],
+  });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await writeFile(certPath, pems.cert, { mode: 0o600 });
+  await writeFile(keyPath, pems.private, { mode: 0o600 });
+  return { cert: Buffer.from(pems.cert), key: Buffer.from(pems.private) };
+}
+
+/** Credentials to serve `url` with: TLS for https (client certificates required under client cert auth). */
+export function serverCredentials(url: string, side: TlsSide | undefined): grpc.ServerCredentials {
+  if (!isHttps(url)) return grpc.ServerCredentials.createInsecure();
+  if (!side) throw new Error(`cannot listen on TLS for ${url}: KeyFile and CertFile are not presented`);
+  return grpc.ServerCredentials.createSsl(side.ca ?? null, [{ private_key: side.key, cert_chain: side.cert }], side.clientCertAuth);
+}
+
+/**
+ * Credentials to dial `url` with: for https, this side's certificate as the client certificate
+ * and its trusted CA for the server's (no verification of the server for a self-signed side, as
+ * etcd); plaintext for http.
+ */
+export function channelCredentials(url: string, side: TlsSide | undefined): grpc.ChannelCredentials {
+  if (!isHttps(url)) return grpc.credentials.createInsecure();
+  if (!side) return grpc.credentials.createSsl();
+  return grpc.credentials.createSsl(
+    side.ca ?? null,
+    side.key,
+    side.cert,
+    side.selfSigned && !side.ca ? { rejectUnauthorized: false, checkServerIdentity: () => undefined } : undefined,
+  );
+}
+
+/**
+ * --peer-cert-allowed-cn: an error text if the caller's verified client certificate (TLS
+ * connections only) does not carry the allowed CommonName; undefined if it may go on.
+ */
+export function checkAllowedCN(call: { getAuthContext(): { transportSecurityType?: string; sslPeerCertificate?: { subject?: { CN?: string | string[] } } } }, allowed: string | undefined): string | undefined {
+  if (!allowed) return undefined;
+  const ctx = call.getAuthContext();
+  if (ctx.transportSecurityType !== 'ssl') return undefined;
+  const cn = ctx.sslPeerCertificate?.subject?.CN;
+  const cns = Array.isArray(cn) ? cn : cn ? [cn] : [];
+  return cns.includes(allowed) ? undefined : `CommonName authentication failed (want ${allowed}, got ${cns.join(',') || 'none'})`;
+}
