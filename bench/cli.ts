@@ -9,6 +9,8 @@
 //   election   time from killing the leader to the first acknowledged write, per election timeout
 //   mix        read/write ratios against raftkv, etcd and a non-replicated baseline
 //   reads      linearizable vs serializable reads
+//   security   puts and linearizable gets (64 clients) on plaintext, client+peer mTLS, and mTLS
+//              with auth on (a non-root user with a readwrite role), raftkv and etcd alike
 //   straggler  throughput with one follower paused (SIGSTOP) and with one slowed
 //   reconfig   throughput dip during a leadership transfer and a membership change
 //   catchup    time for a member that missed 100,000 writes to catch up
@@ -17,13 +19,17 @@
 //   all        every experiment above
 // Every load is bounded in operations and time; only 127.0.0.1 is contacted.
 
+import * as grpc from '@grpc/grpc-js';
 import { SingleBar } from 'cli-progress';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type LoadOptions, type LoadResult, runLoad } from './loadgen.js';
 import { type Row, cpuMs, printTable, writeResults } from './report.js';
-import { type Target, ensureEtcd, startTarget } from './targets.js';
+import { type Target, type TargetOptions, ensureEtcd, startTarget } from './targets.js';
+import { type TestCerts, hasOpenssl, makeTestCerts } from '../test/support/certs.js';
+import { AuthClient } from '../src/gen/etcd/rpc.js';
+import { Permission_Type } from '../src/gen/etcd/auth.js';
 import { TestClient } from '../test/support/client.js';
 import { sleep } from '../test/support/proc-cluster.js';
 import { freePorts } from '../test/support/ports.js';
@@ -59,16 +65,21 @@ async function load(label: string, t: Target, o: Partial<LoadOptions> & { client
   const lead = await t.leader();
   // Warm-up (not measured): both targets get the same, so that a fresh Node process's JIT
   // warm-up does not count against it in short runs.
-  await runLoad({ ...defaults, connections: Math.min(o.clients, 16), endpoints: [t.endpoints[lead]!], ...o, ops: Math.min(2000, Math.ceil(o.ops / 5)), prefix: 'warmup/' });
+  await runLoad({ ...defaults, connections: Math.min(o.clients, 16), endpoints: [t.endpoints[lead]!], credentials: t.credentials, ...o, ops: Math.min(2000, Math.ceil(o.ops / 5)), prefix: 'warmup/' });
   const bar = new SingleBar({ format: `${label.padEnd(34)} [{bar}] {value}/{total} ops`, hideCursor: true, clearOnComplete: true, stream: process.stderr });
   bar.start(o.ops, 0);
-  const cpu0 = cpuMs(t.pids());
+  // Server CPU is counted from when the connections (and auth tokens) are ready.
+  let cpu0 = cpuMs(t.pids());
   const r = await runLoad({
     ...defaults,
     connections: Math.min(o.clients, 16),
     endpoints: [t.endpoints[lead]!],
+    credentials: t.credentials,
     ...o,
     onProgress: (d) => bar.update(d),
+    onStart: () => {
+      cpu0 = cpuMs(t.pids());
+    },
   });
   const cpu = cpuMs(t.pids()) - cpu0;
   bar.stop();
@@ -83,7 +94,7 @@ const fmtRes = (r: LoadResult & { cpuMsPerOp?: number }) => ({
   ...(r.cpuMsPerOp !== undefined ? { 'cpu ms/op': r.cpuMsPerOp } : {}),
 });
 
-async function withTarget<T>(kind: Target['kind'], size: number, f: (t: Target) => Promise<T>, o: { electionMs?: number; heartbeatMs?: number; extraArgs?: string[] } = {}): Promise<T> {
+async function withTarget<T>(kind: Target['kind'], size: number, f: (t: Target) => Promise<T>, o: TargetOptions = {}): Promise<T> {
   const t = await startTarget(kind, size, o);
   try {
     return await f(t);
@@ -274,6 +285,89 @@ async function reads(): Promise<void> {
   await writeResults('reads', { ops: n }, rows, { title: 'Reads: linearizable vs serializable (64 clients)', mark: 'bar', x: { field: 'read', type: 'nominal' }, y: { field: 'ops/s', type: 'quantitative' }, color: { field: 'target', type: 'nominal' } }, md);
 }
 
+/** Users for the `security` experiment: root, and a user whose role may read and write the bench keys. */
+const BENCH_USER = { user: 'bench', password: 'bench-pw' };
+const BENCH_PREFIXES = ['sec/', 'warmup/']; // load()'s warm-up writes under warmup/
+
+/** etcd's auth recipe through the Auth RPCs (the same for raftkv and etcd), then AuthEnable. */
+async function enableAuth(t: Target): Promise<void> {
+  const lead = await t.leader();
+  const a = new AuthClient(t.endpoints[lead]!, t.credentials ?? grpc.credentials.createInsecure());
+  const call = <Req>(f: (req: Req, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null) => void) => unknown, req: Req): Promise<void> =>
+    new Promise((r, j) => f.call(a, req, new grpc.Metadata(), { deadline: Date.now() + 30_000 }, (e) => (e ? j(e) : r())));
+  const prefixEnd = (p: string): Buffer => {
+    const b = Buffer.from(p);
+    b[b.length - 1]!++;
+    return b;
+  };
+  try {
+    await call(a.userAdd, { name: 'root', password: 'root-pw', hashedPassword: '' });
+    await call(a.roleAdd, { name: 'root' });
+    await call(a.userGrantRole, { user: 'root', role: 'root' });
+    await call(a.roleAdd, { name: 'bench-rw' });
+    for (const p of BENCH_PREFIXES) {
+      await call(a.roleGrantPermission, { name: 'bench-rw', perm: { permType: Permission_Type.READWRITE, key: Buffer.from(p), rangeEnd: prefixEnd(p) } });
+    }
+    await call(a.userAdd, { name: BENCH_USER.user, password: BENCH_USER.password, hashedPassword: '' });
+    await call(a.userGrantRole, { user: BENCH_USER.user, role: 'bench-rw' });
+    await call(a.authEnable, {});
+  } finally {
+    a.close();
+  }
+}
+
+/** The cost of client+peer mTLS and of auth (simple tokens) on top of it, raftkv beside etcd. */
+async function security(): Promise<void> {
+  if (!hasOpenssl()) throw new Error('security: openssl is needed to make the test certificates');
+  const n = scale(20_000);
+  const certs: TestCerts = makeTestCerts();
+  const rows: Row[] = [];
+  const setups = [
+    { name: 'plaintext', tls: false, auth: false },
+    { name: 'mTLS', tls: true, auth: false },
+    { name: 'mTLS + auth', tls: true, auth: true },
+  ];
+  try {
+    // Setup outer, target inner: each raftkv row ran next to its etcd row.
+    for (const st of setups) {
+      for (const kind of ['raftkv', 'etcd'] as const) {
+        await withTarget(
+          kind,
+          3,
+          async (t) => {
+            if (st.auth) await enableAuth(t);
+            const auth = st.auth ? BENCH_USER : undefined;
+            // A fixed unmeasured warm-up (puts and gets, as reconfig does), also with --quick:
+            // load()'s own (a fifth of the ops) is too short for a fresh cluster's JIT and TLS
+            // session setup, and would count against whichever target warms up slower.
+            const lead = await t.leader();
+            await runLoad({ ...defaults, endpoints: [t.endpoints[lead]!], credentials: t.credentials, auth, clients: 64, connections: 16, ops: 5000, readRatio: 0.5, maxMs: 30_000, prefix: 'warmup/' });
+            const put = await load(`${kind} ${st.name} put x64`, t, { clients: 64, ops: n, prefix: 'sec/', auth });
+            rows.push({ target: kind, security: st.name, workload: 'put x64', ...fmtRes(put) });
+            const get = await load(`${kind} ${st.name} get x64`, t, { clients: 64, ops: n, readRatio: 1, prefix: 'sec/', auth });
+            rows.push({ target: kind, security: st.name, workload: 'get x64 (linearizable)', ...fmtRes(get) });
+          },
+          { tls: st.tls ? certs : undefined, authToken: 'simple' },
+        );
+      }
+    }
+  } finally {
+    certs.cleanup();
+  }
+  addRatios(rows, ['security', 'workload']);
+  // Cost relative to plaintext, per target and workload: throughput and CPU per operation.
+  for (const r of rows) {
+    const plain = rows.find((x) => x.target === r.target && x.workload === r.workload && x.security === 'plaintext')!;
+    r['ops/s vs plaintext'] = Number(r['ops/s']) / Number(plain['ops/s']);
+    r['cpu/op vs plaintext'] = Number(r['cpu ms/op']) / Number(plain['cpu ms/op']);
+  }
+  // raftkv then etcd; puts then gets; setups in the order above (the sort is stable).
+  const rank = (r: Row): number => (r.target === 'raftkv' ? 0 : 2) + (r.workload === 'put x64' ? 0 : 1);
+  rows.sort((x, y) => rank(x) - rank(y));
+  const md = printTable(`security: plaintext vs client+peer mTLS vs mTLS + auth (3 members, 64 clients, ${n} ops per workload)`, rows);
+  await writeResults('security', { ops: n }, rows, { title: 'ops/s by security setup (3 members, 64 clients)', mark: 'bar', x: { field: 'security', type: 'nominal' }, y: { field: 'ops/s', type: 'quantitative' }, color: { field: 'target', type: 'nominal' }, column: { field: 'workload', type: 'nominal' } }, md);
+}
+
 async function straggler(): Promise<void> {
   const n = scale(5000);
   const rows: Row[] = [];
@@ -452,7 +546,7 @@ async function snapshot(): Promise<void> {
   await writeResults('snapshot', {}, rows, { title: 'Snapshot create time vs keys', mark: 'line', x: { field: 'keys', type: 'quantitative' }, y: { field: 'create ms', type: 'quantitative' } }, md);
 }
 
-const experiments: Record<string, () => Promise<void>> = { seed, 'vs-etcd': vsEtcd, size, election, mix, reads, straggler, reconfig, catchup, snapshot, wal };
+const experiments: Record<string, () => Promise<void>> = { seed, 'vs-etcd': vsEtcd, size, election, mix, reads, security, straggler, reconfig, catchup, snapshot, wal };
 
 async function main(): Promise<void> {
   const name = positionals[0] ?? 'seed';

@@ -6,7 +6,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TestCerts } from '../test/support/certs.js';
+import { type TestCerts, memberTlsArgs } from '../test/support/certs.js';
 import { TestClient } from '../test/support/client.js';
 import { ProcCluster, sleep } from '../test/support/proc-cluster.js';
 import { freePorts } from '../test/support/ports.js';
@@ -39,15 +39,15 @@ export interface TargetOptions {
    * and their --peer-* twins.
    */
   tls?: TestCerts;
+  /** `--auth-token` for raftkv and etcd alike (e.g. 'simple'); both default to simple. */
+  authToken?: string;
 }
+
+const authTokenArgs = (o: TargetOptions): string[] => (o.authToken ? ['--auth-token', o.authToken] : []);
 
 /** etcd's TLS flags (raftkv takes the same) for `certs`. */
 export function tlsArgs(certs: TestCerts): string[] {
-  const [cert, key, ca] = [certs.server.cert, certs.server.key, certs.ca.cert];
-  return [
-    '--cert-file', cert, '--key-file', key, '--trusted-ca-file', ca, '--client-cert-auth',
-    '--peer-cert-file', cert, '--peer-key-file', key, '--peer-trusted-ca-file', ca, '--peer-client-cert-auth',
-  ];
+  return memberTlsArgs(certs);
 }
 
 /** The load clients' credentials for `certs` (plaintext without). */
@@ -63,7 +63,7 @@ export async function startRaftkv(size: number, o: TargetOptions = {}): Promise<
     heartbeatMs: o.heartbeatMs ?? 100,
     electionMs: o.electionMs ?? 1000,
     logLevel: 'warn',
-    extraArgs: [...(o.tls ? tlsArgs(o.tls) : []), ...(o.extraArgs ?? [])],
+    extraArgs: [...(o.tls ? tlsArgs(o.tls) : []), ...authTokenArgs(o), ...(o.extraArgs ?? [])],
     snapshotCount: o.snapshotCount,
     scheme: o.tls ? 'https' : 'http',
     clientCredentials: tlsCredentials(o.tls),
@@ -122,6 +122,7 @@ export async function startEtcd(size: number, o: TargetOptions = {}): Promise<Ta
         '--listen-peer-urls', `${http}://127.0.0.1:${m.peer}`,
         '--initial-advertise-peer-urls', `${http}://127.0.0.1:${m.peer}`,
         ...(o.tls ? tlsArgs(o.tls) : []),
+        ...authTokenArgs(o),
         '--initial-cluster', cluster,
         '--initial-cluster-state', 'new',
         '--heartbeat-interval', String(o.heartbeatMs ?? 100),

@@ -95,3 +95,20 @@ export function makeTestCerts(): TestCerts {
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
+
+/**
+ * Client and peer mTLS flags for members (etcd's names; raftkv takes the same): the members'
+ * certificate on both links, `--client-cert-auth` and `--peer-client-cert-auth` against the CA.
+ */
+export function memberTlsArgs(certs: TestCerts): string[] {
+  const [cert, key, ca] = [certs.server.cert, certs.server.key, certs.ca.cert];
+  return [
+    '--cert-file', cert, '--key-file', key, '--trusted-ca-file', ca, '--client-cert-auth',
+    '--peer-cert-file', cert, '--peer-key-file', key, '--peer-trusted-ca-file', ca, '--peer-client-cert-auth',
+  ];
+}
+
+/** etcdctl's flags to talk to such members with the client certificate. */
+export function etcdctlTlsArgs(certs: TestCerts): string[] {
+  return [`--cacert=${certs.ca.cert}`, `--cert=${certs.client.cert}`, `--key=${certs.client.key}`];
+}
