@@ -17,7 +17,7 @@ import {
   type MemberUpdateResponse,
 } from '../gen/etcd/rpc.js';
 import type { EtcdServer } from '../server/etcd-server.js';
-import { fromServiceError, tokenMetadata, unary } from './grpc-util.js';
+import { tokenMetadata, unary } from './grpc-util.js';
 import { LeaderClient } from './leader-client.js';
 
 export function clusterService(s: EtcdServer): [typeof ClusterService, grpc.UntypedServiceImplementation] {
@@ -50,13 +50,8 @@ export function clusterService(s: EtcdServer): [typeof ClusterService, grpc.Unty
     s.members.checkPromotable(req.ID);
     if (!s.isLeader()) {
       const c = leader.cluster();
-      if (!s.sm.auth.enabled) return leader.call(c.memberPromote.bind(c), req);
       // With auth on the leader checks the caller again: forward the caller's token.
-      return new Promise((resolve, reject) =>
-        c.memberPromote(req, tokenMetadata(call.metadata), { deadline: Date.now() + s.requestTimeoutMs }, (err, res) =>
-          err ? reject(fromServiceError(err)) : resolve(res!),
-        ),
-      );
+      return leader.call(c.memberPromote.bind(c), req, s.sm.auth.enabled ? tokenMetadata(call.metadata) : undefined);
     }
     await s.members.promote(req.ID);
     return { header: hdr(), members: members() };

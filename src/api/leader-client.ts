@@ -40,13 +40,17 @@ export class LeaderClient {
     return this.current().cluster;
   }
 
-  /** A unary call to the leader within the request timeout; its error comes back as etcd's. */
+  /**
+   * A unary call to the leader within the request timeout, with `md` (e.g. the caller's token);
+   * its error comes back as etcd's.
+   */
   call<Req, Res>(
     method: (req: Req, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => unknown,
     req: Req,
+    md: grpc.Metadata = new grpc.Metadata(),
   ): Promise<Res> {
     return new Promise((resolve, reject) =>
-      method(req, new grpc.Metadata(), { deadline: Date.now() + this.s.requestTimeoutMs }, (err, res) =>
+      method(req, md, { deadline: Date.now() + this.s.requestTimeoutMs }, (err, res) =>
         err ? reject(fromServiceError(err)) : resolve(res!),
       ),
     );

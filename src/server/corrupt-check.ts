@@ -32,6 +32,7 @@ import { channelCredentials, checkAllowedCN } from '../util/tls.js';
 import { grpcTarget } from '../util/url.js';
 import { hex } from '../util/ids.js';
 import type { ProcessLogger } from '../util/log.js';
+import { yieldToEventLoop } from './bootstrap.js';
 import { alarmName } from './alarms.js';
 import type { Clock, Timer } from './clock.js';
 import type { ServerConfig } from './config.js';
@@ -56,7 +57,6 @@ export interface CorruptCheckHost {
   propose(kind: 'alarm', req: AlarmRequest): Promise<AlarmResponse>;
 }
 
-const pause = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 const CLUSTER_ID_MD = 'raftkv-cluster-id';
 const CLUSTER_ID_MISMATCH = 'cluster ID mismatch';
@@ -88,7 +88,7 @@ export function peerMaintenanceService(s: CorruptCheckHost): [typeof PeerMainten
           cb(toServiceError(Errors.stopped()), null);
           return;
         }
-        s.sm.store.hashByRev(call.request.revision, pause).then(
+        s.sm.store.hashByRev(call.request.revision, yieldToEventLoop).then(
           (r) => cb(null, { header: s.header(r.currentRev), hash: r.hash, compactRevision: r.compactRev }),
           (e: unknown) => {
             if (!(e instanceof EtcdError)) s.logger.warn(`failed to get hashKV: requested-revision=${call.request.revision} error=${String(e)}`);
@@ -157,7 +157,7 @@ async function getPeerHashKVs(s: CorruptCheckHost, rev: bigint): Promise<PeerHas
 export async function initialCorruptCheck(s: CorruptCheckHost): Promise<void> {
   const lg = s.logger;
   lg.info(`starting initial corruption check: ${fields({ 'local-member-id': hex(s.id), timeout: `${s.requestTimeoutMs}ms` })}`);
-  const { hash: h, currentRev: rev, compactRev: crev } = await s.sm.store.hashByRev(0n, pause);
+  const { hash: h, currentRev: rev, compactRev: crev } = await s.sm.store.hashByRev(0n, yieldToEventLoop);
   const peers = await getPeerHashKVs(s, rev);
   let mismatch = 0;
   const local = { 'local-member-id': hex(s.id), 'local-member-revision': rev, 'local-member-compact-revision': crev, 'local-member-hash': h };
@@ -248,12 +248,12 @@ export class CorruptionMonitor {
   async checkHashKV(): Promise<void> {
     const s = this.s;
     const lg = s.logger;
-    const { hash: h, currentRev: rev, compactRev: crev } = await s.sm.store.hashByRev(0n, pause);
+    const { hash: h, currentRev: rev, compactRev: crev } = await s.sm.store.hashByRev(0n, yieldToEventLoop);
     const peers = await getPeerHashKVs(s, rev);
     // Every peer answered with at most what is committed now: once this member has applied
     // that, its revision is at least theirs.
     await s.linearizableRead();
-    const { hash: h2, currentRev: rev2, compactRev: crev2 } = await s.sm.store.hashByRev(0n, pause);
+    const { hash: h2, currentRev: rev2, compactRev: crev2 } = await s.sm.store.hashByRev(0n, yieldToEventLoop);
 
     let alarmed = false;
     const mismatch = (): void => {
