@@ -15,15 +15,21 @@ import { watchService } from './watch-service.js';
 /** etcd lets a request exceed --max-request-bytes by this much at the gRPC layer. */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
 
-export function createClientServer(s: EtcdServer): grpc.Server {
+/** A gRPC service: its definition and implementation (the JSON gateway calls the same ones). */
+export type ClientService = [grpc.ServiceDefinition, grpc.UntypedServiceImplementation];
+
+/** Every client-facing service of a member, each made once and shared by gRPC and the gateway. */
+export function clientServices(s: EtcdServer): ClientService[] {
+  return [kvService(s), watchService(s), leaseService(s), clusterService(s), maintenanceService(s), authService(s)];
+}
+
+export function createClientServer(s: EtcdServer, services: ClientService[] = clientServices(s)): grpc.Server {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': s.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES,
     'grpc.max_send_message_length': 2 ** 31 - 1,
     'grpc.keepalive_permit_without_calls': 1,
   });
-  for (const [svc, impl] of [kvService(s), watchService(s), leaseService(s), clusterService(s), maintenanceService(s), authService(s)]) {
-    server.addService(svc, impl);
-  }
+  for (const [svc, impl] of services) server.addService(svc, impl);
   return server;
 }
 
