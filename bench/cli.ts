@@ -6,7 +6,8 @@
 //   vs-etcd    3 members: puts with 1/16/64/256 clients and linearizable gets with 64 clients,
 //              raftkv and etcd in one run, with ratios and server CPU ms per operation
 //   size       put throughput and latency vs cluster size 3..11 (64 clients)
-//   election   time from killing the leader to the first acknowledged write, per election timeout
+//   election   time from killing the leader to the first acknowledged write, for the seed's election
+//              timeouts (0-5, 12-25, 150-300, 300-500 ms) and cluster sizes 3..11 (bench/election.ts)
 //   mix        read/write ratios against raftkv, etcd and a non-replicated baseline
 //   reads      linearizable vs serializable reads
 //   security   puts and linearizable gets (64 clients) on plaintext, client+peer mTLS, and mTLS
@@ -16,6 +17,10 @@
 //   catchup    time for a member that missed 100,000 writes to catch up
 //   snapshot   snapshot size and create/restore time vs key count
 //   wal        disk use (WAL, snapshots) over 200,000 writes
+//   scale      100k/1M/3M keys of 100 B in 3 members (--keys N,N): load rate, RSS, disk, restart to
+//              first read, puts during a full Range, puts with 10,000 watchers; raftkv and etcd
+//   gateway    the JSON gateway: JSON puts and linearizable gets with 64 keep-alive HTTP clients,
+//              raftkv and etcd 3.4 (3 members each)
 //   all        every experiment above
 // Every load is bounded in operations and time; only 127.0.0.1 is contacted.
 
@@ -25,7 +30,10 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type LoadOptions, type LoadResult, runLoad } from './loadgen.js';
+import { gatewayBench } from './gateway.js';
+import { restoreBench } from './restore.js';
 import { type Row, cpuMs, printTable, writeResults } from './report.js';
+import { election } from './election.js';
 import { type Target, type TargetOptions, ensureEtcd, startTarget } from './targets.js';
 import { type TestCerts, hasOpenssl, makeTestCerts } from '../test/support/certs.js';
 import { AuthClient } from '../src/gen/etcd/rpc.js';
@@ -38,6 +46,7 @@ import { Lessor } from '../src/kv/lessor.js';
 import { StateMachine } from '../src/server/state-machine.js';
 import { decodeSnapshotFile, encodeSnapshotFile } from '../src/storage/snap/snapshotter.js';
 import { emptyConfState } from '../src/raft/index.js';
+import { scaleExperiment } from './scale.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -45,6 +54,10 @@ const { values, positionals } = parseArgs({
     ops: { type: 'string' },
     quick: { type: 'boolean', default: false },
     trials: { type: 'string' },
+    sizes: { type: 'string' },
+    ranges: { type: 'string' },
+    targets: { type: 'string' },
+    keys: { type: 'string' },
   },
 });
 const QUICK = values.quick;
@@ -170,70 +183,6 @@ async function size(): Promise<void> {
   addRatios(rows, ['nodes']);
   const md = printTable(`write throughput vs cluster size (64 clients, ${n} puts)`, rows);
   await writeResults('size', { ops: n }, rows, { title: 'Put throughput vs cluster size (64 clients)', mark: 'line', x: { field: 'nodes', type: 'quantitative' }, y: { field: 'ops/s', type: 'quantitative' }, color: { field: 'target', type: 'nominal' } }, md);
-}
-
-async function election(): Promise<void> {
-  const trials = values.trials ? Number(values.trials) : QUICK ? 5 : 20;
-  const settings = [
-    { electionMs: 10, heartbeatMs: 2, label: '10-20 ms' },
-    { electionMs: 12, heartbeatMs: 2, label: '12-24 ms' },
-    { electionMs: 150, heartbeatMs: 30, label: '150-300 ms' },
-    { electionMs: 300, heartbeatMs: 60, label: '300-600 ms' },
-  ];
-  const rows: Row[] = [];
-  const samples: Row[] = [];
-  for (const kind of ['raftkv', 'etcd'] as const) {
-    for (const st of settings) {
-      await withTarget(
-        kind,
-        3,
-        async (t) => {
-          const times: number[] = [];
-          let failed = 0;
-          for (let k = 0; k < trials; k++) {
-            const lead = await t.leader();
-            const others = t.endpoints.map((_, i) => i).filter((i) => i !== lead);
-            const clients = others.map((i) => new TestClient(t.endpoints[i]!, 2000));
-            const t0 = performance.now();
-            await t.kill(lead, 'SIGKILL');
-            // A new put attempt every 5 ms, alternating endpoints, each with its own deadline: the
-            // first one acknowledged marks the end of the failover (resolution ~5 ms, not a timeout).
-            let ok = false;
-            let doneAt = 0;
-            const pending: Array<Promise<void>> = [];
-            for (let a = 0; !ok && a < 6000 && performance.now() - t0 < 30_000; a++) {
-              const cl = clients[a % clients.length]!;
-              pending.push(
-                cl.put('election', String(k)).then(
-                  () => {
-                    if (!ok) doneAt = performance.now();
-                    ok = true;
-                  },
-                  () => {},
-                ),
-              );
-              await sleep(5);
-            }
-            await Promise.all(pending);
-            const ms = doneAt - t0;
-            for (const c of clients) c.close();
-            if (ok) {
-              times.push(ms);
-              samples.push({ target: kind, timeout: st.label, 'ms to first write': ms });
-            } else failed++;
-            await t.restart(lead);
-            await sleep(Math.max(300, st.electionMs * 4));
-          }
-          times.sort((a, b) => a - b);
-          const pct = (p: number) => times[Math.min(times.length - 1, Math.floor((p / 100) * times.length))] ?? NaN;
-          rows.push({ target: kind, 'election timeout': st.label, trials: times.length, failed, 'min ms': times[0] ?? NaN, 'p50 ms': pct(50), 'p90 ms': pct(90), 'max ms': times[times.length - 1] ?? NaN });
-        },
-        { electionMs: st.electionMs, heartbeatMs: st.heartbeatMs },
-      );
-    }
-  }
-  const md = printTable(`leader kill -> first acknowledged write (${trials} trials each)`, rows);
-  await writeResults('election', { trials, samples }, rows, { title: 'Failover time by election timeout', mark: 'point', x: { field: 'election timeout', type: 'ordinal' }, y: { field: 'p50 ms', type: 'quantitative' }, color: { field: 'target', type: 'nominal' } }, md);
 }
 
 async function mix(): Promise<void> {
@@ -546,7 +495,16 @@ async function snapshot(): Promise<void> {
   await writeResults('snapshot', {}, rows, { title: 'Snapshot create time vs keys', mark: 'line', x: { field: 'keys', type: 'quantitative' }, y: { field: 'create ms', type: 'quantitative' } }, md);
 }
 
-const experiments: Record<string, () => Promise<void>> = { seed, 'vs-etcd': vsEtcd, size, election, mix, reads, security, straggler, reconfig, catchup, snapshot, wal };
+/** The seed's election experiment (bench/election.ts); --quick: 3 trials per cell instead of 10. */
+const electionExperiment = (): Promise<void> =>
+  election({
+    trials: values.trials ? Number(values.trials) : QUICK ? 3 : 10,
+    sizes: values.sizes ? values.sizes.split(',').map(Number) : undefined,
+    ranges: values.ranges ? values.ranges.split(',') : undefined,
+    targets: values.targets ? (values.targets.split(',') as Array<'raftkv' | 'etcd'>) : undefined,
+  });
+
+const experiments: Record<string, () => Promise<void>> = { seed, 'vs-etcd': vsEtcd, size, election: electionExperiment, mix, reads, security, straggler, reconfig, catchup, snapshot, wal, gateway: () => gatewayBench(scale), restore: () => restoreBench(values.ops ? [Number(values.ops)] : QUICK ? [10_000, 100_000] : [100_000, 1_000_000]), scale: () => scaleExperiment({ quick: QUICK, sizes: values.keys?.split(',').map(Number) }) };
 
 async function main(): Promise<void> {
   const name = positionals[0] ?? 'seed';

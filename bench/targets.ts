@@ -41,6 +41,8 @@ export interface TargetOptions {
   tls?: TestCerts;
   /** `--auth-token` for raftkv and etcd alike (e.g. 'simple'); both default to simple. */
   authToken?: string;
+  /** Node flags for raftkv members (e.g. a larger heap for big datasets; ignored for etcd). */
+  nodeArgs?: string[];
 }
 
 const authTokenArgs = (o: TargetOptions): string[] => (o.authToken ? ['--auth-token', o.authToken] : []);
@@ -65,6 +67,7 @@ export async function startRaftkv(size: number, o: TargetOptions = {}): Promise<
     logLevel: 'warn',
     extraArgs: [...(o.tls ? tlsArgs(o.tls) : []), ...authTokenArgs(o), ...(o.extraArgs ?? [])],
     snapshotCount: o.snapshotCount,
+    nodeArgs: o.nodeArgs,
     scheme: o.tls ? 'https' : 'http',
     clientCredentials: tlsCredentials(o.tls),
   });

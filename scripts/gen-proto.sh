@@ -8,4 +8,5 @@ protoc --plugin=./node_modules/.bin/protoc-gen-ts_proto \
   --ts_proto_out=src/gen \
   --ts_proto_opt=outputServices=grpc-js,forceLong=bigint,esModuleInterop=true,importSuffix=.js,env=node,useOptionals=messages,outputTypeRegistry=false \
   -I proto proto/etcd/kv.proto proto/etcd/auth.proto proto/etcd/rpc.proto \
+  proto/etcd/v3lock.proto proto/etcd/v3election.proto proto/etcd/lease.proto \
   proto/raftkv/peer.proto proto/raftkv/member.proto proto/raftkv/entry.proto proto/raftkv/peer_maintenance.proto

@@ -44,11 +44,16 @@ export function checkCall(s: EtcdServer, md: grpc.Metadata, learnerOk: boolean):
   if (req === 'true' && s.leader() === 0n) throw Errors.noLeader();
 }
 
-/** The caller's token alone, for a call forwarded to another member (tokens are valid on every member). */
+/**
+ * The caller's token alone, for a call forwarded to another member (tokens are valid on every
+ * member): etcd reads it from `token`, or from `authorization` (what the JSON gateway sets).
+ */
 export function tokenMetadata(md: grpc.Metadata): grpc.Metadata {
   const out = new (md.constructor as typeof grpc.Metadata)();
-  const t = md.get('token')[0];
-  if (t !== undefined) out.set('token', t);
+  for (const name of ['token', 'authorization']) {
+    const t = md.get(name)[0];
+    if (t !== undefined) out.set(name, t);
+  }
   return out;
 }
 

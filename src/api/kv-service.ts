@@ -14,12 +14,13 @@ import {
   type TxnRequest,
   type TxnResponse,
 } from '../gen/etcd/rpc.js';
-import { checkDelete, checkPut, checkRange, checkTxn, doRange, applyTxn, txnIsReadOnly } from '../kv/kv-ops.js';
+import { checkDelete, checkPut, checkRange, checkTxn, doRangeAsync, applyTxn, txnIsReadOnly } from '../kv/kv-ops.js';
 import { Errors } from '../kv/errors.js';
 import * as authCheck from '../auth/apply-checks.js';
 import { authOf } from '../auth/frontend.js';
-import type { EtcdServer } from '../server/etcd-server.js';
+import { type EtcdServer, yieldToEventLoop } from '../server/etcd-server.js';
 import { unary } from './grpc-util.js';
+import { encodeRangeResponseInSlices, usingPreEncoded } from './sliced-encoding.js';
 
 export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedServiceImplementation] {
   const auth = authOf(s);
@@ -29,8 +30,9 @@ export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedService
     if (!req.serializable) await s.linearizableRead();
     // Reads are checked here, on the state they are served from (etcd's doSerialize).
     if (s.sm.auth.enabled) authCheck.checkRange(s.sm.auth, await auth.authInfo(call), req);
-    const r = doRange(s.sm.store, req);
-    return { header: s.header(r.rev), kvs: r.kvs, more: r.more, count: r.count };
+    // Large ranges are collected and encoded in slices (never a stall of the event loop).
+    const r = await doRangeAsync(s.sm.store, req, yieldToEventLoop);
+    return encodeRangeResponseInSlices({ header: s.header(r.rev), kvs: r.kvs, more: r.more, count: r.count }, yieldToEventLoop);
   };
   // Writes are checked when applied (src/auth/apply-checks.ts), as the caller of the token.
   const put = async (req: PutRequest, call: grpc.ServerUnaryCall<PutRequest, PutResponse>): Promise<PutResponse> => {
@@ -42,7 +44,7 @@ export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedService
     return auth.propose(call, 'deleteRange', req);
   };
   const txn = async (req: TxnRequest, call: grpc.ServerUnaryCall<TxnRequest, TxnResponse>): Promise<TxnResponse> => {
-    checkTxn(req);
+    checkTxn(req, s.cfg.maxTxnOps);
     if (txnIsReadOnly(req)) {
       // A read-only txn needs no consensus round: a linearizable read point is enough.
       await s.linearizableRead();
@@ -67,7 +69,8 @@ export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedService
     return auth.propose(call, 'compaction', req);
   };
   return [
-    KVService,
+    // Range's serializer sends responses encoded in slices beforehand as they are.
+    { ...KVService, range: { ...KVService.range, responseSerialize: usingPreEncoded(KVService.range.responseSerialize) } },
     {
       range: unary(s, range, { learnerOk: true }),
       put: unary(s, put),

@@ -17,24 +17,31 @@ import {
 } from '../gen/etcd/rpc.js';
 import { authOf } from '../auth/frontend.js';
 import { Errors } from '../kv/errors.js';
+import { alarmName } from '../server/alarms.js';
 import { API_VERSION, type EtcdServer, yieldToEventLoop } from '../server/etcd-server.js';
-import { etcdctlSnapshotStream } from '../server/snapshot-image.js';
+import { etcdSnapshotOfMachine, rechunk } from '../backup/member-backup.js';
 import { guardStream, toServiceError, unary } from './grpc-util.js';
 
 export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, grpc.UntypedServiceImplementation] {
   const hdr = () => s.header(s.sm.store.currentRev);
   const status = async (): Promise<StatusResponse> => {
-    const size = BigInt(s.sm.store.approximateSize());
+    const leader = s.leader();
+    // etcd: "no leader" and each raised alarm in its protobuf text form.
+    const errors = [
+      ...(leader === 0n ? [Errors.noLeader().message] : []),
+      ...s.sm.alarms.get().map((a) => `memberID:${a.memberID} alarm:${alarmName(a.alarm)} `),
+    ];
     return {
       header: hdr(),
       version: API_VERSION,
-      dbSize: size,
-      leader: s.leader(),
+      // Both O(1): the store keeps its size as it changes (src/kv/mvcc.ts).
+      dbSize: BigInt(s.sm.store.size()),
+      leader,
       raftIndex: BigInt(s.committedIndex()),
       raftTerm: BigInt(s.term()),
       raftAppliedIndex: BigInt(s.sm.appliedIndex),
-      errors: [],
-      dbSizeInUse: size,
+      errors,
+      dbSizeInUse: BigInt(s.sm.store.sizeInUse()),
       isLearner: s.isLearner(),
     };
   };
@@ -47,7 +54,13 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
     await s.linearizableRead();
     return { header: hdr(), alarms: req.action === AlarmRequest_AlarmAction.GET ? s.sm.alarms.get(req.alarm) : [] };
   };
-  const defragment = async (): Promise<DefragmentResponse> => ({ header: hdr() });
+  const defragment = async (): Promise<DefragmentResponse> => {
+    // This member only, as etcd's: repack what compaction left (src/kv/mvcc.ts defragment).
+    const before = s.sm.store.size();
+    const after = await s.sm.store.defragment(yieldToEventLoop);
+    s.logger.info(`defragmented: db size ${before} -> ${after} bytes`);
+    return { header: hdr() };
+  };
   const hash = async (): Promise<HashResponse> => {
     // etcd hashes its whole backend file here (for tests only); raftkv has no such file.
     const r = await s.sm.store.hashByRev(0n, yieldToEventLoop);
@@ -76,19 +89,18 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
   const streamSnapshot = async (s: EtcdServer, call: grpc.ServerWritableStream<unknown, SnapshotResponse>): Promise<void> => {
     // Root only with auth on (etcd's authMaintenanceServer).
     await authOf(s).requireAdmin(call);
-    // A point-in-time image of the state machine, as etcd's stream (format: src/server/snapshot-image.ts).
-    const term = s.term();
-    const { index, confState, data } = await s.sm.imageAsync(yieldToEventLoop);
-    const file = etcdctlSnapshotStream({ data, metadata: { index, term, confState } });
+    // etcd's snapshot file (a bbolt database with etcd's buckets, then its sha256) of the
+    // state at the current applied index, so that etcdctl snapshot status/restore and etcd
+    // itself read it (src/backup/member-backup.ts); built in slices that yield.
+    const chunks = await etcdSnapshotOfMachine(s.sm, yieldToEventLoop);
+    const total = chunks.reduce((n, c) => n + c.length, 0);
     const header = hdr();
-    const CHUNK = 32 * 1024;
-    let off = 0;
+    const pieces = rechunk(chunks, 64 * 1024);
+    let sent = 0;
     const pump = (): void => {
-      while (off < file.length) {
-        const end = Math.min(file.length, off + CHUNK);
-        const ok = call.write({ header, remainingBytes: BigInt(file.length - end), blob: file.subarray(off, end) });
-        off = end;
-        if (!ok) {
+      for (let r = pieces.next(); !r.done; r = pieces.next()) {
+        sent += r.value.length;
+        if (!call.write({ header, remainingBytes: BigInt(total - sent), blob: r.value })) {
           call.once('drain', pump);
           return;
         }

@@ -30,9 +30,15 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
     const mine = new Map<bigint, Watcher>();
     let nextId = 0n;
     let closed = false;
-    const send = (r: WatchResponse): void => {
-      if (!closed) call.write(r);
-    };
+    /** False when the stream's buffer is full: the hub then stops sending until 'drain'. */
+    const send = (r: WatchResponse): boolean => (closed ? true : call.write(r));
+    // A client that reads again: catch its watchers up from the history (src/kv/watch-hub.ts).
+    call.on('drain', () => {
+      for (const w of mine.values()) {
+        if (closed) return;
+        if (s.watchHub.isUnsynced(w) && !s.watchHub.resume(w)) return;
+      }
+    });
     const cleanup = (): void => {
       closed = true;
       for (const w of mine.values()) s.watchHub.remove(w);
@@ -75,6 +81,11 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
           noDelete: c.filters.includes(WatchCreateRequest_FilterType.NODELETE),
           deliver: (events: Event[], rev: bigint) =>
             send({ header: s.header(rev), watchId, created: false, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events }),
+          // Fell behind and its history was compacted: etcd cancels it with the compact revision.
+          onCompacted: (compactRev: bigint) => {
+            mine.delete(watchId);
+            send({ header: header(), watchId, created: false, canceled: true, compactRevision: compactRev, cancelReason: '', fragment: false, events: [] });
+          },
         };
         let backlog: Event[];
         try {
@@ -96,14 +107,19 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
         }
         mine.set(watchId, w);
         send({ header: header(), watchId, created: true, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });
-        // Catch-up events, one response per revision.
+        // Catch-up events, one response per revision, while the stream takes them; the rest
+        // comes from the history when it drains.
         let i = 0;
         while (i < backlog.length) {
           const rev = backlog[i]!.kv!.modRevision;
           let j = i;
           while (j < backlog.length && backlog[j]!.kv!.modRevision === rev) j++;
-          w.deliver(backlog.slice(i, j), rev);
+          const ok = w.deliver(backlog.slice(i, j), rev);
           i = j;
+          if (ok === false && i < backlog.length) {
+            s.watchHub.pause(w, rev + 1n);
+            break;
+          }
         }
       } else if (req.cancelRequest) {
         const id = req.cancelRequest.watchId;

@@ -92,7 +92,7 @@ export class AuthFrontend {
    */
   async authInfo(caller: Caller): Promise<AuthInfo> {
     const md = metadataOf(caller);
-    const raw = md.get('token')[0];
+    const raw = tokenOf(md);
     if (raw === undefined) return this.certInfo(caller);
     const token = typeof raw === 'string' ? raw : raw.toString();
     const store = this.s.sm.auth;
@@ -118,7 +118,7 @@ export class AuthFrontend {
    */
   authInfoNow(caller: Caller): AuthInfo {
     const md = metadataOf(caller);
-    const raw = md.get('token')[0];
+    const raw = tokenOf(md);
     if (raw === undefined) return this.certInfo(caller);
     if (this.jwt) return this.jwtInfo(typeof raw === 'string' ? raw : raw.toString());
     const user = this.tokens.user(typeof raw === 'string' ? raw : raw.toString());
@@ -227,6 +227,15 @@ export class AuthFrontend {
 
 function isMetadata(c: Caller): c is grpc.Metadata {
   return typeof (c as grpc.Metadata).getMap === 'function';
+}
+
+/**
+ * The caller's token: the `token` metadata etcd's clients send, else `authorization` (etcd reads
+ * both, rpctypes.TokenFieldNameGRPC then TokenFieldNameSwagger; the JSON gateway passes the
+ * HTTP Authorization header on as the latter).
+ */
+function tokenOf(md: grpc.Metadata): grpc.MetadataValue | undefined {
+  return md.get('token')[0] ?? md.get('authorization')[0];
 }
 
 function metadataOf(c: Caller): grpc.Metadata {

@@ -1,12 +1,24 @@
-// etcd's server flags (same names, same defaults), parsed and validated before anything
-// touches the data directory. A bad flag is one line on stderr and exit code 2.
+// etcd's server flags (same names, same defaults), from the command line, ETCD_* environment
+// variables (env-flags.ts) or a config file (config-file.ts), parsed and validated before
+// anything touches the data directory. The flags themselves are listed in flag-specs.ts.
+//
+// Exit codes as etcd: a flag the command line gets wrong is one line on stderr and exit code 2
+// (Go's flag package); what etcd reports as "error verifying flags" (a bad environment variable
+// or config file, a setting raftkv refuses) exits 1.
 
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import type { Algorithm } from 'jsonwebtoken';
 import { JWT_SIGN_METHODS } from '../auth/jwt.js';
-import type { AuthConfig } from '../server/config.js';
+import { API_VERSION, type AuthConfig } from '../server/config.js';
 import { type TlsFlags, tlsFlagsEmpty } from '../util/tls.js';
+import { ZAP_LEVELS, type ZapLevel } from '../util/log.js';
+import { readConfigFile } from './config-file.js';
+import { type StartupNotice, applyEnv } from './env-flags.js';
+import { FLAG_BY_NAME, FLAG_SPECS, FlagError, kindError, parseDuration, parseGoBool } from './flag-specs.js';
+
+export { FlagError, parseDuration };
+export type { StartupNotice };
 
 export interface Flags {
   name: string;
@@ -23,13 +35,36 @@ export interface Flags {
   snapshotCount: number;
   snapshotCatchUpEntries: number;
   maxRequestBytes: number;
+  /** --max-txn-ops: most operations in one txn (etcd's 128). */
+  maxTxnOps: number;
+  /** --max-concurrent-streams: HTTP/2 streams per client connection. */
+  maxConcurrentStreams: number;
+  /** --grpc-keepalive-min-time, --grpc-keepalive-interval, --grpc-keepalive-timeout, in ms. */
+  grpcKeepAliveMinTimeMs: number;
+  grpcKeepAliveIntervalMs: number;
+  grpcKeepAliveTimeoutMs: number;
+  /** --quota-backend-bytes as given (0: etcd's default quota). */
+  quotaBackendBytes: number;
+  /** --enable-grpc-gateway: serve the JSON gateway (/v3/...) on the client port. */
+  enableGrpcGateway: boolean;
+  /** --enable-v2: accepted; raftkv serves only v3. */
+  enableV2: boolean;
+  /** --force-new-cluster. */
+  forceNewCluster: boolean;
+  /** --cors and --host-whitelist, for the HTTP side ('*': any). */
+  cors: string[];
+  hostWhitelist: string[];
   walSegmentBytes: number;
   leaseReads: boolean;
   listenMetricsUrls: string[];
   autoCompactionMode: 'periodic' | 'revision';
   /** periodic: milliseconds of history to keep; revision: revisions to keep; 0 = off. */
   autoCompactionRetention: number;
-  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** --logger: raftkv writes zap's JSON lines for both. */
+  logger: 'zap' | 'capnslog';
+  /** --log-outputs: 'stderr', 'stdout' or file paths ('default' is stderr). */
+  logOutputs: string[];
+  logLevel: ZapLevel;
   /** Compare this member's HashKV with its peers' before serving; refuse to start on a mismatch. */
   initialCorruptCheck: boolean;
   /** Milliseconds between the leader's corruption checks (0: off). */
@@ -42,9 +77,11 @@ export interface Flags {
   peerTls: TlsFlags;
   /** --peer-cert-allowed-cn (empty: any CommonName). */
   peerCertAllowedCn?: string;
+  /** --config-file (or ETCD_CONFIG_FILE) the settings came from, if any. */
+  configFile?: string;
+  /** What parsing has to say (environment variables used, flags accepted but not honoured), to log once the logger exists. */
+  notices: StartupNotice[];
 }
-
-export class FlagError extends Error {}
 
 function urlList(flag: string, v: string): string[] {
   const urls = v.split(',').map((x) => x.trim()).filter((x) => x.length > 0);
@@ -101,79 +138,304 @@ function retention(mode: string, v: string): number {
   return (Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0)) * 1000;
 }
 
-const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** A Go duration (time.ParseDuration: '5s', '1m30s', '1.5h', '300ms', '0'), in milliseconds. */
-export function parseDuration(flag: string, v: string): number {
-  const bad = (why: string) => new FlagError(`invalid value "${v}" for flag --${flag}: ${why}`);
-  const t = v.trim();
-  if (t === '0' || t === '+0') return 0;
-  if (t.startsWith('-')) throw bad('must not be negative');
-  const body = t.startsWith('+') ? t.slice(1) : t;
-  const part = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
-  let ms = 0;
-  let pos = 0;
-  while (pos < body.length) {
-    part.lastIndex = pos;
-    const m = part.exec(body);
-    if (!m) throw bad(/^[\d.]+$/.test(body.slice(pos)) ? 'missing unit in duration' : 'invalid duration');
-    ms += Number(m[1]) * DURATION_UNITS[m[2]!]!;
-    pos = part.lastIndex;
-  }
-  if (body.length === 0) throw bad('invalid duration');
-  return ms > 0 ? Math.max(1, Math.round(ms)) : 0;
+/** A Go bool flag's value (strconv.ParseBool). */
+function boolFlag(flag: string, v: string): boolean {
+  const b = parseGoBool(v);
+  if (b === undefined) throw new FlagError(`invalid boolean value "${v}" for flag --${flag}`);
+  return b;
 }
 
-/** A Go bool flag's value (strconv.ParseBool); a bare flag is true. */
-function boolFlag(flag: string, v: string | boolean | undefined): boolean {
-  if (v === undefined || v === false) return false;
-  if (v === true) return true;
-  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(v)) return true;
-  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(v)) return false;
-  throw new FlagError(`invalid boolean value "${v}" for flag --${flag}`);
-}
+/** A comma list as etcd's UniqueStringsValue keeps it: trimmed, without empties or repeats. */
+const uniqueList = (v: string): string[] => [...new Set(v.split(',').map((x) => x.trim()).filter(Boolean))];
 
 export function buildCommand(): Command {
-  return new Command('raftkv')
-    .description('raftkv: a Raft key-value store speaking the etcd v3 API (one cluster member)')
-    .option('--name <string>', 'human-readable name for this member', 'default')
-    .option('--data-dir <path>', 'path to the data directory (default: ${name}.etcd)')
-    .option('--listen-client-urls <urls>', 'URLs to listen on for client traffic', 'http://localhost:2379')
-    .option('--advertise-client-urls <urls>', 'client URLs to advertise to the rest of the cluster', 'http://localhost:2379')
-    .option('--listen-peer-urls <urls>', 'URLs to listen on for peer traffic', 'http://localhost:2380')
-    .option('--initial-advertise-peer-urls <urls>', "this member's peer URLs to advertise to the rest of the cluster", 'http://localhost:2380')
-    .option('--initial-cluster <name=url,...>', 'initial cluster configuration for bootstrapping (default: ${name}=${initial-advertise-peer-urls})')
-    .addOption(new Option('--initial-cluster-state <state>', "'new' or 'existing'").default('new'))
-    .option('--initial-cluster-token <token>', 'initial cluster token for the cluster during bootstrap', 'etcd-cluster')
-    .option('--heartbeat-interval <ms>', 'time (in milliseconds) of a heartbeat interval', '100')
-    .option('--election-timeout <ms>', 'time (in milliseconds) for an election to timeout', '1000')
-    .option('--snapshot-count <n>', 'number of committed transactions to trigger a snapshot to disk', '100000')
-    .option('--snapshot-catchup-entries <n>', 'entries kept after a snapshot for slow followers', '5000')
-    .option('--max-request-bytes <n>', 'maximum client request size in bytes the server will accept', '1572864')
-    .option('--listen-metrics-urls <urls>', 'URLs to serve /metrics and /health on (HTTP)')
-    .option('--wal-segment-bytes <n>', 'WAL segment size before rotation (raftkv-specific)', String(64 * 1024 * 1024))
-    .option('--lease-reads', 'serve linearizable reads on the leader lease, without a heartbeat round: faster, but assumes bounded clock drift (raftkv-specific; default: ReadIndex)')
-    .option('--auto-compaction-mode <mode>', "interpret --auto-compaction-retention as 'periodic' (a duration) or 'revision'", 'periodic')
-    .option('--auto-compaction-retention <value>', "history to keep: a duration for periodic ('1h', '30m', '45s'; a bare number is hours), a count for revision; 0 disables", '0')
-    .option('--log-level <level>', 'log level: debug, info, warn, error', 'info')
-    .option('--experimental-initial-corrupt-check [bool]', "enable to check data corruption before serving any client/peer traffic (compares this member's HashKV with its peers')")
-    .option('--experimental-corrupt-check-time <duration>', "duration of time between cluster corruption check passes ('5s', '1m'; 0s disables)", '0s')
-    .option('--cert-file <path>', 'path to the client server TLS cert file')
-    .option('--key-file <path>', 'path to the client server TLS key file')
-    .option('--trusted-ca-file <path>', 'path to the client server TLS trusted CA cert file')
-    .option('--client-cert-auth [bool]', 'enable client cert authentication')
-    .option('--auto-tls [bool]', 'client TLS using generated certificates')
-    .option('--peer-cert-file <path>', 'path to the peer server TLS cert file')
-    .option('--peer-key-file <path>', 'path to the peer server TLS key file')
-    .option('--peer-trusted-ca-file <path>', 'path to the peer server TLS trusted CA file')
-    .option('--peer-client-cert-auth [bool]', 'enable peer client cert authentication')
-    .option('--peer-auto-tls [bool]', 'peer TLS using generated certificates')
-    .option('--peer-cert-allowed-cn <cn>', 'allowed CN for inter peer authentication')
-    .option('--auth-token <type>', "specify auth token type: 'simple' or 'jwt,pub-key=<path>,priv-key=<path>,sign-method=<RS256|ES256|...>[,ttl=<duration>]'", 'simple')
-    .option('--auth-token-ttl <seconds>', 'the lifetime in seconds of the auth token', '300')
-    .option('--bcrypt-cost <n>', 'specify bcrypt algorithm cost factor for auth password hashing (4-31)', '10')
+  const cmd = new Command('raftkv')
+    .description('raftkv: a Raft key-value store speaking the etcd v3 API (one cluster member).\nEvery flag can also be set as an ETCD_* environment variable (--data-dir: ETCD_DATA_DIR).')
     .helpOption('-h, --help', 'show this help')
     .allowExcessArguments(false);
+  for (const s of FLAG_SPECS) {
+    const help = s.def && s.kind !== 'bool' ? `${s.help} (default: ${s.def})` : s.help;
+    const o = new Option(s.kind === 'bool' ? `--${s.name} [bool]` : `--${s.name} <${s.kind === 'string' ? 'value' : s.kind}>`, help);
+    cmd.addOption(s.ignored ? o.hideHelp() : o);
+  }
+  return cmd;
+}
+
+/**
+ * Go's flag package also takes single-dash long flags (-name, -data-dir=x), as old unit files
+ * write them: they become --name, --data-dir=x. A value that follows a flag needing one is
+ * left alone (`--name -x` names the member "-x").
+ */
+function normalizeArgv(argv: string[]): string[] {
+  const out: string[] = [];
+  let valueNext = false;
+  for (const a of argv) {
+    if (valueNext) {
+      out.push(a);
+      valueNext = false;
+      continue;
+    }
+    const arg = /^-[a-z][a-z0-9-]+(=.*)?$/s.test(a) ? `-${a}` : a;
+    const m = /^--([a-z0-9-]+)$/.exec(arg);
+    const spec = m ? FLAG_BY_NAME.get(m[1]!) : undefined;
+    valueNext = spec !== undefined && spec.kind !== 'bool';
+    out.push(arg);
+  }
+  return out;
+}
+
+/** The flags given on the command line, by name, as strings ('true' for a bare bool flag). */
+function parseCommandLine(argv: string[]): Map<string, string> {
+  const cmd = buildCommand().exitOverride().configureOutput({ writeErr: () => {}, writeOut: (s) => process.stdout.write(s) });
+  cmd.parse(normalizeArgv(argv), { from: 'user' });
+  const given = new Map<string, string>();
+  for (const o of cmd.options) {
+    const key = o.attributeName();
+    if (cmd.getOptionValueSource(key) !== 'cli') continue;
+    const v = cmd.getOptionValue(key) as string | boolean;
+    given.set(o.long!.slice(2), v === true ? 'true' : String(v));
+  }
+  return given;
+}
+
+/** Parses argv (without node and script) and the environment. Throws FlagError or CommanderError with one-line text. */
+export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env): Flags {
+  const given = parseCommandLine(argv);
+  if (given.has('version') && boolFlag('version', given.get('version')!)) {
+    process.stdout.write(`raftkv Version: ${packageVersion()}\netcd API Version: ${API_VERSION}\nNode Version: ${process.version}\nNode OS/Arch: ${process.platform}/${process.arch}\n`);
+    throw new CommanderError(0, 'commander.version', 'version');
+  }
+  const notices: StartupNotice[] = [];
+  // As etcd: ETCD_CONFIG_FILE is read first, since a file means the rest of the environment is ignored.
+  const configFile = given.get('config-file') || env.ETCD_CONFIG_FILE || '';
+  if (configFile) {
+    const values = readConfigFile(configFile);
+    notices.push({
+      level: 'info',
+      msg: 'loaded server configuration, other configuration command line flags and environment variables will be ignored if provided',
+      fields: { path: configFile },
+    });
+    try {
+      return { ...fromValues(values, notices, true), configFile };
+    } catch (e) {
+      if (e instanceof FlagError && e.exitCode === 2) throw new FlagError(`config file ${configFile}: ${e.message}`, 1);
+      throw e;
+    }
+  }
+  for (const [name, v] of given) {
+    const spec = FLAG_BY_NAME.get(name)!;
+    if (spec.ignored) {
+      notices.push({ level: 'warn', msg: `flag "-${name}" is no longer supported - ignoring.` });
+      continue;
+    }
+    if (spec.kind === 'duration') parseDuration(name, v); // its own wording ('missing unit in duration')
+    const why = kindError(spec, v);
+    if (why) throw new FlagError(spec.kind === 'bool' ? `invalid boolean value "${v}" for flag --${name}` : `invalid value "${v}" for flag --${name}: ${why}`);
+  }
+  const values = new Map(given);
+  applyEnv(values, new Set(given.keys()), env, notices);
+  return fromValues(values, notices, false);
+}
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** The settings (flag name -> value; absent: the default) validated into Flags. */
+function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[], fromFile: boolean): Flags {
+  const v = (name: string): string => values.get(name) ?? FLAG_BY_NAME.get(name)!.def;
+  const isSet = (name: string): boolean => values.has(name) && values.get(name) !== '';
+  const b = (name: string): boolean => boolFlag(name, v(name) || 'false');
+  const warn = (msg: string): void => void notices.push({ level: 'warn', msg });
+
+  refuseUnsupported(isSet, v);
+  const name = v('name');
+  if (name.length === 0) throw new FlagError('invalid value "" for flag --name: must not be empty');
+  const state = v('initial-cluster-state');
+  if (state !== 'new' && state !== 'existing') {
+    throw new FlagError(`invalid value "${state}" for flag --initial-cluster-state: must be "new" or "existing"`);
+  }
+  const logging = loggingFlags(v, isSet, b, notices);
+  const heartbeat = positiveInt('heartbeat-interval', v('heartbeat-interval'));
+  const election = positiveInt('election-timeout', v('election-timeout'));
+  if (election < 5 * heartbeat) {
+    throw new FlagError(`--election-timeout[${election}ms] should be at least as 5 times as --heartbeat-interval[${heartbeat}ms]`);
+  }
+  if (election > 50000) throw new FlagError(`--election-timeout[${election}ms] is too long, and should be set less than 50000ms`);
+  const advertisePeer = urlList('initial-advertise-peer-urls', v('initial-advertise-peer-urls'));
+  const cluster = parseInitialCluster(v('initial-cluster') || `${name}=${advertisePeer.join(`,${name}=`)}`);
+  const mine = cluster.get(name);
+  if (!mine) throw new FlagError(`invalid value for flag --initial-cluster: it has no member named "${name}" (--name)`);
+  if ([...mine].sort().join(',') !== [...advertisePeer].sort().join(',')) {
+    throw new FlagError(
+      `--initial-cluster has ${name}=${mine.join(',')} but missing from --initial-advertise-peer-urls=${advertisePeer.join(',')}`,
+    );
+  }
+  const clientTls: TlsFlags = {
+    certFile: v('cert-file') || undefined,
+    keyFile: v('key-file') || undefined,
+    trustedCaFile: v('trusted-ca-file') || undefined,
+    clientCertAuth: b('client-cert-auth'),
+    autoTls: b('auto-tls'),
+  };
+  const peerTls: TlsFlags = {
+    certFile: v('peer-cert-file') || undefined,
+    keyFile: v('peer-key-file') || undefined,
+    trustedCaFile: v('peer-trusted-ca-file') || undefined,
+    clientCertAuth: b('peer-client-cert-auth'),
+    autoTls: b('peer-auto-tls'),
+  };
+  // etcd's TLSInfo: both files or neither.
+  for (const [t, cert, key] of [[clientTls, 'cert-file', 'key-file'], [peerTls, 'peer-cert-file', 'peer-key-file']] as const) {
+    if (Boolean(t.certFile) !== Boolean(t.keyFile)) {
+      throw new FlagError(`KeyFile and CertFile must both be present[key: ${t.keyFile ?? ''}, cert: ${t.certFile ?? ''}] (--${key}, --${cert})`);
+    }
+  }
+  const listenClientUrls = urlList('listen-client-urls', v('listen-client-urls'));
+  const listenPeerUrls = urlList('listen-peer-urls', v('listen-peer-urls'));
+  // etcd's ErrUnsetAdvertiseClientURLsFlag: the default advertised URL (localhost) would send
+  // clients of a member listening elsewhere to the wrong place. Not for a config file, as etcd.
+  if (!fromFile && isSet('listen-client-urls') && !isSet('advertise-client-urls')) {
+    throw new FlagError('--advertise-client-urls is required when --listen-client-urls is set explicitly', 1);
+  }
+  // etcd (embed): an https URL needs a key/cert pair, given or made by auto TLS.
+  for (const u of listenClientUrls) {
+    if (u.startsWith('https://') && tlsFlagsEmpty(clientTls) && !clientTls.autoTls) {
+      throw new FlagError(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${u} with HTTPS scheme`);
+    }
+  }
+  for (const u of listenPeerUrls) {
+    if (u.startsWith('https://') && tlsFlagsEmpty(peerTls) && !peerTls.autoTls) {
+      throw new FlagError(`TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url ${u} with HTTPS scheme`);
+    }
+  }
+  const ms = (flag: string): number => parseDuration(flag, v(flag));
+  const keepAliveMinTimeMs = ms('grpc-keepalive-min-time');
+  acceptedButNotHonoured(v, isSet, b, warn, keepAliveMinTimeMs);
+  const maxConcurrentStreams = Number(v('max-concurrent-streams'));
+  if (!/^\d+$/.test(v('max-concurrent-streams')) || maxConcurrentStreams > 0xffffffff) {
+    throw new FlagError(`invalid value "${v('max-concurrent-streams')}" for flag --max-concurrent-streams: value out of range`);
+  }
+  const quota = v('quota-backend-bytes');
+  if (!/^[+-]?\d+$/.test(quota) || !Number.isSafeInteger(Number(quota))) throw new FlagError(`invalid value "${quota}" for flag --quota-backend-bytes: parse error`);
+  return {
+    name,
+    dataDir: v('data-dir') || `${name}.etcd`,
+    listenClientUrls,
+    advertiseClientUrls: urlList('advertise-client-urls', v('advertise-client-urls')),
+    listenPeerUrls,
+    initialAdvertisePeerUrls: advertisePeer,
+    initialCluster: cluster,
+    initialClusterState: state,
+    initialClusterToken: v('initial-cluster-token'),
+    heartbeatInterval: heartbeat,
+    electionTimeout: election,
+    snapshotCount: positiveInt('snapshot-count', v('snapshot-count')),
+    snapshotCatchUpEntries: positiveInt('snapshot-catchup-entries', v('snapshot-catchup-entries'), 1),
+    maxRequestBytes: positiveInt('max-request-bytes', v('max-request-bytes')),
+    maxTxnOps: positiveInt('max-txn-ops', v('max-txn-ops'), 0),
+    maxConcurrentStreams,
+    grpcKeepAliveMinTimeMs: keepAliveMinTimeMs,
+    grpcKeepAliveIntervalMs: ms('grpc-keepalive-interval'),
+    grpcKeepAliveTimeoutMs: ms('grpc-keepalive-timeout'),
+    quotaBackendBytes: Number(quota),
+    enableGrpcGateway: b('enable-grpc-gateway'),
+    enableV2: b('enable-v2'),
+    forceNewCluster: b('force-new-cluster'),
+    cors: uniqueList(v('cors')),
+    hostWhitelist: uniqueList(v('host-whitelist')),
+    walSegmentBytes: positiveInt('wal-segment-bytes', v('wal-segment-bytes'), 4096),
+    leaseReads: b('lease-reads'),
+    listenMetricsUrls: isSet('listen-metrics-urls') ? urlList('listen-metrics-urls', v('listen-metrics-urls')) : [],
+    autoCompactionMode: compactionMode(v('auto-compaction-mode')),
+    autoCompactionRetention: retention(v('auto-compaction-mode'), v('auto-compaction-retention')),
+    ...logging,
+    initialCorruptCheck: b('experimental-initial-corrupt-check'),
+    corruptCheckTimeMs: ms('experimental-corrupt-check-time'),
+    auth: authFlags(v('auth-token'), v('auth-token-ttl'), v('bcrypt-cost')),
+    clientTls,
+    peerTls,
+    peerCertAllowedCn: v('peer-cert-allowed-cn') || undefined,
+    notices,
+  };
+}
+
+/**
+ * Settings raftkv cannot honour and must not ignore: ignoring them would bootstrap another
+ * cluster than the one asked for, or accept certificates the operator meant to refuse.
+ */
+function refuseUnsupported(isSet: (n: string) => boolean, v: (n: string) => string): void {
+  if (isSet('discovery') || isSet('discovery-srv')) {
+    throw new FlagError('raftkv does not support discovery (--discovery, --discovery-srv): list the members with --initial-cluster', 1);
+  }
+  const proxy = v('proxy');
+  if (!['off', 'readonly', 'on'].includes(proxy)) throw new FlagError(`invalid value "${proxy}" for flag --proxy: valid values are "off", "readonly", "on"`);
+  if (proxy !== 'off') throw new FlagError(`raftkv runs only as a cluster member, not as etcd's v2 proxy (--proxy=${proxy})`, 1);
+  const fallback = v('discovery-fallback');
+  if (!['exit', 'proxy'].includes(fallback)) throw new FlagError(`invalid value "${fallback}" for flag --discovery-fallback: valid values are "proxy", "exit"`);
+  for (const flag of ['client-crl-file', 'peer-crl-file', 'client-cert-allowed-hostname', 'peer-cert-allowed-hostname']) {
+    if (isSet(flag)) {
+      throw new FlagError(`--${flag} is not supported by raftkv: refusing to start rather than accept certificates it would reject`, 1);
+    }
+  }
+}
+
+/** Accepted etcd flags raftkv does not act on: a warning when they ask for something else than what raftkv does. */
+function acceptedButNotHonoured(
+  v: (n: string) => string,
+  isSet: (n: string) => boolean,
+  b: (n: string) => boolean,
+  warn: (msg: string) => void,
+  keepAliveMinTimeMs: number,
+): void {
+  if (b('enable-v2')) warn('--enable-v2=true is ignored: raftkv serves only the v3 API (v2 requests are not served)');
+  if (isSet('experimental-enable-v2v3')) warn('--experimental-enable-v2v3 is ignored: raftkv serves only the v3 API');
+  if (isSet('wal-dir')) warn(`--wal-dir=${v('wal-dir')} is ignored: raftkv keeps its WAL in <data-dir>/member/wal`);
+  if (isSet('cipher-suites')) warn("--cipher-suites is ignored: raftkv uses Node's default TLS cipher suites");
+  if (b('unsafe-no-fsync')) warn('--unsafe-no-fsync is ignored: raftkv always fsyncs its WAL');
+  if (!b('strict-reconfig-check')) warn('--strict-reconfig-check=false is ignored: raftkv always rejects reconfigurations that would lose quorum');
+  if (b('enable-pprof')) warn('--enable-pprof is ignored: raftkv has no Go profiler (use node --cpu-prof)');
+  if (keepAliveMinTimeMs !== 5000) warn('--grpc-keepalive-min-time is not enforced: grpc-js has no server-side ping policy');
+  for (const flag of ['max-snapshots', 'max-wals']) {
+    if (isSet(flag) && v(flag) !== FLAG_BY_NAME.get(flag)!.def) warn(`--${flag} is ignored: raftkv keeps its own number of WAL segments and snapshots`);
+  }
+}
+
+type LoggingFlags = Pick<Flags, 'logger' | 'logOutputs' | 'logLevel'>;
+
+/** --logger, --log-outputs (and the deprecated --log-output), --log-level, --debug: etcd 3.4's setupLogging rules. */
+function loggingFlags(v: (n: string) => string, isSet: (n: string) => boolean, b: (n: string) => boolean, notices: StartupNotice[]): LoggingFlags {
+  const warn = (msg: string): void => void notices.push({ level: 'warn', msg });
+  const logger = v('logger');
+  if (logger !== 'zap' && logger !== 'capnslog') throw new FlagError(`unknown logger option "${logger}"`, 1);
+  if (logger === 'capnslog') warn("Deprecated '--logger=capnslog' flag is set; use '--logger=zap' flag instead (raftkv writes zap's JSON lines either way)");
+  let level = v('log-level');
+  if (!(ZAP_LEVELS as readonly string[]).includes(level)) {
+    throw new FlagError(`invalid value "${level}" for flag --log-level: only supports debug, info, warn, error, dpanic, panic, or fatal`);
+  }
+  if (b('debug')) {
+    warn("Deprecated '--debug' flag is set to true (use '--log-level=debug' instead)");
+    level = 'debug';
+  }
+  if (isSet('log-package-levels')) warn(`Deprecated '--log-package-levels=${v('log-package-levels')}' flag is set; use '--logger=zap' flag instead`);
+  let outputs = uniqueList(v('log-outputs'));
+  if (isSet('log-output') && v('log-output') !== 'default') {
+    if (isSet('log-outputs') && v('log-outputs') !== 'default') throw new FlagError("both '--log-output' and '--log-outputs' are set; only set '--log-outputs'", 1);
+    warn("'--log-output' flag has been deprecated! Please use '--log-outputs'!");
+    outputs = uniqueList(v('log-output'));
+  }
+  if (outputs.length === 0) throw new FlagError("either '--log-output' or '--log-outputs' flag must be set", 1);
+  if (outputs.length > 1 && outputs.includes('default')) throw new FlagError('multi logoutput for "default" is not supported yet', 1);
+  if (outputs.includes('systemd/journal')) {
+    // A unit's stderr goes to the journal: the same lines end up there.
+    warn("--log-outputs=systemd/journal: raftkv writes to stderr, which systemd passes to the journal");
+    outputs = [...new Set(outputs.map((o) => (o === 'systemd/journal' ? 'stderr' : o)))];
+  }
+  return { logger, logOutputs: outputs, logLevel: level as ZapLevel };
 }
 
 /** --auth-token, --auth-token-ttl, --bcrypt-cost (etcd's defaults: simple, 300 s, 10). */
@@ -210,100 +472,6 @@ function authFlags(token: string, ttl: string, cost: string): AuthConfig {
   const ttlMs = o.has('ttl') ? parseDuration('auth-token', o.get('ttl')!) : 5 * 60 * 1000;
   if (ttlMs < 1000) throw new FlagError(`invalid value "${token}" for flag --auth-token: ttl must be at least 1s`);
   return { token: 'jwt', tokenTtlSec, bcryptCost, jwt: { pubKey: read('pub-key'), privKey: read('priv-key'), signMethod, ttlSec: Math.floor(ttlMs / 1000) } };
-}
-
-/** Parses argv (without node and script). Throws FlagError or CommanderError with one-line text. */
-export function parseFlags(argv: string[]): Flags {
-  const cmd = buildCommand().exitOverride().configureOutput({ writeErr: () => {}, writeOut: (s) => process.stdout.write(s) });
-  cmd.parse(argv, { from: 'user' });
-  const o = cmd.opts<Record<string, string>>();
-  const name = o.name!;
-  if (name.length === 0) throw new FlagError('invalid value "" for flag --name: must not be empty');
-  const state = o.initialClusterState;
-  if (state !== 'new' && state !== 'existing') {
-    throw new FlagError(`invalid value "${state}" for flag --initial-cluster-state: must be "new" or "existing"`);
-  }
-  const level = o.logLevel;
-  if (level !== 'debug' && level !== 'info' && level !== 'warn' && level !== 'error') {
-    throw new FlagError(`invalid value "${level}" for flag --log-level: must be debug, info, warn or error`);
-  }
-  const heartbeat = positiveInt('heartbeat-interval', o.heartbeatInterval!);
-  const election = positiveInt('election-timeout', o.electionTimeout!);
-  if (election < 5 * heartbeat) {
-    throw new FlagError(`--election-timeout[${election}ms] should be at least as 5 times as --heartbeat-interval[${heartbeat}ms]`);
-  }
-  if (election > 50000) throw new FlagError(`--election-timeout[${election}ms] is too long, and should be set less than 50000ms`);
-  const advertisePeer = urlList('initial-advertise-peer-urls', o.initialAdvertisePeerUrls!);
-  const cluster = parseInitialCluster(o.initialCluster ?? `${name}=${advertisePeer.join(`,${name}=`)}`);
-  const mine = cluster.get(name);
-  if (!mine) throw new FlagError(`invalid value for flag --initial-cluster: it has no member named "${name}" (--name)`);
-  if ([...mine].sort().join(',') !== [...advertisePeer].sort().join(',')) {
-    throw new FlagError(
-      `--initial-cluster has ${name}=${mine.join(',')} but missing from --initial-advertise-peer-urls=${advertisePeer.join(',')}`,
-    );
-  }
-  const b = (flag: string, v: unknown) => boolFlag(flag, v as string | boolean | undefined);
-  const clientTls: TlsFlags = {
-    certFile: o.certFile,
-    keyFile: o.keyFile,
-    trustedCaFile: o.trustedCaFile,
-    clientCertAuth: b('client-cert-auth', o.clientCertAuth),
-    autoTls: b('auto-tls', o.autoTls),
-  };
-  const peerTls: TlsFlags = {
-    certFile: o.peerCertFile,
-    keyFile: o.peerKeyFile,
-    trustedCaFile: o.peerTrustedCaFile,
-    clientCertAuth: b('peer-client-cert-auth', o.peerClientCertAuth),
-    autoTls: b('peer-auto-tls', o.peerAutoTls),
-  };
-  // etcd's TLSInfo: both files or neither.
-  for (const [t, cert, key] of [[clientTls, 'cert-file', 'key-file'], [peerTls, 'peer-cert-file', 'peer-key-file']] as const) {
-    if (Boolean(t.certFile) !== Boolean(t.keyFile)) {
-      throw new FlagError(`KeyFile and CertFile must both be present[key: ${t.keyFile ?? ''}, cert: ${t.certFile ?? ''}] (--${key}, --${cert})`);
-    }
-  }
-  const listenClientUrls = urlList('listen-client-urls', o.listenClientUrls!);
-  const listenPeerUrls = urlList('listen-peer-urls', o.listenPeerUrls!);
-  // etcd (embed): an https URL needs a key/cert pair, given or made by auto TLS.
-  for (const u of listenClientUrls) {
-    if (u.startsWith('https://') && tlsFlagsEmpty(clientTls) && !clientTls.autoTls) {
-      throw new FlagError(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${u} with HTTPS scheme`);
-    }
-  }
-  for (const u of listenPeerUrls) {
-    if (u.startsWith('https://') && tlsFlagsEmpty(peerTls) && !peerTls.autoTls) {
-      throw new FlagError(`TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url ${u} with HTTPS scheme`);
-    }
-  }
-  return {
-    name,
-    dataDir: o.dataDir ?? `${name}.etcd`,
-    listenClientUrls,
-    advertiseClientUrls: urlList('advertise-client-urls', o.advertiseClientUrls!),
-    listenPeerUrls,
-    initialAdvertisePeerUrls: advertisePeer,
-    initialCluster: cluster,
-    initialClusterState: state,
-    initialClusterToken: o.initialClusterToken!,
-    heartbeatInterval: heartbeat,
-    electionTimeout: election,
-    snapshotCount: positiveInt('snapshot-count', o.snapshotCount!),
-    snapshotCatchUpEntries: positiveInt('snapshot-catchup-entries', o.snapshotCatchupEntries!, 1),
-    maxRequestBytes: positiveInt('max-request-bytes', o.maxRequestBytes!),
-    walSegmentBytes: positiveInt('wal-segment-bytes', o.walSegmentBytes!, 4096),
-    leaseReads: Boolean(o.leaseReads),
-    listenMetricsUrls: o.listenMetricsUrls ? urlList('listen-metrics-urls', o.listenMetricsUrls) : [],
-    autoCompactionMode: compactionMode(o.autoCompactionMode!),
-    autoCompactionRetention: retention(o.autoCompactionMode!, o.autoCompactionRetention!),
-    logLevel: level,
-    initialCorruptCheck: boolFlag('experimental-initial-corrupt-check', o.experimentalInitialCorruptCheck as string | boolean | undefined),
-    corruptCheckTimeMs: parseDuration('experimental-corrupt-check-time', o.experimentalCorruptCheckTime!),
-    auth: authFlags(o.authToken!, o.authTokenTtl!, o.bcryptCost!),
-    clientTls,
-    peerTls,
-    peerCertAllowedCn: o.peerCertAllowedCn || undefined,
-  };
 }
 
 export { CommanderError };

@@ -2,19 +2,30 @@
 // `raftkv [etcd flags]`: runs one cluster member, exactly as `etcd` would with the same flags.
 
 import * as grpc from '@grpc/grpc-js';
-import { bind, createClientServer } from '../api/client-server.js';
+import { bind, clientServices, createClientServer } from '../api/client-server.js';
+import { ClientFrontDoor } from '../api/front-door.js';
+import { httpEndpoints } from '../api/http-endpoints.js';
+import { createGateway } from '../api/gateway/index.js';
 import { initialCorruptCheck, peerMaintenanceService } from '../server/corrupt-check.js';
 import { EtcdServer } from '../server/etcd-server.js';
 import { GrpcTransportFactory } from '../transport/grpc-transport.js';
 import { Metrics, serveMetrics } from '../server/metrics.js';
+import { instrumentServices } from '../api/grpc-metrics.js';
 import { CommanderError, FlagError, type Flags, parseFlags } from './flags.js';
-import { createLogger } from '../util/log.js';
+import { type ZapLogger, createLogger } from '../util/log.js';
+import { type DirLock, acquireDirLock } from '../storage/dir-lock.js';
 import { installProcessGuards } from './process-guards.js';
 import { hex } from '../util/ids.js';
 import { type TlsConfig, isHttps, loadTlsSide, tlsFlagsEmpty } from '../util/tls.js';
 import { join } from 'node:path';
 
+/** Go's http.DefaultMaxHeaderBytes, which etcd's HTTP side keeps: the largest request head. */
+const GO_MAX_HEADER_BYTES = 1 << 20;
+
 async function main(): Promise<void> {
+  // `raftkv snapshot save|status|restore`: etcdctl's backup tooling (src/cli/snapshot-cmd.ts),
+  // loaded only for that subcommand.
+  if (process.argv[2] === 'snapshot') process.exit(await (await import('./snapshot-cmd.js')).snapshotCommand(process.argv.slice(3)));
   let flags: Flags;
   try {
     flags = parseFlags(process.argv.slice(2));
@@ -26,11 +37,30 @@ async function main(): Promise<void> {
     }
     if (e instanceof FlagError) {
       process.stderr.write(`raftkv: ${e.message}\n`);
-      process.exit(2);
+      process.exit(e.exitCode);
     }
     throw e;
   }
-  const logger = createLogger(flags.logLevel, flags.name);
+  let logger: ZapLogger;
+  try {
+    logger = createLogger({ level: flags.logLevel, outputs: flags.logOutputs, fields: { name: flags.name } });
+  } catch (e) {
+    // E.g. a --log-outputs file in a directory that does not exist.
+    process.stderr.write(`raftkv: cannot open log output: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
+  for (const n of flags.notices) logger.log(n.level, n.msg, n.fields);
+  // One process per data dir, before anything in it is read or written (src/storage/dir-lock.ts).
+  let dirLock: DirLock;
+  try {
+    dirLock = acquireDirLock(flags.dataDir);
+  } catch (e) {
+    logger.error((e as Error).message);
+    logger.flush();
+    process.stderr.write(`raftkv: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
+  process.on('exit', () => dirLock.release());
   installProcessGuards((msg) => {
     logger.error(msg);
     logger.flush();
@@ -61,12 +91,21 @@ async function main(): Promise<void> {
     snapshotCount: flags.snapshotCount,
     snapshotCatchUpEntries: flags.snapshotCatchUpEntries,
     maxRequestBytes: flags.maxRequestBytes,
+    maxTxnOps: flags.maxTxnOps,
+    enableGrpcGateway: flags.enableGrpcGateway,
+    quotaBackendBytes: flags.quotaBackendBytes,
+    maxConcurrentStreams: flags.maxConcurrentStreams,
+    grpcKeepAliveIntervalMs: flags.grpcKeepAliveIntervalMs,
+    grpcKeepAliveTimeoutMs: flags.grpcKeepAliveTimeoutMs,
+    cors: flags.cors,
+    hostWhitelist: flags.hostWhitelist,
     walSegmentBytes: flags.walSegmentBytes,
     leaseReads: flags.leaseReads,
     autoCompaction: { mode: flags.autoCompactionMode, retention: flags.autoCompactionRetention },
     peerDialMap,
     transport: transports,
     initialCorruptCheck: flags.initialCorruptCheck,
+    forceNewCluster: flags.forceNewCluster, // src/server/force-new-cluster.ts
     corruptCheckTimeMs: flags.corruptCheckTimeMs,
     auth: flags.auth,
     tls,
@@ -83,6 +122,7 @@ async function main(): Promise<void> {
   } catch (e) {
     fail((e as Error).message);
   }
+  logger.addFields({ 'local-member-id': hex(server.id) });
   if (flags.initialCorruptCheck) {
     // etcd's CheckInitialHashKV: before serving peers or clients.
     try {
@@ -97,10 +137,21 @@ async function main(): Promise<void> {
   const [svc, impl] = transports.transport!.service();
   peerServer.addService(svc, impl);
   peerServer.addService(...peerMaintenanceService(server));
-  const clientServer = createClientServer(server);
+  // Metrics first: the client services report every call to them (grpc_server_*), and the
+  // peer transport its bytes and round trips (etcd_network_peer_*).
+  const metrics = new Metrics(server);
+  server.metrics = metrics;
+  transports.transport!.observer = metrics.peerTraffic;
+  const services = instrumentServices(clientServices(server), metrics);
+  const clientServer = createClientServer(server, services);
+  // One client port for gRPC and HTTP/1.1, as etcd's cmux (src/api/front-door.ts).
+  // etcd's JSON gateway on the same port (--enable-grpc-gateway, default on), over the same
+  // (instrumented) service implementations as gRPC.
+  const gateway = flags.enableGrpcGateway ? createGateway(server, services) : undefined;
+  const frontDoor = new ClientFrontDoor(clientServer, httpEndpoints(server, gateway), { maxHeaderBytes: GO_MAX_HEADER_BYTES });
   try {
     for (const u of flags.listenPeerUrls) await bind(peerServer, u, tls.peer);
-    for (const u of flags.listenClientUrls) await bind(clientServer, u, tls.client);
+    for (const u of flags.listenClientUrls) await frontDoor.listen(u, tls.client);
   } catch (e) {
     fail(`cannot listen: ${(e as Error).message}`);
   }
@@ -110,6 +161,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info('shutting down');
+    frontDoor.close();
     clientServer.forceShutdown();
     peerServer.forceShutdown();
     try {
@@ -128,8 +180,6 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown(0));
   process.on('SIGTERM', () => void shutdown(0));
 
-  const metrics = new Metrics(server);
-  server.metrics = metrics;
   try {
     for (const u of flags.listenMetricsUrls) {
       const url = new URL(u);

@@ -1,6 +1,7 @@
 // `npm start`: a local 3-member cluster on 127.0.0.1 with data under ./data/, one process
 // per member (the etcd Procfile layout: client ports 2379/22379/32379, peer ports
-// 2380/22380/32380). Ctrl-C stops all members cleanly; running it again keeps the data.
+// 2380/22380/32380), each serving /metrics and the live dashboard on its metrics port
+// (2381/22381/32381). Ctrl-C stops all members cleanly; running it again keeps the data.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -13,10 +14,11 @@ const bin = join(here, 'raftkv.js');
 const dataRoot = resolve(process.env.RAFTKV_DATA ?? 'data');
 
 const members = [
-  { name: 'infra1', client: 2379, peer: 2380 },
-  { name: 'infra2', client: 22379, peer: 22380 },
-  { name: 'infra3', client: 32379, peer: 32380 },
+  { name: 'infra1', client: 2379, peer: 2380, metrics: 2381 },
+  { name: 'infra2', client: 22379, peer: 22380, metrics: 22381 },
+  { name: 'infra3', client: 32379, peer: 32380, metrics: 32381 },
 ];
+const metricsUrl = (m: (typeof members)[number]): string => `http://127.0.0.1:${m.metrics}`;
 
 function portFree(port: number): Promise<boolean> {
   return new Promise((res) => {
@@ -28,7 +30,7 @@ function portFree(port: number): Promise<boolean> {
 
 async function main(): Promise<void> {
   for (const m of members) {
-    for (const p of [m.client, m.peer]) {
+    for (const p of [m.client, m.peer, m.metrics]) {
       if (!(await portFree(p))) {
         console.error(`raftkv start: port ${p} on 127.0.0.1 is in use (is another cluster or etcd running?)`);
         process.exit(1);
@@ -49,6 +51,8 @@ async function main(): Promise<void> {
       '--initial-advertise-peer-urls', `http://127.0.0.1:${m.peer}`,
       '--initial-cluster', cluster,
       '--initial-cluster-token', 'raftkv-local',
+      // /metrics and the dashboard (every member serves one; each shows the whole cluster).
+      '--listen-metrics-urls', metricsUrl(m),
       '--log-level', process.env.RAFTKV_LOG_LEVEL ?? 'warn',
     ];
     const c = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
@@ -59,7 +63,8 @@ async function main(): Promise<void> {
   }
   const endpoints = members.map((m) => `127.0.0.1:${m.client}`).join(',');
   console.log(`raftkv: 3-member cluster starting, data in ${dataRoot}`);
-  for (const m of members) console.log(`  ${m.name}: client http://127.0.0.1:${m.client}  peer http://127.0.0.1:${m.peer}`);
+  for (const m of members) console.log(`  ${m.name}: client http://127.0.0.1:${m.client}  peer http://127.0.0.1:${m.peer}  metrics ${metricsUrl(m)}/metrics`);
+  console.log(`\nDashboard (live; any member's works): ${metricsUrl(members[0]!)}/dashboard/`);
   console.log('\nTalk to it with etcdctl (ETCDCTL_API=3) or any etcd v3 client:');
   console.log(`  etcdctl --endpoints=${endpoints} put foo bar`);
   console.log(`  etcdctl --endpoints=${endpoints} get foo`);

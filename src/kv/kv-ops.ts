@@ -21,7 +21,7 @@ import {
   type TxnResponse,
 } from '../gen/etcd/rpc.js';
 import { Errors } from './errors.js';
-import { type MvccStore, type WriteTxn, keyStr, rangeBounds } from './mvcc.js';
+import { type MvccStore, type RangeOptions, type RangeResult, type WriteTxn, keyStr, rangeBounds } from './mvcc.js';
 
 export const MAX_TXN_OPS = 128;
 
@@ -33,23 +33,47 @@ function cmpBig(a: bigint, b: bigint): number {
 
 /** Range with etcd's sorting, filtering and limit rules. */
 export function doRange(r: Reader, req: RangeRequest): Omit<RangeResponse, 'header'> & { rev: bigint } {
+  return finishRange(req, r.range(req.key, req.rangeEnd, rangeOptions(req)));
+}
+
+/**
+ * doRange on the store itself for a client's Range: collected in slices that yield to the event
+ * loop (MvccStore.rangeAsync), so a Range over millions of keys does not stall the member.
+ */
+export async function doRangeAsync(store: MvccStore, req: RangeRequest, pause: () => Promise<void>): Promise<Omit<RangeResponse, 'header'> & { rev: bigint }> {
+  return finishRange(req, await store.rangeAsync(req.key, req.rangeEnd, rangeOptions(req), pause));
+}
+
+/** The sort order a Range asks for (a non-key target with no order means ascending: etcd's rule). */
+function sortOrderOf(req: RangeRequest): RangeRequest_SortOrder {
+  if (req.sortOrder === RangeRequest_SortOrder.NONE && req.sortTarget !== RangeRequest_SortTarget.KEY) return RangeRequest_SortOrder.ASCEND;
+  return req.sortOrder;
+}
+
+const isFiltered = (req: RangeRequest): boolean =>
+  req.minModRevision > 0n || req.maxModRevision > 0n || req.minCreateRevision > 0n || req.maxCreateRevision > 0n;
+
+/** What to collect from the store: everything when filtering or sorting comes after. */
+function rangeOptions(req: RangeRequest): RangeOptions {
   const limit = Number(req.limit);
-  const filtered =
-    req.minModRevision > 0n || req.maxModRevision > 0n || req.minCreateRevision > 0n || req.maxCreateRevision > 0n;
-  let order = req.sortOrder;
-  // A non-key sort target with no order means ascending (etcd's rule).
-  if (order === RangeRequest_SortOrder.NONE && req.sortTarget !== RangeRequest_SortTarget.KEY) order = RangeRequest_SortOrder.ASCEND;
-  const needAll = filtered || (order !== RangeRequest_SortOrder.NONE && !(order === RangeRequest_SortOrder.ASCEND && req.sortTarget === RangeRequest_SortTarget.KEY));
-  const res = r.range(req.key, req.rangeEnd, {
+  const order = sortOrderOf(req);
+  const needAll = isFiltered(req) || (order !== RangeRequest_SortOrder.NONE && !(order === RangeRequest_SortOrder.ASCEND && req.sortTarget === RangeRequest_SortTarget.KEY));
+  return {
     revision: req.revision,
     // One more than the limit tells us whether there is more.
     limit: needAll || limit <= 0 ? 0 : limit + 1,
     keysOnly: req.keysOnly,
     countOnly: req.countOnly,
-  });
+  };
+}
+
+/** Filters, sorts and limits what the store returned, as etcd's Range does. */
+function finishRange(req: RangeRequest, res: RangeResult): Omit<RangeResponse, 'header'> & { rev: bigint } {
+  const limit = Number(req.limit);
+  const order = sortOrderOf(req);
   if (req.countOnly) return { kvs: [], more: false, count: BigInt(res.count), rev: res.rev };
   let kvs = res.kvs;
-  if (filtered) {
+  if (isFiltered(req)) {
     kvs = kvs.filter(
       (kv) =>
         (req.minModRevision <= 0n || kv.modRevision >= req.minModRevision) &&

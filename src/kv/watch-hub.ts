@@ -2,9 +2,22 @@
 // registered watchers' ranges and delivered in revision order. A watcher created with a
 // past start_revision first receives the history since then (in the same event-loop turn,
 // so no revision can slip between catch-up and live delivery).
+//
+// Finding the watchers of an event is an index lookup, not a scan of every watcher: watchers
+// of one key are found by the key; range watchers are grouped by identical range (the common
+// case: many clients watching the same prefix), so an event costs one test per distinct range.
+//
+// Slow consumers (etcd's unsynced/victim watchers): a watcher whose `deliver` answers false
+// (its stream's buffer is full) stops receiving live events and remembers the next revision it
+// needs; nothing is buffered for it. `resume` (called when its stream drains) catches it up
+// from the MVCC history, revision by revision, until it is current again — or, if that history
+// was compacted meanwhile, tells it so (`onCompacted`) and drops it, as etcd cancels such a
+// watcher with the compact revision. So a watcher that never reads costs a bounded buffer, not
+// a copy of every write.
 
 import type { Event } from '../gen/etcd/kv.js';
 import { Event_EventType } from '../gen/etcd/kv.js';
+import { EtcdError } from './errors.js';
 import { type MvccStore, keyStr, rangeBounds } from './mvcc.js';
 
 export interface WatchSpec {
@@ -17,29 +30,63 @@ export interface WatchSpec {
 }
 
 export interface Watcher extends WatchSpec {
-  /** Receives the events of one revision (already filtered). */
-  deliver(events: Event[], rev: bigint): void;
+  /**
+   * Receives the events of one revision (already filtered). Returning false means "taken, but
+   * send no more until I ask" (the stream is full): the watcher becomes unsynced.
+   */
+  deliver(events: Event[], rev: bigint): boolean | void;
+  /** The history it still needed was compacted away (it is removed from the hub). */
+  onCompacted?(compactRev: bigint): void;
+}
+
+/** A registered watcher and where it stands. */
+interface Entry {
+  w: Watcher;
+  lo: string;
+  hi: string | undefined;
+  single: boolean;
+  /** Unsynced: the first revision it has not received (0n: synced, gets live events). */
+  nextRev: bigint;
+}
+
+/** Watchers of one identical range. */
+interface RangeGroup {
+  lo: string;
+  hi: string | undefined;
+  entries: Set<Entry>;
 }
 
 export class WatchHub {
-  private watchers = new Set<Watcher & { lo: string; hi: string | undefined; single: boolean }>();
+  private readonly entries = new Map<Watcher, Entry>();
+  /** Single-key watchers by key. */
+  private readonly byKey = new Map<string, Set<Entry>>();
+  /** Range watchers by range ("lo\0hi"). */
+  private readonly byRange = new Map<string, RangeGroup>();
 
   constructor(private readonly getStore: () => MvccStore) {}
 
   /** Called by the store after each write revision. */
   notify(events: Event[], rev: bigint): void {
-    if (this.watchers.size === 0) return;
-    for (const w of this.watchers) {
-      const out: Event[] = [];
-      for (const ev of events) {
-        const k = keyStr(ev.kv!.key);
-        const inRange = w.single ? k === w.lo : k >= w.lo && (w.hi === undefined || k < w.hi);
-        if (!inRange) continue;
-        if (w.noPut && ev.type === Event_EventType.PUT) continue;
-        if (w.noDelete && ev.type === Event_EventType.DELETE) continue;
-        out.push(w.prevKv ? ev : { ...ev, prevKv: undefined });
+    if (this.entries.size === 0) return;
+    const batches = new Map<Entry, Event[]>();
+    const offer = (e: Entry, ev: Event): void => {
+      if (e.nextRev !== 0n) return; // unsynced: catches up from the history later
+      if (e.w.noPut && ev.type === Event_EventType.PUT) return;
+      if (e.w.noDelete && ev.type === Event_EventType.DELETE) return;
+      let b = batches.get(e);
+      if (!b) batches.set(e, (b = []));
+      b.push(e.w.prevKv ? ev : { ...ev, prevKv: undefined });
+    };
+    for (const ev of events) {
+      const k = keyStr(ev.kv!.key);
+      const singles = this.byKey.get(k);
+      if (singles) for (const e of singles) offer(e, ev);
+      for (const g of this.byRange.values()) {
+        if (k >= g.lo && (g.hi === undefined || k < g.hi)) for (const e of g.entries) offer(e, ev);
       }
-      if (out.length > 0) w.deliver(out, rev);
+    }
+    for (const [e, out] of batches) {
+      if (e.w.deliver(out, rev) === false) e.nextRev = rev + 1n;
     }
   }
 
@@ -50,21 +97,103 @@ export class WatchHub {
   add(w: Watcher): Event[] {
     const store = this.getStore();
     let backlog: Event[] = [];
-    if (w.startRevision > 0n && w.startRevision <= store.currentRev) {
-      backlog = store
-        .eventsSince(w.key, w.rangeEnd, w.startRevision, w.prevKv)
-        .filter((ev) => !(w.noPut && ev.type === Event_EventType.PUT) && !(w.noDelete && ev.type === Event_EventType.DELETE));
-    }
+    if (w.startRevision > 0n && w.startRevision <= store.currentRev) backlog = this.history(w, w.startRevision);
     const b = rangeBounds(w.key, w.rangeEnd);
-    this.watchers.add(Object.assign(w, b));
+    const e: Entry = { w, lo: b.lo, hi: b.hi, single: b.single, nextRev: 0n };
+    this.entries.set(w, e);
+    if (e.single) {
+      let s = this.byKey.get(e.lo);
+      if (!s) this.byKey.set(e.lo, (s = new Set()));
+      s.add(e);
+    } else {
+      const id = `${e.lo}\0${e.hi ?? ''}`;
+      let g = this.byRange.get(id);
+      if (!g) this.byRange.set(id, (g = { lo: e.lo, hi: e.hi, entries: new Set() }));
+      g.entries.add(e);
+    }
     return backlog;
   }
 
   remove(w: Watcher): void {
-    for (const x of this.watchers) if (x === w) this.watchers.delete(x);
+    const e = this.entries.get(w);
+    if (!e) return;
+    this.entries.delete(w);
+    if (e.single) {
+      const s = this.byKey.get(e.lo);
+      s?.delete(e);
+      if (s?.size === 0) this.byKey.delete(e.lo);
+    } else {
+      const id = `${e.lo}\0${e.hi ?? ''}`;
+      const g = this.byRange.get(id);
+      g?.entries.delete(e);
+      if (g?.entries.size === 0) this.byRange.delete(id);
+    }
+  }
+
+  /**
+   * Stops live delivery to `w` from revision `nextRev` on (it could not take the rest of a
+   * catch-up); `resume` continues from there.
+   */
+  pause(w: Watcher, nextRev: bigint): void {
+    const e = this.entries.get(w);
+    if (e) e.nextRev = nextRev;
+  }
+
+  /** Whether `w` is behind (waiting for `resume`). */
+  isUnsynced(w: Watcher): boolean {
+    return (this.entries.get(w)?.nextRev ?? 0n) !== 0n;
+  }
+
+  /**
+   * Catches an unsynced watcher up from the history, one revision per delivery, until it is
+   * current (synced again: live events follow, in the same turn, so none can slip between) or
+   * its consumer is full again. Returns false if it is still behind. A watcher whose history
+   * was compacted is told (`onCompacted`) and removed.
+   */
+  resume(w: Watcher): boolean {
+    const e = this.entries.get(w);
+    if (!e) return true;
+    if (e.nextRev === 0n) return true;
+    let events: Event[];
+    try {
+      events = this.history(w, e.nextRev);
+    } catch (err) {
+      if (!(err instanceof EtcdError)) throw err;
+      this.remove(w);
+      w.onCompacted?.(this.getStore().compactRev);
+      return true;
+    }
+    let i = 0;
+    while (i < events.length) {
+      const rev = events[i]!.kv!.modRevision;
+      let j = i;
+      while (j < events.length && events[j]!.kv!.modRevision === rev) j++;
+      const ok = w.deliver(events.slice(i, j), rev);
+      i = j;
+      if (ok === false && i < events.length) {
+        e.nextRev = rev + 1n;
+        return false;
+      }
+    }
+    e.nextRev = 0n;
+    return true;
+  }
+
+  /** The watcher's events from `fromRev` on, filtered; throws ErrCompacted. */
+  private history(w: WatchSpec, fromRev: bigint): Event[] {
+    return this.getStore()
+      .eventsSince(w.key, w.rangeEnd, fromRev, w.prevKv)
+      .filter((ev) => !(w.noPut && ev.type === Event_EventType.PUT) && !(w.noDelete && ev.type === Event_EventType.DELETE));
   }
 
   get size(): number {
-    return this.watchers.size;
+    return this.entries.size;
+  }
+
+  /** How many watchers are behind (for metrics: etcd_debugging_mvcc_slow_watcher_total). */
+  get unsyncedCount(): number {
+    let n = 0;
+    for (const e of this.entries.values()) if (e.nextRev !== 0n) n++;
+    return n;
   }
 }

@@ -103,6 +103,6 @@ export class AlarmStore {
   }
 }
 
-function txnHasPut(...branches: RequestOp[][]): boolean {
+export function txnHasPut(...branches: RequestOp[][]): boolean {
   return branches.some((ops) => ops.some((op) => op.requestPut !== undefined || (op.requestTxn !== undefined && txnHasPut(op.requestTxn.success, op.requestTxn.failure))));
 }

@@ -17,6 +17,7 @@ import type { TransportFactory } from '../transport/transport.js';
 import { clusterId as computeClusterId, hex, memberId as computeMemberId } from '../util/ids.js';
 import { type ServerConfig, electionTicks } from './config.js';
 import type { StateMachine } from './state-machine.js';
+import { configuredIds, standaloneEntries } from './force-new-cluster.js';
 
 export const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -61,12 +62,30 @@ export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: S
       await sm.restoreAsync(snap.data, snap.metadata.index, yieldToEventLoop, snap.metadata.confState);
     }
     const base = snap?.metadata.index ?? 0;
-    const ents = contents.entries.filter((e) => e.index > base);
+    let ents = contents.entries.filter((e) => e.index > base);
     if (ents.length > 0 && ents[0]!.index !== base + 1) {
       throw new Error(`data dir ${cfg.dataDir}: the WAL starts at index ${ents[0]!.index} but the newest valid snapshot is at ${base}; entries are missing`);
     }
     if (contents.snapshot && contents.snapshot.index > base) {
       logger.warn(`snapshot at index ${contents.snapshot.index} is missing or corrupt; recovering from ${base}`);
+    }
+    if (cfg.forceNewCluster) {
+      // --force-new-cluster (./force-new-cluster.ts): keep the committed log, then append,
+      // durably and committed, the conf changes that leave this member the only one.
+      const hs0 = contents.hardState;
+      const last = ents.length > 0 ? ents[ents.length - 1]!.index : base;
+      const commit = Math.max(base, Math.min(hs0.commit, last));
+      const kept = ents.filter((e) => e.index <= commit);
+      const self = contents.meta.nodeId;
+      const selfInfo = sm.membership.get(self) ?? { id: self, name: cfg.name, peerUrls: cfg.initialAdvertisePeerUrls, clientUrls: [], isLearner: false };
+      const forced = standaloneEntries(configuredIds(snap?.metadata.confState, kept), self, selfInfo, hs0.term, commit);
+      ents = [...kept, ...forced];
+      hs0.commit = commit + forced.length;
+      // Written after the committed entries, they supersede the discarded tail on replay.
+      await existing.wal.save({ ...hs0 }, forced, true);
+      logger.warn(
+        `forcing a new cluster: member ${hex(self)} is now its only voter; ${last - commit} uncommitted entries discarded, ${forced.length} conf changes appended at ${commit + 1}`,
+      );
     }
     storage.append(ents);
     const hs = contents.hardState;

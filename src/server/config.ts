@@ -25,6 +25,24 @@ export interface ServerConfig {
   /** Entries kept in memory and in the WAL after a snapshot, for slow followers. */
   snapshotCatchUpEntries: number;
   maxRequestBytes: number;
+  /** etcd's --max-txn-ops: most operations in one txn (default 128, kv-ops.ts MAX_TXN_OPS). */
+  maxTxnOps?: number;
+  /** etcd's --enable-grpc-gateway: serve the JSON gateway (/v3/...) on the client port (default true). */
+  enableGrpcGateway?: boolean;
+  /** etcd's --quota-backend-bytes as given (0: etcd's default quota); its semantics are not implemented yet. */
+  quotaBackendBytes?: number;
+  /** etcd's --max-concurrent-streams: HTTP/2 streams per client connection (default 2^32-1). */
+  maxConcurrentStreams?: number;
+  /**
+   * etcd's --grpc-keepalive-interval and --grpc-keepalive-timeout in ms (defaults 2h, 20s): the
+   * server pings an idle client connection that often and drops it when the ping goes
+   * unanswered that long, releasing a dead client's watch and lease streams.
+   */
+  grpcKeepAliveIntervalMs?: number;
+  grpcKeepAliveTimeoutMs?: number;
+  /** etcd's --cors and --host-whitelist for the HTTP side ('*': any; absent: any). */
+  cors?: string[];
+  hostWhitelist?: string[];
   walSegmentBytes?: number;
   /** Answer linearizable reads on the leader's lease (CheckQuorum) instead of ReadIndex rounds. */
   leaseReads?: boolean;
@@ -35,6 +53,11 @@ export interface ServerConfig {
   existingClusterId?: bigint;
   /** Advertised peer URL -> URL to dial (see TransportOptions.dialMap). */
   peerDialMap?: ReadonlyMap<string, string>;
+  /**
+   * etcd's --force-new-cluster: restart as the only voter of the cluster, keeping the committed
+   * state (src/server/force-new-cluster.ts). Only for a member with a data dir.
+   */
+  forceNewCluster?: boolean;
   /** etcd's --experimental-initial-corrupt-check (run by the process before serving: corrupt-check.ts). */
   initialCorruptCheck?: boolean;
   /** etcd's --experimental-corrupt-check-time in ms: the leader's periodic HashKV comparison (0: off). */

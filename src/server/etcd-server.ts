@@ -8,6 +8,7 @@
 // leader, an applied entry, a removed member). Never: holds protocol or storage logic itself.
 
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
 import { join } from 'node:path';
 import {
   type BasicStatus,
@@ -22,8 +23,8 @@ import {
   StateType,
 } from '../raft/index.js';
 import type { InternalRequest } from '../gen/raftkv/entry.js';
-import type { ResponseHeader } from '../gen/etcd/rpc.js';
-import { Errors } from '../kv/errors.js';
+import { AlarmRequest_AlarmAction, AlarmType, type ResponseHeader } from '../gen/etcd/rpc.js';
+import { type EtcdError, Errors } from '../kv/errors.js';
 import { Lessor } from '../kv/lessor.js';
 import { WatchHub } from '../kv/watch-hub.js';
 import { Snapshotter } from '../storage/snap/snapshotter.js';
@@ -34,12 +35,14 @@ import type { ProcessLogger } from '../util/log.js';
 import { bootstrap } from './bootstrap.js';
 import { type Clock, systemClock } from './clock.js';
 import { type ServerConfig, electionTicks } from './config.js';
+import { ClusterEvents } from './cluster-events.js';
 import { CorruptionMonitor } from './corrupt-check.js';
 import { LeaderDuties } from './leader-duties.js';
 import { LinearizableReader } from './linearizable-read.js';
 import { MembershipChanges } from './membership-changes.js';
 import type { Metrics } from './metrics.js';
 import { Proposals } from './proposals.js';
+import { applyTooFarBehind, effectiveQuota, fitsQuota, requestCost } from './quota.js';
 import { RaftNode } from './raft-node.js';
 import { Snapshots } from './snapshots.js';
 import { type RequestKind, type RequestResults, StateMachine } from './state-machine.js';
@@ -59,6 +62,12 @@ export class EtcdServer {
   readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
   /** Set by the process to record metrics (optional: tests run without). */
   metrics: Metrics | undefined;
+  /** Membership and leadership events as they happen here (the dashboard lists them). */
+  readonly events = new ClusterEvents(() => this.clock.wallNow());
+  /** Requests proposed and not yet answered (etcd_server_proposals_pending). */
+  private pending = 0;
+  /** The leader the last SoftState named: a leader change is counted when it changes. */
+  private seenLead = NONE;
   onFatal: (e: Error) => void = () => {};
   onRemoved: () => void = () => {};
 
@@ -90,6 +99,10 @@ export class EtcdServer {
     );
     // etcd: 5s + 2 election timeouts.
     this.requestTimeoutMs = 5000 + 2 * cfg.electionMs;
+    const quota = effectiveQuota(cfg.quotaBackendBytes);
+    this.quotaBytes = quota.bytes;
+    if (quota.warning) cfg.logger.warn(quota.warning);
+    cfg.logger.info(`space quota ${this.quotaBytes} bytes (quota-backend-bytes; V8 heap limit ${getHeapStatistics().heap_size_limit})`);
     const server = this;
     this.members = new MembershipChanges({
       get id() {
@@ -154,6 +167,7 @@ export class EtcdServer {
       },
       sendSnapshot: (m) => this.snapshots.send(m, (msgs: Message[]) => this.transport.send(msgs)),
       observeFsync: (s) => this.metrics?.walFsync.observe(s),
+      observeApply: (s) => this.metrics?.backendCommit.observe(s),
       onFatal: (e) => this.onFatal(e),
     }, this.clock, cfg.logger);
     this.proposals = new Proposals(
@@ -219,7 +233,17 @@ export class EtcdServer {
     const wasLeader = lessor.isPrimary();
     if (ss.raftState === StateType.Leader && !wasLeader) lessor.promote();
     if (ss.raftState !== StateType.Leader && wasLeader) lessor.demote();
-    this.metrics?.leaderChanges.inc();
+    // As etcd counts them: a new, known leader is a change; losing one is an event only.
+    if (ss.lead !== this.seenLead) {
+      const term = this.node.raw.basicStatus().term;
+      if (ss.lead !== NONE) {
+        this.metrics?.leaderChanges.inc();
+        this.events.record({ kind: ss.lead === this.id ? 'became-leader' : 'new-leader', member: hex(ss.lead), term });
+      } else {
+        this.events.record({ kind: 'leader-lost', member: hex(this.seenLead), term });
+      }
+      this.seenLead = ss.lead;
+    }
     this.logger.info(`raft: ${ss.raftState}, leader ${hex(ss.lead)} at term ${this.node.raw.basicStatus().term}`);
     this.proposals.onLeader(ss.lead);
     if (ss.lead !== NONE) this.duties.maybePublish();
@@ -236,6 +260,7 @@ export class EtcdServer {
       const { cc, member } = this.sm.applyConfChangeEntry(e);
       this.sm.confState = this.node.applyConfChange(cc);
       for (const c of cc.changes) {
+        this.recordMembershipEvent(c.type, c.nodeId, member?.id === c.nodeId, e);
         if (c.type === ConfChangeType.RemoveNode) {
           if (c.nodeId === this.id) this.removed();
           else this.transport.removePeer(c.nodeId);
@@ -245,6 +270,19 @@ export class EtcdServer {
         this.proposals.confChangeApplied(c.type, c.nodeId);
       }
     }
+  }
+
+  /**
+   * For the dashboard's event list. An AddNode that carries the member's info adds a voter; one
+   * without it promotes a learner (how membership-changes.ts proposes each).
+   */
+  private recordMembershipEvent(type: ConfChangeType, nodeId: bigint, carriesMember: boolean, e: Entry): void {
+    const kind =
+      type === ConfChangeType.AddNode ? (carriesMember ? 'joined' : 'promoted')
+      : type === ConfChangeType.AddLearnerNode ? 'joined-as-learner'
+      : type === ConfChangeType.RemoveNode ? 'removed'
+      : 'updated';
+    this.events.record({ kind, member: hex(nodeId), term: e.term, index: e.index });
   }
 
   // ------------------------------------------------------------------ requests (the API's face)
@@ -258,7 +296,42 @@ export class EtcdServer {
     body: NonNullable<InternalRequest[K]>,
     caller?: Pick<InternalRequest, 'username' | 'authRevision'>,
   ): Promise<RequestResults[K]> {
-    return this.proposals.propose(kind, body, caller);
+    const refused = this.admit({ [kind]: body });
+    if (refused) return Promise.reject(refused);
+    const p = this.proposals.propose(kind, body, caller);
+    // Counted until answered either way (etcd_server_proposals_pending).
+    this.pending++;
+    const done = (): void => void this.pending--;
+    p.then(done, done);
+    return p;
+  }
+
+  /** The space quota in bytes (etcd's --quota-backend-bytes, bounded by the heap: ./quota.ts). */
+  readonly quotaBytes: number;
+  private noSpaceRaising = false;
+
+  /**
+   * What etcd refuses before proposing: anything while the applier trails the commit index by
+   * more than 5,000 entries (`too many requests`), and a request that could grow the store past
+   * the quota (`database space exceeded`) — the latter also raises the NOSPACE alarm for this
+   * member through the log, so every member refuses such writes until an operator disarms it.
+   */
+  private admit(req: Pick<InternalRequest, 'put' | 'txn' | 'leaseGrant'>): EtcdError | undefined {
+    if (applyTooFarBehind(this.committedIndex(), this.sm.appliedIndex)) return Errors.tooManyRequests();
+    if (fitsQuota(this.sm.store.size(), requestCost(req), this.quotaBytes)) return undefined;
+    this.raiseNoSpace();
+    return Errors.noSpace();
+  }
+
+  private raiseNoSpace(): void {
+    const raised = this.sm.alarms.get(AlarmType.NOSPACE).some((a) => a.memberID === this.id);
+    if (raised || this.noSpaceRaising) return;
+    this.noSpaceRaising = true;
+    this.logger.warn(`database size ${this.sm.store.size()} exceeds the space quota ${this.quotaBytes}: raising alarm NOSPACE`);
+    this.proposals
+      .propose('alarm', { action: AlarmRequest_AlarmAction.ACTIVATE, memberID: this.id, alarm: AlarmType.NOSPACE })
+      .catch((e: Error) => this.logger.warn(`raising alarm NOSPACE failed: ${e.message}`))
+      .finally(() => (this.noSpaceRaising = false));
   }
 
   /** Waits until a read served from local state is linearizable (ReadIndex). */
@@ -318,6 +391,11 @@ export class EtcdServer {
   recentlyActive(id: bigint): boolean {
     const t = this.node.lastHeardFrom(id);
     return t !== undefined && this.clock.now() - t < Math.max(5000, 2 * this.cfg.electionMs);
+  }
+
+  /** Requests proposed and not yet answered. */
+  pendingProposals(): number {
+    return this.pending;
   }
 
   isStopped(): boolean {

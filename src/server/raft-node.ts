@@ -39,6 +39,8 @@ export interface RaftNodeHooks {
   /** The core wants to send a snapshot to a peer (snapshots.ts builds a current one). */
   sendSnapshot(m: Message): void;
   observeFsync(seconds: number): void;
+  /** How long applying one Ready's committed entries took (metrics: the backend commit's stand-in). */
+  observeApply?(seconds: number): void;
   onFatal(e: Error): void;
 }
 
@@ -204,7 +206,9 @@ export class RaftNode {
     // 3. Acks and votes only now that they are durable.
     if (rd.messagesAfterPersist.length > 0) this.send(rd.messagesAfterPersist);
     // 4. Apply, answer reads.
+    const applyStart = this.clock.now();
     this.hooks.apply(rd.committedEntries);
+    if (rd.committedEntries.length > 0) this.hooks.observeApply?.((this.clock.now() - applyStart) / 1000);
     for (const rs of rd.readStates) this.hooks.onReadState(rs.requestCtx, rs.index);
     this.raw.advance(rd);
     this.sendImmediate();

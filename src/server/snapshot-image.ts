@@ -9,8 +9,9 @@
 //             envelope: storage's framing of any Raft snapshot, see encodeSnapshotFile in
 //             src/storage/snap/snapshotter.ts ("RKVSNAP1" | u32 crc32 | u32 length | u32
 //             metadata length | metadata JSON | image).
-//   etcdctl   what Maintenance.Snapshot streams to `etcdctl snapshot save` (this module): the
-//             file padded to a multiple of 512 bytes, then its sha256, as etcd's stream ends.
+//
+// What Maintenance.Snapshot streams to `etcdctl snapshot save` is not this format but etcd's own
+// (a bbolt database and its sha256: src/backup/), so etcd's tooling reads raftkv's backups.
 //
 // The image header (one line of JSON, in this key order): version, currentRev, compactRev (decimal
 // strings), leases ([id, ttl] decimal strings), members ({members: base64 MemberInfo, removed: ids}),
@@ -31,10 +32,7 @@
 // Building and parsing yield to the event loop (`pause`) every few thousand keys, so that a
 // large image never holds up heartbeats.
 
-import { createHash } from 'node:crypto';
 import { type KeyHistory, MvccStore, type Rev } from '../kv/mvcc.js';
-import type { Snapshot } from '../raft/index.js';
-import { encodeSnapshotFile } from '../storage/snap/snapshotter.js';
 import type { AuthImage } from '../auth/store.js';
 import type { AlarmsImage } from './alarms.js';
 import type { AppliedRequestsImage } from './applied-requests.js';
@@ -218,17 +216,4 @@ export async function decodeKeys(
     if (++n % chunk === 0) await pause();
   }
   return n;
-}
-
-// ------------------------------------------------------------------ etcdctl snapshot save
-
-/**
- * The bytes Maintenance.Snapshot streams (what `etcdctl snapshot save` writes to its file): the
- * snapshot file (image in its envelope) padded with zeros to a multiple of 512 bytes, then the
- * sha256 of the padded bytes, as etcd's stream ends (etcdctl checks that it does).
- */
-export function etcdctlSnapshotStream(s: Snapshot): Buffer {
-  const body = encodeSnapshotFile(s);
-  const padded = Buffer.concat([body, Buffer.alloc((512 - (body.length % 512)) % 512)]);
-  return Buffer.concat([padded, createHash('sha256').update(padded).digest()]);
 }

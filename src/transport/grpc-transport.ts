@@ -12,6 +12,8 @@
 // With https peer URLs the links are TLS (src/util/tls.ts): snapshots, the member list asked
 // by a joining member and the corruption checks' calls go over the same secure channels; with
 // --peer-cert-allowed-cn a peer whose client certificate has another CommonName is refused.
+// For metrics, bytes are counted where gRPC (de)serializes them and each peer's round trip is
+// probed every few seconds (etcd's rafthttp prober), reported to an optional observer.
 
 import * as grpc from '@grpc/grpc-js';
 import { crc32 } from 'node:zlib';
@@ -34,6 +36,38 @@ import type { Transport, TransportFactory, TransportHandler } from './transport.
 export type { TransportHandler } from './transport.js';
 
 export const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * What the transport reports for etcd's etcd_network_peer_* metrics (src/server/metrics.ts).
+ * Ids are member ids; set on GrpcTransport.observer by the process when it serves metrics.
+ */
+export interface PeerTrafficObserver {
+  sent(to: bigint, bytes: number): void;
+  received(from: bigint, bytes: number): void;
+  /** Messages to `to` dropped because its stream was down. */
+  sendFailed(to: bigint, messages: number): void;
+  roundTrip(to: bigint, seconds: number): void;
+}
+
+/** etcd probes each peer's round trip every few seconds (rafthttp: proberInterval). */
+const RTT_PROBE_MS = 5_000;
+const FIRST_RTT_PROBE_MS = 1_000;
+
+/** gRPC client definitions whose serializers count the bytes they produce. */
+function countingPeerClient(count: (bytes: number) => void): typeof RaftPeerClient {
+  const counted = <T>(serialize: (v: T) => Buffer) => (v: T): Buffer => {
+    const b = serialize(v);
+    count(b.length);
+    return b;
+  };
+  const def = {
+    ...RaftPeerService,
+    stream: { ...RaftPeerService.stream, requestSerialize: counted(RaftPeerService.stream.requestSerialize) },
+    installSnapshot: { ...RaftPeerService.installSnapshot, requestSerialize: counted(RaftPeerService.installSnapshot.requestSerialize) },
+  };
+  return grpc.makeGenericClientConstructor(def, 'raftkv.RaftPeer') as unknown as typeof RaftPeerClient;
+}
+
 const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
 
 export interface TransportOptions {
@@ -73,6 +107,7 @@ class PeerConn {
   private retryAt = 0;
   private closed = false;
   private reportedDown = false;
+  private probeTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly id: bigint,
@@ -81,7 +116,31 @@ class PeerConn {
     /** The advertised URL: its scheme says whether the link is TLS (the dialed one may be a proxy). */
     advertised: string,
   ) {
-    this.client = new RaftPeerClient(grpcTarget(urls[0]!), channelCredentials(advertised, t.tls?.peer), channelOptions);
+    const Client = countingPeerClient((n) => t.observer?.sent(id, n));
+    this.client = new Client(grpcTarget(urls[0]!), channelCredentials(advertised, t.tls?.peer), channelOptions);
+    this.scheduleProbe(FIRST_RTT_PROBE_MS);
+  }
+
+  private scheduleProbe(ms: number): void {
+    if (this.closed) return;
+    this.probeTimer = setTimeout(() => this.probeRoundTrip(), ms);
+    this.probeTimer.unref();
+  }
+
+  /**
+   * Times a small call (the member list) over the peer channel, as etcd's prober times its
+   * probes, then schedules the next. Only while someone observes; a failed probe is not a time.
+   */
+  private probeRoundTrip(): void {
+    if (this.closed) return;
+    const next = (): void => this.scheduleProbe(RTT_PROBE_MS);
+    const observer = this.t.observer;
+    if (!observer) return next();
+    const t0 = performance.now();
+    this.client.members({}, this.metadata(), { deadline: Date.now() + RTT_PROBE_MS }, (err: grpc.ServiceError | null) => {
+      if (!err) observer.roundTrip(this.id, (performance.now() - t0) / 1000);
+      next();
+    });
   }
 
   send(m: Message): void {
@@ -149,6 +208,7 @@ class PeerConn {
     const s = this.openStream();
     if (!s) {
       // Backing off: drop (Raft retransmits), and tell Raft the peer is unreachable.
+      this.t.observer?.sendFailed(this.id, rest.length);
       this.t.handler.reportUnreachable(this.id);
       return;
     }
@@ -210,6 +270,7 @@ class PeerConn {
 
   close(): void {
     this.closed = true;
+    clearTimeout(this.probeTimer);
     this.stream?.end();
     this.stream = undefined;
     this.client.close();
@@ -242,6 +303,8 @@ export class GrpcTransport implements Transport {
   readonly handler: TransportHandler;
   readonly logger: Logger;
   readonly tls: TlsConfig | undefined;
+  /** Hears of bytes and round trips (metrics); none until the process serves metrics. */
+  observer: PeerTrafficObserver | undefined;
   private peers = new Map<bigint, PeerConn>();
   private readonly dialMap: ReadonlyMap<string, string>;
   /** Messages dropped per unknown or forged sender (logged at the first and every 1000th). */
@@ -330,6 +393,23 @@ export class GrpcTransport implements Transport {
 
   /** The RaftPeer service implementation to register on the peer gRPC server. */
   service(): [typeof RaftPeerService, grpc.UntypedServiceImplementation] {
+    // Received bytes are known where gRPC deserializes, the sender only in the handler: the
+    // deserializer notes each message's size for the handler to report.
+    const sizes = new WeakMap<object, number>();
+    const noting = <T extends object>(deserialize: (b: Buffer) => T) => (b: Buffer): T => {
+      const v = deserialize(b);
+      sizes.set(v, b.length);
+      return v;
+    };
+    const countReceived = (from: bigint, v: object): void => {
+      const n = sizes.get(v);
+      if (n !== undefined) this.observer?.received(from, n);
+    };
+    const def = {
+      ...RaftPeerService,
+      stream: { ...RaftPeerService.stream, requestDeserialize: noting(RaftPeerService.stream.requestDeserialize) },
+      installSnapshot: { ...RaftPeerService.installSnapshot, requestDeserialize: noting(RaftPeerService.installSnapshot.requestDeserialize) },
+    };
     const impl = {
       stream: (call: grpc.ServerReadableStream<MessageBatch, StreamAck>, cb: grpc.sendUnaryData<StreamAck>) => {
         const bad = this.checkCaller(call);
@@ -341,6 +421,7 @@ export class GrpcTransport implements Transport {
         }
         const sender = GrpcTransport.sender(call.metadata);
         call.on('data', (batch: MessageBatch) => {
+          countReceived(sender, batch);
           for (const pb of batch.messages) {
             try {
               const m = messageFromPb(pb);
@@ -365,6 +446,7 @@ export class GrpcTransport implements Transport {
         let received = 0;
         let done = false;
         call.on('data', (c: SnapshotChunk) => {
+          countReceived(GrpcTransport.sender(call.metadata), c);
           if (done) return;
           if (c.message) header = c.message;
           if (BigInt(received) !== c.offset) {
@@ -413,7 +495,7 @@ export class GrpcTransport implements Transport {
       if (!m) cb({ code: grpc.status.UNAVAILABLE, details: 'raftkv: member list not available' });
       else cb(null, m);
     };
-    return [RaftPeerService, { ...impl, members }];
+    return [def as typeof RaftPeerService, { ...impl, members }];
   }
 
   close(): void {

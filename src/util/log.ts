@@ -1,28 +1,142 @@
-// The process logger (pino, JSON lines on stderr) behind the core's small Logger interface.
+// The process logger: JSON lines laid out as etcd's zap logger writes them (etcd 3.4
+// pkg/logutil DefaultZapLoggerConfig), so log pipelines built for etcd parse raftkv's lines:
+//
+//   {"level":"info","ts":"2026-12-05T22:48:11.389Z","caller":"server/raft-node.js:120","msg":"...","name":"n1"}
+//
+// `level` is zap's lower-case word, `ts` zap's ISO8601 encoder (local time, milliseconds, zone
+// as Z or ±hhmm), `caller` the calling file's last directory, file and line (zap's short
+// caller), then `msg`, then the member's fields. pino writes the lines; `caller` and `msg` are
+// passed as the first fields of the logged object because pino puts its own message last.
 
 import { pino } from 'pino';
 import type { Logger } from '../raft/logger.js';
 
+/** The levels the process logs at (the core's Logger interface). */
 export type Level = 'debug' | 'info' | 'warn' | 'error';
+
+/** etcd's --log-level values (zap's levels). */
+export const ZAP_LEVELS = ['debug', 'info', 'warn', 'error', 'dpanic', 'panic', 'fatal'] as const;
+export type ZapLevel = (typeof ZAP_LEVELS)[number];
 
 export interface ProcessLogger extends Logger {
   flush(): void;
 }
 
-export function createLogger(level: Level, name: string): ProcessLogger {
-  const dest = pino.destination({ dest: 2, sync: false });
-  const p = pino({ level, name, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, dest);
-  return {
-    debug: (m) => p.debug(m),
-    info: (m) => p.info(m),
-    warn: (m) => p.warn(m),
-    error: (m) => p.error(m),
+/** A field value as zap would encode it. */
+export type LogFieldValue = string | number | boolean | string[];
+
+export interface ZapLogger extends ProcessLogger {
+  /** Adds fields to every later line (e.g. the member id once it is known). */
+  addFields(fields: Record<string, LogFieldValue>): void;
+  /** One line with extra fields (etcd's `lg.Info(msg, zap.String(...))`). */
+  log(level: Level, msg: string, fields?: Record<string, LogFieldValue>): void;
+}
+
+export interface LoggerOptions {
+  /** --log-level (zap's levels). */
+  level: ZapLevel;
+  /**
+   * --log-outputs: 'default' or 'stderr' (stderr), 'stdout', or file paths (opened for append,
+   * as zap opens them). Several outputs get every line.
+   */
+  outputs: string[];
+  /** Fields on every line (the member's name). */
+  fields?: Record<string, LogFieldValue>;
+}
+
+/** zapcore.ISO8601TimeEncoder: 2006-01-02T15:04:05.000Z0700, in local time. */
+export function zapTimestamp(d: Date): string {
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  const off = -d.getTimezoneOffset();
+  const zone = off === 0 ? 'Z' : `${off > 0 ? '+' : '-'}${p(Math.floor(Math.abs(off) / 60))}${p(Math.abs(off) % 60)}`;
+  return (
+    `${p(d.getFullYear(), 4)}-${p(d.getMonth() + 1)}-${p(d.getDate())}T` +
+    `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}${zone}`
+  );
+}
+
+/**
+ * zap's short caller of the function that called `below`: "dir/file.js:line". The compiled
+ * file and line: mapping them back to the TypeScript source would cost a source-map lookup per
+ * line logged.
+ */
+function callerOf(below: Function): string {
+  const prepare = Error.prepareStackTrace;
+  const limit = Error.stackTraceLimit;
+  try {
+    Error.prepareStackTrace = (_e, sites) => sites;
+    Error.stackTraceLimit = 1;
+    const holder: { stack?: NodeJS.CallSite[] } = {};
+    Error.captureStackTrace(holder, below);
+    const site = holder.stack?.[0];
+    const file = site?.getFileName();
+    if (!site || !file) return 'unknown';
+    const parts = file.replace(/^file:\/\//, '').split('/');
+    return `${parts.slice(-2).join('/')}:${site.getLineNumber() ?? 0}`;
+  } finally {
+    Error.prepareStackTrace = prepare;
+    Error.stackTraceLimit = limit;
+  }
+}
+
+/** zap levels above error filter out everything raftkv logs: pino's highest level does that. */
+function pinoLevel(level: ZapLevel): pino.Level {
+  return level === 'dpanic' || level === 'panic' || level === 'fatal' ? 'fatal' : level;
+}
+
+function destination(output: string): pino.DestinationStream & { flushSync(): void } {
+  if (output === 'default' || output === 'stderr') return pino.destination({ dest: 2, sync: false });
+  if (output === 'stdout') return pino.destination({ dest: 1, sync: false });
+  // Opened now, so a bad path fails at startup; appended to, as zap opens its output files.
+  return pino.destination({ dest: output, sync: true, append: true, mkdir: false });
+}
+
+export function createLogger(opts: LoggerOptions): ZapLogger {
+  const dests = [...new Set(opts.outputs.map((o) => (o === 'default' ? 'stderr' : o)))].map(destination);
+  const stream = dests.length === 1 ? dests[0]! : pino.multistream(dests.map((d) => ({ stream: d, level: 'trace' as const })));
+  const p = pino(
+    {
+      level: pinoLevel(opts.level),
+      base: undefined,
+      messageKey: 'msg',
+      timestamp: () => `,"ts":"${zapTimestamp(new Date())}"`,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    stream,
+  );
+  let fields: Record<string, LogFieldValue> = { ...(opts.fields ?? {}) };
+  const write = (level: Level, msg: string, extra: Record<string, LogFieldValue> | undefined, caller: string): void => {
+    if (!p.isLevelEnabled(level)) return;
+    p[level]({ caller, msg, ...fields, ...(extra ?? {}) });
+  };
+  const logger: ZapLogger = {
+    debug: function debug(m) {
+      if (p.isLevelEnabled('debug')) write('debug', m, undefined, callerOf(debug));
+    },
+    info: function info(m) {
+      if (p.isLevelEnabled('info')) write('info', m, undefined, callerOf(info));
+    },
+    warn: function warn(m) {
+      if (p.isLevelEnabled('warn')) write('warn', m, undefined, callerOf(warn));
+    },
+    error: function error(m) {
+      if (p.isLevelEnabled('error')) write('error', m, undefined, callerOf(error));
+    },
+    log: function log(level, m, extra) {
+      if (p.isLevelEnabled(level)) write(level, m, extra, callerOf(log));
+    },
+    addFields: (f) => {
+      fields = { ...fields, ...f };
+    },
     flush: () => {
-      try {
-        dest.flushSync();
-      } catch {
-        /* not yet ready: nothing buffered */
+      for (const d of dests) {
+        try {
+          d.flushSync();
+        } catch {
+          /* not yet ready: nothing buffered */
+        }
       }
     },
   };
+  return logger;
 }

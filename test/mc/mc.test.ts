@@ -1,59 +1,48 @@
-// The model checker in npm test: small bounds that finish in seconds. Longer searches run with
-// `npm run mc -- ...` (see test/mc/cli.ts).
+// The model checker in npm test: a small bounded search of the correct core, a goal search,
+// and one deliberate bug found end to end (the CLI in a child process, with the core patched
+// as it loads). Longer searches run with `npm run mc` (see test/mc/cli.ts).
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
-import { type Message, MessageType, NONE, StateType } from '../../src/raft/index.js';
-import { initialState } from './model.js';
+import { silentLogger } from './model.js';
+import { scenarioByName } from './scenarios.js';
 import { search } from './search.js';
-
-const none = { proposals: 0, timeouts: 0, heartbeats: 0, drops: 0, duplicates: 0, crashes: 0 };
+import { withBudget } from './run.js';
+import { replay } from './trace.js';
 
 describe('model checking the pure core (BFS over every interleaving)', () => {
-  it('one election with a crash and a restart: the whole bounded space, no invariant violated', () => {
-    const r = search({ nodes: 3, budget: { ...none, timeouts: 1, crashes: 1 }, maxDepth: 40, maxStates: 50_000 });
+  it('crash-restart, small bound: the whole bounded space, no invariant violated', async () => {
+    const sc = withBudget(scenarioByName('crash-restart'), 'timeouts=2,proposals=1,crashes=1');
+    const r = await search({ cx: { sc, logger: silentLogger }, maxDepth: 9, maxStates: 200_000, symmetry: true });
     assert.equal(r.violation, undefined, r.violation?.message);
-    assert.ok(r.exhaustive, `not exhaustive: ${r.states} states`);
-    assert.ok(r.states > 50, `${r.states} states`);
+    assert.ok(r.exhaustive || r.depth === 9, `stopped early: ${r.stoppedBy}`);
+    assert.ok(r.unique > 1000, `${r.unique} states`);
   });
 
-  it('goal: a state where a proposed value is committed is reachable (shortest trace)', () => {
-    const r = search({
-      nodes: 3,
-      budget: { ...none, timeouts: 1, proposals: 1 },
-      maxDepth: 20,
-      maxStates: 50_000,
-      goal: (s) =>
-        s.nodes.some((n) => {
-          const raft = n.raw?.inspect();
-          if (!raft || raft.state !== StateType.Leader) return false;
-          const ents = n.storage.entries(n.storage.firstIndex(), raft.raftLog.applied + 1, Number.MAX_SAFE_INTEGER);
-          return ents.some((e) => e.data.length > 0 && new TextDecoder().decode(e.data) === 'v1');
-        }),
-    });
+  it('goal: a proposed value is committed is reachable, with the shortest trace', async () => {
+    const sc = withBudget(scenarioByName('elections'), 'timeouts=1,proposals=1');
+    const r = await search({ cx: { sc, logger: silentLogger }, maxDepth: 12, maxStates: 200_000, symmetry: true, stopAtGoals: true });
     assert.equal(r.violation, undefined, r.violation?.message);
-    assert.ok(r.goal, 'the value could not be committed');
-    // Elect (timeout, a vote, its answer), replicate the no-op, propose, replicate the value.
-    assert.equal(r.goal.trace.length, 8, r.goal.trace.join('\n'));
-    assert.match(r.goal.trace.at(-1)!, /MsgAppResp/);
+    const path = r.reached.get('a proposed value is committed');
+    assert.ok(path, 'not reached');
+    // Campaign, a vote and its answer (leader); the no-op's append and its answer (the probing
+    // leader sends one append at a time), propose, the value's append and its answer.
+    assert.equal(path.length, 8, replay(sc, path).text);
+    assert.match(replay(sc, path).text, /CommittedEntries:\n\s+2\/5 EntryNormal "v1"/);
   });
 
-  it('finds a planted bug — a member that forgets its vote — with the shortest trace to two leaders in one term', () => {
-    const proto = Object.getPrototypeOf(initialState(3, none).nodes[0]!.raw!.inspect()) as { step(m: Message): void };
-    const original = proto.step;
-    proto.step = function (this: { term: number; vote: bigint; lead: bigint }, m: Message) {
-      // The bug: a vote request of the current term finds the vote forgotten (as if not persisted).
-      if (m.type === MessageType.MsgVote && m.term === this.term && this.lead === NONE) this.vote = NONE;
-      original.call(this, m);
-    };
-    try {
-      const r = search({ nodes: 3, budget: { ...none, timeouts: 2 }, maxDepth: 12, maxStates: 50_000 });
-      assert.ok(r.violation, 'no violation found');
-      assert.equal(r.violation.property, 'election safety');
-      // Two campaigns, both vote requests to the same voter, both answers: six events.
-      assert.equal(r.violation.trace.length, 6, r.violation.trace.join('\n'));
-    } finally {
-      proto.step = original;
-    }
+  it('finds a deliberate bug end to end: a vote not persisted lets a restarted member vote twice', async () => {
+    const cli = new URL('./cli.js', import.meta.url).pathname;
+    const run = promisify(execFile);
+    const r = await run(process.execPath, [cli, '--scenario', 'crash-restart', '--budget', 'timeouts=2,crashes=1', '--depth', '12', '--mutation', 'unpersisted-vote', '--time', '50'], { maxBuffer: 1 << 24 }).then(
+      () => assert.fail('the checker passed a broken core'),
+      (e: { code: number; stdout: string }) => e,
+    );
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stdout, /VIOLATION of (election safety|one leader per term)/);
+    assert.match(r.stdout, /^crash \d$/m);
+    assert.match(r.stdout, /replay: npm run mc -- --scenario crash-restart --budget \S+ --mutation unpersisted-vote --replay [\d.]+/);
   });
 });

@@ -42,6 +42,8 @@ export interface ClusterOptions {
   dataRoot?: string;
   /** Extra node flags (e.g. --cpu-prof for profiling). */
   nodeArgs?: string[];
+  /** Extra flags per member (e.g. its own --listen-metrics-urls port). */
+  memberArgs?: (i: number, members: MemberSpec[]) => string[];
   /** Extra environment per member (e.g. RAFTKV_PEER_DIAL_MAP). */
   memberEnv?: (i: number, members: MemberSpec[]) => Record<string, string>;
   /** Pre-chosen ports: [client0, peer0, client1, peer1, ...]. */
@@ -134,6 +136,7 @@ export class ProcCluster {
       '--snapshot-count', String(this.opts.snapshotCount ?? 100000),
       '--log-level', this.opts.logLevel ?? 'info',
       ...(this.opts.extraArgs ?? []),
+      ...(this.opts.memberArgs?.(i, this.members) ?? []),
     ];
   }
 

@@ -1,0 +1,141 @@
+// The client port: gRPC (HTTP/2, h2c or h2 over TLS) and HTTP/1.1 (health, version, metrics,
+// the JSON gateway) on one listener, as etcd serves both through cmux.
+//
+// Each connection is classified before any HTTP code sees it:
+//  - plaintext: by its first bytes — the HTTP/2 connection preface starts with "PRI", which no
+//    HTTP/1.1 method does;
+//  - TLS (terminated here): by the negotiated ALPN protocol (`chooseProtocol`), or by the
+//    first bytes when the client negotiated none.
+// HTTP/2 connections go to the grpc-js server through its connection injector (grpc-js's
+// public `createConnectionInjector`), after the `:authority` check of ./h2-authority.ts;
+// HTTP/1.1 connections go to a node:http server. The bytes read to classify are put back
+// (`unshift`), so both servers read a native socket: no stream in between on the hot path.
+
+import type * as grpc from '@grpc/grpc-js';
+import { ServerCredentials } from '@grpc/grpc-js';
+import { type Server as HttpServer, createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { type Server as NetServer, type Socket, createServer as createNetServer } from 'node:net';
+import { type TLSSocket, createServer as createTlsServer } from 'node:tls';
+import { type TlsSide, isHttps } from '../util/tls.js';
+import { routeH2Connection } from './h2-authority.js';
+
+/** Bytes that tell HTTP/2 from HTTP/1.1: the preface's "PRI". */
+const H2_SNIFF = Buffer.from('PRI', 'latin1');
+/** A connection that sends nothing classifiable for this long is closed (no server speaks first). */
+const CLASSIFY_TIMEOUT_MS = 30_000;
+
+/**
+ * The ALPN answer: gRPC clients offer only h2 (grpcio also `grpc-exp`); HTTP clients (curl,
+ * browsers) offer http/1.1 too and get it, so they reach the HTTP side — grpc-js would refuse a
+ * non-gRPC request on h2. No ALPN match: undefined, the handshake goes on without ALPN and the
+ * first bytes decide.
+ */
+export function chooseProtocol(offered: string[]): string | undefined {
+  if (offered.includes('http/1.1')) return 'http/1.1';
+  if (offered.includes('h2')) return 'h2';
+  return undefined;
+}
+
+export class ClientFrontDoor {
+  private readonly listeners: NetServer[] = [];
+  private readonly sockets = new Set<Socket>();
+  private readonly grpcConnections: grpc.ConnectionInjector;
+  private readonly http: HttpServer;
+
+  constructor(
+    grpcServer: grpc.Server,
+    httpHandler: (req: IncomingMessage, res: ServerResponse) => void,
+    /** Limits of the HTTP/1.1 side: the largest request head, in bytes. */
+    opts: { maxHeaderBytes?: number } = {},
+  ) {
+    // TLS, where there is any, ends here: grpc-js gets plaintext HTTP/2 over the TLS socket
+    // (its auth context still sees the TLSSocket and the client's certificate).
+    this.grpcConnections = grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
+    this.http = createHttpServer({ maxHeaderSize: opts.maxHeaderBytes }, httpHandler);
+  }
+
+  /** Serves `url` (http or https with `tls`); resolves with the port bound. */
+  listen(url: string, tls?: TlsSide): Promise<number> {
+    const u = new URL(url);
+    let server: NetServer;
+    if (isHttps(url)) {
+      if (!tls) throw new Error(`cannot listen on TLS for ${url}: KeyFile and CertFile are not presented`);
+      const tlsServer = createTlsServer({
+        key: tls.key,
+        cert: tls.cert,
+        ca: tls.ca,
+        requestCert: tls.clientCertAuth,
+        rejectUnauthorized: tls.clientCertAuth,
+        ALPNCallback: ({ protocols }) => chooseProtocol(protocols),
+      });
+      tlsServer.on('secureConnection', (s: TLSSocket) => this.accept(s, s.alpnProtocol || undefined));
+      // A failed handshake (plaintext, a missing or untrusted certificate) only drops that client.
+      tlsServer.on('tlsClientError', (_e, s) => s.destroy());
+      server = tlsServer;
+    } else {
+      server = createNetServer((s) => this.accept(s, undefined));
+    }
+    this.listeners.push(server);
+    const host = u.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(u.port || (isHttps(url) ? 443 : 80));
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.removeListener('error', reject);
+        const addr = server.address();
+        resolve(typeof addr === 'object' && addr ? addr.port : port);
+      });
+    });
+  }
+
+  /** Stops accepting and drops every connection (the gRPC server's sessions are closed by its owner). */
+  close(): void {
+    for (const l of this.listeners) l.close();
+    for (const s of this.sockets) s.destroy();
+    this.http.close();
+  }
+
+  private accept(socket: Socket, alpn: string | undefined): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    socket.setNoDelay(true);
+    if (alpn === 'h2') return this.toGrpc(socket, Buffer.alloc(0));
+    if (alpn === 'http/1.1') return this.toHttp(socket, Buffer.alloc(0));
+    let head: Buffer = Buffer.alloc(0);
+    const timer = setTimeout(() => socket.destroy(), CLASSIFY_TIMEOUT_MS);
+    const onData = (chunk: Buffer): void => {
+      head = head.length ? Buffer.concat([head, chunk]) : chunk;
+      const n = Math.min(head.length, H2_SNIFF.length);
+      const h2 = head.subarray(0, n).equals(H2_SNIFF.subarray(0, n));
+      if (h2 && head.length < H2_SNIFF.length) return; // too short to tell yet
+      clearTimeout(timer);
+      socket.removeListener('data', onData);
+      socket.pause();
+      if (h2) this.toGrpc(socket, head);
+      else this.toHttp(socket, head);
+    };
+    socket.on('data', onData);
+    socket.once('close', () => clearTimeout(timer));
+  }
+
+  private toGrpc(socket: Socket, head: Buffer): void {
+    if (head.length === 0) {
+      // ALPN said h2: read the start of the connection first, as for plaintext.
+      socket.once('data', (chunk: Buffer) => {
+        socket.pause();
+        this.toGrpc(socket, chunk);
+      });
+      return;
+    }
+    routeH2Connection(socket, head, (route) => {
+      this.grpcConnections.injectConnection(route.kind === 'native' ? socket : route.stream);
+    });
+  }
+
+  private toHttp(socket: Socket, head: Buffer): void {
+    if (head.length) socket.unshift(head);
+    this.http.emit('connection', socket);
+    socket.resume();
+  }
+}

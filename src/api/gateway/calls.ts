@@ -1,0 +1,99 @@
+// The call objects the gateway hands to the gRPC service implementations, in place of grpc-js's
+// server calls: the services run unchanged, in process (etcd's gateway dials its own gRPC port;
+// the answers are the same, without the loopback connection).
+//
+// What the services use of a grpc-js call: `request`, `metadata`, `getAuthContext()` (the TLS
+// peer certificate, for --client-cert-auth), `cancelled` and the 'cancelled' event (the client
+// went away), and for streams write()/end(), 'data'/'end' events from the client, 'drain', and
+// emit('error', status) to fail the stream.
+
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage } from 'node:http';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+
+/** grpc-gateway's incoming header mapping: `Authorization` as is, `Grpc-Metadata-X` as `x`. */
+export function metadataOf(req: IncomingMessage): grpc.Metadata {
+  const md = new grpc.Metadata();
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const value = raw[i + 1]!;
+    let key: string | undefined;
+    if (name === 'authorization') key = 'authorization';
+    else if (name.startsWith('grpc-metadata-') && name.length > 'grpc-metadata-'.length) key = name.slice('grpc-metadata-'.length);
+    if (key === undefined || key.endsWith('-bin')) continue;
+    try {
+      md.add(key, value);
+    } catch {
+      /* a key gRPC would not carry */
+    }
+  }
+  return md;
+}
+
+/** The verified client certificate of a TLS connection, as grpc-js's getAuthContext() gives it. */
+export function authContextOf(req: IncomingMessage): () => { transportSecurityType?: string; sslPeerCertificate?: PeerCertificate } {
+  return () => {
+    const socket = req.socket as TLSSocket;
+    if (typeof socket.getPeerCertificate !== 'function') return {};
+    const cert = socket.authorized ? socket.getPeerCertificate() : undefined;
+    return { transportSecurityType: 'ssl', sslPeerCertificate: cert && Object.keys(cert).length > 0 ? cert : undefined };
+  };
+}
+
+/** A server call of any kind: unary, server streaming or bidirectional. */
+export class GatewayCall extends EventEmitter {
+  cancelled = false;
+  request: unknown;
+  readonly getAuthContext: ReturnType<typeof authContextOf>;
+
+  constructor(
+    readonly metadata: grpc.Metadata,
+    req: IncomingMessage,
+    private readonly path: string,
+    /** Where a streaming call's messages, end and failure go. */
+    private readonly sink?: { write(msg: unknown): boolean; end(): void; fail(status: unknown): void },
+  ) {
+    super();
+    this.getAuthContext = authContextOf(req);
+    this.peer = `${req.socket.remoteAddress ?? ''}:${req.socket.remotePort ?? ''}`;
+    // A service fails a stream by emitting 'error' with its status (grpc-js then ends it).
+    this.on('error', (status: unknown) => this.sink?.fail(status));
+  }
+
+  private readonly peer: string;
+
+  getPeer(): string {
+    return this.peer;
+  }
+
+  getPath(): string {
+    return this.path;
+  }
+
+  getDeadline(): number {
+    return Infinity;
+  }
+
+  sendMetadata(): void {
+    /* headers are written with the first answer */
+  }
+
+  write(msg: unknown): boolean {
+    return this.sink ? this.sink.write(msg) : true;
+  }
+
+  end(): void {
+    this.sink?.end();
+    // What a grpc-js stream emits when it ends well (per-call metrics listen for it).
+    this.emit('finish');
+  }
+
+  /** The client went away: what grpc-js does when a call is cancelled. */
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.emit('cancelled', 'cancelled');
+  }
+}

@@ -1,0 +1,96 @@
+// etcd's JSON gateway (grpc-gateway, as etcd 3.4 serves it on the client port): HTTP/1.1 POSTs
+// under /v3/ (and /v3beta/) with JSON bodies, answered by the same service implementations
+// gRPC clients reach, called in process by their gRPC method path. Routes: ./routes.ts; JSON:
+// ./jsonpb.ts on the proto schema (./schema.ts); one request's call: ./call-runner.ts (call
+// objects: ./calls.ts); what is written back: ./replies.ts. Every shape, status and error text
+// is etcd 3.4.23's (checked with curl).
+//
+// Nothing a client sends can throw out of the handler: a bad body is a 400 with Go's message,
+// an unexpected failure a 500.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { posix } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import type { EtcdServer } from '../../server/etcd-server.js';
+import { type ClientService, GRPC_OVERHEAD_BYTES } from '../client-server.js';
+import { CallRunner, type Target } from './call-runner.js';
+import { CORS_HEADERS, sendError, sendText } from './replies.js';
+import { GATEWAY_ROUTES } from './routes.js';
+import { apiSchema } from './schema.js';
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** etcd's refusal of a TLS client certificate with a CommonName at the gateway under auth. */
+const GATEWAY_CN_REFUSED = 'CommonName of client sending a request against gateway will be ignored and not used as expected';
+
+export function createGateway(s: EtcdServer, services: ClientService[]): Handler {
+  const schema = apiSchema();
+  const targets = new Map<string, Target>();
+  for (const [def, impl] of services) {
+    for (const [name, m] of Object.entries(def as Record<string, grpc.MethodDefinition<unknown, unknown>>)) {
+      const h = (impl as Record<string, unknown>)[name];
+      const ms = schema.method(m.path);
+      if (typeof h === 'function' && ms) targets.set(m.path, { def: m, impl: h as Target['impl'], schema: ms });
+    }
+  }
+  /** What the gRPC server accepts (etcd's gateway passes bodies on to it: the same limit). */
+  const maxMessage = s.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES;
+  // A body's binary form is smaller than its JSON; past this much JSON stop keeping it.
+  const maxBody = 4 * maxMessage + 1024 * 1024;
+
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    for (const [k, v] of Object.entries(CORS_HEADERS)) res.setHeader(k, v);
+    if (req.method === 'OPTIONS') {
+      res.writeHead(200, { 'Content-Length': 0 }).end();
+      return;
+    }
+    let path: string;
+    let query: string;
+    try {
+      const u = new URL(req.url ?? '/', 'http://gateway');
+      path = decodeURIComponent(u.pathname);
+      query = u.search;
+    } catch {
+      return sendText(res, 400, 'Bad Request');
+    }
+    if (path.startsWith('/v3beta/')) path = `/v3/${path.slice('/v3beta/'.length)}`;
+    // Go's ServeMux sends an unclean path (`//`, `.`, `..`) to its clean form.
+    const clean = posix.normalize(path);
+    if (clean !== path) {
+      res.writeHead(301, { Location: `${clean}${query}`, 'Content-Length': 0 }).end();
+      return;
+    }
+    const grpcPath = GATEWAY_ROUTES.get(path);
+    if (grpcPath === undefined) return sendText(res, 404, 'Not Found');
+    if (req.method !== 'POST') return sendText(res, 405, 'Method Not Allowed');
+    if (cnRefused(s, req)) return sendText(res, 400, GATEWAY_CN_REFUSED);
+    const target = targets.get(grpcPath);
+    if (!target) {
+      // Not served by this member: what gRPC answers for a service it does not have.
+      req.resume();
+      return sendError(res, { code: grpc.status.UNIMPLEMENTED, message: `unknown service ${grpcPath.split('/')[1]}` }, true);
+    }
+    const call = new CallRunner(req, res, target, grpcPath, maxMessage, maxBody);
+    res.on('close', () => call.clientGone());
+    call.start();
+  };
+
+  return (req, res) => {
+    try {
+      handle(req, res);
+    } catch (e) {
+      s.logger.warn(`gateway request failed: ${(e as Error)?.stack ?? String(e)}`);
+      sendError(res, { code: grpc.status.INTERNAL, message: (e as Error)?.message ?? String(e) }, false);
+    }
+  };
+}
+
+function cnRefused(s: EtcdServer, req: IncomingMessage): boolean {
+  const socket = req.socket as TLSSocket;
+  if (typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return false;
+  if (!s.cfg.tls?.client?.clientCertAuth || !s.sm.auth.enabled) return false;
+  const cn = socket.getPeerCertificate()?.subject?.CN;
+  return typeof cn === 'string' ? cn.length > 0 : Array.isArray(cn) && cn.length > 0;
+}
+

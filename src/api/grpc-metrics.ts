@@ -1,0 +1,120 @@
+// gRPC server metrics as go-grpc-prometheus names them (etcd registers its interceptors, and
+// etcd's Grafana dashboard and alerts are written against them): every call counted when it
+// starts and when it ends with its status code, by grpc_type, grpc_service, grpc_method and
+// grpc_code ("OK", "NotFound", "Unavailable"... — Go's code names), and timed.
+//
+// Owns: wrapping service implementations so that each call is reported once, whatever way it
+// ends (callback, stream end, error, client cancel). Never: changes what a call does or answers,
+// or reads a stream's messages (a listener on 'data' would start the flow before the handler).
+
+import type * as grpc from '@grpc/grpc-js';
+
+/** A service definition and its implementation (client-server.ts' ClientService; not imported
+ * from there, which imports the server, which imports the metrics that import this). */
+export type Service = [grpc.ServiceDefinition, grpc.UntypedServiceImplementation];
+
+export type GrpcType = 'unary' | 'client_stream' | 'server_stream' | 'bidi_stream';
+
+export interface GrpcCallLabels {
+  grpc_type: GrpcType;
+  /** The full service name, as etcd's: `etcdserverpb.KV`. */
+  grpc_service: string;
+  grpc_method: string;
+}
+
+/** Where the wrapped calls are reported (src/server/metrics.ts implements it with prom-client). */
+export interface GrpcServerMetrics {
+  /** The recorder of one method's calls, asked once per method (labels resolved once, not per call). */
+  method(call: GrpcCallLabels): GrpcMethodMetrics;
+}
+
+export interface GrpcMethodMetrics {
+  started(): void;
+  handled(code: string, seconds: number): void;
+}
+
+/** Go's codes.Code names, by code number (what go-grpc-prometheus puts in grpc_code). */
+const CODE_NAMES = [
+  'OK', 'Canceled', 'Unknown', 'InvalidArgument', 'DeadlineExceeded', 'NotFound', 'AlreadyExists', 'PermissionDenied',
+  'ResourceExhausted', 'FailedPrecondition', 'Aborted', 'OutOfRange', 'Unimplemented', 'Internal', 'Unavailable',
+  'DataLoss', 'Unauthenticated',
+];
+
+export function grpcCodeName(code: number | undefined): string {
+  // grpc-js sends an error without a numeric code as UNKNOWN.
+  return CODE_NAMES[code ?? 2] ?? 'Unknown';
+}
+
+function typeOf(m: grpc.MethodDefinition<unknown, unknown>): GrpcType {
+  if (m.requestStream) return m.responseStream ? 'bidi_stream' : 'client_stream';
+  return m.responseStream ? 'server_stream' : 'unary';
+}
+
+/** `/etcdserverpb.KV/Range` -> service `etcdserverpb.KV`, method `Range`. */
+function labelsOf(m: grpc.MethodDefinition<unknown, unknown>): GrpcCallLabels {
+  const [, service = '', method = ''] = m.path.split('/');
+  return { grpc_type: typeOf(m), grpc_service: service, grpc_method: method };
+}
+
+type AnyHandler = (...args: unknown[]) => unknown;
+type Callback = (err: { code?: number } | null, ...rest: unknown[]) => void;
+
+/** One method's implementation, reporting each call to `metrics`. */
+function instrument(def: grpc.MethodDefinition<unknown, unknown>, impl: AnyHandler, metrics: GrpcMethodMetrics): AnyHandler {
+  if (!def.responseStream) {
+    // Unary and client-streaming: the call ends when the implementation calls back.
+    return (call: unknown, callback: unknown) => {
+      metrics.started();
+      const t0 = performance.now();
+      const cb = callback as Callback;
+      return impl(call, (err: { code?: number } | null, ...rest: unknown[]) => {
+        metrics.handled(err ? grpcCodeName(err.code) : 'OK', (performance.now() - t0) / 1000);
+        cb(err, ...rest);
+      });
+    };
+  }
+  // Server- and bidi-streaming: the stream ends with an error (emitted by the implementation,
+  // after which grpc-js ends it), by end() (OK), or by the client cancelling.
+  return (call: unknown) => {
+    metrics.started();
+    const t0 = performance.now();
+    const stream = call as grpc.ServerWritableStream<unknown, unknown>;
+    let reported = false;
+    const report = (code: string): void => {
+      if (reported) return;
+      reported = true;
+      metrics.handled(code, (performance.now() - t0) / 1000);
+    };
+    // The first sign wins. A stream the implementation ends itself is OK, also when it ends it
+    // because the client half-closed or went away (grpc-js reports 'cancelled' after every
+    // stream's close, so a later 'cancelled' says nothing).
+    stream.once('error', (e: { code?: number }) => report(grpcCodeName(e?.code)));
+    // The implementation's end() is the OK (the JSON gateway's calls have no 'finish'). Looked at
+    // a microtask later: grpc-js calls end() itself from its own 'error' listener, before ours.
+    const end = stream.end.bind(stream) as (...args: unknown[]) => unknown;
+    (stream as { end: (...args: unknown[]) => unknown }).end = (...args: unknown[]) => {
+      queueMicrotask(() => report('OK'));
+      return end(...args);
+    };
+    stream.once('finish', () => report('OK'));
+    stream.once('cancelled', () => report('Canceled'));
+    stream.once('close', () => report('Canceled'));
+    return impl(call);
+  };
+}
+
+/**
+ * The same services with every method reporting its calls to `metrics` (go-grpc-prometheus'
+ * server interceptors): give the result to the gRPC server (and any gateway) instead of the
+ * plain implementations.
+ */
+export function instrumentServices<S extends Service>(services: S[], metrics: GrpcServerMetrics): S[] {
+  return services.map(([svc, impl]) => {
+    const wrapped: grpc.UntypedServiceImplementation = {};
+    for (const [name, h] of Object.entries(impl)) {
+      const def = (svc as Record<string, grpc.MethodDefinition<unknown, unknown> | undefined>)[name];
+      wrapped[name] = (def ? instrument(def, h as AnyHandler, metrics.method(labelsOf(def))) : h) as grpc.UntypedHandleCall;
+    }
+    return [svc, wrapped] as S;
+  });
+}

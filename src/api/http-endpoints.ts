@@ -1,0 +1,142 @@
+// The HTTP/1.1 side of the client port, as etcd serves it next to gRPC: /version, /health,
+// /livez, /readyz, /metrics, and the JSON gateway under /v3/ and /v3beta/ (src/api/gateway/).
+//
+// Bodies, statuses and headers are etcd's (checked against etcd 3.4.23 on this machine):
+// every answer carries etcd's CORS headers; unknown paths get Go's "404 page not found".
+// /livez and /readyz are etcd 3.5's (3.4 has none): Kubernetes-style "ok", with `?verbose`
+// listing the checks.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { AlarmType } from '../gen/etcd/rpc.js';
+import { alarmName } from '../server/alarms.js';
+import { API_VERSION, type EtcdServer } from '../server/etcd-server.js';
+
+/** How long /health and /readyz wait for a linearizable read (etcd's health check: 1 s). */
+export const HEALTH_READ_TIMEOUT_MS = 1000;
+
+const CORS = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Allow-Methods': 'POST, GET, OPTIONS, PUT, DELETE',
+  'Access-Control-Allow-Headers': 'accept, content-type, authorization',
+};
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/**
+ * The request handler of the client port's HTTP/1.1 connections. `gateway`: the JSON gateway
+ * (absent with --enable-grpc-gateway=false: its paths are then unknown, as in etcd).
+ */
+export function httpEndpoints(s: EtcdServer, gateway: Handler | undefined): Handler {
+  return (req, res) => {
+    for (const [k, v] of Object.entries(CORS)) res.setHeader(k, v);
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname;
+    if (gateway && (path.startsWith('/v3/') || path.startsWith('/v3beta/'))) return gateway(req, res);
+    if (req.method === 'OPTIONS') return void res.writeHead(200).end();
+    switch (path) {
+      case '/version':
+        return json(res, 200, { etcdserver: API_VERSION, etcdcluster: clusterVersion() });
+      case '/health':
+        if (req.method !== 'GET') return text(res, 405, 'Method Not Allowed\n');
+        return void health(s, url.searchParams.get('serializable') === 'true', url.searchParams.getAll('exclude')).then((h) =>
+          text(res, h.health === 'true' ? 200 : 503, JSON.stringify(h)),
+        );
+      case '/livez':
+      case '/readyz':
+        return void probe(s, path === '/readyz').then((checks) => healthz(res, checks, url.searchParams.has('verbose')));
+      case '/metrics': {
+        const m = s.metrics;
+        if (!m) return notFound(res);
+        return void m.registry.metrics().then(
+          (body) => {
+            res.writeHead(200, { 'Content-Type': m.registry.contentType });
+            res.end(body);
+          },
+          (e: Error) => text(res, 500, `${e.message}\n`),
+        );
+      }
+      default:
+        return notFound(res);
+    }
+  };
+}
+
+/** The cluster version etcd reports: major.minor.0 of the API the members speak. */
+const clusterVersion = (): string => API_VERSION.replace(/^(\d+\.\d+)\..*$/, '$1.0');
+
+export interface HealthBody {
+  health: 'true' | 'false';
+  reason?: string;
+}
+
+/**
+ * etcd's /health: false while an alarm is raised (except those in `exclude`, as etcd 3.5's
+ * `?exclude=NOSPACE`), without a leader, or when a linearizable read does not finish in time
+ * (skipped with `?serializable=true`). The reason is etcd 3.5's.
+ */
+export async function health(s: EtcdServer, serializable: boolean, exclude: string[] = []): Promise<HealthBody> {
+  if (s.isStopped()) return { health: 'false', reason: 'STOPPED' };
+  const alarms = s.sm.alarms.get(AlarmType.NONE).filter((a) => !exclude.includes(alarmName(a.alarm)));
+  if (alarms.length > 0) return { health: 'false', reason: `ALARM ${alarms.map((a) => alarmName(a.alarm)).join(',')}` };
+  if (s.leader() === 0n) return { health: 'false', reason: 'RAFT NO LEADER' };
+  if (!serializable) {
+    try {
+      await withTimeout(s.linearizableRead(), HEALTH_READ_TIMEOUT_MS);
+    } catch {
+      return { health: 'false', reason: 'RANGE ERROR' };
+    }
+  }
+  return { health: 'true' };
+}
+
+/** One named check of /livez or /readyz: undefined when it passes, else why it failed. */
+type Check = [name: string, failure: string | undefined];
+
+async function probe(s: EtcdServer, ready: boolean): Promise<Check[]> {
+  // Alive: the process serves and its state machine answers a local read.
+  const checks: Check[] = [['serializable_read', s.isStopped() ? 'member stopped' : undefined]];
+  if (!ready) return checks;
+  checks.push(['data_corruption', s.sm.alarms.has(AlarmType.CORRUPT) ? 'alarm CORRUPT raised' : undefined]);
+  let linear: string | undefined;
+  if (s.leader() === 0n) linear = 'no leader';
+  else {
+    try {
+      await withTimeout(s.linearizableRead(), HEALTH_READ_TIMEOUT_MS);
+    } catch (e) {
+      linear = (e as Error).message;
+    }
+  }
+  checks.push(['linearizable_read', linear]);
+  return checks;
+}
+
+function healthz(res: ServerResponse, checks: Check[], verbose: boolean): void {
+  const failed = checks.some(([, f]) => f !== undefined);
+  const lines = verbose || failed ? checks.map(([n, f]) => (f === undefined ? `[+]${n} ok` : `[-]${n} failed: ${f}`)) : [];
+  lines.push(failed ? 'healthz check failed' : 'ok');
+  text(res, failed ? 503 : 200, `${lines.join('\n')}\n`);
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    t = setTimeout(() => reject(new Error('timed out')), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'Content-Type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+function text(res: ServerResponse, status: number, body: string): void {
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' });
+  res.end(body);
+}
+
+/** Go's http.NotFound, as etcd's mux answers an unknown path. */
+function notFound(res: ServerResponse): void {
+  res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+  res.end('404 page not found\n');
+}

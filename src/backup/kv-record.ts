@@ -1,0 +1,210 @@
+// The records of etcd's `key` bucket, coded by hand: the revision key and the marshalled
+// mvccpb.KeyValue (fields 1 key, 2 create_revision, 3 mod_revision, 4 version, 5 value,
+// 6 lease; zero values left out, as Go's protobuf marshals them). A snapshot holds one record per
+// stored version — a million and more — and the generated codec's per-record writer and copies
+// made the garbage collector the main cost of writing and reading them; here records are laid
+// out in shared slabs and decoded as views into the file.
+
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * Hands out small byte arrays carved from large slabs: one allocation per slab, and plain
+ * Uint8Array views, which are much cheaper to make than Buffer views.
+ */
+export class Slab {
+  private buf = new Uint8Array(0);
+  private pos = 0;
+
+  constructor(private readonly size = 1 << 20) {}
+
+  take(n: number): Uint8Array {
+    if (this.pos + n > this.buf.length) {
+      this.buf = new Uint8Array(Math.max(this.size, n));
+      this.pos = 0;
+    }
+    const b = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return b;
+  }
+}
+
+/** Writes a signed 64-bit integer big-endian (etcd's revision keys). */
+export function putInt64BE(b: Uint8Array, o: number, v: bigint): void {
+  let x = BigInt.asUintN(64, v);
+  if (x <= SAFE) {
+    let n = Number(x);
+    for (let i = 7; i >= 0; i--) {
+      b[o + i] = n % 256;
+      n = Math.floor(n / 256);
+    }
+    return;
+  }
+  for (let i = 7; i >= 0; i--) {
+    b[o + i] = Number(x & 0xffn);
+    x >>= 8n;
+  }
+}
+
+/** Bytes of the varint of a length (a non-negative safe integer). */
+function lengthSize(n: number): number {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
+}
+
+/** Writes a length's varint. */
+function putLength(b: Uint8Array, o: number, n: number): number {
+  while (n >= 0x80) {
+    b[o++] = (n & 0x7f) | 0x80;
+    n = Math.floor(n / 0x80);
+  }
+  b[o++] = n;
+  return o;
+}
+
+function varintSize(v: bigint): number {
+  if (v >= 0n && v <= SAFE) {
+    let x = Number(v);
+    let n = 1;
+    while (x >= 0x80) {
+      x = Math.floor(x / 0x80);
+      n++;
+    }
+    return n;
+  }
+  // Beyond 2^53 (lease ids often are) or negative (two's complement: ten bytes).
+  let x = BigInt.asUintN(64, v);
+  let n = 1;
+  while (x >= 0x80n) {
+    x >>= 7n;
+    n++;
+  }
+  return n;
+}
+
+function putVarint(b: Uint8Array, o: number, v: bigint): number {
+  if (v >= 0n && v <= SAFE) {
+    let x = Number(v);
+    while (x >= 0x80) {
+      b[o++] = (x % 0x80) | 0x80;
+      x = Math.floor(x / 0x80);
+    }
+    b[o++] = x;
+    return o;
+  }
+  let x = BigInt.asUintN(64, v);
+  while (x >= 0x80n) {
+    b[o++] = Number(x & 0x7fn) | 0x80;
+    x >>= 7n;
+  }
+  b[o++] = Number(x);
+  return o;
+}
+
+export interface KeyValueRecord {
+  key: Buffer;
+  createRevision: bigint;
+  modRevision: bigint;
+  version: bigint;
+  value: Buffer;
+  lease: bigint;
+}
+
+/** Marshals `kv` as Go's protobuf would (mvccpb.KeyValue), into bytes from `slab`. */
+export function encodeKeyValue(kv: KeyValueRecord, slab: Slab): Uint8Array {
+  const { key, value, createRevision: c, modRevision: m, version: v, lease: l } = kv;
+  let n = 0;
+  if (key.length > 0) n += 1 + lengthSize(key.length) + key.length;
+  if (c !== 0n) n += 1 + varintSize(c);
+  if (m !== 0n) n += 1 + varintSize(m);
+  if (v !== 0n) n += 1 + varintSize(v);
+  if (value.length > 0) n += 1 + lengthSize(value.length) + value.length;
+  if (l !== 0n) n += 1 + varintSize(l);
+  const b = slab.take(n);
+  let o = 0;
+  if (key.length > 0) {
+    b[o++] = 0x0a;
+    o = putLength(b, o, key.length);
+    b.set(key, o);
+    o += key.length;
+  }
+  if (c !== 0n) {
+    b[o++] = 0x10;
+    o = putVarint(b, o, c);
+  }
+  if (m !== 0n) {
+    b[o++] = 0x18;
+    o = putVarint(b, o, m);
+  }
+  if (v !== 0n) {
+    b[o++] = 0x20;
+    o = putVarint(b, o, v);
+  }
+  if (value.length > 0) {
+    b[o++] = 0x2a;
+    o = putLength(b, o, value.length);
+    b.set(value, o);
+    o += value.length;
+  }
+  if (l !== 0n) {
+    b[o++] = 0x30;
+    o = putVarint(b, o, l);
+  }
+  return b;
+}
+
+/** Parses a marshalled mvccpb.KeyValue; key and value are views into `b`. Throws if malformed. */
+export function decodeKeyValue(b: Buffer): KeyValueRecord {
+  const kv: KeyValueRecord = { key: b.subarray(0, 0), createRevision: 0n, modRevision: 0n, version: 0n, value: b.subarray(0, 0), lease: 0n };
+  let o = 0;
+  const bad = (): never => {
+    throw new Error(`etcd snapshot: malformed mvccpb.KeyValue at byte ${o} of ${b.length}`);
+  };
+  const varint = (): bigint => {
+    let x = 0;
+    let mul = 1;
+    for (let i = 0; i < 10; i++) {
+      if (o >= b.length) bad();
+      const c = b[o++]!;
+      if (mul <= 2 ** 42) {
+        x += (c & 0x7f) * mul;
+        mul *= 128;
+        if (c < 0x80) return BigInt(x);
+      } else {
+        // Past 49 bits a Number is no longer exact: finish with bigint (large or negative int64).
+        let big = BigInt(x) + BigInt(c & 0x7f) * BigInt(mul);
+        let shift = BigInt(mul) * 128n;
+        let cc = c;
+        while (cc >= 0x80) {
+          if (o >= b.length) bad();
+          cc = b[o++]!;
+          big += BigInt(cc & 0x7f) * shift;
+          shift *= 128n;
+        }
+        return BigInt.asIntN(64, big);
+      }
+    }
+    return bad();
+  };
+  while (o < b.length) {
+    const tag = b[o++]!;
+    const field = tag >> 3;
+    const wire = tag & 7;
+    if (wire === 0) {
+      const v = varint();
+      if (field === 2) kv.createRevision = v;
+      else if (field === 3) kv.modRevision = v;
+      else if (field === 4) kv.version = v;
+      else if (field === 6) kv.lease = v;
+    } else if (wire === 2) {
+      const len = Number(varint());
+      if (o + len > b.length) bad();
+      const bytes = b.subarray(o, o + len);
+      o += len;
+      if (field === 1) kv.key = bytes;
+      else if (field === 5) kv.value = bytes;
+    } else if (wire === 1) o += 8;
+    else if (wire === 5) o += 4;
+    else bad();
+  }
+  if (o > b.length) bad();
+  return kv;
+}

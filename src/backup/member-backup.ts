@@ -1,0 +1,47 @@
+// A member's replicated state as an etcd snapshot file: what Maintenance.Snapshot streams to
+// `etcdctl snapshot save` and `raftkv snapshot save` (format: ./etcd-snapshot.ts).
+//
+// raftkv-only state is left out, as it means nothing to a new cluster: the exactly-once table
+// (per-member request ids) and the Raft term. Alarms are kept (etcd keeps its alarm bucket).
+
+import type { StateMachine } from '../server/state-machine.js';
+import { CLUSTER_VERSION, encodeEtcdSnapshot } from './etcd-snapshot.js';
+
+/**
+ * The snapshot file of `sm`'s state at its current applied index, as chunks that concatenate
+ * to the file. Every part is captured in this call's first synchronous stretch (before its
+ * first await), so the file is of one applied index while applying goes on; the key histories
+ * are then walked in slices that yield (`pause`).
+ */
+export function etcdSnapshotOfMachine(sm: StateMachine, pause: () => Promise<void>): Promise<Buffer[]> {
+  const leases = [...sm.lessor.leases.values()].map((l) => ({ id: l.id, ttl: l.ttl }));
+  return encodeEtcdSnapshot(
+    {
+      store: sm.store,
+      leases,
+      members: [...sm.membership.members.values()].map((m) => ({ ...m, peerUrls: [...m.peerUrls], clientUrls: [...m.clientUrls] })),
+      removed: [...sm.membership.removed],
+      auth: sm.auth.toImage(),
+      alarms: sm.alarms.toImage(),
+      consistentIndex: BigInt(sm.appliedIndex),
+      clusterVersion: CLUSTER_VERSION,
+    },
+    pause,
+  );
+}
+
+/** Regroups `chunks` into pieces of about `size` bytes (gRPC messages of a snapshot stream). */
+export function* rechunk(chunks: readonly Buffer[], size: number): Generator<Buffer> {
+  let pending: Buffer[] = [];
+  let len = 0;
+  for (const c of chunks) {
+    pending.push(c);
+    len += c.length;
+    if (len >= size) {
+      yield Buffer.concat(pending);
+      pending = [];
+      len = 0;
+    }
+  }
+  if (len > 0) yield Buffer.concat(pending);
+}

@@ -1,0 +1,56 @@
+// --force-new-cluster: a member restarts from its own data as the only voter of its cluster
+// (etcd's restartAsStandaloneNode, etcdserver/raft.go). For a cluster that lost its quorum for
+// good: the survivor keeps everything committed, and `member add` then brings new members in.
+//
+// As etcd does it: the uncommitted tail of the log is discarded (it may never have reached a
+// quorum); the configuration as of the log's end is worked out from the snapshot's ConfState
+// and the conf changes after it (getIDs); one ConfChange entry per other member removes it (and
+// one adds this member if it is somehow missing) (createConfigChangeEnts); those entries are
+// appended, durable, and marked committed, so that the member applies them like any committed
+// entry — the membership change goes through the log, and the member list and the Raft
+// configuration change together. The cluster id stays the same, as with etcd.
+
+import {
+  type ConfState,
+  ConfChangeType,
+  type Entry,
+  EntryType,
+  decodeConfChangeEntry,
+  encodeConfChangeV1,
+} from '../raft/index.js';
+import { MemberInfo } from '../gen/raftkv/member.js';
+
+/**
+ * The ids in the configuration at the end of `ents` (committed entries after the snapshot),
+ * starting from the snapshot's ConfState: voters and learners (etcd 3.4 counts only voters of
+ * the snapshot; a learner left in would keep a stale member in the list).
+ */
+export function configuredIds(snapConf: ConfState | undefined, ents: readonly Entry[]): Set<bigint> {
+  const ids = new Set<bigint>([...(snapConf?.voters ?? []), ...(snapConf?.learners ?? []), ...(snapConf?.votersOutgoing ?? [])]);
+  for (const e of ents) {
+    if (e.type !== EntryType.ConfChange && e.type !== EntryType.ConfChangeV2) continue;
+    for (const c of decodeConfChangeEntry(e.type, e.data).changes) {
+      if (c.type === ConfChangeType.AddNode || c.type === ConfChangeType.AddLearnerNode) ids.add(c.nodeId);
+      else if (c.type === ConfChangeType.RemoveNode) ids.delete(c.nodeId);
+    }
+  }
+  return ids;
+}
+
+/**
+ * The entries that make `self` the only member: a removal of every other id, then (if `self` is
+ * not configured) an addition of `self` described by `selfInfo`; at indexes after `index`, in
+ * term `term`.
+ */
+export function standaloneEntries(ids: ReadonlySet<bigint>, self: bigint, selfInfo: MemberInfo | undefined, term: number, index: number): Entry[] {
+  const out: Entry[] = [];
+  const others = [...ids].filter((id) => id !== self).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const id of others) {
+    out.push({ term, index: index + out.length + 1, type: EntryType.ConfChange, data: encodeConfChangeV1({ type: ConfChangeType.RemoveNode, nodeId: id, context: new Uint8Array(0) }) });
+  }
+  if (!ids.has(self)) {
+    const context = selfInfo ? MemberInfo.encode(selfInfo).finish() : new Uint8Array(0);
+    out.push({ term, index: index + out.length + 1, type: EntryType.ConfChange, data: encodeConfChangeV1({ type: ConfChangeType.AddNode, nodeId: self, context }) });
+  }
+  return out;
+}

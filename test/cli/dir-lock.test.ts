@@ -1,0 +1,71 @@
+// The data-dir lock on its own: held while its owner lives, refused to a second taker, taken
+// over from an owner that is gone (dead pid, a recycled pid, a reboot), left alone when it is
+// another host's, and released only by its owner.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { DirLockedError, LOCK_FILE, acquireDirLock } from '../../src/storage/dir-lock.js';
+
+const fresh = () => join(mkdtempSync(join(tmpdir(), 'raftkv-lock-')), 'data');
+const bootId = () => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+
+/** The pid of a process that has exited (and been reaped). */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  return Number(r.stdout);
+}
+
+describe('data dir lock', () => {
+  it('creates the data dir, holds the lock, refuses a second taker naming the owner, and releases', () => {
+    const dir = fresh();
+    const lock = acquireDirLock(dir);
+    assert.ok(existsSync(join(dir, LOCK_FILE)));
+    assert.equal(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).pid, process.pid);
+    assert.throws(() => acquireDirLock(dir), (e: Error) => e instanceof DirLockedError && e.ownerPid === process.pid && e.message.includes(`data dir ${dir} is in use by another process (pid ${process.pid}`));
+    lock.release();
+    assert.equal(existsSync(join(dir, LOCK_FILE)), false);
+    acquireDirLock(dir).release();
+  });
+
+  it("takes over a dead process's lock", { skip: !existsSync('/proc/self/stat') }, () => {
+    const dir = fresh();
+    acquireDirLock(dir).release();
+    const pid = deadPid();
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid, startTime: '1', bootId: bootId(), host: hostname() }));
+    const lock = acquireDirLock(dir);
+    assert.equal(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).pid, process.pid);
+    lock.release();
+  });
+
+  it('takes over a lock whose pid now belongs to another process (pid reuse) or was written before a reboot', { skip: !existsSync('/proc/self/stat') }, () => {
+    const dir = fresh();
+    acquireDirLock(dir).release();
+    // Our own pid, but another start time: the owner was an earlier process with this pid.
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: process.pid, startTime: '1', bootId: bootId(), host: hostname() }));
+    acquireDirLock(dir).release();
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: process.pid, startTime: '', bootId: 'another-boot', host: hostname() }));
+    acquireDirLock(dir).release();
+  });
+
+  it("respects another host's lock (it cannot be checked) and takes over an unreadable one", () => {
+    const dir = fresh();
+    acquireDirLock(dir).release();
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: 1, startTime: '1', bootId: 'x', host: 'some-other-host' }));
+    assert.throws(() => acquireDirLock(dir), /pid 1 on host some-other-host/);
+    writeFileSync(join(dir, LOCK_FILE), 'garbage');
+    acquireDirLock(dir).release();
+  });
+
+  it('release leaves a lock that is no longer its own', () => {
+    const dir = fresh();
+    const lock = acquireDirLock(dir);
+    const other = JSON.stringify({ pid: 1, startTime: '1', bootId: 'x', host: 'some-other-host' });
+    writeFileSync(join(dir, LOCK_FILE), other);
+    lock.release();
+    assert.equal(readFileSync(join(dir, LOCK_FILE), 'utf8'), other);
+  });
+});

@@ -1,0 +1,203 @@
+// The client port as etcd's: gRPC and HTTP/1.1 on one listener (plaintext and TLS), any
+// `:authority` accepted (etcdctl's `--cluster` commands, etcd's Go client 3.5.0's
+// `#initially=[...]`), /version, /health, /livez, /readyz, /metrics, and a client stack that is
+// not grpc-js (Python's etcd3, on grpcio).
+
+import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { connect as h2connect, constants as h2 } from 'node:http2';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import { KVClient, type RangeResponse } from '../../src/gen/etcd/rpc.js';
+import { RangeRequest } from '../../src/gen/etcd/rpc.js';
+import { type TestCerts, etcdctlTlsArgs, hasOpenssl, makeTestCerts, memberTlsArgs } from '../support/certs.js';
+import { etcdctlAvailable, etcdctlEnv } from '../support/etcdctl.js';
+import { ProcCluster } from '../support/proc-cluster.js';
+
+const run = promisify(execFile);
+const PYTHON = '/usr/bin/python3';
+const pythonEtcd3 = spawnSync(PYTHON, ['-c', 'import etcd3']).status === 0;
+const curlAvailable = spawnSync('curl', ['--version']).status === 0;
+if (process.env.CI && (!pythonEtcd3 || !curlAvailable || !etcdctlAvailable)) {
+  throw new Error('python3-etcd3, curl and etcdctl are required in CI (.ci/run installs them)');
+}
+
+/** What `curl` gets: status, headers (lower-case names) and body. */
+async function curl(url: string, args: string[] = []): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+  const { stdout } = await run('curl', ['-s', '-i', '--max-time', '10', ...args, url]);
+  const [head, ...rest] = stdout.split('\r\n\r\n');
+  const lines = head!.split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const l of lines.slice(1)) {
+    const i = l.indexOf(':');
+    headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
+  }
+  return { status: Number(lines[0]!.split(' ')[1]), headers, body: rest.join('\r\n\r\n') };
+}
+
+/** A Range over grpc-js with a chosen `:authority`. */
+function rangeWithAuthority(endpoint: string, authority: string, key: string, creds = grpc.credentials.createInsecure()): Promise<RangeResponse> {
+  const client = new KVClient(endpoint, creds, { 'grpc.default_authority': authority });
+  return new Promise<RangeResponse>((res, rej) =>
+    client.range({ ...RangeRequest.fromPartial({ key: Buffer.from(key) }) }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, r) => (e ? rej(e) : res(r!))),
+  ).finally(() => client.close());
+}
+
+/**
+ * A gRPC Range as raw HTTP/2 from Node's own client (a second HTTP/2 stack next to grpc-js),
+ * with `:authority` as given: the gRPC status and the response bytes.
+ */
+function rawGrpcRange(port: number, authority: string, key: string): Promise<{ grpcStatus: string | undefined; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const session = h2connect(`http://127.0.0.1:${port}`);
+    session.on('error', reject);
+    const msg = Buffer.from(RangeRequest.encode(RangeRequest.fromPartial({ key: Buffer.from(key) })).finish());
+    const frame = Buffer.alloc(5 + msg.length);
+    frame.writeUInt32BE(msg.length, 1);
+    msg.copy(frame, 5);
+    const req = session.request({
+      [h2.HTTP2_HEADER_METHOD]: 'POST',
+      [h2.HTTP2_HEADER_PATH]: '/etcdserverpb.KV/Range',
+      [h2.HTTP2_HEADER_AUTHORITY]: authority,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+    const chunks: Buffer[] = [];
+    let grpcStatus: string | undefined;
+    req.on('response', (h) => (grpcStatus = h['grpc-status'] as string | undefined));
+    req.on('trailers', (t) => (grpcStatus = t['grpc-status'] as string | undefined));
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('error', (e) => {
+      session.close();
+      reject(e);
+    });
+    req.on('end', () => {
+      session.close();
+      resolve({ grpcStatus, body: Buffer.concat(chunks) });
+    });
+    req.end(frame);
+  });
+}
+
+describe('client port: gRPC and HTTP/1.1 side by side (plaintext)', { skip: !etcdctlAvailable || !curlAvailable }, () => {
+  let c: ProcCluster;
+  let url0: string;
+  before(async () => {
+    c = await ProcCluster.start({ size: 3 });
+    url0 = `http://${c.endpoint(0)}`;
+    await c.client(0).put('door', 'open');
+  });
+  after(async () => c?.destroy());
+
+  it("etcdctl's --cluster commands work (they send `http://host:port` as :authority)", async () => {
+    const env = etcdctlEnv;
+    const status = await run('etcdctl', ['--endpoints', c.endpoint(0), 'endpoint', 'status', '--cluster', '-w', 'json'], { env });
+    const rows = JSON.parse(status.stdout) as Array<{ Endpoint: string; Status: { header: { member_id: number } } }>;
+    assert.equal(rows.length, 3);
+    const hash = await run('etcdctl', ['--endpoints', c.endpoint(0), 'endpoint', 'hashkv', '--cluster', '-w', 'json'], { env });
+    const hashes = (JSON.parse(hash.stdout) as Array<{ HashKV: { hash: number } }>).map((r) => r.HashKV.hash);
+    assert.equal(hashes.length, 3);
+    assert.equal(new Set(hashes).size, 1, 'every member has the same HashKV');
+    const defrag = await run('etcdctl', ['--endpoints', c.endpoint(0), 'defrag', '--cluster'], { env });
+    assert.equal(defrag.stdout.match(/Finished defragmenting/g)?.length, 3, defrag.stdout);
+  });
+
+  it('accepts any :authority form on HTTP/2 (grpc-js and Node http2 clients)', async () => {
+    const forms = [c.endpoint(0), `http://${c.endpoint(0)}`, `#initially=[http://${c.endpoint(0)}]`, `#initially=[http://${c.endpoint(0)};http://${c.endpoint(1)}]`, 'a b/c?d'];
+    for (const authority of forms) {
+      const r = await rangeWithAuthority(c.endpoint(0), authority, 'door');
+      assert.equal(Buffer.from(r.kvs[0]!.value).toString(), 'open', `grpc-js with :authority ${authority}`);
+      const raw = await rawGrpcRange(c.members[0]!.clientPort, authority, 'door');
+      assert.equal(raw.grpcStatus, '0', `node:http2 with :authority ${authority}`);
+      assert.ok(raw.body.includes(Buffer.from('open')), `node:http2 with :authority ${authority}`);
+    }
+  });
+
+  it('serves /version, /health, /livez, /readyz and /metrics as etcd, with its CORS headers', async () => {
+    const v = await curl(`${url0}/version`);
+    assert.equal(v.status, 200);
+    assert.deepEqual(JSON.parse(v.body), { etcdserver: '3.4.0', etcdcluster: '3.4.0' });
+    assert.equal(v.headers['access-control-allow-origin'], '*');
+    for (const path of ['/health', '/health?serializable=true']) {
+      const h = await curl(`${url0}${path}`);
+      assert.equal(h.status, 200, path);
+      assert.deepEqual(JSON.parse(h.body), { health: 'true' }, path);
+    }
+    assert.equal((await curl(`${url0}/health`, ['-X', 'POST'])).status, 405);
+    const live = await curl(`${url0}/livez`);
+    assert.deepEqual([live.status, live.body], [200, 'ok\n']);
+    const ready = await curl(`${url0}/readyz?verbose`);
+    assert.equal(ready.status, 200);
+    assert.match(ready.body, /\[\+\]linearizable_read ok\n/);
+    const m = await curl(`${url0}/metrics`);
+    assert.equal(m.status, 200);
+    assert.match(m.body, /^etcd_server_has_leader 1$/m);
+    const missing = await curl(`${url0}/no/such/path`);
+    assert.deepEqual([missing.status, missing.body], [404, '404 page not found\n']);
+  });
+
+  it('HTTP/1.1 keep-alive and gRPC calls interleave on the same port', async () => {
+    const agent = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? curl(`${url0}/version`).then((r) => r.status) : rangeWithAuthority(c.endpoint(0), c.endpoint(0), 'door').then((r) => (r.kvs.length === 1 ? 200 : 0)))));
+    assert.deepEqual(agent, Array(20).fill(200));
+  });
+
+  it("Python's etcd3 client (grpcio, not grpc-js) puts and gets", { skip: !pythonEtcd3 }, async () => {
+    const [host, port] = c.endpoint(1).split(':');
+    const script = `
+import etcd3
+c = etcd3.client(host='${host}', port=${port})
+c.put('py-key', 'from python')
+v, meta = c.get('py-key')
+print(v.decode(), meta.mod_revision > 0)
+v, _ = c.get('door')
+print(v.decode())
+`;
+    const { stdout } = await run(PYTHON, ['-c', script]);
+    assert.equal(stdout, 'from python True\nopen\n');
+    assert.equal(await c.client(0).get('py-key'), 'from python');
+  });
+
+  it('/health answers false without a quorum', async () => {
+    await c.kill(1);
+    await c.kill(2);
+    const h = await curl(`${url0}/health`);
+    assert.equal(h.status, 503);
+    assert.equal(JSON.parse(h.body).health, 'false');
+    const ready = await curl(`${url0}/readyz`);
+    assert.equal(ready.status, 503);
+    const live = await curl(`${url0}/livez`);
+    assert.equal(live.status, 200);
+  });
+});
+
+describe('client port over TLS: h2 and http/1.1 by ALPN', { skip: !etcdctlAvailable || !curlAvailable || !hasOpenssl() }, () => {
+  let c: ProcCluster;
+  let certs: TestCerts;
+  before(async () => {
+    certs = makeTestCerts();
+    const creds = grpc.credentials.createSsl(readFileSync(certs.ca.cert), readFileSync(certs.client.key), readFileSync(certs.client.cert));
+    c = await ProcCluster.start({ size: 3, scheme: 'https', extraArgs: memberTlsArgs(certs), clientCredentials: creds });
+    await c.client(0).put('door', 'locked');
+  });
+  after(async () => {
+    await c?.destroy();
+    certs?.cleanup();
+  });
+
+  it('etcdctl --cluster over https, curl over https with a client certificate, and none without', async () => {
+    const status = await run('etcdctl', ['--endpoints', `https://${c.endpoint(0)}`, ...etcdctlTlsArgs(certs), 'endpoint', 'status', '--cluster', '-w', 'json'], { env: etcdctlEnv });
+    assert.equal((JSON.parse(status.stdout) as unknown[]).length, 3);
+    const tls = ['--cacert', certs.ca.cert, '--cert', certs.client.cert, '--key', certs.client.key];
+    const h = await curl(`https://${c.endpoint(0)}/health`, tls);
+    assert.deepEqual([h.status, JSON.parse(h.body)], [200, { health: 'true' }]);
+    // curl offers h2 and http/1.1 by ALPN (also with --http2): it gets HTTP/1.1, gRPC clients h2.
+    const v = await curl(`https://${c.endpoint(0)}/version`, [...tls, '--http2']);
+    assert.equal(v.status, 200);
+    const r = await rangeWithAuthority(c.endpoint(0), `https://${c.endpoint(0)}`, 'door', c.opts.clientCredentials);
+    assert.equal(Buffer.from(r.kvs[0]!.value).toString(), 'locked');
+    // Client cert auth: a client without a certificate does not get through the handshake.
+    await assert.rejects(run('curl', ['-s', '--max-time', '10', '--cacert', certs.ca.cert, `https://${c.endpoint(0)}/version`]));
+  });
+});
