@@ -24,7 +24,7 @@ import { checkRange } from '../auth/apply-checks.js';
 import { type Caller, authOf } from '../auth/frontend.js';
 import { checkDelete, doRange } from '../kv/kv-ops.js';
 import { EtcdError, ErrorCode } from '../kv/errors.js';
-import type { Watcher } from '../kv/watch-hub.js';
+import { type Watcher, deliverByRevision } from '../kv/watch-hub.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { randomInt63 } from '../util/ids.js';
 import { throwIfCancelled, untilCancelled } from './call-cancellation.js';
@@ -124,14 +124,7 @@ export class KeyWatch {
     };
     // The history since startRevision comes back at once (throws if it was compacted away).
     const backlog = s.watchHub.add(this.watcher);
-    let i = 0;
-    while (i < backlog.length) {
-      const rev = backlog[i]!.kv!.modRevision;
-      let j = i;
-      while (j < backlog.length && backlog[j]!.kv!.modRevision === rev) j++;
-      this.push({ events: backlog.slice(i, j), rev });
-      i = j;
-    }
+    deliverByRevision(backlog, (events, rev) => this.push({ events, rev }));
   }
 
   private push(b: WatchBatch): void {

@@ -21,14 +21,18 @@ import { routeH2Connection } from './h2-authority.js';
 
 /** Bytes that tell HTTP/2 from HTTP/1.1: the preface's "PRI". */
 const H2_SNIFF = Buffer.from('PRI', 'latin1');
-/** A connection that sends nothing classifiable for this long is closed (no server speaks first). */
+/**
+ * A connection not routed to a server this long after it was accepted is closed: one that sends
+ * "PRI" and stops, or never completes its HTTP/2 preface, holds nothing for longer.
+ */
 const CLASSIFY_TIMEOUT_MS = 30_000;
 
 /**
  * The ALPN answer: gRPC clients offer only h2 (grpcio also `grpc-exp`); HTTP clients (curl,
  * browsers) offer http/1.1 too and get it, so they reach the HTTP side — grpc-js would refuse a
- * non-gRPC request on h2. No ALPN match: undefined, the handshake goes on without ALPN and the
- * first bytes decide.
+ * non-gRPC request on h2. A client that offers neither is refused (Node ends the handshake with
+ * a no_application_protocol alert); one that offers no ALPN at all is classified by its first
+ * bytes.
  */
 export function chooseProtocol(offered: string[]): string | undefined {
   if (offered.includes('http/1.1')) return 'http/1.1';
@@ -97,26 +101,35 @@ export class ClientFrontDoor {
 
   private accept(socket: Socket, alpn: string | undefined): void {
     this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
     socket.on('error', () => socket.destroy());
     socket.setNoDelay(true);
+    const timer = setTimeout(() => socket.destroy(), CLASSIFY_TIMEOUT_MS);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      this.sockets.delete(socket);
+    });
+    this.routed.set(socket, timer);
     if (alpn === 'h2') return this.toGrpc(socket, Buffer.alloc(0));
     if (alpn === 'http/1.1') return this.toHttp(socket, Buffer.alloc(0));
     let head: Buffer = Buffer.alloc(0);
-    const timer = setTimeout(() => socket.destroy(), CLASSIFY_TIMEOUT_MS);
     const onData = (chunk: Buffer): void => {
       head = head.length ? Buffer.concat([head, chunk]) : chunk;
       const n = Math.min(head.length, H2_SNIFF.length);
       const h2 = head.subarray(0, n).equals(H2_SNIFF.subarray(0, n));
       if (h2 && head.length < H2_SNIFF.length) return; // too short to tell yet
-      clearTimeout(timer);
       socket.removeListener('data', onData);
       socket.pause();
       if (h2) this.toGrpc(socket, head);
       else this.toHttp(socket, head);
     };
     socket.on('data', onData);
-    socket.once('close', () => clearTimeout(timer));
+  }
+
+  /** Per connection still being classified: its timeout (cleared once a server has it). */
+  private readonly routed = new WeakMap<Socket, NodeJS.Timeout>();
+
+  private handedOver(socket: Socket): void {
+    clearTimeout(this.routed.get(socket));
   }
 
   private toGrpc(socket: Socket, head: Buffer): void {
@@ -129,11 +142,13 @@ export class ClientFrontDoor {
       return;
     }
     routeH2Connection(socket, head, (route) => {
+      this.handedOver(socket);
       this.grpcConnections.injectConnection(route.kind === 'native' ? socket : route.stream);
     });
   }
 
   private toHttp(socket: Socket, head: Buffer): void {
+    this.handedOver(socket);
     if (head.length) socket.unshift(head);
     this.http.emit('connection', socket);
     socket.resume();

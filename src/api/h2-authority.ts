@@ -50,6 +50,10 @@ const MAX_FRAME = 16_384;
 const HPACK_TABLE = 4096;
 /** Bytes we buffer looking for the first header block before giving up and rewriting. */
 const MAX_SNIFF_BYTES = 256 * 1024;
+/** The largest header block (HEADERS + CONTINUATIONs) we collect, encoded. */
+const MAX_HEADER_BLOCK = 256 * 1024;
+/** The largest decoded header list (names + values + 32 per field, as HTTP/2 counts it). */
+const MAX_HEADER_LIST = 1024 * 1024;
 /** A client that sent its preface but no request for this long is presumed to wait for ours. */
 export const SERVER_PREFACE_AFTER_MS = 5;
 /** A connection with no complete request this long after our preface goes to the rewriter. */
@@ -73,7 +77,11 @@ interface Frame {
   raw: Buffer;
 }
 
-/** Splits a byte stream (after the preface) into frames; keeps a partial frame for later. */
+/**
+ * Splits a byte stream (after the preface) into frames; keeps a partial frame for later. A frame
+ * longer than the size every server starts with (we never raise it: nghttp2's SETTINGS come
+ * later) is a FRAME_SIZE_ERROR, which also bounds what is kept to one frame.
+ */
 class FrameSplitter {
   private pending: Buffer = Buffer.alloc(0);
 
@@ -82,6 +90,7 @@ class FrameSplitter {
     const out: Frame[] = [];
     while (buf.length >= FRAME_HEADER) {
       const len = buf.readUIntBE(0, 3);
+      if (len > MAX_FRAME) throw new Error(`frame of ${len} bytes exceeds the maximum frame size`);
       if (buf.length < FRAME_HEADER + len) break;
       const raw = buf.subarray(0, FRAME_HEADER + len);
       out.push({ type: buf[3]!, flags: buf[4]!, stream: buf.readUInt32BE(5) & 0x7fffffff, payload: raw.subarray(FRAME_HEADER), raw });
@@ -147,18 +156,27 @@ function encodeLiterals(fields: Array<[string, string]>): Buffer {
   return Buffer.concat(fields.flatMap(([n, v]) => [Buffer.from([0x00]), hpackString(n), hpackString(v)]));
 }
 
-/** Mirrors the client's HPACK encoder: decodes its header blocks in order. */
+/**
+ * Mirrors the client's HPACK encoder: decodes its header blocks in order, with the table size
+ * a server starts with (a client's size update above it is a COMPRESSION_ERROR), and stops
+ * at MAX_HEADER_LIST decoded bytes (a block of one-byte references to a large table entry
+ * would otherwise expand a thousandfold).
+ */
 class HeaderDecoder {
-  private readonly d = hpack.decompressor.create({ table: { size: HPACK_TABLE } });
+  private readonly d = hpack.decompressor.create({ table: { maxSize: HPACK_TABLE } });
 
   decode(block: Buffer): Array<[string, string]> {
     const fields: Array<[string, string]> = [];
-    let failure: unknown;
-    this.d.once('error', (e: unknown) => (failure = e));
-    this.d.write(block);
-    this.d.execute();
-    if (failure) throw failure;
-    for (let h = this.d.read(); h !== null; h = this.d.read()) fields.push([h.name, h.value]);
+    let size = 0;
+    this.d._decoder.push(block);
+    while (!this.d._decoder.isEmpty()) {
+      this.d._execute(); // throws on malformed input
+      for (let h = this.d.read(); h !== null; h = this.d.read()) {
+        size += h.name.length + h.value.length + 32;
+        if (size > MAX_HEADER_LIST) throw new Error('header list too large');
+        fields.push([h.name, h.value]);
+      }
+    }
     return fields;
   }
 }
@@ -166,12 +184,14 @@ class HeaderDecoder {
 /** One header block being collected: a HEADERS frame and its CONTINUATIONs. */
 class HeaderBlock {
   readonly parts: Buffer[] = [];
+  bytes: number;
   constructor(
     readonly first: Frame,
     readonly priority: Buffer | undefined,
     fragment: Buffer,
   ) {
     this.parts.push(fragment);
+    this.bytes = fragment.length;
   }
 }
 
@@ -191,6 +211,8 @@ export class AuthorityRewriter extends Duplex {
     private readonly replacement: string,
     /** Bytes already read from the socket (the sniffed start of the connection). */
     initial: Buffer,
+    /** Our empty SETTINGS is not acknowledged yet: its ACK must not reach nghttp2. */
+    private ackPending = false,
   ) {
     super();
     socket.on('data', (chunk: Buffer) => {
@@ -226,11 +248,17 @@ export class AuthorityRewriter extends Duplex {
   }
 
   private transform(f: Frame): Buffer {
+    if (f.type === T_SETTINGS && f.flags & F_ACK && this.ackPending) {
+      this.ackPending = false;
+      return Buffer.alloc(0);
+    }
     if (f.type === T_HEADERS) {
       const { priority, fragment } = headersFragment(f);
       this.block = new HeaderBlock(f, priority, fragment);
     } else if (f.type === T_CONTINUATION && this.block) {
       this.block.parts.push(f.payload);
+      this.block.bytes += f.payload.length;
+      if (this.block.bytes > MAX_HEADER_BLOCK) throw new Error('header block too large');
     } else {
       return f.raw;
     }
@@ -354,7 +382,7 @@ export function routeH2Connection(socket: Socket, head: Buffer, decide: (r: H2Ro
       socket.unshift(pending);
       decide({ kind: 'native' });
     } else {
-      decide({ kind: 'rewrite', stream: new AuthorityRewriter(socket, replacement, pending) });
+      decide({ kind: 'rewrite', stream: new AuthorityRewriter(socket, replacement, pending, ourSettingsSent && !ourSettingsAcked) });
     }
   };
   const onFrames = (frames: Frame[]): void => {
@@ -369,6 +397,7 @@ export function routeH2Connection(socket: Socket, head: Buffer, decide: (r: H2Ro
         blockParts = [headersFragment(f).fragment];
       } else if (f.type === T_CONTINUATION && blockParts) {
         blockParts.push(f.payload);
+        if (blockParts.reduce((n, b) => n + b.length, 0) > MAX_HEADER_BLOCK) throw new Error('header block too large');
       } else {
         continue;
       }

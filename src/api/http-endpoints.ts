@@ -10,6 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AlarmType } from '../gen/etcd/rpc.js';
 import { alarmName } from '../server/alarms.js';
 import { API_VERSION, type EtcdServer } from '../server/etcd-server.js';
+import { requestUrl } from '../util/url.js';
 
 /** How long /health and /readyz wait for a linearizable read (etcd's health check: 1 s). */
 export const HEALTH_READ_TIMEOUT_MS = 1000;
@@ -29,7 +30,8 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 export function httpEndpoints(s: EtcdServer, gateway: Handler | undefined): Handler {
   return (req, res) => {
     for (const [k, v] of Object.entries(CORS)) res.setHeader(k, v);
-    const url = new URL(req.url ?? '/', 'http://x');
+    const url = requestUrl(req.url);
+    if (!url) return text(res, 400, 'Bad Request\n');
     const path = url.pathname;
     if (gateway && (path.startsWith('/v3/') || path.startsWith('/v3beta/'))) return gateway(req, res);
     if (req.method === 'OPTIONS') return void res.writeHead(200).end();

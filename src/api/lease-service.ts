@@ -88,8 +88,13 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
       }
     });
     call.on('end', () => {
-      forward?.end();
-      call.end();
+      // etcd answers each keepalive before reading the next, so a client's half-close comes
+      // after its answers: relay the leader's answers to what was forwarded, then end.
+      const f = forward;
+      if (!f) return void call.end();
+      f.on('end', () => call.end());
+      f.on('error', () => call.end());
+      f.end();
     });
     call.on('error', () => forward?.cancel());
     call.on('cancelled', () => forward?.cancel());

@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Event } from '../gen/etcd/kv.js';
 import { WatchCreateRequest_FilterType, type WatchRequest, type WatchResponse, WatchService } from '../gen/etcd/rpc.js';
 import { EtcdError } from '../kv/errors.js';
-import type { Watcher } from '../kv/watch-hub.js';
+import { type Watcher, deliverByRevision } from '../kv/watch-hub.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { checkRange } from '../auth/apply-checks.js';
 import { authOf } from '../auth/frontend.js';
@@ -109,18 +109,8 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
         send({ header: header(), watchId, created: true, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });
         // Catch-up events, one response per revision, while the stream takes them; the rest
         // comes from the history when it drains.
-        let i = 0;
-        while (i < backlog.length) {
-          const rev = backlog[i]!.kv!.modRevision;
-          let j = i;
-          while (j < backlog.length && backlog[j]!.kv!.modRevision === rev) j++;
-          const ok = w.deliver(backlog.slice(i, j), rev);
-          i = j;
-          if (ok === false && i < backlog.length) {
-            s.watchHub.pause(w, rev + 1n);
-            break;
-          }
-        }
+        const stoppedAt = deliverByRevision(backlog, (evs, rev) => w.deliver(evs, rev));
+        if (stoppedAt !== undefined) s.watchHub.pause(w, stoppedAt + 1n);
       } else if (req.cancelRequest) {
         const id = req.cancelRequest.watchId;
         const w = mine.get(id);
@@ -133,10 +123,9 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
         send({ header: header(), watchId: -1n, created: false, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });
       }
     };
-    call.on('end', () => {
-      cleanup();
-      call.end();
-    });
+    // A client's half-close does not end its watches: etcd's recvLoop returns on EOF and the
+    // stream goes on until the client cancels it or goes away.
+    call.on('end', () => undefined);
     call.on('error', cleanup);
     call.on('cancelled', cleanup);
   };

@@ -5,6 +5,8 @@
 // made the garbage collector the main cost of writing and reading them; here records are laid
 // out in shared slabs and decoded as views into the file.
 
+import { putVarint } from '../util/varint.js';
+
 const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
@@ -78,25 +80,6 @@ function varintSize(v: bigint): number {
     n++;
   }
   return n;
-}
-
-function putVarint(b: Uint8Array, o: number, v: bigint): number {
-  if (v >= 0n && v <= SAFE) {
-    let x = Number(v);
-    while (x >= 0x80) {
-      b[o++] = (x % 0x80) | 0x80;
-      x = Math.floor(x / 0x80);
-    }
-    b[o++] = x;
-    return o;
-  }
-  let x = BigInt.asUintN(64, v);
-  while (x >= 0x80n) {
-    b[o++] = Number(x & 0x7fn) | 0x80;
-    x >>= 7n;
-  }
-  b[o++] = Number(x);
-  return o;
 }
 
 export interface KeyValueRecord {

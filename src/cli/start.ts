@@ -69,6 +69,9 @@ async function main(): Promise<void> {
   console.log(`  etcdctl --endpoints=${endpoints} put foo bar`);
   console.log(`  etcdctl --endpoints=${endpoints} get foo`);
   console.log(`  etcdctl --endpoints=${endpoints} endpoint status -w table`);
+  console.log('\nor over HTTP on the same ports (etcd\'s JSON gateway; keys and values in base64):');
+  console.log(`  curl -s http://127.0.0.1:${members[0]!.client}/health`);
+  console.log(`  curl -s -X POST http://127.0.0.1:${members[0]!.client}/v3/kv/range -d '{"key":"Zm9v"}'`);
   console.log('\nCtrl-C stops all members.');
 
   let stopping = false;

@@ -11,6 +11,7 @@ import { Event_EventType } from '../gen/etcd/kv.js';
 import { type SortedMap, newSortedMap } from '../util/btree.js';
 import { crc32c } from './crc32c.js';
 import { Errors } from './errors.js';
+import { putVarint } from '../util/varint.js';
 
 /** One version of a key. version === 0n marks a deletion (tombstone). */
 export interface Rev {
@@ -730,27 +731,6 @@ class HashJob {
     this.phase = 'done';
     return true;
   }
-}
-
-
-/** Writes a protobuf varint of `v` (int64: a negative value takes ten bytes) at `o`. */
-function putVarint(b: Buffer, o: number, v: bigint | number): number {
-  if (typeof v === 'number' || (v >= 0n && v <= SAFE)) {
-    let x = Number(v);
-    while (x >= 0x80) {
-      b[o++] = (x % 0x80) | 0x80;
-      x = Math.floor(x / 0x80);
-    }
-    b[o++] = x;
-    return o;
-  }
-  let x = BigInt.asUintN(64, v);
-  while (x >= 0x80n) {
-    b[o++] = Number(x & 0x7fn) | 0x80;
-    x >>= 7n;
-  }
-  b[o++] = Number(x);
-  return o;
 }
 
 /** Writes an int64 big-endian at `o` (as etcd's revision keys). */

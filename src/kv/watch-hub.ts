@@ -56,6 +56,23 @@ interface RangeGroup {
   entries: Set<Entry>;
 }
 
+/**
+ * Hands `events` (in revision order) to `f` one revision at a time, as a watcher receives them.
+ * If `f` answers false while events remain, stops and returns the last revision handed over.
+ */
+export function deliverByRevision(events: Event[], f: (events: Event[], rev: bigint) => boolean | void): bigint | undefined {
+  let i = 0;
+  while (i < events.length) {
+    const rev = events[i]!.kv!.modRevision;
+    let j = i;
+    while (j < events.length && events[j]!.kv!.modRevision === rev) j++;
+    const ok = f(events.slice(i, j), rev);
+    i = j;
+    if (ok === false && i < events.length) return rev;
+  }
+  return undefined;
+}
+
 export class WatchHub {
   private readonly entries = new Map<Watcher, Entry>();
   /** Single-key watchers by key. */
@@ -163,17 +180,10 @@ export class WatchHub {
       w.onCompacted?.(this.getStore().compactRev);
       return true;
     }
-    let i = 0;
-    while (i < events.length) {
-      const rev = events[i]!.kv!.modRevision;
-      let j = i;
-      while (j < events.length && events[j]!.kv!.modRevision === rev) j++;
-      const ok = w.deliver(events.slice(i, j), rev);
-      i = j;
-      if (ok === false && i < events.length) {
-        e.nextRev = rev + 1n;
-        return false;
-      }
+    const stoppedAt = deliverByRevision(events, (evs, rev) => w.deliver(evs, rev));
+    if (stoppedAt !== undefined) {
+      e.nextRev = stoppedAt + 1n;
+      return false;
     }
     e.nextRev = 0n;
     return true;

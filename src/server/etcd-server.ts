@@ -48,6 +48,11 @@ import { Snapshots } from './snapshots.js';
 import { type RequestKind, type RequestResults, StateMachine } from './state-machine.js';
 
 export { API_VERSION, type ServerConfig } from './config.js';
+
+/** etcd warns about a WAL sync slower than this (wal.warnSyncDuration) ... */
+const SLOW_FSYNC_SECONDS = 1;
+/** ... and an apply slower than this (etcdserver's warnApplyDuration). */
+const SLOW_APPLY_SECONDS = 0.1;
 export { yieldToEventLoop } from './bootstrap.js';
 
 export class EtcdServer {
@@ -166,8 +171,15 @@ export class EtcdServer {
         this.snapshots.maybeSave();
       },
       sendSnapshot: (m) => this.snapshots.send(m, (msgs: Message[]) => this.transport.send(msgs)),
-      observeFsync: (s) => this.metrics?.walFsync.observe(s),
-      observeApply: (s) => this.metrics?.backendCommit.observe(s),
+      observeFsync: (s) => {
+        this.metrics?.walFsync.observe(s);
+        // etcd's warnings, once per occurrence: a slow disk is the usual cause of lost leaders.
+        if (s > SLOW_FSYNC_SECONDS) this.logger.warn(`slow fdatasync: took ${Math.round(s * 1000)}ms, expected-duration 1s`);
+      },
+      observeApply: (s) => {
+        this.metrics?.backendCommit.observe(s);
+        if (s > SLOW_APPLY_SECONDS) this.logger.warn(`apply request took too long: took ${Math.round(s * 1000)}ms, expected-duration 100ms`);
+      },
       onFatal: (e) => this.onFatal(e),
     }, this.clock, cfg.logger);
     this.proposals = new Proposals(

@@ -5,3 +5,16 @@ export function grpcTarget(url: string): string {
   const u = new URL(url);
   return `${u.hostname}:${u.port || (u.protocol === 'https:' ? '443' : '80')}`;
 }
+
+/**
+ * An HTTP request's target as a URL, or undefined if it is not one: Node's HTTP parser accepts
+ * targets (`//[`, `//a:99999/`) that `new URL` throws on, and a throw in a request handler
+ * would take the member down.
+ */
+export function requestUrl(target: string | undefined): URL | undefined {
+  try {
+    return new URL(target ?? '/', 'http://localhost');
+  } catch {
+    return undefined;
+  }
+}

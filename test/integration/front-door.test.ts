@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { connect as h2connect, constants as h2 } from 'node:http2';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -141,6 +142,52 @@ describe('client port: gRPC and HTTP/1.1 side by side (plaintext)', { skip: !etc
   it('HTTP/1.1 keep-alive and gRPC calls interleave on the same port', async () => {
     const agent = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? curl(`${url0}/version`).then((r) => r.status) : rangeWithAuthority(c.endpoint(0), c.endpoint(0), 'door').then((r) => (r.kvs.length === 1 ? 200 : 0)))));
     assert.deepEqual(agent, Array(20).fill(200));
+  });
+
+  it('a rewritten connection stays correct over many requests (HPACK table eviction)', async () => {
+    // Every call carries a different grpc-timeout, so the client's HPACK table fills and evicts.
+    const client = new KVClient(c.endpoint(0), grpc.credentials.createInsecure(), { 'grpc.default_authority': `#initially=[http://${c.endpoint(0)}]` });
+    for (let i = 0; i < 200; i++) {
+      const r = await new Promise<RangeResponse>((res, rej) =>
+        client.range(RangeRequest.fromPartial({ key: Buffer.from('door') }), new grpc.Metadata({}), { deadline: Date.now() + 5000 + i }, (e, x) => (e ? rej(e) : res(x!))),
+      );
+      assert.equal(Buffer.from(r.kvs[0]!.value).toString(), 'open', `call ${i}`);
+    }
+    client.close();
+  });
+
+  it('hostile bytes get an error or a closed connection, never a crash', async () => {
+    const port = c.members[0]!.clientPort;
+    // A request target Node's parser accepts but URL parsing does not.
+    const raw = (bytes: Buffer | string) =>
+      new Promise<string>((resolve) => {
+        const sock = connect(port, '127.0.0.1');
+        let got = '';
+        sock.on('data', (d) => (got += d.toString('latin1')));
+        sock.on('close', () => resolve(got));
+        sock.on('error', () => resolve(got));
+        sock.write(bytes);
+        setTimeout(() => sock.end(), 500);
+      });
+    assert.match(await raw('GET //[ HTTP/1.1\r\nHost: x\r\n\r\n'), /^HTTP\/1\.1 400/);
+    // HTTP/2: a DATA frame declaring 16 MiB - 1 after the preface, and a CONTINUATION flood.
+    const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+    const frameHead = (len: number, type: number, flags: number, stream: number) => {
+      const h = Buffer.alloc(9);
+      h.writeUIntBE(len, 0, 3);
+      h[3] = type;
+      h[4] = flags;
+      h.writeUInt32BE(stream, 5);
+      return h;
+    };
+    await raw(Buffer.concat([preface, frameHead(0, 4, 0, 0), frameHead(16 * 1024 * 1024 - 1, 0, 0, 1), Buffer.alloc(4096)]));
+    const flood = [preface, frameHead(0, 4, 0, 0), frameHead(1, 1, 0, 1), Buffer.from([0x82])];
+    for (let i = 0; i < 40; i++) flood.push(frameHead(16_384, 9, 0, 1), Buffer.alloc(16_384, 0x82));
+    await raw(Buffer.concat(flood));
+    // The member still serves.
+    const r = await rangeWithAuthority(c.endpoint(0), c.endpoint(0), 'door');
+    assert.equal(r.kvs.length, 1);
+    assert.ok(c.isUp(0));
   });
 
   it("Python's etcd3 client (grpcio, not grpc-js) puts and gets", { skip: !pythonEtcd3 }, async () => {

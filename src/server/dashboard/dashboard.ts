@@ -10,6 +10,7 @@
 // view is made with short deadlines, cluster-view.ts), or lets a slow page grow a buffer
 // (a page that does not read is dropped; the browser reconnects).
 
+import { requestUrl } from '../../util/url.js';
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -93,7 +94,8 @@ export class Dashboard {
   /** Answers a dashboard request; false if the path is not the dashboard's. */
   handle(req: IncomingMessage, res: ServerResponse): boolean {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const path = requestUrl(req.url)?.pathname;
+    if (path === undefined) return false;
     if (path === '/' || path === '/dashboard') {
       res.writeHead(302, { location: '/dashboard/' });
       res.end();

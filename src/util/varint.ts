@@ -1,0 +1,25 @@
+// Protobuf varints written into a caller's buffer, without BigInt arithmetic for values that
+// fit a double exactly (the common case: revisions, versions, lengths). Shared by the MVCC
+// hash (src/kv/mvcc.ts, etcd's KeyValue bytes) and the backup codec (src/backup/kv-record.ts).
+
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** Writes a protobuf varint of `v` (int64: a negative value takes ten bytes) at `o`; returns the end. */
+export function putVarint(b: Uint8Array, o: number, v: bigint | number): number {
+  if (typeof v === 'number' || (v >= 0n && v <= SAFE)) {
+    let x = Number(v);
+    while (x >= 0x80) {
+      b[o++] = (x % 0x80) | 0x80;
+      x = Math.floor(x / 0x80);
+    }
+    b[o++] = x;
+    return o;
+  }
+  let x = BigInt.asUintN(64, v);
+  while (x >= 0x80n) {
+    b[o++] = Number(x & 0x7fn) | 0x80;
+    x >>= 7n;
+  }
+  b[o++] = Number(x);
+  return o;
+}
