@@ -14,7 +14,11 @@ const PER_TXN = 10_000;
 describe('a 1M-key Range on the leader', () => {
   let c: ProcCluster;
   before(async () => {
-    c = await ProcCluster.start({ size: 3, extraArgs: ['--max-txn-ops', String(PER_TXN), '--max-request-bytes', String(4 * 1024 * 1024)] });
+    // A 1.5 s election timeout (3x the other tests'): a loaded CI machine (two test files at once on 2 cores, a GC of a
+    // heap holding a million keys) must not flap, while the stall this test guards against —
+    // the whole Range collected and encoded in one turn — lasted seconds at 1 M keys (2.6 s measured
+    // on one member for the issue, more with three on two cores).
+    c = await ProcCluster.start({ size: 3, electionMs: 1500, extraArgs: ['--max-txn-ops', String(PER_TXN), '--max-request-bytes', String(4 * 1024 * 1024)] });
   });
   after(async () => c?.destroy());
 
