@@ -181,17 +181,36 @@ class HeaderDecoder {
   }
 }
 
-/** One header block being collected: a HEADERS frame and its CONTINUATIONs. */
-class HeaderBlock {
-  readonly parts: Buffer[] = [];
-  bytes: number;
-  constructor(
-    readonly first: Frame,
-    readonly priority: Buffer | undefined,
-    fragment: Buffer,
-  ) {
-    this.parts.push(fragment);
-    this.bytes = fragment.length;
+/** One header block: a HEADERS frame and its CONTINUATIONs. */
+interface HeaderBlock {
+  first: Frame;
+  priority: Buffer | undefined;
+  block: Buffer;
+}
+
+/**
+ * Collects header blocks from a connection's frames (capped at MAX_HEADER_BLOCK, so a flood of
+ * CONTINUATIONs cannot pile up): `add` answers the block a frame completes, 'more' while one is
+ * being collected, or undefined for a frame that is not part of one.
+ */
+class HeaderBlockCollector {
+  private current: { first: Frame; priority: Buffer | undefined; parts: Buffer[]; bytes: number } | undefined;
+
+  add(f: Frame): HeaderBlock | 'more' | undefined {
+    if (f.type === T_HEADERS) {
+      const { priority, fragment } = headersFragment(f);
+      this.current = { first: f, priority, parts: [fragment], bytes: fragment.length };
+    } else if (f.type === T_CONTINUATION && this.current) {
+      this.current.parts.push(f.payload);
+      this.current.bytes += f.payload.length;
+      if (this.current.bytes > MAX_HEADER_BLOCK) throw new Error('header block too large');
+    } else {
+      return undefined;
+    }
+    if (!(f.flags & F_END_HEADERS)) return 'more';
+    const c = this.current!;
+    this.current = undefined;
+    return { first: c.first, priority: c.priority, block: Buffer.concat(c.parts) };
   }
 }
 
@@ -202,7 +221,7 @@ class HeaderBlock {
 export class AuthorityRewriter extends Duplex {
   private readonly splitter = new FrameSplitter();
   private readonly decoder = new HeaderDecoder();
-  private block: HeaderBlock | undefined;
+  private readonly blocks = new HeaderBlockCollector();
   private prefaceSeen = false;
   private prefaceBuf = Buffer.alloc(0);
 
@@ -252,20 +271,10 @@ export class AuthorityRewriter extends Duplex {
       this.ackPending = false;
       return Buffer.alloc(0);
     }
-    if (f.type === T_HEADERS) {
-      const { priority, fragment } = headersFragment(f);
-      this.block = new HeaderBlock(f, priority, fragment);
-    } else if (f.type === T_CONTINUATION && this.block) {
-      this.block.parts.push(f.payload);
-      this.block.bytes += f.payload.length;
-      if (this.block.bytes > MAX_HEADER_BLOCK) throw new Error('header block too large');
-    } else {
-      return f.raw;
-    }
-    if (!(f.flags & F_END_HEADERS)) return Buffer.alloc(0);
-    const b = this.block!;
-    this.block = undefined;
-    const fields = this.decoder.decode(Buffer.concat(b.parts)).map(([n, v]): [string, string] =>
+    const b = this.blocks.add(f);
+    if (b === undefined) return f.raw;
+    if (b === 'more') return Buffer.alloc(0);
+    const fields = this.decoder.decode(b.block).map(([n, v]): [string, string] =>
       n === ':authority' && !isValidAuthority(v) ? [n, this.replacement] : [n, v],
     );
     return encodeHeaderFrames(b.first.stream, b.first.flags & F_END_STREAM, b.priority, encodeLiterals(fields));
@@ -350,7 +359,7 @@ export function routeH2Connection(socket: Socket, head: Buffer, decide: (r: H2Ro
   let ourSettingsAcked = false;
   /** The first header block seen, complete: its authority decides. */
   let firstAuthority: string | undefined | null = null;
-  let blockParts: Buffer[] | undefined;
+  const blocks = new HeaderBlockCollector();
   /** Frames after the preface, as read (minus our ACK), kept to be put back. */
   const kept: Buffer[] = [];
   let prefaceDone = false;
@@ -393,19 +402,8 @@ export function routeH2Connection(socket: Socket, head: Buffer, decide: (r: H2Ro
       }
       kept.push(f.raw);
       if (firstAuthority !== null) continue;
-      if (f.type === T_HEADERS) {
-        blockParts = [headersFragment(f).fragment];
-      } else if (f.type === T_CONTINUATION && blockParts) {
-        blockParts.push(f.payload);
-        if (blockParts.reduce((n, b) => n + b.length, 0) > MAX_HEADER_BLOCK) throw new Error('header block too large');
-      } else {
-        continue;
-      }
-      if (f.flags & F_END_HEADERS) {
-        const fields = decoder.decode(Buffer.concat(blockParts));
-        firstAuthority = fields.find(([n]) => n === ':authority')?.[1];
-        blockParts = undefined;
-      }
+      const b = blocks.add(f);
+      if (b !== undefined && b !== 'more') firstAuthority = decoder.decode(b.block).find(([n]) => n === ':authority')?.[1];
     }
   };
 

@@ -11,15 +11,11 @@ import { AlarmType } from '../gen/etcd/rpc.js';
 import { alarmName } from '../server/alarms.js';
 import { API_VERSION, type EtcdServer } from '../server/etcd-server.js';
 import { requestUrl } from '../util/url.js';
+import { CORS_HEADERS } from './gateway/replies.js';
 
 /** How long /health and /readyz wait for a linearizable read (etcd's health check: 1 s). */
 export const HEALTH_READ_TIMEOUT_MS = 1000;
 
-const CORS = {
-  'Access-Control-Allow-Origin': '*',
-  'Access-Control-Allow-Methods': 'POST, GET, OPTIONS, PUT, DELETE',
-  'Access-Control-Allow-Headers': 'accept, content-type, authorization',
-};
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -29,7 +25,7 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
  */
 export function httpEndpoints(s: EtcdServer, gateway: Handler | undefined): Handler {
   return (req, res) => {
-    for (const [k, v] of Object.entries(CORS)) res.setHeader(k, v);
+    for (const [k, v] of Object.entries(CORS_HEADERS)) res.setHeader(k, v);
     const url = requestUrl(req.url);
     if (!url) return text(res, 400, 'Bad Request\n');
     const path = url.pathname;
@@ -81,13 +77,7 @@ export async function health(s: EtcdServer, serializable: boolean, exclude: stri
   const alarms = s.sm.alarms.get(AlarmType.NONE).filter((a) => !exclude.includes(alarmName(a.alarm)));
   if (alarms.length > 0) return { health: 'false', reason: `ALARM ${alarms.map((a) => alarmName(a.alarm)).join(',')}` };
   if (s.leader() === 0n) return { health: 'false', reason: 'RAFT NO LEADER' };
-  if (!serializable) {
-    try {
-      await withTimeout(s.linearizableRead(), HEALTH_READ_TIMEOUT_MS);
-    } catch {
-      return { health: 'false', reason: 'RANGE ERROR' };
-    }
-  }
+  if (!serializable && (await linearizableReadFails(s)) !== undefined) return { health: 'false', reason: 'RANGE ERROR' };
   return { health: 'true' };
 }
 
@@ -99,16 +89,7 @@ async function probe(s: EtcdServer, ready: boolean): Promise<Check[]> {
   const checks: Check[] = [['serializable_read', s.isStopped() ? 'member stopped' : undefined]];
   if (!ready) return checks;
   checks.push(['data_corruption', s.sm.alarms.has(AlarmType.CORRUPT) ? 'alarm CORRUPT raised' : undefined]);
-  let linear: string | undefined;
-  if (s.leader() === 0n) linear = 'no leader';
-  else {
-    try {
-      await withTimeout(s.linearizableRead(), HEALTH_READ_TIMEOUT_MS);
-    } catch (e) {
-      linear = (e as Error).message;
-    }
-  }
-  checks.push(['linearizable_read', linear]);
+  checks.push(['linearizable_read', s.leader() === 0n ? 'no leader' : await linearizableReadFails(s)]);
   return checks;
 }
 
@@ -119,12 +100,20 @@ function healthz(res: ServerResponse, checks: Check[], verbose: boolean): void {
   text(res, failed ? 503 : 200, `${lines.join('\n')}\n`);
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+/** Why a linearizable read does not finish within HEALTH_READ_TIMEOUT_MS, or undefined if it does. */
+async function linearizableReadFails(s: EtcdServer): Promise<string | undefined> {
   let t: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    t = setTimeout(() => reject(new Error('timed out')), ms);
+    t = setTimeout(() => reject(new Error('timed out')), HEALTH_READ_TIMEOUT_MS);
   });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
+  try {
+    await Promise.race([s.linearizableRead(), timeout]);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  } finally {
+    clearTimeout(t);
+  }
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

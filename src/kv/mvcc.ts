@@ -141,11 +141,6 @@ export class MvccStore {
     return this.highWater;
   }
 
-  /** The DB size (kept for the metrics' name; O(1)). */
-  approximateSize(): number {
-    return this.highWater;
-  }
-
   /** @internal accounting of every key and version added or removed */
   account(delta: number): void {
     this.inUse += delta;
@@ -160,25 +155,46 @@ export class MvccStore {
    * go on meanwhile (each key is copied whole within a slice).
    */
   async defragment(pause: () => Promise<void>, chunk = 5000): Promise<number> {
-    let after: string | undefined;
-    for (;;) {
-      const maxKey = this.index.maxKey();
-      if (maxKey === undefined) break;
-      let n = 0;
-      let last: string | undefined;
-      this.index.forRange(after ?? '', maxKey, true, (k, rec) => {
-        if (after !== undefined && k === after) return;
-        rec.history = rec.history.map((r) => (r.value.length > 0 ? { ...r, value: Buffer.from(r.value) } : r));
-        last = k;
-        if (++n >= chunk) return { break: true };
-      });
-      if (last === undefined) break;
-      after = last;
-      if (n < chunk) break;
-      await pause();
-    }
+    await this.walkInSlices('', undefined, chunk, pause, (batch) => {
+      for (const [, rec] of batch) rec.history = rec.history.map((r) => (r.value.length > 0 ? { ...r, value: Buffer.from(r.value) } : r));
+    });
     this.highWater = this.inUse;
     return this.highWater;
+  }
+
+  /**
+   * Visits the records with keys in [from, hi) (hi undefined: to the end) in key order, `chunk`
+   * at a time, with a yield (`pause`) between batches: the one way a long walk of the index
+   * shares the event loop (defragment, rangeAsync, historiesAsync). Each batch is taken whole
+   * before `f` runs; writes between batches are seen by the batches after them.
+   */
+  private async walkInSlices(
+    from: string,
+    hi: string | undefined,
+    chunk: number,
+    pause: () => Promise<void>,
+    f: (batch: Array<[string, KeyRecord]>) => void,
+  ): Promise<void> {
+    let after: string | undefined;
+    for (;;) {
+      const batch: Array<[string, KeyRecord]> = [];
+      const take = (k: string, rec: KeyRecord): { break: true } | void => {
+        if (after !== undefined && k === after) return;
+        batch.push([k, rec]);
+        if (batch.length >= chunk) return { break: true };
+      };
+      if (hi === undefined) {
+        const top = this.index.maxKey();
+        if (top === undefined || top < (after ?? from)) break;
+        this.index.forRange(after ?? from, top, true, take);
+      } else {
+        this.index.forRange(after ?? from, hi, false, take);
+      }
+      if (batch.length > 0) f(batch);
+      if (batch.length < chunk) break;
+      after = batch[batch.length - 1]![0];
+      await pause();
+    }
   }
 
   private checkReadRev(rev: bigint | undefined): bigint {
@@ -238,33 +254,14 @@ export class MvccStore {
     const limit = o.limit && o.limit > 0 ? o.limit : Infinity;
     this.pins++;
     try {
-      let from = lo;
-      let skipFrom = false;
-      for (;;) {
-        let n = 0;
-        let last: string | undefined;
-        const visit = (k: string, rec: KeyRecord): { break: true } | void => {
-          if (skipFrom && k === from) return;
-          last = k;
+      await this.walkInSlices(lo, hi, chunk, pause, (batch) => {
+        for (const [, rec] of batch) {
           const r = rec.at(rev);
-          if (r) {
-            count++;
-            if (!o.countOnly && kvs.length < limit) kvs.push(toKeyValue(rec.key, r, o.keysOnly));
-          }
-          if (++n >= chunk) return { break: true };
-        };
-        if (hi === undefined) {
-          const top = this.index.maxKey();
-          if (top === undefined || top < from) break;
-          this.index.forRange(from, top, true, visit);
-        } else {
-          this.index.forRange(from, hi, false, visit);
+          if (!r) continue;
+          count++;
+          if (!o.countOnly && kvs.length < limit) kvs.push(toKeyValue(rec.key, r, o.keysOnly));
         }
-        if (n < chunk || last === undefined) break;
-        from = last;
-        skipFrom = true;
-        await pause();
-      }
+      });
     } finally {
       this.unpin();
     }
@@ -386,17 +383,7 @@ export class MvccStore {
     const compactRev = this.compactRev;
     this.pins++;
     try {
-      let after: string | undefined;
-      for (;;) {
-        const batch: Array<[string, KeyRecord]> = [];
-        const maxKey = this.index.maxKey();
-        if (maxKey === undefined) break;
-        this.index.forRange(after ?? '', maxKey, true, (k, rec) => {
-          if (after !== undefined && k === after) return;
-          batch.push([k, rec]);
-          if (batch.length >= chunk) return { break: true };
-        });
-        if (batch.length === 0) break;
+      await this.walkInSlices('', undefined, chunk, pause, (batch) => {
         const keys: KeyHistory[] = [];
         for (const [, rec] of batch) {
           const last = rec.history[rec.history.length - 1];
@@ -404,10 +391,7 @@ export class MvccStore {
           if (history.length > 0) keys.push({ key: rec.key, history });
         }
         onBatch(keys);
-        after = batch[batch.length - 1]![0];
-        if (batch.length < chunk) break;
-        await pause();
-      }
+      });
       return { currentRev: rev, compactRev };
     } finally {
       this.unpin();

@@ -199,11 +199,4 @@ export class WatchHub {
   get size(): number {
     return this.entries.size;
   }
-
-  /** How many watchers are behind (for metrics: etcd_debugging_mvcc_slow_watcher_total). */
-  get unsyncedCount(): number {
-    let n = 0;
-    for (const e of this.entries.values()) if (e.nextRev !== 0n) n++;
-    return n;
-  }
 }

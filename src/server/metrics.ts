@@ -77,7 +77,7 @@ export class Metrics implements GrpcServerMetrics {
     }
     new Gauge({ name: 'etcd_server_proposals_pending', help: 'The current number of pending proposals to commit.', registers: [r], collect() { this.set(s.pendingProposals()); } });
     const dbSize = function (this: Gauge) {
-      this.set(s.sm.store.approximateSize());
+      this.set(s.sm.store.size());
     };
     // raftkv's state is in memory, never fragmented: size, size in use and the 3.4 debugging
     // name (etcd 3.4's Grafana dashboard plots that one) are the same value.

@@ -10,7 +10,7 @@
 import { getHeapStatistics } from 'node:v8';
 import type { InternalRequest } from '../gen/raftkv/entry.js';
 import type { RequestOp } from '../gen/etcd/rpc.js';
-import { KEY_OVERHEAD, VERSION_OVERHEAD } from '../kv/mvcc.js';
+import { keyCost, versionCost } from '../kv/mvcc.js';
 
 /** etcd's DefaultQuotaBytes. */
 export const DEFAULT_QUOTA_BYTES = 2 * 1024 ** 3;
@@ -51,7 +51,7 @@ export function effectiveQuota(configured: number | undefined, heapLimit = getHe
  * their keys and values as the store counts them (src/kv/mvcc.ts); a txn its costlier branch.
  */
 export function requestCost(req: Pick<InternalRequest, 'put' | 'txn' | 'leaseGrant'>): number {
-  if (req.put) return KEY_OVERHEAD + VERSION_OVERHEAD + 2 * req.put.key.length + req.put.value.length;
+  if (req.put) return keyCost(req.put.key) + versionCost(req.put.value);
   if (req.txn) return Math.max(opsCost(req.txn.success), opsCost(req.txn.failure));
   if (req.leaseGrant) return LEASE_COST;
   return 0;

@@ -122,7 +122,7 @@ export class ClusterViewer {
         term: own.term,
         commit: own.commit,
         applied: this.s.sm.appliedIndex,
-        dbSize: this.s.sm.store.approximateSize(),
+        dbSize: this.s.sm.store.size(),
       };
     }
     if (!answer) return { ...base, reachable: false, error: 'not started (no client URL published yet)', role: m.isLearner ? 'learner' : undefined };
