@@ -21,6 +21,8 @@
 //              first read, puts during a full Range, puts with 10,000 watchers; raftkv and etcd
 //   gateway    the JSON gateway: JSON puts and linearizable gets with 64 keep-alive HTTP clients,
 //              raftkv and etcd 3.4 (3 members each)
+//   profile    CPU profiles (node --cpu-prof) of a 3-member cluster's leader and a follower under
+//              puts (or --reads) with --clients N (64), self time summed by layer (bench/profile.ts)
 //   all        every experiment above
 // Every load is bounded in operations and time; only 127.0.0.1 is contacted.
 
@@ -47,6 +49,7 @@ import { StateMachine } from '../src/server/state-machine.js';
 import { decodeSnapshotFile, encodeSnapshotFile } from '../src/storage/snap/snapshotter.js';
 import { emptyConfState } from '../src/raft/index.js';
 import { scaleExperiment } from './scale.js';
+import { profileExperiment } from './profile.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -58,6 +61,8 @@ const { values, positionals } = parseArgs({
     ranges: { type: 'string' },
     targets: { type: 'string' },
     keys: { type: 'string' },
+    clients: { type: 'string' },
+    reads: { type: 'boolean', default: false },
   },
 });
 const QUICK = values.quick;
@@ -504,7 +509,7 @@ const electionExperiment = (): Promise<void> =>
     targets: values.targets ? (values.targets.split(',') as Array<'raftkv' | 'etcd'>) : undefined,
   });
 
-const experiments: Record<string, () => Promise<void>> = { seed, 'vs-etcd': vsEtcd, size, election: electionExperiment, mix, reads, security, straggler, reconfig, catchup, snapshot, wal, gateway: () => gatewayBench(scale), restore: () => restoreBench(values.ops ? [Number(values.ops)] : QUICK ? [10_000, 100_000] : [100_000, 1_000_000]), scale: () => scaleExperiment({ quick: QUICK, sizes: values.keys?.split(',').map(Number) }) };
+const experiments: Record<string, () => Promise<void>> = { seed, 'vs-etcd': vsEtcd, size, election: electionExperiment, mix, reads, security, straggler, reconfig, catchup, snapshot, wal, gateway: () => gatewayBench(scale), restore: () => restoreBench(values.ops ? [Number(values.ops)] : QUICK ? [10_000, 100_000] : [100_000, 1_000_000]), scale: () => scaleExperiment({ quick: QUICK, sizes: values.keys?.split(',').map(Number) }), profile: () => profileExperiment({ clients: Number(values.clients ?? 64), ops: scale(20_000), reads: values.reads ?? false }) };
 
 async function main(): Promise<void> {
   const name = positionals[0] ?? 'seed';

@@ -41,6 +41,10 @@ export function createClientServer(s: EtcdServer, services: ClientService[] = cl
     'grpc.max_receive_message_length': s.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES,
     'grpc.max_send_message_length': 2 ** 31 - 1,
     'grpc.keepalive_permit_without_calls': 1,
+    // No channelz: nothing reads it, and it costs every call (timestamps, a tracker object).
+    // Without it grpc-js's forceShutdown() no longer closes the open connections (it finds
+    // them in channelz's session table): the front door that owns them closes them (close()).
+    'grpc.enable_channelz': 0,
     // etcd's --max-concurrent-streams (default 2^32-1, HTTP/2's unlimited).
     'grpc.max_concurrent_streams': s.cfg.maxConcurrentStreams ?? 0xffffffff,
     // etcd's --grpc-keepalive-interval/--grpc-keepalive-timeout (2h, 20s): ping each client

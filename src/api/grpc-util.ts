@@ -10,6 +10,44 @@ import { authOf } from '../auth/frontend.js';
 
 export { fromServiceError, toServiceError } from './grpc-status.js';
 
+/** A generated message type's encoder (ts-proto's `X.encode`). */
+export interface MessageEncoder<T> {
+  encode(message: T): { finish(): Uint8Array };
+}
+
+/**
+ * V8 keeps a typed array of up to this many bytes on its heap; reading `.buffer` of one moves
+ * its bytes to a new off-heap store, which costs more than copying them into Buffer's pool.
+ */
+const IN_HEAP_MAX_BYTES = 64;
+
+/**
+ * The encoded bytes as a Buffer, copied only when small. The generated serializers' `Buffer.from(u8)`
+ * copies every response once more before grpc-js copies it into its frame; measured (CPU per
+ * serialize): a wrap saves 5-15% from ~100 B up, and costs ~15% on a 28 B PutResponse, hence both.
+ */
+export function encodedBuffer(u8: Uint8Array): Buffer {
+  return u8.byteLength <= IN_HEAP_MAX_BYTES ? Buffer.from(u8) : Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
+}
+
+// `any`: a definition's serializers take its own message types (parameters are contravariant).
+type Methods = Record<string, grpc.MethodDefinition<any, any>>;
+type ResponseOf<M> = M extends { responseDeserialize: (b: Buffer) => infer R } ? R : never;
+
+/**
+ * A generated service definition whose response serializers skip the generated code's second
+ * copy (encodedBuffer); the bytes are the same. `encoders`: each method's response type, all
+ * of them (the generated definitions do not name it; the compiler checks every one matches).
+ */
+export function withoutResponseCopies<D extends Methods>(def: D, encoders: { [K in keyof D]: MessageEncoder<ResponseOf<D[K]>> }): D {
+  const out: Methods = {};
+  for (const [name, m] of Object.entries(def)) {
+    const enc = encoders[name as keyof D];
+    out[name] = { ...m, responseSerialize: (v: ResponseOf<D[keyof D]>) => encodedBuffer(enc.encode(v).finish()) };
+  }
+  return out as D;
+}
+
 export type Handler<Req, Res> = (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
 
 /**

@@ -3,23 +3,23 @@
 import type * as grpc from '@grpc/grpc-js';
 import {
   type CompactionRequest,
-  type CompactionResponse,
+  CompactionResponse,
   type DeleteRangeRequest,
-  type DeleteRangeResponse,
+  DeleteRangeResponse,
   KVService,
   type PutRequest,
-  type PutResponse,
+  PutResponse,
   type RangeRequest,
-  type RangeResponse,
+  RangeResponse,
   type TxnRequest,
-  type TxnResponse,
+  TxnResponse,
 } from '../gen/etcd/rpc.js';
 import { checkDelete, checkPut, checkRange, checkTxn, doRangeAsync, applyTxn, txnIsReadOnly } from '../kv/kv-ops.js';
 import { Errors } from '../kv/errors.js';
 import * as authCheck from '../auth/apply-checks.js';
 import { authOf } from '../auth/frontend.js';
 import { type EtcdServer, yieldToEventLoop } from '../server/etcd-server.js';
-import { unary } from './grpc-util.js';
+import { unary, withoutResponseCopies } from './grpc-util.js';
 import { encodeRangeResponseInSlices, usingPreEncoded } from './sliced-encoding.js';
 
 export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedServiceImplementation] {
@@ -68,9 +68,16 @@ export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedService
     await auth.requireAdmin(call);
     return auth.propose(call, 'compaction', req);
   };
+  const def = withoutResponseCopies(KVService, {
+    range: RangeResponse,
+    put: PutResponse,
+    deleteRange: DeleteRangeResponse,
+    txn: TxnResponse,
+    compact: CompactionResponse,
+  });
   return [
     // Range's serializer sends responses encoded in slices beforehand as they are.
-    { ...KVService, range: { ...KVService.range, responseSerialize: usingPreEncoded(KVService.range.responseSerialize) } },
+    { ...def, range: { ...def.range, responseSerialize: usingPreEncoded(def.range.responseSerialize) } },
     {
       range: unary(s, range, { learnerOk: true }),
       put: unary(s, put),

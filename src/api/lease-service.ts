@@ -5,20 +5,20 @@
 import * as grpc from '@grpc/grpc-js';
 import {
   type LeaseGrantRequest,
-  type LeaseGrantResponse,
+  LeaseGrantResponse,
   type LeaseKeepAliveRequest,
-  type LeaseKeepAliveResponse,
-  type LeaseLeasesResponse,
+  LeaseKeepAliveResponse,
+  LeaseLeasesResponse,
   type LeaseRevokeRequest,
-  type LeaseRevokeResponse,
+  LeaseRevokeResponse,
   LeaseService,
   type LeaseTimeToLiveRequest,
-  type LeaseTimeToLiveResponse,
+  LeaseTimeToLiveResponse,
 } from '../gen/etcd/rpc.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { randomInt63 } from '../util/ids.js';
 import { authOf } from '../auth/frontend.js';
-import { guardStream, toServiceError, unary } from './grpc-util.js';
+import { guardStream, toServiceError, unary, withoutResponseCopies } from './grpc-util.js';
 import { LeaderClient } from './leader-client.js';
 
 export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedServiceImplementation] {
@@ -101,7 +101,13 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
   };
 
   return [
-    LeaseService,
+    withoutResponseCopies(LeaseService, {
+      leaseGrant: LeaseGrantResponse,
+      leaseRevoke: LeaseRevokeResponse,
+      leaseKeepAlive: LeaseKeepAliveResponse,
+      leaseTimeToLive: LeaseTimeToLiveResponse,
+      leaseLeases: LeaseLeasesResponse,
+    }),
     {
       leaseGrant: unary(s, grant),
       leaseRevoke: unary(s, revoke),

@@ -4,23 +4,23 @@ import type * as grpc from '@grpc/grpc-js';
 import {
   type AlarmRequest,
   AlarmRequest_AlarmAction,
-  type AlarmResponse,
-  type DefragmentResponse,
+  AlarmResponse,
+  DefragmentResponse,
   type HashKVRequest,
-  type HashKVResponse,
-  type HashResponse,
+  HashKVResponse,
+  HashResponse,
   MaintenanceService,
   type MoveLeaderRequest,
-  type MoveLeaderResponse,
-  type SnapshotResponse,
-  type StatusResponse,
+  MoveLeaderResponse,
+  SnapshotResponse,
+  StatusResponse,
 } from '../gen/etcd/rpc.js';
 import { authOf } from '../auth/frontend.js';
 import { Errors } from '../kv/errors.js';
 import { alarmName } from '../server/alarms.js';
 import { API_VERSION, type EtcdServer, yieldToEventLoop } from '../server/etcd-server.js';
 import { etcdSnapshotOfMachine, rechunk } from '../backup/member-backup.js';
-import { guardStream, toServiceError, unary } from './grpc-util.js';
+import { guardStream, toServiceError, unary, withoutResponseCopies } from './grpc-util.js';
 
 export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, grpc.UntypedServiceImplementation] {
   const hdr = () => s.header(s.sm.store.currentRev);
@@ -110,7 +110,16 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
     pump();
   };
   return [
-    MaintenanceService,
+    // Snapshot chunks are 64 KiB: each is sent without a second copy.
+    withoutResponseCopies(MaintenanceService, {
+      alarm: AlarmResponse,
+      status: StatusResponse,
+      defragment: DefragmentResponse,
+      hash: HashResponse,
+      hashKv: HashKVResponse,
+      snapshot: SnapshotResponse,
+      moveLeader: MoveLeaderResponse,
+    }),
     {
       alarm: unary(s, alarm),
       status: unary(s, status, { learnerOk: true }),

@@ -2,13 +2,13 @@
 
 import * as grpc from '@grpc/grpc-js';
 import type { Event } from '../gen/etcd/kv.js';
-import { WatchCreateRequest_FilterType, type WatchRequest, type WatchResponse, WatchService } from '../gen/etcd/rpc.js';
+import { WatchCreateRequest_FilterType, type WatchRequest, WatchResponse, WatchService } from '../gen/etcd/rpc.js';
 import { EtcdError } from '../kv/errors.js';
 import { type Watcher, deliverByRevision } from '../kv/watch-hub.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { checkRange } from '../auth/apply-checks.js';
 import { authOf } from '../auth/frontend.js';
-import { guardStream, toServiceError } from './grpc-util.js';
+import { guardStream, toServiceError, withoutResponseCopies } from './grpc-util.js';
 
 /** What etcd 3.4 puts in cancel_reason for a watch on keys the caller may not read. */
 const WATCH_PERMISSION_DENIED = 'rpc error: code = PermissionDenied desc = etcdserver: permission denied';
@@ -129,5 +129,5 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
     call.on('error', cleanup);
     call.on('cancelled', cleanup);
   };
-  return [WatchService, { watch }];
+  return [withoutResponseCopies(WatchService, { watch: WatchResponse }), { watch }];
 }

@@ -346,10 +346,28 @@ function checkTxnPath(w: WriteTxn, store: MvccStore, req: TxnRequest, path: read
  * Applies a txn inside a write transaction. Everything that can fail is checked first, so a
  * txn that answers an error has written nothing; anything that still throws later is rolled
  * back by MvccStore.write (all or nothing).
+ *
+ * `respond` false: nobody reads the response (a member applying another's request), so only
+ * the writes are made, the same ones in the same order, and `responses` is left empty. Its
+ * ranges are skipped: reads change nothing, and what could make them fail (a future or
+ * compacted revision) is checked above for both.
  */
-export function applyTxn(w: WriteTxn, store: MvccStore, req: TxnRequest, header: () => RangeResponse['header']): Omit<TxnResponse, 'header'> {
+export function applyTxn(
+  w: WriteTxn,
+  store: MvccStore,
+  req: TxnRequest,
+  header: () => RangeResponse['header'],
+  respond = true,
+): Omit<TxnResponse, 'header'> {
   const path = txnPath(w, req);
   checkTxnPath(w, store, req, path);
+  if (!respond) {
+    forEachOpOnPath(req, path, (op) => {
+      if (op.requestPut) applyPut(w, store, op.requestPut);
+      else if (op.requestDeleteRange) w.deleteRange(op.requestDeleteRange.key, op.requestDeleteRange.rangeEnd);
+    });
+    return { succeeded: path[0]!, responses: [] };
+  }
   return applyTxnPath(w, store, req, header, path, { i: 0 });
 }
 

@@ -296,6 +296,26 @@ export class RawNode {
     };
   }
 
+  // Single fields of basicStatus(), read-only, for a driver that reads one on every request
+  // (a response header's term, the commit index, the leader, learner or not) without making
+  // the whole status object for it.
+
+  get term(): number {
+    return this.raft.term;
+  }
+
+  get committed(): number {
+    return this.raft.raftLog.committed;
+  }
+
+  get lead(): NodeId {
+    return this.raft.lead;
+  }
+
+  get isLearner(): boolean {
+    return this.raft.isLearner;
+  }
+
   /** The leader's view of a member's replication: its match index (undefined if unknown). */
   matchOf(id: NodeId): number | undefined {
     return this.raft.trk.progress.get(id)?.match;

@@ -8,7 +8,9 @@
 //   3. Only then send `messagesAfterPersist`: they acknowledge entries or votes (MsgAppResp,
 //      MsgVoteResp), or ask for votes in a term that must not be forgotten (MsgVote).
 //   4. Apply `snapshot` then `committedEntries` to the state machine; answer `readStates` once
-//      the applied index reaches each one's index.
+//      the applied index reaches each one's index. Committed entries below the first of
+//      `entries` were persisted by an earlier Ready and may be applied (and, once all are,
+//      `readStates` answered) while step 2 is still under way, if there is no `snapshot`.
 //   5. Call advance(rd). Until then, ready() is not called again (step/tick/propose are fine).
 
 import type { Entry, HardState, Message, ReadState, Snapshot, SoftState } from './types.js';

@@ -132,7 +132,7 @@ export class EtcdServer {
   }
 
   header(revision: bigint): ResponseHeader {
-    return { clusterId: this.clusterId, memberId: this.id, revision, raftTerm: BigInt(this.node?.raw.basicStatus().term ?? 0) };
+    return { clusterId: this.clusterId, memberId: this.id, revision, raftTerm: BigInt(this.node?.raw.term ?? 0) };
   }
 
   // ------------------------------------------------------------------ life cycle
@@ -261,10 +261,13 @@ export class EtcdServer {
     if (ss.lead !== NONE) this.duties.maybePublish();
   }
 
+  /** Only a request of this member that a caller still waits on needs its response built. */
+  private readonly responseWanted = (proposer: bigint, id: bigint): boolean => proposer === this.id && this.proposals.isWaiting(id);
+
   private apply(ents: Entry[]): void {
     for (const e of ents) {
       if (e.type === EntryType.Normal) {
-        const { id, outcome, duplicate } = this.sm.applyNormal(e);
+        const { id, outcome, duplicate } = this.sm.applyNormal(e, this.responseWanted);
         if (id !== 0n) this.proposals.settle(id, outcome);
         if (duplicate) this.metrics?.duplicatesSkipped.inc();
         continue;
@@ -376,7 +379,7 @@ export class EtcdServer {
   }
 
   leader(): bigint {
-    return this.node.raw.basicStatus().lead;
+    return this.node.raw.lead;
   }
 
   isLeader(): boolean {
@@ -384,15 +387,15 @@ export class EtcdServer {
   }
 
   isLearner(): boolean {
-    return this.node.raw.basicStatus().isLearner;
+    return this.node.raw.isLearner;
   }
 
   committedIndex(): number {
-    return this.node.raw.basicStatus().commit;
+    return this.node.raw.committed;
   }
 
   term(): number {
-    return this.node.raw.basicStatus().term;
+    return this.node.raw.term;
   }
 
   leaderClientUrl(): string | undefined {

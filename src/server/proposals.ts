@@ -101,23 +101,32 @@ export class Proposals {
     }
   }
 
+  /** Whether a caller here still waits on request `id` (else applying it needs no response). */
+  isWaiting(id: bigint): boolean {
+    return this.wait.has(id);
+  }
+
   /** The state machine applied request `id` (proposed here) with this outcome. */
   settle(id: bigint, outcome: ApplyOutcome): void {
     this.wait.trigger(id, outcome);
   }
 
-  /** Hands a waiting proposal to Raft; false if it was not (settled, no leader, dropped). */
+  /**
+   * Hands a waiting proposal to Raft (queued for this turn's batch); false if it was not
+   * (settled, no leader). One Raft refuses is proposed again 50 ms later.
+   */
   private proposeData(p: Pending): boolean {
     // Answered or timed out meanwhile: its id is settled, proposing it again would be wasted.
     if (this.stopped || !this.inflight.has(p.id)) return false;
     // No leader yet: the proposal waits in `inflight` and goes out when one is known.
-    if (this.node.raw.basicStatus().lead === NONE) return false;
+    if (this.node.raw.lead === NONE) return false;
     p.proposedAt = this.clock.now();
-    try {
-      this.node.propose(p.data);
-    } catch (e) {
-      if (!(e instanceof ErrProposalDropped)) throw e;
-      // Dropped here (this node leads and is transferring leadership, or just lost it): retry
+    this.node.propose(p.data, (e) => {
+      if (!(e instanceof ErrProposalDropped)) {
+        this.wait.fail(p.id, e);
+        return;
+      }
+      // Dropped (this node leads and is transferring leadership, or just lost it): retry
       // shortly, within the request timeout.
       this.clock.setTimeout(() => {
         try {
@@ -128,8 +137,7 @@ export class Proposals {
           this.logger.warn(`proposal ${p.id} could not be proposed again: ${(err as Error).message}`);
         }
       }, 50);
-      return false;
-    }
+    });
     return true;
   }
 

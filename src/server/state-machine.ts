@@ -102,6 +102,16 @@ export type RequestResult = RequestResults[RequestKind] | Record<string, never>;
 
 export type ApplyOutcome = { ok: true; value: RequestResult } | { ok: false; error: EtcdError };
 
+/**
+ * Whether anyone waits on the response to request `id` of member `proposer`: when not, applying
+ * it builds none (the writes and the success or failure are the same either way).
+ */
+export type ResponseWanted = (proposer: bigint, id: bigint) => boolean;
+
+const ALWAYS: ResponseWanted = () => true;
+/** The answer to a request applied without building its response (nobody reads it). */
+const UNREAD: RequestResult = {};
+
 export interface AppliedConfChange {
   cc: ConfChangeV2;
   member?: MemberInfo;
@@ -137,8 +147,11 @@ export class StateMachine {
     return { ...this.header(), revision: this.store.currentRev };
   }
 
-  /** Applies a normal entry. Returns the request id (0 for none) and its outcome. */
-  applyNormal(e: Entry): { id: bigint; outcome: ApplyOutcome; duplicate?: true } {
+  /**
+   * Applies a normal entry. Returns the request id (0 for none) and its outcome; the outcome's
+   * value is an empty stand-in when `wanted` says nobody waits on it (its state change is not).
+   */
+  applyNormal(e: Entry, wanted: ResponseWanted = ALWAYS): { id: bigint; outcome: ApplyOutcome; duplicate?: true } {
     this.appliedIndex = e.index;
     if (e.data.length === 0) return { id: 0n, outcome: { ok: true, value: {} } }; // leader no-op
     const req = InternalRequest.decode(e.data);
@@ -153,14 +166,15 @@ export class StateMachine {
         break;
     }
     try {
-      return { id: req.id, outcome: { ok: true, value: this.applyRequest(req) } };
+      return { id: req.id, outcome: { ok: true, value: this.applyRequest(req, wanted(req.proposer, req.id)) } };
     } catch (err) {
       if (err instanceof EtcdError) return { id: req.id, outcome: { ok: false, error: err } };
       throw err;
     }
   }
 
-  private applyRequest(req: InternalRequest): RequestResult {
+  /** `respond` false: the hot write kinds skip building their response (see applyNormal). */
+  private applyRequest(req: InternalRequest, respond: boolean): RequestResult {
     const s = this.store;
     // A raised alarm refuses writes here, where every member decides alike (etcd's
     // applierV3Corrupt and applierV3Capped).
@@ -173,15 +187,19 @@ export class StateMachine {
     if (req.put) {
       const put = req.put;
       const r = s.write((w) => applyPut(w, s, put));
-      return { header: this.hdr(), ...r };
+      return respond ? { header: this.hdr(), ...r } : UNREAD;
     }
     if (req.deleteRange) {
       const del = req.deleteRange;
       const r = s.write((w) => applyDelete(w, del));
-      return { header: this.hdr(), ...r };
+      return respond ? { header: this.hdr(), ...r } : UNREAD;
     }
     if (req.txn) {
       const txn = req.txn;
+      if (!respond) {
+        s.write((w) => applyTxn(w, s, txn, () => undefined, false));
+        return UNREAD;
+      }
       // Sub-response headers carry the revision the txn produced, so they are filled after.
       const subHeaders: ResponseHeader[] = [];
       const mk = (): ResponseHeader => {

@@ -22,6 +22,10 @@ export class Wait<T> {
     return true;
   }
 
+  has(id: bigint): boolean {
+    return this.waiters.has(id);
+  }
+
   fail(id: bigint, e: Error): void {
     const w = this.waiters.get(id);
     if (!w) return;

@@ -12,7 +12,10 @@ import type { Entry, HardState, Snapshot } from '../raft/index.js';
 export interface LogStore {
   /** Appends entries and a HardState in one write; fsyncs if `sync`. */
   save(hardState: HardState | undefined, entries: readonly Entry[], sync: boolean): Promise<void>;
-  /** Queues a HardState whose only change is the commit index (Raft does not need it durable). */
+  /**
+   * Keeps a HardState whose only change is the commit index (Raft does not need it durable);
+   * it may be written a little later, with the next write, and may be lost in a crash.
+   */
   saveNoWait(hardState: HardState): void;
   /** Records that a snapshot at (index, term) is on disk, durably. */
   saveSnapshotMark(index: number, term: number): Promise<void>;

@@ -1,9 +1,11 @@
 // Raft messages between peers over gRPC.
 //
 // Each peer gets one long-lived client stream (RaftPeer.Stream). Messages produced in one event
-// loop turn are batched into a single MessageBatch frame. A broken stream is reported to Raft
-// (reportUnreachable), its queued messages are dropped (Raft retransmits), and the stream is
-// re-established with exponential backoff. Snapshots travel separately in chunks
+// loop turn are batched into a single MessageBatch frame, encoded and decoded by peer-wire.ts
+// straight from and into the core's messages (no BigInt, each entry encoded once, received
+// entries not copied); snapshot chunks and the member list keep the generated code. A broken
+// stream is reported to Raft (reportUnreachable), its queued messages are dropped (Raft
+// retransmits), and the stream is re-established with exponential backoff. Snapshots travel separately in chunks
 // (RaftPeer.InstallSnapshot) with a CRC over the whole image; the receiver steps the MsgSnap
 // only once the image is complete and verified, and the sender reports the outcome to Raft.
 // Every call carries the cluster id; a peer of another cluster is refused and logged.
@@ -19,7 +21,6 @@ import * as grpc from '@grpc/grpc-js';
 import { crc32 } from 'node:zlib';
 import {
   type MembersResponse,
-  type MessageBatch,
   RaftPeerClient,
   RaftPeerService,
   type SnapshotAck,
@@ -31,6 +32,7 @@ import { type Message, MessageType } from '../raft/index.js';
 import { type TlsConfig, channelCredentials, checkAllowedCN } from '../util/tls.js';
 import { grpcTarget } from '../util/url.js';
 import { messageFromPb, messageToPb, toBuffer } from './codec.js';
+import { decodeBatch, encodeBatch } from './peer-wire.js';
 import type { Transport, TransportFactory, TransportHandler } from './transport.js';
 
 export type { TransportHandler } from './transport.js';
@@ -53,8 +55,24 @@ export interface PeerTrafficObserver {
 const RTT_PROBE_MS = 5_000;
 const FIRST_RTT_PROBE_MS = 1_000;
 
+/**
+ * The RaftPeer client as the transport uses it: Stream carries MessageBatch frames already
+ * encoded by peer-wire.ts (Buffers, passed through as they are); the other calls keep the
+ * generated (de)serializers.
+ */
+interface PeerClient extends grpc.Client {
+  stream(metadata: grpc.Metadata, callback: (error: grpc.ServiceError | null, response?: StreamAck) => void): grpc.ClientWritableStream<Buffer>;
+  installSnapshot: RaftPeerClient['installSnapshot'];
+  members: RaftPeerClient['members'];
+}
+
+type PeerClientConstructor = new (address: string, credentials: grpc.ChannelCredentials, options?: Partial<grpc.ClientOptions>) => PeerClient;
+
+/** Stream frames are encoded (and decoded) by peer-wire.ts, so gRPC passes the bytes through. */
+const identity = (b: Buffer): Buffer => b;
+
 /** gRPC client definitions whose serializers count the bytes they produce. */
-function countingPeerClient(count: (bytes: number) => void): typeof RaftPeerClient {
+function countingPeerClient(count: (bytes: number) => void): PeerClientConstructor {
   const counted = <T>(serialize: (v: T) => Buffer) => (v: T): Buffer => {
     const b = serialize(v);
     count(b.length);
@@ -62,10 +80,10 @@ function countingPeerClient(count: (bytes: number) => void): typeof RaftPeerClie
   };
   const def = {
     ...RaftPeerService,
-    stream: { ...RaftPeerService.stream, requestSerialize: counted(RaftPeerService.stream.requestSerialize) },
+    stream: { ...RaftPeerService.stream, requestSerialize: counted(identity) },
     installSnapshot: { ...RaftPeerService.installSnapshot, requestSerialize: counted(RaftPeerService.installSnapshot.requestSerialize) },
   };
-  return grpc.makeGenericClientConstructor(def, 'raftkv.RaftPeer') as unknown as typeof RaftPeerClient;
+  return grpc.makeGenericClientConstructor(def, 'raftkv.RaftPeer') as unknown as PeerClientConstructor;
 }
 
 const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
@@ -99,8 +117,8 @@ const channelOptions: grpc.ChannelOptions = {
 const MAX_STREAM_BACKOFF_MS = 250;
 
 class PeerConn {
-  private client: InstanceType<typeof RaftPeerClient>;
-  private stream: grpc.ClientWritableStream<MessageBatch> | undefined;
+  private client: PeerClient;
+  private stream: grpc.ClientWritableStream<Buffer> | undefined;
   private queue: Message[] = [];
   private flushScheduled = false;
   private backoffMs = 0;
@@ -159,7 +177,7 @@ class PeerConn {
     return md;
   }
 
-  private openStream(): grpc.ClientWritableStream<MessageBatch> | undefined {
+  private openStream(): grpc.ClientWritableStream<Buffer> | undefined {
     if (this.stream) return this.stream;
     if (Date.now() < this.retryAt) return undefined;
     const s = this.client.stream(this.metadata(), (err: grpc.ServiceError | null, _ack?: StreamAck) => {
@@ -212,7 +230,9 @@ class PeerConn {
       this.t.handler.reportUnreachable(this.id);
       return;
     }
-    s.write({ messages: rest.map(messageToPb) });
+    // Straight from the core's messages to the frame's bytes; entries already encoded (for
+    // another follower, or an earlier try) are copied in, not encoded again (peer-wire.ts).
+    s.write(encodeBatch(rest));
     // A write only buffers; the peer is back once the channel is really connected. (Until then
     // an outage is logged once, not at every retry.)
     if (this.reportedDown && this.client.getChannel().getConnectivityState(false) === grpc.connectivityState.READY) {
@@ -392,9 +412,11 @@ export class GrpcTransport implements Transport {
   }
 
   /** The RaftPeer service implementation to register on the peer gRPC server. */
-  service(): [typeof RaftPeerService, grpc.UntypedServiceImplementation] {
+  service(): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
     // Received bytes are known where gRPC deserializes, the sender only in the handler: the
-    // deserializer notes each message's size for the handler to report.
+    // deserializer notes each message's size for the handler to report. (Stream frames reach
+    // the handler as the received bytes themselves, decoded there by peer-wire.ts: their size
+    // is their length.)
     const sizes = new WeakMap<object, number>();
     const noting = <T extends object>(deserialize: (b: Buffer) => T) => (b: Buffer): T => {
       const v = deserialize(b);
@@ -407,11 +429,11 @@ export class GrpcTransport implements Transport {
     };
     const def = {
       ...RaftPeerService,
-      stream: { ...RaftPeerService.stream, requestDeserialize: noting(RaftPeerService.stream.requestDeserialize) },
+      stream: { ...RaftPeerService.stream, requestDeserialize: identity },
       installSnapshot: { ...RaftPeerService.installSnapshot, requestDeserialize: noting(RaftPeerService.installSnapshot.requestDeserialize) },
     };
     const impl = {
-      stream: (call: grpc.ServerReadableStream<MessageBatch, StreamAck>, cb: grpc.sendUnaryData<StreamAck>) => {
+      stream: (call: grpc.ServerReadableStream<Buffer, StreamAck>, cb: grpc.sendUnaryData<StreamAck>) => {
         const bad = this.checkCaller(call);
         if (bad) {
           if (bad.includes('has been removed')) this.logger.info(`transport: refused peer stream: ${bad}`);
@@ -420,18 +442,33 @@ export class GrpcTransport implements Transport {
           return;
         }
         const sender = GrpcTransport.sender(call.metadata);
-        call.on('data', (batch: MessageBatch) => {
-          countReceived(sender, batch);
-          for (const pb of batch.messages) {
+        let failed = false;
+        call.on('data', (frame: Buffer) => {
+          if (failed) return;
+          let msgs: Message[];
+          try {
+            // A message that does not decode (e.g. a number above 2^53-1) is dropped alone.
+            msgs = decodeBatch(frame, (e) => this.logger.warn(`transport: dropped a malformed message: ${String(e)}`));
+          } catch (e) {
+            // Not a MessageBatch at all: the call fails, as it did when gRPC's deserializer
+            // refused the frame (INTERNAL), and the sender re-establishes its stream.
+            failed = true;
+            this.logger.warn(`transport: refused a malformed frame from ${sender.toString(16)}: ${String(e)}`);
+            cb({ code: grpc.status.INTERNAL, details: 'Error deserializing request' });
+            return;
+          }
+          this.observer?.received(sender, frame.length);
+          for (const m of msgs) {
             try {
-              const m = messageFromPb(pb);
               if (this.acceptFrom(m, sender, 'a message')) this.handler.step(m);
             } catch (e) {
               this.logger.warn(`transport: dropped a malformed message: ${String(e)}`);
             }
           }
         });
-        call.on('end', () => cb(null, {}));
+        call.on('end', () => {
+          if (!failed) cb(null, {});
+        });
         call.on('error', () => {});
       },
       installSnapshot: (call: grpc.ServerReadableStream<SnapshotChunk, SnapshotAck>, cb: grpc.sendUnaryData<SnapshotAck>) => {
@@ -495,7 +532,7 @@ export class GrpcTransport implements Transport {
       if (!m) cb({ code: grpc.status.UNAVAILABLE, details: 'raftkv: member list not available' });
       else cb(null, m);
     };
-    return [def as typeof RaftPeerService, { ...impl, members }];
+    return [def as grpc.ServiceDefinition, { ...impl, members }];
   }
 
   close(): void {

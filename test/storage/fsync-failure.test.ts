@@ -37,6 +37,11 @@ class FlakyDisk implements SyncCalls {
     this.call('fsyncDir');
     await osSync.fsyncDir(dir);
   }
+
+  async durableWrite(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
+    this.call('durableWrite');
+    await osSync.durableWrite(fh, buf, position);
+  }
 }
 
 const meta = { nodeId: 1n, clusterId: 2n };
@@ -103,6 +108,29 @@ describe('a failed fsync is fatal', () => {
     await assert.rejects(w2.close(), isFatal);
     rmSync(dir, { recursive: true });
     rmSync(dir2, { recursive: true });
+  });
+
+  it('in the durable (O_DSYNC) write of Wal.save: it and every later call reject, and nothing more is written', async () => {
+    const dir = tmp();
+    const disk = new FlakyDisk();
+    const w = await Wal.create(dir, meta, { logger: silentLogger, segmentBytes: 64 * 1024, sync: disk });
+    await w.save({ term: 1, vote: 1n, commit: 0 }, [ent(1), ent(2)], true);
+    disk.failing = 'durableWrite';
+    const failed = await w.save(undefined, [ent(3)], true).then(
+      () => assert.fail('save resolved'),
+      (e: unknown) => e,
+    );
+    assert.ok(isFatal(failed), String(failed));
+    disk.failing = undefined;
+    const calls = disk.calls;
+    const before = contents(dir);
+    w.saveNoWait({ term: 1, vote: 1n, commit: 2 });
+    await assert.rejects(w.save(undefined, [ent(3)], true), (e) => e === failed);
+    await assert.rejects(w.saveSnapshotMark(2, 1), (e) => e === failed);
+    await w.close();
+    assert.deepEqual(contents(dir), before);
+    assert.equal(disk.calls, calls, 'no write or fsync after the failure');
+    rmSync(dir, { recursive: true });
   });
 
   for (const kind of ['fsync', 'fsyncDir'] as const) {

@@ -22,6 +22,13 @@ function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'raftkv-wal-'));
 }
 
+/** The HardState a restart would find in `dir` (what a process crash leaves of it). */
+async function hardStateOnDisk(dir: string) {
+  const r = await Wal.open(dir, small);
+  await r.wal.close();
+  return r.contents.hardState;
+}
+
 describe('WAL', () => {
   it('round-trips entries, HardState and 64-bit metadata', async () => {
     const dir = tmp();
@@ -38,6 +45,44 @@ describe('WAL', () => {
       [2, 1, 'e2'],
       [3, 2, 'e3'],
     ]);
+    rmSync(dir, { recursive: true });
+  });
+
+  it('a commit-only HardState rides with the next write, or goes by itself when none comes', async () => {
+    const dir = tmp();
+    const w = await Wal.create(dir, meta, small);
+    await w.save({ term: 1, vote: 1n, commit: 0 }, [ent(1, 1), ent(2, 1)], true);
+    const seg = join(dir, readdirSync(dir)[0]!);
+    const end = dataEnd(readFileSync(seg));
+    w.saveNoWait({ term: 1, vote: 1n, commit: 1 });
+    w.saveNoWait({ term: 1, vote: 1n, commit: 2 });
+    await w.save(undefined, [], false); // nothing to write: the pending one stays pending
+    await new Promise((r) => setImmediate(r)); // (a write queued at once would have started)
+    assert.equal(dataEnd(readFileSync(seg)), end, 'no write for a commit index alone, at once');
+    // The next write carries it after its entries...
+    await w.save(undefined, [ent(3, 1)], true);
+    let r = await Wal.open(dir, small);
+    await r.wal.close();
+    assert.deepEqual(r.contents.hardState, { term: 1, vote: 1n, commit: 2 });
+    // ...a snapshot mark carries it before the mark (so replay never sees a commit below the
+    // snapshot)...
+    w.saveNoWait({ term: 1, vote: 1n, commit: 3 });
+    await w.saveSnapshotMark(3, 1);
+    r = await Wal.open(dir, small);
+    await r.wal.close();
+    assert.deepEqual(r.contents.hardState, { term: 1, vote: 1n, commit: 3 });
+    assert.deepEqual(r.contents.snapshot, { index: 3, term: 1 });
+    // ...with no write coming, it goes by itself (a member killed while idle keeps it)...
+    await w.save(undefined, [ent(4, 1), ent(5, 1)], true);
+    w.saveNoWait({ term: 1, vote: 1n, commit: 4 });
+    for (let i = 0; i < 500 && (await hardStateOnDisk(dir)).commit !== 4; i++) {
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    assert.deepEqual(await hardStateOnDisk(dir), { term: 1, vote: 1n, commit: 4 });
+    // ...and close writes what is left.
+    w.saveNoWait({ term: 1, vote: 1n, commit: 5 });
+    await w.close();
+    assert.deepEqual(await hardStateOnDisk(dir), { term: 1, vote: 1n, commit: 5 });
     rmSync(dir, { recursive: true });
   });
 

@@ -1,0 +1,108 @@
+// The write path's shortcuts, on complete in-process members (test/support/inproc-cluster.ts):
+//  - proposals made in one event-loop turn reach Raft together: each follower gets one MsgApp
+//    for all of them and answers with one MsgAppResp (not one of each per request);
+//  - committed entries already in the leader's log are applied — and their clients answered —
+//    while the leader is still writing the next batch of new entries (etcd applies before
+//    storage.Save returns); entries still being written are never applied before they are
+//    durable.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { type Entry, type HardState, MessageType } from '../../src/raft/index.js';
+import { type InProcCluster, parts, withCluster } from '../support/inproc-cluster.js';
+
+const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/** Runs event-loop turns until `cond` holds (at most `turns`); false if it never did. */
+async function turnsUntil(cond: () => boolean, turns = 2000): Promise<boolean> {
+  for (let i = 0; i < turns; i++) {
+    if (cond()) return true;
+    await nextTurn();
+  }
+  return cond();
+}
+
+/** Holds the WAL writes of one member until released (a slow disk, under the test's control). */
+function gateWal(c: InProcCluster, name: string): { release(): void; waiting(): number } {
+  const wal = parts(c.member(name).server).node.wal;
+  const save = wal.save.bind(wal);
+  let open: () => void = () => {};
+  const gate = new Promise<void>((r) => (open = r));
+  let waiting = 0;
+  wal.save = async (hs: HardState | undefined, ents: readonly Entry[], sync: boolean) => {
+    waiting++;
+    await gate;
+    return save(hs, ents, sync);
+  };
+  return { release: () => open(), waiting: () => waiting };
+}
+
+describe('write path', () => {
+  it('proposals made in one turn travel to each follower as one MsgApp, acknowledged by one MsgAppResp', async () => {
+    await withCluster({ size: 3, seed: 11 }, async (c) => {
+      const L = await c.waitIdle();
+      const apps = c.net.counter((m) => m.type === MessageType.MsgApp && m.from === L.id && m.entries.length > 0);
+      const resps = c.net.counter((m) => m.type === MessageType.MsgAppResp && m.to === L.id);
+      const N = 20;
+      const puts = Array.from({ length: N }, (_, i) => c.put(L, `k${i}`, `v${i}`));
+      await c.settle();
+      for (const p of puts) await c.run(p);
+      // One append per follower for the 20 entries (one per entry before batching: 40).
+      assert.equal(apps.sent, 2, `MsgApps with entries sent: ${apps.sent}`);
+      // One answer per append, plus those to the commit index's own MsgApp if any.
+      assert.ok(resps.sent <= 4, `MsgAppResps: ${resps.sent}`);
+      for (const m of c.running()) assert.equal(c.get(m, 'k19')?.value.toString(), 'v19');
+    });
+  });
+
+  it('a proposal queued behind a conf change proposed later in the same turn keeps its place', async () => {
+    await withCluster({ size: 3, seed: 12 }, async (c) => {
+      const L = await c.waitIdle();
+      const before = parts(L.server).node.storage.lastIndex();
+      const put = c.put(L, 'first', 'x');
+      const added = L.server.members.add([c.peerUrlOf('n4')], true);
+      added.catch(() => {});
+      const log = parts(L.server).node.raw.inspect().raftLog;
+      // Both in the log at once, the put first.
+      assert.equal(log.lastIndex(), before + 2);
+      await c.run(put);
+      await c.run(added);
+    });
+  });
+
+  it("committed entries are applied and answered while the leader's next write is still on its way to disk", async () => {
+    await withCluster({ size: 3, seed: 13 }, async (c) => {
+      const L = await c.waitIdle();
+      await c.run(c.put(L, 'warm', 'up'));
+      // A is written by every member, but its commit is not known yet: the followers' acks wait.
+      const acks = c.net.hold((m) => m.type === MessageType.MsgAppResp && m.to === L.id);
+      let aDone = false;
+      const a = c.put(L, 'a', '1').then((r) => {
+        aDone = true;
+        return r;
+      });
+      await c.settle();
+      assert.ok(acks.caught >= 1, 'the acks of A were held');
+      assert.equal(aDone, false);
+      // The leader's disk stalls from now on. In one turn: the acks arrive (A commits) and B is
+      // proposed, so the leader's next Ready carries A to apply and B to write.
+      const gate = gateWal(c, L.name);
+      acks.end();
+      c.net.deliver();
+      let bDone = false;
+      const b = c.put(L, 'b', '2').then((r) => {
+        bDone = true;
+        return r;
+      });
+      assert.ok(await turnsUntil(() => aDone), 'A was answered while the write of B was held');
+      assert.ok(gate.waiting() >= 1, "B's write is held");
+      assert.equal(c.get(L, 'b'), undefined, 'B is not applied: it is not committed');
+      assert.equal(bDone, false);
+      gate.release();
+      await c.settle();
+      await c.run(a);
+      await c.run(b);
+      assert.equal(c.get(L, 'b')?.value.toString(), '2');
+    });
+  });
+});
