@@ -148,23 +148,24 @@ export async function profileExperiment(o: { clients: number; ops: number; reads
     [leader, cpu[lead]! / r.ops],
     [follower, cpu[fol]! / r.ops],
   ]);
-  const perOpOf = (ms: number, s: ProfileSummary) => Number(((ms / s.busyMs) * cpuPerOp.get(s)!).toFixed(4));
+  // Microseconds of CPU per operation.
+  const perOpOf = (ms: number, s: ProfileSummary) => Number(((ms / s.busyMs) * cpuPerOp.get(s)! * 1000).toFixed(1));
   const pct = (ms: number, s: ProfileSummary) => Number(((100 * ms) / s.busyMs).toFixed(1));
   const cats = [...new Set([...leader.byCategory.keys(), ...follower.byCategory.keys()])].sort(
     (a, b) => (leader.byCategory.get(b) ?? 0) - (leader.byCategory.get(a) ?? 0),
   );
   const rows: Row[] = cats.map((c) => ({
     category: c,
-    'leader ms/op': perOpOf(leader.byCategory.get(c) ?? 0, leader),
+    'leader µs/op': perOpOf(leader.byCategory.get(c) ?? 0, leader),
     'leader %': pct(leader.byCategory.get(c) ?? 0, leader),
-    'follower ms/op': perOpOf(follower.byCategory.get(c) ?? 0, follower),
+    'follower µs/op': perOpOf(follower.byCategory.get(c) ?? 0, follower),
     'follower %': pct(follower.byCategory.get(c) ?? 0, follower),
   }));
-  rows.push({ category: 'CPU (total, /proc)', 'leader ms/op': perOpOf(leader.busyMs, leader), 'leader %': 100, 'follower ms/op': perOpOf(follower.busyMs, follower), 'follower %': 100 });
+  rows.push({ category: 'CPU (total, /proc)', 'leader µs/op': perOpOf(leader.busyMs, leader), 'leader %': 100, 'follower µs/op': perOpOf(follower.busyMs, follower), 'follower %': 100 });
   const what = `${o.reads ? 'linearizable gets' : 'puts'} x${o.clients}, ${r.ops} ops at ${Math.round(r.opsPerSec)} ops/s`;
   let md = printTable(`CPU profile of a 3-member raftkv cluster: ${what}`, rows);
   for (const [name, s] of [['leader', leader], ['follower', follower]] as const) {
-    const top = s.topFunctions.map((f) => ({ function: f.name, 'ms/op': perOpOf(f.ms, s), '%': pct(f.ms, s) }));
+    const top = s.topFunctions.map((f) => ({ function: f.name, 'µs/op': perOpOf(f.ms, s), '%': pct(f.ms, s) }));
     md += `\n${printTable(`top functions (self time), ${name}`, top)}`;
   }
   console.log(`raw profiles: ${dir}`);
@@ -172,10 +173,10 @@ export async function profileExperiment(o: { clients: number; ops: number; reads
     o.reads ? 'profile-gets' : 'profile',
     { clients: o.clients, ops: r.ops, opsPerSec: r.opsPerSec, dir },
     rows.filter((x) => x.category !== 'CPU (total, /proc)').flatMap((x) => [
-      { category: x.category as string, member: 'leader', 'ms/op': x['leader ms/op'] as number },
-      { category: x.category as string, member: 'follower', 'ms/op': x['follower ms/op'] as number },
+      { category: x.category as string, member: 'leader', 'µs/op': x['leader µs/op'] as number },
+      { category: x.category as string, member: 'follower', 'µs/op': x['follower µs/op'] as number },
     ]),
-    { title: `CPU ms per operation by layer (${what})`, mark: 'bar', x: { field: 'member', type: 'nominal' }, y: { field: 'ms/op', type: 'quantitative' }, color: { field: 'category', type: 'nominal' } },
+    { title: `CPU µs per operation by layer (${what})`, mark: 'bar', x: { field: 'member', type: 'nominal' }, y: { field: 'µs/op', type: 'quantitative' }, color: { field: 'category', type: 'nominal' } },
     md,
   );
 }
