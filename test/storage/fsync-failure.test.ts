@@ -57,6 +57,19 @@ function contents(dir: string): Map<string, Buffer> {
   return new Map(readdirSync(dir).map((n) => [n, readFileSync(join(dir, n))]));
 }
 
+/** Makes `kind` fail, runs `op` (which must reject with a fatal error), and heals the disk. */
+async function failWith(disk: FlakyDisk, kind: keyof SyncCalls, op: () => Promise<unknown>): Promise<unknown> {
+  disk.failing = kind;
+  const failed = await op().then(
+    () => assert.fail(`resolved although ${kind} failed`),
+    (e: unknown) => e,
+  );
+  assert.ok(isFatal(failed), String(failed));
+  // The disk works again, but the pages the failed write or fsync held may be gone.
+  disk.failing = undefined;
+  return failed;
+}
+
 const isFatal = (e: unknown): boolean => e instanceof FatalStorageError && /EIO/.test(e.message) && (e.cause as { code?: string }).code === 'EIO';
 
 describe('a failed fsync is fatal', () => {
@@ -65,14 +78,7 @@ describe('a failed fsync is fatal', () => {
     const disk = new FlakyDisk();
     const w = await Wal.create(dir, meta, { logger: silentLogger, segmentBytes: 64 * 1024, sync: disk });
     await w.save({ term: 1, vote: 1n, commit: 1 }, [ent(1), ent(2)], true);
-    disk.failing = 'datasync';
-    const failed = await w.saveSnapshotMark(2, 1).then(
-      () => assert.fail('saveSnapshotMark resolved'),
-      (e: unknown) => e,
-    );
-    assert.ok(isFatal(failed), String(failed));
-    // The disk works again, but the pages the failed fsync was writing may be gone.
-    disk.failing = undefined;
+    const failed = await failWith(disk, 'datasync', () => w.saveSnapshotMark(2, 1));
     const calls = disk.calls;
     const before = contents(dir);
     w.saveNoWait({ term: 1, vote: 1n, commit: 2 });
@@ -115,13 +121,7 @@ describe('a failed fsync is fatal', () => {
     const disk = new FlakyDisk();
     const w = await Wal.create(dir, meta, { logger: silentLogger, segmentBytes: 64 * 1024, sync: disk });
     await w.save({ term: 1, vote: 1n, commit: 0 }, [ent(1), ent(2)], true);
-    disk.failing = 'durableWrite';
-    const failed = await w.save(undefined, [ent(3)], true).then(
-      () => assert.fail('save resolved'),
-      (e: unknown) => e,
-    );
-    assert.ok(isFatal(failed), String(failed));
-    disk.failing = undefined;
+    const failed = await failWith(disk, 'durableWrite', () => w.save(undefined, [ent(3)], true));
     const calls = disk.calls;
     const before = contents(dir);
     w.saveNoWait({ term: 1, vote: 1n, commit: 2 });
