@@ -23,6 +23,8 @@
 //              raftkv and etcd 3.4 (3 members each)
 //   profile    CPU profiles (node --cpu-prof) of a 3-member cluster's leader and a follower under
 //              puts (or --reads) with --clients N (64), self time summed by layer (bench/profile.ts)
+//   range-stall  put latency from another process during one full Range of --keys N (1 M), raftkv
+//              (lean unary path, and grpc-js only) and etcd (bench/range-stall.ts)
 //   all        every experiment above
 // Every load is bounded in operations and time; only 127.0.0.1 is contacted.
 
@@ -50,6 +52,7 @@ import { decodeSnapshotFile, encodeSnapshotFile } from '../src/storage/snap/snap
 import { emptyConfState } from '../src/raft/index.js';
 import { scaleExperiment } from './scale.js';
 import { profileExperiment } from './profile.js';
+import { rangeStallExperiment } from './range-stall.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -509,7 +512,7 @@ const electionExperiment = (): Promise<void> =>
     targets: values.targets ? (values.targets.split(',') as Array<'raftkv' | 'etcd'>) : undefined,
   });
 
-const experiments: Record<string, () => Promise<void>> = { seed, 'vs-etcd': vsEtcd, size, election: electionExperiment, mix, reads, security, straggler, reconfig, catchup, snapshot, wal, gateway: () => gatewayBench(scale), restore: () => restoreBench(values.ops ? [Number(values.ops)] : QUICK ? [10_000, 100_000] : [100_000, 1_000_000]), scale: () => scaleExperiment({ quick: QUICK, sizes: values.keys?.split(',').map(Number) }), profile: () => profileExperiment({ clients: Number(values.clients ?? 64), ops: scale(20_000), reads: values.reads ?? false }) };
+const experiments: Record<string, () => Promise<void>> = { seed, 'vs-etcd': vsEtcd, size, election: electionExperiment, mix, reads, security, straggler, reconfig, catchup, snapshot, wal, gateway: () => gatewayBench(scale), restore: () => restoreBench(values.ops ? [Number(values.ops)] : QUICK ? [10_000, 100_000] : [100_000, 1_000_000]), scale: () => scaleExperiment({ quick: QUICK, sizes: values.keys?.split(',').map(Number) }), 'range-stall': () => rangeStallExperiment(values.keys ? Number(values.keys) : QUICK ? 200_000 : 1_000_000), profile: () => profileExperiment({ clients: Number(values.clients ?? 64), ops: scale(20_000), reads: values.reads ?? false }) };
 
 async function main(): Promise<void> {
   const name = positionals[0] ?? 'seed';

@@ -10,6 +10,8 @@
 // public `createConnectionInjector`), after the `:authority` check of ./h2-authority.ts;
 // HTTP/1.1 connections go to a node:http server. The bytes read to classify are put back
 // (`unshift`), so both servers read a native socket: no stream in between on the hot path.
+// The hot unary KV methods are served on the same HTTP/2 connections by ./lean-unary.ts
+// (grpc-js serves the rest).
 
 import type * as grpc from '@grpc/grpc-js';
 import { ServerCredentials } from '@grpc/grpc-js';
@@ -18,6 +20,7 @@ import { type Server as NetServer, type Socket, createServer as createNetServer 
 import { type TLSSocket, createServer as createTlsServer } from 'node:tls';
 import { type TlsSide, isHttps } from '../util/tls.js';
 import { routeH2Connection } from './h2-authority.js';
+import { type LeanMethod, withLeanUnary } from './lean-unary.js';
 
 /** Bytes that tell HTTP/2 from HTTP/1.1: the preface's "PRI". */
 const H2_SNIFF = Buffer.from('PRI', 'latin1');
@@ -44,17 +47,26 @@ export class ClientFrontDoor {
   private readonly listeners: NetServer[] = [];
   private readonly sockets = new Set<Socket>();
   private readonly grpcConnections: grpc.ConnectionInjector;
+  /** Whether the hot unary methods are served by ./lean-unary.ts (grpc-js allowed it). */
+  readonly leanUnary: boolean;
   private readonly http: HttpServer;
 
   constructor(
     grpcServer: grpc.Server,
     httpHandler: (req: IncomingMessage, res: ServerResponse) => void,
-    /** Limits of the HTTP/1.1 side: the largest request head, in bytes. */
-    opts: { maxHeaderBytes?: number } = {},
+    /**
+     * Limits of the HTTP/1.1 side: the largest request head, in bytes. `lean`: the unary methods
+     * served by ./lean-unary.ts instead of grpc-js, on the same connections, and their receive
+     * limit (grpc-js's own for the rest).
+     */
+    opts: { maxHeaderBytes?: number; lean?: { methods: Map<string, LeanMethod>; maxReceiveBytes: number } } = {},
   ) {
     // TLS, where there is any, ends here: grpc-js gets plaintext HTTP/2 over the TLS socket
     // (its auth context still sees the TLSSocket and the client's certificate).
-    this.grpcConnections = grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
+    const inject = (): grpc.ConnectionInjector => grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
+    const lean = opts.lean && opts.lean.methods.size > 0 ? withLeanUnary(grpcServer, opts.lean.methods, opts.lean, inject) : { result: inject(), lean: false };
+    this.grpcConnections = lean.result;
+    this.leanUnary = lean.lean;
     this.http = createHttpServer({ maxHeaderSize: opts.maxHeaderBytes }, httpHandler);
   }
 

@@ -14,7 +14,7 @@ export const SLICED_ENCODING_MIN_KVS = 2000;
 /** RangeResponse.kvs is field 2, length-delimited: tag (2 << 3) | 2. */
 const KVS_TAG = 0x12;
 
-type Encoded = { [ENCODED]?: Buffer };
+type Encoded = { [ENCODED]?: Buffer[] };
 
 /**
  * Encodes `res` in slices of `chunk` key-values with a yield (`pause`) between them when it is
@@ -32,11 +32,21 @@ export async function encodeRangeResponseInSlices(res: RangeResponse, pause: () 
     parts.push(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     if (i + chunk < res.kvs.length) await pause();
   }
-  (res as RangeResponse & Encoded)[ENCODED] = Buffer.concat(parts);
+  // Kept in slices: the lean unary path (./lean-unary.ts) writes them one by one; grpc-js,
+  // which needs one buffer, joins them in its serializer (usingPreEncoded).
+  (res as RangeResponse & Encoded)[ENCODED] = parts;
   return res;
+}
+
+/** The slices of a response encoded beforehand (above), if it was. */
+export function preEncodedParts(v: unknown): Buffer[] | undefined {
+  return typeof v === 'object' && v !== null ? (v as Encoded)[ENCODED] : undefined;
 }
 
 /** A response serializer that sends bytes encoded beforehand (above) as they are. */
 export function usingPreEncoded<T>(serialize: (v: T) => Buffer): (v: T) => Buffer {
-  return (v) => (v as T & Encoded)[ENCODED] ?? serialize(v);
+  return (v) => {
+    const parts = preEncodedParts(v);
+    return parts ? Buffer.concat(parts) : serialize(v);
+  };
 }

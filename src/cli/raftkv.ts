@@ -2,7 +2,8 @@
 // `raftkv [etcd flags]`: runs one cluster member, exactly as `etcd` would with the same flags.
 
 import * as grpc from '@grpc/grpc-js';
-import { bind, clientServices, createClientServer } from '../api/client-server.js';
+import { GRPC_OVERHEAD_BYTES, bind, clientServices, createClientServer } from '../api/client-server.js';
+import { leanMethods } from '../api/lean-unary.js';
 import { ClientFrontDoor } from '../api/front-door.js';
 import { httpEndpoints } from '../api/http-endpoints.js';
 import { createGateway } from '../api/gateway/index.js';
@@ -148,7 +149,9 @@ async function main(): Promise<void> {
   // etcd's JSON gateway on the same port (--enable-grpc-gateway, default on), over the same
   // (instrumented) service implementations as gRPC.
   const gateway = flags.enableGrpcGateway ? createGateway(server, services) : undefined;
-  const frontDoor = new ClientFrontDoor(clientServer, httpEndpoints(server, gateway), { maxHeaderBytes: GO_MAX_HEADER_BYTES });
+  // RAFTKV_GRPC_JS_ONLY=1 leaves every call to grpc-js (a diagnostic switch, for comparisons).
+  const lean = process.env.RAFTKV_GRPC_JS_ONLY === '1' ? undefined : { methods: leanMethods(services), maxReceiveBytes: server.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES };
+  const frontDoor = new ClientFrontDoor(clientServer, httpEndpoints(server, gateway), { maxHeaderBytes: GO_MAX_HEADER_BYTES, lean });
   try {
     for (const u of flags.listenPeerUrls) await bind(peerServer, u, tls.peer);
     for (const u of flags.listenClientUrls) await frontDoor.listen(u, tls.client);

@@ -32,14 +32,17 @@ export function metadataOf(req: IncomingMessage): grpc.Metadata {
   return md;
 }
 
-/** The verified client certificate of a TLS connection, as grpc-js's getAuthContext() gives it. */
-export function authContextOf(req: IncomingMessage): () => { transportSecurityType?: string; sslPeerCertificate?: PeerCertificate } {
-  return () => {
-    const socket = req.socket as TLSSocket;
-    if (typeof socket.getPeerCertificate !== 'function') return {};
-    const cert = socket.authorized ? socket.getPeerCertificate() : undefined;
-    return { transportSecurityType: 'ssl', sslPeerCertificate: cert && Object.keys(cert).length > 0 ? cert : undefined };
-  };
+/** The verified client certificate of a connection, as grpc-js's getAuthContext() gives it. */
+export function tlsAuthContext(socket: unknown): { transportSecurityType?: string; sslPeerCertificate?: PeerCertificate } {
+  const tls = socket as TLSSocket | undefined;
+  if (!tls || typeof tls.getPeerCertificate !== 'function') return {};
+  const cert = tls.authorized ? tls.getPeerCertificate() : undefined;
+  return { transportSecurityType: 'ssl', sslPeerCertificate: cert && Object.keys(cert).length > 0 ? cert : undefined };
+}
+
+/** getAuthContext() for an HTTP request's connection. */
+export function authContextOf(req: IncomingMessage): () => ReturnType<typeof tlsAuthContext> {
+  return () => tlsAuthContext(req.socket);
 }
 
 /** A server call of any kind: unary, server streaming or bidirectional. */
