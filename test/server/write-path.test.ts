@@ -105,4 +105,36 @@ describe('write path', () => {
       assert.equal(c.get(L, 'b')?.value.toString(), '2');
     });
   });
+
+  it("warns, with etcd's texts, of a durable write over 1 s and of an apply over 100 ms", async () => {
+    await withCluster({ size: 3, seed: 14 }, async (c) => {
+      const L = await c.waitIdle();
+      // A disk that takes 1.2 s (of the members' clock) to make a write durable.
+      const gate = gateWal(c, L.name);
+      const slowPut = c.put(L, 'slow-disk', 'x');
+      slowPut.catch(() => {});
+      assert.ok(await turnsUntil(() => gate.waiting() >= 1), "the leader's write is under way");
+      c.clock.advance(1200);
+      gate.release();
+      assert.ok(
+        await turnsUntil(() => c.logTail.some((l) => l.includes(`${L.name} warn: slow fdatasync: took 1200ms, expected-duration 1s`))),
+        `no slow fdatasync warning:\n${c.logTail.slice(-10).join('\n')}`,
+      );
+    });
+    await withCluster({ size: 3, seed: 15 }, async (c) => {
+      const L = await c.waitIdle();
+      // An apply that takes 150 ms of the members' clock.
+      const sm = L.server.sm;
+      const apply = sm.applyNormal.bind(sm);
+      sm.applyNormal = (...args: Parameters<typeof apply>) => {
+        c.clock.advance(150);
+        return apply(...args);
+      };
+      await c.run(c.put(L, 'slow-apply', 'x'));
+      assert.ok(
+        c.logTail.some((l) => l.includes(`${L.name} warn: apply request took too long: took 150ms, expected-duration 100ms`)),
+        `no slow apply warning:\n${c.logTail.slice(-10).join('\n')}`,
+      );
+    });
+  });
 });
