@@ -25,6 +25,7 @@
 // (as the generated decoder does, rather than merging).
 
 import type { ConfState, Entry, Message, Snapshot } from '../raft/index.js';
+import { putVarint } from '../util/varint.js';
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 const EMPTY = Buffer.alloc(0);
@@ -74,20 +75,8 @@ function checkU32(v: number): number {
   return v;
 }
 
-function writeU53(buf: Uint8Array, p: number, v: number): number {
-  // `v & 0x7f` is exact above 2^32 too (ToInt32 keeps the low bits); the division is by a
-  // power of two, so it is exact for a safe integer.
-  while (v > 0x7fffffff) {
-    buf[p++] = (v & 0x7f) | 0x80;
-    v = Math.floor(v / 128);
-  }
-  while (v > 0x7f) {
-    buf[p++] = (v & 0x7f) | 0x80;
-    v >>>= 7;
-  }
-  buf[p++] = v;
-  return p;
-}
+/** A safe unsigned integer as a varint (sized by sizeU53/sizeU32 first). */
+const writeU53: (buf: Uint8Array, p: number, v: number) => number = putVarint;
 
 // ------------------------------------------------------------------ 64-bit ids
 
@@ -101,14 +90,8 @@ function idVarint(id: bigint): Uint8Array {
   let b = idBytes.get(id);
   if (b === undefined) {
     if (BigInt.asUintN(64, id) !== id) throw new Error(`peer wire: id ${id} is not a uint64`);
-    const out: number[] = [];
-    let v = id;
-    while (v > 0x7fn) {
-      out.push(Number(v & 0x7fn) | 0x80);
-      v >>= 7n;
-    }
-    out.push(Number(v));
-    b = Uint8Array.from(out);
+    const out = new Uint8Array(10);
+    b = out.slice(0, putVarint(out, 0, id));
     if (idBytes.size >= ID_CACHE_MAX) idBytes.clear();
     idBytes.set(id, b);
   }

@@ -1,6 +1,7 @@
 // Protobuf varints written into a caller's buffer, without BigInt arithmetic for values that
 // fit a double exactly (the common case: revisions, versions, lengths). Shared by the MVCC
-// hash (src/kv/mvcc.ts, etcd's KeyValue bytes) and the backup codec (src/backup/kv-record.ts).
+// hash (src/kv/mvcc.ts, etcd's KeyValue bytes), the backup codec (src/backup/kv-record.ts) and
+// the peer stream's frames (src/transport/peer-wire.ts).
 
 const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
@@ -8,9 +9,15 @@ const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 export function putVarint(b: Uint8Array, o: number, v: bigint | number): number {
   if (typeof v === 'number' || (v >= 0n && v <= SAFE)) {
     let x = Number(v);
-    while (x >= 0x80) {
-      b[o++] = (x % 0x80) | 0x80;
-      x = Math.floor(x / 0x80);
+    // `x & 0x7f` is exact above 2^32 too (ToInt32 keeps the low bits), and the division is by a
+    // power of two, so exact for a safe integer; below 2^31 a shift does it.
+    while (x > 0x7fffffff) {
+      b[o++] = (x & 0x7f) | 0x80;
+      x = Math.floor(x / 128);
+    }
+    while (x > 0x7f) {
+      b[o++] = (x & 0x7f) | 0x80;
+      x >>>= 7;
     }
     b[o++] = x;
     return o;
