@@ -25,16 +25,15 @@
 // The service implementations (with their metrics) are the ones grpc-js calls.
 
 import * as grpc from '@grpc/grpc-js';
-import { EventEmitter } from 'node:events';
 import type { Http2Server, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
-import { tlsAuthContext } from './gateway/calls.js';
+import { ServiceCall } from './gateway/calls.js';
 import { preEncodedParts } from './sliced-encoding.js';
 
 export interface LeanMethod {
   path: string;
   deserialize(b: Buffer): unknown;
   serialize(v: unknown): Buffer;
-  handler: (call: LeanCall, cb: (err: unknown, value?: unknown) => void) => void;
+  handler: (call: ServiceCall, cb: (err: unknown, value?: unknown) => void) => void;
 }
 
 /** The hot methods served here (the rest of the API stays with grpc-js). */
@@ -100,53 +99,6 @@ function servable(h: IncomingHttpHeaders): boolean {
   return enc === undefined || enc === 'identity';
 }
 
-/** What the services use of a grpc-js unary call. */
-export class LeanCall extends EventEmitter {
-  cancelled = false;
-  request: unknown = undefined;
-  private deadline = Infinity;
-
-  constructor(
-    readonly metadata: grpc.Metadata,
-    private readonly stream: ServerHttp2Stream,
-    private readonly path: string,
-  ) {
-    super();
-  }
-
-  getPeer(): string {
-    const s = this.stream.session?.socket;
-    return s ? `${s.remoteAddress ?? ''}:${s.remotePort ?? ''}` : 'unknown';
-  }
-
-  getPath(): string {
-    return this.path;
-  }
-
-  getDeadline(): number {
-    return this.deadline;
-  }
-
-  setDeadline(ms: number): void {
-    this.deadline = ms;
-  }
-
-  /** The verified client certificate of a TLS connection, as grpc-js's getAuthContext() gives it. */
-  getAuthContext(): ReturnType<typeof tlsAuthContext> {
-    return tlsAuthContext(this.stream.session?.socket);
-  }
-
-  sendMetadata(): void {
-    /* headers go with the answer */
-  }
-
-  cancel(): void {
-    if (this.cancelled) return;
-    this.cancelled = true;
-    this.emit('cancelled', 'cancelled');
-  }
-}
-
 const DEADLINE_REGEX = /(\d{1,8})\s*([HMSmun])/;
 const DEADLINE_UNIT_MS: Record<string, number> = { H: 3600000, M: 60000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
 const RESPONSE_HEADERS = {
@@ -162,7 +114,7 @@ function serveUnary(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, m: 
   });
   const metadata = grpc.Metadata.fromHttp2Headers(headers);
   for (const h of ['grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'accept-encoding', 'te', 'content-type']) metadata.remove(h);
-  const call = new LeanCall(metadata, stream, m.path);
+  const call = new ServiceCall(metadata, stream.session?.socket, m.path);
   let done = false;
   let timer: NodeJS.Timeout | undefined;
   const finish = (): boolean => {

@@ -1,5 +1,5 @@
 // The lean unary path (src/api/lean-unary.ts) behind the front door, with a stand-in KV
-// service: the hot methods reach the implementation through it (a LeanCall, not grpc-js's call),
+// service: the hot methods reach the implementation through it (raftkv's ServiceCall, not grpc-js's call),
 // everything else through grpc-js on the same connection; answers, errors, metadata, deadlines,
 // cancellation, the receive limit, compressed requests and a large pre-encoded Range come out
 // as grpc-js would give them to a grpc-js client.
@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { ClientFrontDoor } from '../../src/api/front-door.js';
-import { LeanCall, leanMethods } from '../../src/api/lean-unary.js';
+import { ServiceCall } from '../../src/api/gateway/calls.js';
+import { leanMethods } from '../../src/api/lean-unary.js';
 import { encodeRangeResponseInSlices, usingPreEncoded } from '../../src/api/sliced-encoding.js';
 import { KVClient, KVService, type PutRequest, PutResponse, RangeRequest, type RangeResponse } from '../../src/gen/etcd/rpc.js';
 
@@ -24,7 +25,7 @@ describe('lean unary path', () => {
   let client: InstanceType<typeof KVClient>;
 
   const record = (method: string, call: grpc.ServerUnaryCall<unknown, unknown>): void => {
-    seen.push({ method, lean: call instanceof LeanCall, md: call.metadata });
+    seen.push({ method, lean: call instanceof ServiceCall, md: call.metadata });
   };
   const impl: Record<string, Unary> = {
     put: (call, cb) => {
@@ -34,7 +35,7 @@ describe('lean unary path', () => {
       if (key === 'fail') return cb({ code: grpc.status.FAILED_PRECONDITION, details: 'etcdserver: requested lease not found' } as grpc.ServiceError, null);
       if (key === 'throw-plain') return cb(new Error('plain error') as grpc.ServiceError, null);
       if (key === 'hang') {
-        (call as unknown as LeanCall).once('cancelled', () => cancelled?.());
+        (call as unknown as ServiceCall).once('cancelled', () => cancelled?.());
         return; // never answers: the deadline or the client ends it
       }
       cb(null, PutResponse.fromPartial({ header, prevKv: { key: req.key, value: req.value } }));

@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
 import * as grpc from '@grpc/grpc-js';
-import { GatewayCall, metadataOf } from './calls.js';
+import { ServiceCall, metadataOf } from './calls.js';
 import { type GoJson, GoJsonSyntaxError, decodeNext } from './go-json.js';
 import { JsonpbError, decodeMessage, emptyMessage, encodeMessage } from './jsonpb.js';
 import { type CallStatus, endStream, sendError, sendResult, statusOf, streamLine } from './replies.js';
@@ -44,7 +44,7 @@ export class CallRunner {
   private parsed = 0;
   private bodyBytes = 0;
   private overflow = false;
-  private call: GatewayCall | undefined;
+  private call: ServiceCall | undefined;
   private finished = false;
 
   constructor(
@@ -157,7 +157,7 @@ export class CallRunner {
       this.open(r.request);
       return;
     }
-    const call = new GatewayCall(metadataOf(this.req), this.req, this.grpcPath);
+    const call = new ServiceCall(metadataOf(this.req), this.req.socket, this.grpcPath);
     call.request = r.request;
     this.call = call;
     this.target.impl(call, (err: unknown, response: unknown) =>
@@ -177,7 +177,7 @@ export class CallRunner {
   /** Starts a streaming method; its answers go out line by line. */
   private open(request: unknown): void {
     const res = this.res;
-    const call = new GatewayCall(metadataOf(this.req), this.req, this.grpcPath, {
+    const call = new ServiceCall(metadataOf(this.req), this.req.socket, this.grpcPath, {
       write: (msg) => {
         if (this.finished) return true;
         // Called from the service's own callbacks (a watch delivering events): never throws.

@@ -1,6 +1,7 @@
-// The call objects the gateway hands to the gRPC service implementations, in place of grpc-js's
-// server calls: the services run unchanged, in process (etcd's gateway dials its own gRPC port;
-// the answers are the same, without the loopback connection).
+// The call objects the gateway (and the lean unary path, ../lean-unary.ts) hand to the gRPC
+// service implementations, in place of grpc-js's server calls: the services run unchanged, in
+// process (etcd's gateway dials its own gRPC port; the answers are the same, without the
+// loopback connection).
 //
 // What the services use of a grpc-js call: `request`, `metadata`, `getAuthContext()` (the TLS
 // peer certificate, for --client-cert-auth), `cancelled` and the 'cancelled' event (the client
@@ -40,35 +41,38 @@ export function tlsAuthContext(socket: unknown): { transportSecurityType?: strin
   return { transportSecurityType: 'ssl', sslPeerCertificate: cert && Object.keys(cert).length > 0 ? cert : undefined };
 }
 
-/** getAuthContext() for an HTTP request's connection. */
-export function authContextOf(req: IncomingMessage): () => ReturnType<typeof tlsAuthContext> {
-  return () => tlsAuthContext(req.socket);
-}
+/** The client connection a call came in on (a socket, or an HTTP/2 session's view of one). */
+export type CallConnection = { remoteAddress?: string; remotePort?: number } | undefined;
 
-/** A server call of any kind: unary, server streaming or bidirectional. */
-export class GatewayCall extends EventEmitter {
+/**
+ * A server call of any kind (unary, server streaming or bidirectional), as raftkv's own front
+ * ends hand it to the service implementations in grpc-js's place: the JSON gateway, and the
+ * lean unary path (../lean-unary.ts).
+ */
+export class ServiceCall extends EventEmitter {
   cancelled = false;
   request: unknown;
-  readonly getAuthContext: ReturnType<typeof authContextOf>;
+  private deadline = Infinity;
 
   constructor(
     readonly metadata: grpc.Metadata,
-    req: IncomingMessage,
+    private readonly connection: CallConnection,
     private readonly path: string,
     /** Where a streaming call's messages, end and failure go. */
     private readonly sink?: { write(msg: unknown): boolean; end(): void; fail(status: unknown): void },
   ) {
     super();
-    this.getAuthContext = authContextOf(req);
-    this.peer = `${req.socket.remoteAddress ?? ''}:${req.socket.remotePort ?? ''}`;
     // A service fails a stream by emitting 'error' with its status (grpc-js then ends it).
     this.on('error', (status: unknown) => this.sink?.fail(status));
   }
 
-  private readonly peer: string;
+  /** The verified client certificate of a TLS connection, as grpc-js's getAuthContext() gives it. */
+  getAuthContext(): ReturnType<typeof tlsAuthContext> {
+    return tlsAuthContext(this.connection);
+  }
 
   getPeer(): string {
-    return this.peer;
+    return this.connection ? `${this.connection.remoteAddress ?? ''}:${this.connection.remotePort ?? ''}` : 'unknown';
   }
 
   getPath(): string {
@@ -76,7 +80,12 @@ export class GatewayCall extends EventEmitter {
   }
 
   getDeadline(): number {
-    return Infinity;
+    return this.deadline;
+  }
+
+  /** The client's deadline (grpc-timeout), in Date.now() milliseconds. */
+  setDeadline(ms: number): void {
+    this.deadline = ms;
   }
 
   sendMetadata(): void {
