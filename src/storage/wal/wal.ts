@@ -301,10 +301,11 @@ export class Wal implements LogStore {
   }
 
   /**
-   * Appends entries and the HardState in one write; fsyncs if `sync`. Entries at an index at or
-   * below the current last index supersede the old suffix on replay.
+   * Appends entries and the HardState in one write, durable when it resolves whatever `sync`
+   * says (the segment is O_DSYNC: see the header). Entries at an index at or below the current
+   * last index supersede the old suffix on replay.
    */
-  async save(hardState: HardState | undefined, entries: readonly Entry[], sync: boolean): Promise<void> {
+  async save(hardState: HardState | undefined, entries: readonly Entry[], _sync: boolean): Promise<void> {
     if (entries.length === 0 && (hardState === undefined || isEmptyHardState(hardState))) {
       // Nothing to write, but a poisoned WAL still says so.
       if (this.fatal) throw this.fatal;
@@ -312,7 +313,7 @@ export class Wal implements LogStore {
     }
     // Writes are chained so that they reach the file in call order, whoever calls (the Raft
     // loop, snapshots, segment release).
-    return this.enqueue(() => this.doSave(hardState, entries, sync));
+    return this.enqueue(() => this.doSave(hardState, entries));
   }
 
   /**
@@ -328,7 +329,7 @@ export class Wal implements LogStore {
     this.pendingTimer = setTimeout(() => {
       this.pendingTimer = undefined;
       // Taken by a write meanwhile, or still waiting: then it goes now, by itself.
-      if (this.pendingHardState && !this.closed) this.enqueue(() => this.doSave(undefined, [], false)).catch(() => {});
+      if (this.pendingHardState && !this.closed) this.enqueue(() => this.doSave(undefined, [])).catch(() => {});
     }, PENDING_COMMIT_FLUSH_MS);
     this.pendingTimer.unref();
   }
@@ -340,8 +341,7 @@ export class Wal implements LogStore {
     return hs;
   }
 
-  // Every write is durable when it returns (O_DSYNC), so `sync` asks for nothing more.
-  private async doSave(hardState: HardState | undefined, entries: readonly Entry[], _sync: boolean): Promise<void> {
+  private async doSave(hardState: HardState | undefined, entries: readonly Entry[]): Promise<void> {
     const parts: Buffer[] = [];
     for (const e of entries) parts.push(encodeEntry(e));
     // A Ready's HardState is the whole current one: it supersedes a pending commit-only one.
