@@ -205,7 +205,10 @@ function serveUnary(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, m: 
       const details = numeric && typeof e.details === 'string' ? e.details : (e.message ?? 'Unknown Error');
       return fail(numeric ? (e.code as number) : grpc.status.UNKNOWN, details, e.metadata instanceof grpc.Metadata ? e.metadata : null);
     }
-    if (done || stream.destroyed || stream.closed) return finish() as unknown as void;
+    if (done || stream.destroyed || stream.closed) {
+      finish();
+      return;
+    }
     let parts: Buffer[];
     try {
       parts = preEncodedParts(value) ?? [m.serialize(value)];
@@ -230,9 +233,11 @@ function serveUnary(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, m: 
     const pump = (): void => {
       while (i < parts.length) {
         if (stream.destroyed || stream.closed) return;
-        const last = i === parts.length - 1;
-        const more = last ? (stream.end(parts[i++]!), true) : stream.write(parts[i++]!);
-        if (!more) {
+        if (i === parts.length - 1) {
+          stream.end(parts[i++]!);
+          return;
+        }
+        if (!stream.write(parts[i++]!)) {
           stream.once('drain', pump);
           return;
         }
