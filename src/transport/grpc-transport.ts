@@ -6,8 +6,9 @@
 // entries not copied); snapshot chunks and the member list keep the generated code. A broken
 // stream is reported to Raft (reportUnreachable), its queued messages are dropped (Raft
 // retransmits), and the stream is re-established with exponential backoff. Snapshots travel
-// separately in chunks (RaftPeer.InstallSnapshot) with a CRC over the whole image; the receiver steps the MsgSnap
-// only once the image is complete and verified, and the sender reports the outcome to Raft.
+// separately in chunks (RaftPeer.InstallSnapshot) with a CRC over the whole image; the
+// receiver steps the MsgSnap only once the image is complete and verified, and the sender
+// reports the outcome to Raft.
 // Every call carries the cluster id; a peer of another cluster is refused and logged.
 // A Raft message is stepped only if its sender is the member that opened the stream and is a
 // member of the cluster (never a removed one); anything else is dropped and logged.
