@@ -10,3 +10,4 @@ protoc --plugin=./node_modules/.bin/protoc-gen-ts_proto \
   -I proto proto/etcd/kv.proto proto/etcd/auth.proto proto/etcd/rpc.proto \
   proto/etcd/v3lock.proto proto/etcd/v3election.proto proto/etcd/lease.proto \
   proto/raftkv/peer.proto proto/raftkv/member.proto proto/raftkv/entry.proto proto/raftkv/peer_maintenance.proto
+node scripts/gen-proto-post.mjs src/gen

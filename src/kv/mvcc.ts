@@ -50,7 +50,9 @@ class KeyRecord {
   }
 }
 
-export const keyStr = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+export const keyStr = (b: Uint8Array): string =>
+  // A Buffer (every decoded key) converts in place; a plain Uint8Array needs a Buffer view first.
+  Buffer.isBuffer(b) ? b.toString('latin1') : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 
 export function toKeyValue(key: Buffer, r: Rev, keysOnly = false): KeyValue {
   return {
@@ -305,9 +307,14 @@ export class MvccStore {
 
   /** @internal used by WriteTxn */
   record(key: Buffer, create: boolean): KeyRecord | undefined {
-    const k = keyStr(key);
+    return this.recordOf(keyStr(key), key, create);
+  }
+
+  /** @internal used by WriteTxn: the record of a key whose index string `k` is already known. */
+  recordOf(k: string, key: Uint8Array, create: boolean): KeyRecord | undefined {
     let rec = this.index.get(k);
     if (!rec && create) {
+      // A copy: `key` may be a view of a request or a log entry, which must not stay pinned.
       rec = new KeyRecord(Buffer.from(key));
       this.index.set(k, rec);
       this.account(keyCost(key));
@@ -833,21 +840,26 @@ export class WriteTxn {
   }
 
   put(key: Buffer, value: Buffer, lease: bigint): KeyValue | undefined {
-    const fresh = this.store.record(key, false) === undefined;
-    const rec = this.store.record(key, true)!;
+    const k = keyStr(key);
+    let rec = this.store.recordOf(k, key, false);
+    const fresh = rec === undefined;
+    rec ??= this.store.recordOf(k, key, true)!;
     const prev = rec.latest();
     const r: Rev = {
       mod: this.rev,
       sub: this.sub++,
       create: prev ? prev.create : this.rev,
       version: prev ? prev.version + 1n : 1n,
+      // A copy: `value` may be a view of a request or a log entry (see recordOf).
       value: Buffer.from(value),
       lease,
     };
-    rec.history.push(r);
+    // A new key's history is an exact one-slot array: push() onto an empty one would reserve
+    // 17 slots (136 bytes per key, most keys never getting a second version).
+    if (fresh) rec.history = [r];
+    else rec.history.push(r);
     this.store.account(versionCost(r.value));
     this.undo.push({ pop: rec, drop: fresh });
-    const k = keyStr(key);
     if (prev && prev.lease !== 0n && prev.lease !== lease) {
       this.store.leases?.detach(prev.lease, k);
       this.undo.push({ detach: prev.lease, key: k });

@@ -18,8 +18,11 @@ import { clusterId as computeClusterId, hex, memberId as computeMemberId } from 
 import { type ServerConfig, electionTicks } from './config.js';
 import type { StateMachine } from './state-machine.js';
 import { configuredIds, standaloneEntries } from './force-new-cluster.js';
+import { yieldToEventLoop } from '../util/yield.js';
 
-export const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
+export { yieldToEventLoop };
+
+const MAX_SIZE_PER_MSG = 1024 * 1024;
 
 export interface Booted {
   id: bigint;
@@ -39,7 +42,11 @@ export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: S
     electionTick: electionTicks(cfg),
     heartbeatTick: 1,
     storage,
-    maxSizePerMsg: 1024 * 1024,
+    maxSizePerMsg: MAX_SIZE_PER_MSG,
+    // etcd-io/raft's default (MaxSizePerMsg): a Ready hands out at most ~1 MiB of committed
+    // entries, so that a long backlog (a restart replaying its WAL, a follower far behind) is
+    // applied in pieces the raft loop can spread over event-loop turns (raft-node.ts).
+    maxCommittedSizePerReady: MAX_SIZE_PER_MSG,
     maxInflightMsgs: 512,
     maxUncommittedEntriesSize: 1 << 30,
     checkQuorum: true,

@@ -27,11 +27,15 @@ import type { LogStore, SnapshotStore } from '../storage/durable.js';
 import type { Transport } from '../transport/transport.js';
 import type { Logger } from '../raft/logger.js';
 import type { Clock } from './clock.js';
+import { yieldToEventLoop } from '../util/yield.js';
 
-/** What the loop hands to the rest of the server, in the order the contract requires. */
 /** At most this many proposals per RawNode.propose call (one MsgProp). */
 const MAX_PROPOSALS_PER_STEP = 1024;
 
+/** Committed entry bytes applied before the loop yields to the event loop (see runReady). */
+export const APPLY_BYTES_PER_TURN = 1024 * 1024;
+
+/** What the loop hands to the rest of the server, in the order the contract requires. */
 export interface RaftNodeHooks {
   onSoftState(ss: SoftState): void;
   /** A snapshot from the leader, now durable: replace the state with it. */
@@ -214,7 +218,21 @@ export class RaftNode {
     try {
       this.flushProposals();
       this.sendImmediate();
-      while (!this.stopped && this.raw.hasReady()) await this.handleReady(this.raw.ready());
+      let appliedBytes = 0;
+      while (!this.stopped && this.raw.hasReady()) {
+        const rd = this.raw.ready();
+        await this.handleReady(rd);
+        // A Ready without new entries to write never waits for the disk, so a backlog of
+        // committed entries (a restart replaying its WAL, a follower catching up) would be
+        // applied in one turn, seconds long at a million keys. Every APPLY_BYTES_PER_TURN the
+        // loop lets the event loop run (ticks, heartbeats, reads) before the next Ready. By
+        // bytes, not time, so that a seeded in-process cluster replays the same run.
+        for (const e of rd.committedEntries) appliedBytes += e.data.length;
+        if (appliedBytes >= APPLY_BYTES_PER_TURN && this.raw.hasReady()) {
+          appliedBytes = 0;
+          await yieldToEventLoop();
+        }
+      }
     } catch (e) {
       // runReady is started with `void`: nothing above it would see this error.
       this.logger.error(`raft loop failed: ${(e as Error).stack ?? String(e)}`);

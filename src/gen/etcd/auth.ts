@@ -7,6 +7,12 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 
+// raftkv (scripts/gen-proto-post.mjs): decoded bytes are views of the input; empty bytes are shared.
+const EMPTY_BYTES: Buffer = Buffer.alloc(0);
+function bytesView(b: Uint8Array): Buffer {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
 export const protobufPackage = "authpb";
 
 export const protobufFileName = "etcd/auth.proto";
@@ -154,7 +160,7 @@ export const UserAddOptions: MessageFns<UserAddOptions> = {
 };
 
 function createBaseUser(): User {
-  return { name: Buffer.alloc(0), password: Buffer.alloc(0), roles: [], options: undefined };
+  return { name: EMPTY_BYTES, password: EMPTY_BYTES, roles: [], options: undefined };
 }
 
 export const User: MessageFns<User> = {
@@ -192,7 +198,7 @@ export const User: MessageFns<User> = {
               break;
             }
 
-            message.name = Buffer.from(reader.bytes());
+            message.name = bytesView(reader.bytes());
             continue;
           }
           case 2: {
@@ -200,7 +206,7 @@ export const User: MessageFns<User> = {
               break;
             }
 
-            message.password = Buffer.from(reader.bytes());
+            message.password = bytesView(reader.bytes());
             continue;
           }
           case 3: {
@@ -233,8 +239,8 @@ export const User: MessageFns<User> = {
 
   fromJSON(object: any): User {
     return {
-      name: isSet(object.name) ? Buffer.from(bytesFromBase64(object.name)) : Buffer.alloc(0),
-      password: isSet(object.password) ? Buffer.from(bytesFromBase64(object.password)) : Buffer.alloc(0),
+      name: isSet(object.name) ? Buffer.from(bytesFromBase64(object.name)) : EMPTY_BYTES,
+      password: isSet(object.password) ? Buffer.from(bytesFromBase64(object.password)) : EMPTY_BYTES,
       roles: globalThis.Array.isArray(object?.roles) ? object.roles.map((e: any) => globalThis.String(e)) : [],
       options: isSet(object.options) ? UserAddOptions.fromJSON(object.options) : undefined,
     };
@@ -262,8 +268,8 @@ export const User: MessageFns<User> = {
   },
   fromPartial<I extends Exact<DeepPartial<User>, I>>(object: I): User {
     const message = createBaseUser();
-    message.name = object.name ?? Buffer.alloc(0);
-    message.password = object.password ?? Buffer.alloc(0);
+    message.name = object.name ?? EMPTY_BYTES;
+    message.password = object.password ?? EMPTY_BYTES;
     message.roles = object.roles?.map((e) => e) || [];
     message.options = (object.options !== undefined && object.options !== null)
       ? UserAddOptions.fromPartial(object.options)
@@ -273,7 +279,7 @@ export const User: MessageFns<User> = {
 };
 
 function createBasePermission(): Permission {
-  return { permType: 0, key: Buffer.alloc(0), rangeEnd: Buffer.alloc(0) };
+  return { permType: 0, key: EMPTY_BYTES, rangeEnd: EMPTY_BYTES };
 }
 
 export const Permission: MessageFns<Permission> = {
@@ -316,7 +322,7 @@ export const Permission: MessageFns<Permission> = {
               break;
             }
 
-            message.key = Buffer.from(reader.bytes());
+            message.key = bytesView(reader.bytes());
             continue;
           }
           case 3: {
@@ -324,7 +330,7 @@ export const Permission: MessageFns<Permission> = {
               break;
             }
 
-            message.rangeEnd = Buffer.from(reader.bytes());
+            message.rangeEnd = bytesView(reader.bytes());
             continue;
           }
         }
@@ -342,12 +348,12 @@ export const Permission: MessageFns<Permission> = {
   fromJSON(object: any): Permission {
     return {
       permType: isSet(object.permType) ? permission_TypeFromJSON(object.permType) : 0,
-      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : Buffer.alloc(0),
+      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : EMPTY_BYTES,
       rangeEnd: isSet(object.rangeEnd)
         ? Buffer.from(bytesFromBase64(object.rangeEnd))
         : isSet(object.range_end)
         ? Buffer.from(bytesFromBase64(object.range_end))
-        : Buffer.alloc(0),
+        : EMPTY_BYTES,
     };
   },
 
@@ -371,14 +377,14 @@ export const Permission: MessageFns<Permission> = {
   fromPartial<I extends Exact<DeepPartial<Permission>, I>>(object: I): Permission {
     const message = createBasePermission();
     message.permType = object.permType ?? 0;
-    message.key = object.key ?? Buffer.alloc(0);
-    message.rangeEnd = object.rangeEnd ?? Buffer.alloc(0);
+    message.key = object.key ?? EMPTY_BYTES;
+    message.rangeEnd = object.rangeEnd ?? EMPTY_BYTES;
     return message;
   },
 };
 
 function createBaseRole(): Role {
-  return { name: Buffer.alloc(0), keyPermission: [] };
+  return { name: EMPTY_BYTES, keyPermission: [] };
 }
 
 export const Role: MessageFns<Role> = {
@@ -410,7 +416,7 @@ export const Role: MessageFns<Role> = {
               break;
             }
 
-            message.name = Buffer.from(reader.bytes());
+            message.name = bytesView(reader.bytes());
             continue;
           }
           case 2: {
@@ -435,7 +441,7 @@ export const Role: MessageFns<Role> = {
 
   fromJSON(object: any): Role {
     return {
-      name: isSet(object.name) ? Buffer.from(bytesFromBase64(object.name)) : Buffer.alloc(0),
+      name: isSet(object.name) ? Buffer.from(bytesFromBase64(object.name)) : EMPTY_BYTES,
       keyPermission: globalThis.Array.isArray(object?.keyPermission)
         ? object.keyPermission.map((e: any) => Permission.fromJSON(e))
         : [],
@@ -458,7 +464,7 @@ export const Role: MessageFns<Role> = {
   },
   fromPartial<I extends Exact<DeepPartial<Role>, I>>(object: I): Role {
     const message = createBaseRole();
-    message.name = object.name ?? Buffer.alloc(0);
+    message.name = object.name ?? EMPTY_BYTES;
     message.keyPermission = object.keyPermission?.map((e) => Permission.fromPartial(e)) || [];
     return message;
   },

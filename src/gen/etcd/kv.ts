@@ -7,6 +7,12 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 
+// raftkv (scripts/gen-proto-post.mjs): decoded bytes are views of the input; empty bytes are shared.
+const EMPTY_BYTES: Buffer = Buffer.alloc(0);
+function bytesView(b: Uint8Array): Buffer {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
 export const protobufPackage = "mvccpb";
 
 export const protobufFileName = "etcd/kv.proto";
@@ -65,7 +71,7 @@ export function event_EventTypeToJSON(object: Event_EventType): string {
 }
 
 function createBaseKeyValue(): KeyValue {
-  return { key: Buffer.alloc(0), createRevision: 0n, modRevision: 0n, version: 0n, value: Buffer.alloc(0), lease: 0n };
+  return { key: EMPTY_BYTES, createRevision: 0n, modRevision: 0n, version: 0n, value: EMPTY_BYTES, lease: 0n };
 }
 
 export const KeyValue: MessageFns<KeyValue> = {
@@ -121,7 +127,7 @@ export const KeyValue: MessageFns<KeyValue> = {
               break;
             }
 
-            message.key = Buffer.from(reader.bytes());
+            message.key = bytesView(reader.bytes());
             continue;
           }
           case 2: {
@@ -153,7 +159,7 @@ export const KeyValue: MessageFns<KeyValue> = {
               break;
             }
 
-            message.value = Buffer.from(reader.bytes());
+            message.value = bytesView(reader.bytes());
             continue;
           }
           case 6: {
@@ -178,7 +184,7 @@ export const KeyValue: MessageFns<KeyValue> = {
 
   fromJSON(object: any): KeyValue {
     return {
-      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : Buffer.alloc(0),
+      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : EMPTY_BYTES,
       createRevision: isSet(object.createRevision)
         ? BigInt(object.createRevision)
         : isSet(object.create_revision)
@@ -190,7 +196,7 @@ export const KeyValue: MessageFns<KeyValue> = {
         ? BigInt(object.mod_revision)
         : 0n,
       version: isSet(object.version) ? BigInt(object.version) : 0n,
-      value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : Buffer.alloc(0),
+      value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : EMPTY_BYTES,
       lease: isSet(object.lease) ? BigInt(object.lease) : 0n,
     };
   },
@@ -223,7 +229,7 @@ export const KeyValue: MessageFns<KeyValue> = {
   },
   fromPartial<I extends Exact<DeepPartial<KeyValue>, I>>(object: I): KeyValue {
     const message = createBaseKeyValue();
-    message.key = object.key ?? Buffer.alloc(0);
+    message.key = object.key ?? EMPTY_BYTES;
     message.createRevision = (object.createRevision !== undefined && object.createRevision !== null)
       ? BigInt(object.createRevision)
       : 0n;
@@ -231,7 +237,7 @@ export const KeyValue: MessageFns<KeyValue> = {
       ? BigInt(object.modRevision)
       : 0n;
     message.version = (object.version !== undefined && object.version !== null) ? BigInt(object.version) : 0n;
-    message.value = object.value ?? Buffer.alloc(0);
+    message.value = object.value ?? EMPTY_BYTES;
     message.lease = (object.lease !== undefined && object.lease !== null) ? BigInt(object.lease) : 0n;
     return message;
   },

@@ -25,6 +25,12 @@ import {
 import { Permission, UserAddOptions } from "./auth.js";
 import { Event, KeyValue } from "./kv.js";
 
+// raftkv (scripts/gen-proto-post.mjs): decoded bytes are views of the input; empty bytes are shared.
+const EMPTY_BYTES: Buffer = Buffer.alloc(0);
+function bytesView(b: Uint8Array): Buffer {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
 export const protobufPackage = "etcdserverpb";
 
 export const protobufFileName = "etcd/rpc.proto";
@@ -948,8 +954,8 @@ export const ResponseHeader: MessageFns<ResponseHeader> = {
 
 function createBaseRangeRequest(): RangeRequest {
   return {
-    key: Buffer.alloc(0),
-    rangeEnd: Buffer.alloc(0),
+    key: EMPTY_BYTES,
+    rangeEnd: EMPTY_BYTES,
     limit: 0n,
     revision: 0n,
     sortOrder: 0,
@@ -1044,7 +1050,7 @@ export const RangeRequest: MessageFns<RangeRequest> = {
               break;
             }
 
-            message.key = Buffer.from(reader.bytes());
+            message.key = bytesView(reader.bytes());
             continue;
           }
           case 2: {
@@ -1052,7 +1058,7 @@ export const RangeRequest: MessageFns<RangeRequest> = {
               break;
             }
 
-            message.rangeEnd = Buffer.from(reader.bytes());
+            message.rangeEnd = bytesView(reader.bytes());
             continue;
           }
           case 3: {
@@ -1157,12 +1163,12 @@ export const RangeRequest: MessageFns<RangeRequest> = {
 
   fromJSON(object: any): RangeRequest {
     return {
-      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : Buffer.alloc(0),
+      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : EMPTY_BYTES,
       rangeEnd: isSet(object.rangeEnd)
         ? Buffer.from(bytesFromBase64(object.rangeEnd))
         : isSet(object.range_end)
         ? Buffer.from(bytesFromBase64(object.range_end))
-        : Buffer.alloc(0),
+        : EMPTY_BYTES,
       limit: isSet(object.limit) ? BigInt(object.limit) : 0n,
       revision: isSet(object.revision) ? BigInt(object.revision) : 0n,
       sortOrder: isSet(object.sortOrder)
@@ -1258,8 +1264,8 @@ export const RangeRequest: MessageFns<RangeRequest> = {
   },
   fromPartial<I extends Exact<DeepPartial<RangeRequest>, I>>(object: I): RangeRequest {
     const message = createBaseRangeRequest();
-    message.key = object.key ?? Buffer.alloc(0);
-    message.rangeEnd = object.rangeEnd ?? Buffer.alloc(0);
+    message.key = object.key ?? EMPTY_BYTES;
+    message.rangeEnd = object.rangeEnd ?? EMPTY_BYTES;
     message.limit = (object.limit !== undefined && object.limit !== null) ? BigInt(object.limit) : 0n;
     message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
     message.sortOrder = object.sortOrder ?? 0;
@@ -1407,8 +1413,8 @@ export const RangeResponse: MessageFns<RangeResponse> = {
 
 function createBasePutRequest(): PutRequest {
   return {
-    key: Buffer.alloc(0),
-    value: Buffer.alloc(0),
+    key: EMPTY_BYTES,
+    value: EMPTY_BYTES,
     lease: 0n,
     prevKv: false,
     ignoreValue: false,
@@ -1460,7 +1466,7 @@ export const PutRequest: MessageFns<PutRequest> = {
               break;
             }
 
-            message.key = Buffer.from(reader.bytes());
+            message.key = bytesView(reader.bytes());
             continue;
           }
           case 2: {
@@ -1468,7 +1474,7 @@ export const PutRequest: MessageFns<PutRequest> = {
               break;
             }
 
-            message.value = Buffer.from(reader.bytes());
+            message.value = bytesView(reader.bytes());
             continue;
           }
           case 3: {
@@ -1517,8 +1523,8 @@ export const PutRequest: MessageFns<PutRequest> = {
 
   fromJSON(object: any): PutRequest {
     return {
-      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : Buffer.alloc(0),
-      value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : Buffer.alloc(0),
+      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : EMPTY_BYTES,
+      value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : EMPTY_BYTES,
       lease: isSet(object.lease) ? BigInt(object.lease) : 0n,
       prevKv: isSet(object.prevKv)
         ? globalThis.Boolean(object.prevKv)
@@ -1566,8 +1572,8 @@ export const PutRequest: MessageFns<PutRequest> = {
   },
   fromPartial<I extends Exact<DeepPartial<PutRequest>, I>>(object: I): PutRequest {
     const message = createBasePutRequest();
-    message.key = object.key ?? Buffer.alloc(0);
-    message.value = object.value ?? Buffer.alloc(0);
+    message.key = object.key ?? EMPTY_BYTES;
+    message.value = object.value ?? EMPTY_BYTES;
     message.lease = (object.lease !== undefined && object.lease !== null) ? BigInt(object.lease) : 0n;
     message.prevKv = object.prevKv ?? false;
     message.ignoreValue = object.ignoreValue ?? false;
@@ -1670,7 +1676,7 @@ export const PutResponse: MessageFns<PutResponse> = {
 };
 
 function createBaseDeleteRangeRequest(): DeleteRangeRequest {
-  return { key: Buffer.alloc(0), rangeEnd: Buffer.alloc(0), prevKv: false };
+  return { key: EMPTY_BYTES, rangeEnd: EMPTY_BYTES, prevKv: false };
 }
 
 export const DeleteRangeRequest: MessageFns<DeleteRangeRequest> = {
@@ -1705,7 +1711,7 @@ export const DeleteRangeRequest: MessageFns<DeleteRangeRequest> = {
               break;
             }
 
-            message.key = Buffer.from(reader.bytes());
+            message.key = bytesView(reader.bytes());
             continue;
           }
           case 2: {
@@ -1713,7 +1719,7 @@ export const DeleteRangeRequest: MessageFns<DeleteRangeRequest> = {
               break;
             }
 
-            message.rangeEnd = Buffer.from(reader.bytes());
+            message.rangeEnd = bytesView(reader.bytes());
             continue;
           }
           case 3: {
@@ -1738,12 +1744,12 @@ export const DeleteRangeRequest: MessageFns<DeleteRangeRequest> = {
 
   fromJSON(object: any): DeleteRangeRequest {
     return {
-      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : Buffer.alloc(0),
+      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : EMPTY_BYTES,
       rangeEnd: isSet(object.rangeEnd)
         ? Buffer.from(bytesFromBase64(object.rangeEnd))
         : isSet(object.range_end)
         ? Buffer.from(bytesFromBase64(object.range_end))
-        : Buffer.alloc(0),
+        : EMPTY_BYTES,
       prevKv: isSet(object.prevKv)
         ? globalThis.Boolean(object.prevKv)
         : isSet(object.prev_kv)
@@ -1771,8 +1777,8 @@ export const DeleteRangeRequest: MessageFns<DeleteRangeRequest> = {
   },
   fromPartial<I extends Exact<DeepPartial<DeleteRangeRequest>, I>>(object: I): DeleteRangeRequest {
     const message = createBaseDeleteRangeRequest();
-    message.key = object.key ?? Buffer.alloc(0);
-    message.rangeEnd = object.rangeEnd ?? Buffer.alloc(0);
+    message.key = object.key ?? EMPTY_BYTES;
+    message.rangeEnd = object.rangeEnd ?? EMPTY_BYTES;
     message.prevKv = object.prevKv ?? false;
     return message;
   },
@@ -2174,13 +2180,13 @@ function createBaseCompare(): Compare {
   return {
     result: 0,
     target: 0,
-    key: Buffer.alloc(0),
+    key: EMPTY_BYTES,
     version: undefined,
     createRevision: undefined,
     modRevision: undefined,
     value: undefined,
     lease: undefined,
-    rangeEnd: Buffer.alloc(0),
+    rangeEnd: EMPTY_BYTES,
   };
 }
 
@@ -2262,7 +2268,7 @@ export const Compare: MessageFns<Compare> = {
               break;
             }
 
-            message.key = Buffer.from(reader.bytes());
+            message.key = bytesView(reader.bytes());
             continue;
           }
           case 4: {
@@ -2294,7 +2300,7 @@ export const Compare: MessageFns<Compare> = {
               break;
             }
 
-            message.value = Buffer.from(reader.bytes());
+            message.value = bytesView(reader.bytes());
             continue;
           }
           case 8: {
@@ -2310,7 +2316,7 @@ export const Compare: MessageFns<Compare> = {
               break;
             }
 
-            message.rangeEnd = Buffer.from(reader.bytes());
+            message.rangeEnd = bytesView(reader.bytes());
             continue;
           }
         }
@@ -2329,7 +2335,7 @@ export const Compare: MessageFns<Compare> = {
     return {
       result: isSet(object.result) ? compare_CompareResultFromJSON(object.result) : 0,
       target: isSet(object.target) ? compare_CompareTargetFromJSON(object.target) : 0,
-      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : Buffer.alloc(0),
+      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : EMPTY_BYTES,
       version: isSet(object.version) ? BigInt(object.version) : undefined,
       createRevision: isSet(object.createRevision)
         ? BigInt(object.createRevision)
@@ -2347,7 +2353,7 @@ export const Compare: MessageFns<Compare> = {
         ? Buffer.from(bytesFromBase64(object.rangeEnd))
         : isSet(object.range_end)
         ? Buffer.from(bytesFromBase64(object.range_end))
-        : Buffer.alloc(0),
+        : EMPTY_BYTES,
     };
   },
 
@@ -2390,7 +2396,7 @@ export const Compare: MessageFns<Compare> = {
     const message = createBaseCompare();
     message.result = object.result ?? 0;
     message.target = object.target ?? 0;
-    message.key = object.key ?? Buffer.alloc(0);
+    message.key = object.key ?? EMPTY_BYTES;
     message.version = (object.version !== undefined && object.version !== null) ? BigInt(object.version) : undefined;
     message.createRevision = (object.createRevision !== undefined && object.createRevision !== null)
       ? BigInt(object.createRevision)
@@ -2400,7 +2406,7 @@ export const Compare: MessageFns<Compare> = {
       : undefined;
     message.value = object.value ?? undefined;
     message.lease = (object.lease !== undefined && object.lease !== null) ? BigInt(object.lease) : undefined;
-    message.rangeEnd = object.rangeEnd ?? Buffer.alloc(0);
+    message.rangeEnd = object.rangeEnd ?? EMPTY_BYTES;
     return message;
   },
 };
@@ -3142,7 +3148,7 @@ export const SnapshotRequest: MessageFns<SnapshotRequest> = {
 };
 
 function createBaseSnapshotResponse(): SnapshotResponse {
-  return { header: undefined, remainingBytes: 0n, blob: Buffer.alloc(0) };
+  return { header: undefined, remainingBytes: 0n, blob: EMPTY_BYTES };
 }
 
 export const SnapshotResponse: MessageFns<SnapshotResponse> = {
@@ -3196,7 +3202,7 @@ export const SnapshotResponse: MessageFns<SnapshotResponse> = {
               break;
             }
 
-            message.blob = Buffer.from(reader.bytes());
+            message.blob = bytesView(reader.bytes());
             continue;
           }
         }
@@ -3219,7 +3225,7 @@ export const SnapshotResponse: MessageFns<SnapshotResponse> = {
         : isSet(object.remaining_bytes)
         ? BigInt(object.remaining_bytes)
         : 0n,
-      blob: isSet(object.blob) ? Buffer.from(bytesFromBase64(object.blob)) : Buffer.alloc(0),
+      blob: isSet(object.blob) ? Buffer.from(bytesFromBase64(object.blob)) : EMPTY_BYTES,
     };
   },
 
@@ -3248,7 +3254,7 @@ export const SnapshotResponse: MessageFns<SnapshotResponse> = {
     message.remainingBytes = (object.remainingBytes !== undefined && object.remainingBytes !== null)
       ? BigInt(object.remainingBytes)
       : 0n;
-    message.blob = object.blob ?? Buffer.alloc(0);
+    message.blob = object.blob ?? EMPTY_BYTES;
     return message;
   },
 };
@@ -3374,8 +3380,8 @@ export const WatchRequest: MessageFns<WatchRequest> = {
 
 function createBaseWatchCreateRequest(): WatchCreateRequest {
   return {
-    key: Buffer.alloc(0),
-    rangeEnd: Buffer.alloc(0),
+    key: EMPTY_BYTES,
+    rangeEnd: EMPTY_BYTES,
     startRevision: 0n,
     progressNotify: false,
     filters: [],
@@ -3442,7 +3448,7 @@ export const WatchCreateRequest: MessageFns<WatchCreateRequest> = {
               break;
             }
 
-            message.key = Buffer.from(reader.bytes());
+            message.key = bytesView(reader.bytes());
             continue;
           }
           case 2: {
@@ -3450,7 +3456,7 @@ export const WatchCreateRequest: MessageFns<WatchCreateRequest> = {
               break;
             }
 
-            message.rangeEnd = Buffer.from(reader.bytes());
+            message.rangeEnd = bytesView(reader.bytes());
             continue;
           }
           case 3: {
@@ -3525,12 +3531,12 @@ export const WatchCreateRequest: MessageFns<WatchCreateRequest> = {
 
   fromJSON(object: any): WatchCreateRequest {
     return {
-      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : Buffer.alloc(0),
+      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : EMPTY_BYTES,
       rangeEnd: isSet(object.rangeEnd)
         ? Buffer.from(bytesFromBase64(object.rangeEnd))
         : isSet(object.range_end)
         ? Buffer.from(bytesFromBase64(object.range_end))
-        : Buffer.alloc(0),
+        : EMPTY_BYTES,
       startRevision: isSet(object.startRevision)
         ? BigInt(object.startRevision)
         : isSet(object.start_revision)
@@ -3588,8 +3594,8 @@ export const WatchCreateRequest: MessageFns<WatchCreateRequest> = {
   },
   fromPartial<I extends Exact<DeepPartial<WatchCreateRequest>, I>>(object: I): WatchCreateRequest {
     const message = createBaseWatchCreateRequest();
-    message.key = object.key ?? Buffer.alloc(0);
-    message.rangeEnd = object.rangeEnd ?? Buffer.alloc(0);
+    message.key = object.key ?? EMPTY_BYTES;
+    message.rangeEnd = object.rangeEnd ?? EMPTY_BYTES;
     message.startRevision = (object.startRevision !== undefined && object.startRevision !== null)
       ? BigInt(object.startRevision)
       : 0n;
@@ -4636,7 +4642,7 @@ export const LeaseTimeToLiveResponse: MessageFns<LeaseTimeToLiveResponse> = {
               break;
             }
 
-            message.keys.push(Buffer.from(reader.bytes()));
+            message.keys.push(bytesView(reader.bytes()));
             continue;
           }
         }
@@ -7880,7 +7886,7 @@ export const AuthRoleGrantPermissionRequest: MessageFns<AuthRoleGrantPermissionR
 };
 
 function createBaseAuthRoleRevokePermissionRequest(): AuthRoleRevokePermissionRequest {
-  return { role: "", key: Buffer.alloc(0), rangeEnd: Buffer.alloc(0) };
+  return { role: "", key: EMPTY_BYTES, rangeEnd: EMPTY_BYTES };
 }
 
 export const AuthRoleRevokePermissionRequest: MessageFns<AuthRoleRevokePermissionRequest> = {
@@ -7923,7 +7929,7 @@ export const AuthRoleRevokePermissionRequest: MessageFns<AuthRoleRevokePermissio
               break;
             }
 
-            message.key = Buffer.from(reader.bytes());
+            message.key = bytesView(reader.bytes());
             continue;
           }
           case 3: {
@@ -7931,7 +7937,7 @@ export const AuthRoleRevokePermissionRequest: MessageFns<AuthRoleRevokePermissio
               break;
             }
 
-            message.rangeEnd = Buffer.from(reader.bytes());
+            message.rangeEnd = bytesView(reader.bytes());
             continue;
           }
         }
@@ -7949,12 +7955,12 @@ export const AuthRoleRevokePermissionRequest: MessageFns<AuthRoleRevokePermissio
   fromJSON(object: any): AuthRoleRevokePermissionRequest {
     return {
       role: isSet(object.role) ? globalThis.String(object.role) : "",
-      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : Buffer.alloc(0),
+      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : EMPTY_BYTES,
       rangeEnd: isSet(object.rangeEnd)
         ? Buffer.from(bytesFromBase64(object.rangeEnd))
         : isSet(object.range_end)
         ? Buffer.from(bytesFromBase64(object.range_end))
-        : Buffer.alloc(0),
+        : EMPTY_BYTES,
     };
   },
 
@@ -7980,8 +7986,8 @@ export const AuthRoleRevokePermissionRequest: MessageFns<AuthRoleRevokePermissio
   ): AuthRoleRevokePermissionRequest {
     const message = createBaseAuthRoleRevokePermissionRequest();
     message.role = object.role ?? "";
-    message.key = object.key ?? Buffer.alloc(0);
-    message.rangeEnd = object.rangeEnd ?? Buffer.alloc(0);
+    message.key = object.key ?? EMPTY_BYTES;
+    message.rangeEnd = object.rangeEnd ?? EMPTY_BYTES;
     return message;
   },
 };

@@ -23,6 +23,12 @@ import {
 import { KeyValue } from "./kv.js";
 import { ResponseHeader } from "./rpc.js";
 
+// raftkv (scripts/gen-proto-post.mjs): decoded bytes are views of the input; empty bytes are shared.
+const EMPTY_BYTES: Buffer = Buffer.alloc(0);
+function bytesView(b: Uint8Array): Buffer {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
 export const protobufPackage = "v3electionpb";
 
 export const protobufFileName = "etcd/v3election.proto";
@@ -98,7 +104,7 @@ export interface ProclaimResponse {
 }
 
 function createBaseCampaignRequest(): CampaignRequest {
-  return { name: Buffer.alloc(0), lease: 0n, value: Buffer.alloc(0) };
+  return { name: EMPTY_BYTES, lease: 0n, value: EMPTY_BYTES };
 }
 
 export const CampaignRequest: MessageFns<CampaignRequest> = {
@@ -136,7 +142,7 @@ export const CampaignRequest: MessageFns<CampaignRequest> = {
               break;
             }
 
-            message.name = Buffer.from(reader.bytes());
+            message.name = bytesView(reader.bytes());
             continue;
           }
           case 2: {
@@ -152,7 +158,7 @@ export const CampaignRequest: MessageFns<CampaignRequest> = {
               break;
             }
 
-            message.value = Buffer.from(reader.bytes());
+            message.value = bytesView(reader.bytes());
             continue;
           }
         }
@@ -169,9 +175,9 @@ export const CampaignRequest: MessageFns<CampaignRequest> = {
 
   fromJSON(object: any): CampaignRequest {
     return {
-      name: isSet(object.name) ? Buffer.from(bytesFromBase64(object.name)) : Buffer.alloc(0),
+      name: isSet(object.name) ? Buffer.from(bytesFromBase64(object.name)) : EMPTY_BYTES,
       lease: isSet(object.lease) ? BigInt(object.lease) : 0n,
-      value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : Buffer.alloc(0),
+      value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : EMPTY_BYTES,
     };
   },
 
@@ -194,9 +200,9 @@ export const CampaignRequest: MessageFns<CampaignRequest> = {
   },
   fromPartial<I extends Exact<DeepPartial<CampaignRequest>, I>>(object: I): CampaignRequest {
     const message = createBaseCampaignRequest();
-    message.name = object.name ?? Buffer.alloc(0);
+    message.name = object.name ?? EMPTY_BYTES;
     message.lease = (object.lease !== undefined && object.lease !== null) ? BigInt(object.lease) : 0n;
-    message.value = object.value ?? Buffer.alloc(0);
+    message.value = object.value ?? EMPTY_BYTES;
     return message;
   },
 };
@@ -291,7 +297,7 @@ export const CampaignResponse: MessageFns<CampaignResponse> = {
 };
 
 function createBaseLeaderKey(): LeaderKey {
-  return { name: Buffer.alloc(0), key: Buffer.alloc(0), rev: 0n, lease: 0n };
+  return { name: EMPTY_BYTES, key: EMPTY_BYTES, rev: 0n, lease: 0n };
 }
 
 export const LeaderKey: MessageFns<LeaderKey> = {
@@ -335,7 +341,7 @@ export const LeaderKey: MessageFns<LeaderKey> = {
               break;
             }
 
-            message.name = Buffer.from(reader.bytes());
+            message.name = bytesView(reader.bytes());
             continue;
           }
           case 2: {
@@ -343,7 +349,7 @@ export const LeaderKey: MessageFns<LeaderKey> = {
               break;
             }
 
-            message.key = Buffer.from(reader.bytes());
+            message.key = bytesView(reader.bytes());
             continue;
           }
           case 3: {
@@ -376,8 +382,8 @@ export const LeaderKey: MessageFns<LeaderKey> = {
 
   fromJSON(object: any): LeaderKey {
     return {
-      name: isSet(object.name) ? Buffer.from(bytesFromBase64(object.name)) : Buffer.alloc(0),
-      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : Buffer.alloc(0),
+      name: isSet(object.name) ? Buffer.from(bytesFromBase64(object.name)) : EMPTY_BYTES,
+      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : EMPTY_BYTES,
       rev: isSet(object.rev) ? BigInt(object.rev) : 0n,
       lease: isSet(object.lease) ? BigInt(object.lease) : 0n,
     };
@@ -405,8 +411,8 @@ export const LeaderKey: MessageFns<LeaderKey> = {
   },
   fromPartial<I extends Exact<DeepPartial<LeaderKey>, I>>(object: I): LeaderKey {
     const message = createBaseLeaderKey();
-    message.name = object.name ?? Buffer.alloc(0);
-    message.key = object.key ?? Buffer.alloc(0);
+    message.name = object.name ?? EMPTY_BYTES;
+    message.key = object.key ?? EMPTY_BYTES;
     message.rev = (object.rev !== undefined && object.rev !== null) ? BigInt(object.rev) : 0n;
     message.lease = (object.lease !== undefined && object.lease !== null) ? BigInt(object.lease) : 0n;
     return message;
@@ -414,7 +420,7 @@ export const LeaderKey: MessageFns<LeaderKey> = {
 };
 
 function createBaseLeaderRequest(): LeaderRequest {
-  return { name: Buffer.alloc(0) };
+  return { name: EMPTY_BYTES };
 }
 
 export const LeaderRequest: MessageFns<LeaderRequest> = {
@@ -443,7 +449,7 @@ export const LeaderRequest: MessageFns<LeaderRequest> = {
               break;
             }
 
-            message.name = Buffer.from(reader.bytes());
+            message.name = bytesView(reader.bytes());
             continue;
           }
         }
@@ -459,7 +465,7 @@ export const LeaderRequest: MessageFns<LeaderRequest> = {
   },
 
   fromJSON(object: any): LeaderRequest {
-    return { name: isSet(object.name) ? Buffer.from(bytesFromBase64(object.name)) : Buffer.alloc(0) };
+    return { name: isSet(object.name) ? Buffer.from(bytesFromBase64(object.name)) : EMPTY_BYTES };
   },
 
   toJSON(message: LeaderRequest): unknown {
@@ -475,7 +481,7 @@ export const LeaderRequest: MessageFns<LeaderRequest> = {
   },
   fromPartial<I extends Exact<DeepPartial<LeaderRequest>, I>>(object: I): LeaderRequest {
     const message = createBaseLeaderRequest();
-    message.name = object.name ?? Buffer.alloc(0);
+    message.name = object.name ?? EMPTY_BYTES;
     return message;
   },
 };
@@ -706,7 +712,7 @@ export const ResignResponse: MessageFns<ResignResponse> = {
 };
 
 function createBaseProclaimRequest(): ProclaimRequest {
-  return { leader: undefined, value: Buffer.alloc(0) };
+  return { leader: undefined, value: EMPTY_BYTES };
 }
 
 export const ProclaimRequest: MessageFns<ProclaimRequest> = {
@@ -746,7 +752,7 @@ export const ProclaimRequest: MessageFns<ProclaimRequest> = {
               break;
             }
 
-            message.value = Buffer.from(reader.bytes());
+            message.value = bytesView(reader.bytes());
             continue;
           }
         }
@@ -764,7 +770,7 @@ export const ProclaimRequest: MessageFns<ProclaimRequest> = {
   fromJSON(object: any): ProclaimRequest {
     return {
       leader: isSet(object.leader) ? LeaderKey.fromJSON(object.leader) : undefined,
-      value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : Buffer.alloc(0),
+      value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : EMPTY_BYTES,
     };
   },
 
@@ -787,7 +793,7 @@ export const ProclaimRequest: MessageFns<ProclaimRequest> = {
     message.leader = (object.leader !== undefined && object.leader !== null)
       ? LeaderKey.fromPartial(object.leader)
       : undefined;
-    message.value = object.value ?? Buffer.alloc(0);
+    message.value = object.value ?? EMPTY_BYTES;
     return message;
   },
 };

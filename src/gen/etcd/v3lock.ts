@@ -20,6 +20,12 @@ import {
 } from "@grpc/grpc-js";
 import { ResponseHeader } from "./rpc.js";
 
+// raftkv (scripts/gen-proto-post.mjs): decoded bytes are views of the input; empty bytes are shared.
+const EMPTY_BYTES: Buffer = Buffer.alloc(0);
+function bytesView(b: Uint8Array): Buffer {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
 export const protobufPackage = "v3lockpb";
 
 export const protobufFileName = "etcd/v3lock.proto";
@@ -58,7 +64,7 @@ export interface UnlockResponse {
 }
 
 function createBaseLockRequest(): LockRequest {
-  return { name: Buffer.alloc(0), lease: 0n };
+  return { name: EMPTY_BYTES, lease: 0n };
 }
 
 export const LockRequest: MessageFns<LockRequest> = {
@@ -93,7 +99,7 @@ export const LockRequest: MessageFns<LockRequest> = {
               break;
             }
 
-            message.name = Buffer.from(reader.bytes());
+            message.name = bytesView(reader.bytes());
             continue;
           }
           case 2: {
@@ -118,7 +124,7 @@ export const LockRequest: MessageFns<LockRequest> = {
 
   fromJSON(object: any): LockRequest {
     return {
-      name: isSet(object.name) ? Buffer.from(bytesFromBase64(object.name)) : Buffer.alloc(0),
+      name: isSet(object.name) ? Buffer.from(bytesFromBase64(object.name)) : EMPTY_BYTES,
       lease: isSet(object.lease) ? BigInt(object.lease) : 0n,
     };
   },
@@ -139,14 +145,14 @@ export const LockRequest: MessageFns<LockRequest> = {
   },
   fromPartial<I extends Exact<DeepPartial<LockRequest>, I>>(object: I): LockRequest {
     const message = createBaseLockRequest();
-    message.name = object.name ?? Buffer.alloc(0);
+    message.name = object.name ?? EMPTY_BYTES;
     message.lease = (object.lease !== undefined && object.lease !== null) ? BigInt(object.lease) : 0n;
     return message;
   },
 };
 
 function createBaseLockResponse(): LockResponse {
-  return { header: undefined, key: Buffer.alloc(0) };
+  return { header: undefined, key: EMPTY_BYTES };
 }
 
 export const LockResponse: MessageFns<LockResponse> = {
@@ -186,7 +192,7 @@ export const LockResponse: MessageFns<LockResponse> = {
               break;
             }
 
-            message.key = Buffer.from(reader.bytes());
+            message.key = bytesView(reader.bytes());
             continue;
           }
         }
@@ -204,7 +210,7 @@ export const LockResponse: MessageFns<LockResponse> = {
   fromJSON(object: any): LockResponse {
     return {
       header: isSet(object.header) ? ResponseHeader.fromJSON(object.header) : undefined,
-      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : Buffer.alloc(0),
+      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : EMPTY_BYTES,
     };
   },
 
@@ -227,13 +233,13 @@ export const LockResponse: MessageFns<LockResponse> = {
     message.header = (object.header !== undefined && object.header !== null)
       ? ResponseHeader.fromPartial(object.header)
       : undefined;
-    message.key = object.key ?? Buffer.alloc(0);
+    message.key = object.key ?? EMPTY_BYTES;
     return message;
   },
 };
 
 function createBaseUnlockRequest(): UnlockRequest {
-  return { key: Buffer.alloc(0) };
+  return { key: EMPTY_BYTES };
 }
 
 export const UnlockRequest: MessageFns<UnlockRequest> = {
@@ -262,7 +268,7 @@ export const UnlockRequest: MessageFns<UnlockRequest> = {
               break;
             }
 
-            message.key = Buffer.from(reader.bytes());
+            message.key = bytesView(reader.bytes());
             continue;
           }
         }
@@ -278,7 +284,7 @@ export const UnlockRequest: MessageFns<UnlockRequest> = {
   },
 
   fromJSON(object: any): UnlockRequest {
-    return { key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : Buffer.alloc(0) };
+    return { key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : EMPTY_BYTES };
   },
 
   toJSON(message: UnlockRequest): unknown {
@@ -294,7 +300,7 @@ export const UnlockRequest: MessageFns<UnlockRequest> = {
   },
   fromPartial<I extends Exact<DeepPartial<UnlockRequest>, I>>(object: I): UnlockRequest {
     const message = createBaseUnlockRequest();
-    message.key = object.key ?? Buffer.alloc(0);
+    message.key = object.key ?? EMPTY_BYTES;
     return message;
   },
 };

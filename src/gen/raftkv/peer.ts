@@ -22,6 +22,12 @@ import {
 } from "@grpc/grpc-js";
 import { MemberInfo } from "./member.js";
 
+// raftkv (scripts/gen-proto-post.mjs): decoded bytes are views of the input; empty bytes are shared.
+const EMPTY_BYTES: Buffer = Buffer.alloc(0);
+function bytesView(b: Uint8Array): Buffer {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
 export const protobufPackage = "raftkv";
 
 export const protobufFileName = "raftkv/peer.proto";
@@ -107,7 +113,7 @@ export interface MembersResponse {
 }
 
 function createBaseEntry(): Entry {
-  return { term: 0n, index: 0n, type: 0, data: Buffer.alloc(0) };
+  return { term: 0n, index: 0n, type: 0, data: EMPTY_BYTES };
 }
 
 export const Entry: MessageFns<Entry> = {
@@ -175,7 +181,7 @@ export const Entry: MessageFns<Entry> = {
               break;
             }
 
-            message.data = Buffer.from(reader.bytes());
+            message.data = bytesView(reader.bytes());
             continue;
           }
         }
@@ -195,7 +201,7 @@ export const Entry: MessageFns<Entry> = {
       term: isSet(object.term) ? BigInt(object.term) : 0n,
       index: isSet(object.index) ? BigInt(object.index) : 0n,
       type: isSet(object.type) ? globalThis.Number(object.type) : 0,
-      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : EMPTY_BYTES,
     };
   },
 
@@ -224,7 +230,7 @@ export const Entry: MessageFns<Entry> = {
     message.term = (object.term !== undefined && object.term !== null) ? BigInt(object.term) : 0n;
     message.index = (object.index !== undefined && object.index !== null) ? BigInt(object.index) : 0n;
     message.type = object.type ?? 0;
-    message.data = object.data ?? Buffer.alloc(0);
+    message.data = object.data ?? EMPTY_BYTES;
     return message;
   },
 };
@@ -568,7 +574,7 @@ function createBaseMessage(): Message {
     snapshot: undefined,
     reject: false,
     rejectHint: 0n,
-    context: Buffer.alloc(0),
+    context: EMPTY_BYTES,
   };
 }
 
@@ -740,7 +746,7 @@ export const Message: MessageFns<Message> = {
               break;
             }
 
-            message.context = Buffer.from(reader.bytes());
+            message.context = bytesView(reader.bytes());
             continue;
           }
         }
@@ -772,7 +778,7 @@ export const Message: MessageFns<Message> = {
         : isSet(object.reject_hint)
         ? BigInt(object.reject_hint)
         : 0n,
-      context: isSet(object.context) ? Buffer.from(bytesFromBase64(object.context)) : Buffer.alloc(0),
+      context: isSet(object.context) ? Buffer.from(bytesFromBase64(object.context)) : EMPTY_BYTES,
     };
   },
 
@@ -837,7 +843,7 @@ export const Message: MessageFns<Message> = {
     message.rejectHint = (object.rejectHint !== undefined && object.rejectHint !== null)
       ? BigInt(object.rejectHint)
       : 0n;
-    message.context = object.context ?? Buffer.alloc(0);
+    message.context = object.context ?? EMPTY_BYTES;
     return message;
   },
 };
@@ -964,7 +970,7 @@ export const StreamAck: MessageFns<StreamAck> = {
 };
 
 function createBaseSnapshotChunk(): SnapshotChunk {
-  return { message: undefined, offset: 0n, data: Buffer.alloc(0), last: false, crc32: 0, totalSize: 0n };
+  return { message: undefined, offset: 0n, data: EMPTY_BYTES, last: false, crc32: 0, totalSize: 0n };
 }
 
 export const SnapshotChunk: MessageFns<SnapshotChunk> = {
@@ -1030,7 +1036,7 @@ export const SnapshotChunk: MessageFns<SnapshotChunk> = {
               break;
             }
 
-            message.data = Buffer.from(reader.bytes());
+            message.data = bytesView(reader.bytes());
             continue;
           }
           case 4: {
@@ -1073,7 +1079,7 @@ export const SnapshotChunk: MessageFns<SnapshotChunk> = {
     return {
       message: isSet(object.message) ? Message.fromJSON(object.message) : undefined,
       offset: isSet(object.offset) ? BigInt(object.offset) : 0n,
-      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : EMPTY_BYTES,
       last: isSet(object.last) ? globalThis.Boolean(object.last) : false,
       crc32: isSet(object.crc32) ? globalThis.Number(object.crc32) : 0,
       totalSize: isSet(object.totalSize)
@@ -1116,7 +1122,7 @@ export const SnapshotChunk: MessageFns<SnapshotChunk> = {
       ? Message.fromPartial(object.message)
       : undefined;
     message.offset = (object.offset !== undefined && object.offset !== null) ? BigInt(object.offset) : 0n;
-    message.data = object.data ?? Buffer.alloc(0);
+    message.data = object.data ?? EMPTY_BYTES;
     message.last = object.last ?? false;
     message.crc32 = object.crc32 ?? 0;
     message.totalSize = (object.totalSize !== undefined && object.totalSize !== null) ? BigInt(object.totalSize) : 0n;

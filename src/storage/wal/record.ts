@@ -95,7 +95,8 @@ export function decodeRecord(buf: Buffer, off: number): DecodeResult {
           term: toSafe(p.readBigUInt64LE(0), 'term'),
           index: toSafe(p.readBigUInt64LE(8), 'index'),
           type: p.readUInt8(16),
-          data: Uint8Array.prototype.slice.call(p, 17),
+          // A view of the segment (Wal.open keeps what it holds on to small: see rehome).
+          data: p.subarray(17),
         };
         return { ok: true, record: { type, entry }, size };
       }

@@ -125,6 +125,25 @@ function hasZeroSector(buf: Buffer, from: number, to: number): boolean {
  * that was written whole proves no such thing, and cutting it could make the member forget the
  * term and vote of its last HardState.
  */
+/**
+ * Entries are read as views of their segment's buffer (no copy per entry: at a million keys the
+ * copies cost half a second of a restart), so a kept entry keeps its whole segment in memory,
+ * which is about the entries' own size — except for the last segment, preallocated to its full
+ * size and mostly zeros. When the data fills less than half of `buf`, the entries read from it
+ * move to a copy of just the data.
+ */
+function rehome(entries: Entry[], buf: Buffer, used: number): void {
+  if (used >= buf.length / 2) return;
+  const data = Buffer.from(buf.subarray(0, used));
+  // This segment's entries are the last ones read.
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const e = entries[i]!;
+    if (e.data.buffer !== buf.buffer) break;
+    const at = e.data.byteOffset - buf.byteOffset;
+    e.data = data.subarray(at, at + e.data.length);
+  }
+}
+
 function isTornWrite(buf: Buffer, off: number, r: Extract<DecodeResult, { ok: false }>): boolean {
   if (r.reason === 'short-header') return true;
   // The length is outside the CRC: a record that verifies with one length bit flipped back
@@ -284,6 +303,7 @@ export class Wal implements LogStore {
         off += r.size;
       }
       if (isLast) lastSize = repaired ? repaired.offset : off;
+      rehome(entries, buf, off);
     }
     if (!meta) throw new WalCorruptError(join(dir, segments[0]!.name), 0, 'no metadata record');
     const last = segments[segments.length - 1]!;

@@ -1,0 +1,30 @@
+// Post-processes ts-proto's output (run by gen-proto.sh), for the cost of every decoded request:
+//
+//  - a decoded `bytes` field is a view of the input (Buffer.from(reader.bytes()) copied each one
+//    into Node's buffer pool): whoever keeps bytes beyond the message copies them itself, as the
+//    MVCC store does for keys and values, so a put's key and value are copied once, not twice.
+//    Nothing in raftkv writes into a decoded message's bytes.
+//  - an empty `bytes` default is one shared zero-length Buffer (which nothing can write into),
+//    not two fresh allocations per PutRequest built.
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const EMPTY = 'const EMPTY_BYTES: Buffer = Buffer.alloc(0);';
+const VIEW = 'function bytesView(b: Uint8Array): Buffer {\n  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);\n}';
+
+function files(dir) {
+  return readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? files(join(dir, n)) : n.endsWith('.ts') ? [join(dir, n)] : []));
+}
+
+for (const f of files(process.argv[2] ?? 'src/gen')) {
+  const src = readFileSync(f, 'utf8');
+  const helpers = [];
+  if (src.includes('Buffer.alloc(0)')) helpers.push(EMPTY);
+  if (src.includes('Buffer.from(reader.bytes())')) helpers.push(VIEW);
+  if (helpers.length === 0) continue;
+  const lines = src.replaceAll('Buffer.from(reader.bytes())', 'bytesView(reader.bytes())').replaceAll('Buffer.alloc(0)', 'EMPTY_BYTES').split('\n');
+  let lastImport = -1;
+  for (let i = 0; i < lines.length; i++) if (/^import .*;$/.test(lines[i]) || /^} from ".*";$/.test(lines[i])) lastImport = i;
+  lines.splice(lastImport + 1, 0, '', '// raftkv (scripts/gen-proto-post.mjs): decoded bytes are views of the input; empty bytes are shared.', ...helpers);
+  writeFileSync(f, lines.join('\n'));
+}
