@@ -5,7 +5,9 @@
 //
 // Finding the watchers of an event is an index lookup, not a scan of every watcher: watchers
 // of one key are found by the key; range watchers are grouped by identical range (the common
-// case: many clients watching the same prefix), so an event costs one test per distinct range.
+// case: many clients watching the same prefix), and the groups whose range holds a key are found
+// in an interval tree over the ranges (src/kv/interval-index.ts), so an event costs about
+// O(log ranges + matches), not one test per distinct range.
 //
 // Slow consumers (etcd's unsynced/victim watchers): a watcher whose `deliver` answers false
 // (its stream's buffer is full) stops receiving live events and remembers the next revision it
@@ -18,6 +20,7 @@
 import type { Event } from '../gen/etcd/kv.js';
 import { Event_EventType } from '../gen/etcd/kv.js';
 import { EtcdError } from './errors.js';
+import { type IntervalHandle, IntervalIndex } from './interval-index.js';
 import { type MvccStore, keyStr, rangeBounds } from './mvcc.js';
 
 export interface WatchSpec {
@@ -54,6 +57,8 @@ interface RangeGroup {
   lo: string;
   hi: string | undefined;
   entries: Set<Entry>;
+  /** Creation number: the groups a key falls in are offered its event in creation order. */
+  order: number;
 }
 
 /**
@@ -77,8 +82,11 @@ export class WatchHub {
   private readonly entries = new Map<Watcher, Entry>();
   /** Single-key watchers by key. */
   private readonly byKey = new Map<string, Set<Entry>>();
-  /** Range watchers by range ("lo\0hi"). */
-  private readonly byRange = new Map<string, RangeGroup>();
+  /** Range watchers by range ("lo\0hi"): each group's place in the interval index. */
+  private readonly byRange = new Map<string, IntervalHandle<RangeGroup>>();
+  /** The same groups by the keys they cover: which ranges hold a key. */
+  private readonly rangeIndex = new IntervalIndex<RangeGroup>();
+  private groupsCreated = 0;
 
   constructor(private readonly getStore: () => MvccStore) {}
 
@@ -94,13 +102,16 @@ export class WatchHub {
       if (!b) batches.set(e, (b = []));
       b.push(e.w.prevKv ? ev : { ...ev, prevKv: undefined });
     };
+    const hits: RangeGroup[] = []; // the range groups holding one event's key
     for (const ev of events) {
       const k = keyStr(ev.kv!.key);
       const singles = this.byKey.get(k);
       if (singles) for (const e of singles) offer(e, ev);
-      for (const g of this.byRange.values()) {
-        if (k >= g.lo && (g.hi === undefined || k < g.hi)) for (const e of g.entries) offer(e, ev);
-      }
+      hits.length = 0;
+      this.rangeIndex.stab(k, (g) => hits.push(g));
+      // The index answers in lo order; offer in group creation order, as a scan of byRange did.
+      if (hits.length > 1) hits.sort((a, b) => a.order - b.order);
+      for (const g of hits) for (const e of g.entries) offer(e, ev);
     }
     for (const [e, out] of batches) {
       if (e.w.deliver(out, rev) === false) e.nextRev = rev + 1n;
@@ -124,9 +135,12 @@ export class WatchHub {
       s.add(e);
     } else {
       const id = `${e.lo}\0${e.hi ?? ''}`;
-      let g = this.byRange.get(id);
-      if (!g) this.byRange.set(id, (g = { lo: e.lo, hi: e.hi, entries: new Set() }));
-      g.entries.add(e);
+      let slot = this.byRange.get(id);
+      if (!slot) {
+        const g: RangeGroup = { lo: e.lo, hi: e.hi, entries: new Set(), order: this.groupsCreated++ };
+        this.byRange.set(id, (slot = this.rangeIndex.add(g.lo, g.hi, g)));
+      }
+      slot.value.entries.add(e);
     }
     return backlog;
   }
@@ -141,9 +155,12 @@ export class WatchHub {
       if (s?.size === 0) this.byKey.delete(e.lo);
     } else {
       const id = `${e.lo}\0${e.hi ?? ''}`;
-      const g = this.byRange.get(id);
-      g?.entries.delete(e);
-      if (g?.entries.size === 0) this.byRange.delete(id);
+      const slot = this.byRange.get(id);
+      slot?.value.entries.delete(e);
+      if (slot?.value.entries.size === 0) {
+        this.byRange.delete(id);
+        this.rangeIndex.delete(slot);
+      }
     }
   }
 
