@@ -9,6 +9,7 @@
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+const MARKER = '// raftkv (scripts/gen-proto-post.mjs)';
 const EMPTY = 'const EMPTY_BYTES: Buffer = Buffer.alloc(0);';
 const VIEW = 'function bytesView(b: Uint8Array): Buffer {\n  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);\n}';
 
@@ -18,6 +19,7 @@ function files(dir) {
 
 for (const f of files(process.argv[2] ?? 'src/gen')) {
   const src = readFileSync(f, 'utf8');
+  if (src.includes(MARKER)) continue; // already done (run twice)
   const helpers = [];
   if (src.includes('Buffer.alloc(0)')) helpers.push(EMPTY);
   if (src.includes('Buffer.from(reader.bytes())')) helpers.push(VIEW);
@@ -25,6 +27,6 @@ for (const f of files(process.argv[2] ?? 'src/gen')) {
   const lines = src.replaceAll('Buffer.from(reader.bytes())', 'bytesView(reader.bytes())').replaceAll('Buffer.alloc(0)', 'EMPTY_BYTES').split('\n');
   let lastImport = -1;
   for (let i = 0; i < lines.length; i++) if (/^import .*;$/.test(lines[i]) || /^} from ".*";$/.test(lines[i])) lastImport = i;
-  lines.splice(lastImport + 1, 0, '', '// raftkv (scripts/gen-proto-post.mjs): decoded bytes are views of the input; empty bytes are shared.', ...helpers);
+  lines.splice(lastImport + 1, 0, '', `${MARKER}: decoded bytes are views of the input; empty bytes are shared.`, ...helpers);
   writeFileSync(f, lines.join('\n'));
 }

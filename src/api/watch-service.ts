@@ -73,8 +73,9 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
         }
         const watchId = id;
         const w: Watcher = {
-          key: c.key,
-          rangeEnd: c.rangeEnd.length > 0 ? c.rangeEnd : undefined,
+          // Copies: the request's bytes are views of its whole message, kept as long as the watch.
+          key: Buffer.from(c.key),
+          rangeEnd: c.rangeEnd.length > 0 ? Buffer.from(c.rangeEnd) : undefined,
           startRevision: c.startRevision,
           prevKv: c.prevKv,
           noPut: c.filters.includes(WatchCreateRequest_FilterType.NOPUT),

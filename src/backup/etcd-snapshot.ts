@@ -33,7 +33,7 @@ import { AlarmMember } from '../gen/etcd/rpc.js';
 import type { MemberInfo } from '../gen/raftkv/member.js';
 import type { AuthImage } from '../auth/store.js';
 import { crc32c } from '../kv/crc32c.js';
-import { MvccStore, type Rev } from '../kv/mvcc.js';
+import { MvccStore, type Rev, bytesOf, latin1 } from '../kv/mvcc.js';
 import type { AlarmsImage } from '../server/alarms.js';
 import { BoltReader } from './bbolt/reader.js';
 import { type BoltPair, writeBolt } from './bbolt/writer.js';
@@ -116,7 +116,7 @@ export function verifiedDatabase(file: Buffer, skipHashCheck = false): Buffer {
  */
 export async function encodeEtcdSnapshot(src: EtcdBackupState, pause: () => Promise<void>): Promise<Buffer[]> {
   // Every stored version, then revision order (the "key" bucket's key order).
-  const keys: Buffer[] = [];
+  const keys: string[] = [];
   const revs: Rev[] = [];
   const captured = src.store.historiesAsync(
     (batch) => {
@@ -150,8 +150,8 @@ export async function encodeEtcdSnapshot(src: EtcdBackupState, pause: () => Prom
       const tomb = r.version === 0n;
       // A deletion stores the key alone (mvcc/kvstore_txn.go).
       const kv = tomb
-        ? { key: keys[i]!, createRevision: 0n, modRevision: 0n, version: 0n, value: empty, lease: 0n }
-        : { key: keys[i]!, createRevision: r.create, modRevision: r.mod, version: r.version, value: r.value, lease: r.lease };
+        ? { key: bytesOf(keys[i]!), createRevision: 0n, modRevision: 0n, version: 0n, value: empty, lease: 0n }
+        : { key: bytesOf(keys[i]!), createRevision: r.create, modRevision: r.mod, version: r.version, value: bytesOf(r.value), lease: r.lease };
       yield [revisionKey(r.mod, BigInt(r.sub), tomb, slab), encodeKeyValue(kv, slab)];
     }
   }
@@ -248,28 +248,26 @@ export async function decodeEtcdSnapshot(file: Buffer, pause: () => Promise<void
   const optional = (name: string) => db.bucket(name);
 
   // key: versions in revision order, grouped by key.
-  const histories = new Map<string, { key: Buffer; history: Rev[] }>();
+  const histories = new Map<string, Rev[]>();
   let lastRev = 1n;
   await need('key').forEachAsync((e) => {
     const { main, sub, tombstone } = parseRevisionKey(e.key);
-    // Keys and values stay views into the file (no copy per record): the restored store holds
-    // on to the file's buffer.
+    // Keys and values become the store's latin1 strings (copies: the file's buffer is freed).
     const kv = decodeKeyValue(e.value);
-    const key = kv.key;
-    const ks = key.toString('latin1');
+    const ks = latin1(kv.key);
     let h = histories.get(ks);
-    if (!h) histories.set(ks, (h = { key, history: [] }));
+    if (!h) histories.set(ks, (h = []));
     if (sub > 0xffffffffn) throw new Error(`etcd snapshot: sub revision ${sub} too large`);
-    h.history.push(
+    h.push(
       tombstone
-        ? { mod: main, sub: Number(sub), create: 0n, version: 0n, value: Buffer.alloc(0), lease: 0n }
-        : { mod: main, sub: Number(sub), create: kv.createRevision, version: kv.version, value: kv.value, lease: kv.lease },
+        ? { mod: main, sub: Number(sub), create: 0n, version: 0n, value: '', lease: 0n }
+        : { mod: main, sub: Number(sub), create: kv.createRevision, version: kv.version, value: latin1(kv.value), lease: kv.lease },
     );
     if (main > lastRev) lastRev = main;
   }, pause);
   const store = new MvccStore();
   let n = 0;
-  for (const { key, history } of histories.values()) {
+  for (const [key, history] of histories) {
     store.loadHistory(key, history);
     if (++n % 5000 === 0) await pause();
   }

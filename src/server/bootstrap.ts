@@ -12,7 +12,7 @@ import { randomInt } from 'node:crypto';
 import { type MemoryStorage, RawNode, ReadOnlyOption, SeededRand } from '../raft/index.js';
 import { MemberInfo } from '../gen/raftkv/member.js';
 import type { Snapshotter } from '../storage/snap/snapshotter.js';
-import { Wal } from '../storage/wal/wal.js';
+import { Wal, compactEntryViews } from '../storage/wal/wal.js';
 import type { TransportFactory } from '../transport/transport.js';
 import { clusterId as computeClusterId, hex, memberId as computeMemberId } from '../util/ids.js';
 import { type ServerConfig, electionTicks } from './config.js';
@@ -94,6 +94,7 @@ export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: S
         `forcing a new cluster: member ${hex(self)} is now its only voter; ${last - commit} uncommitted entries discarded, ${forced.length} conf changes appended at ${commit + 1}`,
       );
     }
+    compactEntryViews(ents);
     storage.append(ents);
     const hs = contents.hardState;
     if (hs.commit > storage.lastIndex()) hs.commit = storage.lastIndex();

@@ -95,7 +95,9 @@ export class EtcdServer {
     const minTTL = BigInt(Math.ceil((1.5 * electionTicks(cfg) * cfg.heartbeatMs) / 1000));
     this.sm = new StateMachine(new Lessor(minTTL, () => this.clock.now()), () => this.header(0n));
     this.watchHub = new WatchHub(() => this.sm.store);
-    this.sm.store.onEvents = (events, rev) => this.watchHub.notify(events, rev);
+    this.sm.store.onEvents = (events, rev) => {
+      if (this.watchHub.size > 0) this.watchHub.notify(events(), rev);
+    };
     this.snapshotter = new Snapshotter(join(cfg.dataDir, 'member', 'snap'), cfg.logger);
     this.reader = new LinearizableReader(
       { readIndex: (ctx) => this.node.readIndex(ctx), appliedIndex: () => this.sm.appliedIndex },

@@ -32,7 +32,7 @@
 // Building and parsing yield to the event loop (`pause`) every few thousand keys, so that a
 // large image never holds up heartbeats.
 
-import { type KeyHistory, MvccStore, type Rev } from '../kv/mvcc.js';
+import { type KeyHistory, MvccStore, type Rev, latin1 } from '../kv/mvcc.js';
 import type { AuthImage } from '../auth/store.js';
 import type { AlarmsImage } from './alarms.js';
 import type { AppliedRequestsImage } from './applied-requests.js';
@@ -122,13 +122,13 @@ export async function loadStoreJsonLinesAsync(store: MvccStore, buf: Buffer, off
     if (end > pos) {
       const k = JSON.parse(buf.toString('utf8', pos, end)) as JsonLineKey;
       store.loadHistory(
-        Buffer.from(k.key, 'base64'),
+        latin1(Buffer.from(k.key, 'base64')),
         k.history.map(([mod, sub, create, version, value, lease]) => ({
           mod: BigInt(mod),
           sub,
           create: BigInt(create),
           version: BigInt(version),
-          value: Buffer.from(value, 'base64'),
+          value: latin1(Buffer.from(value, 'base64')),
           lease: BigInt(lease),
         })),
       );
@@ -157,7 +157,7 @@ export function encodeKeys(keys: readonly KeyHistory[]): Buffer {
   let o = 0;
   for (const k of keys) {
     o = b.writeUInt32LE(k.key.length, o);
-    o += k.key.copy(b, o);
+    o += b.write(k.key, o, 'latin1');
     o = b.writeUInt32LE(k.history.length, o);
     for (const r of k.history) {
       o = b.writeBigInt64LE(r.mod, o);
@@ -166,7 +166,7 @@ export function encodeKeys(keys: readonly KeyHistory[]): Buffer {
       o = b.writeBigInt64LE(r.version, o);
       o = b.writeBigInt64LE(r.lease, o);
       o = b.writeUInt32LE(r.value.length, o);
-      o += r.value.copy(b, o);
+      o += b.write(r.value, o, 'latin1');
     }
   }
   return b;
@@ -180,7 +180,7 @@ export function encodeKeys(keys: readonly KeyHistory[]): Buffer {
 export async function decodeKeys(
   buf: Buffer,
   offset: number,
-  onKey: (k: { key: Buffer; history: Rev[] }) => void,
+  onKey: (k: { key: string; history: Rev[] }) => void,
   pause: () => Promise<void>,
   chunk = 2000,
 ): Promise<number> {
@@ -194,7 +194,7 @@ export async function decodeKeys(
     const keyLen = buf.readUInt32LE(o);
     o += 4;
     need(keyLen + 4);
-    const key = Buffer.from(buf.subarray(o, o + keyLen));
+    const key = buf.toString('latin1', o, o + keyLen);
     o += keyLen;
     const count = buf.readUInt32LE(o);
     o += 4;
@@ -209,7 +209,7 @@ export async function decodeKeys(
       const valueLen = buf.readUInt32LE(o + 36);
       o += REV_FIXED;
       need(valueLen);
-      history[i] = { mod, sub, create, version, lease, value: Buffer.from(buf.subarray(o, o + valueLen)) };
+      history[i] = { mod, sub, create, version, lease, value: buf.toString('latin1', o, o + valueLen) };
       o += valueLen;
     }
     onKey({ key, history });

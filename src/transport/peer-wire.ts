@@ -147,8 +147,12 @@ function idValue(lo: number, hi: number): bigint {
 export const ENTRY_CACHE_SLOTS = 4096;
 /** Entries whose encoding is larger are not kept: the copy dominates, and a few header bytes are all a hit would save. */
 const ENTRY_CACHE_MAX_ENTRY = 64 * 1024;
-/** The most bytes of entries the table refers to at once. */
-const ENTRY_CACHE_MAX_BYTES = 32 * 1024 * 1024;
+/**
+ * The most bytes of entries the table refers to at once. Enough for what is in flight to the
+ * followers (the same bytes go to each within a turn or two); more would only keep frames alive
+ * that every follower already has (at 32 MiB a leader held ~24 MiB more after a bulk load).
+ */
+const ENTRY_CACHE_MAX_BYTES = 8 * 1024 * 1024;
 
 class EncodedEntry {
   term = 0;
@@ -172,11 +176,18 @@ function cached(e: Entry): EncodedEntry | undefined {
 
 /** Remembers that buf[off, off+len) is the encoding of `e`. */
 function remember(e: Entry, buf: Buffer, off: number, len: number): void {
-  if (len > ENTRY_CACHE_MAX_ENTRY) return;
   const i = e.index & (ENTRY_CACHE_SLOTS - 1);
   let c = slots[i];
   const old = c === undefined ? 0 : c.len;
-  if (cachedBytes - old + len > ENTRY_CACHE_MAX_BYTES) return;
+  if (len > ENTRY_CACHE_MAX_ENTRY || cachedBytes - old + len > ENTRY_CACHE_MAX_BYTES) {
+    // Not kept; nor is the slot's older entry, which would only hold its frame (or, after a
+    // restart, a whole WAL segment its data is a view of) alive for nothing.
+    if (c !== undefined) {
+      cachedBytes -= old;
+      slots[i] = undefined;
+    }
+    return;
+  }
   if (c === undefined) {
     c = new EncodedEntry();
     slots[i] = c;

@@ -90,7 +90,7 @@ describe('store size', () => {
             // What a snapshot load does: a new store from the histories.
             const t = new MvccStore();
             const r = await s.historiesAsync((keys) => {
-              for (const k of keys) t.loadHistory(Buffer.from(k.key), [...k.history]);
+              for (const k of keys) t.loadHistory(k.key, [...k.history]);
             }, noPause);
             t.currentRev = r.currentRev;
             t.compactRev = r.compactRev;

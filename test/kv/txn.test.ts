@@ -50,7 +50,7 @@ function newStore(): { s: MvccStore; leases: Leases; events: string[] } {
   const leases = new Leases();
   const events: string[] = [];
   s.leases = leases;
-  s.onEvents = (evs, rev) => events.push(...evs.map((e) => `${rev}:${e.kv!.key.toString()}`));
+  s.onEvents = (evs, rev) => events.push(...evs().map((e) => `${rev}:${e.kv!.key.toString()}`));
   return { s, leases, events };
 }
 

@@ -49,7 +49,7 @@ describe('watch hub', () => {
         (specs, txns) => {
           const store = new MvccStore();
           const hub = new WatchHub(() => store);
-          store.onEvents = (ev, rev) => hub.notify(ev, rev);
+          store.onEvents = (ev, rev) => hub.notify(ev(), rev);
           const ws = specs.map((sp) => ({ sp, r: recorder(sp.lo, sp.n) }));
           for (const { r } of ws) hub.add(r.w);
           const writes: Array<{ rev: bigint; keys: number[] }> = [];
@@ -65,10 +65,91 @@ describe('watch hub', () => {
     );
   });
 
+  it('finds the watchers of each write as a scan of every range would, in the same order, as watchers come and go', () => {
+    // The model is the scan the interval index replaced: single-key watchers by key, then the
+    // range groups in the order they were created (a group ends with its last watcher).
+    type Spec = { lo: number; n: number | undefined }; // n: undefined one key, 0 to the end, < 0 empty
+    const op = fc.oneof(
+      { weight: 3, arbitrary: fc.record({ lo: fc.integer({ min: 0, max: 30 }), n: fc.option(fc.integer({ min: -3, max: 10 }), { nil: undefined }) }).map((sp) => ({ t: 'add' as const, sp })) },
+      { weight: 1, arbitrary: fc.nat().map((i) => ({ t: 'dup' as const, i })) }, // another watcher of a live watcher's range
+      { weight: 2, arbitrary: fc.nat().map((i) => ({ t: 'remove' as const, i })) },
+      { weight: 3, arbitrary: fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 4 }).map((ks) => ({ t: 'write' as const, ks })) },
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
+        const store = new MvccStore();
+        const hub = new WatchHub(() => store);
+        store.onEvents = (ev, rev) => hub.notify(ev(), rev);
+        const log: string[] = [];
+        const live: Array<{ id: number; sp: Spec; w: Watcher }> = [];
+        // The model.
+        const singles = new Map<string, Set<number>>();
+        const groups = new Map<string, { lo: string; hi: string | undefined; ids: Set<number> }>();
+        const want: string[] = [];
+        const bounds = (sp: Spec) => ({ lo: key(sp.lo).toString(), hi: sp.n === undefined ? key(sp.lo).toString() : sp.n === 0 ? undefined : key(sp.lo + sp.n).toString() });
+        let nextId = 0;
+        const add = (sp: Spec): void => {
+          const id = nextId++;
+          const w: Watcher = {
+            key: key(sp.lo),
+            rangeEnd: sp.n === undefined ? undefined : sp.n === 0 ? Buffer.from([0]) : key(sp.lo + sp.n),
+            startRevision: 0n,
+            prevKv: false,
+            noPut: false,
+            noDelete: false,
+            deliver: (events: Event[], rev: bigint) => void log.push(`${id}@${rev}:${events.map((e) => Buffer.from(e.kv!.key).toString()).join(',')}`),
+          };
+          hub.add(w);
+          live.push({ id, sp, w });
+          const { lo, hi } = bounds(sp);
+          if (sp.n === undefined) singles.set(lo, (singles.get(lo) ?? new Set()).add(id));
+          else {
+            const gid = `${lo}\0${hi ?? ''}`;
+            const g = groups.get(gid) ?? { lo, hi, ids: new Set<number>() };
+            groups.set(gid, g);
+            g.ids.add(id);
+          }
+        };
+        for (const o of ops) {
+          if (o.t === 'add') add(o.sp);
+          else if (o.t === 'dup') {
+            if (live.length) add(live[o.i % live.length]!.sp);
+          } else if (o.t === 'remove') {
+            if (!live.length) continue;
+            const [x] = live.splice(o.i % live.length, 1);
+            hub.remove(x!.w);
+            const { lo, hi } = bounds(x!.sp);
+            if (x!.sp.n === undefined) {
+              singles.get(lo)!.delete(x!.id);
+              if (singles.get(lo)!.size === 0) singles.delete(lo);
+            } else {
+              const gid = `${lo}\0${hi ?? ''}`;
+              groups.get(gid)!.ids.delete(x!.id);
+              if (groups.get(gid)!.ids.size === 0) groups.delete(gid);
+            }
+          } else {
+            const ks = [...new Set(o.ks)];
+            store.write((x) => ks.forEach((k) => x.put(key(k), B('v'), 0n)));
+            const batches = new Map<number, string[]>();
+            const offer = (id: number, k: string) => batches.set(id, [...(batches.get(id) ?? []), k]);
+            for (const k of ks.map((k) => key(k).toString())) {
+              for (const id of singles.get(k) ?? []) offer(id, k);
+              for (const g of groups.values()) if (k >= g.lo && (g.hi === undefined || k < g.hi)) for (const id of g.ids) offer(id, k);
+            }
+            for (const [id, keys] of batches) want.push(`${id}@${store.currentRev}:${keys.join(',')}`);
+          }
+        }
+        assert.deepEqual(log, want);
+        assert.equal(hub.size, live.length);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('buffers nothing for a full watcher and catches it up from the history, in order', () => {
     const store = new MvccStore();
     const hub = new WatchHub(() => store);
-    store.onEvents = (ev, rev) => hub.notify(ev, rev);
+    store.onEvents = (ev, rev) => hub.notify(ev(), rev);
     let full = false;
     const slow = recorder(0, 0, () => full);
     const fast = recorder(0, 0);
@@ -102,7 +183,7 @@ describe('watch hub', () => {
   it('tells a watcher that fell behind past a compaction, and drops it', () => {
     const store = new MvccStore();
     const hub = new WatchHub(() => store);
-    store.onEvents = (ev, rev) => hub.notify(ev, rev);
+    store.onEvents = (ev, rev) => hub.notify(ev(), rev);
     const slow = recorder(0, 0, () => true);
     hub.add(slow.w);
     store.write((x) => x.put(key(1), B('a'), 0n)); // delivered, now unsynced from rev 3

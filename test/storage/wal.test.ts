@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { type Entry, EntryType, silentLogger } from '../../src/raft/index.js';
 import { encodeEntry } from '../../src/storage/wal/record.js';
-import { Wal, WalCorruptError } from '../../src/storage/wal/wal.js';
+import { Wal, WalCorruptError, compactEntryViews } from '../../src/storage/wal/wal.js';
 import { SECTOR, walDataEnd as dataEnd, walRecordOffsets } from '../support/wal-files.js';
 
 const meta = { nodeId: 0xdeadbeefcafef00dn, clusterId: 0x1234567890abcdefn };
@@ -83,6 +83,33 @@ describe('WAL', () => {
     w.saveNoWait({ term: 1, vote: 1n, commit: 5 });
     await w.close();
     assert.deepEqual(await hardStateOnDisk(dir), { term: 1, vote: 1n, commit: 5 });
+    rmSync(dir, { recursive: true });
+  });
+
+  it('entries read back are views of their segment; those of a mostly empty segment move to a right-sized copy', async () => {
+    const dir = tmp();
+    const w = await Wal.create(dir, meta, small);
+    const ents = Array.from({ length: 10 }, (_, i) => ent(i + 1, 1, `value-${i + 1}`.repeat(20)));
+    await w.save({ term: 1, vote: 0n, commit: 10 }, ents, true);
+    await w.close();
+    const { contents, wal } = await Wal.open(dir, small);
+    await wal.close();
+    const read = contents.entries;
+    // Views of the segment (64 KiB, preallocated, ~2 KiB of it used): no copy per entry.
+    assert.equal(read[0]!.data.buffer, read[9]!.data.buffer);
+    assert.ok(read[0]!.data.buffer.byteLength >= 64 * 1024);
+    // Keeping the last three (as after a snapshot at 7): they move to one buffer of their size.
+    const kept = read.slice(7);
+    compactEntryViews(kept);
+    assert.notEqual(kept[0]!.data.buffer, read[0]!.data.buffer);
+    assert.equal(kept[0]!.data.buffer, kept[2]!.data.buffer);
+    assert.ok(kept[0]!.data.buffer.byteLength <= 8192, `copy in a buffer of ${kept[0]!.data.buffer.byteLength} B`);
+    assert.deepEqual(kept.map((e) => Buffer.from(e.data).toString()), ents.slice(7).map((e) => Buffer.from(e.data).toString()));
+    // A buffer the kept entries fill at least half of is left as it is.
+    const full = Buffer.from('abcdefgh');
+    const mostly: Entry[] = [{ index: 1, term: 1, type: EntryType.Normal, data: full.subarray(0, 6) }];
+    compactEntryViews(mostly);
+    assert.equal(mostly[0]!.data.buffer, full.buffer);
     rmSync(dir, { recursive: true });
   });
 

@@ -125,25 +125,6 @@ function hasZeroSector(buf: Buffer, from: number, to: number): boolean {
  * that was written whole proves no such thing, and cutting it could make the member forget the
  * term and vote of its last HardState.
  */
-/**
- * Entries are read as views of their segment's buffer (no copy per entry: at a million keys the
- * copies cost half a second of a restart), so a kept entry keeps its whole segment in memory,
- * which is about the entries' own size — except for the last segment, preallocated to its full
- * size and mostly zeros. When the data fills less than half of `buf`, the entries read from it
- * move to a copy of just the data.
- */
-function rehome(entries: Entry[], buf: Buffer, used: number): void {
-  if (used >= buf.length / 2) return;
-  const data = Buffer.from(buf.subarray(0, used));
-  // This segment's entries are the last ones read.
-  for (let i = entries.length - 1; i >= 0; i--) {
-    const e = entries[i]!;
-    if (e.data.buffer !== buf.buffer) break;
-    const at = e.data.byteOffset - buf.byteOffset;
-    e.data = data.subarray(at, at + e.data.length);
-  }
-}
-
 function isTornWrite(buf: Buffer, off: number, r: Extract<DecodeResult, { ok: false }>): boolean {
   if (r.reason === 'short-header') return true;
   // The length is outside the CRC: a record that verifies with one length bit flipped back
@@ -303,7 +284,6 @@ export class Wal implements LogStore {
         off += r.size;
       }
       if (isLast) lastSize = repaired ? repaired.offset : off;
-      rehome(entries, buf, off);
     }
     if (!meta) throw new WalCorruptError(join(dir, segments[0]!.name), 0, 'no metadata record');
     const last = segments[segments.length - 1]!;
@@ -482,5 +462,29 @@ export class Wal implements LogStore {
       throw this.fatal;
     }
     await this.fh.close();
+  }
+}
+
+/**
+ * Entries are read as views of their segment's buffer (no copy per entry: at a million keys the
+ * copies cost half a second of a restart), so a kept entry keeps its whole segment in memory.
+ * Once the caller knows which entries it keeps (those after the newest snapshot), this moves the
+ * entries of any buffer they fill less than half of (the preallocated, mostly empty last
+ * segment; a segment of which only a tail follows the snapshot) to one right-sized copy.
+ */
+export function compactEntryViews(entries: readonly Entry[]): void {
+  const used = new Map<ArrayBufferLike, number>();
+  for (const e of entries) used.set(e.data.buffer, (used.get(e.data.buffer) ?? 0) + e.data.length);
+  const copies = new Map<ArrayBufferLike, { to: Buffer; at: number }>();
+  for (const [buffer, bytes] of used) {
+    if (bytes < buffer.byteLength / 2) copies.set(buffer, { to: Buffer.allocUnsafe(bytes), at: 0 });
+  }
+  if (copies.size === 0) return;
+  for (const e of entries) {
+    const c = copies.get(e.data.buffer);
+    if (!c) continue;
+    c.to.set(e.data, c.at);
+    e.data = c.to.subarray(c.at, c.at + e.data.length);
+    c.at += e.data.length;
   }
 }
