@@ -78,21 +78,21 @@ async function restartToFirstRead(t: Target, n: number): Promise<number> {
   await t.kill(follower);
   const t0 = performance.now();
   await t.restart(follower);
-  const c = new TestClient(t.endpoints[follower]!, 2000, t.credentials);
   const deadline = Date.now() + 300_000;
-  try {
-    for (;;) {
-      try {
-        const r = await c.range(key(n - 1), { serializable: true });
-        if (r.kvs.length === 1) return performance.now() - t0;
-      } catch {
-        /* still starting */
-      }
-      if (Date.now() > deadline) throw new Error('restarted member did not serve within 300 s');
-      await sleep(20);
+  for (;;) {
+    // A new channel per attempt: one whose connection was refused waits out grpc-js's reconnect
+    // backoff (1 s, then 1.6 s, ...), which would round each restart up to that schedule.
+    const c = new TestClient(t.endpoints[follower]!, 2000, t.credentials);
+    try {
+      const r = await c.range(key(n - 1), { serializable: true });
+      if (r.kvs.length === 1) return performance.now() - t0;
+    } catch {
+      /* still starting */
+    } finally {
+      c.close();
     }
-  } finally {
-    c.close();
+    if (Date.now() > deadline) throw new Error('restarted member did not serve within 300 s');
+    await sleep(20);
   }
 }
 
