@@ -113,6 +113,21 @@ describe('WAL', () => {
     rmSync(dir, { recursive: true });
   });
 
+  it('reads back a segment whose records run over several read pieces (4 MiB), stopping at the preallocated zeros', async () => {
+    const dir = tmp();
+    const o = { ...opts, segmentBytes: 32 * 1024 * 1024 };
+    const w = await Wal.create(dir, meta, o);
+    // 10 MiB of entries of awkward sizes, so records straddle the piece boundaries.
+    const ents = Array.from({ length: 97 }, (_, i) => ({ index: i + 1, term: 1, type: EntryType.Normal, data: Buffer.alloc(108_131 + i * 7, i + 1) }));
+    for (let i = 0; i < ents.length; i += 10) await w.save({ term: 1, vote: 0n, commit: 0 }, ents.slice(i, i + 10), true);
+    await w.close();
+    const { contents, wal } = await Wal.open(dir, o);
+    await wal.close();
+    assert.equal(contents.entries.length, ents.length);
+    for (const [i, e] of contents.entries.entries()) assert.ok(Buffer.from(e.data).equals(ents[i]!.data), `entry ${i + 1}`);
+    rmSync(dir, { recursive: true });
+  });
+
   it('a later entry at an existing index replaces the old suffix', async () => {
     const dir = tmp();
     const w = await Wal.create(dir, meta, opts);

@@ -95,7 +95,7 @@ export function decodeRecord(buf: Buffer, off: number): DecodeResult {
           term: toSafe(p.readBigUInt64LE(0), 'term'),
           index: toSafe(p.readBigUInt64LE(8), 'index'),
           type: p.readUInt8(16),
-          // A view of the segment (Wal.open keeps what it holds on to small: see rehome).
+          // A view of the segment (the caller keeps what it holds on to small: see compactEntryViews in wal.ts).
           data: p.subarray(17),
         };
         return { ok: true, record: { type, entry }, size };
