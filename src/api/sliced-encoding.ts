@@ -4,9 +4,10 @@
 // to the response object, which the method's serializer then sends as they are. Consumers of
 // the object (the JSON gateway) still see an ordinary RangeResponse.
 
-import { BinaryWriter } from '@bufbuild/protobuf/wire';
-import { KeyValue } from '../gen/etcd/kv.js';
+import type { KeyValue } from '../gen/etcd/kv.js';
 import { RangeResponse } from '../gen/etcd/rpc.js';
+import { StoredKeyValue } from '../kv/mvcc.js';
+import { type KeyValueFields, keyValueSize, lengthSize, putKeyValue, putLength } from '../util/keyvalue-wire.js';
 
 const ENCODED = Symbol('encoded');
 /** Below this many key-values, encoding in one go is cheap enough. */
@@ -25,17 +26,50 @@ export async function encodeRangeResponseInSlices(res: RangeResponse, pause: () 
   if (res.kvs.length < SLICED_ENCODING_MIN_KVS) return res;
   const parts: Buffer[] = [Buffer.from(RangeResponse.encode({ ...res, kvs: [] }).finish())];
   for (let i = 0; i < res.kvs.length; i += chunk) {
-    // One writer per slice: each key-value as RangeResponse.encode writes it (tag, length, bytes).
-    const w = new BinaryWriter();
-    for (const kv of res.kvs.slice(i, i + chunk)) KeyValue.encode(kv, w.uint32(KVS_TAG).fork()).join();
-    const bytes = w.finish();
-    parts.push(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    parts.push(encodeKeyValues(res.kvs, i, Math.min(res.kvs.length, i + chunk)));
     if (i + chunk < res.kvs.length) await pause();
   }
   // Kept in slices: the lean unary path (./lean-unary.ts) writes them one by one; grpc-js,
   // which needs one buffer, joins them in its serializer (usingPreEncoded).
   (res as RangeResponse & Encoded)[ENCODED] = parts;
   return res;
+}
+
+/** One reused view of a key-value's fields: a StoredKeyValue's as the store's strings. */
+const fields: KeyValueFields = { key: '', createRevision: 0n, modRevision: 0n, version: 0n, value: '', lease: 0n };
+
+function fieldsOf(kv: KeyValue): KeyValueFields {
+  if (!(kv instanceof StoredKeyValue)) return kv;
+  fields.key = kv.keyString;
+  fields.value = kv.valueString;
+  fields.createRevision = kv.createRevision;
+  fields.modRevision = kv.modRevision;
+  fields.version = kv.version;
+  fields.lease = kv.lease;
+  return fields;
+}
+
+/**
+ * kvs[from, to) as RangeResponse.encode writes them (each: tag, length, KeyValue), into one
+ * buffer, by hand (src/util/keyvalue-wire.ts): the generated writer's chunks per message cost
+ * more than the bytes, and a key or value still in the store's strings is written as it is.
+ */
+function encodeKeyValues(kvs: readonly KeyValue[], from: number, to: number): Buffer {
+  const sizes = new Array<number>(to - from);
+  let total = 0;
+  for (let i = from; i < to; i++) {
+    const n = keyValueSize(fieldsOf(kvs[i]!));
+    sizes[i - from] = n;
+    total += 1 + lengthSize(n) + n;
+  }
+  const b = Buffer.allocUnsafe(total);
+  let o = 0;
+  for (let i = from; i < to; i++) {
+    b[o++] = KVS_TAG;
+    o = putLength(b, o, sizes[i - from]!);
+    o = putKeyValue(b, o, fieldsOf(kvs[i]!));
+  }
+  return b;
 }
 
 /** The slices of a response encoded beforehand (above), if it was. */

@@ -5,7 +5,7 @@
 // made the garbage collector the main cost of writing and reading them; here records are laid
 // out in shared slabs and decoded as views into the file.
 
-import { putVarint } from '../util/varint.js';
+import { keyValueSize, putKeyValue } from '../util/keyvalue-wire.js';
 
 const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
@@ -47,41 +47,6 @@ export function putInt64BE(b: Uint8Array, o: number, v: bigint): void {
   }
 }
 
-/** Bytes of the varint of a length (a non-negative safe integer). */
-function lengthSize(n: number): number {
-  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
-}
-
-/** Writes a length's varint. */
-function putLength(b: Uint8Array, o: number, n: number): number {
-  while (n >= 0x80) {
-    b[o++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 0x80);
-  }
-  b[o++] = n;
-  return o;
-}
-
-function varintSize(v: bigint): number {
-  if (v >= 0n && v <= SAFE) {
-    let x = Number(v);
-    let n = 1;
-    while (x >= 0x80) {
-      x = Math.floor(x / 0x80);
-      n++;
-    }
-    return n;
-  }
-  // Beyond 2^53 (lease ids often are) or negative (two's complement: ten bytes).
-  let x = BigInt.asUintN(64, v);
-  let n = 1;
-  while (x >= 0x80n) {
-    x >>= 7n;
-    n++;
-  }
-  return n;
-}
-
 export interface KeyValueRecord {
   key: Buffer;
   createRevision: bigint;
@@ -93,44 +58,8 @@ export interface KeyValueRecord {
 
 /** Marshals `kv` as Go's protobuf would (mvccpb.KeyValue), into bytes from `slab`. */
 export function encodeKeyValue(kv: KeyValueRecord, slab: Slab): Uint8Array {
-  const { key, value, createRevision: c, modRevision: m, version: v, lease: l } = kv;
-  let n = 0;
-  if (key.length > 0) n += 1 + lengthSize(key.length) + key.length;
-  if (c !== 0n) n += 1 + varintSize(c);
-  if (m !== 0n) n += 1 + varintSize(m);
-  if (v !== 0n) n += 1 + varintSize(v);
-  if (value.length > 0) n += 1 + lengthSize(value.length) + value.length;
-  if (l !== 0n) n += 1 + varintSize(l);
-  const b = slab.take(n);
-  let o = 0;
-  if (key.length > 0) {
-    b[o++] = 0x0a;
-    o = putLength(b, o, key.length);
-    b.set(key, o);
-    o += key.length;
-  }
-  if (c !== 0n) {
-    b[o++] = 0x10;
-    o = putVarint(b, o, c);
-  }
-  if (m !== 0n) {
-    b[o++] = 0x18;
-    o = putVarint(b, o, m);
-  }
-  if (v !== 0n) {
-    b[o++] = 0x20;
-    o = putVarint(b, o, v);
-  }
-  if (value.length > 0) {
-    b[o++] = 0x2a;
-    o = putLength(b, o, value.length);
-    b.set(value, o);
-    o += value.length;
-  }
-  if (l !== 0n) {
-    b[o++] = 0x30;
-    o = putVarint(b, o, l);
-  }
+  const b = slab.take(keyValueSize(kv));
+  putKeyValue(b, 0, kv);
   return b;
 }
 

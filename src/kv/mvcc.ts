@@ -84,6 +84,44 @@ const NO_BYTES: Buffer = Buffer.alloc(0);
 /** A latin1 string's bytes (a new Buffer; the shared empty one for ''). */
 export const bytesOf = (s: string): Buffer => (s.length === 0 ? NO_BYTES : Buffer.from(s, 'latin1'));
 
+/**
+ * A key-value read by a client's Range (rangeAsync): the store's strings and version, its bytes
+ * made only when a field is read (a small answer encoded by grpc-js, the JSON gateway). The Range
+ * encoder writes the strings straight into the response (src/api/sliced-encoding.ts), so a Range
+ * over a million keys makes one small object per key, not an object and two Buffers.
+ */
+export class StoredKeyValue implements KeyValue {
+  constructor(
+    /** The key's latin1 string. */
+    readonly keyString: string,
+    private readonly r: Rev,
+    private readonly keysOnly: boolean,
+  ) {}
+
+  get key(): Buffer {
+    return bytesOf(this.keyString);
+  }
+  get value(): Buffer {
+    return bytesOf(this.valueString);
+  }
+  /** The value's latin1 string ('' with keys_only). */
+  get valueString(): string {
+    return this.keysOnly ? '' : this.r.value;
+  }
+  get createRevision(): bigint {
+    return this.r.create;
+  }
+  get modRevision(): bigint {
+    return this.r.mod;
+  }
+  get version(): bigint {
+    return this.r.version;
+  }
+  get lease(): bigint {
+    return this.r.lease;
+  }
+}
+
 export function toKeyValue(key: string, r: Rev, keysOnly = false): KeyValue {
   return {
     key: bytesOf(key),
@@ -192,7 +230,7 @@ export class MvccStore {
    */
   async defragment(pause: () => Promise<void>, chunk = 5000): Promise<number> {
     await this.walkInSlices('', undefined, chunk, pause, (batch) => {
-      for (const [, rec] of batch) rec.history = rec.history.slice();
+      for (const rec of batch) rec.history = rec.history.slice();
     });
     this.highWater = this.inUse;
     return this.highWater;
@@ -209,14 +247,14 @@ export class MvccStore {
     hi: string | undefined,
     chunk: number,
     pause: () => Promise<void>,
-    f: (batch: Array<[string, KeyRecord]>) => void,
+    f: (batch: KeyRecord[]) => void,
   ): Promise<void> {
     let after: string | undefined;
     for (;;) {
-      const batch: Array<[string, KeyRecord]> = [];
+      const batch: KeyRecord[] = [];
       const take = (k: string, rec: KeyRecord): { break: true } | void => {
         if (after !== undefined && k === after) return;
-        batch.push([k, rec]);
+        batch.push(rec);
         if (batch.length >= chunk) return { break: true };
       };
       if (hi === undefined) {
@@ -228,7 +266,7 @@ export class MvccStore {
       }
       if (batch.length > 0) f(batch);
       if (batch.length < chunk) break;
-      after = batch[batch.length - 1]![0];
+      after = batch[batch.length - 1]!.key;
       await pause();
     }
   }
@@ -291,11 +329,11 @@ export class MvccStore {
     this.pins++;
     try {
       await this.walkInSlices(lo, hi, chunk, pause, (batch) => {
-        for (const [, rec] of batch) {
+        for (const rec of batch) {
           const r = rec.at(rev);
           if (!r) continue;
           count++;
-          if (!o.countOnly && kvs.length < limit) kvs.push(toKeyValue(rec.key, r, o.keysOnly));
+          if (!o.countOnly && kvs.length < limit) kvs.push(new StoredKeyValue(rec.key, r, o.keysOnly === true));
         }
       });
     } finally {
@@ -420,7 +458,7 @@ export class MvccStore {
     try {
       await this.walkInSlices('', undefined, chunk, pause, (batch) => {
         const keys: KeyHistory[] = [];
-        for (const [, rec] of batch) {
+        for (const rec of batch) {
           const last = rec.history[rec.history.length - 1];
           const history = last && last.mod <= rev ? rec.history : rec.history.filter((r) => r.mod <= rev);
           if (history.length > 0) keys.push({ key: rec.key, history });
