@@ -483,17 +483,22 @@ export class MvccStore {
 
   /** Events in [key, end) with revision >= fromRev, in revision order (watch catch-up). */
   eventsSince(key: Uint8Array, end: Uint8Array | undefined, fromRev: bigint, prevKv: boolean): Event[] {
+    return this.eventsBatch(key, end, fromRev, prevKv, Infinity).events;
+  }
+
+  /**
+   * The first events in [key, end) with revision >= fromRev, in revision order: at least `limit`
+   * of them if there are (whole revisions: the batch never ends inside one), and whether more
+   * follow. Only the events handed out are built, so a watcher far behind catches up batch by
+   * batch without the whole backlog being made (and thrown away) at each step.
+   */
+  eventsBatch(key: Uint8Array, end: Uint8Array | undefined, fromRev: bigint, prevKv: boolean, limit: number): { events: Event[]; more: boolean } {
     if (fromRev < this.compactRev) throw Errors.compacted();
-    const out: Array<{ ev: Event; mod: bigint; sub: number }> = [];
+    const found: Array<{ rec: KeyRecord; i: number }> = [];
     const { lo, hi, single } = rangeBounds(key, end);
     const visit = (rec: KeyRecord): void => {
       const h = rec.history;
-      for (let i = h.length - 1; i >= 0; i--) {
-        const r = h[i]!;
-        if (r.mod < fromRev) break;
-        const prev = i > 0 && h[i - 1]!.version !== 0n ? h[i - 1]! : undefined;
-        out.push({ ev: makeEvent(rec.key, r, prevKv ? prev : undefined), mod: r.mod, sub: r.sub });
-      }
+      for (let i = h.length - 1; i >= 0 && h[i]!.mod >= fromRev; i--) found.push({ rec, i });
     };
     if (single) {
       const rec = this.index.get(lo);
@@ -504,8 +509,22 @@ export class MvccStore {
     } else if (hi > lo) {
       this.index.forRange(lo, hi, false, (_k, rec) => visit(rec));
     }
-    out.sort((a, b) => (a.mod < b.mod ? -1 : a.mod > b.mod ? 1 : a.sub - b.sub));
-    return out.map((x) => x.ev);
+    const rev = (f: { rec: KeyRecord; i: number }): Rev => f.rec.history[f.i]!;
+    found.sort((a, b) => {
+      const x = rev(a);
+      const y = rev(b);
+      return x.mod < y.mod ? -1 : x.mod > y.mod ? 1 : x.sub - y.sub;
+    });
+    let n = Math.min(limit, found.length);
+    while (n > 0 && n < found.length && rev(found[n]!).mod === rev(found[n - 1]!).mod) n++;
+    const events = new Array<Event>(n);
+    for (let k = 0; k < n; k++) {
+      const { rec, i } = found[k]!;
+      const h = rec.history;
+      const prev = i > 0 && h[i - 1]!.version !== 0n ? h[i - 1]! : undefined;
+      events[k] = makeEvent(rec.key, h[i]!, prevKv ? prev : undefined);
+    }
+    return { events, more: n < found.length };
   }
 
   /**

@@ -78,6 +78,12 @@ export function deliverByRevision(events: Event[], f: (events: Event[], rev: big
   return undefined;
 }
 
+/** Events a catch-up reads from the history at a time (see WatchHub.resume). */
+export const CATCH_UP_BATCH = 1000;
+
+/** Whether `w`'s filters let `ev` through. */
+const wants = (w: WatchSpec, ev: Event): boolean => !(w.noPut && ev.type === Event_EventType.PUT) && !(w.noDelete && ev.type === Event_EventType.DELETE);
+
 export class WatchHub {
   private readonly entries = new Map<Watcher, Entry>();
   /** Single-key watchers by key. */
@@ -181,28 +187,43 @@ export class WatchHub {
   /**
    * Catches an unsynced watcher up from the history, one revision per delivery, until it is
    * current (synced again: live events follow, in the same turn, so none can slip between) or
-   * its consumer is full again. Returns false if it is still behind. A watcher whose history
-   * was compacted is told (`onCompacted`) and removed.
+   * its consumer is full again. Returns false if it is still behind. The history is read in
+   * batches of about CATCH_UP_BATCH events, so a watcher far behind does not have its whole
+   * backlog built at every drain. A watcher whose history was compacted is told (`onCompacted`)
+   * and removed.
    */
   resume(w: Watcher): boolean {
     const e = this.entries.get(w);
     if (!e) return true;
-    if (e.nextRev === 0n) return true;
-    let events: Event[];
-    try {
-      events = this.history(w, e.nextRev);
-    } catch (err) {
-      if (!(err instanceof EtcdError)) throw err;
-      this.remove(w);
-      w.onCompacted?.(this.getStore().compactRev);
-      return true;
+    while (e.nextRev !== 0n) {
+      let batch: { events: Event[]; more: boolean };
+      try {
+        batch = this.getStore().eventsBatch(w.key, w.rangeEnd, e.nextRev, w.prevKv, CATCH_UP_BATCH);
+      } catch (err) {
+        if (!(err instanceof EtcdError)) throw err;
+        this.remove(w);
+        w.onCompacted?.(this.getStore().compactRev);
+        return true;
+      }
+      const events = batch.events.filter((ev) => wants(w, ev));
+      let full = false;
+      const stoppedAt = deliverByRevision(events, (evs, rev) => {
+        const ok = w.deliver(evs, rev);
+        if (ok === false) full = true;
+        return ok;
+      });
+      if (stoppedAt !== undefined) {
+        e.nextRev = stoppedAt + 1n;
+        return false;
+      }
+      if (!batch.more) {
+        e.nextRev = 0n;
+        return true;
+      }
+      // More history follows this batch: go on from the revision after its last.
+      e.nextRev = batch.events[batch.events.length - 1]!.kv!.modRevision + 1n;
+      if (full) return false;
     }
-    const stoppedAt = deliverByRevision(events, (evs, rev) => w.deliver(evs, rev));
-    if (stoppedAt !== undefined) {
-      e.nextRev = stoppedAt + 1n;
-      return false;
-    }
-    e.nextRev = 0n;
     return true;
   }
 
@@ -210,7 +231,7 @@ export class WatchHub {
   private history(w: WatchSpec, fromRev: bigint): Event[] {
     return this.getStore()
       .eventsSince(w.key, w.rangeEnd, fromRev, w.prevKv)
-      .filter((ev) => !(w.noPut && ev.type === Event_EventType.PUT) && !(w.noDelete && ev.type === Event_EventType.DELETE));
+      .filter((ev) => wants(w, ev));
   }
 
   get size(): number {

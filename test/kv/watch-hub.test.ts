@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Event } from '../../src/gen/etcd/kv.js';
 import { MvccStore } from '../../src/kv/mvcc.js';
-import { type Watcher, WatchHub } from '../../src/kv/watch-hub.js';
+import { CATCH_UP_BATCH, type Watcher, WatchHub } from '../../src/kv/watch-hub.js';
 
 const B = (s: string) => Buffer.from(s);
 const key = (k: number) => B(`k${String(k).padStart(2, '0')}`);
@@ -178,6 +178,50 @@ describe('watch hub', () => {
     // Synced again: live events flow.
     store.write((x) => x.put(key(4), B('d'), 0n));
     assert.equal(slow.got.at(-1)!.rev, store.currentRev);
+  });
+
+  it('catches a watcher far behind up in batches of whole revisions, never building its whole backlog at once', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 600, maxLength: 900 }),
+        fc.array(fc.oneof(fc.integer({ min: 20, max: 400 }), fc.integer({ min: 401, max: 2000 })), { minLength: 1, maxLength: 20 }),
+        (txnSizes, budgets) => {
+          const store = new MvccStore();
+          const hub = new WatchHub(() => store);
+          store.onEvents = (ev, rev) => hub.notify(ev(), rev);
+          let full = true;
+          const slow = recorder(0, 0, () => full);
+          const fast = recorder(0, 0);
+          hub.add(slow.w);
+          hub.add(fast.w);
+          // The slow watcher takes one revision and is full; then ~1,500 revisions go by.
+          for (const [t, n] of txnSizes.entries()) store.write((x) => Array.from({ length: n }, (_, k) => x.put(key((t + k) % 40), B(`v${t}`), 0n)));
+          const sizes: number[] = [];
+          const batch = store.eventsBatch.bind(store);
+          store.eventsBatch = (...a: Parameters<typeof batch>) => {
+            const r = batch(...a);
+            sizes.push(r.events.length);
+            return r;
+          };
+          // Each drain, the consumer takes a budget of revisions before it is full again.
+          let budget = 0;
+          slow.w.deliver = ((orig) => (ev: Event[], rev: bigint) => {
+            orig(ev, rev);
+            return --budget > 0;
+          })(slow.w.deliver);
+          full = false;
+          for (let i = 0; hub.isUnsynced(slow.w); i++) {
+            budget = budgets[i % budgets.length]!;
+            hub.resume(slow.w);
+          }
+          assert.deepEqual(slow.got, fast.got, 'every revision once, in order, with all its keys');
+          // At most a batch (and the rest of its last revision) built per read of the history.
+          // (Before: the whole backlog, ~1,500 revisions of 1-4 events, at every drain.)
+          assert.ok(Math.max(...sizes) < CATCH_UP_BATCH + 4, `batch sizes ${Math.max(...sizes)}`);
+        },
+      ),
+      { numRuns: 10 },
+    );
   });
 
   it('tells a watcher that fell behind past a compaction, and drops it', () => {
