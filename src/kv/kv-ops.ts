@@ -21,13 +21,14 @@ import {
   type TxnResponse,
 } from '../gen/etcd/rpc.js';
 import { Errors } from './errors.js';
-import { type MvccStore, type RangeOptions, type RangeResult, type WriteTxn, keyStr, rangeBounds } from './mvcc.js';
+import { type MvccStore, type RangeOptions, type RangeResult, StoredKeyValue, type WriteTxn, keyStr, rangeBounds } from './mvcc.js';
 
 export const MAX_TXN_OPS = 128;
 
 type Reader = Pick<WriteTxn, 'range'>;
 
-function cmpBig(a: bigint, b: bigint): number {
+/** Bigints by value; latin1 strings like their bytes (a StoredKeyValue's, sorted without making Buffers). */
+function cmpOrdered<T extends bigint | string>(a: T, b: T): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
@@ -86,15 +87,15 @@ function finishRange(req: RangeRequest, res: RangeResult): Omit<RangeResponse, '
     const cmp = (a: KeyValue, b: KeyValue): number => {
       switch (req.sortTarget) {
         case RangeRequest_SortTarget.VERSION:
-          return cmpBig(a.version, b.version);
+          return cmpOrdered(a.version, b.version);
         case RangeRequest_SortTarget.CREATE:
-          return cmpBig(a.createRevision, b.createRevision);
+          return cmpOrdered(a.createRevision, b.createRevision);
         case RangeRequest_SortTarget.MOD:
-          return cmpBig(a.modRevision, b.modRevision);
+          return cmpOrdered(a.modRevision, b.modRevision);
         case RangeRequest_SortTarget.VALUE:
-          return Buffer.compare(a.value, b.value);
+          return a instanceof StoredKeyValue && b instanceof StoredKeyValue ? cmpOrdered(a.valueString, b.valueString) : Buffer.compare(a.value, b.value);
         default:
-          return Buffer.compare(a.key, b.key);
+          return a instanceof StoredKeyValue && b instanceof StoredKeyValue ? cmpOrdered(a.keyString, b.keyString) : Buffer.compare(a.key, b.key);
       }
     };
     // Stable sort keeps key order among equal targets, as etcd does.
@@ -266,16 +267,16 @@ function compareOne(c: Compare, kv: KeyValue | undefined): boolean {
       r = Buffer.compare(kv.value, c.value ?? Buffer.alloc(0));
       break;
     case Compare_CompareTarget.VERSION:
-      r = cmpBig(kv?.version ?? 0n, c.version ?? 0n);
+      r = cmpOrdered(kv?.version ?? 0n, c.version ?? 0n);
       break;
     case Compare_CompareTarget.CREATE:
-      r = cmpBig(kv?.createRevision ?? 0n, c.createRevision ?? 0n);
+      r = cmpOrdered(kv?.createRevision ?? 0n, c.createRevision ?? 0n);
       break;
     case Compare_CompareTarget.MOD:
-      r = cmpBig(kv?.modRevision ?? 0n, c.modRevision ?? 0n);
+      r = cmpOrdered(kv?.modRevision ?? 0n, c.modRevision ?? 0n);
       break;
     case Compare_CompareTarget.LEASE:
-      r = cmpBig(kv?.lease ?? 0n, c.lease ?? 0n);
+      r = cmpOrdered(kv?.lease ?? 0n, c.lease ?? 0n);
       break;
     default:
       return false;

@@ -6,6 +6,8 @@ import { describe, it } from 'node:test';
 import type { KeyValue } from '../../src/gen/etcd/kv.js';
 import fc from 'fast-check';
 import { MvccStore } from '../../src/kv/mvcc.js';
+import { doRange, doRangeAsync } from '../../src/kv/kv-ops.js';
+import { RangeRequest } from '../../src/gen/etcd/rpc.js';
 
 const B = (s: string) => Buffer.from(s);
 const key = (k: number) => B(`k/${String(k).padStart(3, '0')}`);
@@ -44,6 +46,25 @@ describe('rangeAsync', () => {
         },
       ),
       { numRuns: 300 },
+    );
+  });
+
+  it("a client's Range (doRangeAsync, the store's own key-values) sorts, filters and limits as doRange does", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 60 }), fc.uint8Array({ maxLength: 6 })), { minLength: 1, maxLength: 120 }),
+        fc.record({ sortOrder: fc.integer({ min: 0, max: 2 }), sortTarget: fc.integer({ min: 0, max: 4 }), limit: fc.integer({ min: 0, max: 30 }), minModRevision: fc.integer({ min: 0, max: 40 }), keysOnly: fc.boolean() }),
+        async (puts, q) => {
+          const s = new MvccStore();
+          for (const [k, v] of puts) s.write((w) => w.put(Buffer.concat([key(k), Buffer.from([0xf0 + (k % 16)])]), Buffer.from(v), 0n));
+          const req = RangeRequest.fromPartial({ key: Buffer.from([0]), rangeEnd: Buffer.from([0]), ...q, limit: BigInt(q.limit), minModRevision: BigInt(q.minModRevision) });
+          const plain = (kv: KeyValue): KeyValue => ({ key: kv.key, createRevision: kv.createRevision, modRevision: kv.modRevision, version: kv.version, value: kv.value, lease: kv.lease });
+          const got = await doRangeAsync(s, req, async () => {});
+          const want = doRange(s, req);
+          assert.deepEqual({ ...got, kvs: got.kvs.map(plain) }, { ...want, kvs: want.kvs.map(plain) });
+        },
+      ),
+      { numRuns: 200 },
     );
   });
 });
