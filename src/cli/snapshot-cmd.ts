@@ -17,8 +17,7 @@ import { snapshotStatus, verifiedDatabase } from '../backup/etcd-snapshot.js';
 import { restoreDataDir } from '../backup/restore.js';
 import { fsyncDir } from '../util/fsync.js';
 import { dirname, resolve } from 'node:path';
-
-const pause = (): Promise<void> => new Promise((r) => setImmediate(r));
+import { yieldToEventLoop as pause } from '../util/yield.js';
 
 class UsageError extends Error {}
 

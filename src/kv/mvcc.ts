@@ -935,9 +935,9 @@ export class WriteTxn {
 
   put(key: Buffer, value: Buffer, lease: bigint): KeyValue | undefined {
     const k = keyStr(key);
-    let rec = this.store.record(k, false);
-    const fresh = rec === undefined;
-    rec ??= this.store.record(k, true)!;
+    const rec = this.store.record(k, true)!;
+    // Only a record made just now has no versions: prune and rollback drop emptied ones.
+    const fresh = rec.history.length === 0;
     const prev = rec.latest();
     const r: Rev = {
       mod: this.rev,

@@ -52,10 +52,8 @@ interface Entry {
   nextRev: bigint;
 }
 
-/** Watchers of one identical range. */
+/** Watchers of one identical range (its bounds are in its interval-index handle). */
 interface RangeGroup {
-  lo: string;
-  hi: string | undefined;
   entries: Set<Entry>;
   /** Creation number: the groups a key falls in are offered its event in creation order. */
   order: number;
@@ -143,8 +141,8 @@ export class WatchHub {
       const id = `${e.lo}\0${e.hi ?? ''}`;
       let slot = this.byRange.get(id);
       if (!slot) {
-        const g: RangeGroup = { lo: e.lo, hi: e.hi, entries: new Set(), order: this.groupsCreated++ };
-        this.byRange.set(id, (slot = this.rangeIndex.add(g.lo, g.hi, g)));
+        const g: RangeGroup = { entries: new Set(), order: this.groupsCreated++ };
+        this.byRange.set(id, (slot = this.rangeIndex.add(e.lo, e.hi, g)));
       }
       slot.value.entries.add(e);
     }

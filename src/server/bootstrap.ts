@@ -20,8 +20,6 @@ import type { StateMachine } from './state-machine.js';
 import { configuredIds, standaloneEntries } from './force-new-cluster.js';
 import { yieldToEventLoop } from '../util/yield.js';
 
-export { yieldToEventLoop };
-
 const MAX_SIZE_PER_MSG = 1024 * 1024;
 
 export interface Booted {

@@ -32,7 +32,7 @@ import { channelCredentials, checkAllowedCN } from '../util/tls.js';
 import { grpcTarget } from '../util/url.js';
 import { hex } from '../util/ids.js';
 import type { ProcessLogger } from '../util/log.js';
-import { yieldToEventLoop } from './bootstrap.js';
+import { yieldToEventLoop } from '../util/yield.js';
 import { alarmName } from './alarms.js';
 import type { Clock, Timer } from './clock.js';
 import type { ServerConfig } from './config.js';

@@ -10,7 +10,7 @@ import type { Message, Snapshot } from '../raft/index.js';
 import type { Logger } from '../raft/logger.js';
 import { FatalStorageError } from '../storage/fatal.js';
 import type { SnapshotStore } from '../storage/durable.js';
-import { yieldToEventLoop } from './bootstrap.js';
+import { yieldToEventLoop } from '../util/yield.js';
 import type { Clock } from './clock.js';
 import type { RaftNode } from './raft-node.js';
 import type { StateMachine } from './state-machine.js';

@@ -127,8 +127,9 @@ function readRecords(file: string): { buf: Buffer; whole: boolean } {
     };
     let off = 0;
     while (ensure(off + HEADER_SIZE) && !allZero(buf, off, off + HEADER_SIZE)) {
-      if (!ensure(off + HEADER_SIZE + buf.readUInt32LE(off))) break;
-      off += HEADER_SIZE + buf.readUInt32LE(off);
+      const next = off + HEADER_SIZE + buf.readUInt32LE(off);
+      if (!ensure(next)) break;
+      off = next;
     }
     return { buf: buf.subarray(0, have), whole: have >= size };
   } finally {
