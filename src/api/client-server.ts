@@ -3,7 +3,8 @@
 
 import * as grpc from '@grpc/grpc-js';
 import type { EtcdServer } from '../server/etcd-server.js';
-import { type TlsSide, serverCredentials } from '../util/tls.js';
+import type { TlsSide } from '../util/tls.js';
+import { serverCredentials } from '../util/grpc-tls.js';
 import { grpcTarget } from '../util/url.js';
 import { authService } from './auth-service.js';
 import { clusterService } from './cluster-service.js';

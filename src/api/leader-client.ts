@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ClusterClient, LeaseClient } from '../gen/etcd/rpc.js';
 import { Errors } from '../kv/errors.js';
 import type { EtcdServer } from '../server/etcd-server.js';
-import { channelCredentials } from '../util/tls.js';
+import { channelCredentials } from '../util/grpc-tls.js';
 import { grpcTarget } from '../util/url.js';
 import { fromServiceError } from './grpc-status.js';
 

@@ -13,8 +13,12 @@
 // and names the key.
 
 import { readFileSync } from 'node:fs';
-import { isMap, parseDocument } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import { FLAG_SPECS, FlagError, type FlagSpec, kindError } from './flag-specs.js';
+
+/** The yaml package (72 files) is loaded only when a config file is given: most members start without one. */
+const yaml = (): typeof Yaml => createRequire(import.meta.url)('yaml') as typeof Yaml;
 
 const TLS_BLOCKS = ['client-transport-security', 'peer-transport-security'] as const;
 
@@ -35,6 +39,7 @@ export function readConfigFile(path: string): Map<string, string> {
     const why = err.code === 'ENOENT' ? 'no such file or directory' : err.code === 'EACCES' ? 'permission denied' : err.message;
     throw new FlagError(`open ${path}: ${why}`, 1);
   }
+  const { isMap, parseDocument } = yaml();
   const doc = parseDocument(text);
   if (doc.errors.length > 0) throw fail(`invalid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
   const top: unknown = doc.toJS();

@@ -54,7 +54,7 @@ export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: S
     rand: new SeededRand(cfg.raftSeed ?? randomInt(2 ** 31)),
     logger,
   };
-  const existing = (await Wal.hasWal(walDir)) ? await Wal.open(walDir, { logger, segmentBytes: cfg.walSegmentBytes }) : undefined;
+  const existing = (await Wal.hasWal(walDir)) ? await Wal.open(walDir, { logger, segmentBytes: cfg.walSegmentBytes, readAhead: cfg.walReadAhead }) : undefined;
   const neverPersisted =
     existing !== undefined && existing.contents.entries.length === 0 && !existing.contents.snapshot && existing.contents.hardState.term === 0;
 

@@ -7,6 +7,7 @@ import type { ProcessLogger } from '../util/log.js';
 import type { TlsConfig } from '../util/tls.js';
 import type { JwtConfig } from '../auth/jwt.js';
 import type { Clock } from './clock.js';
+import type { WalReadAhead } from '../storage/wal/segment-read.js';
 
 export const API_VERSION = '3.4.0';
 
@@ -44,6 +45,8 @@ export interface ServerConfig {
   cors?: string[];
   hostWhitelist?: string[];
   walSegmentBytes?: number;
+  /** The WAL's segments, already being read (the CLI starts this before loading the member's code). */
+  walReadAhead?: WalReadAhead;
   /** Answer linearizable reads on the leader's lease (CheckQuorum) instead of ReadIndex rounds. */
   leaseReads?: boolean;
   /** etcd's --auto-compaction-*: the leader compacts the MVCC history (retention 0 = off). */

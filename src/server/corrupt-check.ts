@@ -28,7 +28,7 @@ import {
 import { PeerMaintenanceClient, PeerMaintenanceService, type PeerMaintenanceServer } from '../gen/raftkv/peer_maintenance.js';
 import { toServiceError } from '../api/grpc-status.js';
 import { EtcdError, Errors } from '../kv/errors.js';
-import { channelCredentials, checkAllowedCN } from '../util/tls.js';
+import { channelCredentials, checkAllowedCN } from '../util/grpc-tls.js';
 import { grpcTarget } from '../util/url.js';
 import { hex } from '../util/ids.js';
 import type { ProcessLogger } from '../util/log.js';

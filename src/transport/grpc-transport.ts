@@ -30,7 +30,8 @@ import {
 } from '../gen/raftkv/peer.js';
 import type { Logger } from '../raft/logger.js';
 import { type Message, MessageType } from '../raft/index.js';
-import { type TlsConfig, channelCredentials, checkAllowedCN } from '../util/tls.js';
+import type { TlsConfig } from '../util/tls.js';
+import { channelCredentials, checkAllowedCN } from '../util/grpc-tls.js';
 import { grpcTarget } from '../util/url.js';
 import { messageFromPb, messageToPb, toBuffer } from './codec.js';
 import { decodeBatch, encodeBatch } from './peer-wire.js';

@@ -1,13 +1,12 @@
 // TLS for the client and peer links, as etcd's pkg/transport TLSInfo: certificate files loaded
 // once at start (or a self-signed certificate made at start for --auto-tls/--peer-auto-tls,
 // kept under <data-dir>/fixtures/{client,peer} as etcd keeps it), turned into grpc-js
-// credentials. The crypto is Node's TLS (through grpc-js); the self-signed certificate is made
+// credentials by grpc-tls.ts. The crypto is Node's TLS (through grpc-js); the self-signed certificate is made
 // by the `selfsigned` package.
 //
 // A URL decides: an https:// URL is served and dialed with TLS, an http:// one in plaintext
 // (etcd ignores the key/cert files for http URLs, with a warning).
 
-import * as grpc from '@grpc/grpc-js';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -101,40 +100,4 @@ export async function selfCert(dir: string, hosts: string[]): Promise<{ cert: Bu
   await writeFile(certPath, pems.cert, { mode: 0o600 });
   await writeFile(keyPath, pems.private, { mode: 0o600 });
   return { cert: Buffer.from(pems.cert), key: Buffer.from(pems.private) };
-}
-
-/** Credentials to serve `url` with: TLS for https (client certificates required under client cert auth). */
-export function serverCredentials(url: string, side: TlsSide | undefined): grpc.ServerCredentials {
-  if (!isHttps(url)) return grpc.ServerCredentials.createInsecure();
-  if (!side) throw new Error(`cannot listen on TLS for ${url}: KeyFile and CertFile are not presented`);
-  return grpc.ServerCredentials.createSsl(side.ca ?? null, [{ private_key: side.key, cert_chain: side.cert }], side.clientCertAuth);
-}
-
-/**
- * Credentials to dial `url` with: for https, this side's certificate as the client certificate
- * and its trusted CA for the server's (no verification of the server for a self-signed side, as
- * etcd); plaintext for http.
- */
-export function channelCredentials(url: string, side: TlsSide | undefined): grpc.ChannelCredentials {
-  if (!isHttps(url)) return grpc.credentials.createInsecure();
-  if (!side) return grpc.credentials.createSsl();
-  return grpc.credentials.createSsl(
-    side.ca ?? null,
-    side.key,
-    side.cert,
-    side.selfSigned && !side.ca ? { rejectUnauthorized: false, checkServerIdentity: () => undefined } : undefined,
-  );
-}
-
-/**
- * --peer-cert-allowed-cn: an error text if the caller's verified client certificate (TLS
- * connections only) does not carry the allowed CommonName; undefined if it may go on.
- */
-export function checkAllowedCN(call: { getAuthContext(): { transportSecurityType?: string; sslPeerCertificate?: { subject?: { CN?: string | string[] } } } }, allowed: string | undefined): string | undefined {
-  if (!allowed) return undefined;
-  const ctx = call.getAuthContext();
-  if (ctx.transportSecurityType !== 'ssl') return undefined;
-  const cn = ctx.sslPeerCertificate?.subject?.CN;
-  const cns = Array.isArray(cn) ? cn : cn ? [cn] : [];
-  return cns.includes(allowed) ? undefined : `CommonName authentication failed (want ${allowed}, got ${cns.join(',') || 'none'})`;
 }

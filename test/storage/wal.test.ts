@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { type Entry, EntryType, silentLogger } from '../../src/raft/index.js';
 import { encodeEntry } from '../../src/storage/wal/record.js';
 import { Wal, WalCorruptError, compactEntryViews } from '../../src/storage/wal/wal.js';
+import { WalReadAhead } from '../../src/storage/wal/segment-read.js';
 import { SECTOR, walDataEnd as dataEnd, walRecordOffsets } from '../support/wal-files.js';
 
 const meta = { nodeId: 0xdeadbeefcafef00dn, clusterId: 0x1234567890abcdefn };
@@ -125,6 +126,28 @@ describe('WAL', () => {
     await wal.close();
     assert.equal(contents.entries.length, ents.length);
     for (const [i, e] of contents.entries.entries()) assert.ok(Buffer.from(e.data).equals(ents[i]!.data), `entry ${i + 1}`);
+    rmSync(dir, { recursive: true });
+  });
+
+  it('open() takes the segments a read-ahead started before it read, each once', async () => {
+    const dir = tmp();
+    const w = await Wal.create(dir, meta, { ...opts, segmentBytes: 2048 });
+    for (let i = 1; i <= 100; i++) await w.save({ term: 1, vote: 0n, commit: i - 1 }, [ent(i, 1, 'y'.repeat(50))], false);
+    await w.close();
+    const segments = readdirSync(dir).filter((n) => n.endsWith('.wal')).sort();
+    assert.ok(segments.length > 3, `${segments.length} segments`);
+    const readAhead = WalReadAhead.start(dir);
+    await readAhead.settled;
+    // Zero the files: what open() now finds on disk is no WAL at all (no metadata record), so
+    // entries it returns can only be the bytes the read-ahead read before.
+    const saved = segments.map((n) => readFileSync(join(dir, n)));
+    for (const [i, n] of segments.entries()) writeFileSync(join(dir, n), Buffer.alloc(saved[i]!.length));
+    const r = await Wal.open(dir, { ...opts, segmentBytes: 2048, readAhead });
+    await r.wal.close();
+    assert.deepEqual(r.contents.entries.map((e) => e.index), Array.from({ length: 100 }, (_, i) => i + 1));
+    assert.equal(r.contents.hardState.commit, 99);
+    // Given once: a second open reads the (zeroed) files.
+    await assert.rejects(Wal.open(dir, { ...opts, segmentBytes: 2048, readAhead }), /no metadata record/);
     rmSync(dir, { recursive: true });
   });
 

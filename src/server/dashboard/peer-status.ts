@@ -8,7 +8,8 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { MaintenanceClient, type StatusResponse } from '../../gen/etcd/rpc.js';
-import { type TlsSide, channelCredentials } from '../../util/tls.js';
+import type { TlsSide } from '../../util/tls.js';
+import { channelCredentials } from '../../util/grpc-tls.js';
 import { grpcTarget } from '../../util/url.js';
 
 /** Below the dashboard's one-second refresh: an unanswered member never delays the next one. */

@@ -28,8 +28,8 @@
 // Failures: the first failed write, fsync or unlink poisons the WAL (see ../fatal.ts): that call
 // and every later one reject with the same FatalStorageError, and nothing more is written.
 
-import { closeSync, constants, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, truncate, unlink } from 'node:fs/promises';
+import { constants, existsSync } from 'node:fs';
+import { type FileHandle, mkdir, open, readFile, truncate, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Entry, type HardState, emptyHardState, isEmptyHardState } from '../../raft/index.js';
 import type { Logger } from '../../raft/logger.js';
@@ -47,6 +47,7 @@ import {
   encodeSnapshotMark,
   verifiesWithOneLengthBitFlipped,
 } from './record.js';
+import { type Segment, WalReadAhead, allZero, listSegments, segmentName } from './segment-read.js';
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 
@@ -56,6 +57,8 @@ export const PENDING_COMMIT_FLUSH_MS = 2;
 export interface WalOptions {
   segmentBytes?: number;
   logger: Logger;
+  /** Segments already being read (segment-read.ts); open() reads them itself otherwise. */
+  readAhead?: WalReadAhead;
   /** The fsync calls (tests inject failures here); the operating system's by default. */
   sync?: SyncCalls;
 }
@@ -80,78 +83,6 @@ export class WalCorruptError extends Error {
     super(`wal: corrupt record in ${file} at offset ${offset} (${reason}); refusing to start to avoid losing acknowledged data`);
     this.name = 'WalCorruptError';
   }
-}
-
-interface Segment {
-  name: string;
-  seq: number;
-  firstIndex: number;
-}
-
-function segmentName(seq: number, firstIndex: number): string {
-  return `${seq.toString(16).padStart(16, '0')}-${firstIndex.toString(16).padStart(16, '0')}.wal`;
-}
-
-function parseSegmentName(name: string): Segment | undefined {
-  const m = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/.exec(name);
-  if (!m) return undefined;
-  return { name, seq: parseInt(m[1]!, 16), firstIndex: parseInt(m[2]!, 16) };
-}
-
-/** A segment is read in pieces of this size, as far as its records go. */
-const READ_PIECE = 4 * 1024 * 1024;
-
-/**
- * A segment's bytes as far as its records go (`whole`: the file's every byte). The
- * preallocated zeros after the records are not read: reading them cost more than the records
- * (a 64 MiB segment holding 13 MiB took ~230 ms to read whole, mostly page faults of this VM's
- * kind), so the file is read piece by piece along its record headers until a zero header (the
- * end of the data, where open() stops) or the file's end. The buffer is the file's size but
- * only the pages read are ever touched. Synchronous: open() runs once, before the member serves
- * anything, and fs/promises reads in 512 KiB pieces, one thread-pool round trip each.
- */
-function readRecords(file: string): { buf: Buffer; whole: boolean } {
-  const fd = openSync(file, 'r');
-  try {
-    const size = fstatSync(fd).size;
-    const buf = Buffer.allocUnsafeSlow(size);
-    let have = 0;
-    /** Makes bytes [0, end) available; false if the file ends before `end`. */
-    const ensure = (end: number): boolean => {
-      while (have < end && have < size) {
-        const got = readInto(fd, buf, have, Math.min(size, Math.max(end, have + READ_PIECE)) - have);
-        if (got === 0) break;
-        have += got;
-      }
-      return end <= have;
-    };
-    let off = 0;
-    while (ensure(off + HEADER_SIZE) && !allZero(buf, off, off + HEADER_SIZE)) {
-      const next = off + HEADER_SIZE + buf.readUInt32LE(off);
-      if (!ensure(next)) break;
-      off = next;
-    }
-    return { buf: buf.subarray(0, have), whole: have >= size };
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Reads `n` bytes of `fd` at file offset `at` into buf[at, at + n); the bytes read. */
-function readInto(fd: number, buf: Buffer, at: number, n: number): number {
-  let done = 0;
-  while (done < n) {
-    const got = readSync(fd, buf, at + done, n - done, at + done);
-    if (got === 0) break;
-    done += got;
-  }
-  return done;
-}
-
-/** Whether buf[from, end) is all zero bytes (unwritten preallocated space). */
-function allZero(buf: Buffer, from: number, end = buf.length): boolean {
-  for (let i = Math.max(0, from); i < end; i++) if (buf[i] !== 0) return false;
-  return true;
 }
 
 /** The disk's unit of atomic writes that etcd assumes: after a crash each is old or new. */
@@ -194,14 +125,6 @@ async function createSegment(path: string, first: Buffer, segmentBytes: number, 
   if (segmentBytes > first.length) await fh.truncate(segmentBytes);
   await sync.fsync(fh);
   return fh;
-}
-
-async function listSegments(dir: string): Promise<Segment[]> {
-  const names = await readdir(dir);
-  return names
-    .map(parseSegmentName)
-    .filter((s): s is Segment => s !== undefined)
-    .sort((a, b) => a.seq - b.seq);
 }
 
 export class Wal implements LogStore {
@@ -272,6 +195,9 @@ export class Wal implements LogStore {
   static async open(dir: string, opts: WalOptions): Promise<{ wal: Wal; contents: WalContents }> {
     const segments = await listSegments(dir);
     if (segments.length === 0) throw new Error(`wal: no WAL segments in ${dir}`);
+    // Started by the caller before it had other work to do, or here: either way the next
+    // segment is being read while this one is decoded.
+    const readAhead = opts.readAhead ?? WalReadAhead.start(dir);
     let meta: WalMetadata | undefined;
     let hardState = emptyHardState();
     let snapshot: { index: number; term: number } | undefined;
@@ -282,7 +208,7 @@ export class Wal implements LogStore {
     for (let si = 0; si < segments.length; si++) {
       const seg = segments[si]!;
       const file = join(dir, seg.name);
-      let { buf, whole } = readRecords(file);
+      let { buf, whole } = await readAhead.segment(seg.name);
       const isLast = si === segments.length - 1;
       let off = 0;
       while (off < buf.length) {
@@ -291,7 +217,7 @@ export class Wal implements LogStore {
         let r = decodeRecord(buf, off);
         if (!r.ok && !whole) {
           // Judge a bad record (torn? damaged?) on the whole file, as it always was.
-          buf = readFileSync(file);
+          buf = await readFile(file);
           whole = true;
           r = decodeRecord(buf, off);
         }

@@ -1,0 +1,190 @@
+// One cluster member, started: TLS, the peer transport, the Raft server and the client port
+// (gRPC, HTTP and the JSON gateway on one port, as etcd's cmux), metrics, and a clean shutdown
+// on SIGINT/SIGTERM. Loaded by raftkv.ts once the flags are read and the WAL's reading started.
+
+import * as grpc from '@grpc/grpc-js';
+import { join } from 'node:path';
+import { GRPC_OVERHEAD_BYTES, bind, clientServices, createClientServer } from '../api/client-server.js';
+import { leanMethods } from '../api/lean-unary.js';
+import { ClientFrontDoor } from '../api/front-door.js';
+import { httpEndpoints } from '../api/http-endpoints.js';
+import { createGateway } from '../api/gateway/index.js';
+import { initialCorruptCheck, peerMaintenanceService } from '../server/corrupt-check.js';
+import { EtcdServer } from '../server/etcd-server.js';
+import { GrpcTransportFactory } from '../transport/grpc-transport.js';
+import { Metrics, serveMetrics } from '../server/metrics.js';
+import { instrumentServices } from '../api/grpc-metrics.js';
+import type { Flags } from './flags.js';
+import type { ZapLogger } from '../util/log.js';
+import type { WalReadAhead } from '../storage/wal/segment-read.js';
+import { hex } from '../util/ids.js';
+import { type TlsConfig, isHttps, loadTlsSide, tlsFlagsEmpty } from '../util/tls.js';
+
+/** Go's http.DefaultMaxHeaderBytes, which etcd's HTTP side keeps: the largest request head. */
+const GO_MAX_HEADER_BYTES = 1 << 20;
+
+export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: WalReadAhead): Promise<void> {
+  let tls: TlsConfig;
+  try {
+    tls = await loadTls(flags, (msg) => logger.warn(msg));
+  } catch (e) {
+    const msg = `could not get certs (${(e as Error).message})`;
+    logger.error(msg);
+    logger.flush();
+    process.stderr.write(`raftkv: ${msg}\n`);
+    process.exit(1);
+  }
+  const peerDialMap = parseDialMap(process.env.RAFTKV_PEER_DIAL_MAP);
+  const transports = new GrpcTransportFactory(logger, peerDialMap, tls);
+  const server = new EtcdServer({
+    name: flags.name,
+    dataDir: flags.dataDir,
+    advertiseClientUrls: flags.advertiseClientUrls,
+    initialAdvertisePeerUrls: flags.initialAdvertisePeerUrls,
+    initialCluster: flags.initialCluster,
+    initialClusterState: flags.initialClusterState,
+    initialClusterToken: flags.initialClusterToken,
+    heartbeatMs: flags.heartbeatInterval,
+    electionMs: flags.electionTimeout,
+    snapshotCount: flags.snapshotCount,
+    snapshotCatchUpEntries: flags.snapshotCatchUpEntries,
+    maxRequestBytes: flags.maxRequestBytes,
+    maxTxnOps: flags.maxTxnOps,
+    enableGrpcGateway: flags.enableGrpcGateway,
+    quotaBackendBytes: flags.quotaBackendBytes,
+    maxConcurrentStreams: flags.maxConcurrentStreams,
+    grpcKeepAliveIntervalMs: flags.grpcKeepAliveIntervalMs,
+    grpcKeepAliveTimeoutMs: flags.grpcKeepAliveTimeoutMs,
+    cors: flags.cors,
+    hostWhitelist: flags.hostWhitelist,
+    walSegmentBytes: flags.walSegmentBytes,
+    walReadAhead,
+    leaseReads: flags.leaseReads,
+    autoCompaction: { mode: flags.autoCompactionMode, retention: flags.autoCompactionRetention },
+    peerDialMap,
+    transport: transports,
+    initialCorruptCheck: flags.initialCorruptCheck,
+    forceNewCluster: flags.forceNewCluster, // src/server/force-new-cluster.ts
+    corruptCheckTimeMs: flags.corruptCheckTimeMs,
+    auth: flags.auth,
+    tls,
+    logger,
+  });
+  const fail = (msg: string, code = 1): never => {
+    logger.error(msg);
+    logger.flush();
+    process.stderr.write(`raftkv: ${msg}\n`);
+    process.exit(code);
+  };
+  try {
+    await server.init();
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  logger.addFields({ 'local-member-id': hex(server.id) });
+  if (flags.initialCorruptCheck) {
+    // etcd's CheckInitialHashKV: before serving peers or clients.
+    try {
+      await initialCorruptCheck(server);
+    } catch (e) {
+      await server.stop();
+      fail((e as Error).message);
+    }
+  }
+
+  const peerServer = new grpc.Server({ 'grpc.max_receive_message_length': 256 * 1024 * 1024 });
+  const [svc, impl] = transports.transport!.service();
+  peerServer.addService(svc, impl);
+  peerServer.addService(...peerMaintenanceService(server));
+  // Metrics first: the client services report every call to them (grpc_server_*), and the
+  // peer transport its bytes and round trips (etcd_network_peer_*).
+  const metrics = new Metrics(server);
+  server.metrics = metrics;
+  transports.transport!.observer = metrics.peerTraffic;
+  const services = instrumentServices(clientServices(server), metrics);
+  const clientServer = createClientServer(server, services);
+  // One client port for gRPC and HTTP/1.1, as etcd's cmux (src/api/front-door.ts).
+  // etcd's JSON gateway on the same port (--enable-grpc-gateway, default on), over the same
+  // (instrumented) service implementations as gRPC.
+  const gateway = flags.enableGrpcGateway ? createGateway(server, services) : undefined;
+  // RAFTKV_GRPC_JS_ONLY=1 leaves every call to grpc-js (a diagnostic switch, for comparisons).
+  const lean = process.env.RAFTKV_GRPC_JS_ONLY === '1' ? undefined : { methods: leanMethods(services), maxReceiveBytes: server.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES };
+  const frontDoor = new ClientFrontDoor(clientServer, httpEndpoints(server, gateway), { maxHeaderBytes: GO_MAX_HEADER_BYTES, lean });
+  try {
+    for (const u of flags.listenPeerUrls) await bind(peerServer, u, tls.peer);
+    for (const u of flags.listenClientUrls) await frontDoor.listen(u, tls.client);
+  } catch (e) {
+    fail(`cannot listen: ${(e as Error).message}`);
+  }
+
+  let stopping = false;
+  const shutdown = async (code: number): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('shutting down');
+    frontDoor.close();
+    clientServer.forceShutdown();
+    peerServer.forceShutdown();
+    try {
+      await server.stop();
+      logger.info('stopped');
+    } catch (e) {
+      // E.g. the last fsync of the WAL failed: what was acknowledged was synced before.
+      logger.error(`stopping failed: ${(e as Error).message}`);
+      code = code === 0 ? 1 : code;
+    }
+    logger.flush();
+    process.exit(code);
+  };
+  server.onFatal = (e) => void shutdown(1).then(() => fail(e.message));
+  server.onRemoved = () => void shutdown(0);
+  process.on('SIGINT', () => void shutdown(0));
+  process.on('SIGTERM', () => void shutdown(0));
+
+  try {
+    for (const u of flags.listenMetricsUrls) {
+      const url = new URL(u);
+      await serveMetrics(server, metrics, url.hostname, Number(url.port));
+    }
+  } catch (e) {
+    fail(`cannot serve metrics: ${(e as Error).message}`);
+  }
+
+  server.start();
+  logger.info(
+    `member ${flags.name} (${hex(server.id)}) serving clients on ${flags.listenClientUrls.join(',')} and peers on ${flags.listenPeerUrls.join(',')}`,
+  );
+}
+
+/**
+ * Loads the client and peer certificates, or makes self-signed ones for --auto-tls and
+ * --peer-auto-tls under <data-dir>/fixtures/{client,peer} (etcd's ClientSelfCert/PeerSelfCert),
+ * with etcd's warnings for TLS settings on http URLs.
+ */
+async function loadTls(flags: Flags, warn: (msg: string) => void): Promise<TlsConfig> {
+  const hosts = (urls: string[]) => urls.map((u) => new URL(u).hostname.replace(/^\[|\]$/g, ''));
+  for (const u of flags.listenClientUrls.filter((x) => !isHttps(x))) {
+    if (!tlsFlagsEmpty(flags.clientTls)) warn(`scheme is HTTP while key and certificate files are present; ignoring key and certificate files: client-url=${u}`);
+    if (flags.clientTls.clientCertAuth) warn(`scheme is HTTP while --client-cert-auth is enabled; ignoring client cert auth for this URL: client-url=${u}`);
+  }
+  for (const u of flags.listenPeerUrls.filter((x) => !isHttps(x))) {
+    if (!tlsFlagsEmpty(flags.peerTls)) warn(`scheme is HTTP while key and certificate files are present; ignoring key and certificate files: peer-url=${u}`);
+    if (flags.peerTls.clientCertAuth) warn(`scheme is HTTP while --peer-client-cert-auth is enabled; ignoring client cert auth for this URL: peer-url=${u}`);
+  }
+  const client = await loadTlsSide(flags.clientTls, join(flags.dataDir, 'fixtures', 'client'), hosts([...flags.listenClientUrls, ...flags.advertiseClientUrls]), warn);
+  const peer = await loadTlsSide(flags.peerTls, join(flags.dataDir, 'fixtures', 'peer'), hosts([...flags.listenPeerUrls, ...flags.initialAdvertisePeerUrls]), warn);
+  return { client, peer, peerAllowedCN: flags.peerCertAllowedCn };
+}
+
+/**
+ * RAFTKV_PEER_DIAL_MAP="http://a:1=http://b:2,...": dial another address for a peer URL (the
+ * fault-injection suite routes every peer link through its own proxy this way).
+ */
+function parseDialMap(v: string | undefined): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const pair of (v ?? '').split(',').filter(Boolean)) {
+    const i = pair.indexOf('=');
+    if (i > 0) m.set(pair.slice(0, i), pair.slice(i + 1));
+  }
+  return m;
+}
