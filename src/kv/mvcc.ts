@@ -41,33 +41,88 @@ export interface KeyHistory {
 /** Below this many versions a key's history is copied to grow (see KeyRecord.append). */
 const SHORT_HISTORY = 8;
 
+/** A record's versions when it has none (never mutated: append replaces it). */
+const NO_VERSIONS: Rev[] = [];
+
+/**
+ * A key and its versions, oldest first. Most keys have one version between compactions, and a
+ * one-slot array would be two more heap objects (56 B) per key for the collector to move at
+ * every restart: a single version is held by itself, several (or none) in an array.
+ * Invariant: `h` is an array exactly when the count is not 1.
+ */
 class KeyRecord {
-  history: Rev[] = [];
+  private h: Rev | Rev[] = NO_VERSIONS;
   /** `key`: the key's bytes as a latin1 string (also its index key). */
   constructor(readonly key: string) {}
 
+  /** How many versions are kept. */
+  get count(): number {
+    const h = this.h;
+    return Array.isArray(h) ? h.length : 1;
+  }
+
+  /** The versions, oldest first (a new one-slot array for a single version: not for hot paths). */
+  versions(): readonly Rev[] {
+    const h = this.h;
+    return Array.isArray(h) ? h : [h];
+  }
+
+  /** Replaces the versions (oldest first); the record keeps `v` itself unless it has one. */
+  setVersions(v: Rev[]): void {
+    this.h = v.length === 1 ? v[0]! : v.length === 0 ? NO_VERSIONS : v;
+  }
+
+  /** The newest version (a deletion included), if any. */
+  newest(): Rev | undefined {
+    const h = this.h;
+    return Array.isArray(h) ? h[h.length - 1] : h;
+  }
+
   append(r: Rev): void {
     // Short histories grow exactly (a copy of a few slots): push() would reserve 16 more slots
-    // (128 bytes) on a key's first or second version, and most keys have few versions between
+    // (128 bytes) on a key's second version, and most keys have few versions between
     // compactions. Longer ones grow by push(), amortized.
-    const h = this.history;
-    if (h.length < SHORT_HISTORY) this.history = h.length === 0 ? [r] : h.concat(r);
+    const h = this.h;
+    if (!Array.isArray(h)) this.h = [h, r];
+    else if (h.length === 0) this.h = r;
+    else if (h.length < SHORT_HISTORY) this.h = h.concat(r);
     else h.push(r);
   }
 
-  latest(): Rev | undefined {
-    const h = this.history;
+  /** Removes and returns the newest version (undoing an append). */
+  popNewest(): Rev | undefined {
+    const h = this.h;
+    if (!Array.isArray(h)) {
+      this.h = NO_VERSIONS;
+      return h;
+    }
+    if (h.length === 0) return undefined;
     const r = h[h.length - 1];
+    this.setVersions(h.slice(0, -1));
+    return r;
+  }
+
+  /** A right-sized copy of a history that compaction shortened (defragmentation). */
+  compactArray(): void {
+    const h = this.h;
+    if (Array.isArray(h) && h.length > 0) this.h = h.slice();
+  }
+
+  latest(): Rev | undefined {
+    const r = this.newest();
     return r && r.version !== 0n ? r : undefined;
   }
 
   /** The live version visible at revision `rev`, if any. */
   at(rev: bigint): Rev | undefined {
-    const h = this.history;
-    const found = lastAtOrBelow(h, rev);
-    if (found < 0) return undefined;
-    const r = h[found]!;
-    return r.version === 0n ? undefined : r;
+    const h = this.h;
+    let r: Rev | undefined;
+    if (!Array.isArray(h)) r = h.mod <= rev ? h : undefined;
+    else {
+      const found = lastAtOrBelow(h, rev);
+      r = found < 0 ? undefined : h[found];
+    }
+    return r && r.version !== 0n ? r : undefined;
   }
 }
 
@@ -164,13 +219,15 @@ export type WatchSink = (events: () => Event[], rev: bigint) => void;
 /**
  * What the store costs in memory, estimated per item so that the size is known in O(1) at any
  * time (Status, /metrics, the space quota). Measured on Node 20 (heap after GC, 200k keys of
- * 12 B with 100 B values): a new key with one version ~347 B, each further version ~224 B. So a
- * version costs its value plus VERSION_OVERHEAD (the Rev object, the value string's header, its
- * slot in the history), and a key its bytes (the latin1 string, shared by the record and the
- * index) plus KEY_OVERHEAD (record, history array, B-tree slot); both rounded up.
+ * 12 B with 100 B values): a new key with one version ~284 B, its second version ~280 B (the
+ * history array starts there), each further one ~224 B. So a version costs its value plus
+ * VERSION_OVERHEAD (the Rev object, the value string's header, its slot in the history), and a
+ * key its bytes (the latin1 string, shared by the record and the index) plus KEY_OVERHEAD
+ * (record, B-tree slot); both rounded so that one version is over-counted by ~8% and a few
+ * versions under-counted by ~5%.
  */
 export const VERSION_OVERHEAD = 125;
-export const KEY_OVERHEAD = 115;
+export const KEY_OVERHEAD = 70;
 export const keyCost = (key: { length: number }): number => KEY_OVERHEAD + key.length;
 export const versionCost = (value: { length: number }): number => VERSION_OVERHEAD + value.length;
 
@@ -230,7 +287,7 @@ export class MvccStore {
    */
   async defragment(pause: () => Promise<void>, chunk = 5000): Promise<number> {
     await this.walkInSlices('', undefined, chunk, pause, (batch) => {
-      for (const rec of batch) rec.history = rec.history.slice();
+      for (const rec of batch) rec.compactArray();
     });
     this.highWater = this.inUse;
     return this.highWater;
@@ -417,7 +474,7 @@ export class MvccStore {
   private prune(rev: bigint): void {
     const dead: string[] = [];
     this.index.forEach((rec, k) => {
-      const h = rec.history;
+      const h = rec.versions();
       let keepFrom = 0;
       for (let i = h.length - 1; i >= 0; i--) {
         if (h[i]!.mod <= rev) {
@@ -427,9 +484,9 @@ export class MvccStore {
       }
       if (keepFrom > 0) {
         for (let i = 0; i < keepFrom; i++) this.account(-versionCost(h[i]!.value));
-        rec.history = h.slice(keepFrom);
+        rec.setVersions(h.slice(keepFrom));
       }
-      if (rec.history.length === 0) dead.push(k);
+      if (rec.count === 0) dead.push(k);
     });
     for (const k of dead) {
       const rec = this.index.get(k)!;
@@ -459,8 +516,9 @@ export class MvccStore {
       await this.walkInSlices('', undefined, chunk, pause, (batch) => {
         const keys: KeyHistory[] = [];
         for (const rec of batch) {
-          const last = rec.history[rec.history.length - 1];
-          const history = last && last.mod <= rev ? rec.history : rec.history.filter((r) => r.mod <= rev);
+          const all = rec.versions();
+          const last = all[all.length - 1];
+          const history = last && last.mod <= rev ? all : all.filter((r) => r.mod <= rev);
           if (history.length > 0) keys.push({ key: rec.key, history });
         }
         onBatch(keys);
@@ -474,9 +532,9 @@ export class MvccStore {
   /** Sets a key's whole history (loading a snapshot image into a new store; see historiesAsync). */
   loadHistory(key: string, history: Rev[]): void {
     const rec = new KeyRecord(key);
-    rec.history = history;
+    rec.setVersions(history);
     const old = this.index.get(key);
-    if (old) this.account(-keyCost(old.key) - old.history.reduce((n, r) => n + versionCost(r.value), 0));
+    if (old) this.account(-keyCost(old.key) - old.versions().reduce((n, r) => n + versionCost(r.value), 0));
     this.index.set(key, rec);
     this.account(keyCost(key) + history.reduce((n, r) => n + versionCost(r.value), 0));
   }
@@ -494,11 +552,14 @@ export class MvccStore {
    */
   eventsBatch(key: Uint8Array, end: Uint8Array | undefined, fromRev: bigint, prevKv: boolean, limit: number): { events: Event[]; more: boolean } {
     if (fromRev < this.compactRev) throw Errors.compacted();
-    const found: Array<{ rec: KeyRecord; i: number }> = [];
+    // Each version found, with the one before it (prev_kv: none after a deletion).
+    const found: Array<{ key: string; r: Rev; prev: Rev | undefined }> = [];
     const { lo, hi, single } = rangeBounds(key, end);
     const visit = (rec: KeyRecord): void => {
-      const h = rec.history;
-      for (let i = h.length - 1; i >= 0 && h[i]!.mod >= fromRev; i--) found.push({ rec, i });
+      const h = rec.versions();
+      for (let i = h.length - 1; i >= 0 && h[i]!.mod >= fromRev; i--) {
+        found.push({ key: rec.key, r: h[i]!, prev: i > 0 && h[i - 1]!.version !== 0n ? h[i - 1]! : undefined });
+      }
     };
     if (single) {
       const rec = this.index.get(lo);
@@ -509,20 +570,13 @@ export class MvccStore {
     } else if (hi > lo) {
       this.index.forRange(lo, hi, false, (_k, rec) => visit(rec));
     }
-    const rev = (f: { rec: KeyRecord; i: number }): Rev => f.rec.history[f.i]!;
-    found.sort((a, b) => {
-      const x = rev(a);
-      const y = rev(b);
-      return x.mod < y.mod ? -1 : x.mod > y.mod ? 1 : x.sub - y.sub;
-    });
+    found.sort(({ r: x }, { r: y }) => (x.mod < y.mod ? -1 : x.mod > y.mod ? 1 : x.sub - y.sub));
     let n = Math.min(limit, found.length);
-    while (n > 0 && n < found.length && rev(found[n]!).mod === rev(found[n - 1]!).mod) n++;
+    while (n > 0 && n < found.length && found[n]!.r.mod === found[n - 1]!.r.mod) n++;
     const events = new Array<Event>(n);
     for (let k = 0; k < n; k++) {
-      const { rec, i } = found[k]!;
-      const h = rec.history;
-      const prev = i > 0 && h[i - 1]!.version !== 0n ? h[i - 1]! : undefined;
-      events[k] = makeEvent(rec.key, h[i]!, prevKv ? prev : undefined);
+      const { key: ks, r, prev } = found[k]!;
+      events[k] = makeEvent(ks, r, prevKv ? prev : undefined);
     }
     return { events, more: n < found.length };
   }
@@ -580,7 +634,7 @@ const KEY_BUCKET = Buffer.from('key');
 const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** Index of the last version in `h[0..upTo]` with a main revision at or below `rev` (-1: none). */
-function lastAtOrBelow(h: Rev[], rev: bigint, upTo = h.length - 1): number {
+function lastAtOrBelow(h: readonly Rev[], rev: bigint, upTo = h.length - 1): number {
   let lo = 0;
   let hi = upTo;
   let found = -1;
@@ -675,7 +729,7 @@ class HashJob {
     let last: string | undefined;
     this.index.forRange(after ?? '', maxKey, true, (k, rec) => {
       if (after !== undefined && k === after) return;
-      const h = rec.history;
+      const h = rec.versions();
       const top = lastAtOrBelow(h, rev);
       if (top >= 0) {
         const kept = lastAtOrBelow(h, compactRev, top);
@@ -705,7 +759,7 @@ class HashJob {
 
   /** Takes up to `n` of a key's versions in (compactRev, rev]; returns how many. */
   private take(cur: { rec: KeyRecord; next: number; top: number }, n: number): number {
-    const h = cur.rec.history;
+    const h = cur.rec.versions();
     const end = Math.min(cur.top, cur.next + n - 1);
     const from = cur.next;
     for (let i = from; i <= end; i++) this.push(cur.rec.key, h[i]!);
@@ -923,7 +977,7 @@ export class WriteTxn {
     for (let i = this.undo.length - 1; i >= 0; i--) {
       const u = this.undo[i]!;
       if ('pop' in u) {
-        const r = u.pop.history.pop();
+        const r = u.pop.popNewest();
         if (r) this.store.account(-versionCost(r.value));
         if (u.drop) this.store.dropRecord(u.pop.key);
       } else if ('attach' in u) this.store.leases?.detach(u.attach, u.key);
@@ -937,7 +991,7 @@ export class WriteTxn {
     const k = keyStr(key);
     const rec = this.store.record(k, true)!;
     // Only a record made just now has no versions: prune and rollback drop emptied ones.
-    const fresh = rec.history.length === 0;
+    const fresh = rec.count === 0;
     const prev = rec.latest();
     const r: Rev = {
       mod: this.rev,
