@@ -18,7 +18,8 @@ import { checkDelete, checkPut, checkRange, checkTxn, doRangeAsync, applyTxn, tx
 import { Errors } from '../kv/errors.js';
 import * as authCheck from '../auth/apply-checks.js';
 import { authOf } from '../auth/frontend.js';
-import { type EtcdServer, yieldToEventLoop } from '../server/etcd-server.js';
+import type { EtcdServer } from '../server/etcd-server.js';
+import { yieldToEventLoop } from '../util/yield.js';
 import { unary, withoutResponseCopies } from './grpc-util.js';
 import { encodeRangeResponseInSlices, usingPreEncoded } from './sliced-encoding.js';
 

@@ -18,7 +18,8 @@ import {
 import { authOf } from '../auth/frontend.js';
 import { Errors } from '../kv/errors.js';
 import { alarmName } from '../server/alarms.js';
-import { API_VERSION, type EtcdServer, yieldToEventLoop } from '../server/etcd-server.js';
+import { API_VERSION, type EtcdServer } from '../server/etcd-server.js';
+import { yieldToEventLoop } from '../util/yield.js';
 import { etcdSnapshotOfMachine, rechunk } from '../backup/member-backup.js';
 import { guardStream, toServiceError, unary, withoutResponseCopies } from './grpc-util.js';
 

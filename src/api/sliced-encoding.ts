@@ -7,7 +7,8 @@
 import type { KeyValue } from '../gen/etcd/kv.js';
 import { RangeResponse } from '../gen/etcd/rpc.js';
 import { StoredKeyValue } from '../kv/mvcc.js';
-import { type KeyValueFields, keyValueSize, lengthSize, putKeyValue, putLength } from '../util/keyvalue-wire.js';
+import { type KeyValueFields, keyValueSize, putKeyValue } from '../util/keyvalue-wire.js';
+import { lengthSize, putVarint } from '../util/varint.js';
 
 const ENCODED = Symbol('encoded');
 /** Below this many key-values, encoding in one go is cheap enough. */
@@ -66,7 +67,7 @@ function encodeKeyValues(kvs: readonly KeyValue[], from: number, to: number): Bu
   let o = 0;
   for (let i = from; i < to; i++) {
     b[o++] = KVS_TAG;
-    o = putLength(b, o, sizes[i - from]!);
+    o = putVarint(b, o, sizes[i - from]!);
     o = putKeyValue(b, o, fieldsOf(kvs[i]!));
   }
   return b;

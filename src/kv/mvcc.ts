@@ -335,19 +335,17 @@ export class MvccStore {
     return rev;
   }
 
-  /** Visits the live versions in [key, end) at `rev`, in key order, until `f` returns false. */
-  private scan(key: Uint8Array, end: Uint8Array | undefined, rev: bigint, f: (rec: KeyRecord, r: Rev) => boolean | void): void {
+  /** Visits the records with keys in etcd's range [key, end), in key order, until `f` returns false. */
+  private records(key: Uint8Array, end: Uint8Array | undefined, f: (rec: KeyRecord) => boolean | void): void {
     const { lo, hi, single } = rangeBounds(key, end);
     if (single) {
       const rec = this.index.get(lo);
-      const r = rec?.at(rev);
-      if (rec && r) f(rec, r);
+      if (rec) f(rec);
       return;
     }
     if (hi !== undefined && hi <= lo) return;
     const visit = (_k: string, rec: KeyRecord): { break: true } | void => {
-      const r = rec.at(rev);
-      if (r && f(rec, r) === false) return { break: true };
+      if (f(rec) === false) return { break: true };
     };
     if (hi === undefined) {
       const maxKey = this.index.maxKey();
@@ -355,6 +353,14 @@ export class MvccStore {
     } else {
       this.index.forRange(lo, hi, false, visit);
     }
+  }
+
+  /** Visits the live versions in [key, end) at `rev`, in key order, until `f` returns false. */
+  private scan(key: Uint8Array, end: Uint8Array | undefined, rev: bigint, f: (rec: KeyRecord, r: Rev) => boolean | void): void {
+    this.records(key, end, (rec) => {
+      const r = rec.at(rev);
+      if (r && f(rec, r) === false) return false;
+    });
   }
 
   range(key: Uint8Array, end: Uint8Array | undefined, o: RangeOptions = {}): RangeResult {
@@ -554,22 +560,12 @@ export class MvccStore {
     if (fromRev < this.compactRev) throw Errors.compacted();
     // Each version found, with the one before it (prev_kv: none after a deletion).
     const found: Array<{ key: string; r: Rev; prev: Rev | undefined }> = [];
-    const { lo, hi, single } = rangeBounds(key, end);
-    const visit = (rec: KeyRecord): void => {
+    this.records(key, end, (rec) => {
       const h = rec.versions();
       for (let i = h.length - 1; i >= 0 && h[i]!.mod >= fromRev; i--) {
         found.push({ key: rec.key, r: h[i]!, prev: i > 0 && h[i - 1]!.version !== 0n ? h[i - 1]! : undefined });
       }
-    };
-    if (single) {
-      const rec = this.index.get(lo);
-      if (rec) visit(rec);
-    } else if (hi === undefined) {
-      const maxKey = this.index.maxKey();
-      if (maxKey !== undefined && maxKey >= lo) this.index.forRange(lo, maxKey, true, (_k, rec) => visit(rec));
-    } else if (hi > lo) {
-      this.index.forRange(lo, hi, false, (_k, rec) => visit(rec));
-    }
+    });
     found.sort(({ r: x }, { r: y }) => (x.mod < y.mod ? -1 : x.mod > y.mod ? 1 : x.sub - y.sub));
     let n = Math.min(limit, found.length);
     while (n > 0 && n < found.length && found[n]!.r.mod === found[n - 1]!.r.mod) n++;

@@ -53,7 +53,6 @@ export { API_VERSION, type ServerConfig } from './config.js';
 const SLOW_FSYNC_SECONDS = 1;
 /** ... and an apply slower than this (etcdserver's warnApplyDuration). */
 const SLOW_APPLY_SECONDS = 0.1;
-export { yieldToEventLoop } from '../util/yield.js';
 
 export class EtcdServer {
   id = 0n;

@@ -22,6 +22,7 @@
 import { type Message, MessageType, SeededRand } from '../raft/index.js';
 import { messageFromPb, messageToPb } from './codec.js';
 import type { Transport, TransportFactory, TransportHandler } from './transport.js';
+import { yieldToEventLoop } from '../util/yield.js';
 
 /** The cluster id and member list a running member answers to one that joins. */
 type MembersResponse = Awaited<ReturnType<TransportFactory['fetchClusterInfo']>>;
@@ -240,7 +241,7 @@ export class InMemNetwork implements TransportFactory {
    * list), as a gRPC peer answers RaftPeer.Members. Isolated members do not answer.
    */
   async fetchClusterInfo(urls: string[]): Promise<MembersResponse> {
-    await new Promise<void>((r) => setImmediate(r));
+    await yieldToEventLoop();
     const wanted = new Set(urls);
     for (const ep of this.endpoints.values()) {
       if (ep.closed || this.isolated.has(ep.id) || !ep.handler.members) continue;

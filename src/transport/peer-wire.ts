@@ -25,7 +25,7 @@
 // (as the generated decoder does, rather than merging).
 
 import type { ConfState, Entry, Message, Snapshot } from '../raft/index.js';
-import { putVarint } from '../util/varint.js';
+import { lengthSize, putVarint } from '../util/varint.js';
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 const EMPTY = Buffer.alloc(0);
@@ -58,9 +58,7 @@ export const peerWireStats = { entriesEncoded: 0 };
 
 // ------------------------------------------------------------------ varints
 
-function sizeU32(v: number): number {
-  return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5;
-}
+const sizeU32: (v: number) => number = lengthSize;
 
 /** Size of a number written as a uint64 varint; refuses what BigInt(v) in messageToPb would. */
 function sizeU53(v: number): number {

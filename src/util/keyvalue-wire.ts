@@ -8,9 +8,7 @@
 // Key and value come either as bytes or as latin1 strings (one char per byte: how the MVCC store
 // keeps them), written straight into the output without a Buffer in between.
 
-import { putVarint } from './varint.js';
-
-const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+import { lengthSize, putVarint, varintSize } from './varint.js';
 
 export interface KeyValueFields {
   key: Uint8Array | string;
@@ -19,42 +17,6 @@ export interface KeyValueFields {
   version: bigint;
   value: Uint8Array | string;
   lease: bigint;
-}
-
-/** Bytes of the varint of a length (a non-negative safe integer). */
-export function lengthSize(n: number): number {
-  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
-}
-
-/** Writes a length's varint at `o`; returns the end. */
-export function putLength(b: Uint8Array, o: number, n: number): number {
-  while (n >= 0x80) {
-    b[o++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 0x80);
-  }
-  b[o++] = n;
-  return o;
-}
-
-/** Bytes of an int64's varint. */
-export function varintSize(v: bigint): number {
-  if (v >= 0n && v <= SAFE) {
-    let x = Number(v);
-    let n = 1;
-    while (x >= 0x80) {
-      x = Math.floor(x / 0x80);
-      n++;
-    }
-    return n;
-  }
-  // Beyond 2^53 (lease ids often are) or negative (two's complement: ten bytes).
-  let x = BigInt.asUintN(64, v);
-  let n = 1;
-  while (x >= 0x80n) {
-    x >>= 7n;
-    n++;
-  }
-  return n;
 }
 
 /** The size of a KeyValue's encoding (without a tag or length of its own). */
@@ -81,37 +43,29 @@ function putBytes(b: Uint8Array, o: number, x: Uint8Array | string): number {
   return o + x.length;
 }
 
+/** A length-delimited field (tag, length, bytes) at `o`; returns the end. */
+function putBytesField(b: Uint8Array, o: number, tag: number, x: Uint8Array | string): number {
+  b[o] = tag;
+  return putBytes(b, putVarint(b, o + 1, x.length), x);
+}
+
+/** A varint field (tag, int64) at `o`; returns the end. */
+function putVarintField(b: Uint8Array, o: number, tag: number, v: bigint): number {
+  b[o] = tag;
+  return putVarint(b, o + 1, v);
+}
+
 /**
  * Writes a KeyValue's encoding at `o` (keyValueSize(kv) bytes); returns the end. A key or value
  * given as a string needs `b` to be a Buffer.
  */
 export function putKeyValue(b: Uint8Array, o: number, kv: KeyValueFields): number {
   const { key, value, createRevision: c, modRevision: m, version: v, lease: l } = kv;
-  if (key.length > 0) {
-    b[o++] = 0x0a;
-    o = putLength(b, o, key.length);
-    o = putBytes(b, o, key);
-  }
-  if (c !== 0n) {
-    b[o++] = 0x10;
-    o = putVarint(b, o, c);
-  }
-  if (m !== 0n) {
-    b[o++] = 0x18;
-    o = putVarint(b, o, m);
-  }
-  if (v !== 0n) {
-    b[o++] = 0x20;
-    o = putVarint(b, o, v);
-  }
-  if (value.length > 0) {
-    b[o++] = 0x2a;
-    o = putLength(b, o, value.length);
-    o = putBytes(b, o, value);
-  }
-  if (l !== 0n) {
-    b[o++] = 0x30;
-    o = putVarint(b, o, l);
-  }
+  if (key.length > 0) o = putBytesField(b, o, 0x0a, key);
+  if (c !== 0n) o = putVarintField(b, o, 0x10, c);
+  if (m !== 0n) o = putVarintField(b, o, 0x18, m);
+  if (v !== 0n) o = putVarintField(b, o, 0x20, v);
+  if (value.length > 0) o = putBytesField(b, o, 0x2a, value);
+  if (l !== 0n) o = putVarintField(b, o, 0x30, l);
   return o;
 }
