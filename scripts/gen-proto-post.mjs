@@ -3,7 +3,9 @@
 //  - a decoded `bytes` field is a view of the input (Buffer.from(reader.bytes()) copied each one
 //    into Node's buffer pool): whoever keeps bytes beyond the message copies them itself, as the
 //    MVCC store does for keys and values, so a put's key and value are copied once, not twice.
-//    Nothing in raftkv writes into a decoded message's bytes.
+//    Nothing in raftkv writes into a decoded message's bytes. A reader over a Buffer already
+//    hands out Buffer views (Buffer's own subarray), which are kept as they are: a second view
+//    of the same bytes was two typed-array objects per bytes field of every decoded request.
 //  - an empty `bytes` default is one shared zero-length Buffer (which nothing can write into),
 //    not two fresh allocations per PutRequest built.
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -11,7 +13,7 @@ import { join } from 'node:path';
 
 const MARKER = '// raftkv (scripts/gen-proto-post.mjs)';
 const EMPTY = 'const EMPTY_BYTES: Buffer = Buffer.alloc(0);';
-const VIEW = 'function bytesView(b: Uint8Array): Buffer {\n  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);\n}';
+const VIEW = 'function bytesView(b: Uint8Array): Buffer {\n  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);\n}';
 
 function files(dir) {
   return readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? files(join(dir, n)) : n.endsWith('.ts') ? [join(dir, n)] : []));

@@ -9,5 +9,6 @@ protoc --plugin=./node_modules/.bin/protoc-gen-ts_proto \
   --ts_proto_opt=outputServices=grpc-js,forceLong=bigint,esModuleInterop=true,importSuffix=.js,env=node,useOptionals=messages,outputTypeRegistry=false \
   -I proto proto/etcd/kv.proto proto/etcd/auth.proto proto/etcd/rpc.proto \
   proto/etcd/v3lock.proto proto/etcd/v3election.proto proto/etcd/lease.proto \
-  proto/raftkv/peer.proto proto/raftkv/member.proto proto/raftkv/entry.proto proto/raftkv/peer_maintenance.proto
+  proto/raftkv/peer.proto proto/raftkv/member.proto proto/raftkv/entry.proto proto/raftkv/peer_maintenance.proto \
+  proto/grpc/health/v1/health.proto
 node scripts/gen-proto-post.mjs src/gen

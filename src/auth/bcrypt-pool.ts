@@ -2,11 +2,14 @@
 // keep heartbeating while many clients authenticate at once. One worker per member, started on
 // first use and unref'd (it never keeps a process alive); jobs queue in its message port. If a
 // worker cannot be started, bcryptjs's async API is used instead (it yields to the event loop
-// every 100 ms of work).
+// every 100 ms of work). bcryptjs itself is loaded only then: the main thread never needs it
+// otherwise, and loading it is ~10-30 ms of every member's start.
 
-import bcrypt from 'bcryptjs';
 import { Worker } from 'node:worker_threads';
 import type { BcryptJob, BcryptResult } from './bcrypt-worker.js';
+
+/** bcryptjs for the main thread, loaded when the worker cannot be used. */
+const bcryptHere = async (): Promise<typeof import('bcryptjs')> => (await import('bcryptjs')).default;
 
 type Waiter = { resolve: (v: string | boolean) => void; reject: (e: Error) => void };
 
@@ -18,13 +21,13 @@ export class BcryptPool {
 
   hash(password: string, cost: number): Promise<string> {
     const w = this.get();
-    if (!w) return bcrypt.hash(password, cost);
+    if (!w) return bcryptHere().then((b) => b.hash(password, cost));
     return this.run(w, { id: this.nextId++, op: 'hash', password, cost }) as Promise<string>;
   }
 
   compare(password: string, hash: string): Promise<boolean> {
     const w = this.get();
-    if (!w) return bcrypt.compare(password, hash);
+    if (!w) return bcryptHere().then((b) => b.compare(password, hash));
     return this.run(w, { id: this.nextId++, op: 'compare', password, hash }) as Promise<boolean>;
   }
 

@@ -151,9 +151,25 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
   }
 
   server.start();
+  if (gateway) afterReplay(server, () => void gateway.warm().catch((e: unknown) => logger.warn(`gateway: ${(e as Error)?.message ?? String(e)}`)));
   logger.info(
     `member ${flags.name} (${hex(server.id)}) serving clients on ${flags.listenClientUrls.join(',')} and peers on ${flags.listenPeerUrls.join(',')}`,
   );
+}
+
+/**
+ * Calls `f` once the member has applied what it knew to be committed (its log replayed after a
+ * restart): work that can wait, kept off the main thread while the replay holds it.
+ */
+function afterReplay(server: EtcdServer, f: () => void): void {
+  const t = setInterval(() => {
+    if (server.isStopped()) clearInterval(t);
+    else if (server.sm.appliedIndex >= server.committedIndex()) {
+      clearInterval(t);
+      f();
+    }
+  }, 50);
+  t.unref();
 }
 
 /**

@@ -246,6 +246,16 @@ describe('Lock, Election and Health services', () => {
     const first = await new Promise<HealthReply>((resolve) => watch.once('data', resolve));
     assert.equal(first.status, 'SERVING');
     watch.cancel();
+    // An unknown service: SERVICE_UNKNOWN, and the stream stays open (the protocol's rule).
+    const unknown = healths[0]!.watch({ service: 'etcdserverpb.KV' });
+    let ended = false;
+    unknown.on('error', () => undefined); // cancelled below
+    unknown.on('end', () => (ended = true));
+    const said = await new Promise<HealthReply>((resolve) => unknown.once('data', resolve));
+    assert.equal(said.status, 'SERVICE_UNKNOWN');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(ended, false, 'the Watch of an unknown service is not ended');
+    unknown.cancel();
   });
 
   // Last: it leaves auth on in this cluster.

@@ -7,6 +7,10 @@
 //
 // Nothing a client sends can throw out of the handler: a bad body is a 400 with Go's message,
 // an unexpected failure a 500.
+//
+// The schema (protobufjs reading proto/etcd/*.proto, ~0.1 s) is loaded when the first JSON
+// request comes, or when the member calls warm() once it has replayed its log — not before the
+// member serves: a restarted member's first gRPC read should not wait for the JSON gateway.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { posix } from 'node:path';
@@ -17,23 +21,33 @@ import { type ClientService, GRPC_OVERHEAD_BYTES } from '../client-server.js';
 import { CallRunner, type Target } from './call-runner.js';
 import { CORS_HEADERS, sendError, sendText } from './replies.js';
 import { GATEWAY_ROUTES } from './routes.js';
-import { apiSchema } from './schema.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** The gateway's HTTP handler, and warm(): load the schema now rather than at the first request. */
+export interface Gateway extends Handler {
+  warm(): Promise<void>;
+}
 
 /** etcd's refusal of a TLS client certificate with a CommonName at the gateway under auth. */
 const GATEWAY_CN_REFUSED = 'CommonName of client sending a request against gateway will be ignored and not used as expected';
 
-export function createGateway(s: EtcdServer, services: ClientService[]): Handler {
-  const schema = apiSchema();
-  const targets = new Map<string, Target>();
-  for (const [def, impl] of services) {
-    for (const [name, m] of Object.entries(def as Record<string, grpc.MethodDefinition<unknown, unknown>>)) {
-      const h = (impl as Record<string, unknown>)[name];
-      const ms = schema.method(m.path);
-      if (typeof h === 'function' && ms) targets.set(m.path, { def: m, impl: h as Target['impl'], schema: ms });
-    }
-  }
+export function createGateway(s: EtcdServer, services: ClientService[]): Gateway {
+  let targets: Map<string, Target> | undefined;
+  let loading: Promise<void> | undefined;
+  const load = (): Promise<void> =>
+    (loading ??= import('./schema.js').then(({ apiSchema }) => {
+      const schema = apiSchema();
+      const found = new Map<string, Target>();
+      for (const [def, impl] of services) {
+        for (const [name, m] of Object.entries(def as Record<string, grpc.MethodDefinition<unknown, unknown>>)) {
+          const h = (impl as Record<string, unknown>)[name];
+          const ms = schema.method(m.path);
+          if (typeof h === 'function' && ms) found.set(m.path, { def: m, impl: h as Target['impl'], schema: ms });
+        }
+      }
+      targets = found;
+    }));
   /** What the gRPC server accepts (etcd's gateway passes bodies on to it: the same limit). */
   const maxMessage = s.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES;
   // A body's binary form is smaller than its JSON; past this much JSON stop keeping it.
@@ -65,6 +79,18 @@ export function createGateway(s: EtcdServer, services: ClientService[]): Handler
     if (grpcPath === undefined) return sendText(res, 404, 'Not Found');
     if (req.method !== 'POST') return sendText(res, 405, 'Method Not Allowed');
     if (cnRefused(s, req)) return sendText(res, 400, GATEWAY_CN_REFUSED);
+    if (!targets) {
+      // The first JSON request (before warm()): it waits for the schema. Its body is not read
+      // meanwhile (no 'data' listener yet: the stream buffers, and TCP pushes back).
+      load()
+        .then(() => serve(req, res, grpcPath, targets!))
+        .catch((e: unknown) => fail(res, e));
+      return;
+    }
+    serve(req, res, grpcPath, targets);
+  };
+
+  const serve = (req: IncomingMessage, res: ServerResponse, grpcPath: string, targets: Map<string, Target>): void => {
     const target = targets.get(grpcPath);
     if (!target) {
       // Not served by this member: what gRPC answers for a service it does not have.
@@ -76,14 +102,19 @@ export function createGateway(s: EtcdServer, services: ClientService[]): Handler
     call.start();
   };
 
-  return (req, res) => {
+  const fail = (res: ServerResponse, e: unknown): void => {
+    s.logger.warn(`gateway request failed: ${(e as Error)?.stack ?? String(e)}`);
+    sendError(res, { code: grpc.status.INTERNAL, message: (e as Error)?.message ?? String(e) }, false);
+  };
+
+  const gateway = (req: IncomingMessage, res: ServerResponse): void => {
     try {
       handle(req, res);
     } catch (e) {
-      s.logger.warn(`gateway request failed: ${(e as Error)?.stack ?? String(e)}`);
-      sendError(res, { code: grpc.status.INTERNAL, message: (e as Error)?.message ?? String(e) }, false);
+      fail(res, e);
     }
   };
+  return Object.assign(gateway, { warm: load });
 }
 
 function cnRefused(s: EtcdServer, req: IncomingMessage): boolean {

@@ -10,7 +10,7 @@ import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 // raftkv (scripts/gen-proto-post.mjs): decoded bytes are views of the input; empty bytes are shared.
 const EMPTY_BYTES: Buffer = Buffer.alloc(0);
 function bytesView(b: Uint8Array): Buffer {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 
 export const protobufPackage = "authpb";
