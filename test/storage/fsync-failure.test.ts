@@ -42,6 +42,11 @@ class FlakyDisk implements SyncCalls {
     this.call('durableWrite');
     await osSync.durableWrite(fh, buf, position);
   }
+
+  async write(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
+    this.call('write');
+    await osSync.write(fh, buf, position);
+  }
 }
 
 const meta = { nodeId: 1n, clusterId: 2n };

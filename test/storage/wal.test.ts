@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { type Entry, EntryType, silentLogger } from '../../src/raft/index.js';
-import { encodeEntry } from '../../src/storage/wal/record.js';
+import { encodeEntry, encodeHardState } from '../../src/storage/wal/record.js';
+import { type SyncCalls, osSync } from '../../src/storage/fatal.js';
 import { Wal, WalCorruptError, compactEntryViews } from '../../src/storage/wal/wal.js';
 import { WalReadAhead } from '../../src/storage/wal/segment-read.js';
 import { SECTOR, walDataEnd as dataEnd, walRecordOffsets } from '../support/wal-files.js';
@@ -49,23 +50,37 @@ describe('WAL', () => {
     rmSync(dir, { recursive: true });
   });
 
-  it('a commit-only HardState rides with the next write, or goes by itself when none comes', async () => {
+  it('a commit-only HardState is written at once but not synced; the next durable write writes it again in its place', async () => {
     const dir = tmp();
-    const w = await Wal.create(dir, meta, small);
+    let durable = 0;
+    let plain = 0;
+    const sync: SyncCalls = {
+      ...osSync,
+      durableWrite: (fh, b, p) => (durable++, osSync.durableWrite(fh, b, p)),
+      write: (fh, b, p) => (plain++, osSync.write(fh, b, p)),
+    };
+    const o = { ...small, sync };
+    const w = await Wal.create(dir, meta, o);
     await w.save({ term: 1, vote: 1n, commit: 0 }, [ent(1, 1), ent(2, 1)], true);
     const seg = join(dir, readdirSync(dir)[0]!);
     const end = dataEnd(readFileSync(seg));
+    const durableBefore = durable;
     w.saveNoWait({ term: 1, vote: 1n, commit: 1 });
     w.saveNoWait({ term: 1, vote: 1n, commit: 2 });
-    await w.save(undefined, [], false); // nothing to write: the pending one stays pending
-    await new Promise((r) => setImmediate(r)); // (a write queued at once would have started)
-    assert.equal(dataEnd(readFileSync(seg)), end, 'no write for a commit index alone, at once');
-    // The next write carries it after its entries...
+    // Written at once, unsynced: what a killed process leaves has the newest commit index.
+    for (let i = 0; i < 500 && plain === 0; i++) await new Promise((res) => setTimeout(res, 2));
+    assert.deepEqual(await hardStateOnDisk(dir), { term: 1, vote: 1n, commit: 2 });
+    assert.equal(plain, 1, 'one plain write for the two');
+    assert.equal(durable, durableBefore, 'no durable write for a commit index alone');
+    // The next durable write starts where the durable data ended and carries it after its
+    // entries: the unsynced record is overwritten, never left between durable ones.
     await w.save(undefined, [ent(3, 1)], true);
+    assert.equal(dataEnd(readFileSync(seg)), end + encodeEntry(ent(3, 1)).length + encodeHardState({ term: 1, vote: 1n, commit: 2 }).length);
     let r = await Wal.open(dir, small);
     await r.wal.close();
     assert.deepEqual(r.contents.hardState, { term: 1, vote: 1n, commit: 2 });
-    // ...a snapshot mark carries it before the mark (so replay never sees a commit below the
+    assert.deepEqual(r.contents.entries.map((e) => e.index), [1, 2, 3]);
+    // A snapshot mark carries it before the mark (so replay never sees a commit below the
     // snapshot)...
     w.saveNoWait({ term: 1, vote: 1n, commit: 3 });
     await w.saveSnapshotMark(3, 1);
@@ -73,17 +88,12 @@ describe('WAL', () => {
     await r.wal.close();
     assert.deepEqual(r.contents.hardState, { term: 1, vote: 1n, commit: 3 });
     assert.deepEqual(r.contents.snapshot, { index: 3, term: 1 });
-    // ...with no write coming, it goes by itself (a member killed while idle keeps it)...
-    await w.save(undefined, [ent(4, 1), ent(5, 1)], true);
+    // ...and close makes what is left durable.
     w.saveNoWait({ term: 1, vote: 1n, commit: 4 });
-    for (let i = 0; i < 500 && (await hardStateOnDisk(dir)).commit !== 4; i++) {
-      await new Promise((res) => setTimeout(res, 10));
-    }
-    assert.deepEqual(await hardStateOnDisk(dir), { term: 1, vote: 1n, commit: 4 });
-    // ...and close writes what is left.
-    w.saveNoWait({ term: 1, vote: 1n, commit: 5 });
+    const durableAtClose = durable;
     await w.close();
-    assert.deepEqual(await hardStateOnDisk(dir), { term: 1, vote: 1n, commit: 5 });
+    assert.equal(durable, durableAtClose + 1);
+    assert.deepEqual(await hardStateOnDisk(dir), { term: 1, vote: 1n, commit: 4 });
     rmSync(dir, { recursive: true });
   });
 

@@ -7,13 +7,19 @@
 // was running lands in the same batch. All I/O is async (libuv's thread pool), so the event
 // loop keeps ticking heartbeats while the disk works.
 //
-// A HardState whose only change is the commit index (saveNoWait) is not written on its own
-// at once: Raft does not need the commit index durable (it is re-learned from the leader, and
-// restart clamps it to the snapshot), so it rides along with the next write (entries, a term
-// or vote, a snapshot mark, close) — under load there always is one, and a disk write per
-// commit advance is saved. When none comes within PENDING_COMMIT_FLUSH_MS it is written by
-// itself, so that a member killed while idle restarts (or is forced into a new cluster, which
-// keeps only the committed log) with the commit index it had.
+// A HardState whose only change is the commit index (saveNoWait) is not made durable: Raft does
+// not need the commit index durable (it is re-learned from the leader, and restart clamps it to
+// the snapshot), and etcd writes it without an fsync too. It is written at once, through a
+// second handle without O_DSYNC, just past the end of the durable data — so that a member killed
+// while idle restarts (or is forced into a new cluster, which keeps only the committed log) with
+// the commit index it had — and the end of the data is not moved: the next durable write starts
+// at the same place and writes it again (it always carries a HardState then: a Ready's, or this
+// pending one), so the two can never leave a stale record between durable ones. A synced write
+// of its own, as it used to have, cost a disk write per commit advance at low load and held up
+// the next entries' write behind it (one put at a time on one member: 18% fewer puts/s).
+//
+// Invariant: in the current segment, the bytes from `size` on are zeros, or the pending
+// HardState's record written by writePending.
 //
 // Segments are preallocated to their full size (as etcd's are): appends then write inside the
 // file, so an fdatasync never has to make a new file size durable (on ext4 that saves about a
@@ -50,9 +56,6 @@ import {
 import { type Segment, WalReadAhead, allZero, listSegments, segmentName } from './segment-read.js';
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
-
-/** How long a commit-only HardState waits for a write to ride along with (see the header). */
-export const PENDING_COMMIT_FLUSH_MS = 2;
 
 export interface WalOptions {
   segmentBytes?: number;
@@ -138,9 +141,12 @@ export class Wal implements LogStore {
   private readonly sync: SyncCalls;
   /** Writes run one at a time, in call order (see enqueue). */
   private chain: Promise<void> = Promise.resolve();
-  /** A commit-only HardState waiting for the next write (see saveNoWait). */
+  /** A commit-only HardState not yet made durable (see saveNoWait). */
   private pendingHardState: HardState | undefined;
-  private pendingTimer: NodeJS.Timeout | undefined;
+  /** Whether a plain write of the pending HardState is queued (writePending). */
+  private pendingQueued = false;
+  /** The current segment without O_DSYNC, for writePending; opened on first use. */
+  private plainFh: FileHandle | undefined;
   /** Set by the first failed write or fsync: every later call rejects with it. */
   private fatal: FatalStorageError | undefined;
   private closed = false;
@@ -299,21 +305,26 @@ export class Wal implements LogStore {
   }
 
   /**
-   * Keeps a HardState whose only change is the commit index, which Raft does not need durable
-   * (it is re-learned from the leader): it is written with the next write (save, snapshot mark,
-   * close), or by itself PENDING_COMMIT_FLUSH_MS later if none came. A poisoned or closed WAL
-   * ignores it.
+   * Keeps a HardState whose only change is the commit index, which Raft does not need durable:
+   * it is written at once but not synced (writePending), and made durable by the next write
+   * (save, snapshot mark, close), which writes it again in the same place. A poisoned or closed
+   * WAL ignores it.
    */
   saveNoWait(hardState: HardState): void {
     if (this.fatal || this.closed) return;
     this.pendingHardState = hardState;
-    if (this.pendingTimer) return;
-    this.pendingTimer = setTimeout(() => {
-      this.pendingTimer = undefined;
-      // Taken by a write meanwhile, or still waiting: then it goes now, by itself.
-      if (this.pendingHardState && !this.closed) this.enqueue(() => this.doSave(undefined, [])).catch(() => {});
-    }, PENDING_COMMIT_FLUSH_MS);
-    this.pendingTimer.unref();
+    if (this.pendingQueued) return;
+    this.pendingQueued = true;
+    this.enqueue(() => this.writePending()).catch(() => {});
+  }
+
+  /** Writes the pending HardState past the durable data, unsynced, without moving its end. */
+  private async writePending(): Promise<void> {
+    this.pendingQueued = false;
+    const hs = this.pendingHardState;
+    if (!hs) return; // a durable write queued before this one took it
+    this.plainFh ??= await open(join(this.dir, this.segments[this.segments.length - 1]!.name), constants.O_RDWR);
+    await this.sync.write(this.plainFh, encodeHardState(hs), this.size);
   }
 
   /** The commit-only HardState not yet written (saveNoWait), taken for the write at hand. */
@@ -410,6 +421,7 @@ export class Wal implements LogStore {
   private async rotate(): Promise<void> {
     await this.sync.datasync(this.fh);
     await this.fh.close();
+    await this.closePlain();
     this.seq++;
     const seg = { name: segmentName(this.seq, this.lastIndex + 1), seq: this.seq, firstIndex: this.lastIndex + 1 };
     const header = Buffer.concat([encodeMetadata(this.meta), encodeHardState(this.hardState)]);
@@ -428,8 +440,8 @@ export class Wal implements LogStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.pendingTimer);
     await this.chain;
+    await this.closePlain().catch(() => {});
     if (this.fatal) {
       await this.fh.close().catch(() => {});
       return;
@@ -444,6 +456,12 @@ export class Wal implements LogStore {
       throw this.fatal;
     }
     await this.fh.close();
+  }
+
+  private async closePlain(): Promise<void> {
+    const fh = this.plainFh;
+    this.plainFh = undefined;
+    await fh?.close();
   }
 }
 
