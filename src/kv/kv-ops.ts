@@ -21,28 +21,31 @@ import {
   type TxnResponse,
 } from '../gen/etcd/rpc.js';
 import { Errors } from './errors.js';
-import { type MvccStore, type RangeOptions, type RangeResult, StoredKeyValue, type WriteTxn, keyStr, rangeBounds } from './mvcc.js';
+import { compareOrdered as cmpOrdered, orderSteps, runSteps, runStepsPaused } from './range-order.js';
+import { type MvccStore, type RangeOptions, type RangeResult, type WriteTxn, keyStr, rangeBounds } from './mvcc.js';
 
 export const MAX_TXN_OPS = 128;
 
 type Reader = Pick<WriteTxn, 'range'>;
 
-/** Bigints by value; latin1 strings like their bytes (a StoredKeyValue's, sorted without making Buffers). */
-function cmpOrdered<T extends bigint | string>(a: T, b: T): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Range with etcd's sorting, filtering and limit rules. */
+/** Range with etcd's sorting, filtering and limit rules (in one go: a Txn's read, applied whole). */
 export function doRange(r: Reader, req: RangeRequest): Omit<RangeResponse, 'header'> & { rev: bigint } {
-  return finishRange(req, r.range(req.key, req.rangeEnd, rangeOptions(req)));
+  return runSteps(finishRange(req, r.range(req.key, req.rangeEnd, rangeOptions(req))));
 }
 
 /**
- * doRange on the store itself for a client's Range: collected in slices that yield to the event
- * loop (MvccStore.rangeAsync), so a Range over millions of keys does not stall the member.
+ * doRange on the store itself for a client's Range: collected, filtered and sorted in slices that
+ * yield to the event loop (MvccStore.rangeAsync, range-order.ts), so a Range over millions of
+ * keys does not stall the member. `slice`: the work between two pauses (smaller in tests).
  */
-export async function doRangeAsync(store: MvccStore, req: RangeRequest, pause: () => Promise<void>): Promise<Omit<RangeResponse, 'header'> & { rev: bigint }> {
-  return finishRange(req, await store.rangeAsync(req.key, req.rangeEnd, rangeOptions(req), pause));
+export async function doRangeAsync(
+  store: MvccStore,
+  req: RangeRequest,
+  pause: () => Promise<void>,
+  slice?: number,
+): Promise<Omit<RangeResponse, 'header'> & { rev: bigint }> {
+  const res = await store.rangeAsync(req.key, req.rangeEnd, rangeOptions(req), pause, slice);
+  return runStepsPaused(finishRange(req, res, slice), pause);
 }
 
 /** The sort order a Range asks for (a non-key target with no order means ascending: etcd's rule). */
@@ -68,39 +71,19 @@ function rangeOptions(req: RangeRequest): RangeOptions {
   };
 }
 
-/** Filters, sorts and limits what the store returned, as etcd's Range does. */
-function finishRange(req: RangeRequest, res: RangeResult): Omit<RangeResponse, 'header'> & { rev: bigint } {
+/** Filters, sorts and limits what the store returned, as etcd's Range does, in bounded steps. */
+function* finishRange(req: RangeRequest, res: RangeResult, step?: number): Generator<void, Omit<RangeResponse, 'header'> & { rev: bigint }> {
   const limit = Number(req.limit);
-  const order = sortOrderOf(req);
   if (req.countOnly) return { kvs: [], more: false, count: BigInt(res.count), rev: res.rev };
-  let kvs = res.kvs;
-  if (isFiltered(req)) {
-    kvs = kvs.filter(
-      (kv) =>
+  const keep = isFiltered(req)
+    ? (kv: KeyValue): boolean =>
         (req.minModRevision <= 0n || kv.modRevision >= req.minModRevision) &&
         (req.maxModRevision <= 0n || kv.modRevision <= req.maxModRevision) &&
         (req.minCreateRevision <= 0n || kv.createRevision >= req.minCreateRevision) &&
-        (req.maxCreateRevision <= 0n || kv.createRevision <= req.maxCreateRevision),
-    );
-  }
-  if (order !== RangeRequest_SortOrder.NONE) {
-    const cmp = (a: KeyValue, b: KeyValue): number => {
-      switch (req.sortTarget) {
-        case RangeRequest_SortTarget.VERSION:
-          return cmpOrdered(a.version, b.version);
-        case RangeRequest_SortTarget.CREATE:
-          return cmpOrdered(a.createRevision, b.createRevision);
-        case RangeRequest_SortTarget.MOD:
-          return cmpOrdered(a.modRevision, b.modRevision);
-        case RangeRequest_SortTarget.VALUE:
-          return a instanceof StoredKeyValue && b instanceof StoredKeyValue ? cmpOrdered(a.valueString, b.valueString) : Buffer.compare(a.value, b.value);
-        default:
-          return a instanceof StoredKeyValue && b instanceof StoredKeyValue ? cmpOrdered(a.keyString, b.keyString) : Buffer.compare(a.key, b.key);
-      }
-    };
-    // Stable sort keeps key order among equal targets, as etcd does.
-    kvs = [...kvs].sort(order === RangeRequest_SortOrder.DESCEND ? (a, b) => cmp(b, a) : cmp);
-  }
+        (req.maxCreateRevision <= 0n || kv.createRevision <= req.maxCreateRevision)
+    : undefined;
+  // Stable: key order is kept among equal targets.
+  let kvs = yield* orderSteps(res.kvs, { keep, order: sortOrderOf(req), target: req.sortTarget }, step);
   let more = false;
   if (limit > 0 && kvs.length > limit) {
     kvs = kvs.slice(0, limit);

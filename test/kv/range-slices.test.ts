@@ -67,4 +67,73 @@ describe('rangeAsync', () => {
       { numRuns: 200 },
     );
   });
+
+  it('sorts and filters against a plain stable sort, in slices that pause the same as in one go (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 60 }), fc.uint8Array({ maxLength: 4 })), { minLength: 1, maxLength: 150 }),
+        fc.record({
+          sortOrder: fc.integer({ min: 0, max: 2 }),
+          sortTarget: fc.integer({ min: 0, max: 4 }),
+          limit: fc.integer({ min: 0, max: 30 }),
+          minModRevision: fc.integer({ min: 0, max: 60 }),
+          maxCreateRevision: fc.integer({ min: 0, max: 80 }),
+          keysOnly: fc.boolean(),
+          slice: fc.integer({ min: 1, max: 9 }),
+        }),
+        async (puts, q) => {
+          const s = new MvccStore();
+          for (const [k, v] of puts) s.write((w) => w.put(key(k), Buffer.from(v), 0n));
+          const { slice, ...fields } = q;
+          const req = RangeRequest.fromPartial({
+            key: Buffer.from([0]),
+            rangeEnd: Buffer.from([0]),
+            ...fields,
+            limit: BigInt(q.limit),
+            minModRevision: BigInt(q.minModRevision),
+            maxCreateRevision: BigInt(q.maxCreateRevision),
+          });
+          // The reference: every key-value in key order, filtered, then one stable sort.
+          const all = s.range(Buffer.from([0]), Buffer.from([0]), { keysOnly: q.keysOnly }).kvs.filter(
+            (kv) => (q.minModRevision <= 0 || kv.modRevision >= BigInt(q.minModRevision)) && (q.maxCreateRevision <= 0 || kv.createRevision <= BigInt(q.maxCreateRevision)),
+          );
+          const field = (kv: KeyValue): bigint | Buffer =>
+            [kv.key, kv.version, kv.createRevision, kv.modRevision, kv.value][q.sortTarget]!;
+          const order = q.sortOrder === 0 && q.sortTarget !== 0 ? 1 : q.sortOrder;
+          const by = (a: KeyValue, b: KeyValue): number => {
+            const x = field(a);
+            const y = field(b);
+            const c = typeof x === 'bigint' ? (x < (y as bigint) ? -1 : x > (y as bigint) ? 1 : 0) : Buffer.compare(x, y as Buffer);
+            return order === 2 ? -c : c;
+          };
+          const sorted = order === 0 ? all : [...all].sort(by);
+          const want = q.limit > 0 ? sorted.slice(0, q.limit) : sorted;
+          const plain = (kv: KeyValue) => [kv.key.toString('hex'), kv.modRevision, kv.value.toString('hex')];
+          let pauses = 0;
+          const got = await doRangeAsync(s, req, async () => void pauses++, slice);
+          assert.deepEqual(got.kvs.map(plain), want.map(plain));
+          assert.equal(got.more, q.limit > 0 && sorted.length > q.limit);
+          assert.deepEqual(doRange(s, req).kvs.map(plain), want.map(plain));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a sorted Range pauses while it sorts, not only while it collects', async () => {
+    const s = new MvccStore();
+    const n = 600;
+    for (let i = 0; i < n; i++) s.write((w) => w.put(key(i), Buffer.from([(i * 37) % 256]), 0n));
+    const slice = 16;
+    const count = async (q: Partial<RangeRequest>): Promise<number> => {
+      let pauses = 0;
+      const r = await doRangeAsync(s, RangeRequest.fromPartial({ key: Buffer.from([0]), rangeEnd: Buffer.from([0]), ...q }), async () => void pauses++, slice);
+      assert.equal(r.kvs.length, n);
+      return pauses;
+    };
+    const collecting = await count({});
+    // By value, descending: runs of 16 sorted one by one, then 6 merge passes over 600 items.
+    const sorting = await count({ sortTarget: 4, sortOrder: 2 });
+    assert.ok(sorting >= collecting + (n / slice) * 4, `${sorting} pauses sorted vs ${collecting} unsorted`);
+  });
 });
