@@ -370,7 +370,7 @@ export class MvccStore {
     const limit = o.limit && o.limit > 0 ? o.limit : Infinity;
     this.scan(key, end, rev, (rec, r) => {
       count++;
-      if (!o.countOnly && kvs.length < limit) kvs.push(toKeyValue(rec.key, r, o.keysOnly));
+      if (!o.countOnly && kvs.length < limit) kvs.push(new StoredKeyValue(rec.key, r, o.keysOnly === true));
     });
     return { kvs, count, rev: this.currentRev };
   }
@@ -957,7 +957,7 @@ export class WriteTxn {
     const limit = o.limit && o.limit > 0 ? o.limit : Infinity;
     this.store.scanLatest(key, end, (rec, r) => {
       count++;
-      if (!o.countOnly && kvs.length < limit) kvs.push(toKeyValue(rec.key, r, o.keysOnly));
+      if (!o.countOnly && kvs.length < limit) kvs.push(new StoredKeyValue(rec.key, r, o.keysOnly === true));
     });
     return { kvs, count, rev: this.changed ? this.rev : this.store.currentRev };
   }
