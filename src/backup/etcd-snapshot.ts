@@ -38,7 +38,10 @@ import type { AlarmsImage } from '../server/alarms.js';
 import { BoltReader } from './bbolt/reader.js';
 import { type BoltPair, writeBolt } from './bbolt/writer.js';
 import { Slab, decodeKeyValue, encodeKeyValue, putInt64BE } from './kv-record.js';
-import { sortIndexesInSlices } from './sort-in-slices.js';
+import { mergeSortSteps, runStepsPaused } from '../util/sort-in-steps.js';
+
+/** Versions sorted between two pauses while a snapshot is written. */
+const SORT_STEP = 8192;
 
 /** Everything an etcd snapshot holds, in raftkv's terms. */
 export interface EtcdBackupState {
@@ -132,13 +135,18 @@ export async function encodeEtcdSnapshot(src: EtcdBackupState, pause: () => Prom
     pause,
   );
   const { compactRev } = await captured;
-  const order = await sortIndexesInSlices(
-    revs.length,
-    (i, j) => {
-      const a = revs[i]!;
-      const b = revs[j]!;
-      return a.mod < b.mod ? -1 : a.mod > b.mod ? 1 : a.sub - b.sub;
-    },
+  // Every version in revision order (bbolt's key bucket is keyed by revision): a million keys'
+  // versions would be a multi-second Array.sort, so sorted in steps with a pause between.
+  const order = await runStepsPaused(
+    mergeSortSteps(
+      Array.from({ length: revs.length }, (_, i) => i),
+      (i, j) => {
+        const a = revs[i]!;
+        const b = revs[j]!;
+        return a.mod < b.mod ? -1 : a.mod > b.mod ? 1 : a.sub - b.sub;
+      },
+      SORT_STEP,
+    ),
     pause,
   );
   const slab = new Slab();

@@ -21,7 +21,8 @@ import {
   type TxnResponse,
 } from '../gen/etcd/rpc.js';
 import { Errors } from './errors.js';
-import { compareOrdered as cmpOrdered, orderSteps, runSteps, runStepsPaused } from './range-order.js';
+import { compareOrdered as cmpOrdered, orderSteps } from './range-order.js';
+import { runSteps, runStepsPaused } from '../util/sort-in-steps.js';
 import { type MvccStore, type RangeOptions, type RangeResult, type WriteTxn, keyStr, rangeBounds } from './mvcc.js';
 
 export const MAX_TXN_OPS = 128;

@@ -8,13 +8,14 @@
 // The answer is the same either way.
 //
 // The sort: each key-value's sort key is taken once (a bigint, or a latin1 string, which compares
-// like the bytes), then a stable merge sort — runs of STEP sorted by Array.prototype.sort (stable
-// in V8), merged pairwise — so that among equal targets the key order is kept, as before. A sort
+// like the bytes), then a stable merge sort in steps (util/sort-in-steps.ts), so that among equal
+// targets the key order is kept, as before. A sort
 // by key needs none: the store hands key-values out in key order (descending is a reversal).
 
 import type { KeyValue } from '../gen/etcd/kv.js';
 import { RangeRequest_SortOrder, RangeRequest_SortTarget } from '../gen/etcd/rpc.js';
 import { StoredKeyValue } from './mvcc.js';
+import { mergeSortSteps } from '../util/sort-in-steps.js';
 
 /** Items handled between two yields. */
 export const RANGE_ORDER_STEP = 4096;
@@ -46,30 +47,13 @@ export function* orderSteps(kvs: KeyValue[], o: RangeOrdering, step = RANGE_ORDE
     items[i] = { k: keyOf(kvs[i]!), kv: kvs[i]! };
     if ((i + 1) % step === 0) yield;
   }
-  const sorted = yield* mergeSort(items, descending ? (a, b) => cmp(b.k, a.k) : (a, b) => cmp(a.k, b.k), step);
+  const sorted = yield* mergeSortSteps(items, descending ? (a, b) => cmp(b.k, a.k) : (a, b) => cmp(a.k, b.k), step);
   const out: KeyValue[] = new Array(sorted.length);
   for (let i = 0; i < sorted.length; i++) {
     out[i] = sorted[i]!.kv;
     if ((i + 1) % step === 0) yield;
   }
   return out;
-}
-
-/** Runs the steps straight through (a Txn's read, applied in one go). */
-export function runSteps<T>(g: Generator<void, T>): T {
-  for (;;) {
-    const r = g.next();
-    if (r.done) return r.value;
-  }
-}
-
-/** Runs the steps with `pause` (a yield to the event loop) between them. */
-export async function runStepsPaused<T>(g: Generator<void, T>, pause: () => Promise<void>): Promise<T> {
-  for (;;) {
-    const r = g.next();
-    if (r.done) return r.value;
-    await pause();
-  }
 }
 
 interface Keyed {
@@ -99,35 +83,4 @@ function sortKeyOf(target: RangeRequest_SortTarget): (kv: KeyValue) => bigint | 
     default:
       return (kv) => (kv instanceof StoredKeyValue ? kv.keyString : latin1Of(kv.key));
   }
-}
-
-/**
- * A stable bottom-up merge sort: runs of `step` sorted in one go each, then merged pairwise,
- * yielding after every `step` items placed. Ties keep their input order (the left run first).
- */
-function* mergeSort<T>(items: T[], compare: (a: T, b: T) => number, step: number): Generator<void, T[]> {
-  const n = items.length;
-  for (let lo = 0; lo < n; lo += step) {
-    const run = items.slice(lo, lo + step).sort(compare);
-    for (let i = 0; i < run.length; i++) items[lo + i] = run[i]!;
-    yield;
-  }
-  let src = items;
-  let dst: T[] = new Array(n);
-  let placed = 0;
-  for (let width = step; width < n; width *= 2) {
-    for (let lo = 0; lo < n; lo += 2 * width) {
-      const mid = Math.min(lo + width, n);
-      const hi = Math.min(lo + 2 * width, n);
-      let i = lo;
-      let j = mid;
-      for (let out = lo; out < hi; out++) {
-        // Right first only when strictly smaller: equal items keep their order.
-        dst[out] = j < hi && (i >= mid || compare(src[j]!, src[i]!) < 0) ? src[j++]! : src[i++]!;
-        if (++placed % step === 0) yield;
-      }
-    }
-    [src, dst] = [dst, src];
-  }
-  return src;
 }

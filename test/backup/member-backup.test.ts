@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { decodeEtcdSnapshot } from '../../src/backup/etcd-snapshot.js';
 import { etcdSnapshotOfMachine } from '../../src/backup/member-backup.js';
-import { sortIndexesInSlices } from '../../src/backup/sort-in-slices.js';
 import { type KeyValueRecord, Slab, decodeKeyValue, encodeKeyValue } from '../../src/backup/kv-record.js';
 import { KeyValue } from '../../src/gen/etcd/kv.js';
 import { ConfChangeType, EntryType, decodeConfChangeEntry, emptyConfState, encodeConfChangeV1 } from '../../src/raft/index.js';
@@ -47,14 +46,6 @@ it('snapshots one point in time while writes, a lease revoke and a compaction go
   assert.deepEqual(back.leases, [{ id: 77n, ttl: 600n }]);
   assert.equal(back.consistentIndex, 1234n);
   assert.deepEqual(back.members.map((m) => [m.id, m.name, m.clientUrls]), [[0xfedcba9876543210n, 'm1', ['http://a:2379']]]);
-});
-
-it('sorts in slices like Array.prototype.sort, stably', async () => {
-  let x = 12345;
-  const vals = Array.from({ length: 10_000 }, () => (x = (x * 1103515245 + 12345) % 2 ** 31) % 500);
-  const order = await sortIndexesInSlices(vals.length, (i, j) => vals[i]! - vals[j]!, pause, 1000);
-  const want = vals.map((_, i) => i).sort((i, j) => vals[i]! - vals[j]! || i - j);
-  assert.deepEqual([...order], want);
 });
 
 it('--force-new-cluster: the configuration at the log\'s end, then removals of every other member', () => {
