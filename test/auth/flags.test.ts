@@ -3,11 +3,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FlagError, parseFlags } from '../../src/cli/flags.js';
 import { JwtTokens } from '../../src/auth/jwt.js';
+import { tempDir } from '../support/temp-dirs.js';
 
 describe('auth flags', () => {
   it("defaults: simple tokens, 300 s, bcrypt cost 10 (etcd's)", () => {
@@ -28,7 +28,7 @@ describe('auth flags', () => {
   });
 
   it('--auth-token jwt,...: keys read, tokens signed and verified with etcd\'s claims', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'raftkv-jwt-flags-'));
+    const dir = tempDir('raftkv-jwt-flags-');
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     writeFileSync(join(dir, 'priv'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
     writeFileSync(join(dir, 'pub'), publicKey.export({ type: 'spki', format: 'pem' }));

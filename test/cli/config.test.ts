@@ -5,15 +5,15 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { FLAG_SPECS, flagToEnv } from '../../src/cli/flag-specs.js';
 import { FlagError, parseFlags } from '../../src/cli/flags.js';
+import { tempDir } from '../support/temp-dirs.js';
 
 const BIN = resolve('dist/src/cli/raftkv.js');
-const dir = mkdtempSync(join(tmpdir(), 'raftkv-config-'));
+const dir = tempDir('raftkv-config-');
 
 /** Writes a config file and returns its path. */
 function configFile(name: string, text: string): string {

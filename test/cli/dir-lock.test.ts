@@ -4,13 +4,14 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DirLockedError, LOCK_FILE, acquireDirLock } from '../../src/storage/dir-lock.js';
+import { tempDir } from '../support/temp-dirs.js';
 
-const fresh = () => join(mkdtempSync(join(tmpdir(), 'raftkv-lock-')), 'data');
+const fresh = () => join(tempDir('raftkv-lock-'), 'data');
 const bootId = () => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
 
 /** The pid of a process that has exited (and been reaped). */

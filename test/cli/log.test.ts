@@ -2,17 +2,17 @@
 // expects, field by field and in zap's order.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { createLogger, zapTimestamp } from '../../src/util/log.js';
+import { tempDir } from '../support/temp-dirs.js';
 
 const ZAP_TS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d{4})$/;
 
 describe('zap-style log lines', () => {
   it('level word, ts, caller, msg, then the member fields; appended to a --log-outputs file', () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'raftkv-log-')), 'member.log');
+    const file = join(tempDir('raftkv-log-'), 'member.log');
     writeFileSync(file, 'an earlier line\n');
     const log = createLogger({ level: 'info', outputs: [file], fields: { name: 'n1' } });
     log.debug('not at info level');
@@ -45,7 +45,7 @@ describe('zap-style log lines', () => {
   });
 
   it('levels above error (panic, fatal) keep everything raftkv logs out', () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'raftkv-log-')), 'member.log');
+    const file = join(tempDir('raftkv-log-'), 'member.log');
     const log = createLogger({ level: 'panic', outputs: [file] });
     log.error('not shown');
     log.flush();

@@ -12,6 +12,7 @@ import jwt from 'jsonwebtoken';
 import { AuthClient, KVClient, RangeRequest, type RangeResponse } from '../../src/gen/etcd/rpc.js';
 import { etcdctlAvailable, etcdctlEnv, run } from '../support/etcdctl.js';
 import { ProcCluster } from '../support/proc-cluster.js';
+import { tempDir } from '../support/temp-dirs.js';
 
 describe('auth with JWT tokens on a 3-member cluster', { skip: etcdctlAvailable ? false : 'etcdctl not installed' }, () => {
   let c: ProcCluster;
@@ -46,7 +47,7 @@ describe('auth with JWT tokens on a 3-member cluster', { skip: etcdctlAvailable 
   before(async () => {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     privPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-    const dir = (await import('node:fs')).mkdtempSync(join((await import('node:os')).tmpdir(), 'raftkv-jwt-'));
+    const dir = tempDir('raftkv-jwt-');
     writeFileSync(join(dir, 'priv.pem'), privPem);
     writeFileSync(join(dir, 'pub.pem'), publicKey.export({ type: 'spki', format: 'pem' }).toString());
     const spec = `jwt,pub-key=${join(dir, 'pub.pem')},priv-key=${join(dir, 'priv.pem')},sign-method=ES256,ttl=10m`;

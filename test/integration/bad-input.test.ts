@@ -11,6 +11,7 @@ import type { TxnRequest } from '../../src/gen/etcd/rpc.js';
 import { freePorts } from '../support/ports.js';
 import { walDataEnd } from '../support/wal-files.js';
 import { ProcCluster, eventually, sleep } from '../support/proc-cluster.js';
+import { tempDir } from '../support/temp-dirs.js';
 
 const BIN = resolve('dist/src/cli/raftkv.js');
 
@@ -123,7 +124,7 @@ describe('bad flags', () => {
     [['--auto-compaction-retention', '1x'], '--auto-compaction-retention'],
   ] as const) {
     it(`${args.join(' ')}: one line naming ${flag}, exit code 2, nothing written`, () => {
-      const dir = join(mkdtempSync(join(tmpdir(), 'raftkv-flags-')), 'data');
+      const dir = join(tempDir('raftkv-flags-'), 'data');
       const r = tryFlags([...args], dir);
       assert.equal(r.status, 2, r.stderr);
       const lines = r.stderr.trim().split('\n');
