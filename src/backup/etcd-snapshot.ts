@@ -33,12 +33,12 @@ import { AlarmMember } from '../gen/etcd/rpc.js';
 import type { MemberInfo } from '../gen/raftkv/member.js';
 import type { AuthImage } from '../auth/store.js';
 import { crc32c } from '../kv/crc32c.js';
-import { MvccStore, type Rev, bytesOf, latin1 } from '../kv/mvcc.js';
+import { MvccStore, type Rev, bytesOf, compareRevs, latin1 } from '../kv/mvcc.js';
 import type { AlarmsImage } from '../server/alarms.js';
 import { BoltReader } from './bbolt/reader.js';
 import { type BoltPair, writeBolt } from './bbolt/writer.js';
 import { Slab, decodeKeyValue, encodeKeyValue, putInt64BE } from './kv-record.js';
-import { mergeSortSteps, runStepsPaused } from '../util/sort-in-steps.js';
+import { runStepsPaused, sortIndexSteps } from '../util/sort-in-steps.js';
 
 /** Versions sorted between two pauses while a snapshot is written. */
 const SORT_STEP = 8192;
@@ -138,15 +138,7 @@ export async function encodeEtcdSnapshot(src: EtcdBackupState, pause: () => Prom
   // Every version in revision order (bbolt's key bucket is keyed by revision): a million keys'
   // versions would be a multi-second Array.sort, so sorted in steps with a pause between.
   const order = await runStepsPaused(
-    mergeSortSteps(
-      Array.from({ length: revs.length }, (_, i) => i),
-      (i, j) => {
-        const a = revs[i]!;
-        const b = revs[j]!;
-        return a.mod < b.mod ? -1 : a.mod > b.mod ? 1 : a.sub - b.sub;
-      },
-      SORT_STEP,
-    ),
+    sortIndexSteps(revs.length, (i, j) => compareRevs(revs[i]!, revs[j]!), SORT_STEP),
     pause,
   );
   const slab = new Slab();

@@ -19,6 +19,7 @@ import { type SortedMap, newSortedMap } from '../util/btree.js';
 import { crc32c } from './crc32c.js';
 import { Errors } from './errors.js';
 import { putVarint } from '../util/varint.js';
+import { sortIndexSteps } from '../util/sort-in-steps.js';
 
 /** One version of a key. version === 0n marks a deletion (tombstone). */
 export interface Rev {
@@ -30,6 +31,11 @@ export interface Rev {
   /** The value's bytes as a latin1 string (see the header); '' for a deletion. */
   value: string;
   lease: bigint;
+}
+
+/** Revision order (etcd's backend key order): main revision, then sub revision. */
+export function compareRevs(a: Rev, b: Rev): number {
+  return a.mod < b.mod ? -1 : a.mod > b.mod ? 1 : a.sub - b.sub;
 }
 
 /** A key (latin1, see the header) and its versions, oldest first (what a snapshot image holds per key). */
@@ -566,7 +572,7 @@ export class MvccStore {
         found.push({ key: rec.key, r: h[i]!, prev: i > 0 && h[i - 1]!.version !== 0n ? h[i - 1]! : undefined });
       }
     });
-    found.sort(({ r: x }, { r: y }) => (x.mod < y.mod ? -1 : x.mod > y.mod ? 1 : x.sub - y.sub));
+    found.sort((x, y) => compareRevs(x.r, y.r));
     let n = Math.min(limit, found.length);
     while (n > 0 && n < found.length && found[n]!.r.mod === found[n - 1]!.r.mod) n++;
     const events = new Array<Event>(n);
@@ -647,12 +653,12 @@ function lastAtOrBelow(h: readonly Rev[], rev: bigint, upTo = h.length - 1): num
 /**
  * One HashKV computation (MvccStore.hash), in steps of bounded work so that it can yield to
  * the event loop in between: collect the versions etcd's backend would hash, sort them into
- * revision order (a merge sort of indexes), then CRC them. Its loops live in plain methods,
- * not in a generator, so that V8 optimizes them.
+ * revision order (util/sort-in-steps.ts, an index sort whose steps are taken here a budget at
+ * a time), then CRC them.
  */
 class HashJob {
   crc = crc32c(KEY_BUCKET);
-  private phase: 'collect' | 'runs' | 'merge' | 'hash' | 'done' = 'collect';
+  private phase: 'collect' | 'sort' | 'hash' | 'done' = 'collect';
   // collect
   private after: string | undefined;
   /** A key whose versions did not fit in one step: the next index of its history to take, up to `top`. */
@@ -664,14 +670,10 @@ class HashJob {
   private readonly spareKeys: string[] = [];
   private readonly spareRevs: Rev[] = [];
   private anyLive = false;
-  // sort
-  private src = new Uint32Array(0);
-  private dst = new Uint32Array(0);
+  // sort, then hash in that order
+  private sorting: Generator<void, Uint32Array> | undefined;
+  private order: Uint32Array = new Uint32Array(0);
   private pos = 0;
-  private width = 0;
-  private lo = 0;
-  private a = 0;
-  private b = 0;
   private readonly exact: boolean;
   private readonly scratch = Buffer.alloc(8192);
 
@@ -689,11 +691,8 @@ class HashJob {
       case 'collect':
         if (this.collect(budget)) this.startSort();
         return false;
-      case 'runs':
-        this.sortRuns(budget);
-        return false;
-      case 'merge':
-        this.merge(budget * 4);
+      case 'sort':
+        this.sortSome(budget);
         return false;
       case 'hash':
         return this.hashSome(budget);
@@ -773,81 +772,38 @@ class HashJob {
     if (!this.anyLive) {
       for (let i = 0; i < this.spareRevs.length; i++) this.push(this.spareKeys[i]!, this.spareRevs[i]!);
     }
-    const n = this.revs.length;
-    this.src = new Uint32Array(n);
-    this.dst = new Uint32Array(n);
-    for (let i = 0; i < n; i++) this.src[i] = i;
-    this.phase = 'runs';
-    this.pos = 0;
+    this.sorting = sortIndexSteps(this.revs.length, this.cmp, HashJob.RUN);
+    this.phase = 'sort';
   }
 
   /** Revision order (etcd's backend key order): main revision, then sub revision. */
-  private readonly cmp = (i: number, j: number): number => {
-    if (this.exact) return this.mods[i]! - this.mods[j]! || this.revs[i]!.sub - this.revs[j]!.sub;
-    const a = this.revs[i]!;
-    const b = this.revs[j]!;
-    return a.mod < b.mod ? -1 : a.mod > b.mod ? 1 : a.sub - b.sub;
-  };
+  private readonly cmp = (i: number, j: number): number =>
+    this.exact ? this.mods[i]! - this.mods[j]! || this.revs[i]!.sub - this.revs[j]!.sub : compareRevs(this.revs[i]!, this.revs[j]!);
 
+  /** Indexes sorted between two yields of the sort. */
   private static readonly RUN = 2048;
 
-  /** Sorts runs of RUN indexes in place. */
-  private sortRuns(budget: number): void {
-    const n = this.src.length;
-    const end = Math.min(n, this.pos + Math.max(budget, HashJob.RUN));
-    for (; this.pos < end; this.pos += HashJob.RUN) this.src.subarray(this.pos, Math.min(n, this.pos + HashJob.RUN)).sort(this.cmp);
-    if (this.pos >= n) {
-      this.phase = 'merge';
-      this.width = HashJob.RUN;
-      this.lo = 0;
-      this.a = 0;
-      this.b = Math.min(HashJob.RUN, n);
-      this.pos = 0;
-    }
-  }
-
-  /**
-   * Bottom-up merge passes of sorted runs of `width` (src -> dst, then swap), resumable: `lo`
-   * is the pair of runs being merged, `a` and `b` the next of each run, `pos` the next output.
-   */
-  private merge(budget: number): void {
-    const n = this.src.length;
-    while (this.width < n && budget > 0) {
-      const { src, dst, cmp, lo } = this;
-      const mid = Math.min(lo + this.width, n);
-      const hi = Math.min(lo + 2 * this.width, n);
-      let { a, b, pos } = this;
-      const end = Math.min(hi, pos + budget);
-      budget -= end - pos;
-      for (; pos < end; pos++) dst[pos] = a < mid && (b >= hi || cmp(src[a]!, src[b]!) <= 0) ? src[a++]! : src[b++]!;
-      this.a = a;
-      this.b = b;
-      this.pos = pos;
-      if (pos < hi) return; // out of budget inside this pair
-      if (hi < n) {
-        this.lo = hi; // the next pair of runs
-      } else {
-        [this.src, this.dst] = [dst, src]; // the next pass, with runs twice as long
-        this.width *= 2;
-        this.lo = 0;
+  /** Takes the sort's steps until about `budget` indexes are handled, or it is done. */
+  private sortSome(budget: number): void {
+    for (let done = 0; done < budget; done += HashJob.RUN) {
+      const r = this.sorting!.next();
+      if (r.done) {
+        this.order = r.value;
+        this.sorting = undefined;
+        this.phase = 'hash';
         this.pos = 0;
+        return;
       }
-      this.a = this.lo;
-      this.b = Math.min(this.lo + this.width, n);
-    }
-    if (this.width >= n) {
-      this.phase = 'hash';
-      this.pos = 0;
     }
   }
 
   /** CRC-32C of each version's revision key and value, in revision order. */
   private hashSome(budget: number): boolean {
-    const n = this.src.length;
+    const n = this.order.length;
     const end = Math.min(n, this.pos + budget);
     let crc = this.crc;
     for (let o = this.pos; o < end; o++) {
-      const i = this.src[o]!;
+      const i = this.order[o]!;
       crc = hashVersion(crc, this.keys[i]!, this.revs[i]!, this.scratch);
     }
     this.crc = crc;

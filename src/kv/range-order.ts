@@ -8,14 +8,15 @@
 // The answer is the same either way.
 //
 // The sort: each key-value's sort key is taken once (a bigint, or a latin1 string, which compares
-// like the bytes), then a stable merge sort in steps (util/sort-in-steps.ts), so that among equal
-// targets the key order is kept, as before. A sort
+// like the bytes), then their indexes are sorted stably in steps (util/sort-in-steps.ts), so that
+// among equal targets the key order is kept, as before. A sort
 // by key needs none: the store hands key-values out in key order (descending is a reversal).
 
 import type { KeyValue } from '../gen/etcd/kv.js';
 import { RangeRequest_SortOrder, RangeRequest_SortTarget } from '../gen/etcd/rpc.js';
-import { StoredKeyValue } from './mvcc.js';
-import { mergeSortSteps } from '../util/sort-in-steps.js';
+import { StoredKeyValue, latin1 } from './mvcc.js';
+import { compareOrdered } from '../util/compare.js';
+import { sortIndexSteps } from '../util/sort-in-steps.js';
 
 /** Items handled between two yields. */
 export const RANGE_ORDER_STEP = 4096;
@@ -42,32 +43,19 @@ export function* orderSteps(kvs: KeyValue[], o: RangeOrdering, step = RANGE_ORDE
   const descending = o.order === RangeRequest_SortOrder.DESCEND;
   if (o.target === RangeRequest_SortTarget.KEY) return descending ? kvs.slice().reverse() : kvs;
   const keyOf = sortKeyOf(o.target);
-  const items: Keyed[] = new Array(kvs.length);
+  const keys: Array<bigint | string> = new Array(kvs.length);
   for (let i = 0; i < kvs.length; i++) {
-    items[i] = { k: keyOf(kvs[i]!), kv: kvs[i]! };
+    keys[i] = keyOf(kvs[i]!);
     if ((i + 1) % step === 0) yield;
   }
-  const sorted = yield* mergeSortSteps(items, descending ? (a, b) => cmp(b.k, a.k) : (a, b) => cmp(a.k, b.k), step);
-  const out: KeyValue[] = new Array(sorted.length);
-  for (let i = 0; i < sorted.length; i++) {
-    out[i] = sorted[i]!.kv;
+  const order = yield* sortIndexSteps(kvs.length, descending ? (i, j) => compareOrdered(keys[j]!, keys[i]!) : (i, j) => compareOrdered(keys[i]!, keys[j]!), step);
+  const out: KeyValue[] = new Array(kvs.length);
+  for (let i = 0; i < order.length; i++) {
+    out[i] = kvs[order[i]!]!;
     if ((i + 1) % step === 0) yield;
   }
   return out;
 }
-
-interface Keyed {
-  k: bigint | string;
-  kv: KeyValue;
-}
-
-/** Bigints by value; latin1 strings like their bytes (a store's strings, compared without making Buffers). */
-export function compareOrdered<T extends bigint | string>(a: T, b: T): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-const cmp = compareOrdered;
-
-const latin1Of = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 
 function sortKeyOf(target: RangeRequest_SortTarget): (kv: KeyValue) => bigint | string {
   switch (target) {
@@ -79,8 +67,8 @@ function sortKeyOf(target: RangeRequest_SortTarget): (kv: KeyValue) => bigint | 
       return (kv) => kv.modRevision;
     case RangeRequest_SortTarget.VALUE:
       // The store's own key-values have their value as a string already (no bytes made).
-      return (kv) => (kv instanceof StoredKeyValue ? kv.valueString : latin1Of(kv.value));
+      return (kv) => (kv instanceof StoredKeyValue ? kv.valueString : latin1(kv.value));
     default:
-      return (kv) => (kv instanceof StoredKeyValue ? kv.keyString : latin1Of(kv.key));
+      return (kv) => (kv instanceof StoredKeyValue ? kv.keyString : latin1(kv.key));
   }
 }
