@@ -21,7 +21,8 @@ import {
   type TxnResponse,
 } from '../gen/etcd/rpc.js';
 import { Errors } from './errors.js';
-import { compareOrdered as cmpOrdered, orderSteps } from './range-order.js';
+import { orderSteps } from './range-order.js';
+import { compareOrdered } from '../util/compare.js';
 import { runSteps, runStepsPaused } from '../util/sort-in-steps.js';
 import { type MvccStore, type RangeOptions, type RangeResult, type WriteTxn, keyStr, rangeBounds } from './mvcc.js';
 
@@ -183,7 +184,7 @@ class KeyIntervals {
   private constructor(private readonly ivs: readonly Interval[]) {}
 
   static of(ivs: readonly Interval[]): KeyIntervals {
-    const sorted = ivs.filter(([lo, hi]) => hi === undefined || lo < hi).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const sorted = ivs.filter(([lo, hi]) => hi === undefined || lo < hi).sort((a, b) => compareOrdered(a[0], b[0]));
     const out: Array<[string, string | undefined]> = [];
     for (const [lo, hi] of sorted) {
       const last = out[out.length - 1];
@@ -251,16 +252,16 @@ function compareOne(c: Compare, kv: KeyValue | undefined): boolean {
       r = Buffer.compare(kv.value, c.value ?? Buffer.alloc(0));
       break;
     case Compare_CompareTarget.VERSION:
-      r = cmpOrdered(kv?.version ?? 0n, c.version ?? 0n);
+      r = compareOrdered(kv?.version ?? 0n, c.version ?? 0n);
       break;
     case Compare_CompareTarget.CREATE:
-      r = cmpOrdered(kv?.createRevision ?? 0n, c.createRevision ?? 0n);
+      r = compareOrdered(kv?.createRevision ?? 0n, c.createRevision ?? 0n);
       break;
     case Compare_CompareTarget.MOD:
-      r = cmpOrdered(kv?.modRevision ?? 0n, c.modRevision ?? 0n);
+      r = compareOrdered(kv?.modRevision ?? 0n, c.modRevision ?? 0n);
       break;
     case Compare_CompareTarget.LEASE:
-      r = cmpOrdered(kv?.lease ?? 0n, c.lease ?? 0n);
+      r = compareOrdered(kv?.lease ?? 0n, c.lease ?? 0n);
       break;
     default:
       return false;

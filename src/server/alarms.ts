@@ -8,6 +8,7 @@ import { type AlarmMember, type AlarmRequest, AlarmRequest_AlarmAction, AlarmTyp
 import type { RequestOp } from '../gen/etcd/rpc.js';
 import type { InternalRequest } from '../gen/raftkv/entry.js';
 import { type EtcdError, Errors } from '../kv/errors.js';
+import { compareOrdered } from '../util/compare.js';
 
 /** A raised or disarmed alarm (for logging). */
 export interface AlarmChange {
@@ -29,7 +30,7 @@ export class AlarmStore {
   get(type: AlarmType = AlarmType.NONE): AlarmMember[] {
     return [...this.alarms.values()]
       .filter((a) => type === AlarmType.NONE || a.alarm === type)
-      .sort((a, b) => a.alarm - b.alarm || (a.memberID < b.memberID ? -1 : a.memberID > b.memberID ? 1 : 0))
+      .sort((a, b) => a.alarm - b.alarm || compareOrdered(a.memberID, b.memberID))
       .map((a) => ({ ...a }));
   }
 

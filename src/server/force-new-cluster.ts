@@ -19,6 +19,7 @@ import {
   encodeConfChangeV1,
 } from '../raft/index.js';
 import { MemberInfo } from '../gen/raftkv/member.js';
+import { compareOrdered } from '../util/compare.js';
 
 /**
  * The ids in the configuration at the end of `ents` (committed entries after the snapshot),
@@ -44,7 +45,7 @@ export function configuredIds(snapConf: ConfState | undefined, ents: readonly En
  */
 export function standaloneEntries(ids: ReadonlySet<bigint>, self: bigint, selfInfo: MemberInfo | undefined, term: number, index: number): Entry[] {
   const out: Entry[] = [];
-  const others = [...ids].filter((id) => id !== self).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const others = [...ids].filter((id) => id !== self).sort(compareOrdered);
   for (const id of others) {
     out.push({ term, index: index + out.length + 1, type: EntryType.ConfChange, data: encodeConfChangeV1({ type: ConfChangeType.RemoveNode, nodeId: id, context: new Uint8Array(0) }) });
   }

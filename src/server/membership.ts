@@ -3,6 +3,7 @@
 
 import type { Member } from '../gen/etcd/rpc.js';
 import { MemberInfo } from '../gen/raftkv/member.js';
+import { compareOrdered } from '../util/compare.js';
 
 export class Membership {
   readonly members = new Map<bigint, MemberInfo>();
@@ -43,7 +44,7 @@ export class Membership {
   /** Members in etcd's API shape, sorted by id. */
   list(): Member[] {
     return [...this.members.values()]
-      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .sort((a, b) => compareOrdered(a.id, b.id))
       .map((m) => ({ ID: m.id, name: m.name, peerURLs: [...m.peerUrls], clientURLs: [...m.clientUrls], isLearner: m.isLearner }));
   }
 

@@ -2,6 +2,7 @@
 // give the same ids (and `etcdctl member list` output looks familiar).
 
 import { createHash, randomBytes } from 'node:crypto';
+import { compareOrdered } from './compare.js';
 
 /** etcd: sha1(sorted peer URLs joined + cluster token), first 8 bytes big-endian. */
 export function memberId(peerUrls: string[], clusterToken: string): bigint {
@@ -11,7 +12,7 @@ export function memberId(peerUrls: string[], clusterToken: string): bigint {
 
 /** etcd: sha1 over the sorted member ids (8 bytes big-endian each), first 8 bytes. */
 export function clusterId(memberIds: bigint[]): bigint {
-  const ids = [...memberIds].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const ids = [...memberIds].sort(compareOrdered);
   const b = Buffer.alloc(8 * ids.length);
   ids.forEach((id, i) => b.writeBigUInt64BE(id, 8 * i));
   return createHash('sha1').update(b).digest().readBigUInt64BE(0);
