@@ -15,6 +15,7 @@ import { GrpcTransportFactory } from '../transport/grpc-transport.js';
 import { Metrics, serveMetrics } from '../server/metrics.js';
 import { instrumentServices } from '../api/grpc-metrics.js';
 import type { Flags } from './flags.js';
+import { reportFatal } from './process-guards.js';
 import type { ZapLogger } from '../util/log.js';
 import type { WalReadAhead } from '../storage/wal/segment-read.js';
 import { hex } from '../util/ids.js';
@@ -24,15 +25,15 @@ import { type TlsConfig, isHttps, loadTlsSide, tlsFlagsEmpty } from '../util/tls
 const GO_MAX_HEADER_BYTES = 1 << 20;
 
 export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: WalReadAhead): Promise<void> {
+  const fail: (msg: string, code?: number) => never = (msg, code = 1) => {
+    reportFatal(logger, msg);
+    process.exit(code);
+  };
   let tls: TlsConfig;
   try {
     tls = await loadTls(flags, (msg) => logger.warn(msg));
   } catch (e) {
-    const msg = `could not get certs (${(e as Error).message})`;
-    logger.error(msg);
-    logger.flush();
-    process.stderr.write(`raftkv: ${msg}\n`);
-    process.exit(1);
+    fail(`could not get certs (${(e as Error).message})`);
   }
   const peerDialMap = parseDialMap(process.env.RAFTKV_PEER_DIAL_MAP);
   const transports = new GrpcTransportFactory(logger, peerDialMap, tls);
@@ -70,12 +71,6 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
     tls,
     logger,
   });
-  const fail = (msg: string, code = 1): never => {
-    logger.error(msg);
-    logger.flush();
-    process.stderr.write(`raftkv: ${msg}\n`);
-    process.exit(code);
-  };
   try {
     await server.init();
   } catch (e) {

@@ -8,6 +8,13 @@
 
 export const EXIT_UNHANDLED = 70; // EX_SOFTWARE: an internal software error
 
+/** What ends a member is said twice: in its log (flushed at once) and on stderr, for whoever started it. */
+export function reportFatal(logger: { error(msg: string): void; flush(): void }, msg: string): void {
+  logger.error(msg);
+  logger.flush();
+  process.stderr.write(`raftkv: ${msg}\n`);
+}
+
 export function installProcessGuards(log: (msg: string) => void, exit: (code: number) => void = (c) => process.exit(c)): void {
   let exiting = false;
   const die = (what: string, e: unknown): void => {

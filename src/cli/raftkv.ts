@@ -11,7 +11,7 @@ import { CommanderError, FlagError, type Flags, parseFlags } from './flags.js';
 import { type ZapLogger, createLogger } from '../util/log.js';
 import { type DirLock, acquireDirLock } from '../storage/dir-lock.js';
 import { WalReadAhead } from '../storage/wal/segment-read.js';
-import { installProcessGuards } from './process-guards.js';
+import { installProcessGuards, reportFatal } from './process-guards.js';
 
 async function main(): Promise<void> {
   // `raftkv snapshot save|status|restore`: etcdctl's backup tooling (src/cli/snapshot-cmd.ts),
@@ -46,17 +46,11 @@ async function main(): Promise<void> {
   try {
     dirLock = acquireDirLock(flags.dataDir);
   } catch (e) {
-    logger.error((e as Error).message);
-    logger.flush();
-    process.stderr.write(`raftkv: ${(e as Error).message}\n`);
+    reportFatal(logger, (e as Error).message);
     process.exit(1);
   }
   process.on('exit', () => dirLock.release());
-  installProcessGuards((msg) => {
-    logger.error(msg);
-    logger.flush();
-    process.stderr.write(`raftkv: ${msg}\n`);
-  });
+  installProcessGuards((msg) => reportFatal(logger, msg));
   // The WAL's place is fixed by the data dir (etcd's member/wal); a new member has none.
   const walReadAhead = WalReadAhead.start(join(flags.dataDir, 'member', 'wal'));
   const { runMember } = await import('./member.js');

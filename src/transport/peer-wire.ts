@@ -58,11 +58,9 @@ export const peerWireStats = { entriesEncoded: 0 };
 
 // ------------------------------------------------------------------ varints
 
-const sizeU32: (v: number) => number = lengthSize;
-
 /** Size of a number written as a uint64 varint; refuses what BigInt(v) in messageToPb would. */
 function sizeU53(v: number): number {
-  if (v >>> 0 === v) return sizeU32(v);
+  if (v >>> 0 === v) return lengthSize(v);
   if (!Number.isSafeInteger(v) || v < 0) throw new Error(`peer wire: ${v} is not an unsigned integer the wire can carry`);
   return v < 2 ** 35 ? 5 : v < 2 ** 42 ? 6 : v < 2 ** 49 ? 7 : 8;
 }
@@ -73,7 +71,7 @@ function checkU32(v: number): number {
   return v;
 }
 
-/** A safe unsigned integer as a varint (sized by sizeU53/sizeU32 first). */
+/** A safe unsigned integer as a varint (sized by sizeU53/lengthSize first). */
 const writeU53: (buf: Uint8Array, p: number, v: number) => number = putVarint;
 
 // ------------------------------------------------------------------ 64-bit ids
@@ -208,8 +206,8 @@ function entrySize(e: Entry): number {
   return (
     (term !== 0 ? 1 + sizeU53(term) : 0) +
     (index !== 0 ? 1 + sizeU53(index) : 0) +
-    (type !== 0 ? 1 + sizeU32(checkU32(type)) : 0) +
-    (data.length !== 0 ? 1 + sizeU32(data.length) + data.length : 0)
+    (type !== 0 ? 1 + lengthSize(checkU32(type)) : 0) +
+    (data.length !== 0 ? 1 + lengthSize(data.length) + data.length : 0)
   );
 }
 
@@ -265,7 +263,7 @@ function confStateSize(cs: ConfState): number {
   for (const ids of [cs.voters, cs.learners, cs.votersOutgoing, cs.learnersNext]) {
     if (ids.length !== 0) {
       const k = idsSize(ids);
-      n += 1 + sizeU32(k) + k;
+      n += 1 + lengthSize(k) + k;
     }
   }
   return cs.autoLeave ? n + 2 : n;
@@ -274,7 +272,7 @@ function confStateSize(cs: ConfState): number {
 function snapshotSize(s: Snapshot): number {
   const md = s.metadata;
   const cs = confStateSize(md.confState);
-  return 1 + sizeU32(cs) + cs + (md.index !== 0 ? 1 + sizeU53(md.index) : 0) + (md.term !== 0 ? 1 + sizeU53(md.term) : 0);
+  return 1 + lengthSize(cs) + cs + (md.index !== 0 ? 1 + sizeU53(md.index) : 0) + (md.term !== 0 ? 1 + sizeU53(md.term) : 0);
 }
 
 function writeIds(buf: Uint8Array, p: number, tag: number, ids: readonly bigint[]): number {
@@ -323,7 +321,7 @@ const entrySizes: number[] = [];
 
 function messageSize(m: Message): number {
   let n = 0;
-  if (m.type !== 0) n += 1 + sizeU32(checkU32(m.type));
+  if (m.type !== 0) n += 1 + lengthSize(checkU32(m.type));
   if (m.to !== 0n) n += 1 + idVarint(m.to).length;
   if (m.from !== 0n) n += 1 + idVarint(m.from).length;
   if (m.term !== 0) n += 1 + sizeU53(m.term);
@@ -332,17 +330,17 @@ function messageSize(m: Message): number {
   for (const e of m.entries) {
     const k = entrySize(e);
     entrySizes.push(k);
-    n += 1 + sizeU32(k) + k;
+    n += 1 + lengthSize(k) + k;
   }
   if (m.commit !== 0) n += 1 + sizeU53(m.commit);
   if (m.snapshot !== undefined) {
     const k = snapshotSize(m.snapshot);
-    n += 1 + sizeU32(k) + k;
+    n += 1 + lengthSize(k) + k;
   }
   if (m.reject) n += 2;
   if (m.rejectHint !== 0) n += 1 + sizeU53(m.rejectHint);
   const ctx = m.context;
-  if (ctx !== undefined && ctx.length !== 0) n += 1 + sizeU32(ctx.length) + ctx.length;
+  if (ctx !== undefined && ctx.length !== 0) n += 1 + lengthSize(ctx.length) + ctx.length;
   return n;
 }
 
@@ -354,7 +352,7 @@ export function encodeBatch(msgs: readonly Message[]): Buffer {
   for (const m of msgs) {
     const n = messageSize(m);
     msgSizes.push(n);
-    total += 1 + sizeU32(n) + n;
+    total += 1 + lengthSize(n) + n;
   }
   const buf = Buffer.allocUnsafe(total);
   let p = 0;
@@ -632,10 +630,10 @@ function decodeEntry(r: Reader): Entry {
       type = r.u32();
       // A 5-byte varint of the right length can still carry bits above 32 that u32() dropped.
       const n = r.pos - at;
-      if (type === 0 || n !== sizeU32(type) || (n === 5 && r.buf[r.pos - 1]! > 0x0f)) canonical = false;
+      if (type === 0 || n !== lengthSize(type) || (n === 5 && r.buf[r.pos - 1]! > 0x0f)) canonical = false;
     } else if (t === T_ENTRY_DATA) {
       const end = r.sub();
-      if (end === r.pos || r.pos - at !== sizeU32(end - r.pos)) canonical = false;
+      if (end === r.pos || r.pos - at !== lengthSize(end - r.pos)) canonical = false;
       // A view of the frame, not a copy.
       data = r.buf.subarray(r.pos, end);
       r.pos = end;

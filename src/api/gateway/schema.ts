@@ -5,7 +5,8 @@
 // and the gateway needs it to read and write every message, including those of services added
 // later (v3lock, v3election), looked up by their gRPC method path.
 //
-// Loaded once per process, synchronously, when the first gateway is made (before serving).
+// Loaded once per process, when the gateway first needs it (its first request, or its warm()
+// once the member has replayed its log: see index.ts); building it is synchronous.
 
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
