@@ -14,14 +14,14 @@ import {
   type TxnRequest,
   TxnResponse,
 } from '../gen/etcd/rpc.js';
-import { checkDelete, checkPut, checkRange, checkTxn, doRangeAsync, applyTxn, txnIsReadOnly } from '../kv/kv-ops.js';
+import { checkDelete, checkPut, checkRange, checkTxn, doRangeAsync, readTxnAsync, txnIsReadOnly } from '../kv/kv-ops.js';
 import { Errors } from '../kv/errors.js';
 import * as authCheck from '../auth/apply-checks.js';
 import { authOf } from '../auth/frontend.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { yieldToEventLoop } from '../util/yield.js';
 import { unary, withoutResponseCopies } from './grpc-util.js';
-import { encodeRangeResponseInSlices, usingPreEncoded } from './sliced-encoding.js';
+import { encodeRangeResponseInSlices, encodeTxnResponseInSlices, usingPreEncoded } from './sliced-encoding.js';
 
 export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedServiceImplementation] {
   const auth = authOf(s);
@@ -50,16 +50,9 @@ export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedService
       // A read-only txn needs no consensus round: a linearizable read point is enough.
       await s.linearizableRead();
       if (s.sm.auth.enabled) authCheck.checkTxn(s.sm.auth, s.lessor, await auth.authInfo(call), req);
-      const store = s.sm.store;
-      const headers: Array<{ revision: bigint }> = [];
-      const res = store.write((w) =>
-        applyTxn(w, store, req, () => {
-          const h = s.header(store.currentRev);
-          headers.push(h);
-          return h;
-        }),
-      );
-      return { header: s.header(store.currentRev), ...res };
+      // Its ranges are read and encoded in slices, like a Range's (never a stall of the loop).
+      const res = await readTxnAsync(s.sm.store, req, (rev) => s.header(rev), yieldToEventLoop);
+      return encodeTxnResponseInSlices(res, yieldToEventLoop);
     }
     return auth.propose(call, 'txn', req);
   };
@@ -77,8 +70,12 @@ export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedService
     compact: CompactionResponse,
   });
   return [
-    // Range's serializer sends responses encoded in slices beforehand as they are.
-    { ...def, range: { ...def.range, responseSerialize: usingPreEncoded(def.range.responseSerialize) } },
+    // Range's and Txn's serializers send responses encoded in slices beforehand as they are.
+    {
+      ...def,
+      range: { ...def.range, responseSerialize: usingPreEncoded(def.range.responseSerialize) },
+      txn: { ...def.txn, responseSerialize: usingPreEncoded(def.txn.responseSerialize) },
+    },
     {
       range: unary(s, range, { learnerOk: true }),
       put: unary(s, put),

@@ -5,7 +5,7 @@
 // the object (the JSON gateway) still see an ordinary RangeResponse.
 
 import type { KeyValue } from '../gen/etcd/kv.js';
-import { RangeResponse } from '../gen/etcd/rpc.js';
+import { RangeResponse, ResponseOp, TxnResponse } from '../gen/etcd/rpc.js';
 import { StoredKeyValue } from '../kv/mvcc.js';
 import { type KeyValueFields, keyValueSize, putKeyValue } from '../util/keyvalue-wire.js';
 import { lengthSize, putVarint } from '../util/varint.js';
@@ -25,15 +25,67 @@ type Encoded = { [ENCODED]?: Buffer[] };
  */
 export async function encodeRangeResponseInSlices(res: RangeResponse, pause: () => Promise<void>, chunk = 2000): Promise<RangeResponse> {
   if (res.kvs.length < SLICED_ENCODING_MIN_KVS) return res;
+  return attach(res, await rangeResponseParts(res, pause, chunk));
+}
+
+/**
+ * encodeRangeResponseInSlices for a Txn's answer (a read-only Txn's ranges can be as large as
+ * any Range): each response op is encoded on its own, a large range's key-values in slices,
+ * and wrapped in its field's tag and length once its size is known.
+ */
+export async function encodeTxnResponseInSlices(res: TxnResponse, pause: () => Promise<void>, chunk = 2000): Promise<TxnResponse> {
+  if (txnKeyValues(res) < SLICED_ENCODING_MIN_KVS) return res;
+  return attach(res, await txnResponseParts(res, pause, chunk));
+}
+
+function attach<T extends object>(res: T, parts: Buffer[]): T {
+  // Kept in slices: the lean unary path (./lean-unary.ts) writes them one by one; grpc-js,
+  // which needs one buffer, joins them in its serializer (usingPreEncoded).
+  (res as T & Encoded)[ENCODED] = parts;
+  return res;
+}
+
+/** How many key-values the ranges of a Txn's answer hold, nested txns included. */
+function txnKeyValues(res: Omit<TxnResponse, 'header'>): number {
+  let n = 0;
+  for (const op of res.responses) n += op.responseRange?.kvs.length ?? (op.responseTxn ? txnKeyValues(op.responseTxn) : 0);
+  return n;
+}
+
+async function rangeResponseParts(res: RangeResponse, pause: () => Promise<void>, chunk: number): Promise<Buffer[]> {
   const parts: Buffer[] = [Buffer.from(RangeResponse.encode({ ...res, kvs: [] }).finish())];
   for (let i = 0; i < res.kvs.length; i += chunk) {
     parts.push(encodeKeyValues(res.kvs, i, Math.min(res.kvs.length, i + chunk)));
     if (i + chunk < res.kvs.length) await pause();
   }
-  // Kept in slices: the lean unary path (./lean-unary.ts) writes them one by one; grpc-js,
-  // which needs one buffer, joins them in its serializer (usingPreEncoded).
-  (res as RangeResponse & Encoded)[ENCODED] = parts;
-  return res;
+  return parts;
+}
+
+/** TxnResponse.responses is field 3; ResponseOp.response_range field 1, response_txn field 4 (all length-delimited). */
+const TXN_RESPONSES_TAG = 0x1a;
+const OP_RANGE_TAG = 0x0a;
+const OP_TXN_TAG = 0x22;
+
+async function txnResponseParts(res: TxnResponse, pause: () => Promise<void>, chunk: number): Promise<Buffer[]> {
+  const parts: Buffer[] = [Buffer.from(TxnResponse.encode({ ...res, responses: [] }).finish())];
+  for (const op of res.responses) {
+    let inner: Buffer[];
+    if (op.responseRange) inner = withLength(OP_RANGE_TAG, await rangeResponseParts(op.responseRange, pause, chunk));
+    else if (op.responseTxn) inner = withLength(OP_TXN_TAG, await txnResponseParts(op.responseTxn, pause, chunk));
+    else inner = [Buffer.from(ResponseOp.encode(op).finish())];
+    parts.push(...withLength(TXN_RESPONSES_TAG, inner));
+  }
+  return parts;
+}
+
+/** `parts` as a length-delimited field: its tag and length, then the parts. */
+function withLength(tag: number, parts: Buffer[]): Buffer[] {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const head = Buffer.allocUnsafe(1 + lengthSize(n));
+  head[0] = tag;
+  putVarint(head, 1, n);
+  return [head, ...parts];
 }
 
 /** One reused view of a key-value's fields: a StoredKeyValue's as the store's strings. */

@@ -24,7 +24,7 @@ import { Errors } from './errors.js';
 import { orderSteps } from './range-order.js';
 import { compareOrdered } from '../util/compare.js';
 import { runSteps, runStepsPaused } from '../util/sort-in-steps.js';
-import { type MvccStore, type RangeOptions, type RangeResult, type WriteTxn, keyStr, rangeBounds } from './mvcc.js';
+import { type MvccStore, type PinnedRead, type RangeOptions, type RangeResult, type WriteTxn, keyStr, rangeBounds } from './mvcc.js';
 
 export const MAX_TXN_OPS = 128;
 
@@ -41,7 +41,7 @@ export function doRange(r: Reader, req: RangeRequest): Omit<RangeResponse, 'head
  * keys does not stall the member. `slice`: the work between two pauses (smaller in tests).
  */
 export async function doRangeAsync(
-  store: MvccStore,
+  store: Pick<MvccStore, 'rangeAsync'>,
   req: RangeRequest,
   pause: () => Promise<void>,
   slice?: number,
@@ -281,7 +281,11 @@ function compareOne(c: Compare, kv: KeyValue | undefined): boolean {
 }
 
 export function evalCompare(w: Reader, c: Compare): boolean {
-  const kvs = w.range(c.key, c.rangeEnd).kvs;
+  return compareHolds(c, w.range(c.key, c.rangeEnd).kvs);
+}
+
+/** Whether compare `c` holds for the key-values in its range (a missing key has a version 0). */
+function compareHolds(c: Compare, kvs: readonly KeyValue[]): boolean {
   if (kvs.length === 0) return compareOne(c, undefined);
   return kvs.every((kv) => compareOne(c, kv));
 }
@@ -379,6 +383,75 @@ function applyTxnPath(
       responses.push({ responseTxn: { header: header(), ...applyTxnPath(w, store, op.requestTxn, header, path, at) } });
     } else {
       responses.push({});
+    }
+  }
+  return { succeeded, responses };
+}
+
+/**
+ * A read-only Txn (txnIsReadOnly) served by a member outside the log, as etcd serves one after
+ * a linearizable read point: its compares and the ranges on its path all read the revision that
+ * was current when it began (pruning waits meanwhile), collected and sorted in slices with a
+ * yield (`pause`) between them, so a Txn that reads millions of keys does not stall the member
+ * the way applying it whole would. The answer is applyTxn's at that revision; `header` makes
+ * each header (with that revision).
+ */
+export async function readTxnAsync(
+  store: MvccStore,
+  req: TxnRequest,
+  header: (rev: bigint) => TxnResponse['header'],
+  pause: () => Promise<void>,
+  slice?: number,
+): Promise<TxnResponse> {
+  const view = store.pinnedRead();
+  try {
+    const path: boolean[] = [];
+    await readTxnPath(view, req, path, pause, slice);
+    // What can fail is checked before anything is read, as checkTxnPath does.
+    forEachOpOnPath(req, path, (op) => {
+      const rev = op.requestRange?.revision ?? 0n;
+      if (rev > 0n) view.checkRev(rev);
+    });
+    const h = (): TxnResponse['header'] => header(view.rev);
+    return { header: h(), ...(await readTxnOps(view, req, h, path, { i: 0 }, pause, slice)) };
+  } finally {
+    view.release();
+  }
+}
+
+/** txnPath for readTxnAsync: the compares' outcomes on the path, at the pinned revision. */
+async function readTxnPath(view: PinnedRead, req: TxnRequest, path: boolean[], pause: () => Promise<void>, slice?: number): Promise<void> {
+  let ok = true;
+  for (const c of req.compare) {
+    if (!compareHolds(c, (await view.rangeAsync(c.key, c.rangeEnd, {}, pause, slice)).kvs)) {
+      ok = false;
+      break;
+    }
+  }
+  path.push(ok);
+  for (const op of ok ? req.success : req.failure) if (op.requestTxn) await readTxnPath(view, op.requestTxn, path, pause, slice);
+}
+
+/** applyTxnPath for readTxnAsync (ranges and nested read-only txns only). */
+async function readTxnOps(
+  view: PinnedRead,
+  req: TxnRequest,
+  header: () => TxnResponse['header'],
+  path: readonly boolean[],
+  at: { i: number },
+  pause: () => Promise<void>,
+  slice?: number,
+): Promise<Omit<TxnResponse, 'header'>> {
+  const succeeded = path[at.i++]!;
+  const responses: ResponseOp[] = [];
+  for (const op of succeeded ? req.success : req.failure) {
+    if (op.requestRange) {
+      const r = await doRangeAsync(view, op.requestRange, pause, slice);
+      responses.push({ responseRange: { header: header(), kvs: r.kvs, more: r.more, count: r.count } });
+    } else if (op.requestTxn) {
+      responses.push({ responseTxn: { header: header(), ...(await readTxnOps(view, op.requestTxn, header, path, at, pause, slice)) } });
+    } else {
+      throw new Error('readTxnAsync: a txn that writes must be applied through the log');
     }
   }
   return { succeeded, responses };

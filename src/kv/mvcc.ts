@@ -202,6 +202,32 @@ export interface RangeOptions {
   countOnly?: boolean;
 }
 
+/** What a Range keeps of the versions it visits: all are counted, up to `limit` are kept. */
+class RangeCollector {
+  readonly kvs: KeyValue[] = [];
+  count = 0;
+  private readonly limit: number;
+  constructor(private readonly o: RangeOptions) {
+    this.limit = o.limit && o.limit > 0 ? o.limit : Infinity;
+  }
+  take(rec: KeyRecord, r: Rev): void {
+    this.count++;
+    if (!this.o.countOnly && this.kvs.length < this.limit) this.kvs.push(new StoredKeyValue(rec.key, r, this.o.keysOnly === true));
+  }
+}
+
+/** Reads at one pinned revision (MvccStore.pinnedRead). */
+export interface PinnedRead {
+  /** The revision every read sees (unless it names an older one). */
+  readonly rev: bigint;
+  /** Throws etcd's error for a revision this read cannot serve (after `rev`, or compacted before it began). */
+  checkRev(rev: bigint): void;
+  /** MvccStore.rangeAsync at `rev` (or at `o.revision`, checked as above); `rev` in the result is the pinned one. */
+  rangeAsync(key: Uint8Array, end: Uint8Array | undefined, o: RangeOptions, pause: () => Promise<void>, chunk?: number): Promise<RangeResult>;
+  /** Ends the read: pruning held back meanwhile happens now. Idempotent. */
+  release(): void;
+}
+
 export interface RangeResult {
   kvs: KeyValue[];
   count: number;
@@ -370,15 +396,9 @@ export class MvccStore {
   }
 
   range(key: Uint8Array, end: Uint8Array | undefined, o: RangeOptions = {}): RangeResult {
-    const rev = this.checkReadRev(o.revision);
-    const kvs: KeyValue[] = [];
-    let count = 0;
-    const limit = o.limit && o.limit > 0 ? o.limit : Infinity;
-    this.scan(key, end, rev, (rec, r) => {
-      count++;
-      if (!o.countOnly && kvs.length < limit) kvs.push(new StoredKeyValue(rec.key, r, o.keysOnly === true));
-    });
-    return { kvs, count, rev: this.currentRev };
+    const c = new RangeCollector(o);
+    this.scan(key, end, this.checkReadRev(o.revision), (rec, r) => c.take(rec, r));
+    return { kvs: c.kvs, count: c.count, rev: this.currentRev };
   }
 
   /**
@@ -388,27 +408,72 @@ export class MvccStore {
    * are ignored) and pruning by a compaction waits until the walk is done.
    */
   async rangeAsync(key: Uint8Array, end: Uint8Array | undefined, o: RangeOptions, pause: () => Promise<void>, chunk = 10_000): Promise<RangeResult> {
-    const { lo, hi, single } = rangeBounds(key, end);
-    if (single || (hi !== undefined && hi <= lo)) return this.range(key, end, o);
     const rev = this.checkReadRev(o.revision);
     const headerRev = this.currentRev;
-    const kvs: KeyValue[] = [];
-    let count = 0;
-    const limit = o.limit && o.limit > 0 ? o.limit : Infinity;
     this.pins++;
     try {
-      await this.walkInSlices(lo, hi, chunk, pause, (batch) => {
-        for (const rec of batch) {
-          const r = rec.at(rev);
-          if (!r) continue;
-          count++;
-          if (!o.countOnly && kvs.length < limit) kvs.push(new StoredKeyValue(rec.key, r, o.keysOnly === true));
-        }
-      });
+      return { ...(await this.collectAsync(key, end, rev, o, pause, chunk)), rev: headerRev };
     } finally {
       this.unpin();
     }
-    return { kvs, count, rev: headerRev };
+  }
+
+  /**
+   * Several reads at one revision, the current one, that may span turns of the event loop (a
+   * read-only Txn's compares and ranges): until `release()`, pruning waits, so what was visible
+   * at that revision stays readable even if a compaction passes it meanwhile.
+   */
+  pinnedRead(): PinnedRead {
+    this.pins++;
+    let released = false;
+    const rev = this.currentRev;
+    const compactRev = this.compactRev;
+    const checkRev = (r: bigint): void => {
+      // The bounds as they were when the read began (etcd's read transaction sees one state).
+      if (r > rev) throw Errors.futureRev();
+      if (r < compactRev) throw Errors.compacted();
+    };
+    return {
+      rev,
+      checkRev,
+      rangeAsync: async (key, end, o, pause, chunk = 10_000) => {
+        const at = o.revision !== undefined && o.revision > 0n ? (checkRev(o.revision), o.revision) : rev;
+        return { ...(await this.collectAsync(key, end, at, o, pause, chunk)), rev };
+      },
+      release: () => {
+        if (released) return;
+        released = true;
+        this.unpin();
+      },
+    };
+  }
+
+  /**
+   * The live versions at `rev` in [key, end), collected in slices of `chunk` keys (a single key
+   * at once). The caller has checked `rev` and holds a pin, so nothing visible at `rev` is
+   * pruned while it waits.
+   */
+  private async collectAsync(
+    key: Uint8Array,
+    end: Uint8Array | undefined,
+    rev: bigint,
+    o: RangeOptions,
+    pause: () => Promise<void>,
+    chunk: number,
+  ): Promise<{ kvs: KeyValue[]; count: number }> {
+    const c = new RangeCollector(o);
+    const { lo, hi, single } = rangeBounds(key, end);
+    if (single || (hi !== undefined && hi <= lo)) {
+      this.scan(key, end, rev, (rec, r) => c.take(rec, r));
+    } else {
+      await this.walkInSlices(lo, hi, chunk, pause, (batch) => {
+        for (const rec of batch) {
+          const r = rec.at(rev);
+          if (r) c.take(rec, r);
+        }
+      });
+    }
+    return { kvs: c.kvs, count: c.count };
   }
 
   /** Ends a walk that deferred pruning (rangeAsync, historiesAsync, hashByRev). */
@@ -908,14 +973,9 @@ export class WriteTxn {
   /** Reads the live state, including this transaction's earlier writes. */
   range(key: Uint8Array, end: Uint8Array | undefined, o: RangeOptions = {}): RangeResult {
     if (o.revision !== undefined && o.revision > 0n) return this.store.range(key, end, o);
-    const kvs: KeyValue[] = [];
-    let count = 0;
-    const limit = o.limit && o.limit > 0 ? o.limit : Infinity;
-    this.store.scanLatest(key, end, (rec, r) => {
-      count++;
-      if (!o.countOnly && kvs.length < limit) kvs.push(new StoredKeyValue(rec.key, r, o.keysOnly === true));
-    });
-    return { kvs, count, rev: this.changed ? this.rev : this.store.currentRev };
+    const c = new RangeCollector(o);
+    this.store.scanLatest(key, end, (rec, r) => c.take(rec, r));
+    return { kvs: c.kvs, count: c.count, rev: this.changed ? this.rev : this.store.currentRev };
   }
 
   get(key: Uint8Array): KeyValue | undefined {

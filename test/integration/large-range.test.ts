@@ -1,10 +1,11 @@
 // A Range over a million keys on the leader of 3 real members: answered whole and exact, while
 // heartbeats and other clients' puts go on — no leader change (before the Range was collected
-// and encoded in slices, the leader stalled for seconds and lost its leadership).
+// and encoded in slices, the leader stalled for seconds and lost its leadership). The same for a
+// read-only Txn reading them all (before it was read in slices, it was applied in one go).
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type RequestOp } from '../../src/gen/etcd/rpc.js';
+import { RangeRequest, type RequestOp } from '../../src/gen/etcd/rpc.js';
 import { TestClient } from '../support/client.js';
 import { ProcCluster } from '../support/proc-cluster.js';
 
@@ -22,48 +23,85 @@ describe('a 1M-key Range on the leader', () => {
   });
   after(async () => c?.destroy());
 
-  it('answers every key while puts are acknowledged and the leader keeps its term', async (t) => {
-    const leader = await c.waitForLeader();
-    // Long deadlines: this test process itself is busy for seconds decoding the big answer.
-    const client = new TestClient(c.endpoint(leader), 120_000);
-    const t0 = Date.now();
-    const value = Buffer.from('0123456789');
-    for (let t = 0; t < KEYS / PER_TXN; t++) {
-      const success: RequestOp[] = [];
-      for (let i = 0; i < PER_TXN; i++) {
-        const k = t * PER_TXN + i;
-        success.push({ requestPut: { key: Buffer.from(`key/${String(k).padStart(7, '0')}`), value, lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } });
+  /** Loads the keys once (both tests read them); the time it took. */
+  let loaded: Promise<number> | undefined;
+  const load = (): Promise<number> =>
+    (loaded ??= (async () => {
+      const leader = await c.waitForLeader();
+      const client = new TestClient(c.endpoint(leader), 120_000);
+      const t0 = Date.now();
+      const value = Buffer.from('0123456789');
+      for (let t = 0; t < KEYS / PER_TXN; t++) {
+        const success: RequestOp[] = [];
+        for (let i = 0; i < PER_TXN; i++) {
+          const k = t * PER_TXN + i;
+          success.push({ requestPut: { key: Buffer.from(`key/${String(k).padStart(7, '0')}`), value, lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } });
+        }
+        await client.txn({ compare: [], success, failure: [] });
       }
-      await client.txn({ compare: [], success, failure: [] });
-    }
-    const { raftTerm: termBefore, leader: leaderId } = await client.status();
-    const t1 = Date.now();
+      client.close();
+      return Date.now() - t0;
+    })());
 
+  /** Runs `read` on the leader while another client puts; checks that no election happened. */
+  async function whilePutting<T>(read: (reader: TestClient) => Promise<T>): Promise<{ answer: T; acked: number; ms: number }> {
+    const leader = await c.waitForLeader();
+    const client = new TestClient(c.endpoint(leader), 120_000);
+    const { raftTerm: termBefore, leader: leaderId } = await client.status();
+    // Long deadlines: this test process itself is busy for seconds decoding the big answer.
     const reader = new TestClient(c.endpoint(leader), 180_000);
-    let rangeDone = false;
-    let ackedDuringRange = 0;
+    const t1 = Date.now();
+    let done = false;
+    let acked = 0;
     const puts = (async () => {
-      for (let i = 0; !rangeDone && i < 100_000; i++) {
+      for (let i = 0; !done && i < 100_000; i++) {
         await client.put(`probe/${i}`, 'x');
-        if (!rangeDone) ackedDuringRange++;
+        if (!done) acked++;
       }
     })();
-    const all = await reader.range('key/', { rangeEnd: Buffer.from('key0') });
-    rangeDone = true;
-    await puts;
-    reader.close();
-    client.close();
-    t.diagnostic(`loaded ${KEYS} keys in ${t1 - t0} ms, Range answered in ${Date.now() - t1} ms, ${ackedDuringRange} puts acknowledged meanwhile`);
+    try {
+      const answer = await read(reader);
+      return { answer, acked, ms: Date.now() - t1 };
+    } finally {
+      done = true;
+      await puts;
+      reader.close();
+      client.close();
+      for (let i = 0; i < 3; i++) {
+        const st = await c.client(i).status();
+        assert.equal(st.raftTerm, termBefore, `member ${i}: no election during the read`);
+        assert.equal(st.leader, leaderId, `member ${i}: same leader`);
+      }
+    }
+  }
 
+  it('answers every key while puts are acknowledged and the leader keeps its term', async (t) => {
+    const loadMs = await load();
+    const { answer: all, acked, ms } = await whilePutting((reader) => reader.range('key/', { rangeEnd: Buffer.from('key0') }));
+    t.diagnostic(`loaded ${KEYS} keys in ${loadMs} ms, Range answered in ${ms} ms, ${acked} puts acknowledged meanwhile`);
     assert.equal(all.kvs.length, KEYS);
     assert.equal(all.count, BigInt(KEYS));
     assert.equal(Buffer.from(all.kvs[0]!.key).toString(), 'key/0000000');
     assert.equal(Buffer.from(all.kvs[KEYS - 1]!.key).toString(), `key/${String(KEYS - 1).padStart(7, '0')}`);
-    assert.ok(ackedDuringRange > 0, 'puts were acknowledged while the Range was served');
-    for (let i = 0; i < 3; i++) {
-      const st = await c.client(i).status();
-      assert.equal(st.raftTerm, termBefore, `member ${i}: no election during the Range`);
-      assert.equal(st.leader, leaderId, `member ${i}: same leader`);
-    }
+    assert.ok(acked > 0, 'puts were acknowledged while the Range was served');
+  });
+
+  it('a read-only Txn reading every key: answered while puts are acknowledged, the leader keeps its term', async (t) => {
+    await load();
+    const rangeAll = RangeRequest.fromPartial({ key: Buffer.from('key/'), rangeEnd: Buffer.from('key0') });
+    const { answer: res, acked, ms } = await whilePutting((reader) =>
+      reader.txn({
+        compare: [{ key: Buffer.from('key/0000000'), rangeEnd: Buffer.alloc(0), target: 0, result: 0, version: 1n, createRevision: 0n, modRevision: 0n, value: Buffer.alloc(0) }],
+        success: [{ requestRange: rangeAll }, { requestRange: { ...rangeAll, countOnly: true } }],
+        failure: [],
+      }),
+    );
+    t.diagnostic(`read-only Txn over ${KEYS} keys answered in ${ms} ms, ${acked} puts acknowledged meanwhile`);
+    assert.equal(res.succeeded, true);
+    const kvs = res.responses[0]!.responseRange!.kvs;
+    assert.equal(kvs.length, KEYS);
+    assert.equal(Buffer.from(kvs[KEYS - 1]!.key).toString(), `key/${String(KEYS - 1).padStart(7, '0')}`);
+    assert.equal(res.responses[1]!.responseRange!.count, BigInt(KEYS));
+    assert.ok(acked > 0, 'puts were acknowledged while the Txn was served');
   });
 });
