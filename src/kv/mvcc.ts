@@ -981,7 +981,7 @@ export class WriteTxn {
   get(key: Uint8Array): KeyValue | undefined {
     const rec = this.store.record(keyStr(key), false);
     const r = rec?.latest();
-    return rec && r ? toKeyValue(rec.key, r) : undefined;
+    return rec && r ? new StoredKeyValue(rec.key, r, false) : undefined;
   }
 
   /** Undoes every write of this transaction, newest first. */
@@ -1027,7 +1027,7 @@ export class WriteTxn {
       this.undo.push({ attach: lease, key: k });
     }
     this.changes.push({ rec, r, prev });
-    return prev ? toKeyValue(rec.key, prev) : undefined;
+    return prev ? new StoredKeyValue(rec.key, prev, false) : undefined;
   }
 
   /** Deletes every live key in the range; returns the deleted key-values. */
@@ -1047,7 +1047,7 @@ export class WriteTxn {
         this.undo.push({ detach: prev.lease, key: rec.key });
       }
       this.changes.push({ rec, r, prev });
-      out.push(toKeyValue(rec.key, prev));
+      out.push(new StoredKeyValue(rec.key, prev, false));
     }
     return out;
   }
