@@ -503,6 +503,44 @@ async function snapshot(): Promise<void> {
   await writeResults('snapshot', {}, rows, { title: 'Snapshot create time vs keys', mark: 'line', x: { field: 'keys', type: 'quantitative' }, y: { field: 'create ms', type: 'quantitative' } }, md);
 }
 
+/**
+ * The event-loop stall of applying a compaction (in-process, 100-byte values, a tenth of the keys
+ * overwritten so there is history to drop): pruned at once, as before, and in slices with a
+ * yield between them (MvccStore.pruneYield, what the server does): total time and the longest
+ * stretch without a yield.
+ */
+async function compactionStall(): Promise<void> {
+  const rows: Row[] = [];
+  const value = Buffer.alloc(100, 0x61);
+  const keyOf = (k: number): Buffer => Buffer.from(`key/${String(k).padStart(8, '0')}`);
+  for (const keys of values.keys ? values.keys.split(',').map(Number) : QUICK ? [100_000, 1_000_000] : [100_000, 1_000_000, 3_000_000]) {
+    for (const mode of ['at once', 'in slices'] as const) {
+      const store = new MvccStore();
+      for (let k = 0; k < keys; k += 10_000) store.write((w) => { for (let j = k; j < Math.min(keys, k + 10_000); j++) w.put(keyOf(j), value, 0n); });
+      store.write((w) => { for (let j = 0; j < keys / 10; j++) w.put(keyOf(j), value, 0n); });
+      let longest = 0;
+      let since = performance.now();
+      if (mode === 'in slices') {
+        store.pruneYield = async () => {
+          longest = Math.max(longest, performance.now() - since);
+          await new Promise((r) => setImmediate(r));
+          since = performance.now();
+        };
+      }
+      const t = performance.now();
+      since = t;
+      store.compact(store.currentRev);
+      await store.pruned();
+      const total = performance.now() - t;
+      longest = Math.max(longest, performance.now() - since);
+      rows.push({ keys, pruning: mode, 'total ms': total, 'longest stall ms': longest });
+      process.stderr.write(`compaction of ${keys} keys ${mode}: ${total.toFixed(0)} ms, longest stall ${longest.toFixed(1)} ms\n`);
+    }
+  }
+  const md = printTable('applying a compaction: total time and longest event-loop stall (in-process, 100 B values)', rows);
+  await writeResults('compaction-stall', {}, rows, { title: 'Longest stall applying a compaction', mark: 'bar', x: { field: 'keys', type: 'ordinal' }, y: { field: 'longest stall ms', type: 'quantitative' }, color: { field: 'pruning', type: 'nominal' } }, md);
+}
+
 /** The seed's election experiment (bench/election.ts); --quick: 3 trials per cell instead of 10. */
 const electionExperiment = (): Promise<void> =>
   election({
@@ -512,7 +550,7 @@ const electionExperiment = (): Promise<void> =>
     targets: values.targets ? (values.targets.split(',') as Array<'raftkv' | 'etcd'>) : undefined,
   });
 
-const experiments: Record<string, () => Promise<void>> = { seed, 'vs-etcd': vsEtcd, size, election: electionExperiment, mix, reads, security, straggler, reconfig, catchup, snapshot, wal, gateway: () => gatewayBench(scale), restore: () => restoreBench(values.ops ? [Number(values.ops)] : QUICK ? [10_000, 100_000] : [100_000, 1_000_000]), scale: () => scaleExperiment({ quick: QUICK, sizes: values.keys?.split(',').map(Number) }), 'range-stall': () => rangeStallExperiment(values.keys ? Number(values.keys) : QUICK ? 200_000 : 1_000_000), profile: () => profileExperiment({ clients: Number(values.clients ?? 64), ops: scale(20_000), reads: values.reads ?? false }) };
+const experiments: Record<string, () => Promise<void>> = { seed, 'compaction-stall': compactionStall, 'vs-etcd': vsEtcd, size, election: electionExperiment, mix, reads, security, straggler, reconfig, catchup, snapshot, wal, gateway: () => gatewayBench(scale), restore: () => restoreBench(values.ops ? [Number(values.ops)] : QUICK ? [10_000, 100_000] : [100_000, 1_000_000]), scale: () => scaleExperiment({ quick: QUICK, sizes: values.keys?.split(',').map(Number) }), 'range-stall': () => rangeStallExperiment(values.keys ? Number(values.keys) : QUICK ? 200_000 : 1_000_000), profile: () => profileExperiment({ clients: Number(values.clients ?? 64), ops: scale(20_000), reads: values.reads ?? false }) };
 
 async function main(): Promise<void> {
   const name = positionals[0] ?? 'seed';

@@ -47,6 +47,9 @@ export interface KeyHistory {
 /** Below this many versions a key's history is copied to grow (see KeyRecord.append). */
 const SHORT_HISTORY = 8;
 
+/** Keys pruned between two yields after a compaction (MvccStore.pruneYield). */
+const PRUNE_CHUNK = 5000;
+
 /** A record's versions when it has none (never mutated: append replaces it). */
 const NO_VERSIONS: Rev[] = [];
 
@@ -318,6 +321,8 @@ export class MvccStore {
    * go on meanwhile (each key is copied whole within a slice).
    */
   async defragment(pause: () => Promise<void>, chunk = 5000): Promise<number> {
+    // What a compaction frees is given back only once it is pruned.
+    await this.pruned();
     await this.walkInSlices('', undefined, chunk, pause, (batch) => {
       for (const rec of batch) rec.compactArray();
     });
@@ -478,11 +483,7 @@ export class MvccStore {
 
   /** Ends a walk that deferred pruning (rangeAsync, historiesAsync, hashByRev). */
   private unpin(): void {
-    if (--this.pins === 0 && this.pendingPrune >= 0n) {
-      const r = this.pendingPrune;
-      this.pendingPrune = -1n;
-      this.prune(r);
-    }
+    if (--this.pins === 0) this.startPrune();
   }
 
   /**
@@ -536,40 +537,89 @@ export class MvccStore {
     if (rev <= this.compactRev) throw Errors.compacted();
     if (rev > this.currentRev) throw Errors.futureRev();
     // Logically compacted at once (reads and watches below `rev` fail from now on); the
-    // physical pruning waits while a snapshot is being built from the history.
+    // physical pruning follows (see pruneYield) and waits while a walk that must see the
+    // history at an older revision is running (pins).
     this.compactRev = rev;
-    if (this.pins > 0) {
-      this.pendingPrune = rev;
-      return;
-    }
-    this.prune(rev);
+    this.pruneTo = rev;
+    this.startPrune();
   }
 
-  private pins = 0;
-  private pendingPrune = -1n;
+  /**
+   * How the physical pruning after a compaction yields between slices of keys: pruning is a walk
+   * of every key, and every member applies a compaction at the same time, so on a store of
+   * millions of keys one walk would stall them all at once (etcd prunes in batches too). The
+   * server sets a yield to the event loop; unset (tests, tools), pruning happens at once.
+   */
+  pruneYield: (() => Promise<void>) | undefined;
+  /** Keys pruned between two yields. */
+  pruneChunk = PRUNE_CHUNK;
 
-  private prune(rev: bigint): void {
-    const dead: string[] = [];
-    this.index.forEach((rec, k) => {
+  /** Walks that need versions a compaction would prune (rangeAsync, snapshots, hashes). */
+  private pins = 0;
+  /** The latest compaction not yet pruned (-1: none). */
+  private pruneTo = -1n;
+  /** The running sliced prune, if any. */
+  private pruning: Promise<void> | undefined;
+
+  /**
+   * Starts pruning to `pruneTo` unless a pinned walk or a prune is running (it starts again when
+   * they end). A prune already running when a walk pins is harmless to it: the walk reads at or
+   * above the compact revision, and pruning to it keeps everything visible there.
+   */
+  private startPrune(): void {
+    if (this.pins > 0 || this.pruning || this.pruneTo < 0n) return;
+    const rev = this.pruneTo;
+    this.pruneTo = -1n;
+    if (!this.pruneYield) {
+      // The index is not changed while it is walked: emptied keys are dropped after.
+      const dead: KeyRecord[] = [];
+      this.index.forEach((rec) => {
+        if (this.pruneVersions(rec, rev)) dead.push(rec);
+      });
+      for (const rec of dead) this.dropEmptied(rec);
+      return;
+    }
+    const walk = this.walkInSlices('', undefined, this.pruneChunk, this.pruneYield, (batch) => {
+      for (const rec of batch) if (this.pruneVersions(rec, rev)) this.dropEmptied(rec);
+    });
+    this.pruning = walk.finally(() => {
+      this.pruning = undefined;
+      this.startPrune();
+    });
+  }
+
+  /** Resolves when no prune is running (one deferred by a pinned walk is not waited for). */
+  async pruned(): Promise<void> {
+    while (this.pruning) await this.pruning;
+  }
+
+  /** Drops what a compaction at `rev` no longer keeps of one key; whether nothing is left of it. */
+  private pruneVersions(rec: KeyRecord, rev: bigint): boolean {
+    let keepFrom = 0;
+    if (rec.count === 1) {
+      const r = rec.newest()!;
+      // A lone version is kept unless it is a deletion at or below the compaction.
+      if (r.version === 0n && r.mod <= rev) keepFrom = 1;
+    } else {
       const h = rec.versions();
-      let keepFrom = 0;
       for (let i = h.length - 1; i >= 0; i--) {
         if (h[i]!.mod <= rev) {
           keepFrom = h[i]!.version === 0n ? i + 1 : i;
           break;
         }
       }
-      if (keepFrom > 0) {
-        for (let i = 0; i < keepFrom; i++) this.account(-versionCost(h[i]!.value));
-        rec.setVersions(h.slice(keepFrom));
-      }
-      if (rec.count === 0) dead.push(k);
-    });
-    for (const k of dead) {
-      const rec = this.index.get(k)!;
-      this.index.delete(k);
-      this.account(-keyCost(rec.key));
     }
+    if (keepFrom > 0) {
+      const h = rec.versions();
+      for (let i = 0; i < keepFrom; i++) this.account(-versionCost(h[i]!.value));
+      rec.setVersions(h.slice(keepFrom));
+    }
+    return rec.count === 0;
+  }
+
+  /** Removes a key that pruning emptied from the index. */
+  private dropEmptied(rec: KeyRecord): void {
+    if (this.index.get(rec.key) === rec) this.dropRecord(rec.key);
   }
 
   /**

@@ -44,6 +44,7 @@ import type { Metrics } from './metrics.js';
 import { Proposals } from './proposals.js';
 import { applyTooFarBehind, effectiveQuota, fitsQuota, requestCost } from './quota.js';
 import { RaftNode } from './raft-node.js';
+import { yieldToEventLoop } from '../util/yield.js';
 import { Snapshots } from './snapshots.js';
 import { type RequestKind, type RequestResults, StateMachine } from './state-machine.js';
 
@@ -94,6 +95,8 @@ export class EtcdServer {
     const minTTL = BigInt(Math.ceil((1.5 * electionTicks(cfg) * cfg.heartbeatMs) / 1000));
     this.sm = new StateMachine(new Lessor(minTTL, () => this.clock.now()), () => this.header(0n));
     this.watchHub = new WatchHub(() => this.sm.store);
+    // A compaction of millions of keys is pruned in slices (every member applies it at once).
+    this.sm.store.pruneYield = yieldToEventLoop;
     this.sm.store.onEvents = (events, rev) => {
       if (this.watchHub.size > 0) this.watchHub.notify(events(), rev);
     };

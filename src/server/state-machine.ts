@@ -336,6 +336,7 @@ export class StateMachine {
   async restoreAsync(data: Uint8Array, index: number, pause: () => Promise<void>, confState: ConfState = emptyConfState()): Promise<void> {
     const { header: h, store } = await decodeStateImageAsync(data, pause);
     store.onEvents = this.store.onEvents;
+    store.pruneYield = this.store.pruneYield;
     store.leases = this.lessor;
     this.store = store;
     this.lessor.restore(h.leases);
