@@ -24,7 +24,7 @@ import { checkRange } from '../auth/apply-checks.js';
 import { type Caller, authOf } from '../auth/frontend.js';
 import { checkDelete, doRange } from '../kv/kv-ops.js';
 import { EtcdError, ErrorCode } from '../kv/errors.js';
-import { type Watcher, deliverByRevision } from '../kv/watch-hub.js';
+import type { Watcher } from '../kv/watch-hub.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { randomInt63 } from '../util/ids.js';
 import { throwIfCancelled, untilCancelled } from './call-cancellation.js';
@@ -122,9 +122,10 @@ export class KeyWatch {
       noDelete: false,
       deliver: (events, rev) => this.push({ events, rev }),
     };
-    // The history since startRevision comes back at once (throws if it was compacted away).
-    const backlog = s.watchHub.add(this.watcher);
-    deliverByRevision(backlog, (events, rev) => this.push({ events, rev }));
+    // The history since startRevision is delivered now, batch by batch (add throws if it was
+    // compacted away); this watcher's queue takes everything.
+    s.watchHub.add(this.watcher);
+    s.watchHub.resume(this.watcher);
   }
 
   private push(b: WatchBatch): void {

@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Event } from '../gen/etcd/kv.js';
 import { WatchCreateRequest_FilterType, type WatchRequest, WatchResponse, WatchService } from '../gen/etcd/rpc.js';
 import { EtcdError } from '../kv/errors.js';
-import { type Watcher, deliverByRevision } from '../kv/watch-hub.js';
+import type { Watcher } from '../kv/watch-hub.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { checkRange } from '../auth/apply-checks.js';
 import { authOf } from '../auth/frontend.js';
@@ -88,9 +88,8 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
             send({ header: header(), watchId, created: false, canceled: true, compactRevision: compactRev, cancelReason: '', fragment: false, events: [] });
           },
         };
-        let backlog: Event[];
         try {
-          backlog = s.watchHub.add(w);
+          s.watchHub.add(w);
         } catch (e) {
           // start_revision compacted: created, then canceled with the compact revision.
           send({ header: header(), watchId, created: true, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });
@@ -108,10 +107,9 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
         }
         mine.set(watchId, w);
         send({ header: header(), watchId, created: true, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });
-        // Catch-up events, one response per revision, while the stream takes them; the rest
-        // comes from the history when it drains.
-        const stoppedAt = deliverByRevision(backlog, (evs, rev) => w.deliver(evs, rev));
-        if (stoppedAt !== undefined) s.watchHub.pause(w, stoppedAt + 1n);
+        // Catch-up events (start_revision in the past), one response per revision, while the
+        // stream takes them; the rest comes from the history when it drains.
+        if (s.watchHub.isUnsynced(w)) s.watchHub.resume(w);
       } else if (req.cancelRequest) {
         const id = req.cancelRequest.watchId;
         const w = mine.get(id);

@@ -20,6 +20,7 @@ import { crc32c } from './crc32c.js';
 import { Errors } from './errors.js';
 import { putVarint } from '../util/varint.js';
 import { sortIndexSteps } from '../util/sort-in-steps.js';
+import { RevisionLog } from './revision-log.js';
 
 /** One version of a key. version === 0n marks a deletion (tombstone). */
 export interface Rev {
@@ -46,6 +47,9 @@ export interface KeyHistory {
 
 /** Below this many versions a key's history is copied to grow (see KeyRecord.append). */
 const SHORT_HISTORY = 8;
+
+/** Revisions' writes looked at, at most, by one call of eventsBatch (a bounded catch-up step). */
+const CATCH_UP_SCAN = 20_000;
 
 /** Keys pruned between two yields after a compaction (MvccStore.pruneYield). */
 const PRUNE_CHUNK = 5000;
@@ -279,6 +283,8 @@ export class MvccStore {
   /** Revisions below this are compacted away (-1: never compacted). */
   compactRev = -1n;
   private index: SortedMap<string, KeyRecord> = newSortedMap();
+  /** Which keys each revision wrote (the watch catch-up reads the history by revision). */
+  private readonly revLog = new RevisionLog<KeyRecord>(2n);
   /** Called after every write revision with its events (the watch hub). */
   onEvents: WatchSink | undefined;
   leases: LeaseHooks | undefined;
@@ -502,6 +508,7 @@ export class MvccStore {
     }
     if (w.changed) {
       this.currentRev = w.rev;
+      this.revLog.append(w.rev, w.changedRecords());
       this.onEvents?.(() => w.events(), w.rev);
     }
     return out;
@@ -540,6 +547,7 @@ export class MvccStore {
     // physical pruning follows (see pruneYield) and waits while a walk that must see the
     // history at an older revision is running (pins).
     this.compactRev = rev;
+    this.revLog.trimBelow(rev);
     this.pruneTo = rev;
     this.startPrune();
   }
@@ -658,6 +666,7 @@ export class MvccStore {
 
   /** Sets a key's whole history (loading a snapshot image into a new store; see historiesAsync). */
   loadHistory(key: string, history: Rev[]): void {
+    this.revLog.invalidate();
     const rec = new KeyRecord(key);
     rec.setVersions(history);
     const old = this.index.get(key);
@@ -672,30 +681,64 @@ export class MvccStore {
   }
 
   /**
-   * The first events in [key, end) with revision >= fromRev, in revision order: at least `limit`
-   * of them if there are (whole revisions: the batch never ends inside one), and whether more
-   * follow. Only the events handed out are built, so a watcher far behind catches up batch by
-   * batch without the whole backlog being made (and thrown away) at each step.
+   * The first events in [key, end) with revision >= fromRev, in revision order: whole revisions
+   * (a batch never ends inside one) until there are at least `limit` events or the writes of
+   * CATCH_UP_SCAN keys were looked at, whether more follow and the revision to go on from. The
+   * history is read by revision (./revision-log.ts), so a batch costs the revisions it reads,
+   * not a walk of every key in the range; only the events handed out are built.
    */
-  eventsBatch(key: Uint8Array, end: Uint8Array | undefined, fromRev: bigint, prevKv: boolean, limit: number): { events: Event[]; more: boolean } {
+  eventsBatch(
+    key: Uint8Array,
+    end: Uint8Array | undefined,
+    fromRev: bigint,
+    prevKv: boolean,
+    limit: number,
+  ): { events: Event[]; more: boolean; nextRev: bigint } {
     if (fromRev < this.compactRev) throw Errors.compacted();
-    // Each version found, with the one before it (prev_kv: none after a deletion).
-    const found: Array<{ key: string; r: Rev; prev: Rev | undefined }> = [];
-    this.records(key, end, (rec) => {
-      const h = rec.versions();
-      for (let i = h.length - 1; i >= 0 && h[i]!.mod >= fromRev; i--) {
-        found.push({ key: rec.key, r: h[i]!, prev: i > 0 && h[i - 1]!.version !== 0n ? h[i - 1]! : undefined });
+    const { lo, hi, single } = rangeBounds(key, end);
+    const inRange = (k: string): boolean => (single ? k === lo : k >= lo && (hi === undefined || k < hi));
+    const events: Event[] = [];
+    const first = this.compactRev > 1n ? this.compactRev : 1n;
+    // Bounded work per call even when the range matches little of what was written.
+    const scanLimit = Math.max(CATCH_UP_SCAN, limit);
+    let scanned = 0;
+    let rev = fromRev > first ? fromRev : first;
+    for (; rev <= this.currentRev; rev++) {
+      if (events.length >= limit || scanned >= scanLimit) return { events, more: true, nextRev: rev };
+      const slot = this.revLog.at(rev, first, this.currentRev, (add) =>
+        this.index.forEach((rec) => {
+          for (const r of rec.versions()) if (r.mod >= first) add(rec, r.mod);
+        }),
+      );
+      if (slot === undefined) continue;
+      // This revision's versions in the range, in write order (sub revision), each key once.
+      const here: Array<{ rec: KeyRecord; i: number; h: readonly Rev[] }> = [];
+      const take = (rec: KeyRecord): void => {
+        if (!inRange(rec.key)) return;
+        const h = rec.versions();
+        for (let i = lastAtOrBelow(h, rev); i >= 0 && h[i]!.mod === rev; i--) here.push({ rec, i, h });
+      };
+      if (Array.isArray(slot)) {
+        scanned += slot.length;
+        const seen = slot.length > 1 ? new Set<KeyRecord>() : undefined;
+        for (const rec of slot) {
+          if (seen?.has(rec)) continue;
+          seen?.add(rec);
+          take(rec);
+        }
+        here.sort((x, y) => x.h[x.i]!.sub - y.h[y.i]!.sub);
+      } else {
+        scanned++;
+        take(slot);
+        if (here.length > 1) here.sort((x, y) => x.h[x.i]!.sub - y.h[y.i]!.sub);
       }
-    });
-    found.sort((x, y) => compareRevs(x.r, y.r));
-    let n = Math.min(limit, found.length);
-    while (n > 0 && n < found.length && found[n]!.r.mod === found[n - 1]!.r.mod) n++;
-    const events = new Array<Event>(n);
-    for (let k = 0; k < n; k++) {
-      const { key: ks, r, prev } = found[k]!;
-      events[k] = makeEvent(ks, r, prevKv ? prev : undefined);
+      for (const { rec, i, h } of here) {
+        // prev_kv: the version before, unless it was a deletion.
+        const prev = prevKv && i > 0 && h[i - 1]!.version !== 0n ? h[i - 1] : undefined;
+        events.push(makeEvent(rec.key, h[i]!, prev));
+      }
     }
-    return { events, more: n < found.length };
+    return { events, more: false, nextRev: rev };
   }
 
   /**
@@ -1013,6 +1056,11 @@ export class WriteTxn {
   /** Whether this transaction has written anything (then it takes a new revision). */
   get changed(): boolean {
     return this.changes.length > 0;
+  }
+
+  /** The records this transaction wrote, in write order. */
+  changedRecords(): KeyRecord[] {
+    return this.changes.map((c) => c.rec);
   }
 
   /** The watch events of this transaction's writes, in order. */

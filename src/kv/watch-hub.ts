@@ -19,7 +19,7 @@
 
 import type { Event } from '../gen/etcd/kv.js';
 import { Event_EventType } from '../gen/etcd/kv.js';
-import { EtcdError } from './errors.js';
+import { EtcdError, Errors } from './errors.js';
 import { type IntervalHandle, IntervalIndex } from './interval-index.js';
 import { type MvccStore, keyStr, rangeBounds } from './mvcc.js';
 
@@ -123,15 +123,19 @@ export class WatchHub {
   }
 
   /**
-   * Registers a watcher. Returns the catch-up events (start_revision in the past); throws
-   * ErrCompacted if start_revision was compacted away.
+   * Registers a watcher. With start_revision in the past it starts behind (unsynced): its events
+   * since then come from the history through `resume`, in batches, as its consumer takes them
+   * (never the whole backlog at once). Throws ErrCompacted if start_revision was compacted away.
    */
-  add(w: Watcher): Event[] {
+  add(w: Watcher): void {
     const store = this.getStore();
-    let backlog: Event[] = [];
-    if (w.startRevision > 0n && w.startRevision <= store.currentRev) backlog = this.history(w, w.startRevision);
+    let nextRev = 0n;
+    if (w.startRevision > 0n && w.startRevision <= store.currentRev) {
+      if (w.startRevision < store.compactRev) throw Errors.compacted();
+      nextRev = w.startRevision;
+    }
     const b = rangeBounds(w.key, w.rangeEnd);
-    const e: Entry = { w, lo: b.lo, hi: b.hi, single: b.single, nextRev: 0n };
+    const e: Entry = { w, lo: b.lo, hi: b.hi, single: b.single, nextRev };
     this.entries.set(w, e);
     if (e.single) {
       let s = this.byKey.get(e.lo);
@@ -146,7 +150,6 @@ export class WatchHub {
       }
       slot.value.entries.add(e);
     }
-    return backlog;
   }
 
   remove(w: Watcher): void {
@@ -194,7 +197,7 @@ export class WatchHub {
     const e = this.entries.get(w);
     if (!e) return true;
     while (e.nextRev !== 0n) {
-      let batch: { events: Event[]; more: boolean };
+      let batch: ReturnType<MvccStore['eventsBatch']>;
       try {
         batch = this.getStore().eventsBatch(w.key, w.rangeEnd, e.nextRev, w.prevKv, CATCH_UP_BATCH);
       } catch (err) {
@@ -218,18 +221,11 @@ export class WatchHub {
         e.nextRev = 0n;
         return true;
       }
-      // More history follows this batch: go on from the revision after its last.
-      e.nextRev = batch.events[batch.events.length - 1]!.kv!.modRevision + 1n;
+      // More history follows this batch: go on from where it stopped.
+      e.nextRev = batch.nextRev;
       if (full) return false;
     }
     return true;
-  }
-
-  /** The watcher's events from `fromRev` on, filtered; throws ErrCompacted. */
-  private history(w: WatchSpec, fromRev: bigint): Event[] {
-    return this.getStore()
-      .eventsSince(w.key, w.rangeEnd, fromRev, w.prevKv)
-      .filter((ev) => wants(w, ev));
   }
 
   get size(): number {
