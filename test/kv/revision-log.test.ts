@@ -11,6 +11,7 @@ import fc from 'fast-check';
 import type { Event } from '../../src/gen/etcd/kv.js';
 import { type KeyHistory, MvccStore } from '../../src/kv/mvcc.js';
 import { CATCH_UP_BATCH, type Watcher, WatchHub } from '../../src/kv/watch-hub.js';
+import { recordHistoryBatches } from '../support/history-batches.js';
 
 const key = (k: number) => Buffer.from(`k${String(k).padStart(2, '0')}`);
 
@@ -104,13 +105,7 @@ describe('history by revision', () => {
     const hub = new WatchHub(() => store);
     store.onEvents = (ev, rev) => hub.notify(ev(), rev);
     for (let i = 0; i < 5000; i++) store.write((w) => w.put(Buffer.from(`h/${i % 50}`), Buffer.from(`v${i}`), 0n));
-    const built: number[] = [];
-    const batch = store.eventsBatch.bind(store);
-    store.eventsBatch = (...a: Parameters<typeof batch>) => {
-      const r = batch(...a);
-      built.push(r.events.length);
-      return r;
-    };
+    const built = recordHistoryBatches(store);
     const got: bigint[] = [];
     let room = 10;
     const w: Watcher = {

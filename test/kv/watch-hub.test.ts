@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import type { Event } from '../../src/gen/etcd/kv.js';
 import { MvccStore } from '../../src/kv/mvcc.js';
 import { CATCH_UP_BATCH, type Watcher, WatchHub } from '../../src/kv/watch-hub.js';
+import { recordHistoryBatches } from '../support/history-batches.js';
 
 const B = (s: string) => Buffer.from(s);
 const key = (k: number) => B(`k${String(k).padStart(2, '0')}`);
@@ -196,13 +197,7 @@ describe('watch hub', () => {
           hub.add(fast.w);
           // The slow watcher takes one revision and is full; then ~1,500 revisions go by.
           for (const [t, n] of txnSizes.entries()) store.write((x) => Array.from({ length: n }, (_, k) => x.put(key((t + k) % 40), B(`v${t}`), 0n)));
-          const sizes: number[] = [];
-          const batch = store.eventsBatch.bind(store);
-          store.eventsBatch = (...a: Parameters<typeof batch>) => {
-            const r = batch(...a);
-            sizes.push(r.events.length);
-            return r;
-          };
+          const sizes = recordHistoryBatches(store);
           // Each drain, the consumer takes a budget of revisions before it is full again.
           let budget = 0;
           slow.w.deliver = ((orig) => (ev: Event[], rev: bigint) => {
