@@ -5,10 +5,11 @@ import type { Event } from '../gen/etcd/kv.js';
 import { WatchCreateRequest_FilterType, type WatchRequest, WatchResponse, WatchService } from '../gen/etcd/rpc.js';
 import { EtcdError } from '../kv/errors.js';
 import type { Watcher } from '../kv/watch-hub.js';
+import { encodeWatchResponse } from './watch-encoding.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { checkRange } from '../auth/apply-checks.js';
 import { authOf } from '../auth/frontend.js';
-import { guardStream, toServiceError, withoutResponseCopies } from './grpc-util.js';
+import { guardStream, toServiceError } from './grpc-util.js';
 
 /** What etcd 3.4 puts in cancel_reason for a watch on keys the caller may not read. */
 const WATCH_PERMISSION_DENIED = 'rpc error: code = PermissionDenied desc = etcdserver: permission denied';
@@ -128,5 +129,6 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
     call.on('error', cleanup);
     call.on('cancelled', cleanup);
   };
-  return [withoutResponseCopies(WatchService, { watch: WatchResponse }), { watch }];
+  // Responses carry events shared between watchers, each encoded once (./watch-encoding.ts).
+  return [{ ...WatchService, watch: { ...WatchService.watch, responseSerialize: encodeWatchResponse } }, { watch }];
 }

@@ -21,6 +21,7 @@ import { Errors } from './errors.js';
 import { putVarint } from '../util/varint.js';
 import { sortIndexSteps } from '../util/sort-in-steps.js';
 import { RevisionLog } from './revision-log.js';
+import { EventCache, withoutPrevKv } from './event-cache.js';
 
 /** One version of a key. version === 0n marks a deletion (tombstone). */
 export interface Rev {
@@ -223,6 +224,13 @@ class RangeCollector {
   }
 }
 
+/** A batch of a watcher's history (MvccStore.eventsBatch): its events, whether more follow, and from where. */
+export interface EventsBatch {
+  events: Event[];
+  more: boolean;
+  nextRev: bigint;
+}
+
 /** Reads at one pinned revision (MvccStore.pinnedRead). */
 export interface PinnedRead {
   /** The revision every read sees (unless it names an older one). */
@@ -285,6 +293,13 @@ export class MvccStore {
   private index: SortedMap<string, KeyRecord> = newSortedMap();
   /** Which keys each revision wrote (the watch catch-up reads the history by revision). */
   private readonly revLog = new RevisionLog<KeyRecord>(2n);
+  /** Watch events made lately, shared by the watchers that get them (./event-cache.ts). */
+  private readonly eventCache = new EventCache<Rev>();
+
+  /** @internal the event of version `r` of `key` (`prev`: the version before it). */
+  eventOf(key: string, r: Rev, prev: Rev | undefined): Event {
+    return this.eventCache.get(r, () => makeEvent(key, r, prev));
+  }
   /** Called after every write revision with its events (the watch hub). */
   onEvents: WatchSink | undefined;
   leases: LeaseHooks | undefined;
@@ -687,13 +702,7 @@ export class MvccStore {
    * history is read by revision (./revision-log.ts), so a batch costs the revisions it reads,
    * not a walk of every key in the range; only the events handed out are built.
    */
-  eventsBatch(
-    key: Uint8Array,
-    end: Uint8Array | undefined,
-    fromRev: bigint,
-    prevKv: boolean,
-    limit: number,
-  ): { events: Event[]; more: boolean; nextRev: bigint } {
+  eventsBatch(key: Uint8Array, end: Uint8Array | undefined, fromRev: bigint, prevKv: boolean, limit: number): EventsBatch {
     if (fromRev < this.compactRev) throw Errors.compacted();
     const { lo, hi, single } = rangeBounds(key, end);
     const inRange = (k: string): boolean => (single ? k === lo : k >= lo && (hi === undefined || k < hi));
@@ -734,8 +743,8 @@ export class MvccStore {
       }
       for (const { rec, i, h } of here) {
         // prev_kv: the version before, unless it was a deletion.
-        const prev = prevKv && i > 0 && h[i - 1]!.version !== 0n ? h[i - 1] : undefined;
-        events.push(makeEvent(rec.key, h[i]!, prev));
+        const ev = this.eventOf(rec.key, h[i]!, i > 0 && h[i - 1]!.version !== 0n ? h[i - 1] : undefined);
+        events.push(prevKv ? ev : withoutPrevKv(ev));
       }
     }
     return { events, more: false, nextRev: rev };
@@ -1065,7 +1074,7 @@ export class WriteTxn {
 
   /** The watch events of this transaction's writes, in order. */
   events(): Event[] {
-    return this.changes.map((c) => makeEvent(c.rec.key, c.r, c.prev));
+    return this.changes.map((c) => this.store.eventOf(c.rec.key, c.r, c.prev));
   }
 
   /** Reads the live state, including this transaction's earlier writes. */

@@ -20,8 +20,9 @@
 import type { Event } from '../gen/etcd/kv.js';
 import { Event_EventType } from '../gen/etcd/kv.js';
 import { EtcdError, Errors } from './errors.js';
+import { withoutPrevKv } from './event-cache.js';
 import { type IntervalHandle, IntervalIndex } from './interval-index.js';
-import { type MvccStore, keyStr, rangeBounds } from './mvcc.js';
+import { type EventsBatch, type MvccStore, keyStr, rangeBounds } from './mvcc.js';
 
 export interface WatchSpec {
   key: Uint8Array;
@@ -79,6 +80,14 @@ export function deliverByRevision(events: Event[], f: (events: Event[], rev: big
 /** Events a catch-up reads from the history at a time (see WatchHub.resume). */
 export const CATCH_UP_BATCH = 1000;
 
+/**
+ * A range's id: its bounds, told apart whatever bytes they hold (keys are any bytes, so joining
+ * them with a separator could make two ranges one: "a\0b"+"c" and "a"+"b\0c").
+ */
+function rangeId(e: { lo: string; hi: string | undefined }): string {
+  return `${e.lo.length}:${e.lo}${e.hi === undefined ? '' : `:${e.hi}`}`;
+}
+
 /** Whether `w`'s filters let `ev` through. */
 const wants = (w: WatchSpec, ev: Event): boolean => !(w.noPut && ev.type === Event_EventType.PUT) && !(w.noDelete && ev.type === Event_EventType.DELETE);
 
@@ -86,7 +95,7 @@ export class WatchHub {
   private readonly entries = new Map<Watcher, Entry>();
   /** Single-key watchers by key. */
   private readonly byKey = new Map<string, Set<Entry>>();
-  /** Range watchers by range ("lo\0hi"): each group's place in the interval index. */
+  /** Range watchers by range (rangeId): each group's place in the interval index. */
   private readonly byRange = new Map<string, IntervalHandle<RangeGroup>>();
   /** The same groups by the keys they cover: which ranges hold a key. */
   private readonly rangeIndex = new IntervalIndex<RangeGroup>();
@@ -104,7 +113,7 @@ export class WatchHub {
       if (e.w.noDelete && ev.type === Event_EventType.DELETE) return;
       let b = batches.get(e);
       if (!b) batches.set(e, (b = []));
-      b.push(e.w.prevKv ? ev : { ...ev, prevKv: undefined });
+      b.push(e.w.prevKv ? ev : withoutPrevKv(ev));
     };
     const hits: RangeGroup[] = []; // the range groups holding one event's key
     for (const ev of events) {
@@ -142,7 +151,7 @@ export class WatchHub {
       if (!s) this.byKey.set(e.lo, (s = new Set()));
       s.add(e);
     } else {
-      const id = `${e.lo}\0${e.hi ?? ''}`;
+      const id = rangeId(e);
       let slot = this.byRange.get(id);
       if (!slot) {
         const g: RangeGroup = { entries: new Set(), order: this.groupsCreated++ };
@@ -161,7 +170,7 @@ export class WatchHub {
       s?.delete(e);
       if (s?.size === 0) this.byKey.delete(e.lo);
     } else {
-      const id = `${e.lo}\0${e.hi ?? ''}`;
+      const id = rangeId(e);
       const slot = this.byRange.get(id);
       slot?.value.entries.delete(e);
       if (slot?.value.entries.size === 0) {
@@ -178,6 +187,24 @@ export class WatchHub {
   pause(w: Watcher, nextRev: bigint): void {
     const e = this.entries.get(w);
     if (e) e.nextRev = nextRev;
+  }
+
+  /**
+   * The last batch of history read, for the next watcher behind at the same point: the watchers
+   * of one range on one stream fall behind together and catch up together when it drains, and
+   * each would read the same batch. Valid while the store and its revisions are the same.
+   */
+  private lastBatch: { store: MvccStore; range: string; from: bigint; prevKv: boolean; rev: bigint; compactRev: bigint; batch: EventsBatch } | undefined;
+
+  /** The next batch of `e`'s history (MvccStore.eventsBatch), shared with the watcher before it if it read the same. */
+  private historyBatch(e: Entry): EventsBatch {
+    const store = this.getStore();
+    const range = (e.single ? 's' : 'r') + rangeId(e);
+    const m = this.lastBatch;
+    if (m && m.store === store && m.range === range && m.from === e.nextRev && m.prevKv === e.w.prevKv && m.rev === store.currentRev && m.compactRev === store.compactRev) return m.batch;
+    const batch = store.eventsBatch(e.w.key, e.w.rangeEnd, e.nextRev, e.w.prevKv, CATCH_UP_BATCH);
+    this.lastBatch = { store, range, from: e.nextRev, prevKv: e.w.prevKv, rev: store.currentRev, compactRev: store.compactRev, batch };
+    return batch;
   }
 
   /** Whether `w` is behind (waiting for `resume`). */
@@ -197,9 +224,9 @@ export class WatchHub {
     const e = this.entries.get(w);
     if (!e) return true;
     while (e.nextRev !== 0n) {
-      let batch: ReturnType<MvccStore['eventsBatch']>;
+      let batch: EventsBatch;
       try {
-        batch = this.getStore().eventsBatch(w.key, w.rangeEnd, e.nextRev, w.prevKv, CATCH_UP_BATCH);
+        batch = this.historyBatch(e);
       } catch (err) {
         if (!(err instanceof EtcdError)) throw err;
         this.remove(w);

@@ -219,6 +219,29 @@ describe('watch hub', () => {
     );
   });
 
+  it('two ranges whose bounds joined with a NUL byte read alike are told apart', () => {
+    // [a\0b, c) and [a, b\0c): keys are any bytes, so a range id made by joining the bounds
+    // with a NUL put both watchers in one group (seen failing: the second got the first's events).
+    const store = new MvccStore();
+    const hub = new WatchHub(() => store);
+    store.onEvents = (ev, rev) => hub.notify(ev(), rev);
+    const got: Record<string, string[]> = { first: [], second: [] };
+    const watcher = (name: string, key: string, end: string): Watcher => ({
+      key: Buffer.from(key, 'latin1'),
+      rangeEnd: Buffer.from(end, 'latin1'),
+      startRevision: 0n,
+      prevKv: false,
+      noPut: false,
+      noDelete: false,
+      deliver: (events: Event[]) => void got[name]!.push(...events.map((e) => Buffer.from(e.kv!.key).toString('latin1'))),
+    });
+    hub.add(watcher('first', 'a\0b', 'c'));
+    hub.add(watcher('second', 'a', 'b\0c'));
+    for (const k of ['a', 'a\0a', 'a\0c', 'b', 'b\0d', 'bz']) store.write((x) => x.put(Buffer.from(k, 'latin1'), B('v'), 0n));
+    assert.deepEqual(got.first, ['a\0c', 'b', 'b\0d', 'bz']);
+    assert.deepEqual(got.second, ['a', 'a\0a', 'a\0c', 'b']);
+  });
+
   it('tells a watcher that fell behind past a compaction, and drops it', () => {
     const store = new MvccStore();
     const hub = new WatchHub(() => store);

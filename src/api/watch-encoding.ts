@@ -1,0 +1,76 @@
+// A WatchResponse's bytes with each event encoded once. Watchers of the same keys share their
+// Event objects (src/kv/event-cache.ts); at a fan-out of thousands of watchers, encoding the
+// same event once per watcher was much of a member's work. So a response is its envelope
+// followed by its events' bytes, each encoded the first time any response carries it and kept
+// as long as the event object lives. The envelope of an event response (header and watch id
+// only) is written by hand, its header's bytes reused while the header's values stay the same
+// (every response of a revision has the same header). The fields come in the generated
+// encoder's order, so the bytes are the ones it writes.
+
+import { Event } from '../gen/etcd/kv.js';
+import { ResponseHeader, WatchResponse } from '../gen/etcd/rpc.js';
+import { lengthSize, putVarint, varintSize } from '../util/varint.js';
+import { encodedBuffer } from './grpc-util.js';
+
+/** WatchResponse.header: field 1, length-delimited; watch_id: field 2, varint; events: field 11, length-delimited. */
+const HEADER_TAG = (1 << 3) | 2;
+const WATCH_ID_TAG = 2 << 3;
+const EVENTS_TAG = (11 << 3) | 2;
+
+/** The last header encoded, and its bytes. */
+let lastHeader: { h: ResponseHeader; bytes: Uint8Array } | undefined;
+
+function headerBytes(h: ResponseHeader): Uint8Array {
+  const m = lastHeader;
+  if (m && m.h.revision === h.revision && m.h.raftTerm === h.raftTerm && m.h.memberId === h.memberId && m.h.clusterId === h.clusterId) return m.bytes;
+  const bytes = ResponseHeader.encode(h).finish();
+  lastHeader = { h: { ...h }, bytes };
+  return bytes;
+}
+
+/** The envelope (all but the events): by hand for an event response, else the generated encoder's. */
+function envelope(r: WatchResponse): Uint8Array {
+  if (!r.header || r.created || r.canceled || r.compactRevision !== 0n || r.cancelReason !== '' || r.fragment) return WatchResponse.encode({ ...r, events: [] }).finish();
+  const h = headerBytes(r.header);
+  const out = new Uint8Array(1 + lengthSize(h.length) + h.length + (r.watchId === 0n ? 0 : 1 + varintSize(r.watchId)));
+  out[0] = HEADER_TAG;
+  let o = putVarint(out, 1, h.length);
+  out.set(h, o);
+  o += h.length;
+  if (r.watchId !== 0n) {
+    out[o++] = WATCH_ID_TAG;
+    putVarint(out, o, r.watchId);
+  }
+  return out;
+}
+
+const encodedEvents = new WeakMap<Event, Uint8Array>();
+
+function eventBytes(ev: Event): Uint8Array {
+  let b = encodedEvents.get(ev);
+  if (!b) encodedEvents.set(ev, (b = Event.encode(ev).finish()));
+  return b;
+}
+
+/** WatchResponse.encode's bytes, with each event's encoded once for all the responses carrying it. */
+export function encodeWatchResponse(r: WatchResponse): Buffer {
+  if (r.events.length === 0) return encodedBuffer(WatchResponse.encode(r).finish());
+  const head = envelope(r);
+  let total = head.length;
+  const bodies = new Array<Uint8Array>(r.events.length);
+  for (let i = 0; i < r.events.length; i++) {
+    const b = eventBytes(r.events[i]!);
+    bodies[i] = b;
+    total += 1 + lengthSize(b.length) + b.length;
+  }
+  const out = Buffer.allocUnsafe(total);
+  out.set(head, 0);
+  let o = head.length;
+  for (const b of bodies) {
+    out[o++] = EVENTS_TAG;
+    o = putVarint(out, o, b.length);
+    out.set(b, o);
+    o += b.length;
+  }
+  return out;
+}
