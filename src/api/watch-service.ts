@@ -6,6 +6,7 @@ import { WatchCreateRequest_FilterType, type WatchRequest, WatchResponse, WatchS
 import { EtcdError } from '../kv/errors.js';
 import type { Watcher } from '../kv/watch-hub.js';
 import { encodeWatchResponse } from './watch-encoding.js';
+import { eventSize } from '../kv/event-cache.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { checkRange } from '../auth/apply-checks.js';
 import { authOf } from '../auth/frontend.js';
@@ -13,6 +14,17 @@ import { guardStream, toServiceError } from './grpc-util.js';
 
 /** What etcd 3.4 puts in cancel_reason for a watch on keys the caller may not read. */
 const WATCH_PERMISSION_DENIED = 'rpc error: code = PermissionDenied desc = etcdserver: permission denied';
+
+/** A watch stream's bounds on responses not yet taken by the transport (see `send`). */
+const STREAM_MAX_RESPONSES = 128;
+const STREAM_MAX_BYTES = 1024 * 1024;
+
+/** About what a response takes in memory: its events' keys and values, and a little per event. */
+function responseBytes(r: WatchResponse): number {
+  let n = 64;
+  for (const ev of r.events) n += eventSize(ev);
+  return n;
+}
 
 export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedServiceImplementation] {
   const auth = authOf(s);
@@ -31,15 +43,38 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
     const mine = new Map<bigint, Watcher>();
     let nextId = 0n;
     let closed = false;
-    /** False when the stream's buffer is full: the hub then stops sending until 'drain'. */
-    const send = (r: WatchResponse): boolean => (closed ? true : call.write(r));
-    // A client that reads again: catch its watchers up from the history (src/kv/watch-hub.ts).
-    call.on('drain', () => {
+    // What the stream holds that the transport has not taken yet, bounded like etcd's
+    // per-stream channel (128 responses) and in bytes. grpc-js's own mark (16 responses) made
+    // watchers of a busy stream fall behind at every other put, to be caught up from the
+    // history instead of sent live.
+    let pending = 0;
+    let pendingBytes = 0;
+    let full = false;
+    /** A client that reads again: catch its watchers up from the history (src/kv/watch-hub.ts). */
+    const catchUp = (): void => {
       for (const w of mine.values()) {
         if (closed) return;
         if (s.watchHub.isUnsynced(w) && !s.watchHub.resume(w)) return;
       }
-    });
+    };
+    /** False when the stream is full: the hub then stops sending to that watcher until it has room. */
+    const send = (r: WatchResponse): boolean => {
+      if (closed) return true;
+      const size = responseBytes(r);
+      pending++;
+      pendingBytes += size;
+      call.write(r, () => {
+        pending--;
+        pendingBytes -= size;
+        // Room again (half the bounds, so a stream at the edge is not woken per response).
+        if (full && pending <= STREAM_MAX_RESPONSES / 2 && pendingBytes <= STREAM_MAX_BYTES / 2) {
+          full = false;
+          setImmediate(catchUp);
+        }
+      });
+      if (pending >= STREAM_MAX_RESPONSES || pendingBytes >= STREAM_MAX_BYTES) full = true;
+      return !full;
+    };
     const cleanup = (): void => {
       closed = true;
       for (const w of mine.values()) s.watchHub.remove(w);

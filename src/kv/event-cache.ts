@@ -27,7 +27,7 @@ export class EventCache<V extends object> {
     const hit = this.byVersion.get(version);
     if (hit) return hit.ev;
     const ev = make();
-    const bytes = (ev.kv?.key.length ?? 0) + (ev.kv?.value.length ?? 0) + (ev.prevKv?.value.length ?? 0);
+    const bytes = eventSize(ev);
     // An event larger than the whole budget is used, not kept.
     if (bytes > this.maxBytes) return ev;
     this.byVersion.set(version, { ev, bytes });
@@ -43,6 +43,11 @@ export class EventCache<V extends object> {
   get size(): number {
     return this.byVersion.size;
   }
+}
+
+/** About the bytes an event holds (its keys and values, and a little for the rest). */
+export function eventSize(ev: Event): number {
+  return 48 + (ev.kv ? ev.kv.key.length + ev.kv.value.length : 0) + (ev.prevKv ? ev.prevKv.key.length + ev.prevKv.value.length : 0);
 }
 
 /** Each event's copy without prev_kv, made once (the watchers that did not ask for it share it). */

@@ -20,7 +20,7 @@
 import type { Event } from '../gen/etcd/kv.js';
 import { Event_EventType } from '../gen/etcd/kv.js';
 import { EtcdError, Errors } from './errors.js';
-import { withoutPrevKv } from './event-cache.js';
+import { eventSize, withoutPrevKv } from './event-cache.js';
 import { type IntervalHandle, IntervalIndex } from './interval-index.js';
 import { type EventsBatch, type MvccStore, keyStr, rangeBounds } from './mvcc.js';
 
@@ -61,21 +61,34 @@ interface RangeGroup {
 }
 
 /**
- * Hands `events` (in revision order) to `f` one revision at a time, as a watcher receives them.
- * If `f` answers false while events remain, stops and returns the last revision handed over.
+ * Hands `events` (in revision order) to `f` whole revisions at a time, as a watcher receives them:
+ * one revision per call, or with `groupBytes`, as many whole revisions as fit in about that many
+ * bytes (at least one). `rev`: the last revision of the call's events. If `f` answers false while
+ * events remain, stops and returns the last revision handed over.
  */
-export function deliverByRevision(events: Event[], f: (events: Event[], rev: bigint) => boolean | void): bigint | undefined {
+export function deliverByRevision(events: Event[], f: (events: Event[], rev: bigint) => boolean | void, groupBytes = 0): bigint | undefined {
   let i = 0;
   while (i < events.length) {
-    const rev = events[i]!.kv!.modRevision;
     let j = i;
-    while (j < events.length && events[j]!.kv!.modRevision === rev) j++;
+    let bytes = 0;
+    let rev: bigint;
+    do {
+      rev = events[j]!.kv!.modRevision;
+      while (j < events.length && events[j]!.kv!.modRevision === rev) bytes += eventSize(events[j++]!);
+    } while (j < events.length && bytes < groupBytes);
     const ok = f(events.slice(i, j), rev);
     i = j;
     if (ok === false && i < events.length) return rev;
   }
   return undefined;
 }
+
+/**
+ * A watcher catching up gets several revisions per response, up to about this many bytes (etcd
+ * sends a catching-up watcher up to 1,000 revisions in one response): a watcher far behind is
+ * not sent one response per revision, which cost the member and the client per response.
+ */
+export const CATCH_UP_RESPONSE_BYTES = 256 * 1024;
 
 /** Events a catch-up reads from the history at a time (see WatchHub.resume). */
 export const CATCH_UP_BATCH = 1000;
@@ -235,11 +248,15 @@ export class WatchHub {
       }
       const events = batch.events.filter((ev) => wants(w, ev));
       let full = false;
-      const stoppedAt = deliverByRevision(events, (evs, rev) => {
-        const ok = w.deliver(evs, rev);
-        if (ok === false) full = true;
-        return ok;
-      });
+      const stoppedAt = deliverByRevision(
+        events,
+        (evs, rev) => {
+          const ok = w.deliver(evs, rev);
+          if (ok === false) full = true;
+          return ok;
+        },
+        CATCH_UP_RESPONSE_BYTES,
+      );
       if (stoppedAt !== undefined) {
         e.nextRev = stoppedAt + 1n;
         return false;

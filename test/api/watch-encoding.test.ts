@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { encodeWatchResponse } from '../../src/api/watch-encoding.js';
 import { Event } from '../../src/gen/etcd/kv.js';
 import { WatchResponse } from '../../src/gen/etcd/rpc.js';
-import { EventCache } from '../../src/kv/event-cache.js';
+import { EventCache, eventSize } from '../../src/kv/event-cache.js';
 import { MvccStore } from '../../src/kv/mvcc.js';
 import { type Watcher, WatchHub } from '../../src/kv/watch-hub.js';
 
@@ -96,7 +96,7 @@ describe('watch responses with shared events', () => {
     const byCount = new EventCache<object>(100, 1 << 30);
     for (let i = 0; i < 1000; i++) byCount.get({}, () => make(1));
     assert.equal(byCount.size, 100);
-    const byBytes = new EventCache<object>(1 << 30, 10_000);
+    const byBytes = new EventCache<object>(1 << 30, 10 * eventSize(make(990)));
     for (let i = 0; i < 1000; i++) byBytes.get({}, () => make(990));
     assert.equal(byBytes.size, 10);
     const version = {};

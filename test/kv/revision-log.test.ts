@@ -107,7 +107,7 @@ describe('history by revision', () => {
     for (let i = 0; i < 5000; i++) store.write((w) => w.put(Buffer.from(`h/${i % 50}`), Buffer.from(`v${i}`), 0n));
     const built = recordHistoryBatches(store);
     const got: bigint[] = [];
-    let room = 10;
+    let room = 3;
     const w: Watcher = {
       key: Buffer.from('h/'),
       rangeEnd: Buffer.from('h0'),
@@ -115,8 +115,8 @@ describe('history by revision', () => {
       prevKv: false,
       noPut: false,
       noDelete: false,
-      deliver: (_events: Event[], rev: bigint) => {
-        got.push(rev);
+      deliver: (events: Event[]) => {
+        got.push(...events.map((e) => e.kv!.modRevision));
         return --room > 0;
       },
     };
@@ -125,8 +125,9 @@ describe('history by revision', () => {
     assert.deepEqual(built, []);
     assert.equal(hub.isUnsynced(w), true);
     assert.equal(hub.resume(w), false, 'still behind: its consumer is full');
-    assert.equal(got.length, 10);
-    assert.ok(built.reduce((a, b) => a + b, 0) <= CATCH_UP_BATCH, `built ${built}`);
+    assert.ok(got.length > 3 && got.length < 5000, `${got.length} events in 3 responses`);
+    // At most a batch per response it took, never the whole backlog.
+    assert.ok(built.length <= 3 && built.reduce((a, b) => a + b, 0) < 5000, `built ${built}`);
     // Drained: the rest, in order, then live events.
     room = Infinity;
     assert.equal(hub.resume(w), true);

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Event } from '../../src/gen/etcd/kv.js';
 import { MvccStore } from '../../src/kv/mvcc.js';
-import { CATCH_UP_BATCH, type Watcher, WatchHub } from '../../src/kv/watch-hub.js';
+import { CATCH_UP_BATCH, type Watcher, WatchHub, deliverByRevision } from '../../src/kv/watch-hub.js';
 import { recordHistoryBatches } from '../support/history-batches.js';
 
 const B = (s: string) => Buffer.from(s);
@@ -24,8 +24,9 @@ function recorder(lo: number, n: number | undefined, full = () => false) {
     prevKv: false,
     noPut: false,
     noDelete: false,
-    deliver: (events: Event[], rev: bigint) => {
-      got.push({ rev, keys: events.map((e) => Buffer.from(e.kv!.key).toString()) });
+    // A catching-up watcher may get several revisions in one delivery: recorded per revision.
+    deliver: (events: Event[]) => {
+      deliverByRevision(events, (evs, rev) => void got.push({ rev, keys: evs.map((e) => Buffer.from(e.kv!.key).toString()) }));
       return !full();
     },
     onCompacted: (rev) => (compacted = rev),
@@ -159,12 +160,13 @@ describe('watch hub', () => {
     store.write((x) => x.put(key(1), B('a'), 0n)); // rev 2
     full = true;
     store.write((x) => x.put(key(2), B('b'), 0n)); // rev 3: taken, then full
-    for (let i = 0; i < 50; i++) store.write((x) => x.put(key(3), B(`c${i}`), 0n)); // revs 4..53
+    // 64 KiB values: a catch-up response holds about four of these revisions (CATCH_UP_RESPONSE_BYTES).
+    for (let i = 0; i < 50; i++) store.write((x) => x.put(key(3), B(`c${i}`.padEnd(65536)), 0n)); // revs 4..53
     assert.equal(slow.got.length, 2, 'nothing delivered (or kept) while unsynced');
     assert.ok(hub.isUnsynced(slow.w));
     assert.equal(fast.got.length, 52);
-    // Drains, but only takes 10 more before it is full again.
-    let budget = 10;
+    // Drains, but only takes 3 more responses (12 revisions) before it is full again.
+    let budget = 3;
     full = false;
     const w2 = slow.w;
     w2.deliver = ((orig) => (ev: Event[], rev: bigint) => {
@@ -172,7 +174,7 @@ describe('watch hub', () => {
       return --budget > 0;
     })(slow.w.deliver);
     assert.equal(hub.resume(w2), false);
-    assert.equal(slow.got.length, 12);
+    assert.equal(slow.got.length, 14);
     budget = Infinity;
     assert.equal(hub.resume(w2), true);
     assert.deepEqual(slow.got.map((g) => g.rev), fast.got.map((g) => g.rev), 'every revision, in order, once');
