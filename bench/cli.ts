@@ -50,7 +50,7 @@ import { Lessor } from '../src/kv/lessor.js';
 import { StateMachine } from '../src/server/state-machine.js';
 import { decodeSnapshotFile, encodeSnapshotFile } from '../src/storage/snap/snapshotter.js';
 import { emptyConfState } from '../src/raft/index.js';
-import { scaleExperiment } from './scale.js';
+import { scaleExperiment, watchFanoutExperiment } from './scale.js';
 import { profileExperiment } from './profile.js';
 import { rangeStallExperiment } from './range-stall.js';
 
@@ -550,7 +550,7 @@ const electionExperiment = (): Promise<void> =>
     targets: values.targets ? (values.targets.split(',') as Array<'raftkv' | 'etcd'>) : undefined,
   });
 
-const experiments: Record<string, () => Promise<void>> = { seed, 'compaction-stall': compactionStall, 'vs-etcd': vsEtcd, size, election: electionExperiment, mix, reads, security, straggler, reconfig, catchup, snapshot, wal, gateway: () => gatewayBench(scale), restore: () => restoreBench(values.ops ? [Number(values.ops)] : QUICK ? [10_000, 100_000] : [100_000, 1_000_000]), scale: () => scaleExperiment({ quick: QUICK, sizes: values.keys?.split(',').map(Number) }), 'range-stall': () => rangeStallExperiment(values.keys ? Number(values.keys) : QUICK ? 200_000 : 1_000_000), profile: () => profileExperiment({ clients: Number(values.clients ?? 64), ops: scale(20_000), reads: values.reads ?? false }) };
+const experiments: Record<string, () => Promise<void>> = { seed, 'compaction-stall': compactionStall, 'watch-fanout': () => watchFanoutExperiment({ quick: QUICK, members: values.sizes ? Number(values.sizes) : undefined }), 'vs-etcd': vsEtcd, size, election: electionExperiment, mix, reads, security, straggler, reconfig, catchup, snapshot, wal, gateway: () => gatewayBench(scale), restore: () => restoreBench(values.ops ? [Number(values.ops)] : QUICK ? [10_000, 100_000] : [100_000, 1_000_000]), scale: () => scaleExperiment({ quick: QUICK, sizes: values.keys?.split(',').map(Number) }), 'range-stall': () => rangeStallExperiment(values.keys ? Number(values.keys) : QUICK ? 200_000 : 1_000_000), profile: () => profileExperiment({ clients: Number(values.clients ?? 64), ops: scale(20_000), reads: values.reads ?? false }) };
 
 async function main(): Promise<void> {
   const name = positionals[0] ?? 'seed';

@@ -125,17 +125,24 @@ async function putsDuringFullRange(t: Target): Promise<{ rangeMs: number; p99: n
   return { rangeMs, p99: h.getValueAtPercentile(99) / 1000, max: h.maxValue / 1000, puts };
 }
 
-/** Puts/s (16 clients) on a prefix that 10,000 watchers (100 streams) watch. */
-async function putsWithWatchers(t: Target, ops: number): Promise<number> {
+/**
+ * Puts/s (16 clients) on a prefix that 10,000 watchers (100 streams) watch, and how many events
+ * the watchers received during the run (a server that answers puts but leaves its watchers
+ * behind would look fast by the first number alone).
+ */
+export async function putsWithWatchers(t: Target, ops: number): Promise<{ opsPerSec: number; events: number }> {
   const leader = await t.leader();
   const clients: Array<InstanceType<typeof WatchClient>> = [];
   const calls: Array<grpc.ClientDuplexStream<WatchRequest, WatchResponse>> = [];
   let created = 0;
+  let events = 0;
+  let counting = false;
   for (let s = 0; s < WATCH_STREAMS; s++) {
     const c = new WatchClient(t.endpoints[leader]!, t.credentials ?? grpc.credentials.createInsecure(), { 'bench.channel': s % 10 });
     const call = c.watch();
     call.on('data', (r: WatchResponse) => {
       if (r.created) created++;
+      if (counting) events += r.events.length;
     });
     call.on('error', () => undefined);
     for (let w = 0; w < WATCHERS / WATCH_STREAMS; w++) call.write(WatchRequest.fromPartial({ createRequest: { key: Buffer.from('watched/'), rangeEnd: Buffer.from('watched0') } }));
@@ -144,10 +151,48 @@ async function putsWithWatchers(t: Target, ops: number): Promise<number> {
   }
   const deadline = Date.now() + 60_000;
   while (created < WATCHERS && Date.now() < deadline) await sleep(50);
-  const r = await runLoad({ endpoints: [t.endpoints[leader]!], clients: 16, connections: 16, ops, maxMs: 120_000, keySize: 16, valueSize: 100, readRatio: 0, serializable: false, keySpace: 1000, prefix: 'watched/', credentials: t.credentials });
+  const r = await runLoad({
+    endpoints: [t.endpoints[leader]!],
+    clients: 16,
+    connections: 16,
+    ops,
+    maxMs: 120_000,
+    keySize: 16,
+    valueSize: 100,
+    readRatio: 0,
+    serializable: false,
+    keySpace: 1000,
+    prefix: 'watched/',
+    credentials: t.credentials,
+    onStart: () => (counting = true),
+  });
+  counting = false;
   for (const c of calls) c.cancel();
   for (const c of clients) c.close();
-  return r.opsPerSec;
+  return { opsPerSec: r.opsPerSec, events };
+}
+
+/**
+ * The watch fan-out alone: puts/s with 10,000 watchers on the written prefix and the events they
+ * received, raftkv and etcd alternating, `members` each (default 1), `runs` rounds.
+ */
+export async function watchFanoutExperiment(o: { quick: boolean; members?: number; runs?: number }): Promise<void> {
+  const rows: Row[] = [];
+  const runs = o.runs ?? (o.quick ? 1 : 2);
+  for (let run = 1; run <= runs; run++) {
+    for (const kind of ['raftkv', 'etcd'] as const) {
+      const t = await startTarget(kind, o.members ?? 1);
+      try {
+        const r = await putsWithWatchers(t, o.quick ? 1000 : 2000);
+        rows.push({ run, target: kind, 'puts/s': Math.round(r.opsPerSec), 'events received': r.events });
+        process.stderr.write(`watch fan-out run ${run} ${kind}: ${Math.round(r.opsPerSec)} puts/s, ${r.events} events received\n`);
+      } finally {
+        await t.destroy();
+      }
+    }
+  }
+  const md = printTable('puts/s with 10,000 watchers (100 streams) on the written prefix, 16 clients', rows);
+  await writeResults('watch-fanout', { members: o.members ?? 1 }, rows, { title: 'Puts/s with 10,000 watchers', mark: 'bar', x: { field: 'run', type: 'ordinal' }, y: { field: 'puts/s', type: 'quantitative' }, color: { field: 'target', type: 'nominal' } }, md);
 }
 
 export async function scaleExperiment(o: { quick: boolean; sizes?: number[] }): Promise<void> {
@@ -168,7 +213,7 @@ export async function scaleExperiment(o: { quick: boolean; sizes?: number[] }): 
         const diskMiB = dirs.length ? Math.round(dirs.reduce((s, d) => s + mib(du(d)), 0) / dirs.length) : 0;
         const during = await putsDuringFullRange(t);
         const restartMs = await restartToFirstRead(t, n);
-        const watchPuts = await putsWithWatchers(t, o.quick ? 2000 : 10_000);
+        const watchPuts = (await putsWithWatchers(t, o.quick ? 2000 : 10_000)).opsPerSec;
         rows.push({
           target: kind,
           keys: n,
