@@ -17,7 +17,7 @@ const WATCH_PERMISSION_DENIED = 'rpc error: code = PermissionDenied desc = etcds
 
 /** A watch stream's bounds on responses not yet taken by the transport (see `send`). */
 const STREAM_MAX_RESPONSES = 128;
-const STREAM_MAX_BYTES = 1024 * 1024;
+const STREAM_MAX_BYTES = 256 * 1024;
 
 /** About what a response takes in memory: its events' keys and values, and a little per event. */
 function responseBytes(r: WatchResponse): number {

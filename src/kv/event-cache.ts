@@ -1,16 +1,18 @@
 // Watch events made once and shared between watchers. Ten thousand watchers of one prefix each
 // need every put's event; made per watcher (two Buffers per key-value, then encoded per
-// watcher) that was most of a member's work at such a fan-out. A version's event is made once —
-// when its write is applied (the live watchers' events) or when a watcher behind catches up —
-// and kept in a cache bounded in count and bytes, keyed by the version, so watchers catching up
-// on the same revisions share it; the watch service encodes a shared event once
-// (src/api/watch-encoding.ts).
+// watcher) that was most of a member's work at such a fan-out. The live watchers of a write
+// share the events made for it (WriteTxn.events, once per revision); watchers behind, caught up
+// from the history, share them through this cache, bounded in count and bytes and keyed by the
+// version. (Live events are not put in it: with watchers that do not read, caching every write's
+// events kept ~45 MiB more of a 40 MiB write burst in the heap — measured by
+// test/integration/slow-watchers.test.ts — for no gain in throughput within this machine's
+// noise.) The watch service encodes a shared event once (src/api/watch-encoding.ts).
 
 import type { Event } from '../gen/etcd/kv.js';
 
 /** The cache's bounds: events kept, and the bytes of their keys and values. */
-const MAX_EVENTS = 8192;
-const MAX_BYTES = 16 * 1024 * 1024;
+const MAX_EVENTS = 2048;
+const MAX_BYTES = 4 * 1024 * 1024;
 
 export class EventCache<V extends object> {
   /** Insertion order is age: the first entry is evicted first. */

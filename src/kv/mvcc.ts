@@ -293,7 +293,7 @@ export class MvccStore {
   private index: SortedMap<string, KeyRecord> = newSortedMap();
   /** Which keys each revision wrote (the watch catch-up reads the history by revision). */
   private readonly revLog = new RevisionLog<KeyRecord>(2n);
-  /** Watch events made lately, shared by the watchers that get them (./event-cache.ts). */
+  /** Watch events made lately for watchers catching up, shared by them (./event-cache.ts). */
   private readonly eventCache = new EventCache<Rev>();
 
   /** @internal the event of version `r` of `key` (`prev`: the version before it). */
@@ -1074,7 +1074,7 @@ export class WriteTxn {
 
   /** The watch events of this transaction's writes, in order. */
   events(): Event[] {
-    return this.changes.map((c) => this.store.eventOf(c.rec.key, c.r, c.prev));
+    return this.changes.map((c) => makeEvent(c.rec.key, c.r, c.prev));
   }
 
   /** Reads the live state, including this transaction's earlier writes. */
