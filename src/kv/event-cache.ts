@@ -11,12 +11,19 @@
 import type { Event } from '../gen/etcd/kv.js';
 
 /** The cache's bounds: events kept, and the bytes of their keys and values. */
-const MAX_EVENTS = 2048;
+const MAX_EVENTS = 16_384;
 const MAX_BYTES = 4 * 1024 * 1024;
+
+interface Entry {
+  ev: Event;
+  /** `ev` without prev_kv (made when first asked for). */
+  bare: Event | undefined;
+  bytes: number;
+}
 
 export class EventCache<V extends object> {
   /** Insertion order is age: the first entry is evicted first. */
-  private readonly byVersion = new Map<V, { ev: Event; bytes: number }>();
+  private readonly byVersion = new Map<V, Entry>();
   private bytes = 0;
 
   constructor(
@@ -24,22 +31,27 @@ export class EventCache<V extends object> {
     private readonly maxBytes = MAX_BYTES,
   ) {}
 
-  /** The event of `version`, made by `make` if it is not cached. */
-  get(version: V, make: () => Event): Event {
-    const hit = this.byVersion.get(version);
-    if (hit) return hit.ev;
-    const ev = make();
-    const bytes = eventSize(ev);
-    // An event larger than the whole budget is used, not kept.
-    if (bytes > this.maxBytes) return ev;
-    this.byVersion.set(version, { ev, bytes });
-    this.bytes += bytes;
+  /** The event of `version` (made by `make` if it is not cached), with its prev_kv or without. */
+  get(version: V, make: () => Event, prevKv = true): Event {
+    let e = this.byVersion.get(version);
+    if (!e) {
+      const ev = make();
+      e = { ev, bare: undefined, bytes: eventSize(ev) };
+      // An event larger than the whole budget is used, not kept.
+      if (e.bytes <= this.maxBytes) this.keep(version, e);
+    }
+    if (prevKv || !e.ev.prevKv) return e.ev;
+    return (e.bare ??= { ...e.ev, prevKv: undefined });
+  }
+
+  private keep(version: V, e: Entry): void {
+    this.byVersion.set(version, e);
+    this.bytes += e.bytes;
     while (this.byVersion.size > this.maxEvents || this.bytes > this.maxBytes) {
-      const [oldest, entry] = this.byVersion.entries().next().value as [V, { bytes: number }];
+      const [oldest, entry] = this.byVersion.entries().next().value as [V, Entry];
       this.byVersion.delete(oldest);
       this.bytes -= entry.bytes;
     }
-    return ev;
   }
 
   get size(): number {
@@ -52,13 +64,10 @@ export function eventSize(ev: Event): number {
   return 48 + (ev.kv ? ev.kv.key.length + ev.kv.value.length : 0) + (ev.prevKv ? ev.prevKv.key.length + ev.prevKv.value.length : 0);
 }
 
-/** Each event's copy without prev_kv, made once (the watchers that did not ask for it share it). */
-const withoutPrev = new WeakMap<Event, Event>();
-
-/** `ev` for a watcher that did not ask for prev_kv. */
-export function withoutPrevKv(ev: Event): Event {
-  if (!ev.prevKv) return ev;
-  let bare = withoutPrev.get(ev);
-  if (!bare) withoutPrev.set(ev, (bare = { ...ev, prevKv: undefined }));
-  return bare;
+/**
+ * `events` for watchers that did not ask for prev_kv: each event's copy without it, made once
+ * for all of them (a write's live events, handed to every watcher of their keys).
+ */
+export function withoutPrevKv(events: readonly Event[]): Event[] {
+  return events.map((ev) => (ev.prevKv ? { ...ev, prevKv: undefined } : ev));
 }

@@ -21,7 +21,7 @@ import { Errors } from './errors.js';
 import { putVarint } from '../util/varint.js';
 import { sortIndexSteps } from '../util/sort-in-steps.js';
 import { RevisionLog } from './revision-log.js';
-import { EventCache, withoutPrevKv } from './event-cache.js';
+import { EventCache } from './event-cache.js';
 
 /** One version of a key. version === 0n marks a deletion (tombstone). */
 export interface Rev {
@@ -296,9 +296,9 @@ export class MvccStore {
   /** Watch events made lately for watchers catching up, shared by them (./event-cache.ts). */
   private readonly eventCache = new EventCache<Rev>();
 
-  /** @internal the event of version `r` of `key` (`prev`: the version before it). */
-  eventOf(key: string, r: Rev, prev: Rev | undefined): Event {
-    return this.eventCache.get(r, () => makeEvent(key, r, prev));
+  /** The event of version `r` of `key` (`prev`: the version before it), with prev_kv or without. */
+  private eventOf(key: string, r: Rev, prev: Rev | undefined, prevKv: boolean): Event {
+    return this.eventCache.get(r, () => makeEvent(key, r, prev), prevKv);
   }
   /** Called after every write revision with its events (the watch hub). */
   onEvents: WatchSink | undefined;
@@ -712,40 +712,41 @@ export class MvccStore {
     const scanLimit = Math.max(CATCH_UP_SCAN, limit);
     let scanned = 0;
     let rev = fromRev > first ? fromRev : first;
+    const rebuild = (add: (rec: KeyRecord, rev: bigint) => void): void => {
+      this.index.forEach((rec) => {
+        for (const r of rec.versions()) if (r.mod >= first) add(rec, r.mod);
+      });
+    };
+    /** The event of version h[i] for this watcher (prev_kv: the version before, unless a deletion). */
+    const eventAt = (rec: KeyRecord, h: readonly Rev[], i: number): Event =>
+      this.eventOf(rec.key, h[i]!, i > 0 && h[i - 1]!.version !== 0n ? h[i - 1] : undefined, prevKv);
     for (; rev <= this.currentRev; rev++) {
       if (events.length >= limit || scanned >= scanLimit) return { events, more: true, nextRev: rev };
-      const slot = this.revLog.at(rev, first, this.currentRev, (add) =>
-        this.index.forEach((rec) => {
-          for (const r of rec.versions()) if (r.mod >= first) add(rec, r.mod);
-        }),
-      );
+      const slot = this.revLog.at(rev, first, this.currentRev, rebuild);
       if (slot === undefined) continue;
-      // This revision's versions in the range, in write order (sub revision), each key once.
+      if (!Array.isArray(slot)) {
+        // One key written (the common case): its version(s) at this revision, in sub order.
+        scanned++;
+        if (!inRange(slot.key)) continue;
+        const h = slot.versions();
+        let i = lastAtOrBelow(h, rev);
+        if (i < 0) continue; // pruned since (a deletion at the compact revision)
+        while (i > 0 && h[i - 1]!.mod === rev) i--;
+        for (; i < h.length && h[i]!.mod === rev; i++) events.push(eventAt(slot, h, i));
+        continue;
+      }
+      // Several keys: this revision's versions in the range, in write order (sub revision), each key once.
+      scanned += slot.length;
       const here: Array<{ rec: KeyRecord; i: number; h: readonly Rev[] }> = [];
-      const take = (rec: KeyRecord): void => {
-        if (!inRange(rec.key)) return;
+      const seen = new Set<KeyRecord>();
+      for (const rec of slot) {
+        if (seen.has(rec) || !inRange(rec.key)) continue;
+        seen.add(rec);
         const h = rec.versions();
         for (let i = lastAtOrBelow(h, rev); i >= 0 && h[i]!.mod === rev; i--) here.push({ rec, i, h });
-      };
-      if (Array.isArray(slot)) {
-        scanned += slot.length;
-        const seen = slot.length > 1 ? new Set<KeyRecord>() : undefined;
-        for (const rec of slot) {
-          if (seen?.has(rec)) continue;
-          seen?.add(rec);
-          take(rec);
-        }
-        here.sort((x, y) => x.h[x.i]!.sub - y.h[y.i]!.sub);
-      } else {
-        scanned++;
-        take(slot);
-        if (here.length > 1) here.sort((x, y) => x.h[x.i]!.sub - y.h[y.i]!.sub);
       }
-      for (const { rec, i, h } of here) {
-        // prev_kv: the version before, unless it was a deletion.
-        const ev = this.eventOf(rec.key, h[i]!, i > 0 && h[i - 1]!.version !== 0n ? h[i - 1] : undefined);
-        events.push(prevKv ? ev : withoutPrevKv(ev));
-      }
+      here.sort((x, y) => x.h[x.i]!.sub - y.h[y.i]!.sub);
+      for (const { rec, i, h } of here) events.push(eventAt(rec, h, i));
     }
     return { events, more: false, nextRev: rev };
   }

@@ -120,16 +120,20 @@ export class WatchHub {
   notify(events: Event[], rev: bigint): void {
     if (this.entries.size === 0) return;
     const batches = new Map<Entry, Event[]>();
+    // The events without prev_kv, shared by the watchers that did not ask for it.
+    const bare = withoutPrevKv(events);
+    let n = 0; // the index of the event offered
     const offer = (e: Entry, ev: Event): void => {
       if (e.nextRev !== 0n) return; // unsynced: catches up from the history later
       if (e.w.noPut && ev.type === Event_EventType.PUT) return;
       if (e.w.noDelete && ev.type === Event_EventType.DELETE) return;
       let b = batches.get(e);
       if (!b) batches.set(e, (b = []));
-      b.push(e.w.prevKv ? ev : withoutPrevKv(ev));
+      b.push(e.w.prevKv ? ev : bare[n]!);
     };
     const hits: RangeGroup[] = []; // the range groups holding one event's key
-    for (const ev of events) {
+    for (n = 0; n < events.length; n++) {
+      const ev = events[n]!;
       const k = keyStr(ev.kv!.key);
       const singles = this.byKey.get(k);
       if (singles) for (const e of singles) offer(e, ev);
