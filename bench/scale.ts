@@ -174,16 +174,16 @@ export async function putsWithWatchers(t: Target, ops: number): Promise<{ opsPer
 
 /**
  * The watch fan-out alone: puts/s with 10,000 watchers on the written prefix and the events they
- * received, raftkv and etcd alternating, `members` each (default 1), `runs` rounds.
+ * received, raftkv and etcd alternating, `members` each (default 1), `runs` rounds of `ops` puts.
  */
-export async function watchFanoutExperiment(o: { quick: boolean; members?: number; runs?: number }): Promise<void> {
+export async function watchFanoutExperiment(o: { quick: boolean; members?: number; runs?: number; ops?: number }): Promise<void> {
   const rows: Row[] = [];
   const runs = o.runs ?? (o.quick ? 1 : 2);
   for (let run = 1; run <= runs; run++) {
     for (const kind of ['raftkv', 'etcd'] as const) {
       const t = await startTarget(kind, o.members ?? 1);
       try {
-        const r = await putsWithWatchers(t, o.quick ? 1000 : 2000);
+        const r = await putsWithWatchers(t, o.ops ?? (o.quick ? 1000 : 2000));
         rows.push({ run, target: kind, 'puts/s': Math.round(r.opsPerSec), 'events received': r.events });
         process.stderr.write(`watch fan-out run ${run} ${kind}: ${Math.round(r.opsPerSec)} puts/s, ${r.events} events received\n`);
       } finally {
@@ -192,7 +192,7 @@ export async function watchFanoutExperiment(o: { quick: boolean; members?: numbe
     }
   }
   const md = printTable('puts/s with 10,000 watchers (100 streams) on the written prefix, 16 clients', rows);
-  await writeResults('watch-fanout', { members: o.members ?? 1 }, rows, { title: 'Puts/s with 10,000 watchers', mark: 'bar', x: { field: 'run', type: 'ordinal' }, y: { field: 'puts/s', type: 'quantitative' }, color: { field: 'target', type: 'nominal' } }, md);
+  await writeResults('watch-fanout', { members: o.members ?? 1, ops: o.ops ?? (o.quick ? 1000 : 2000) }, rows, { title: 'Puts/s with 10,000 watchers', mark: 'bar', x: { field: 'run', type: 'ordinal' }, y: { field: 'puts/s', type: 'quantitative' }, color: { field: 'target', type: 'nominal' } }, md);
 }
 
 export async function scaleExperiment(o: { quick: boolean; sizes?: number[] }): Promise<void> {
