@@ -119,9 +119,13 @@ export class WatchHub {
   /** Called by the store after each write revision. */
   notify(events: Event[], rev: bigint): void {
     if (this.entries.size === 0) return;
-    const batches = new Map<Entry, Event[]>();
     // The events without prev_kv, shared by the watchers that did not ask for it.
     const bare = withoutPrevKv(events);
+    if (events.length === 1) {
+      this.notifyOne(events, bare, rev);
+      return;
+    }
+    const batches = new Map<Entry, Event[]>();
     let n = 0; // the index of the event offered
     const offer = (e: Entry, ev: Event): void => {
       if (e.nextRev !== 0n) return; // unsynced: catches up from the history later
@@ -146,6 +150,28 @@ export class WatchHub {
     for (const [e, out] of batches) {
       if (e.w.deliver(out, rev) === false) e.nextRev = rev + 1n;
     }
+  }
+
+  /**
+   * notify for a revision of one event (a put or a one-key delete: the common case, and the one
+   * a fan-out to thousands of watchers multiplies): each watcher that wants it is handed the same
+   * one-event array (with or without prev_kv) at once, with no per-watcher batch.
+   */
+  private notifyOne(events: Event[], bare: Event[], rev: bigint): void {
+    const ev = events[0]!;
+    const give = (e: Entry): void => {
+      if (e.nextRev !== 0n) return; // unsynced: catches up from the history later
+      if (e.w.noPut && ev.type === Event_EventType.PUT) return;
+      if (e.w.noDelete && ev.type === Event_EventType.DELETE) return;
+      if (e.w.deliver(e.w.prevKv ? events : bare, rev) === false) e.nextRev = rev + 1n;
+    };
+    const k = keyStr(ev.kv!.key);
+    const singles = this.byKey.get(k);
+    if (singles) for (const e of singles) give(e);
+    const hits: RangeGroup[] = [];
+    this.rangeIndex.stab(k, (g) => hits.push(g));
+    if (hits.length > 1) hits.sort((a, b) => a.order - b.order);
+    for (const g of hits) for (const e of g.entries) give(e);
   }
 
   /**
