@@ -523,7 +523,7 @@ export class MvccStore {
     }
     if (w.changed) {
       this.currentRev = w.rev;
-      this.revLog.append(w.rev, w.changedRecords());
+      this.revLog.append(w.rev, w.changedRecords(), this.compactRev > 1n ? this.compactRev : 1n);
       this.onEvents?.(() => w.events(), w.rev);
     }
     return out;
@@ -681,10 +681,12 @@ export class MvccStore {
 
   /** Sets a key's whole history (loading a snapshot image into a new store; see historiesAsync). */
   loadHistory(key: string, history: Rev[]): void {
-    this.revLog.invalidate();
     const rec = new KeyRecord(key);
     rec.setVersions(history);
     const old = this.index.get(key);
+    // A key loaded twice: its earlier record is in the loaded pairs, so the log is walked instead.
+    if (old) this.revLog.invalidate();
+    else this.revLog.loaded(rec, history.map((r) => r.mod));
     if (old) this.account(-keyCost(old.key) - old.versions().reduce((n, r) => n + versionCost(r.value), 0));
     this.index.set(key, rec);
     this.account(keyCost(key) + history.reduce((n, r) => n + versionCost(r.value), 0));

@@ -10,22 +10,35 @@
 //
 // Invariant (when not stale): slots[i] holds the records revision `base + i` wrote (a record
 // may appear more than once; readers dedupe), and base + slots.length = the store's current
-// revision + 1. The log turns stale when a store's revision is set from outside (a snapshot
-// loaded into it) and is rebuilt from the records' own versions when next read.
+// revision + 1. The log turns stale when a snapshot is loaded into the store (it is then made
+// from the loaded versions, in one pass over them, at the first write or read after the load)
+// or when the store's revision is set from outside otherwise (then it is rebuilt by a walk of
+// the store when next read).
 
 export class RevisionLog<R> {
   private slots: Array<R | R[] | undefined> = [];
   /** The revision of slots[0]. */
   private base: bigint;
   private stale = false;
+  /**
+   * While stale after a load (a snapshot image into a new store): every (record, revision) pair
+   * loaded, to rebuild from without walking the store. Undefined: rebuilt by a walk.
+   */
+  private loadedPairs: { recs: R[]; revs: number[] } | undefined;
 
   /** `next`: the revision the next write will have. */
   constructor(next: bigint) {
     this.base = next;
   }
 
-  /** Records what revision `rev` wrote (once per write revision, in order; keeps `records`). */
-  append(rev: bigint, records: readonly R[]): void {
+  /**
+   * Records what revision `rev` wrote (once per write revision, in order; keeps `records`).
+   * `first`: the store's oldest readable revision (its compact revision, or 1).
+   */
+  append(rev: bigint, records: readonly R[], first: bigint): void {
+    // The first write after a load: the log is made from what was loaded (its pairs are
+    // dropped, so they cannot grow), in one pass over them.
+    if (this.stale && this.loadedPairs) this.rebuild(first, rev - 1n, undefined);
     if (this.stale) return;
     if (this.base + BigInt(this.slots.length) !== rev) {
       // Not the revision after the last: the store's revision was set from outside.
@@ -35,10 +48,27 @@ export class RevisionLog<R> {
     this.slots.push(records.length === 1 ? records[0]! : (records as R[]));
   }
 
-  /** Forgets what it holds; rebuilt when next read. */
+  /** A key's versions loaded into the store: remembered, so the log is rebuilt from them. */
+  loaded(rec: R, revs: readonly bigint[]): void {
+    if (!this.stale) {
+      this.stale = true;
+      // What is loaded from here on is the whole log only if it held nothing before.
+      this.loadedPairs = this.slots.length === 0 ? { recs: [], revs: [] } : undefined;
+      this.slots = [];
+    }
+    const p = this.loadedPairs;
+    if (!p) return;
+    for (const r of revs) {
+      p.recs.push(rec);
+      p.revs.push(Number(r));
+    }
+  }
+
+  /** Forgets what it holds; rebuilt by a walk of the store when next read. */
   invalidate(): void {
     this.stale = true;
     this.slots = [];
+    this.loadedPairs = undefined;
   }
 
   /**
@@ -54,25 +84,45 @@ export class RevisionLog<R> {
   }
 
   /**
-   * The records revision `rev` wrote (one, several, or none). Before the first read after the log
-   * turned stale, `rebuild` is asked for every (record, revision) pair the store holds from `from`
-   * (its compact revision) to `to` (its current revision).
+   * The records revision `rev` wrote (one, several, or none). If the log is stale it is rebuilt
+   * first, for the revisions `from` (the store's compact revision) to `to` (its current one): from
+   * the pairs loaded, or by `walk`, which is asked for every (record, revision) pair the store holds.
    */
-  at(rev: bigint, from: bigint, to: bigint, rebuild: (add: (rec: R, rev: bigint) => void) => void): R | R[] | undefined {
-    if (this.stale) {
-      this.stale = false;
-      this.base = from;
-      this.slots = new Array<R | R[] | undefined>(Math.max(0, Number(to - from + 1n)));
-      rebuild((rec, r) => {
-        if (r < from || r > to) return;
-        const i = Number(r - from);
-        const s = this.slots[i];
-        if (s === undefined) this.slots[i] = rec;
-        else if (Array.isArray(s)) s.push(rec);
-        else this.slots[i] = [s, rec];
-      });
-    }
+  at(rev: bigint, from: bigint, to: bigint, walk: (add: (rec: R, rev: bigint) => void) => void): R | R[] | undefined {
+    if (this.stale) this.rebuild(from, to, walk);
     if (rev < this.base) return undefined;
     return this.slots[Number(rev - this.base)];
+  }
+
+  private rebuild(from: bigint, to: bigint, walk: ((add: (rec: R, rev: bigint) => void) => void) | undefined): void {
+    this.stale = false;
+    this.base = from;
+    this.slots = new Array<R | R[] | undefined>(Math.max(0, Number(to - from + 1n)));
+    const add = (rec: R, r: bigint): void => {
+      if (r < from || r > to) return;
+      const i = Number(r - from);
+      const s = this.slots[i];
+      if (s === undefined) this.slots[i] = rec;
+      else if (Array.isArray(s)) s.push(rec);
+      else this.slots[i] = [s, rec];
+    };
+    const p = this.loadedPairs;
+    this.loadedPairs = undefined;
+    if (!p) {
+      walk?.(add);
+      return;
+    }
+    // Revisions as numbers here (exact below 2^53): one pass with no bigint per pair.
+    const lo = Number(from);
+    const n = this.slots.length;
+    for (let k = 0; k < p.recs.length; k++) {
+      const i = p.revs[k]! - lo;
+      if (i < 0 || i >= n) continue;
+      const rec = p.recs[k]!;
+      const s = this.slots[i];
+      if (s === undefined) this.slots[i] = rec;
+      else if (Array.isArray(s)) s.push(rec);
+      else this.slots[i] = [s, rec];
+    }
   }
 }
