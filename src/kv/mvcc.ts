@@ -686,7 +686,7 @@ export class MvccStore {
     const old = this.index.get(key);
     // A key loaded twice: its earlier record is in the loaded pairs, so the log is walked instead.
     if (old) this.revLog.invalidate();
-    else for (const r of history) this.revLog.loaded(rec, r.mod);
+    else this.revLog.loaded(rec, history.map((r) => r.mod));
     if (old) this.account(-keyCost(old.key) - old.versions().reduce((n, r) => n + versionCost(r.value), 0));
     this.index.set(key, rec);
     this.account(keyCost(key) + history.reduce((n, r) => n + versionCost(r.value), 0));

@@ -48,8 +48,8 @@ export class RevisionLog<R> {
     this.slots.push(records.length === 1 ? records[0]! : (records as R[]));
   }
 
-  /** A version (of `rec`, at `rev`) loaded into the store: remembered, so the log is made from them. */
-  loaded(rec: R, rev: bigint): void {
+  /** A key's versions loaded into the store: remembered, so the log is rebuilt from them. */
+  loaded(rec: R, revs: readonly bigint[]): void {
     if (!this.stale) {
       this.stale = true;
       // What is loaded from here on is the whole log only if it held nothing before.
@@ -58,8 +58,10 @@ export class RevisionLog<R> {
     }
     const p = this.loadedPairs;
     if (!p) return;
-    p.recs.push(rec);
-    p.revs.push(Number(rev));
+    for (const r of revs) {
+      p.recs.push(rec);
+      p.revs.push(Number(r));
+    }
   }
 
   /** Forgets what it holds; rebuilt by a walk of the store when next read. */
