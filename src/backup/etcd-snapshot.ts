@@ -37,7 +37,8 @@ import { MvccStore, type Rev, bytesOf, compareRevs, latin1 } from '../kv/mvcc.js
 import type { AlarmsImage } from '../server/alarms.js';
 import { BoltReader } from './bbolt/reader.js';
 import { type BoltPair, writeBolt } from './bbolt/writer.js';
-import { Slab, decodeKeyValue, encodeKeyValue, putInt64BE } from './kv-record.js';
+import { Slab, decodeKeyValue, encodeKeyValue } from './kv-record.js';
+import { putRevisionKey, revisionKeySize } from '../util/revision-key.js';
 import { runStepsPaused, sortIndexSteps } from '../util/sort-in-steps.js';
 
 /** Versions sorted between two pauses while a snapshot is written. */
@@ -64,11 +65,9 @@ export const CLUSTER_VERSION = '3.4.0';
 
 /** etcd's revision key (mvcc/revision.go revToBytes, plus the tombstone marker). */
 export function revisionKey(main: bigint, sub: bigint, tombstone: boolean, slab?: Slab): Uint8Array {
-  const b = slab ? slab.take(tombstone ? 18 : 17) : new Uint8Array(tombstone ? 18 : 17);
-  putInt64BE(b, 0, main);
-  b[8] = 0x5f; // '_'
-  putInt64BE(b, 9, sub);
-  if (tombstone) b[17] = 0x74; // 't'
+  const n = revisionKeySize(tombstone);
+  const b = slab ? slab.take(n) : new Uint8Array(n);
+  putRevisionKey(b, 0, main, sub, tombstone);
   return b;
 }
 

@@ -7,8 +7,6 @@
 
 import { keyValueSize, putKeyValue } from '../util/keyvalue-wire.js';
 
-const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-
 /**
  * Hands out small byte arrays carved from large slabs: one allocation per slab, and plain
  * Uint8Array views, which are much cheaper to make than Buffer views.
@@ -27,23 +25,6 @@ export class Slab {
     const b = this.buf.subarray(this.pos, this.pos + n);
     this.pos += n;
     return b;
-  }
-}
-
-/** Writes a signed 64-bit integer big-endian (etcd's revision keys). */
-export function putInt64BE(b: Uint8Array, o: number, v: bigint): void {
-  let x = BigInt.asUintN(64, v);
-  if (x <= SAFE) {
-    let n = Number(x);
-    for (let i = 7; i >= 0; i--) {
-      b[o + i] = n % 256;
-      n = Math.floor(n / 256);
-    }
-    return;
-  }
-  for (let i = 7; i >= 0; i--) {
-    b[o + i] = Number(x & 0xffn);
-    x >>= 8n;
   }
 }
 

@@ -21,6 +21,7 @@ import { Errors } from './errors.js';
 import { putVarint } from '../util/varint.js';
 import { sortIndexSteps } from '../util/sort-in-steps.js';
 import { RevisionLog } from './revision-log.js';
+import { putRevisionKey } from '../util/revision-key.js';
 import { EventCache } from './event-cache.js';
 
 /** One version of a key. version === 0n marks a deletion (tombstone). */
@@ -984,17 +985,6 @@ class HashJob {
   }
 }
 
-/** Writes an int64 big-endian at `o` (as etcd's revision keys). */
-function putInt64BE(b: Buffer, o: number, v: bigint | number): void {
-  if (typeof v === 'number' || (v >= 0n && v <= SAFE)) {
-    const x = Number(v);
-    b.writeUInt32BE(Math.floor(x / 0x1_0000_0000), o);
-    b.writeUInt32BE(x % 0x1_0000_0000, o + 4);
-  } else {
-    b.writeBigInt64BE(v, o);
-  }
-}
-
 /**
  * Continues `crc` over one version as etcd's backend stores it: the revision key (main
  * revision, '_', sub revision, both int64 big-endian, and 't' for a deletion), then the
@@ -1004,11 +994,7 @@ function putInt64BE(b: Buffer, o: number, v: bigint | number): void {
  */
 function hashVersion(crc: number, key: string, r: Rev, scratch: Buffer): number {
   const tomb = r.version === 0n;
-  putInt64BE(scratch, 0, r.mod);
-  scratch[8] = 0x5f; // '_'
-  putInt64BE(scratch, 9, r.sub);
-  let o = 17;
-  if (tomb) scratch[o++] = 0x74; // 't'
+  let o = putRevisionKey(scratch, 0, r.mod, r.sub, tomb);
   // Room for the fixed fields: tags and varints take at most 5 * 11 bytes.
   const bytes = (b: string): void => {
     if (b.length === 0) return;
