@@ -143,8 +143,8 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
         }
         mine.set(watchId, w);
         send({ header: header(), watchId, created: true, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });
-        // Catch-up events (start_revision in the past), one response per revision, while the
-        // stream takes them; the rest comes from the history when it drains.
+        // Catch-up events (start_revision in the past), several revisions per response, while
+        // the stream takes them; the rest comes from the history when it has room again.
         if (s.watchHub.isUnsynced(w)) s.watchHub.resume(w);
       } else if (req.cancelRequest) {
         const id = req.cancelRequest.watchId;

@@ -685,17 +685,15 @@ export class MvccStore {
     const rec = new KeyRecord(key);
     rec.setVersions(history);
     const old = this.index.get(key);
-    // A key loaded twice: its earlier record is in the loaded pairs, so the log is walked instead.
-    if (old) this.revLog.invalidate();
-    else this.revLog.loaded(rec, history.map((r) => r.mod));
-    if (old) this.account(-keyCost(old.key) - old.versions().reduce((n, r) => n + versionCost(r.value), 0));
+    if (old) {
+      this.account(-keyCost(old.key) - old.versions().reduce((n, r) => n + versionCost(r.value), 0));
+      // A key loaded twice: its earlier record is in the loaded pairs, so the log is walked instead.
+      this.revLog.invalidate();
+    } else {
+      this.revLog.loaded(rec, history.map((r) => r.mod));
+    }
     this.index.set(key, rec);
     this.account(keyCost(key) + history.reduce((n, r) => n + versionCost(r.value), 0));
-  }
-
-  /** Events in [key, end) with revision >= fromRev, in revision order (watch catch-up). */
-  eventsSince(key: Uint8Array, end: Uint8Array | undefined, fromRev: bigint, prevKv: boolean): Event[] {
-    return this.eventsBatch(key, end, fromRev, prevKv, Infinity).events;
   }
 
   /**
@@ -732,10 +730,8 @@ export class MvccStore {
         scanned++;
         if (!inRange(slot.key)) continue;
         const h = slot.versions();
-        let i = lastAtOrBelow(h, rev);
-        if (i < 0) continue; // pruned since (a deletion at the compact revision)
-        while (i > 0 && h[i - 1]!.mod === rev) i--;
-        for (; i < h.length && h[i]!.mod === rev; i++) events.push(eventAt(slot, h, i));
+        const [from, to] = versionsAt(h, rev);
+        for (let i = from; i < to; i++) events.push(eventAt(slot, h, i));
         continue;
       }
       // Several keys: this revision's versions in the range, in write order (sub revision), each key once.
@@ -746,7 +742,8 @@ export class MvccStore {
         if (seen.has(rec) || !inRange(rec.key)) continue;
         seen.add(rec);
         const h = rec.versions();
-        for (let i = lastAtOrBelow(h, rev); i >= 0 && h[i]!.mod === rev; i--) here.push({ rec, i, h });
+        const [from, to] = versionsAt(h, rev);
+        for (let i = from; i < to; i++) here.push({ rec, i, h });
       }
       here.sort((x, y) => x.h[x.i]!.sub - y.h[y.i]!.sub);
       for (const { rec, i, h } of here) events.push(eventAt(rec, h, i));
@@ -807,6 +804,17 @@ const KEY_BUCKET = Buffer.from('key');
 const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** Index of the last version in `h[0..upTo]` with a main revision at or below `rev` (-1: none). */
+/**
+ * The indexes [from, to) of `h`'s versions at exactly revision `rev` (a key written more than once
+ * in a revision has several, in sub order; none if it was not written then, or was pruned since).
+ */
+function versionsAt(h: readonly Rev[], rev: bigint): [number, number] {
+  const to = lastAtOrBelow(h, rev) + 1;
+  let from = to;
+  while (from > 0 && h[from - 1]!.mod === rev) from--;
+  return [from, to];
+}
+
 function lastAtOrBelow(h: readonly Rev[], rev: bigint, upTo = h.length - 1): number {
   let lo = 0;
   let hi = upTo;

@@ -98,18 +98,12 @@ export class RevisionLog<R> {
     this.stale = false;
     this.base = from;
     this.slots = new Array<R | R[] | undefined>(Math.max(0, Number(to - from + 1n)));
-    const add = (rec: R, r: bigint): void => {
-      if (r < from || r > to) return;
-      const i = Number(r - from);
-      const s = this.slots[i];
-      if (s === undefined) this.slots[i] = rec;
-      else if (Array.isArray(s)) s.push(rec);
-      else this.slots[i] = [s, rec];
-    };
     const p = this.loadedPairs;
     this.loadedPairs = undefined;
     if (!p) {
-      walk?.(add);
+      walk?.((rec, r) => {
+        if (r >= from && r <= to) this.place(Number(r - from), rec);
+      });
       return;
     }
     // Revisions as numbers here (exact below 2^53): one pass with no bigint per pair.
@@ -117,12 +111,15 @@ export class RevisionLog<R> {
     const n = this.slots.length;
     for (let k = 0; k < p.recs.length; k++) {
       const i = p.revs[k]! - lo;
-      if (i < 0 || i >= n) continue;
-      const rec = p.recs[k]!;
-      const s = this.slots[i];
-      if (s === undefined) this.slots[i] = rec;
-      else if (Array.isArray(s)) s.push(rec);
-      else this.slots[i] = [s, rec];
+      if (i >= 0 && i < n) this.place(i, p.recs[k]!);
     }
+  }
+
+  /** Adds `rec` to slot `i` (while rebuilding). */
+  private place(i: number, rec: R): void {
+    const s = this.slots[i];
+    if (s === undefined) this.slots[i] = rec;
+    else if (Array.isArray(s)) s.push(rec);
+    else this.slots[i] = [s, rec];
   }
 }

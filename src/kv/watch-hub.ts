@@ -11,8 +11,8 @@
 //
 // Slow consumers (etcd's unsynced/victim watchers): a watcher whose `deliver` answers false
 // (its stream's buffer is full) stops receiving live events and remembers the next revision it
-// needs; nothing is buffered for it. `resume` (called when its stream drains) catches it up
-// from the MVCC history, revision by revision, until it is current again — or, if that history
+// needs; nothing is buffered for it. `resume` (called when its stream has room again) catches
+// it up from the MVCC history, whole revisions per delivery, until it is current again — or, if that history
 // was compacted meanwhile, tells it so (`onCompacted`) and drops it, as etcd cancels such a
 // watcher with the compact revision. So a watcher that never reads costs a bounded buffer, not
 // a copy of every write.
@@ -126,26 +126,14 @@ export class WatchHub {
       return;
     }
     const batches = new Map<Entry, Event[]>();
-    let n = 0; // the index of the event offered
-    const offer = (e: Entry, ev: Event): void => {
-      if (e.nextRev !== 0n) return; // unsynced: catches up from the history later
-      if (e.w.noPut && ev.type === Event_EventType.PUT) return;
-      if (e.w.noDelete && ev.type === Event_EventType.DELETE) return;
-      let b = batches.get(e);
-      if (!b) batches.set(e, (b = []));
-      b.push(e.w.prevKv ? ev : bare[n]!);
-    };
-    const hits: RangeGroup[] = []; // the range groups holding one event's key
-    for (n = 0; n < events.length; n++) {
+    for (let n = 0; n < events.length; n++) {
       const ev = events[n]!;
-      const k = keyStr(ev.kv!.key);
-      const singles = this.byKey.get(k);
-      if (singles) for (const e of singles) offer(e, ev);
-      hits.length = 0;
-      this.rangeIndex.stab(k, (g) => hits.push(g));
-      // The index answers in lo order; offer in group creation order, as a scan of byRange did.
-      if (hits.length > 1) hits.sort((a, b) => a.order - b.order);
-      for (const g of hits) for (const e of g.entries) offer(e, ev);
+      this.forEachWatcherOf(keyStr(ev.kv!.key), (e) => {
+        if (e.nextRev !== 0n || !wants(e.w, ev)) return; // unsynced: catches up from the history later
+        let b = batches.get(e);
+        if (!b) batches.set(e, (b = []));
+        b.push(e.w.prevKv ? ev : bare[n]!);
+      });
     }
     for (const [e, out] of batches) {
       if (e.w.deliver(out, rev) === false) e.nextRev = rev + 1n;
@@ -159,19 +147,21 @@ export class WatchHub {
    */
   private notifyOne(events: Event[], bare: Event[], rev: bigint): void {
     const ev = events[0]!;
-    const give = (e: Entry): void => {
-      if (e.nextRev !== 0n) return; // unsynced: catches up from the history later
-      if (e.w.noPut && ev.type === Event_EventType.PUT) return;
-      if (e.w.noDelete && ev.type === Event_EventType.DELETE) return;
+    this.forEachWatcherOf(keyStr(ev.kv!.key), (e) => {
+      if (e.nextRev !== 0n || !wants(e.w, ev)) return; // unsynced: catches up from the history later
       if (e.w.deliver(e.w.prevKv ? events : bare, rev) === false) e.nextRev = rev + 1n;
-    };
-    const k = keyStr(ev.kv!.key);
+    });
+  }
+
+  /** Visits the watchers of key `k` (its index string): single-key ones, then range groups in creation order. */
+  private forEachWatcherOf(k: string, f: (e: Entry) => void): void {
     const singles = this.byKey.get(k);
-    if (singles) for (const e of singles) give(e);
+    if (singles) for (const e of singles) f(e);
     const hits: RangeGroup[] = [];
     this.rangeIndex.stab(k, (g) => hits.push(g));
+    // The index answers in lo order; visit in group creation order, as a scan of byRange did.
     if (hits.length > 1) hits.sort((a, b) => a.order - b.order);
-    for (const g of hits) for (const e of g.entries) give(e);
+    for (const g of hits) for (const e of g.entries) f(e);
   }
 
   /**
@@ -224,15 +214,6 @@ export class WatchHub {
   }
 
   /**
-   * Stops live delivery to `w` from revision `nextRev` on (it could not take the rest of a
-   * catch-up); `resume` continues from there.
-   */
-  pause(w: Watcher, nextRev: bigint): void {
-    const e = this.entries.get(w);
-    if (e) e.nextRev = nextRev;
-  }
-
-  /**
    * The last batch of history read, for the next watcher behind at the same point: the watchers
    * of one range on one stream fall behind together and catch up together when it drains, and
    * each would read the same batch. Valid while the store and its revisions are the same.
@@ -256,7 +237,8 @@ export class WatchHub {
   }
 
   /**
-   * Catches an unsynced watcher up from the history, one revision per delivery, until it is
+   * Catches an unsynced watcher up from the history, whole revisions per delivery (up to about
+   * CATCH_UP_RESPONSE_BYTES), until it is
    * current (synced again: live events follow, in the same turn, so none can slip between) or
    * its consumer is full again. Returns false if it is still behind. The history is read in
    * batches of about CATCH_UP_BATCH events, so a watcher far behind does not have its whole

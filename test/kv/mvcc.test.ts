@@ -94,7 +94,7 @@ describe('MVCC store', () => {
     s.write((w) => w.put(B('y'), B('1'), 0n));
     s.write((w) => w.put(B('x'), B('2'), 0n));
     s.write((w) => w.deleteRange(B('y'), undefined));
-    const evs = s.eventsSince(Buffer.from([0]), Buffer.from([0]), 3n, true);
+    const evs = s.eventsBatch(Buffer.from([0]), Buffer.from([0]), 3n, true, Infinity).events;
     assert.deepEqual(
       evs.map((e) => [e.type, e.kv!.key.toString(), e.kv!.modRevision, e.prevKv?.value.toString()]),
       [
