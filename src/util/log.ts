@@ -1,13 +1,14 @@
 // The process logger: JSON lines laid out as etcd's zap logger writes them (etcd 3.4
 // pkg/logutil DefaultZapLoggerConfig), so log pipelines built for etcd parse raftkv's lines:
 //
-//   {"level":"info","ts":"2026-12-05T22:48:11.389Z","caller":"server/raft-node.js:120","msg":"...","name":"n1"}
+//   {"level":"info","ts":"2026-12-05T22:48:11.389Z","caller":"server/raft-node.ts:120","msg":"...","name":"n1"}
 //
 // `level` is zap's lower-case word, `ts` zap's ISO8601 encoder (local time, milliseconds, zone
 // as Z or ±hhmm), `caller` the calling file's last directory, file and line (zap's short
 // caller), then `msg`, then the member's fields. pino writes the lines; `caller` and `msg` are
 // passed as the first fields of the logged object because pino puts its own message last.
 
+import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import type { Logger } from '../raft/logger.js';
 
@@ -58,7 +59,8 @@ export function zapTimestamp(d: Date): string {
 /**
  * zap's short caller of the function that called `below`: "dir/file.js:line". The compiled
  * file and line: mapping them back to the TypeScript source would cost a source-map lookup per
- * line logged.
+ * line logged. In the bundle (dist/raftkv.cjs, src/cli/raftkv.ts) the build's caller table
+ * gives the source's file and line instead of the bundle's.
  */
 function callerOf(below: Function): string {
   const prepare = Error.prepareStackTrace;
@@ -71,12 +73,40 @@ function callerOf(below: Function): string {
     const site = holder.stack?.[0];
     const file = site?.getFileName();
     if (!site || !file) return 'unknown';
+    const line = site.getLineNumber() ?? 0;
+    const mapped = callerTableOf(file)?.(line);
+    if (mapped) return mapped;
     const parts = file.replace(/^file:\/\//, '').split('/');
-    return `${parts.slice(-2).join('/')}:${site.getLineNumber() ?? 0}`;
+    return `${parts.slice(-2).join('/')}:${line}`;
   } finally {
     Error.prepareStackTrace = prepare;
     Error.stackTraceLimit = limit;
   }
+}
+
+/** Each bundled file's caller table as a lookup (undefined: the file has none), read once. */
+const callerTables = new Map<string, ((line: number) => string | undefined) | undefined>();
+
+/** `${file}.callers.json` (written by scripts/bundle.mjs): per line of `file`, [source, line]. */
+function callerTableOf(file: string): ((line: number) => string | undefined) | undefined {
+  if (!file.endsWith('.cjs')) return undefined;
+  if (callerTables.has(file)) return callerTables.get(file);
+  let lookup: ((line: number) => string | undefined) | undefined;
+  try {
+    const { files, lines } = JSON.parse(readFileSync(`${file}.callers.json`, 'utf8')) as { files: string[]; lines: string };
+    const b = Buffer.from(lines, 'base64');
+    // A copy: a Buffer's bytes may start at an offset an Int32Array cannot view from.
+    const table = new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+    lookup = (line) => {
+      const i = 2 * (line - 1);
+      const f = table[i] ?? -1;
+      return f < 0 ? undefined : `${files[f]}:${table[i + 1]}`;
+    };
+  } catch {
+    lookup = undefined;
+  }
+  callerTables.set(file, lookup);
+  return lookup;
 }
 
 /** zap levels above error filter out everything raftkv logs: pino's highest level does that. */

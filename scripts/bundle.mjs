@@ -1,0 +1,77 @@
+// Writes dist/raftkv.cjs, the member's code (dist/src/cli/main.js and all it imports, our modules
+// and node_modules alike) as one CommonJS file, and dist/raftkv.cjs.cache, V8's code cache of it.
+// Run by `npm run build` after tsc; src/cli/raftkv.ts says why and when the bundle is used.
+//
+// Also dist/raftkv.cjs.callers.json: for each line of the bundle, the source file and line it
+// came from (from esbuild's source map, itself chained through tsc's), so that the log's
+// `caller` still names "server/etcd-server.ts:113" and not a line of the bundle: parsing the
+// source map itself takes ~0.5 s, far too long for a member's first log line (src/util/log.ts).
+//
+// `import.meta.url` has no meaning in a CommonJS file; each module's use of it (files found next
+// to the module: protos, the dashboard's pages, the bcrypt worker, createRequire) becomes the URL
+// of that module's own file under dist/, found from the bundle's directory at run time, so the
+// bundle resolves the same paths as the modules it was made of, wherever dist/ is.
+import { build } from 'esbuild';
+import { readFile, writeFile } from 'node:fs/promises';
+import { SourceMap } from 'node:module';
+import { dirname, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = resolve(root, 'dist');
+const outfile = resolve(dist, 'raftkv.cjs');
+
+const importMetaUrl = {
+  name: 'import-meta-url',
+  setup(b) {
+    b.onLoad({ filter: /\.[cm]?js$/ }, async (args) => {
+      const src = await readFile(args.path, 'utf8');
+      if (!src.includes('import.meta.url')) return undefined;
+      const rel = relative(dist, args.path).split('\\').join('/');
+      return { contents: src.replaceAll('import.meta.url', `__raftkvModuleUrl(${JSON.stringify(rel)})`), loader: 'js', resolveDir: dirname(args.path) };
+    });
+  },
+};
+
+await build({
+  entryPoints: [resolve(dist, 'src/cli/main.js')],
+  outfile,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  sourcemap: 'linked',
+  logLevel: 'warning',
+  plugins: [importMetaUrl],
+  banner: { js: "const __raftkvModuleUrl = (p) => require('node:url').pathToFileURL(require('node:path').join(__dirname, p)).href;" },
+});
+
+// The caller table: [source index, 1-based line] per bundle line, -1 where nothing maps.
+{
+  const map = new SourceMap(JSON.parse(await readFile(`${outfile}.map`, 'utf8')));
+  const lines = (await readFile(outfile, 'utf8')).split('\n');
+  const files = [];
+  const fileIndex = new Map();
+  const table = new Int32Array(lines.length * 2).fill(-1);
+  for (let i = 0; i < lines.length; i++) {
+    const column = lines[i].search(/\S/);
+    if (column < 0) continue;
+    const e = map.findEntry(i, column);
+    if (!e.originalSource) continue;
+    // zap's short caller: the file's directory and name.
+    const short = e.originalSource.split('/').slice(-2).join('/');
+    if (!fileIndex.has(short)) fileIndex.set(short, files.push(short) - 1);
+    table[2 * i] = fileIndex.get(short);
+    table[2 * i + 1] = e.originalLine + 1;
+  }
+  const lineTable = Buffer.from(table.buffer).toString('base64');
+  await writeFile(`${outfile}.callers.json`, JSON.stringify({ files, lines: lineTable }));
+}
+
+// The code cache: evaluate the bundle once (defining things only: main.js starts nothing until
+// run() is called), load the member's modules the way a start does, then take V8's bytecode.
+const { evaluateBundle, codeCacheOf } = await import(resolve(dist, 'src/cli/bundle-loader.js'));
+const { exports, script } = evaluateBundle(outfile);
+await exports.loadMemberCode();
+await writeFile(codeCacheOf(outfile), script.createCachedData());
+process.exit(0); // a module's timer or handle must not keep the build waiting
