@@ -43,6 +43,8 @@ export interface TargetOptions {
   authToken?: string;
   /** Node flags for raftkv members (e.g. a larger heap for big datasets; ignored for etcd). */
   nodeArgs?: string[];
+  /** Environment variables for raftkv members, over the bench's own (ignored for etcd). */
+  env?: Record<string, string>;
 }
 
 const authTokenArgs = (o: TargetOptions): string[] => (o.authToken ? ['--auth-token', o.authToken] : []);
@@ -68,6 +70,7 @@ export async function startRaftkv(size: number, o: TargetOptions = {}): Promise<
     extraArgs: [...(o.tls ? tlsArgs(o.tls) : []), ...authTokenArgs(o), ...(o.extraArgs ?? [])],
     snapshotCount: o.snapshotCount,
     nodeArgs: o.nodeArgs,
+    memberEnv: o.env ? () => o.env! : undefined,
     scheme: o.tls ? 'https' : 'http',
     clientCredentials: tlsCredentials(o.tls),
   });
