@@ -46,6 +46,17 @@ await build({
   banner: { js: "const __raftkvModuleUrl = (p) => require('node:url').pathToFileURL(require('node:path').join(__dirname, p)).href;" },
 });
 
+// ASCII only, so that the launcher reads it as latin1: 10 ms against 50 ms for decoding 3.5 MB of
+// UTF-8 at every start. esbuild escapes non-ASCII text in strings but leaves it in comments and
+// regular expressions; a \uXXXX escape means the same character in both (and in identifiers and
+// cooked template text), so each remaining UTF-16 unit is written as one.
+{
+  const text = await readFile(outfile, 'utf8');
+  const ascii = text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  if (/[^\x00-\x7f]/.test(ascii)) throw new Error('bundle: not ASCII after escaping');
+  await writeFile(outfile, ascii);
+}
+
 // The caller table: [source index, 1-based line] per bundle line, -1 where nothing maps.
 {
   const map = new SourceMap(JSON.parse(await readFile(`${outfile}.map`, 'utf8')));

@@ -22,7 +22,9 @@ function wrapCommonJs(source: string): string {
 
 /** Evaluates the CommonJS file `file` (with `cachedData`, V8's code cache of it, if given). */
 export function evaluateBundle<T extends object>(file: string, cachedData?: Buffer): EvaluatedBundle<T> {
-  const script = new Script(wrapCommonJs(readFileSync(file, 'utf8')), { filename: file, cachedData });
+  // latin1: the build writes the bundle in ASCII (scripts/bundle.mjs), where latin1 and UTF-8 read
+  // alike and latin1 skips decoding (10 ms against 50 for 3.5 MB).
+  const script = new Script(wrapCommonJs(readFileSync(file, 'latin1')), { filename: file, cachedData });
   const fn = script.runInThisContext() as (exports: object, require: NodeJS.Require, module: object, filename: string, dirname: string) => void;
   const module = { exports: {} as T };
   fn.call(module.exports, module.exports, createRequire(file), module, file, dirname(file));
