@@ -279,6 +279,13 @@ export const KEY_OVERHEAD = 70;
 export const keyCost = (key: { length: number }): number => KEY_OVERHEAD + key.length;
 export const versionCost = (value: { length: number }): number => VERSION_OVERHEAD + value.length;
 
+/** The cost of a key's versions (a loop: this runs for every key of a snapshot loaded). */
+function versionsCost(history: readonly Rev[]): number {
+  let n = 0;
+  for (const r of history) n += versionCost(r.value);
+  return n;
+}
+
 /** Hooks into the lessor: which keys each lease holds. */
 export interface LeaseHooks {
   exists(lease: bigint): boolean;
@@ -686,14 +693,14 @@ export class MvccStore {
     rec.setVersions(history);
     const old = this.index.get(key);
     if (old) {
-      this.account(-keyCost(old.key) - old.versions().reduce((n, r) => n + versionCost(r.value), 0));
+      this.account(-keyCost(old.key) - versionsCost(old.versions()));
       // A key loaded twice: its earlier record is in the loaded pairs, so the log is walked instead.
       this.revLog.invalidate();
     } else {
-      this.revLog.loaded(rec, history.map((r) => r.mod));
+      this.revLog.loaded(rec, history);
     }
     this.index.set(key, rec);
-    this.account(keyCost(key) + history.reduce((n, r) => n + versionCost(r.value), 0));
+    this.account(keyCost(key) + versionsCost(history));
   }
 
   /**

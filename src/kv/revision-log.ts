@@ -49,7 +49,7 @@ export class RevisionLog<R> {
   }
 
   /** A key's versions loaded into the store: remembered, so the log is rebuilt from them. */
-  loaded(rec: R, revs: readonly bigint[]): void {
+  loaded(rec: R, versions: ReadonlyArray<{ readonly mod: bigint }>): void {
     if (!this.stale) {
       this.stale = true;
       // What is loaded from here on is the whole log only if it held nothing before.
@@ -58,9 +58,9 @@ export class RevisionLog<R> {
     }
     const p = this.loadedPairs;
     if (!p) return;
-    for (const r of revs) {
+    for (const v of versions) {
       p.recs.push(rec);
-      p.revs.push(Number(r));
+      p.revs.push(Number(v.mod));
     }
   }
 

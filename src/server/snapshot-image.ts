@@ -109,7 +109,7 @@ export async function storeImageAsync(
 
 /** Loads the keys of a version-3 body, from `offset` of `buf`, into `store`. */
 export async function loadStoreImageAsync(store: MvccStore, buf: Buffer, offset: number, pause: () => Promise<void>): Promise<void> {
-  await decodeKeys(buf, offset, (k) => store.loadHistory(k.key, k.history), pause);
+  await decodeKeys(buf, offset, (key, history) => store.loadHistory(key, history), pause);
 }
 
 /** Loads the keys of a version-2 body (JSON lines, bytes in base64), from `offset` of `buf`, into `store`. */
@@ -173,6 +173,33 @@ export function encodeKeys(keys: readonly KeyHistory[]): Buffer {
 }
 
 /**
+ * Reads int64s as bigints, handing out one bigint object for equal values read in a row and
+ * for small ones. An image's revisions repeat: the keys of one write share its mod revision, a
+ * key's first version is created at it, versions and leases are mostly small or zero. A new
+ * bigint for each was four heap objects per version, which the garbage collector then copied
+ * out of the young generation with the rest of the store (a 100,000-key image: ~1/5 of the
+ * load's allocation).
+ */
+class Int64Reader {
+  private static readonly small: readonly bigint[] = Array.from({ length: 1024 }, (_, i) => BigInt(i));
+  private lastLo = 0;
+  private lastHi = 0;
+  private last = 0n;
+
+  read(buf: Buffer, o: number): bigint {
+    const lo = buf.readUInt32LE(o);
+    const hi = buf.readInt32LE(o + 4);
+    if (hi === 0 && lo < 1024) return Int64Reader.small[lo]!;
+    if (lo !== this.lastLo || hi !== this.lastHi) {
+      this.lastLo = lo;
+      this.lastHi = hi;
+      this.last = buf.readBigInt64LE(o);
+    }
+    return this.last;
+  }
+}
+
+/**
  * Decodes version-3 body keys from `buf` starting at `offset`, calling `onKey` for each and
  * `pause` every `chunk` keys (so a large image does not hold the event loop). Keys and values
  * are copied out of `buf`, which can then be freed. Throws on a truncated or malformed image.
@@ -180,12 +207,17 @@ export function encodeKeys(keys: readonly KeyHistory[]): Buffer {
 export async function decodeKeys(
   buf: Buffer,
   offset: number,
-  onKey: (k: { key: string; history: Rev[] }) => void,
+  onKey: (key: string, history: Rev[]) => void,
   pause: () => Promise<void>,
   chunk = 2000,
 ): Promise<number> {
   let o = offset;
   let n = 0;
+  // One reader per field: each field repeats its own values (mod, create, version, lease).
+  const mods = new Int64Reader();
+  const creates = new Int64Reader();
+  const versions = new Int64Reader();
+  const leases = new Int64Reader();
   const need = (len: number): void => {
     if (o + len > buf.length) throw new Error(`snapshot image truncated at byte ${o} (needs ${len} more, has ${buf.length - o})`);
   };
@@ -201,18 +233,19 @@ export async function decodeKeys(
     const history: Rev[] = new Array<Rev>(count);
     for (let i = 0; i < count; i++) {
       need(REV_FIXED);
-      const mod = buf.readBigInt64LE(o);
+      const mod = mods.read(buf, o);
       const sub = buf.readUInt32LE(o + 8);
-      const create = buf.readBigInt64LE(o + 12);
-      const version = buf.readBigInt64LE(o + 20);
-      const lease = buf.readBigInt64LE(o + 28);
+      // A key's first version is created at its own mod revision: the same bigint.
+      const create = buf.readUInt32LE(o + 12) === buf.readUInt32LE(o) && buf.readInt32LE(o + 16) === buf.readInt32LE(o + 4) ? mod : creates.read(buf, o + 12);
+      const version = versions.read(buf, o + 20);
+      const lease = leases.read(buf, o + 28);
       const valueLen = buf.readUInt32LE(o + 36);
       o += REV_FIXED;
       need(valueLen);
       history[i] = { mod, sub, create, version, lease, value: buf.toString('latin1', o, o + valueLen) };
       o += valueLen;
     }
-    onKey({ key, history });
+    onKey(key, history);
     if (++n % chunk === 0) await pause();
   }
   return n;
