@@ -54,7 +54,9 @@ export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedService
       const res = await readTxnAsync(s.sm.store, req, (rev) => s.header(rev), yieldToEventLoop);
       return encodeTxnResponseInSlices(res, yieldToEventLoop);
     }
-    return auth.propose(call, 'txn', req);
+    // A txn that writes: its ranges over many keys were read after it was applied, in slices
+    // (kv-ops.ts, applyTxn); its answer is encoded in slices too.
+    return encodeTxnResponseInSlices(await auth.propose(call, 'txn', req), yieldToEventLoop);
   };
   const compact = async (req: CompactionRequest, call: grpc.ServerUnaryCall<CompactionRequest, CompactionResponse>): Promise<CompactionResponse> => {
     // Admin only with auth on (raftkv's choice; checked here, as the leader's auto-compaction

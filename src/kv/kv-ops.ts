@@ -341,6 +341,13 @@ function checkTxnPath(w: WriteTxn, store: MvccStore, req: TxnRequest, path: read
  * the writes are made, the same ones in the same order, and `responses` is left empty. Its
  * ranges are skipped: reads change nothing, and what could make them fail (a future or
  * compacted revision) is checked above for both.
+ *
+ * `deferred` given: the ranges that may read many keys are not read here but listed there, with
+ * empty answers in their place, to be read after the write in slices (readDeferredRanges) —
+ * applying is one synchronous step, and a range over millions of keys inside it stalled the
+ * answering member for seconds. Only ranges whose view is a whole revision are deferred: one
+ * with its own revision, one before any write on the txn's path (the store before the txn) and
+ * one after every write (the store after it); a range between writes is read here.
  */
 export function applyTxn(
   w: WriteTxn,
@@ -348,6 +355,7 @@ export function applyTxn(
   req: TxnRequest,
   header: () => RangeResponse['header'],
   respond = true,
+  deferred?: DeferredRange[],
 ): Omit<TxnResponse, 'header'> {
   const path = txnPath(w, req);
   checkTxnPath(w, store, req, path);
@@ -358,7 +366,37 @@ export function applyTxn(
     });
     return { succeeded: path[0]!, responses: [] };
   }
-  return applyTxnPath(w, store, req, header, path, { i: 0 });
+  let writes = 0;
+  if (deferred) forEachOpOnPath(req, path, (op) => void (op.requestPut || op.requestDeleteRange ? writes++ : 0));
+  return applyTxnPath(w, store, req, header, path, { i: 0, writes: 0, total: writes, deferred });
+}
+
+/**
+ * A range of a txn that writes, read after the txn was applied (applyTxn's `deferred`): its
+ * answer `resp` (empty until read), what it asks, and the revision whose state it saw in the
+ * txn ('after': the store's right after the txn, known once it is applied).
+ */
+export interface DeferredRange {
+  resp: RangeResponse;
+  req: RangeRequest;
+  rev: bigint | 'after';
+}
+
+/** Where applyTxnPath is on the txn's path: compares taken, writes made of how many, deferrals. */
+interface PathCursor {
+  i: number;
+  writes: number;
+  total: number;
+  deferred?: DeferredRange[];
+}
+
+/** The revision a range at this point of the path sees as a whole, if it does (see applyTxn). */
+function wholeRevision(w: WriteTxn, req: RangeRequest, at: PathCursor): bigint | 'after' | undefined {
+  if (req.rangeEnd.length === 0) return undefined; // one key: cheap, read at once
+  if (req.revision > 0n) return req.revision;
+  if (at.writes === 0) return w.rev - 1n;
+  if (at.writes === at.total) return 'after';
+  return undefined;
 }
 
 function applyTxnPath(
@@ -367,17 +405,26 @@ function applyTxnPath(
   req: TxnRequest,
   header: () => RangeResponse['header'],
   path: readonly boolean[],
-  at: { i: number },
+  at: PathCursor,
 ): Omit<TxnResponse, 'header'> {
   const succeeded = path[at.i++]!;
   const responses: ResponseOp[] = [];
   for (const op of succeeded ? req.success : req.failure) {
     if (op.requestRange) {
+      const rev = at.deferred ? wholeRevision(w, op.requestRange, at) : undefined;
+      if (rev !== undefined) {
+        const resp: RangeResponse = { header: header(), kvs: [], more: false, count: 0n };
+        at.deferred!.push({ resp, req: op.requestRange, rev });
+        responses.push({ responseRange: resp });
+        continue;
+      }
       const r = doRange(w, op.requestRange);
       responses.push({ responseRange: { header: header(), kvs: r.kvs, more: r.more, count: r.count } });
     } else if (op.requestPut) {
+      at.writes++;
       responses.push({ responsePut: { header: header(), ...applyPut(w, store, op.requestPut) } });
     } else if (op.requestDeleteRange) {
+      at.writes++;
       responses.push({ responseDeleteRange: { header: header(), ...applyDelete(w, op.requestDeleteRange) } });
     } else if (op.requestTxn) {
       responses.push({ responseTxn: { header: header(), ...applyTxnPath(w, store, op.requestTxn, header, path, at) } });
@@ -386,6 +433,43 @@ function applyTxnPath(
     }
   }
   return { succeeded, responses };
+}
+
+/** What readDeferredRanges is still reading, by the response it fills. */
+const deferredReads = new WeakMap<object, Promise<void>>();
+
+/**
+ * Reads a txn's deferred ranges (applyTxn's `deferred`) into their answers, in slices that yield
+ * (`pause`), at the revisions they saw — starting now, right after the txn was applied: the store
+ * is pinned at once (pruning waits, so a compaction applied meanwhile takes nothing these reads
+ * need) and released when they are done, whether anyone waits for them or not. `res`, the txn's
+ * answer, is complete once settled(res) resolves.
+ */
+export function readDeferredRanges(res: object, store: MvccStore, deferred: readonly DeferredRange[], pause: () => Promise<void>, slice?: number): void {
+  const view = store.pinnedRead();
+  const read = (async () => {
+    try {
+      for (const d of deferred) {
+        const rev = d.rev === 'after' ? view.rev : d.rev;
+        const atRev = { rangeAsync: (key: Uint8Array, end: Uint8Array | undefined, o: RangeOptions, p: () => Promise<void>, slice?: number) => view.rangeAsync(key, end, { ...o, revision: rev }, p, slice) };
+        const r = await doRangeAsync(atRev, d.req, pause, slice);
+        d.resp.kvs = r.kvs;
+        d.resp.more = r.more;
+        d.resp.count = r.count;
+      }
+    } finally {
+      view.release();
+    }
+  })();
+  deferredReads.set(res, read);
+  read.catch(() => {}); // reported to whoever awaits settled(res)
+}
+
+/** `value` once the ranges deferred into it (readDeferredRanges), if any, are read. */
+export async function settled<T>(value: T): Promise<T> {
+  const read = typeof value === 'object' && value !== null ? deferredReads.get(value) : undefined;
+  if (read) await read;
+  return value;
 }
 
 /**

@@ -97,6 +97,8 @@ export class EtcdServer {
     this.watchHub = new WatchHub(() => this.sm.store);
     // A compaction of millions of keys is pruned in slices (every member applies it at once).
     this.sm.store.pruneYield = yieldToEventLoop;
+    // A txn's ranges over many keys are read after it is applied, in slices (kv-ops.ts).
+    this.sm.readPause = yieldToEventLoop;
     this.sm.store.onEvents = (events, rev) => {
       if (this.watchHub.size > 0) this.watchHub.notify(events(), rev);
     };

@@ -13,6 +13,7 @@ import { InternalRequest } from '../gen/raftkv/entry.js';
 import { type EtcdError, Errors } from '../kv/errors.js';
 import type { Logger } from '../raft/logger.js';
 import { IdGenerator, hex } from '../util/ids.js';
+import { settled } from '../kv/kv-ops.js';
 import type { Clock } from './clock.js';
 import type { RaftNode } from './raft-node.js';
 import type { ApplyOutcome, RequestKind, RequestResults, StateMachine } from './state-machine.js';
@@ -90,8 +91,9 @@ export class Proposals {
     try {
       const outcome = await p;
       if (!outcome.ok) throw outcome.error;
-      // The state machine answers a request of kind K with the result of kind K (RequestResults).
-      return outcome.value as RequestResults[K];
+      // The state machine answers a request of kind K with the result of kind K (RequestResults),
+      // complete once the ranges it reads after applying are read (a txn's: kv-ops.ts).
+      return (await settled(outcome.value)) as RequestResults[K];
     } catch (e) {
       this.counters.failed();
       throw e;

@@ -48,7 +48,7 @@ import { MemberInfo } from '../gen/raftkv/member.js';
 import { EtcdError, Errors } from '../kv/errors.js';
 import { checkRequestAuth } from '../auth/apply-checks.js';
 import { AuthStore } from '../auth/store.js';
-import { applyDelete, applyPut, applyTxn } from '../kv/kv-ops.js';
+import { type DeferredRange, applyDelete, applyPut, applyTxn, readDeferredRanges } from '../kv/kv-ops.js';
 import { Lessor } from '../kv/lessor.js';
 import { MvccStore } from '../kv/mvcc.js';
 import { type AlarmChange, AlarmStore } from './alarms.js';
@@ -126,6 +126,11 @@ export class StateMachine {
   readonly alarms = new AlarmStore();
   /** Users, roles, permissions and whether auth is on: replicated (src/auth/store.ts). */
   readonly auth = new AuthStore();
+  /**
+   * Between slices of a txn's ranges read after it was applied (readDeferredRanges): the server
+   * yields to the event loop; by default only to the microtask queue.
+   */
+  readPause: () => Promise<void> = () => Promise.resolve();
   /** Hears of an alarm type raised or disarmed by an applied entry (for the log). */
   onAlarmChange: ((c: AlarmChange) => void) | undefined;
   appliedIndex = 0;
@@ -207,9 +212,13 @@ export class StateMachine {
         subHeaders.push(h);
         return h;
       };
-      const r = s.write((w) => applyTxn(w, s, txn, mk));
+      // Ranges over many keys are read after the write, in slices (kv-ops.ts, applyTxn).
+      const deferred: DeferredRange[] = [];
+      const r = s.write((w) => applyTxn(w, s, txn, mk, true, deferred));
       for (const h of subHeaders) h.revision = s.currentRev;
-      return { header: this.hdr(), ...r };
+      const res = { header: this.hdr(), ...r };
+      if (deferred.length > 0) readDeferredRanges(res, s, deferred, this.readPause);
+      return res;
     }
     if (req.compaction) {
       s.compact(req.compaction.revision);

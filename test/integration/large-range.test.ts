@@ -1,7 +1,8 @@
 // A Range over a million keys on the leader of 3 real members: answered whole and exact, while
 // heartbeats and other clients' puts go on — no leader change (before the Range was collected
 // and encoded in slices, the leader stalled for seconds and lost its leadership). The same for a
-// read-only Txn reading them all (before it was read in slices, it was applied in one go).
+// read-only Txn reading them all (before it was read in slices, it was applied in one go), or a
+// Txn that writes and reads them all (its ranges were read while it was applied, in one go).
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -102,6 +103,31 @@ describe('a 1M-key Range on the leader', () => {
     assert.equal(kvs.length, KEYS);
     assert.equal(Buffer.from(kvs[KEYS - 1]!.key).toString(), `key/${String(KEYS - 1).padStart(7, '0')}`);
     assert.equal(res.responses[1]!.responseRange!.count, BigInt(KEYS));
+    assert.ok(acked > 0, 'puts were acknowledged while the Txn was served');
+  });
+
+  it('a Txn that writes and reads every key before and after its write: answered while puts are acknowledged, the leader keeps its term', async (t) => {
+    // Runs last: it adds a key under key/.
+    await load();
+    const rangeAll = RangeRequest.fromPartial({ key: Buffer.from('key/'), rangeEnd: Buffer.from('key0') });
+    const added = Buffer.from('key/zzz');
+    const { answer: res, acked, ms } = await whilePutting((reader) =>
+      reader.txn({
+        compare: [],
+        success: [
+          { requestRange: rangeAll },
+          { requestPut: { key: added, value: Buffer.from('x'), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } },
+          { requestRange: { ...rangeAll, countOnly: true } },
+        ],
+        failure: [],
+      }),
+    );
+    t.diagnostic(`Txn writing one key and reading ${KEYS} keys answered in ${ms} ms, ${acked} puts acknowledged meanwhile`);
+    const before = res.responses[0]!.responseRange!;
+    // The range before the write sees the store before the txn, the one after it the store after.
+    assert.equal(before.kvs.length, KEYS);
+    assert.equal(Buffer.from(before.kvs[KEYS - 1]!.key).toString(), `key/${String(KEYS - 1).padStart(7, '0')}`);
+    assert.equal(res.responses[2]!.responseRange!.count, BigInt(KEYS + 1));
     assert.ok(acked > 0, 'puts were acknowledged while the Txn was served');
   });
 });

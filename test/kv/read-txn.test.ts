@@ -7,8 +7,20 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { encodeTxnResponseInSlices, preEncodedParts } from '../../src/api/sliced-encoding.js';
 import { type Compare, RangeRequest, type RequestOp, type TxnRequest, TxnResponse } from '../../src/gen/etcd/rpc.js';
-import { applyTxn, readTxnAsync } from '../../src/kv/kv-ops.js';
+import { type DeferredRange, applyTxn, readDeferredRanges, readTxnAsync, settled } from '../../src/kv/kv-ops.js';
 import { MvccStore } from '../../src/kv/mvcc.js';
+import { InternalRequest } from '../../src/gen/raftkv/entry.js';
+import { EntryType } from '../../src/raft/index.js';
+import type { ApplyOutcome, StateMachine } from '../../src/server/state-machine.js';
+import { newStateMachine } from '../support/state-machine.js';
+
+let index = 0;
+/** Applies `req` as a committed entry; `wanted`: a client of this member waits on it. */
+function applyEntry(sm: StateMachine, req: Partial<InternalRequest>, wanted: boolean): ApplyOutcome {
+  index++;
+  const data = InternalRequest.encode(InternalRequest.fromPartial({ ...req, id: BigInt(index), proposer: 1n, settledBelow: BigInt(index) })).finish();
+  return sm.applyNormal({ term: 1, index, type: EntryType.Normal, data }, () => wanted).outcome;
+}
 
 const key = (k: number) => Buffer.from(`k/${String(k).padStart(3, '0')}`);
 const header = (rev: bigint) => ({ clusterId: 7n, memberId: 9n, revision: rev, raftTerm: 2n });
@@ -75,6 +87,21 @@ const readTxn: fc.Arbitrary<TxnRequest> = fc.letrec<{ txn: TxnRequest; op: Reque
   op: fc.oneof({ depthSize: 'small', withCrossShrink: true }, range, tie('txn').map((t) => ({ requestTxn: t }))),
 })).txn;
 
+const writeOp: fc.Arbitrary<RequestOp> = fc.oneof(
+  fc.record({ k: fc.integer({ min: 0, max: 30 }), v: fc.string({ maxLength: 3 }) }).map(({ k, v }) => ({ requestPut: { key: key(k), value: Buffer.from(v), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } })),
+  fc.record({ k: fc.integer({ min: 0, max: 30 }), n: fc.integer({ min: 0, max: 6 }) }).map(({ k, n }) => ({ requestDeleteRange: { key: key(k), rangeEnd: n === 0 ? Buffer.alloc(0) : key(k + n), prevKv: n % 2 === 1 } })),
+);
+
+/** Txns that read and write, in any order, nested. */
+const anyTxn: fc.Arbitrary<TxnRequest> = fc.letrec<{ txn: TxnRequest; op: RequestOp }>((tie) => ({
+  txn: fc.record({
+    compare: fc.array(compare, { maxLength: 2 }),
+    success: fc.array(tie('op'), { maxLength: 4 }),
+    failure: fc.array(tie('op'), { maxLength: 4 }),
+  }),
+  op: fc.oneof({ depthSize: 'small', withCrossShrink: true }, range, writeOp, tie('txn').map((t) => ({ requestTxn: t }))),
+})).txn;
+
 /** The answer, or the error's message. */
 async function outcome(f: () => Promise<TxnResponse>): Promise<unknown> {
   try {
@@ -105,6 +132,63 @@ describe('readTxnAsync', () => {
       }),
       { numRuns: 400 },
     );
+  });
+
+  it('a txn that writes: ranges read after it is applied answer as applyTxn read them, with writes and compactions between their slices (property)', async () => {
+    let deferredCases = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(write, { maxLength: 40 }), fc.array(write, { maxLength: 30 }), anyTxn, fc.integer({ min: 1, max: 6 }), async (before, during, req, slice) => {
+        const s = new MvccStore();
+        const twin = new MvccStore();
+        before.forEach((w) => (applyWrite(s, w), applyWrite(twin, w)));
+        const want = await outcome(async () => ({ header: header(0n), ...twin.write((w) => applyTxn(w, twin, req, () => header(0n))) }));
+        const pending = [...during];
+        const got = await outcome(async () => {
+          const deferred: DeferredRange[] = [];
+          const res = { header: header(0n), ...s.write((w) => applyTxn(w, s, req, () => header(0n), true, deferred)) };
+          if (deferred.length > 0) deferredCases++;
+          readDeferredRanges(res, s, deferred, async () => {
+            // Between slices: other requests change the store.
+            for (let i = 0; i < 2 && pending.length; i++) applyWrite(s, pending.shift()!);
+          }, slice);
+          return settled(res);
+        });
+        assert.deepEqual(got, want);
+      }),
+      { numRuns: 400 },
+    );
+    assert.ok(deferredCases > 50, `${deferredCases} cases deferred a range`);
+  });
+
+  it('a txn that writes, applied by the member its client waits on: its range over many keys is read after the write, in slices, pruning held until done', async () => {
+    const sm = newStateMachine();
+    const n = 30_000;
+    for (let i = 0; i < n; i += 1000) {
+      const success: RequestOp[] = [];
+      for (let k = i; k < i + 1000; k++) success.push({ requestPut: { key: Buffer.from(`big/${k}`), value: Buffer.from([k % 256]), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } });
+      applyEntry(sm, { txn: { compare: [], success, failure: [] } }, false);
+    }
+    let pauses = 0;
+    sm.readPause = async () => {
+      // A write and a compaction right after the txn: neither may show in its answer.
+      if (pauses++ === 0) {
+        applyEntry(sm, { deleteRange: { key: Buffer.from('big/'), rangeEnd: Buffer.from('big0'), prevKv: false } }, false);
+        applyEntry(sm, { compaction: { revision: sm.store.currentRev, physical: false } }, false);
+      }
+    };
+    const all = RangeRequest.fromPartial({ key: Buffer.from('big/'), rangeEnd: Buffer.from('big0') });
+    const put = { requestPut: { key: Buffer.from('big/new'), value: Buffer.from('x'), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } };
+    const out = applyEntry(sm, { txn: { compare: [], success: [{ requestRange: all }, put, { requestRange: { ...all, countOnly: true } }], failure: [] } }, true);
+    assert.ok(out.ok);
+    const res = out.value as TxnResponse;
+    // Applied: the write is in, the ranges are not read yet.
+    assert.equal(res.responses[0]!.responseRange!.kvs.length, 0);
+    await settled(res);
+    assert.ok(pauses >= n / 10_000, `${pauses} pauses`);
+    assert.equal(res.responses[0]!.responseRange!.kvs.length, n);
+    assert.equal(res.responses[2]!.responseRange!.count, BigInt(n + 1));
+    // Released: the pruning the compaction deferred has happened.
+    assert.equal(sm.store.keyCount(), 0);
   });
 
   it('pauses while it reads, and holds pruning until it is done', async () => {
