@@ -2,7 +2,7 @@
 // and node_modules alike) as one CommonJS file, and dist/raftkv.cjs.cache, V8's code cache of it.
 // Run by `npm run build` after tsc; src/cli/raftkv.ts says why and when the bundle is used.
 //
-// Also dist/raftkv.cjs.callers.json: for each line of the bundle, the source file and line it
+// Also dist/raftkv.cjs.callers: for the lines of the bundle, the source file and line they
 // came from (from esbuild's source map, itself chained through tsc's), so that the log's
 // `caller` still names "server/etcd-server.ts:113" and not a line of the bundle: parsing the
 // source map itself takes ~0.5 s, far too long for a member's first log line (src/util/log.ts).
@@ -57,26 +57,37 @@ await build({
   await writeFile(outfile, ascii);
 }
 
-// The caller table: [source index, 1-based line] per bundle line, -1 where nothing maps.
+// The caller table, as runs: [first bundle line, source index, its line] wherever the mapping
+// stops going on line by line (source -1: nothing maps). Binary, read without parsing: one JSON
+// length (u32), the source names as JSON, then the runs as int32 triples (little-endian).
 {
   const map = new SourceMap(JSON.parse(await readFile(`${outfile}.map`, 'utf8')));
   const lines = (await readFile(outfile, 'utf8')).split('\n');
   const files = [];
   const fileIndex = new Map();
-  const table = new Int32Array(lines.length * 2).fill(-1);
+  const runs = [];
+  let last = { file: -2, line: 0 };
   for (let i = 0; i < lines.length; i++) {
     const column = lines[i].search(/\S/);
-    if (column < 0) continue;
-    const e = map.findEntry(i, column);
-    if (!e.originalSource) continue;
-    // zap's short caller: the file's directory and name.
-    const short = e.originalSource.split('/').slice(-2).join('/');
-    if (!fileIndex.has(short)) fileIndex.set(short, files.push(short) - 1);
-    table[2 * i] = fileIndex.get(short);
-    table[2 * i + 1] = e.originalLine + 1;
+    const e = column < 0 ? {} : map.findEntry(i, column);
+    let file = -1;
+    let line = 0;
+    if (e.originalSource) {
+      // zap's short caller: the file's directory and name.
+      const short = e.originalSource.split('/').slice(-2).join('/');
+      if (!fileIndex.has(short)) fileIndex.set(short, files.push(short) - 1);
+      file = fileIndex.get(short);
+      line = e.originalLine + 1;
+    }
+    // 1-based bundle lines, as stack traces number them.
+    if (file !== last.file || (file >= 0 && line !== last.line + 1)) runs.push(i + 1, file, line);
+    last = { file, line };
   }
-  const lineTable = Buffer.from(table.buffer).toString('base64');
-  await writeFile(`${outfile}.callers.json`, JSON.stringify({ files, lines: lineTable }));
+  const names = Buffer.from(JSON.stringify(files));
+  const head = Buffer.alloc(4);
+  head.writeUInt32LE(names.length);
+  const pad = Buffer.alloc((4 - ((4 + names.length) % 4)) % 4, 0x20); // the runs start 4-aligned
+  await writeFile(`${outfile}.callers`, Buffer.concat([head, names, pad, Buffer.from(new Int32Array(runs).buffer)]));
 }
 
 // The code cache: evaluate the bundle once (defining things only: main.js starts nothing until
