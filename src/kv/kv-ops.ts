@@ -451,7 +451,11 @@ export function readDeferredRanges(res: object, store: MvccStore, deferred: read
     try {
       for (const d of deferred) {
         const rev = d.rev === 'after' ? view.rev : d.rev;
-        const atRev = { rangeAsync: (key: Uint8Array, end: Uint8Array | undefined, o: RangeOptions, p: () => Promise<void>, slice?: number) => view.rangeAsync(key, end, { ...o, revision: rev }, p, slice) };
+        // The pinned view, read at the revision this range saw.
+        const atRev = {
+          rangeAsync: (key: Uint8Array, end: Uint8Array | undefined, o: RangeOptions, yieldFn: () => Promise<void>, chunk?: number) =>
+            view.rangeAsync(key, end, { ...o, revision: rev }, yieldFn, chunk),
+        };
         const r = await doRangeAsync(atRev, d.req, pause, slice);
         d.resp.kvs = r.kvs;
         d.resp.more = r.more;
