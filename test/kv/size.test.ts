@@ -32,9 +32,11 @@ function heapAfterGc(): number {
 }
 
 describe('store size', () => {
-  it('the cost model is within 15% of the heap a key really takes, and one version stays under 300 B', () => {
+  it('the cost model is within 15% of the heap a key really takes, and one version stays under 310 B', () => {
     // 12-byte keys and 100-byte values, as the model was measured. 284 B a key with one version
-    // on Node 20 (339 when that version sat in a one-slot array); a second version ~280 B.
+    // on Node 20 (339 when that version sat in a one-slot array); a second version ~280 B. Since
+    // the revision log (src/kv/revision-log.ts) keeps a pointer per key written in each revision,
+    // 291-299 B were measured (one CI run saw 301 against the former 300 B bound).
     const n = 50_000;
     const s = new MvccStore();
     const key = (i: number) => B(`k${String(i).padStart(11, '0')}`);
@@ -46,7 +48,7 @@ describe('store size', () => {
     const h2 = heapAfterGc();
     const first = (h1 - h0) / n;
     const second = (h2 - h1) / n;
-    assert.ok(first < 300, `one version: ${first.toFixed(0)} B a key`);
+    assert.ok(first < 310, `one version: ${first.toFixed(0)} B a key`);
     const model = s.sizeInUse() / n;
     const real = (h2 - h0) / n;
     assert.ok(Math.abs(model - real) / real < 0.15, `model ${model} B vs ${real.toFixed(0)} B a key with two versions (${first.toFixed(0)} + ${second.toFixed(0)})`);
