@@ -50,19 +50,17 @@ await build({
 // UTF-8 at every start. esbuild escapes non-ASCII text in strings but leaves it in comments and
 // regular expressions; a \uXXXX escape means the same character in both (and in identifiers and
 // cooked template text), so each remaining UTF-16 unit is written as one.
-{
-  const text = await readFile(outfile, 'utf8');
-  const ascii = text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  if (/[^\x00-\x7f]/.test(ascii)) throw new Error('bundle: not ASCII after escaping');
-  await writeFile(outfile, ascii);
-}
+const bundleText = (await readFile(outfile, 'utf8')).replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+if (/[^\x00-\x7f]/.test(bundleText)) throw new Error('bundle: not ASCII after escaping');
+await writeFile(outfile, bundleText);
 
 // The caller table, as runs: [first bundle line, source index, its line] wherever the mapping
 // stops going on line by line (source -1: nothing maps). Binary, read without parsing: one JSON
 // length (u32), the source names as JSON, then the runs as int32 triples (little-endian).
 {
   const map = new SourceMap(JSON.parse(await readFile(`${outfile}.map`, 'utf8')));
-  const lines = (await readFile(outfile, 'utf8')).split('\n');
+  // The lines as written above (escaping changes columns, never lines).
+  const lines = bundleText.split('\n');
   const files = [];
   const fileIndex = new Map();
   const runs = [];

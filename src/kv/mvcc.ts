@@ -810,7 +810,6 @@ export class MvccStore {
 const KEY_BUCKET = Buffer.from('key');
 const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
-/** Index of the last version in `h[0..upTo]` with a main revision at or below `rev` (-1: none). */
 /**
  * The indexes [from, to) of `h`'s versions at exactly revision `rev` (a key written more than once
  * in a revision has several, in sub order; none if it was not written then, or was pruned since).
@@ -822,6 +821,7 @@ function versionsAt(h: readonly Rev[], rev: bigint): [number, number] {
   return [from, to];
 }
 
+/** Index of the last version in `h[0..upTo]` with a main revision at or below `rev` (-1: none). */
 function lastAtOrBelow(h: readonly Rev[], rev: bigint, upTo = h.length - 1): number {
   let lo = 0;
   let hi = upTo;
