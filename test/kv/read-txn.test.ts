@@ -155,7 +155,9 @@ describe('readTxnAsync', () => {
         });
         assert.deepEqual(got, want);
       }),
-      { numRuns: 400 },
+      // A fixed seed: npm test is deterministic, and so is how many cases defer a range (with a
+      // random seed and 400 runs the count fell to 47 in one CI run).
+      { numRuns: 800, seed: 5150 },
     );
     assert.ok(deferredCases > 50, `${deferredCases} cases deferred a range`);
   });
