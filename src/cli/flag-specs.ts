@@ -148,6 +148,7 @@ export const FLAG_SPECS: readonly FlagSpec[] = [
   // raftkv's own
   f('snapshot-catchup-entries', 'uint', '5000', 'honoured', 'Entries kept after a snapshot for slow followers (raftkv-specific).', { raftkv: true }),
   f('wal-segment-bytes', 'uint', String(64 * 1024 * 1024), 'honoured', 'WAL segment size before rotation (raftkv-specific).', { raftkv: true }),
+  f('max-inflight-appends', 'uint', '1', 'honoured', 'Append messages the leader keeps in flight to one follower; entries proposed meanwhile go out together once one is acknowledged (raftkv-specific; etcd: 512).', { raftkv: true }),
   f('lease-reads', 'bool', 'false', 'honoured', 'Serve linearizable reads on the leader lease, without a heartbeat round: faster, but assumes bounded clock drift (raftkv-specific; default: ReadIndex).', { raftkv: true }),
   ...IGNORED.map((name) => f(name, 'bool', '', 'accepted', '', { ignored: true, yaml: false })),
 ];

@@ -34,6 +34,7 @@ export interface Flags {
   electionTimeout: number;
   snapshotCount: number;
   snapshotCatchUpEntries: number;
+  maxInflightAppends: number;
   maxRequestBytes: number;
   /** --max-txn-ops: most operations in one txn (etcd's 128). */
   maxTxnOps: number;
@@ -350,6 +351,7 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
     hostWhitelist: uniqueList(v('host-whitelist')),
     walSegmentBytes: positiveInt('wal-segment-bytes', v('wal-segment-bytes'), 4096),
     leaseReads: b('lease-reads'),
+    maxInflightAppends: positiveInt('max-inflight-appends', v('max-inflight-appends'), 1),
     listenMetricsUrls: isSet('listen-metrics-urls') ? urlList('listen-metrics-urls', v('listen-metrics-urls')) : [],
     autoCompactionMode: compactionMode(v('auto-compaction-mode')),
     autoCompactionRetention: retention(v('auto-compaction-mode'), v('auto-compaction-retention')),

@@ -61,6 +61,7 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
     walSegmentBytes: flags.walSegmentBytes,
     walReadAhead,
     leaseReads: flags.leaseReads,
+    maxInflightAppends: flags.maxInflightAppends,
     autoCompaction: { mode: flags.autoCompactionMode, retention: flags.autoCompactionRetention },
     peerDialMap,
     transport: transports,

@@ -22,6 +22,38 @@ import { yieldToEventLoop } from '../util/yield.js';
 
 const MAX_SIZE_PER_MSG = 1024 * 1024;
 
+/**
+ * Append messages the leader keeps in flight to one follower (--max-inflight-appends). etcd
+ * pipelines 512, which suits a network whose round trip is long next to the cost of a message.
+ * Here a message is what costs: a follower pays a read, a decode, a WAL write (a thread-pool
+ * trip) and an ack for every append it gets, however few entries it carries, and with 64
+ * clients the leader's turns made appends of a handful of entries each. With one in flight the
+ * leader sends the next append when the last is acknowledged, carrying everything proposed
+ * meanwhile (up to MAX_SIZE_PER_MSG): Raft's own Nagle, clocked by the follower's pace. Measured
+ * on 3 members, 64 clients: per put, a follower's WAL writes 0.09 → 0.04 and socket reads
+ * 0.20 → 0.09; 2,007–2,462 → 2,570–2,575 puts/s, and at 11 members 708–847 → 848–898. One
+ * client waits for nothing (nothing else is in flight); catching up 100,000 entries took no
+ * longer (1.95 vs 2.24 s). A lost append still frees the window at the next heartbeat
+ * response (raft.ts: a throttled follower gets an empty append).
+ */
+export const DEFAULT_MAX_INFLIGHT_APPENDS = 1;
+
+/** The core's flow-control and batching settings for a member with this configuration. */
+export function replicationTuning(cfg: Pick<ServerConfig, 'maxInflightAppends'>): {
+  maxSizePerMsg: number;
+  maxCommittedSizePerReady: number;
+  maxInflightMsgs: number;
+} {
+  return {
+    maxSizePerMsg: MAX_SIZE_PER_MSG,
+    // etcd-io/raft's default (MaxSizePerMsg): a Ready hands out at most ~1 MiB of committed
+    // entries, so that a long backlog (a restart replaying its WAL, a follower far behind) is
+    // applied in pieces the raft loop can spread over event-loop turns (raft-node.ts).
+    maxCommittedSizePerReady: MAX_SIZE_PER_MSG,
+    maxInflightMsgs: cfg.maxInflightAppends ?? DEFAULT_MAX_INFLIGHT_APPENDS,
+  };
+}
+
 export interface Booted {
   id: bigint;
   clusterId: bigint;
@@ -40,12 +72,7 @@ export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: S
     electionTick: electionTicks(cfg),
     heartbeatTick: 1,
     storage,
-    maxSizePerMsg: MAX_SIZE_PER_MSG,
-    // etcd-io/raft's default (MaxSizePerMsg): a Ready hands out at most ~1 MiB of committed
-    // entries, so that a long backlog (a restart replaying its WAL, a follower far behind) is
-    // applied in pieces the raft loop can spread over event-loop turns (raft-node.ts).
-    maxCommittedSizePerReady: MAX_SIZE_PER_MSG,
-    maxInflightMsgs: 512,
+    ...replicationTuning(cfg),
     maxUncommittedEntriesSize: 1 << 30,
     checkQuorum: true,
     preVote: true,

@@ -49,6 +49,8 @@ export interface ServerConfig {
   walReadAhead?: WalReadAhead;
   /** Answer linearizable reads on the leader's lease (CheckQuorum) instead of ReadIndex rounds. */
   leaseReads?: boolean;
+  /** Append messages in flight to one follower (--max-inflight-appends; bootstrap.ts says why 1). */
+  maxInflightAppends?: number;
   /** etcd's --auto-compaction-*: the leader compacts the MVCC history (retention 0 = off). */
   autoCompaction?: { mode: 'periodic' | 'revision'; retention: number };
   /** Members learned from a running cluster (for --initial-cluster-state existing). */

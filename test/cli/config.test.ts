@@ -90,6 +90,14 @@ describe('ETCD_* environment variables', () => {
     assert.ok(!msgs(f).some((m) => m.startsWith('unrecognized')), msgs(f).join('\n'));
   });
 
+  it('--max-inflight-appends (raftkv\'s own): a flag or ETCD_MAX_INFLIGHT_APPENDS, at least 1', () => {
+    assert.equal(parseFlags(['--max-inflight-appends', '8'], {}).maxInflightAppends, 8);
+    assert.equal(parseFlags([], { ETCD_MAX_INFLIGHT_APPENDS: '512' }).maxInflightAppends, 512);
+    const e = flagError(['--max-inflight-appends', '0']);
+    assert.equal(e.message, 'invalid value "0" for flag --max-inflight-appends: must be >= 1');
+    assert.equal(e.exitCode, 2);
+  });
+
   it('defaults hold without variables; an empty variable counts as unset (a default file with KEY= lines)', () => {
     const f = parseFlags([], { ETCD_NAME: '', ETCD_MAX_TXN_OPS: '' });
     assert.equal(f.name, 'default');
@@ -98,6 +106,7 @@ describe('ETCD_* environment variables', () => {
     assert.equal(f.grpcKeepAliveMinTimeMs, 5_000);
     assert.equal(f.grpcKeepAliveIntervalMs, 2 * 3600_000);
     assert.equal(f.grpcKeepAliveTimeoutMs, 20_000);
+    assert.equal(f.maxInflightAppends, 1);
     assert.equal(f.maxConcurrentStreams, 2 ** 32 - 1);
     assert.equal(f.quotaBackendBytes, 0);
     assert.deepEqual(f.logOutputs, ['default']);

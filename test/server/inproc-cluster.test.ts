@@ -194,7 +194,9 @@ async function learnerCaughtUpBySnapshot(seed: number): Promise<void> {
 // ---------------------------------------------------------------------------------------- c
 
 async function snapshotDuringConfChange(seed: number): Promise<void> {
-  await withCluster({ size: 5, seed, snapshotCount: 8, snapshotCatchUpEntries: 4 }, async (c) => {
+  // Pipelined appends (as etcd's 512 in flight): F must get the conf change in a second append
+  // while the first, with the puts, is unacknowledged, and hear of no commit meanwhile.
+  await withCluster({ size: 5, seed, snapshotCount: 8, snapshotCatchUpEntries: 4, maxInflightAppends: 8 }, async (c) => {
     const L = await c.waitIdle();
     const [F, ...G] = others(c, L);
     const voters = sortIds(c.running().map((m) => m.id));

@@ -55,6 +55,34 @@ describe('write path', () => {
     });
   });
 
+  it("proposals made while a follower's append is unacknowledged go to it together, in the next append", async () => {
+    await withCluster({ size: 3, seed: 14 }, async (c) => {
+      const L = await c.waitIdle();
+      await c.run(c.put(L, 'warm', 'up'));
+      const acks = c.net.hold((m) => m.type === MessageType.MsgAppResp && m.to === L.id);
+      const sizes: number[] = [];
+      const stopObserving = c.net.observe((m, outcome) => {
+        if (outcome === 'sent' && m.type === MessageType.MsgApp && m.from === L.id && m.entries.length > 0) sizes.push(m.entries.length);
+      });
+      // Ten puts, each in turns of its own: the followers' acks of the first are held meanwhile.
+      const N = 10;
+      const puts = [];
+      for (let i = 0; i < N; i++) {
+        puts.push(c.put(L, `k${i}`, `v${i}`));
+        await c.settle();
+      }
+      assert.deepEqual(sizes, [1, 1], 'only the first put went out, one append per follower (with 512 in flight: 20)');
+      acks.end();
+      c.net.deliver();
+      await c.settle();
+      for (const p of puts) await c.run(p);
+      // The nine others went in one append per follower, once its first was acknowledged.
+      assert.deepEqual(sizes, [1, 1, N - 1, N - 1]);
+      stopObserving();
+      for (const m of c.running()) assert.equal(c.get(m, `k${N - 1}`)?.value.toString(), `v${N - 1}`);
+    });
+  });
+
   it('a proposal queued behind a conf change proposed later in the same turn keeps its place', async () => {
     await withCluster({ size: 3, seed: 12 }, async (c) => {
       const L = await c.waitIdle();

@@ -47,7 +47,9 @@ export function replayCommand(o: ScheduleOptions): string {
 }
 
 export function runSchedule(o: ScheduleOptions): ScheduleResult {
-  const c = new SimCluster({ seed: o.seed, nodes: o.nodes, trace: o.trace, verbose: o.verbose });
+  // Every other seed with the members' own flow control (one append in flight per follower,
+  // src/server/bootstrap.ts), so that a lost or late append stalls nothing for good there either.
+  const c = new SimCluster({ seed: o.seed, nodes: o.nodes, trace: o.trace, verbose: o.verbose, ...(o.seed % 2 === 0 ? { maxInflightMsgs: 1 } : {}) });
   const rng = c.rng;
   const load = o.load ?? 0.5;
   const healTicks = o.healTicks ?? 400;

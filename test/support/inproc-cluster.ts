@@ -50,6 +50,8 @@ export interface InProcOptions {
   /** Default 5000. */
   snapshotCatchUpEntries?: number;
   maxRequestBytes?: number;
+  /** Append messages in flight per follower (default: the members' own, --max-inflight-appends). */
+  maxInflightAppends?: number;
   /** Members' log lines at or above this level go to stderr (default: $RAFTKV_INPROC_LOG or 'silent'). */
   logLevel?: LogLevel;
   /**
@@ -213,6 +215,7 @@ export class InProcCluster {
       electionMs: this.electionMs,
       snapshotCount: this.opts.snapshotCount ?? 10_000,
       snapshotCatchUpEntries: this.opts.snapshotCatchUpEntries ?? 5_000,
+      maxInflightAppends: this.opts.maxInflightAppends,
       maxRequestBytes: this.opts.maxRequestBytes ?? 1.5 * 1024 * 1024,
       logger: this.logger(name),
       clock: this.clock,
