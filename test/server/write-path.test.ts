@@ -83,6 +83,24 @@ describe('write path', () => {
     });
   });
 
+  it('requests encoded one after another by the kept writer each keep their own bytes, large or small', async () => {
+    await withCluster({ size: 3, seed: 15 }, async (c) => {
+      const L = await c.waitIdle();
+      // Sizes around the kept writer's bound (64 KiB) and its buffer's doublings, in one turn
+      // (every request is encoded before any is sent), then again in turns of their own.
+      const sizes = [1, 300, 100 * 1024, 7, 65 * 1024, 64 * 1024 - 40, 2, 129, 1000];
+      const value = (round: number, i: number, n: number): string => String.fromCharCode(97 + ((round * 7 + i) % 26)).repeat(n);
+      await Promise.all(sizes.map((n, i) => c.run(c.put(L, `one-turn/${i}`, value(0, i, n)))));
+      for (let i = 0; i < sizes.length; i++) await c.run(c.put(L, `own-turn/${i}`, value(1, i, sizes[i]!)));
+      for (const m of c.running()) {
+        for (let i = 0; i < sizes.length; i++) {
+          assert.equal(c.get(m, `one-turn/${i}`)?.value.toString(), value(0, i, sizes[i]!), `one-turn/${i} on ${m.name}`);
+          assert.equal(c.get(m, `own-turn/${i}`)?.value.toString(), value(1, i, sizes[i]!), `own-turn/${i} on ${m.name}`);
+        }
+      }
+    });
+  });
+
   it('a proposal queued behind a conf change proposed later in the same turn keeps its place', async () => {
     await withCluster({ size: 3, seed: 12 }, async (c) => {
       const L = await c.waitIdle();
