@@ -7,13 +7,12 @@ import { EtcdError, Errors } from '../kv/errors.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { toServiceError } from './grpc-status.js';
 import { authOf } from '../auth/frontend.js';
+import { type EncoderWithWriter, encodeKept } from '../util/kept-writer.js';
 
 export { fromServiceError, toServiceError } from './grpc-status.js';
 
 /** A generated message type's encoder (ts-proto's `X.encode`). */
-export interface MessageEncoder<T> {
-  encode(message: T): { finish(): Uint8Array };
-}
+export type MessageEncoder<T> = EncoderWithWriter<T>;
 
 /**
  * V8 keeps a typed array of up to this many bytes on its heap; reading `.buffer` of one moves
@@ -43,7 +42,7 @@ export function withoutResponseCopies<D extends Methods>(def: D, encoders: { [K 
   const out: Methods = {};
   for (const [name, m] of Object.entries(def)) {
     const enc = encoders[name as keyof D];
-    out[name] = { ...m, responseSerialize: (v: ResponseOf<D[keyof D]>) => encodedBuffer(enc.encode(v).finish()) };
+    out[name] = { ...m, responseSerialize: (v: ResponseOf<D[keyof D]>) => encodedBuffer(encodeKept(enc, v)) };
   }
   return out as D;
 }
