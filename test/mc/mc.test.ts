@@ -21,6 +21,15 @@ describe('model checking the pure core (BFS over every interleaving)', () => {
     assert.ok(r.unique > 1000, `${r.unique} states`);
   });
 
+  it('one append in flight per follower (the members\' flow control), with a lost message: the whole bounded space, no invariant violated', async () => {
+    const sc = { ...withBudget(scenarioByName('crash-restart'), 'timeouts=2,proposals=2,drops=1,heartbeats=1'), maxInflight: 1 };
+    // (52,279 states to depth 9; with 256 in flight 52,411: the window changes what can happen.)
+    const r = await search({ cx: { sc, logger: silentLogger }, maxDepth: 9, maxStates: 200_000, symmetry: true });
+    assert.equal(r.violation, undefined, r.violation?.message);
+    assert.ok(r.exhaustive || r.depth === 9, `stopped early: ${r.stoppedBy}`);
+    assert.ok(r.unique > 1000, `${r.unique} states`);
+  });
+
   it('goal: a proposed value is committed is reachable, with the shortest trace', async () => {
     const sc = withBudget(scenarioByName('elections'), 'timeouts=1,proposals=1');
     const r = await search({ cx: { sc, logger: silentLogger }, maxDepth: 12, maxStates: 200_000, symmetry: true, stopAtGoals: true });

@@ -88,7 +88,7 @@ function newRaw(cx: ModelContext, id: NodeId, storage: MemoryStorage, applied: n
     // 1 byte: one entry per append message (limitSize keeps at least one), so that a follower
     // can acknowledge part of the leader's log, as with large entries or pipelining.
     maxSizePerMsg: cx.sc.oneEntryPerMessage ? 1 : NO_LIMIT,
-    maxInflightMsgs: 256,
+    maxInflightMsgs: cx.sc.maxInflight ?? 256,
     checkQuorum: cx.sc.checkQuorum,
     preVote: cx.sc.preVote,
     stepDownOnRemoval: true,

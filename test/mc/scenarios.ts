@@ -57,6 +57,8 @@ export interface Scenario {
   goals: Goal[];
   /** Append messages carry one entry each (default: the whole tail). */
   oneEntryPerMessage?: boolean;
+  /** Append messages in flight per follower (default 256; the members' own is 1: src/server/bootstrap.ts). */
+  maxInflight?: number;
   /**
    * Events (as trace commands) that lead from the initial state to where the search starts, as
    * DSLabs tests search from a state set up by hand; they use up their budgets.
