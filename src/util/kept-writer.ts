@@ -13,7 +13,7 @@
 
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 
-/** A message whose encoding was larger than this leaves the writer's grown buffer behind. */
+/** After a message larger than this the writer, its buffer grown to that size, is dropped rather than kept. */
 const KEPT_BYTES = 64 * 1024;
 
 let writer = new BinaryWriter();
