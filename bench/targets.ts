@@ -160,7 +160,6 @@ export async function startEtcd(size: number, o: TargetOptions = {}): Promise<Ta
     }
     throw new Error('etcd: no leader');
   };
-  await leader();
   const kill = async (i: number, s: NodeJS.Signals = 'SIGKILL'): Promise<void> => {
     const p = procs[i];
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
@@ -172,7 +171,7 @@ export async function startEtcd(size: number, o: TargetOptions = {}): Promise<Ta
     p.kill(s);
     await done;
   };
-  return {
+  const target: Target = {
     kind: 'etcd',
     size,
     endpoints,
@@ -190,6 +189,14 @@ export async function startEtcd(size: number, o: TargetOptions = {}): Promise<Ta
       rmSync(root, { recursive: true, force: true });
     },
   };
+  try {
+    await leader();
+  } catch (e) {
+    // Nothing left behind by a cluster that never came up (as ProcCluster.start).
+    await target.destroy();
+    throw e;
+  }
+  return target;
 }
 
 export async function startTarget(kind: Target['kind'], size: number, o: TargetOptions = {}): Promise<Target> {

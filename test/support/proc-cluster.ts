@@ -52,6 +52,8 @@ export interface ClusterOptions {
   scheme?: 'http' | 'https';
   /** Credentials of the test clients (default: plaintext). */
   clientCredentials?: grpc.ChannelCredentials;
+  /** How long start() waits for a leader, and then for every member to serve (default 20 s each). */
+  startTimeoutMs?: number;
 }
 
 export class ProcCluster {
@@ -69,12 +71,18 @@ export class ProcCluster {
     for (let i = 0; i < opts.size; i++) {
       c.members.push({ name: `m${i + 1}`, clientPort: ports[2 * i]!, peerPort: ports[2 * i + 1]!, dataDir: join(c.dataRoot, `m${i + 1}`), log: [] });
     }
-    for (let i = 0; i < opts.size; i++) c.startMember(i);
-    await c.waitForLeader();
-    // A leader needs only a quorum; a test's first request to a member still starting would
-    // fail fast with UNAVAILABLE on a loaded machine, so wait until every member serves.
-    await c.waitForAllServing();
-    return c;
+    try {
+      for (let i = 0; i < opts.size; i++) c.startMember(i);
+      await c.waitForLeader(opts.startTimeoutMs);
+      // A leader needs only a quorum; a test's first request to a member still starting would
+      // fail fast with UNAVAILABLE on a loaded machine, so wait until every member serves.
+      await c.waitForAllServing(opts.startTimeoutMs);
+      return c;
+    } catch (e) {
+      // Nothing left behind by a cluster that never came up: its members and its data dirs.
+      await c.destroy();
+      throw e;
+    }
   }
 
   /** Polls until every running member answers Maintenance.Status. */
@@ -220,6 +228,9 @@ export class ProcCluster {
     const deadline = Date.now() + timeoutMs;
     const idx = among ?? this.members.map((_, i) => i);
     while (Date.now() < deadline) {
+      if (idx.every((i) => this.members[i]!.proc !== undefined && !this.isUp(i))) {
+        throw new Error(`no leader: every member exited\n${this.logs()}`);
+      }
       const seen = new Map<bigint, number>();
       for (const i of idx) {
         if (!this.isUp(i)) continue;
