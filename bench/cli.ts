@@ -17,7 +17,7 @@
 //   catchup    time for a member that missed 100,000 writes to catch up
 //   snapshot   snapshot size and create/restore time vs key count
 //   wal        disk use (WAL, snapshots) over 200,000 writes
-//   scale      100k/1M/3M keys of 100 B in 3 members (--keys N,N): load rate, RSS, disk, restart to
+//   scale      100k/1M/3M keys of 100 B in 3 members (--keys N,N): load rate, RSS (after the load and at rest), disk, restart to
 //              first read, puts during a full Range, puts with 10,000 watchers; raftkv and etcd
 //   gateway    the JSON gateway: JSON puts and linearizable gets with 64 keep-alive HTTP clients,
 //              raftkv and etcd 3.4 (3 members each)
