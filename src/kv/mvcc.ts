@@ -610,13 +610,20 @@ export class MvccStore {
       for (const rec of dead) this.dropEmptied(rec);
       return;
     }
+    // Marked as running before the walk starts: its first slice and its first yield run now,
+    // and a compaction made meanwhile must find a prune under way (and wait for it), or it
+    // would start a second one that `pruned()` no longer tracks.
+    let adopt!: (walk: Promise<void>) => void;
+    this.pruning = new Promise<void>((resolve) => (adopt = resolve));
     const walk = this.walkInSlices('', undefined, this.pruneChunk, this.pruneYield, (batch) => {
       for (const rec of batch) if (this.pruneVersions(rec, rev)) this.dropEmptied(rec);
     });
-    this.pruning = walk.finally(() => {
-      this.pruning = undefined;
-      this.startPrune();
-    });
+    adopt(
+      walk.finally(() => {
+        this.pruning = undefined;
+        this.startPrune();
+      }),
+    );
   }
 
   /** Resolves when no prune is running (one deferred by a pinned walk is not waited for). */
