@@ -1,8 +1,8 @@
 // `npm run bench -- scale [--quick] [--sizes 100000,1000000,3000000]`: how raftkv holds up as
 // the data grows, beside etcd 3.4 (3 members each, same loader): for each dataset of 100-byte
-// values, the load rate, RSS per member (2 s after the load, and at rest 40 s later), on-disk size, a member's restart-to-first-read time
-// (median of three), put latency while one client reads everything in one Range, and puts/s
-// with 10,000 watchers on a prefix. Bounded: every loop has a count and a time limit.
+// values, the load rate, RSS per member (2 s after the load, and at rest 40 s later), on-disk
+// size, a member's restart-to-first-read time (median of three), put latency while one client
+// reads everything in one Range, and puts/s with 10,000 watchers on a prefix. Bounded: every loop has a count and a time limit.
 
 import * as grpc from '@grpc/grpc-js';
 import { SingleBar } from 'cli-progress';

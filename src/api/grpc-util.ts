@@ -11,9 +11,6 @@ import { type EncoderWithWriter, encodeKept } from '../util/kept-writer.js';
 
 export { fromServiceError, toServiceError } from './grpc-status.js';
 
-/** A generated message type's encoder (ts-proto's `X.encode`). */
-export type MessageEncoder<T> = EncoderWithWriter<T>;
-
 /**
  * V8 keeps a typed array of up to this many bytes on its heap; reading `.buffer` of one moves
  * its bytes to a new off-heap store, which costs more than copying them into Buffer's pool.
@@ -38,7 +35,7 @@ type ResponseOf<M> = M extends { responseDeserialize: (b: Buffer) => infer R } ?
  * copy (encodedBuffer); the bytes are the same. `encoders`: each method's response type, all
  * of them (the generated definitions do not name it; the compiler checks every one matches).
  */
-export function withoutResponseCopies<D extends Methods>(def: D, encoders: { [K in keyof D]: MessageEncoder<ResponseOf<D[K]>> }): D {
+export function withoutResponseCopies<D extends Methods>(def: D, encoders: { [K in keyof D]: EncoderWithWriter<ResponseOf<D[K]>> }): D {
   const out: Methods = {};
   for (const [name, m] of Object.entries(def)) {
     const enc = encoders[name as keyof D];

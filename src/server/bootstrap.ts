@@ -36,23 +36,7 @@ const MAX_SIZE_PER_MSG = 1024 * 1024;
  * longer (1.95 vs 2.24 s). A lost append still frees the window at the next heartbeat
  * response (raft.ts: a throttled follower gets an empty append).
  */
-export const DEFAULT_MAX_INFLIGHT_APPENDS = 1;
-
-/** The core's flow-control and batching settings for a member with this configuration. */
-export function replicationTuning(cfg: Pick<ServerConfig, 'maxInflightAppends'>): {
-  maxSizePerMsg: number;
-  maxCommittedSizePerReady: number;
-  maxInflightMsgs: number;
-} {
-  return {
-    maxSizePerMsg: MAX_SIZE_PER_MSG,
-    // etcd-io/raft's default (MaxSizePerMsg): a Ready hands out at most ~1 MiB of committed
-    // entries, so that a long backlog (a restart replaying its WAL, a follower far behind) is
-    // applied in pieces the raft loop can spread over event-loop turns (raft-node.ts).
-    maxCommittedSizePerReady: MAX_SIZE_PER_MSG,
-    maxInflightMsgs: cfg.maxInflightAppends ?? DEFAULT_MAX_INFLIGHT_APPENDS,
-  };
-}
+const DEFAULT_MAX_INFLIGHT_APPENDS = 1;
 
 export interface Booted {
   id: bigint;
@@ -72,7 +56,12 @@ export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: S
     electionTick: electionTicks(cfg),
     heartbeatTick: 1,
     storage,
-    ...replicationTuning(cfg),
+    maxSizePerMsg: MAX_SIZE_PER_MSG,
+    // etcd-io/raft's default (MaxSizePerMsg): a Ready hands out at most ~1 MiB of committed
+    // entries, so that a long backlog (a restart replaying its WAL, a follower far behind) is
+    // applied in pieces the raft loop can spread over event-loop turns (raft-node.ts).
+    maxCommittedSizePerReady: MAX_SIZE_PER_MSG,
+    maxInflightMsgs: cfg.maxInflightAppends ?? DEFAULT_MAX_INFLIGHT_APPENDS,
     maxUncommittedEntriesSize: 1 << 30,
     checkQuorum: true,
     preVote: true,
