@@ -43,6 +43,8 @@ await build({
   sourcemap: 'linked',
   logLevel: 'warning',
   plugins: [importMetaUrl],
+  // A native (N-API) module, loaded from node_modules when used (src/cli/sd-notify.ts).
+  external: ['node-unix-socket'],
   banner: { js: "const __raftkvModuleUrl = (p) => require('node:url').pathToFileURL(require('node:path').join(__dirname, p)).href;" },
 });
 

@@ -16,6 +16,7 @@ import { Metrics, serveMetrics } from '../server/metrics.js';
 import { instrumentServices } from '../api/grpc-metrics.js';
 import type { Flags } from './flags.js';
 import { reportFatal } from './process-guards.js';
+import { notifySystemd } from './sd-notify.js';
 import type { ZapLogger } from '../util/log.js';
 import type { WalReadAhead } from '../storage/wal/segment-read.js';
 import { hex } from '../util/ids.js';
@@ -151,6 +152,13 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
   logger.info(
     `member ${flags.name} (${hex(server.id)}) serving clients on ${flags.listenClientUrls.join(',')} and peers on ${flags.listenPeerUrls.join(',')}`,
   );
+  // etcd's order: once the member has joined the cluster, "ready to serve client requests",
+  // then systemd is told (Type=notify units wait for it).
+  void server.readyNotify().then(() => {
+    if (server.isStopped()) return;
+    logger.info('ready to serve client requests');
+    return notifySystemd(logger);
+  });
 }
 
 /**

@@ -419,6 +419,11 @@ export class EtcdServer {
     return this.pending;
   }
 
+  /** Resolves once this member has joined the cluster (etcd's ReadyNotify; LeaderDuties.ready). */
+  readyNotify(): Promise<void> {
+    return this.duties.ready;
+  }
+
   isStopped(): boolean {
     return this.stopped;
   }

@@ -25,6 +25,15 @@ export class LeaderDuties {
   private lastCompactCheck = -Infinity;
   private published = false;
   private stopped = false;
+  private markReady!: () => void;
+  /**
+   * Resolves once this member's name and client URLs are in the membership it has applied —
+   * published by it now or found there already (a restart) — with a leader known: etcd's
+   * ReadyNotify, which tells systemd the member is up (src/cli/sd-notify.ts).
+   */
+  readonly ready: Promise<void> = new Promise((resolve) => {
+    this.markReady = resolve;
+  });
 
   constructor(
     private readonly memberId: bigint,
@@ -106,10 +115,13 @@ export class LeaderDuties {
       if (this.stopped) return;
       const mine = this.sm.membership.get(this.memberId);
       const want = this.cfg.advertiseClientUrls.join(',');
-      if (mine && mine.name === this.cfg.name && mine.clientUrls.join(',') === want) return;
+      if (mine && mine.name === this.cfg.name && mine.clientUrls.join(',') === want) return this.markReady();
       this.proposals
         .propose('memberAttributes', { id: this.memberId, name: this.cfg.name, clientUrls: this.cfg.advertiseClientUrls })
-        .then(() => this.logger.info(`published ${this.cfg.name} ${want} to the cluster`))
+        .then(() => {
+          this.logger.info(`published ${this.cfg.name} ${want} to the cluster`);
+          this.markReady();
+        })
         .catch(() => this.clock.setTimeout(attempt, DUTY_INTERVAL_MS));
     };
     attempt();

@@ -65,12 +65,18 @@ export class ProcCluster {
     this.dataRoot = opts.dataRoot ?? mkdtempSync(join(tmpdir(), 'raftkv-test-'));
   }
 
-  static async start(opts: ClusterOptions): Promise<ProcCluster> {
+  /** The members (ports, data dirs) of a cluster, none started yet: see startMember. */
+  static async create(opts: ClusterOptions): Promise<ProcCluster> {
     const c = new ProcCluster(opts);
     const ports = opts.ports ?? (await freePorts(opts.size * 2));
     for (let i = 0; i < opts.size; i++) {
       c.members.push({ name: `m${i + 1}`, clientPort: ports[2 * i]!, peerPort: ports[2 * i + 1]!, dataDir: join(c.dataRoot, `m${i + 1}`), log: [] });
     }
+    return c;
+  }
+
+  static async start(opts: ClusterOptions): Promise<ProcCluster> {
+    const c = await ProcCluster.create(opts);
     try {
       for (let i = 0; i < opts.size; i++) c.startMember(i);
       await c.waitForLeader(opts.startTimeoutMs);
