@@ -17,6 +17,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { ServerCredentials } from '@grpc/grpc-js';
 import { type Server as HttpServer, createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { type Server as NetServer, type Socket, createServer as createNetServer } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { type TLSSocket, createServer as createTlsServer } from 'node:tls';
 import { type TlsSide, isHttps } from '../util/tls.js';
 import { routeH2Connection } from './h2-authority.js';
@@ -59,7 +60,12 @@ export class ClientFrontDoor {
      * served by ./lean-unary.ts instead of grpc-js, on the same connections, and their receive
      * limit (grpc-js's own for the rest).
      */
-    opts: { maxHeaderBytes?: number; lean?: { methods: Map<string, LeanMethod>; maxReceiveBytes: number } } = {},
+    opts: {
+      maxHeaderBytes?: number;
+      lean?: { methods: Map<string, LeanMethod>; maxReceiveBytes: number };
+      /** Takes an HTTP/1.1 upgrade (the gateway's WebSockets), or returns false to leave it. */
+      upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
+    } = {},
   ) {
     // TLS, where there is any, ends here: grpc-js gets plaintext HTTP/2 over the TLS socket
     // (its auth context still sees the TLSSocket and the client's certificate).
@@ -68,6 +74,18 @@ export class ClientFrontDoor {
     this.grpcConnections = lean.result;
     this.leanUnary = lean.lean;
     this.http = createHttpServer({ maxHeaderSize: opts.maxHeaderBytes }, httpHandler);
+    const upgrade = opts.upgrade;
+    if (upgrade) {
+      // Once anyone listens, node:http hands every upgrade request here, detached from its
+      // parser. One nobody takes (h2c, a WebSocket off the gateway's paths) is the plain request
+      // it also is, as for Go's server: its head is put back without the upgrade, and the
+      // connection goes back to the HTTP server, which reads it (and its body) as usual.
+      this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        if (upgrade(req, socket, head)) return;
+        socket.unshift(Buffer.concat([headWithoutUpgrade(req), head]));
+        this.http.emit('connection', socket);
+      });
+    }
   }
 
   /** Serves `url` (http or https with `tls`); resolves with the port bound. */
@@ -165,4 +183,22 @@ export class ClientFrontDoor {
     this.http.emit('connection', socket);
     socket.resume();
   }
+}
+
+/** A request's head as it came (raw header names and order), less what asked for the upgrade. */
+function headWithoutUpgrade(req: IncomingMessage): Buffer {
+  let head = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    let value = raw[i + 1]!;
+    const lower = name.toLowerCase();
+    if (lower === 'upgrade') continue;
+    if (lower === 'connection') {
+      value = value.split(',').map((t) => t.trim()).filter((t) => t !== '' && t.toLowerCase() !== 'upgrade').join(', ');
+      if (value === '') continue;
+    }
+    head += `${name}: ${value}\r\n`;
+  }
+  return Buffer.from(`${head}\r\n`, 'latin1');
 }

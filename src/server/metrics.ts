@@ -34,6 +34,8 @@ export interface MetricsSource {
   readonly quotaBytes?: number;
   readonly sm: Pick<StateMachine, 'appliedIndex' | 'store'>;
   readonly loopDelay: IntervalHistogram;
+  /** The watchers served (etcd_debugging_mvcc_watcher_total). */
+  readonly watchHub: { readonly size: number };
 }
 
 /** prometheus.ExponentialBuckets(start, factor, count), as etcd declares its histograms. */
@@ -85,6 +87,7 @@ export class Metrics implements GrpcServerMetrics {
     new Gauge({ name: 'etcd_mvcc_db_total_size_in_use_in_bytes', help: 'Total size of the underlying database logically in use in bytes (raftkv: as etcd_mvcc_db_total_size_in_bytes).', registers: [r], collect: dbSize });
     new Gauge({ name: 'etcd_debugging_mvcc_db_total_size_in_bytes', help: 'Total size of the underlying database in bytes (etcd 3.4 name).', registers: [r], collect: dbSize });
     new Gauge({ name: 'etcd_debugging_mvcc_keys_total', help: 'Total number of keys.', registers: [r], collect() { this.set(s.sm.store.keyCount()); } });
+    new Gauge({ name: 'etcd_debugging_mvcc_watcher_total', help: 'Total number of watchers.', registers: [r], collect() { this.set(s.watchHub.size); } });
     new Gauge({
       name: 'raftkv_event_loop_delay_p99_seconds',
       help: 'p99 event-loop delay since the last scrape: above the heartbeat interval, heartbeats are late.',

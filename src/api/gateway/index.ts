@@ -13,20 +13,28 @@
 // member serves: a restarted member's first gRPC read should not wait for the JSON gateway.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { posix } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import { WebSocketServer } from 'ws';
 import type { EtcdServer } from '../../server/etcd-server.js';
 import { type ClientService, GRPC_OVERHEAD_BYTES } from '../client-server.js';
 import { CallRunner, type Target } from './call-runner.js';
 import { CORS_HEADERS, sendError, sendText } from './replies.js';
 import { GATEWAY_ROUTES } from './routes.js';
+import { chooseSubprotocol, serveWebSocket } from './websocket.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
-/** The gateway's HTTP handler, and warm(): load the schema now rather than at the first request. */
+/**
+ * The gateway's HTTP handler; warm(): load the schema now rather than at the first request;
+ * upgrade(): takes a WebSocket upgrade on a gateway path (./websocket.ts, etcd's wsproxy),
+ * false for any other upgrade (the caller serves it as the plain request it also is).
+ */
 export interface Gateway extends Handler {
   warm(): Promise<void>;
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
 }
 
 /** etcd's refusal of a TLS client certificate with a CommonName at the gateway under auth. */
@@ -114,7 +122,30 @@ export function createGateway(s: EtcdServer, services: ClientService[]): Gateway
       fail(res, e);
     }
   };
-  return Object.assign(gateway, { warm: load });
+
+  // Routes whose request is a stream (Watch, LeaseKeepAlive): over a WebSocket they read every
+  // message, the others only the first.
+  const streamingRequests = new Set<string>();
+  for (const [def] of services) {
+    for (const m of Object.values(def as Record<string, grpc.MethodDefinition<unknown, unknown>>)) if (m.requestStream) streamingRequests.add(m.path);
+  }
+  let wss: WebSocketServer | undefined;
+  const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): boolean => {
+    if (String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return false;
+    let path: string;
+    try {
+      path = new URL(req.url ?? '/', 'http://gateway').pathname;
+    } catch {
+      return false;
+    }
+    if (!path.startsWith('/v3/') && !path.startsWith('/v3beta/')) return false;
+    const grpcPath = GATEWAY_ROUTES.get(posix.normalize(path.replace(/^\/v3beta\//, '/v3/')));
+    // ws's limit on one message: the largest body the gateway takes.
+    wss ??= new WebSocketServer({ noServer: true, maxPayload: maxBody, handleProtocols: (_offered, r) => chooseSubprotocol(r) });
+    wss.handleUpgrade(req, socket, head, (ws) => serveWebSocket(ws, req, grpcPath !== undefined && streamingRequests.has(grpcPath), gateway));
+    return true;
+  };
+  return Object.assign(gateway, { warm: load, upgrade });
 }
 
 function cnRefused(s: EtcdServer, req: IncomingMessage): boolean {
