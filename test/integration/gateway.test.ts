@@ -379,6 +379,29 @@ describe('JSON gateway', { skip: !curlAvailable && 'curl is not installed' }, ()
     assert.equal(r.body, '{"error":"illegal base64 data at input byte 4","message":"illegal base64 data at input byte 4","code":2}');
   });
 
+  it('takes the call\'s deadline from Grpc-Timeout, as etcd 3.4 does', async () => {
+    // etcd 3.4.23's answers to the same requests (grpc-gateway's timeoutDecode: 0 is none, a
+    // negative one — or one that wraps Go's int64 nanoseconds — has passed already).
+    const range = (t: string) => curl(`${url}/v3/kv/range`, ['-X', 'POST', '-H', `Grpc-Timeout: ${t}`, '-d', `{"key":"${b64('gt')}"}`]);
+    const invalid = (t: string) => `{"error":"invalid grpc-timeout: ${t}","message":"invalid grpc-timeout: ${t}","code":3}`;
+    const passed = '{"error":"context deadline exceeded","message":"context deadline exceeded","code":4}';
+    for (const [t, status, body] of [['1x', 400, invalid('1x')], ['5', 400, invalid('5')], ['-1S', 504, passed], ['99999999999H', 504, passed]] as const) {
+      const r = await range(t);
+      assert.deepEqual([r.status, r.body], [status, body], t);
+    }
+    for (const t of ['0n', '10S']) assert.equal((await range(t)).status, 200, t);
+    // A watch outliving its deadline ends with etcd's error chunk, and its watcher is gone.
+    const w = await curl(`${url}/v3/watch`, ['-X', 'POST', '-H', 'Grpc-Timeout: 300m', '-d', `{"create_request":{"key":"${b64('gt')}"}}`]);
+    assert.equal(w.status, 200);
+    assert.deepEqual(w.body.split('\n').map(masked), [
+      '{"result":{"header":{"cluster_id":"*","member_id":"*","revision":"*","raft_term":"*"},"created":true}}',
+      '{"error":{"grpc_code":4,"http_code":504,"message":"context deadline exceeded","http_status":"Gateway Timeout"}}',
+    ]);
+    const hub = c.member('n1').server.watchHub;
+    for (let i = 0; hub.size > 0 && i < 200; i++) await new Promise((r) => setTimeout(r, 25));
+    assert.equal(hub.size, 0);
+  });
+
   it('serves member list, status, compaction and hash', async () => {
     let r = await post('/v3/cluster/member/list', '{}');
     assert.equal(r.status, 200);

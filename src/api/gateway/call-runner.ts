@@ -37,6 +37,24 @@ const IGNORES_HALF_CLOSE = new Set(['/etcdserverpb.Watch/Watch']);
  */
 const HALF_CLOSE_AFTER_ANSWERS = new Set(['/etcdserverpb.Lease/LeaseKeepAlive']);
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const TIMEOUT_UNIT_NS: Record<string, bigint> = { H: 3_600_000_000_000n, M: 60_000_000_000n, S: 1_000_000_000n, m: 1_000_000n, u: 1000n, n: 1n };
+
+/**
+ * grpc-gateway's timeoutDecode: an integer (strconv.ParseInt) and a unit (H M S m u n), as Go's
+ * time.Duration — in nanoseconds, wrapping at 64 bits as Go's multiplication does; undefined if
+ * it cannot be read. 0 is no deadline; a negative one has passed already.
+ */
+export function grpcTimeoutNs(v: string): bigint | undefined {
+  if (v.length < 2) return undefined;
+  const unit = TIMEOUT_UNIT_NS[v[v.length - 1]!];
+  const n = v.slice(0, -1);
+  if (unit === undefined || !/^[+-]?\d+$/.test(n)) return undefined;
+  const big = BigInt(n);
+  if (big > 2n ** 63n - 1n || big < -(2n ** 63n)) return undefined;
+  return BigInt.asIntN(64, big * unit);
+}
+
 /** One HTTP request's call: reads the body, calls the method, writes the answer. */
 export class CallRunner {
   private readonly decoder = new StringDecoder('utf8');
@@ -46,6 +64,9 @@ export class CallRunner {
   private overflow = false;
   private call: ServiceCall | undefined;
   private finished = false;
+  /** The client's deadline from `Grpc-Timeout` (Date.now() ms), and its timer. */
+  private deadline: number | undefined;
+  private deadlineTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -58,6 +79,26 @@ export class CallRunner {
 
   start(): void {
     const streamingRequest = this.target.def.requestStream;
+    // grpc-gateway's AnnotateContext: the call's deadline, or a 400 for a value it cannot read.
+    const timeout = this.req.headers['grpc-timeout'];
+    const ns = typeof timeout === 'string' && timeout !== '' ? grpcTimeoutNs(timeout) : 0n;
+    if (ns === undefined || ns < 0n) {
+      // Unreadable, or a deadline already past: the call is never made (etcd: 400, or 504 at once).
+      this.finished = true;
+      this.req.resume();
+      const st =
+        ns === undefined
+          ? { code: grpc.status.INVALID_ARGUMENT, message: `invalid grpc-timeout: ${String(timeout)}` }
+          : { code: grpc.status.DEADLINE_EXCEEDED, message: 'context deadline exceeded' };
+      return sendError(this.res, st, false);
+    }
+    const ms = Number(ns) / 1e6;
+    // Beyond a timer's range (~24.8 days) it is as good as none.
+    if (ns > 0n && ms <= MAX_TIMER_MS) {
+      this.deadline = Date.now() + ms;
+      this.deadlineTimer = setTimeout(() => this.guarded(() => this.deadlineExceeded()), ms);
+      this.res.once('close', () => clearTimeout(this.deadlineTimer));
+    }
     this.req.on('data', (chunk: Buffer) => {
       if (this.overflow) {
         if (!streamingRequest) this.bodyBytes += chunk.length; // for the size in the error
@@ -100,6 +141,19 @@ export class CallRunner {
       if (streamed && this.res.headersSent) endStream(this.res, st);
       else sendError(this.res, st, false);
     }
+  }
+
+  /**
+   * The deadline passed first: the call is cancelled and answered as a gRPC client's own
+   * deadline fails it (no trailers from the server).
+   */
+  private deadlineExceeded(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.call?.cancel();
+    const st = { code: grpc.status.DEADLINE_EXCEEDED, message: 'context deadline exceeded' };
+    if (this.target.def.requestStream || this.target.def.responseStream) endStream(this.res, st);
+    else sendError(this.res, st, false);
   }
 
   /** Ends a streaming call with `st` (the service is told the client went away). */
@@ -158,6 +212,7 @@ export class CallRunner {
       return;
     }
     const call = new ServiceCall(metadataOf(this.req), this.req.socket, this.grpcPath);
+    if (this.deadline !== undefined) call.setDeadline(this.deadline);
     call.request = r.request;
     this.call = call;
     this.target.impl(call, (err: unknown, response: unknown) =>
@@ -206,6 +261,7 @@ export class CallRunner {
         endStream(res, statusOf(status));
       },
     });
+    if (this.deadline !== undefined) call.setDeadline(this.deadline);
     res.on('drain', () => call.emit('drain'));
     call.request = request;
     this.call = call;
