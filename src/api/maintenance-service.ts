@@ -53,14 +53,15 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
     }
     // GET: etcd sends it through the log too; a ReadIndex round is as linearizable.
     await s.linearizableRead();
-    return { header: hdr(), alarms: req.action === AlarmRequest_AlarmAction.GET ? s.sm.alarms.get(req.alarm) : [] };
+    // No header, as etcd's AlarmResponse (and DefragmentResponse below): etcdctl -w json prints {}.
+    return { alarms: req.action === AlarmRequest_AlarmAction.GET ? s.sm.alarms.get(req.alarm) : [] };
   };
   const defragment = async (): Promise<DefragmentResponse> => {
     // This member only, as etcd's: repack what compaction left (src/kv/mvcc.ts defragment).
     const before = s.sm.store.size();
     const after = await s.sm.store.defragment(yieldToEventLoop);
     s.logger.info(`defragmented: db size ${before} -> ${after} bytes`);
-    return { header: hdr() };
+    return {};
   };
   const hash = async (): Promise<HashResponse> => {
     // etcd hashes its whole backend file here (for tests only); raftkv has no such file.

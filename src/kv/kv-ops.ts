@@ -16,6 +16,7 @@ import {
   RangeRequest_SortTarget,
   type RangeResponse,
   type RequestOp,
+  type ResponseHeader,
   type ResponseOp,
   type TxnRequest,
   type TxnResponse,
@@ -349,14 +350,7 @@ function checkTxnPath(w: WriteTxn, store: MvccStore, req: TxnRequest, path: read
  * with its own revision, one before any write on the txn's path (the store before the txn) and
  * one after every write (the store after it); a range between writes is read here.
  */
-export function applyTxn(
-  w: WriteTxn,
-  store: MvccStore,
-  req: TxnRequest,
-  header: () => RangeResponse['header'],
-  respond = true,
-  deferred?: DeferredRange[],
-): Omit<TxnResponse, 'header'> {
+export function applyTxn(w: WriteTxn, store: MvccStore, req: TxnRequest, respond = true, deferred?: DeferredRange[]): Omit<TxnResponse, 'header'> {
   const path = txnPath(w, req);
   checkTxnPath(w, store, req, path);
   if (!respond) {
@@ -368,7 +362,7 @@ export function applyTxn(
   }
   let writes = 0;
   if (deferred) forEachOpOnPath(req, path, (op) => void (op.requestPut || op.requestDeleteRange ? writes++ : 0));
-  return applyTxnPath(w, store, req, header, path, { i: 0, writes: 0, total: writes, deferred });
+  return applyTxnPath(w, store, req, path, { i: 0, writes: 0, total: writes, deferred });
 }
 
 /**
@@ -399,35 +393,44 @@ function wholeRevision(w: WriteTxn, req: RangeRequest, at: PathCursor): bigint |
   return undefined;
 }
 
-function applyTxnPath(
-  w: WriteTxn,
-  store: MvccStore,
-  req: TxnRequest,
-  header: () => RangeResponse['header'],
-  path: readonly boolean[],
-  at: PathCursor,
-): Omit<TxnResponse, 'header'> {
+/**
+ * The header of a response inside a txn, as etcd's applier makes it: the revision only (the
+ * member's fields are in the txn's own header). `revision`: for a range the revision it read
+ * (the store's as the txn has changed it so far, whatever revision the range asked for), for a
+ * write the revision the store is at after it.
+ */
+const opHeader = (revision: bigint): ResponseHeader => ({ clusterId: 0n, memberId: 0n, revision, raftTerm: 0n });
+
+/** A nested txn's header: left empty by etcd (newTxnResp), revision 0 included. */
+const nestedTxnHeader = (): ResponseHeader => opHeader(0n);
+
+/** The store's revision at this point of a write txn (etcd's storeTxnWrite: begin + 1 once changed). */
+const revSoFar = (w: WriteTxn): bigint => (w.changed ? w.rev : w.rev - 1n);
+
+function applyTxnPath(w: WriteTxn, store: MvccStore, req: TxnRequest, path: readonly boolean[], at: PathCursor): Omit<TxnResponse, 'header'> {
   const succeeded = path[at.i++]!;
   const responses: ResponseOp[] = [];
   for (const op of succeeded ? req.success : req.failure) {
     if (op.requestRange) {
       const rev = at.deferred ? wholeRevision(w, op.requestRange, at) : undefined;
       if (rev !== undefined) {
-        const resp: RangeResponse = { header: header(), kvs: [], more: false, count: 0n };
+        const resp: RangeResponse = { header: opHeader(revSoFar(w)), kvs: [], more: false, count: 0n };
         at.deferred!.push({ resp, req: op.requestRange, rev });
         responses.push({ responseRange: resp });
         continue;
       }
       const r = doRange(w, op.requestRange);
-      responses.push({ responseRange: { header: header(), kvs: r.kvs, more: r.more, count: r.count } });
+      responses.push({ responseRange: { header: opHeader(revSoFar(w)), kvs: r.kvs, more: r.more, count: r.count } });
     } else if (op.requestPut) {
       at.writes++;
-      responses.push({ responsePut: { header: header(), ...applyPut(w, store, op.requestPut) } });
+      const r = applyPut(w, store, op.requestPut);
+      responses.push({ responsePut: { header: opHeader(revSoFar(w)), ...r } });
     } else if (op.requestDeleteRange) {
       at.writes++;
-      responses.push({ responseDeleteRange: { header: header(), ...applyDelete(w, op.requestDeleteRange) } });
+      const r = applyDelete(w, op.requestDeleteRange);
+      responses.push({ responseDeleteRange: { header: opHeader(revSoFar(w)), ...r } });
     } else if (op.requestTxn) {
-      responses.push({ responseTxn: { header: header(), ...applyTxnPath(w, store, op.requestTxn, header, path, at) } });
+      responses.push({ responseTxn: { header: nestedTxnHeader(), ...applyTxnPath(w, store, op.requestTxn, path, at) } });
     } else {
       responses.push({});
     }
@@ -482,7 +485,7 @@ export async function settled<T>(value: T): Promise<T> {
  * was current when it began (pruning waits meanwhile), collected and sorted in slices with a
  * yield (`pause`) between them, so a Txn that reads millions of keys does not stall the member
  * the way applying it whole would. The answer is applyTxn's at that revision; `header` makes
- * each header (with that revision).
+ * its header (with that revision).
  */
 export async function readTxnAsync(
   store: MvccStore,
@@ -500,8 +503,7 @@ export async function readTxnAsync(
       const rev = op.requestRange?.revision ?? 0n;
       if (rev > 0n) view.checkRev(rev);
     });
-    const h = (): TxnResponse['header'] => header(view.rev);
-    return { header: h(), ...(await readTxnOps(view, req, h, path, { i: 0 }, pause, slice)) };
+    return { header: header(view.rev), ...(await readTxnOps(view, req, path, { i: 0 }, pause, slice)) };
   } finally {
     view.release();
   }
@@ -524,7 +526,6 @@ async function readTxnPath(view: PinnedRead, req: TxnRequest, path: boolean[], p
 async function readTxnOps(
   view: PinnedRead,
   req: TxnRequest,
-  header: () => TxnResponse['header'],
   path: readonly boolean[],
   at: { i: number },
   pause: () => Promise<void>,
@@ -535,9 +536,9 @@ async function readTxnOps(
   for (const op of succeeded ? req.success : req.failure) {
     if (op.requestRange) {
       const r = await doRangeAsync(view, op.requestRange, pause, slice);
-      responses.push({ responseRange: { header: header(), kvs: r.kvs, more: r.more, count: r.count } });
+      responses.push({ responseRange: { header: opHeader(view.rev), kvs: r.kvs, more: r.more, count: r.count } });
     } else if (op.requestTxn) {
-      responses.push({ responseTxn: { header: header(), ...(await readTxnOps(view, op.requestTxn, header, path, at, pause, slice)) } });
+      responses.push({ responseTxn: { header: nestedTxnHeader(), ...(await readTxnOps(view, op.requestTxn, path, at, pause, slice)) } });
     } else {
       throw new Error('readTxnAsync: a txn that writes must be applied through the log');
     }

@@ -202,20 +202,12 @@ export class StateMachine {
     if (req.txn) {
       const txn = req.txn;
       if (!respond) {
-        s.write((w) => applyTxn(w, s, txn, () => undefined, false));
+        s.write((w) => applyTxn(w, s, txn, false));
         return UNREAD;
       }
-      // Sub-response headers carry the revision the txn produced, so they are filled after.
-      const subHeaders: ResponseHeader[] = [];
-      const mk = (): ResponseHeader => {
-        const h = this.hdr();
-        subHeaders.push(h);
-        return h;
-      };
       // Ranges over many keys are read after the write, in slices (kv-ops.ts, applyTxn).
       const deferred: DeferredRange[] = [];
-      const r = s.write((w) => applyTxn(w, s, txn, mk, true, deferred));
-      for (const h of subHeaders) h.revision = s.currentRev;
+      const r = s.write((w) => applyTxn(w, s, txn, true, deferred));
       const res = { header: this.hdr(), ...r };
       if (deferred.length > 0) readDeferredRanges(res, s, deferred, this.readPause);
       return res;
@@ -242,8 +234,8 @@ export class StateMachine {
       return { header: this.hdr() };
     }
     if (req.alarm) {
-      const alarms = this.alarms.apply(req.alarm, this.onAlarmChange);
-      return { header: this.hdr(), alarms };
+      // No header: etcd's AlarmResponse has none (its applier leaves it unset).
+      return { alarms: this.alarms.apply(req.alarm, this.onAlarmChange) };
     }
     if (req.memberAttributes) {
       const a = req.memberAttributes;

@@ -199,6 +199,18 @@ function etcdctlSuite(title: string, setup: Setup, skip: string | false): void {
       await assert.rejects(() => ctl(['get', 'compact-me', `--rev=${rev - 1}`]), /required revision has been compacted/);
       assert.match(await ctl(['defrag']), /Finished defragmenting etcd member/);
       assert.equal(await ctl(['alarm', 'list']), '');
+      // etcd's AlarmResponse has no header: -w json prints an empty object.
+      assert.equal((await ctl(['alarm', 'list', '-w', 'json'])).trim(), '{}');
+    });
+
+    it('txn -w json: headers inside a txn as etcd 3.4 gives them', async () => {
+      await ctl(['put', 'hdr-a', '1']);
+      const out = JSON.parse(await ctl(['txn', '-w', 'json'], '\nget hdr-a\nput hdr-b 2\nget hdr-a\n\n\n'));
+      const rev = out.header.revision as number;
+      assert.ok(out.header.cluster_id && out.header.member_id && out.header.raft_term);
+      // The revision each op saw or made, and nothing else (etcd 3.4.23's output for this txn).
+      const inner = out.responses.map((r: { Response: Record<string, { header: unknown }> }) => Object.values(r.Response)[0]!.header);
+      assert.deepEqual(inner, [{ revision: rev - 1 }, { revision: rev }, { revision: rev }]);
     });
 
     it('errors are etcd errors', async () => {

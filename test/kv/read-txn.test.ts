@@ -119,7 +119,7 @@ describe('readTxnAsync', () => {
         before.forEach((w) => applyWrite(s, w));
         const want = await outcome(async () => {
           const rev = s.currentRev;
-          return { header: header(rev), ...s.write((w) => applyTxn(w, s, req, () => header(rev))) };
+          return { header: header(rev), ...s.write((w) => applyTxn(w, s, req)) };
         });
         const pending = [...during];
         const got = await outcome(() =>
@@ -141,11 +141,11 @@ describe('readTxnAsync', () => {
         const s = new MvccStore();
         const twin = new MvccStore();
         before.forEach((w) => (applyWrite(s, w), applyWrite(twin, w)));
-        const want = await outcome(async () => ({ header: header(0n), ...twin.write((w) => applyTxn(w, twin, req, () => header(0n))) }));
+        const want = await outcome(async () => ({ header: header(0n), ...twin.write((w) => applyTxn(w, twin, req)) }));
         const pending = [...during];
         const got = await outcome(async () => {
           const deferred: DeferredRange[] = [];
-          const res = { header: header(0n), ...s.write((w) => applyTxn(w, s, req, () => header(0n), true, deferred)) };
+          const res = { header: header(0n), ...s.write((w) => applyTxn(w, s, req, true, deferred)) };
           if (deferred.length > 0) deferredCases++;
           readDeferredRanges(res, s, deferred, async () => {
             // Between slices: other requests change the store.

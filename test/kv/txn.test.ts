@@ -54,7 +54,7 @@ function newStore(): { s: MvccStore; leases: Leases; events: string[] } {
   return { s, leases, events };
 }
 
-const run = (s: MvccStore, t: TxnRequest) => s.write((w) => applyTxn(w, s, t, () => undefined));
+const run = (s: MvccStore, t: TxnRequest) => s.write((w) => applyTxn(w, s, t));
 
 /**
  * Everything a client or a replica could observe of the store, including what the next write
@@ -112,6 +112,27 @@ describe('Txn is all or nothing', () => {
     // Ranges, unlike compares, see the txn's earlier writes (as etcd's write txn does).
     const r2 = run(s, txn([], [put('c', 'new'), get('c')]));
     assert.equal(r2.responses[1]!.responseRange!.kvs[0]!.value.toString(), 'new');
+  });
+});
+
+describe('Txn responses', () => {
+  it('carry etcd\'s headers inside: the revision each op saw or made, a nested txn\'s left empty', () => {
+    const { s } = newStore();
+    s.write((w) => applyTxn(w, s, txn([], [put('a', '1')]))); // revision 2
+    const rangeOf = (from: string, to: string): RequestOp => ({ requestRange: { ...get(from).requestRange!, rangeEnd: B(to) } });
+    // What etcd 3.4.23 answers to the same txn (etcdctl txn -w json): before the first change a
+    // range sees revision 2, after it 3 (also one that asks for revision 2); a delete of nothing
+    // before any change is at 2; a nested txn's header is empty.
+    const r = s.write((w) =>
+      applyTxn(w, s, txn([], [get('a'), del('none'), rangeOf('a', 'z'), put('b', '2'), get('a', 2n), del('zz'), nest([], [get('b')])])),
+    );
+    const revs = r.responses.map((op) => {
+      const one = op.responseRange ?? op.responsePut ?? op.responseDeleteRange ?? op.responseTxn;
+      return one?.header;
+    });
+    const only = (revision: bigint) => ({ clusterId: 0n, memberId: 0n, revision, raftTerm: 0n });
+    assert.deepEqual(revs, [only(2n), only(2n), only(2n), only(3n), only(3n), only(3n), only(0n)]);
+    assert.deepEqual(r.responses[6]!.responseTxn!.responses[0]!.responseRange!.header, only(3n));
   });
 });
 
