@@ -22,7 +22,8 @@ import { LeaderClient } from './leader-client.js';
 
 export function clusterService(s: EtcdServer): [typeof ClusterService, grpc.UntypedServiceImplementation] {
   const members = () => s.sm.membership.list();
-  const hdr = () => s.header(s.sm.store.currentRev);
+  // etcd's ClusterServer.header(): cluster, member and term, no revision (membership is not in the MVCC store).
+  const hdr = () => s.header(0n);
   const leader = new LeaderClient(s);
 
   const memberList = async (req: { linearizable: boolean }): Promise<MemberListResponse> => {

@@ -6,7 +6,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { EtcdError, Errors } from '../kv/errors.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { toServiceError } from './grpc-status.js';
-import { authOf } from '../auth/frontend.js';
+import { asAuthStoreError, authOf } from '../auth/frontend.js';
 import { type EncoderWithWriter, encodeKept } from '../util/kept-writer.js';
 
 export { fromServiceError, toServiceError } from './grpc-status.js';
@@ -48,14 +48,19 @@ export type Handler<Req, Res> = (req: Req, call: grpc.ServerUnaryCall<Req, Res>)
 
 /**
  * A unary handler with etcd's interceptor checks. `admin`: with auth on, only a caller whose
- * token (the `token` metadata) names a user with the root role (etcd's IsAdminPermitted).
+ * token (the `token` metadata) names a user with the root role (etcd's IsAdminPermitted);
+ * 'auth-store-errors': refused with the auth store's own errors, as etcd's maintenance server
+ * refuses (asAuthStoreError).
  */
-export function unary<Req, Res>(s: EtcdServer, f: Handler<Req, Res>, opts: { learnerOk?: boolean; admin?: boolean } = {}) {
+export function unary<Req, Res>(s: EtcdServer, f: Handler<Req, Res>, opts: { learnerOk?: boolean; admin?: boolean | 'auth-store-errors' } = {}) {
   return (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>): void => {
     let p: Promise<Res>;
     try {
       checkCall(s, call.metadata, opts.learnerOk ?? false);
-      p = opts.admin && s.sm.auth.enabled ? authOf(s).requireAdmin(call).then(() => f(call.request, call)) : f(call.request, call);
+      if (opts.admin && s.sm.auth.enabled) {
+        const checked = authOf(s).requireAdmin(call);
+        p = (opts.admin === 'auth-store-errors' ? checked.catch((e: unknown) => Promise.reject(asAuthStoreError(e))) : checked).then(() => f(call.request, call));
+      } else p = f(call.request, call);
     } catch (e) {
       cb(toServiceError(e), null);
       return;

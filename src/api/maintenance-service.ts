@@ -15,7 +15,7 @@ import {
   SnapshotResponse,
   StatusResponse,
 } from '../gen/etcd/rpc.js';
-import { authOf } from '../auth/frontend.js';
+import { asAuthStoreError, authOf } from '../auth/frontend.js';
 import { Errors } from '../kv/errors.js';
 import { alarmName } from '../server/alarms.js';
 import { API_VERSION, type EtcdServer } from '../server/etcd-server.js';
@@ -89,8 +89,10 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
     });
   };
   const streamSnapshot = async (s: EtcdServer, call: grpc.ServerWritableStream<unknown, SnapshotResponse>): Promise<void> => {
-    // Root only with auth on (etcd's authMaintenanceServer).
-    await authOf(s).requireAdmin(call);
+    // Root only with auth on (etcd's authMaintenanceServer: the auth store's errors as they are).
+    await authOf(s).requireAdmin(call).catch((e: unknown) => {
+      throw asAuthStoreError(e);
+    });
     // etcd's snapshot file (a bbolt database with etcd's buckets, then its sha256) of the
     // state at the current applied index, so that etcdctl snapshot status/restore and etcd
     // itself read it (src/backup/member-backup.ts); built in slices that yield.
@@ -125,13 +127,14 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
     {
       alarm: unary(s, alarm),
       status: unary(s, status, { learnerOk: true }),
-      // Root only with auth on, as etcd's authMaintenanceServer (Alarm and Status are open;
-      // MoveLeader is root-only too: raftkv's choice).
-      defragment: unary(s, defragment, { admin: true }),
-      hash: unary(s, hash, { admin: true }),
-      hashKv: unary(s, hashKV, { admin: true }),
+      // Root only with auth on, as etcd's authMaintenanceServer, which passes the auth store's
+      // errors on as they are (code Unknown, "auth: …"); Alarm, Status and MoveLeader are open,
+      // as there.
+      defragment: unary(s, defragment, { admin: 'auth-store-errors' }),
+      hash: unary(s, hash, { admin: 'auth-store-errors' }),
+      hashKv: unary(s, hashKV, { admin: 'auth-store-errors' }),
       snapshot,
-      moveLeader: unary(s, moveLeader, { admin: true }),
+      moveLeader: unary(s, moveLeader),
     },
   ];
 }

@@ -3,7 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Event } from '../gen/etcd/kv.js';
 import { WatchCreateRequest_FilterType, type WatchRequest, WatchResponse, WatchService } from '../gen/etcd/rpc.js';
-import { EtcdError } from '../kv/errors.js';
+import { EtcdError, Errors } from '../kv/errors.js';
 import type { Watcher } from '../kv/watch-hub.js';
 import { encodeWatchResponse } from './watch-encoding.js';
 import { eventSize } from '../kv/event-cache.js';
@@ -14,6 +14,12 @@ import { guardStream, toServiceError } from './grpc-util.js';
 
 /** What etcd 3.4 puts in cancel_reason for a watch on keys the caller may not read. */
 const WATCH_PERMISSION_DENIED = 'rpc error: code = PermissionDenied desc = etcdserver: permission denied';
+/** The other reasons etcd's watch server gives a refused watch: its gRPC errors' texts, by the check's error. */
+const WATCH_CANCEL_REASONS = new Map([
+  [Errors.invalidAuthToken().message, `rpc error: code = Unauthenticated desc = ${Errors.invalidAuthToken().message}`],
+  [Errors.authOldRevision().message, `rpc error: code = InvalidArgument desc = ${Errors.authOldRevision().message}`],
+  [Errors.userEmpty().message, `rpc error: code = InvalidArgument desc = ${Errors.userEmpty().message}`],
+]);
 
 /** A watch stream's bounds on responses not yet taken by the transport (see `send`). */
 const STREAM_MAX_RESPONSES = 128;
@@ -30,14 +36,18 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
   const auth = authOf(s);
   const watch = (call: grpc.ServerDuplexStream<WatchRequest, WatchResponse>): void => {
     if (!guardStream(s, call)) return;
-    /** etcd's isWatchPermitted: READ on the watched range, as the caller of the stream's token. */
-    const permitted = (key: Buffer, rangeEnd: Buffer): boolean => {
-      if (!s.sm.auth.enabled) return true;
+    /**
+     * etcd's isWatchPermitted: READ on the watched range, as the caller of the stream's token;
+     * undefined if permitted, else the cancel reason etcd gives (a bad token, an old auth
+     * revision or no user say so; anything else is "permission denied").
+     */
+    const refusal = (key: Buffer, rangeEnd: Buffer): string | undefined => {
+      if (!s.sm.auth.enabled) return undefined;
       try {
         checkRange(s.sm.auth, auth.authInfoNow(call), { key, rangeEnd });
-        return true;
-      } catch {
-        return false;
+        return undefined;
+      } catch (e) {
+        return (e instanceof EtcdError ? WATCH_CANCEL_REASONS.get(e.message) : undefined) ?? WATCH_PERMISSION_DENIED;
       }
     };
     const mine = new Map<bigint, Watcher>();
@@ -95,8 +105,9 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
       const header = () => s.header(s.sm.store.currentRev);
       if (req.createRequest) {
         const c = req.createRequest;
-        if (!permitted(c.key, c.rangeEnd)) {
-          send({ header: header(), watchId: -1n, created: true, canceled: true, compactRevision: 0n, cancelReason: WATCH_PERMISSION_DENIED, fragment: false, events: [] });
+        const refused = refusal(c.key, c.rangeEnd);
+        if (refused !== undefined) {
+          send({ header: header(), watchId: -1n, created: true, canceled: true, compactRevision: 0n, cancelReason: refused, fragment: false, events: [] });
           return;
         }
         let id = c.watchId;
@@ -118,10 +129,11 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
           noDelete: c.filters.includes(WatchCreateRequest_FilterType.NODELETE),
           deliver: (events: Event[], rev: bigint) =>
             send({ header: s.header(rev), watchId, created: false, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events }),
-          // Fell behind and its history was compacted: etcd cancels it with the compact revision.
+          // Fell behind and its history was compacted: etcd cancels it with the compact revision
+          // (its header without a revision, as etcd's mvcc gives none for it).
           onCompacted: (compactRev: bigint) => {
             mine.delete(watchId);
-            send({ header: header(), watchId, created: false, canceled: true, compactRevision: compactRev, cancelReason: '', fragment: false, events: [] });
+            send({ header: s.header(0n), watchId, created: false, canceled: true, compactRevision: compactRev, cancelReason: '', fragment: false, events: [] });
           },
         };
         try {
@@ -129,16 +141,10 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
         } catch (e) {
           // start_revision compacted: created, then canceled with the compact revision.
           send({ header: header(), watchId, created: true, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });
-          send({
-            header: header(),
-            watchId,
-            created: false,
-            canceled: true,
-            compactRevision: s.sm.store.compactRev,
-            cancelReason: e instanceof EtcdError ? e.message : String(e),
-            fragment: false,
-            events: [],
-          });
+          // As etcd's sendLoop: a compacted response is canceled by its compact revision alone
+          // (no reason; no revision in its header).
+          if (!(e instanceof EtcdError)) throw e;
+          send({ header: s.header(0n), watchId, created: false, canceled: true, compactRevision: s.sm.store.compactRev, cancelReason: '', fragment: false, events: [] });
           return;
         }
         mine.set(watchId, w);

@@ -3,8 +3,8 @@
 // is served (the API calls checkRange / checkTxn with the caller's auth info).
 //
 // Admin (root role) only: AuthEnable/Disable/Status, every user and role change, UserList,
-// RoleList (and, checked by the API before proposing, since the leader's auto-compaction
-// proposes it too: Compaction — raftkv's choice, it drops history for every key). UserGet: admin
+// RoleList. Compaction needs no permission, as in etcd 3.4 (its apiserver-style callers compact
+// with whatever user they run as). UserGet: admin
 // or the user itself; RoleGet: admin or a holder of the role. A Put/DeleteRange needs WRITE on
 // its key or range (and READ with prev_kv); a Put with a lease and a LeaseRevoke need WRITE on
 // every key attached to that lease; a Txn needs READ on each compare's key and the permissions

@@ -11,7 +11,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { PeerCertificate } from 'node:tls';
 import type { AuthenticateResponse } from '../gen/etcd/rpc.js';
 import type { InternalRequest } from '../gen/raftkv/entry.js';
-import { EtcdError, Errors } from '../kv/errors.js';
+import { EtcdError, ErrorCode, Errors } from '../kv/errors.js';
 import { DEFAULT_AUTH } from '../server/config.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import type { RequestKind, RequestResults } from '../server/state-machine.js';
@@ -202,7 +202,8 @@ export class AuthFrontend {
       const store = this.s.sm.auth;
       if (!store.enabled) throw Errors.authNotEnabled();
       const u = store.users.get(name);
-      if (!u || u.noPassword) throw Errors.authFailed();
+      if (!u) throw Errors.authFailed();
+      if (u.noPassword) throw Errors.noPasswordUser();
       const checkedRevision = store.revision;
       const hash = u.password;
       let ok = false;
@@ -241,3 +242,20 @@ function tokenOf(md: grpc.Metadata): grpc.MetadataValue | undefined {
 function metadataOf(c: Caller): grpc.Metadata {
   return isMetadata(c) ? c : c.metadata;
 }
+
+/**
+ * The auth store's own error behind an auth check's etcd error: where etcd passes the error of
+ * AuthInfoFromCtx / IsAdminPermitted on unconverted (its authMaintenanceServer), clients get code
+ * Unknown and the auth package's text, and etcdctl prints that text. Other errors are as they are.
+ */
+export function asAuthStoreError(e: unknown): unknown {
+  const text = e instanceof EtcdError ? AUTH_STORE_TEXTS.get(e.message) : undefined;
+  return text === undefined ? e : new EtcdError(ErrorCode.UNKNOWN, text);
+}
+
+const AUTH_STORE_TEXTS = new Map([
+  [Errors.userEmpty().message, 'auth: user name is empty'],
+  [Errors.userNotFound().message, 'auth: user not found'],
+  [Errors.permissionDenied().message, 'auth: permission denied'],
+  [Errors.invalidAuthToken().message, 'auth: invalid auth token'],
+]);

@@ -98,6 +98,8 @@ export const Errors = {
   roleNotFound: e(FAILED_PRECONDITION, 'etcdserver: role name not found'),
   roleEmpty: e(INVALID_ARGUMENT, 'etcdserver: role name is empty'),
   authFailed: e(INVALID_ARGUMENT, 'etcdserver: authentication failed, invalid user ID or password'),
+  /** The auth store's own error, which etcd 3.4's gRPC layer does not convert (code Unknown). */
+  noPasswordUser: e(ErrorCode.UNKNOWN, 'auth: authentication failed, password was given for no password user'),
   permissionDenied: e(PERMISSION_DENIED, 'etcdserver: permission denied'),
   roleNotGranted: e(FAILED_PRECONDITION, 'etcdserver: role is not granted to the user'),
   permissionNotGranted: e(FAILED_PRECONDITION, 'etcdserver: permission is not granted to the role'),

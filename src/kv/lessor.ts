@@ -66,13 +66,16 @@ export class Lessor implements LeaseHooks {
     return l.ttl;
   }
 
-  /** Remaining seconds (leader's view), or the granted TTL on a follower. */
+  /**
+   * Remaining seconds (leader's view), or the granted TTL on a follower. Whole seconds cut
+   * toward zero, as etcd's int64(Remaining().Seconds()): 9 just after a grant of 10, and below
+   * zero for a lease expired but not yet revoked.
+   */
   remaining(id: bigint): bigint {
     const l = this.leases.get(id);
     if (!l) throw Errors.leaseNotFound();
     if (l.expiry === undefined) return l.ttl;
-    const ms = l.expiry - this.now();
-    return ms <= 0 ? 0n : BigInt(Math.ceil(ms / 1000));
+    return BigInt(Math.trunc((l.expiry - this.now()) / 1000));
   }
 
   /** This node became leader: start every countdown afresh. */

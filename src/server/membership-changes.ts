@@ -15,6 +15,9 @@ import { Errors } from '../kv/errors.js';
 import { ConfChangeType, type ConfChangeV1 } from '../raft/index.js';
 import type { Membership } from './membership.js';
 
+/** Learners a cluster may have at once (etcd 3.4's maxLearners). */
+const MAX_LEARNERS = 1;
+
 /** A learner may be promoted once its log is within 90% of the leader's (etcd's rule). */
 const LEARNER_READY_PERCENT = 0.9;
 
@@ -61,6 +64,8 @@ export class MembershipChanges {
     const h = createHash('sha1').update([...peerURLs].sort().join('') + this.c.clusterToken + String(this.c.wallNow())).digest();
     const id = h.readBigUInt64BE(0);
     if (ms.get(id) || ms.removed.has(id)) throw Errors.memberExist();
+    // etcd 3.4 allows one learner at a time (membership.maxLearners).
+    if (isLearner && [...ms.members.values()].filter((m) => m.isLearner).length >= MAX_LEARNERS) throw Errors.tooManyLearners();
     if (!isLearner) this.checkReadyToAddVoter();
     const info: MemberInfo = { id, name: '', peerUrls: peerURLs, clientUrls: [], isLearner };
     await this.c.proposeConfChange({

@@ -197,6 +197,18 @@ function etcdctlSuite(title: string, setup: Setup, skip: string | false): void {
       const rev = JSON.parse(await ctl(['get', 'compact-me', '-w', 'json'])).header.revision as number;
       assert.equal((await ctl(['compaction', String(rev)])).trim(), `compacted revision ${rev}`);
       await assert.rejects(() => ctl(['get', 'compact-me', `--rev=${rev - 1}`]), /required revision has been compacted/);
+      // A watch from a compacted revision: canceled by its compact revision, its header without
+      // a revision (etcd 3.4.23's output, ids aside).
+      await assert.rejects(runCtl(['watch', 'compact-me', `--rev=${rev - 1}`, '-w', 'json']), (e: { stdout: string; stderr: string }) => {
+        const resp = JSON.parse(e.stdout.trim().split('\n').pop()!);
+        assert.deepEqual(Object.keys(resp.Header).sort(), ['cluster_id', 'member_id', 'raft_term']);
+        assert.equal(resp.CompactRevision, rev);
+        assert.equal(resp.Canceled, true);
+        assert.match(e.stderr, /watch is canceled by the server/);
+        return true;
+      });
+      // Member lists carry no revision either (etcd's ClusterServer header).
+      assert.deepEqual(Object.keys(JSON.parse(await ctl(['member', 'list', '-w', 'json'])).header).sort(), ['cluster_id', 'member_id', 'raft_term']);
       assert.match(await ctl(['defrag']), /Finished defragmenting etcd member/);
       assert.equal(await ctl(['alarm', 'list']), '');
       // etcd's AlarmResponse has no header: -w json prints an empty object.

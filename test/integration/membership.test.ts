@@ -74,6 +74,9 @@ describe('membership changes with real processes', () => {
     assert.equal(added.member?.isLearner, true);
     // Promotion is refused while the learner has not even started.
     await assert.rejects(() => lc.memberPromote(added.member!.ID), /can only promote a learner member which is in sync with leader/);
+    // One learner at a time (etcd 3.4's maxLearners): a second one is refused, and nothing changes.
+    await assert.rejects(() => lc.memberAdd(['http://127.0.0.1:1'], true), /etcdserver: too many learner members in cluster/);
+    assert.equal((await lc.memberList()).members.length, 4);
     c.startMember(i);
     await (await leaderClient()).put('after-learner', 'x');
     await eventually(async () => assert.equal(await c.client(i).get('after-learner', true), 'x'), 30_000);
