@@ -534,7 +534,7 @@ print(sorted(c.status().keys()))
       const [line] = await streamLines(`${url}/v3/watch`, '{"create_request":{"key":"Zm9v"}}', 1);
       assert.equal(
         masked(line!),
-        '{"result":{"header":{"cluster_id":"*","member_id":"*","revision":"*","raft_term":"*"},"watch_id":"-1","created":true,"canceled":true,"cancel_reason":"rpc error: code = PermissionDenied desc = etcdserver: permission denied"}}',
+        '{"result":{"header":{"cluster_id":"*","member_id":"*","revision":"*","raft_term":"*"},"watch_id":"-1","created":true,"canceled":true,"cancel_reason":"rpc error: code = InvalidArgument desc = etcdserver: user name is empty"}}',
       );
       // Under --client-cert-auth with auth on, etcd refuses a gateway client whose certificate
       // has a CommonName (it would not be used as the user).
