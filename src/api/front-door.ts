@@ -74,6 +74,10 @@ export class ClientFrontDoor {
     this.grpcConnections = lean.result;
     this.leanUnary = lean.lean;
     this.http = createHttpServer({ maxHeaderSize: opts.maxHeaderBytes }, httpHandler);
+    // Idle keep-alive connections stay open, as Go's server keeps them (etcd sets no idle
+    // timeout): Node's default closes them after 5 s, which a pooled client (etcd3gw's
+    // requests.Session) can meet as a reset when it reuses one just then.
+    this.http.keepAliveTimeout = 0;
     const upgrade = opts.upgrade;
     if (upgrade) {
       // Once anyone listens, node:http hands every upgrade request here, detached from its

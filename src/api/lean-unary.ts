@@ -17,7 +17,7 @@
 // grpc-js serves every call, as before (test/api/lean-unary.test.ts notices).
 //
 // What it keeps of gRPC's rules, as grpc-js applies them: content-type `application/grpc*`,
-// length-prefixed messages with the receive limit (RESOURCE_EXHAUSTED with grpc-js's text),
+// length-prefixed messages with the receive limit (RESOURCE_EXHAUSTED, with etcd's grpc-go text),
 // exactly one request message (UNIMPLEMENTED otherwise, grpc-js's texts), `grpc-timeout`
 // (DEADLINE_EXCEEDED), the client going away (the call is cancelled: `cancelled` and the
 // 'cancelled' event, which the services use), metadata from the headers, the TLS peer
@@ -168,7 +168,8 @@ function serveUnary(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, m: 
         if (bufferedBytes < 5) return;
         if (buffered[0]!.length < 5) buffered = [Buffer.concat(buffered)];
         need = buffered[0]!.readUInt32BE(1);
-        if (need > maxReceive) return fail(grpc.status.RESOURCE_EXHAUSTED, `Received message larger than max (${need} vs ${maxReceive})`);
+        // etcd's text (grpc-go's), which the methods grpc-js serves word differently.
+        if (need > maxReceive) return fail(grpc.status.RESOURCE_EXHAUSTED, `grpc: received message larger than max (${need} vs. ${maxReceive})`);
       }
       // Joined once, when the whole message is in (never once per chunk).
       if (bufferedBytes < 5 + need) return;

@@ -13,6 +13,7 @@ import { authOf } from '../auth/frontend.js';
 import { guardStream, toServiceError } from './grpc-util.js';
 
 /** What etcd 3.4 puts in cancel_reason for a watch on keys the caller may not read. */
+const ZERO_KEY = Buffer.from([0]);
 const WATCH_PERMISSION_DENIED = 'rpc error: code = PermissionDenied desc = etcdserver: permission denied';
 /** The other reasons etcd's watch server gives a refused watch: its gRPC errors' texts, by the check's error. */
 const WATCH_CANCEL_REASONS = new Map([
@@ -110,13 +111,22 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
           send({ header: header(), watchId: -1n, created: true, canceled: true, compactRevision: 0n, cancelReason: refused, fragment: false, events: [] });
           return;
         }
+        // etcd's watchStream.Watch refuses an empty range (key at or after range_end; an empty key
+        // is "\0", a range_end of "\0" means every key from it) and a watch id in use: created
+        // and canceled at once, as watch -1, with its error as the reason.
+        const from = c.key.length > 0 ? c.key : ZERO_KEY;
+        const fromKey = c.rangeEnd.length === 1 && c.rangeEnd[0] === 0;
+        const emptyRange = c.rangeEnd.length > 0 && !fromKey && Buffer.compare(from, c.rangeEnd) >= 0;
+        const duplicate = c.watchId !== 0n && mine.has(c.watchId);
+        if (emptyRange || duplicate) {
+          const cancelReason = emptyRange ? 'mvcc: watcher range is empty' : 'mvcc: duplicate watch ID provided on the WatchStream';
+          send({ header: header(), watchId: -1n, created: true, canceled: true, compactRevision: 0n, cancelReason, fragment: false, events: [] });
+          return;
+        }
         let id = c.watchId;
         if (id === 0n) {
           while (mine.has(nextId)) nextId++;
           id = nextId++;
-        } else if (mine.has(id)) {
-          send({ header: header(), watchId: id, created: true, canceled: true, compactRevision: 0n, cancelReason: 'etcdserver: mvcc: watcher ID already exists', fragment: false, events: [] });
-          return;
         }
         const watchId = id;
         const w: Watcher = {
@@ -155,10 +165,10 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
       } else if (req.cancelRequest) {
         const id = req.cancelRequest.watchId;
         const w = mine.get(id);
-        if (w) {
-          s.watchHub.remove(w);
-          mine.delete(id);
-        }
+        // Answered only when there was such a watch, as etcd's recvLoop (its Cancel succeeded).
+        if (!w) return;
+        s.watchHub.remove(w);
+        mine.delete(id);
         send({ header: header(), watchId: id, created: false, canceled: true, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });
       } else if (req.progressRequest) {
         send({ header: header(), watchId: -1n, created: false, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });

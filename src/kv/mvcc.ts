@@ -178,6 +178,10 @@ export class StoredKeyValue implements KeyValue {
   get valueString(): string {
     return this.keysOnly ? '' : this.r.value;
   }
+  /** The stored value, also with keys_only: a Range sorted by value sorts by it (as etcd does). */
+  get storedValueString(): string {
+    return this.r.value;
+  }
   get createRevision(): bigint {
     return this.r.create;
   }

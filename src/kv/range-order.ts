@@ -67,7 +67,7 @@ function sortKeyOf(target: RangeRequest_SortTarget): (kv: KeyValue) => bigint | 
       return (kv) => kv.modRevision;
     case RangeRequest_SortTarget.VALUE:
       // The store's own key-values have their value as a string already (no bytes made).
-      return (kv) => (kv instanceof StoredKeyValue ? kv.valueString : latin1(kv.value));
+      return (kv) => (kv instanceof StoredKeyValue ? kv.storedValueString : latin1(kv.value));
     default:
       return (kv) => (kv instanceof StoredKeyValue ? kv.keyString : latin1(kv.key));
   }

@@ -121,6 +121,8 @@ describe('client port: gRPC and HTTP/1.1 side by side (plaintext)', { skip: !etc
     assert.equal(v.status, 200);
     assert.deepEqual(JSON.parse(v.body), { etcdserver: '3.4.0', etcdcluster: '3.4.0' });
     assert.equal(v.headers['access-control-allow-origin'], '*');
+    // No idle timeout announced (or applied): Go's server keeps idle connections open.
+    assert.equal(v.headers['keep-alive'], undefined);
     for (const path of ['/health', '/health?serializable=true']) {
       const h = await curl(`${url0}${path}`);
       assert.equal(h.status, 200, path);

@@ -379,6 +379,26 @@ describe('JSON gateway', { skip: !curlAvailable && 'curl is not installed' }, ()
     assert.equal(r.body, '{"error":"illegal base64 data at input byte 4","message":"illegal base64 data at input byte 4","code":2}');
   });
 
+  it('refuses an empty watch range and a watch id in use, and answers only a cancel of a watch it has, as etcd 3.4', async () => {
+    // One stream: what etcd 3.4.23 answered to the same body (curl), headers masked.
+    const body = [
+      `{"create_request":{"key":"${b64('b')}","range_end":"${b64('a')}"}}`,
+      `{"create_request":{"key":"${b64('a')}","watch_id":7}}`,
+      `{"create_request":{"key":"${b64('a')}","watch_id":7}}`,
+      '{"cancel_request":{"watch_id":99}}',
+      '{"cancel_request":{"watch_id":7}}',
+      '{"create_request":{"key":"","range_end":"AA=="}}',
+    ].join('');
+    const h = '"header":{"cluster_id":"*","member_id":"*","revision":"*","raft_term":"*"}';
+    assert.deepEqual((await streamLines(`${url}/v3/watch`, body, 5)).map(masked), [
+      `{"result":{${h},"watch_id":"-1","created":true,"canceled":true,"cancel_reason":"mvcc: watcher range is empty"}}`,
+      `{"result":{${h},"watch_id":"7","created":true}}`,
+      `{"result":{${h},"watch_id":"-1","created":true,"canceled":true,"cancel_reason":"mvcc: duplicate watch ID provided on the WatchStream"}}`,
+      `{"result":{${h},"watch_id":"7","canceled":true}}`,
+      `{"result":{${h},"created":true}}`,
+    ]);
+  });
+
   it('takes the call\'s deadline from Grpc-Timeout, as etcd 3.4 does', async () => {
     // etcd 3.4.23's answers to the same requests (grpc-gateway's timeoutDecode: 0 is none, a
     // negative one — or one that wraps Go's int64 nanoseconds — has passed already).
