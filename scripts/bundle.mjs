@@ -44,7 +44,7 @@ await build({
   logLevel: 'warning',
   plugins: [importMetaUrl],
   // A native (N-API) module, loaded from node_modules when used (src/cli/sd-notify.ts).
-  external: ['node-unix-socket'],
+  external: ['node-unix-socket-linux-x64-gnu'],
   banner: { js: "const __raftkvModuleUrl = (p) => require('node:url').pathToFileURL(require('node:path').join(__dirname, p)).href;" },
 });
 
