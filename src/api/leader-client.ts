@@ -32,6 +32,20 @@ export class LeaderClient {
     return this.clients;
   }
 
+  /**
+   * etcd's waitLeader: resolves once a leader is known (this member, or one whose client URL it
+   * knows), looking again every heartbeat; "no leader" only when none came within the request
+   * timeout. A request forwarded during an election thus waits for it, as etcd's does, instead
+   * of failing at once (which sent etcdctl into a hundred retries in three seconds).
+   */
+  async waitForLeader(): Promise<void> {
+    const deadline = this.s.clock.now() + this.s.requestTimeoutMs;
+    while (!this.s.isLeader() && (this.s.leader() === 0n || !this.s.leaderClientUrl())) {
+      if (this.s.isStopped() || this.s.clock.now() >= deadline) throw Errors.noLeader();
+      await new Promise<void>((r) => this.s.clock.setTimeout(r, this.s.cfg.heartbeatMs));
+    }
+  }
+
   lease(): InstanceType<typeof LeaseClient> {
     return this.current().lease;
   }

@@ -36,6 +36,7 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
     auth.propose(call, 'leaseRevoke', req);
 
   const timeToLive = async (req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> => {
+    await leader.waitForLeader();
     if (!s.isLeader()) {
       const c = leader.lease();
       return leader.call(c.leaseTimeToLive.bind(c), req);
