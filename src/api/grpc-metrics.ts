@@ -8,6 +8,8 @@
 // or reads a stream's messages (a listener on 'data' would start the flow before the handler).
 
 import type * as grpc from '@grpc/grpc-js';
+// grpc_code: Go's name of the code, as go-grpc-prometheus puts it.
+import { grpcCodeName } from './grpc-status.js';
 
 /** A service definition and its implementation (client-server.ts' ClientService; not imported
  * from there, which imports the server, which imports the metrics that import this). */
@@ -31,18 +33,6 @@ export interface GrpcServerMetrics {
 export interface GrpcMethodMetrics {
   started(): void;
   handled(code: string, seconds: number): void;
-}
-
-/** Go's codes.Code names, by code number (what go-grpc-prometheus puts in grpc_code). */
-const CODE_NAMES = [
-  'OK', 'Canceled', 'Unknown', 'InvalidArgument', 'DeadlineExceeded', 'NotFound', 'AlreadyExists', 'PermissionDenied',
-  'ResourceExhausted', 'FailedPrecondition', 'Aborted', 'OutOfRange', 'Unimplemented', 'Internal', 'Unavailable',
-  'DataLoss', 'Unauthenticated',
-];
-
-export function grpcCodeName(code: number | undefined): string {
-  // grpc-js sends an error without a numeric code as UNKNOWN.
-  return CODE_NAMES[code ?? 2] ?? 'Unknown';
 }
 
 function typeOf(m: grpc.MethodDefinition<unknown, unknown>): GrpcType {

@@ -38,6 +38,23 @@ export function grpcStatusOf(code: ErrorCode): grpc.status {
   return toGrpc[code] ?? grpc.status.UNKNOWN;
 }
 
+/** Go's codes.Code names, by code number (grpc_code labels; Go's error texts). */
+const CODE_NAMES = [
+  'OK', 'Canceled', 'Unknown', 'InvalidArgument', 'DeadlineExceeded', 'NotFound', 'AlreadyExists', 'PermissionDenied',
+  'ResourceExhausted', 'FailedPrecondition', 'Aborted', 'OutOfRange', 'Unimplemented', 'Internal', 'Unavailable',
+  'DataLoss', 'Unauthenticated',
+];
+
+export function grpcCodeName(code: number | undefined): string {
+  // grpc-js sends an error without a numeric code as UNKNOWN.
+  return CODE_NAMES[code ?? 2] ?? 'Unknown';
+}
+
+/** An etcd error as grpc-go's status error prints it (etcd's rpctypes.ErrGRPC*.Error()). */
+export function goErrorText(e: EtcdError): string {
+  return `rpc error: code = ${grpcCodeName(grpcStatusOf(e.code))} desc = ${e.message}`;
+}
+
 /** What a handler's failure looks like on the wire: etcd's status and message, INTERNAL for the unexpected. */
 export function toServiceError(e: unknown): Partial<grpc.StatusObject> {
   if (e instanceof EtcdError) return { code: grpcStatusOf(e.code), details: e.message };

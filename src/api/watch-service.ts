@@ -11,16 +11,16 @@ import type { EtcdServer } from '../server/etcd-server.js';
 import { checkRange } from '../auth/apply-checks.js';
 import { authOf } from '../auth/frontend.js';
 import { guardStream, toServiceError } from './grpc-util.js';
+import { goErrorText } from './grpc-status.js';
 
-/** What etcd 3.4 puts in cancel_reason for a watch on keys the caller may not read. */
+/**
+ * What etcd 3.4 puts in cancel_reason for a refused watch: its gRPC error's text (Go's), for a bad
+ * token, an old auth revision or no user; "permission denied" for anything else.
+ */
+const WATCH_PERMISSION_DENIED = goErrorText(Errors.permissionDenied());
+const WATCH_CANCEL_REASONS = new Map([Errors.invalidAuthToken(), Errors.authOldRevision(), Errors.userEmpty()].map((e) => [e.message, goErrorText(e)]));
+/** The smallest key ("\0"), which an empty key means in a watch. */
 const ZERO_KEY = Buffer.from([0]);
-const WATCH_PERMISSION_DENIED = 'rpc error: code = PermissionDenied desc = etcdserver: permission denied';
-/** The other reasons etcd's watch server gives a refused watch: its gRPC errors' texts, by the check's error. */
-const WATCH_CANCEL_REASONS = new Map([
-  [Errors.invalidAuthToken().message, `rpc error: code = Unauthenticated desc = ${Errors.invalidAuthToken().message}`],
-  [Errors.authOldRevision().message, `rpc error: code = InvalidArgument desc = ${Errors.authOldRevision().message}`],
-  [Errors.userEmpty().message, `rpc error: code = InvalidArgument desc = ${Errors.userEmpty().message}`],
-]);
 
 /** A watch stream's bounds on responses not yet taken by the transport (see `send`). */
 const STREAM_MAX_RESPONSES = 128;

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { type GrpcCallLabels, type Service, grpcCodeName, instrumentServices } from '../../src/api/grpc-metrics.js';
+import { type GrpcCallLabels, type Service, instrumentServices } from '../../src/api/grpc-metrics.js';
+import { grpcCodeName } from '../../src/api/grpc-status.js';
 
 const method = (path: string, requestStream: boolean, responseStream: boolean) => ({
   path,

@@ -76,7 +76,7 @@ export function createGateway(s: EtcdServer, services: ClientService[]): Gateway
     } catch {
       return sendText(res, 400, 'Bad Request');
     }
-    if (path.startsWith('/v3beta/')) path = `/v3/${path.slice('/v3beta/'.length)}`;
+    path = v3Path(path);
     // Go's ServeMux sends an unclean path (`//`, `.`, `..`) to its clean form.
     const clean = posix.normalize(path);
     if (clean !== path) {
@@ -138,14 +138,20 @@ export function createGateway(s: EtcdServer, services: ClientService[]): Gateway
     } catch {
       return false;
     }
-    if (!path.startsWith('/v3/') && !path.startsWith('/v3beta/')) return false;
-    const grpcPath = GATEWAY_ROUTES.get(posix.normalize(path.replace(/^\/v3beta\//, '/v3/')));
+    path = v3Path(path);
+    if (!path.startsWith('/v3/')) return false;
+    const grpcPath = GATEWAY_ROUTES.get(posix.normalize(path));
     // ws's limit on one message: the largest body the gateway takes.
     wss ??= new WebSocketServer({ noServer: true, maxPayload: maxBody, handleProtocols: (_offered, r) => chooseSubprotocol(r) });
     wss.handleUpgrade(req, socket, head, (ws) => serveWebSocket(ws, req, grpcPath !== undefined && streamingRequests.has(grpcPath), gateway));
     return true;
   };
   return Object.assign(gateway, { warm: load, upgrade });
+}
+
+/** /v3beta/ is /v3/ (etcd rewrites it before routing). */
+function v3Path(path: string): string {
+  return path.startsWith('/v3beta/') ? `/v3/${path.slice('/v3beta/'.length)}` : path;
 }
 
 function cnRefused(s: EtcdServer, req: IncomingMessage): boolean {
