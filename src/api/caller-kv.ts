@@ -172,6 +172,7 @@ export class CallerKv {
     try {
       await this.s.linearizableRead();
       if (this.s.sm.auth.enabled) checkRange(this.s.sm.auth, await authOf(this.s).authInfo(this.caller), req);
+      this.s.sm.store.stats.record(1);
       const r = doRange(this.s.sm.store, req);
       return { header: this.s.header(r.rev), kvs: r.kvs, more: r.more, count: r.count };
     } catch (e) {

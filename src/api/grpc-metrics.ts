@@ -31,9 +31,20 @@ export interface GrpcServerMetrics {
 }
 
 export interface GrpcMethodMetrics {
-  started(): void;
+  /** A call begins; `clientApiVersion`: its `client-api-version` metadata (etcd's clients send "3.4"). */
+  started(clientApiVersion: string | undefined): void;
   handled(code: string, seconds: number): void;
+  /** A request message of `bytes` (its protobuf encoding) was read (etcd's codec, go-grpc-prometheus' RecvMsg). */
+  received(bytes: number): void;
+  /** A response message of `bytes` was encoded for sending (etcd's codec, go-grpc-prometheus' SendMsg). */
+  sent(bytes: number): void;
 }
+
+/**
+ * A response serializer that counts what it encodes. `countSent`: for a sender that sends bytes
+ * encoded beforehand instead of calling it (the lean unary path, src/api/lean-unary.ts).
+ */
+export type CountingSerializer = ((v: unknown) => Buffer) & { countSent?: (bytes: number) => void };
 
 function typeOf(m: grpc.MethodDefinition<unknown, unknown>): GrpcType {
   if (m.requestStream) return m.responseStream ? 'bidi_stream' : 'client_stream';
@@ -46,6 +57,12 @@ function labelsOf(m: grpc.MethodDefinition<unknown, unknown>): GrpcCallLabels {
   return { grpc_type: typeOf(m), grpc_service: service, grpc_method: method };
 }
 
+/** The call's `client-api-version` metadata, which etcd's clients send (etcd_server_client_requests_total). */
+function clientApiVersion(call: unknown): string | undefined {
+  const v = (call as { metadata?: grpc.Metadata }).metadata?.get('client-api-version')[0];
+  return typeof v === 'string' ? v : undefined;
+}
+
 type AnyHandler = (...args: unknown[]) => unknown;
 type Callback = (err: { code?: number } | null, ...rest: unknown[]) => void;
 
@@ -54,7 +71,7 @@ function instrument(def: grpc.MethodDefinition<unknown, unknown>, impl: AnyHandl
   if (!def.responseStream) {
     // Unary and client-streaming: the call ends when the implementation calls back.
     return (call: unknown, callback: unknown) => {
-      metrics.started();
+      metrics.started(clientApiVersion(call));
       const t0 = performance.now();
       const cb = callback as Callback;
       return impl(call, (err: { code?: number } | null, ...rest: unknown[]) => {
@@ -66,7 +83,7 @@ function instrument(def: grpc.MethodDefinition<unknown, unknown>, impl: AnyHandl
   // Server- and bidi-streaming: the stream ends with an error (emitted by the implementation,
   // after which grpc-js ends it), by end() (OK), or by the client cancelling.
   return (call: unknown) => {
-    metrics.started();
+    metrics.started(clientApiVersion(call));
     const t0 = performance.now();
     const stream = call as grpc.ServerWritableStream<unknown, unknown>;
     let reported = false;
@@ -94,17 +111,47 @@ function instrument(def: grpc.MethodDefinition<unknown, unknown>, impl: AnyHandl
 }
 
 /**
- * The same services with every method reporting its calls to `metrics` (go-grpc-prometheus'
- * server interceptors): give the result to the gRPC server (and any gateway) instead of the
- * plain implementations.
+ * A method's definition whose (de)serializers count the messages and their bytes, as etcd's
+ * gRPC codec counts etcd_network_client_grpc_*_bytes_total and go-grpc-prometheus counts
+ * grpc_server_msg_*_total: a message is counted once decoded, a response once encoded. Only gRPC
+ * calls use these; the JSON gateway hands its messages to the implementations as objects.
+ */
+function countingDefinition(def: grpc.MethodDefinition<unknown, unknown>, metrics: GrpcMethodMetrics): grpc.MethodDefinition<unknown, unknown> {
+  const decode = def.requestDeserialize;
+  const encode = def.responseSerialize;
+  const serialize: CountingSerializer = (v: unknown): Buffer => {
+    const b = encode(v);
+    metrics.sent(b.length);
+    return b;
+  };
+  serialize.countSent = (bytes) => metrics.sent(bytes);
+  return {
+    ...def,
+    requestDeserialize: (b: Buffer) => {
+      const v = decode(b);
+      metrics.received(b.length);
+      return v;
+    },
+    responseSerialize: serialize,
+  };
+}
+
+/**
+ * The same services with every method reporting its calls and messages to `metrics`
+ * (go-grpc-prometheus' server interceptors, etcd's codec): give the result to the gRPC server
+ * (and any gateway) instead of the plain definitions and implementations.
  */
 export function instrumentServices<S extends Service>(services: S[], metrics: GrpcServerMetrics): S[] {
   return services.map(([svc, impl]) => {
+    const defs: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
     const wrapped: grpc.UntypedServiceImplementation = {};
-    for (const [name, h] of Object.entries(impl)) {
-      const def = (svc as Record<string, grpc.MethodDefinition<unknown, unknown> | undefined>)[name];
-      wrapped[name] = (def ? instrument(def, h as AnyHandler, metrics.method(labelsOf(def))) : h) as grpc.UntypedHandleCall;
+    for (const [name, def] of Object.entries(svc as Record<string, grpc.MethodDefinition<unknown, unknown>>)) {
+      const m = metrics.method(labelsOf(def));
+      defs[name] = countingDefinition(def, m);
+      const h = impl[name];
+      if (h) wrapped[name] = instrument(def, h as AnyHandler, m) as grpc.UntypedHandleCall;
     }
-    return [svc, wrapped] as S;
+    for (const [name, h] of Object.entries(impl)) if (!(name in wrapped)) wrapped[name] = h;
+    return [defs, wrapped] as S;
   });
 }

@@ -3,6 +3,7 @@
 //
 // Bodies, statuses and headers are etcd's (checked against etcd 3.4.23 on this machine):
 // every answer carries etcd's CORS headers; unknown paths get Go's "404 page not found".
+// /debug/vars is Go's expvar as etcd fills it (./debug-vars.ts).
 // /livez and /readyz are etcd 3.5's (3.4 has none): Kubernetes-style "ok", with `?verbose`
 // listing the checks.
 
@@ -12,6 +13,7 @@ import { alarmName } from '../server/alarms.js';
 import { API_VERSION, type EtcdServer } from '../server/etcd-server.js';
 import { requestUrl } from '../util/url.js';
 import { CORS_HEADERS } from './gateway/replies.js';
+import { debugVars } from './debug-vars.js';
 
 /** How long /health and /readyz wait for a linearizable read (etcd's health check: 1 s). */
 export const HEALTH_READ_TIMEOUT_MS = 1000;
@@ -36,12 +38,20 @@ export function httpEndpoints(s: EtcdServer, gateway: Handler | undefined): Hand
         return json(res, 200, { etcdserver: API_VERSION, etcdcluster: clusterVersion() });
       case '/health':
         if (req.method !== 'GET') return text(res, 405, 'Method Not Allowed\n');
-        return void health(s, url.searchParams.get('serializable') === 'true', url.searchParams.getAll('exclude')).then((h) =>
-          text(res, h.health === 'true' ? 200 : 503, JSON.stringify(h)),
-        );
+        return void health(s, url.searchParams.get('serializable') === 'true', url.searchParams.getAll('exclude')).then((h) => {
+          s.metrics?.healthChecked(h.health === 'true', h.reason?.startsWith('ALARM') ?? false);
+          text(res, h.health === 'true' ? 200 : 503, JSON.stringify(h));
+        });
       case '/livez':
       case '/readyz':
         return void probe(s, path === '/readyz').then((checks) => healthz(res, checks, url.searchParams.has('verbose')));
+      case '/debug/vars':
+        if (req.method !== 'GET') {
+          res.setHeader('Allow', 'GET');
+          return text(res, 405, 'Method Not Allowed\n');
+        }
+        res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8' });
+        return void res.end(debugVars(s.raftFullStatus()));
       case '/metrics': {
         const m = s.metrics;
         if (!m) return notFound(res);

@@ -31,6 +31,7 @@ export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedService
     if (!req.serializable) await s.linearizableRead();
     // Reads are checked here, on the state they are served from (etcd's doSerialize).
     if (s.sm.auth.enabled) authCheck.checkRange(s.sm.auth, await auth.authInfo(call), req);
+    s.sm.store.stats.record(1);
     // Large ranges are collected and encoded in slices (never a stall of the event loop).
     const r = await doRangeAsync(s.sm.store, req, yieldToEventLoop);
     return encodeRangeResponseInSlices({ header: s.header(r.rev), kvs: r.kvs, more: r.more, count: r.count }, yieldToEventLoop);

@@ -27,12 +27,15 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Http2Server, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { ServiceCall } from './gateway/calls.js';
+import type { CountingSerializer } from './grpc-metrics.js';
 import { preEncodedParts } from './sliced-encoding.js';
 
 export interface LeanMethod {
   path: string;
   deserialize(b: Buffer): unknown;
   serialize(v: unknown): Buffer;
+  /** Counts a response sent as encoded beforehand, where `serialize` (which counts) is not called. */
+  sentPreEncoded(bytes: number): void;
   handler: (call: ServiceCall, cb: (err: unknown, value?: unknown) => void) => void;
 }
 
@@ -49,6 +52,7 @@ export function leanMethods(services: Array<[grpc.ServiceDefinition, grpc.Untype
         path: m.path,
         deserialize: m.requestDeserialize as (b: Buffer) => unknown,
         serialize: m.responseSerialize as (v: unknown) => Buffer,
+        sentPreEncoded: (m.responseSerialize as CountingSerializer).countSent ?? (() => {}),
         handler: impl[name] as unknown as LeanMethod['handler'],
       });
     }
@@ -211,13 +215,15 @@ function serveUnary(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, m: 
       return;
     }
     let parts: Buffer[];
+    const preEncoded = preEncodedParts(value);
     try {
-      parts = preEncodedParts(value) ?? [m.serialize(value)];
+      parts = preEncoded ?? [m.serialize(value)];
     } catch (e) {
       return fail(grpc.status.INTERNAL, `Error serializing response: ${(e as Error).message}`);
     }
     finish();
     const length = parts.reduce((n, p) => n + p.length, 0);
+    if (preEncoded) m.sentPreEncoded(length);
     const prefix = Buffer.allocUnsafe(5);
     prefix[0] = 0;
     prefix.writeUInt32BE(length, 1);

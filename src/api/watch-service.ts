@@ -71,6 +71,7 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
     /** False when the stream is full: the hub then stops sending to that watcher until it has room. */
     const send = (r: WatchResponse): boolean => {
       if (closed) return true;
+      s.watchHub.eventsSent += r.events.length;
       const size = responseBytes(r);
       pending++;
       pendingBytes += size;
@@ -86,7 +87,9 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
       if (pending >= STREAM_MAX_RESPONSES || pendingBytes >= STREAM_MAX_BYTES) full = true;
       return !full;
     };
+    s.watchHub.streams++;
     const cleanup = (): void => {
+      if (!closed) s.watchHub.streams--;
       closed = true;
       for (const w of mine.values()) s.watchHub.remove(w);
       mine.clear();

@@ -2,6 +2,7 @@
 // (prev_kv, ignore_value, ignore_lease, leases), DeleteRange, Txn (compares, nested ops) and
 // request validation. Pure and deterministic: every replica computes the same responses.
 
+import type { MvccStats } from './mvcc-stats.js';
 import type { KeyValue } from '../gen/etcd/kv.js';
 import {
   type Compare,
@@ -226,22 +227,31 @@ export interface KvContext {
   store: MvccStore;
 }
 
+/**
+ * A put, as etcd's applier makes it: its lease must exist (checked first, before anything is
+ * read: an ignore_lease put names none, and keeps a key's lease, which exists while the key
+ * does), then the key is read if the put needs its current version (counted as a range).
+ */
 export function applyPut(w: WriteTxn, store: MvccStore, req: PutRequest): Omit<PutResponse, 'header'> {
+  if (req.lease !== 0n && !(store.leases?.exists(req.lease) ?? false)) throw Errors.leaseNotFound();
   let value = req.value;
   let lease = req.lease;
+  if (req.prevKv || req.ignoreValue || req.ignoreLease) w.stats.range();
   if (req.ignoreValue || req.ignoreLease) {
     const cur = w.get(req.key);
     if (!cur) throw Errors.keyNotFound();
     if (req.ignoreValue) value = cur.value;
     if (req.ignoreLease) lease = cur.lease;
   }
-  if (lease !== 0n && !(store.leases?.exists(lease) ?? false)) throw Errors.leaseNotFound();
   const prev = w.put(req.key, value, lease);
+  w.stats.put(req.key.length + value.length);
   return { prevKv: req.prevKv ? prev : undefined };
 }
 
 export function applyDelete(w: WriteTxn, req: DeleteRangeRequest): Omit<DeleteRangeResponse, 'header'> {
+  if (req.prevKv) w.stats.range();
   const deleted = w.deleteRange(req.key, req.rangeEnd);
+  w.stats.delete();
   return { deleted: BigInt(deleted.length), prevKvs: req.prevKv ? deleted : [] };
 }
 
@@ -296,10 +306,13 @@ function compareHolds(c: Compare, kvs: readonly KeyValue[]): boolean {
  * the path taken, in the order they are met. All are evaluated against the state before the
  * txn, as etcd does: a nested compare does not see the writes made by the ops before it.
  */
-function txnPath(r: Reader, req: TxnRequest, path: boolean[] = []): boolean[] {
-  const ok = req.compare.every((c) => evalCompare(r, c));
+function txnPath(r: Reader, req: TxnRequest, stats: MvccStats, path: boolean[] = []): boolean[] {
+  const ok = req.compare.every((c) => {
+    stats.range();
+    return evalCompare(r, c);
+  });
   path.push(ok);
-  for (const op of ok ? req.success : req.failure) if (op.requestTxn) txnPath(r, op.requestTxn, path);
+  for (const op of ok ? req.success : req.failure) if (op.requestTxn) txnPath(r, op.requestTxn, stats, path);
   return path;
 }
 
@@ -322,6 +335,7 @@ function checkTxnPath(w: WriteTxn, store: MvccStore, req: TxnRequest, path: read
   forEachOpOnPath(req, path, (op) => {
     const p = op.requestPut;
     if (!p) return;
+    if (p.ignoreValue || p.ignoreLease) w.stats.range();
     if ((p.ignoreValue || p.ignoreLease) && !w.get(p.key)) throw Errors.keyNotFound();
     if (p.lease !== 0n && !(store.leases?.exists(p.lease) ?? false)) throw Errors.leaseNotFound();
   });
@@ -351,12 +365,23 @@ function checkTxnPath(w: WriteTxn, store: MvccStore, req: TxnRequest, path: read
  * one after every write (the store after it); a range between writes is read here.
  */
 export function applyTxn(w: WriteTxn, store: MvccStore, req: TxnRequest, respond = true, deferred?: DeferredRange[]): Omit<TxnResponse, 'header'> {
-  const path = txnPath(w, req);
-  checkTxnPath(w, store, req, path);
+  let path: boolean[];
+  try {
+    path = txnPath(w, req, w.stats);
+    checkTxnPath(w, store, req, path);
+  } finally {
+    // etcd reads the compares in a transaction of their own, then makes the ops in another.
+    w.stats.end();
+  }
   if (!respond) {
+    // The ranges are not read (nobody reads the answer), but counted as every member's etcd reads them.
     forEachOpOnPath(req, path, (op) => {
       if (op.requestPut) applyPut(w, store, op.requestPut);
-      else if (op.requestDeleteRange) w.deleteRange(op.requestDeleteRange.key, op.requestDeleteRange.rangeEnd);
+      else if (op.requestDeleteRange) {
+        if (op.requestDeleteRange.prevKv) w.stats.range();
+        w.deleteRange(op.requestDeleteRange.key, op.requestDeleteRange.rangeEnd);
+        w.stats.delete();
+      } else if (op.requestRange) w.stats.range();
     });
     return { succeeded: path[0]!, responses: [] };
   }
@@ -412,6 +437,7 @@ function applyTxnPath(w: WriteTxn, store: MvccStore, req: TxnRequest, path: read
   const responses: ResponseOp[] = [];
   for (const op of succeeded ? req.success : req.failure) {
     if (op.requestRange) {
+      w.stats.range();
       const rev = at.deferred ? wholeRevision(w, op.requestRange, at) : undefined;
       if (rev !== undefined) {
         const resp: RangeResponse = { header: opHeader(revSoFar(w)), kvs: [], more: false, count: 0n };
@@ -495,31 +521,35 @@ export async function readTxnAsync(
   slice?: number,
 ): Promise<TxnResponse> {
   const view = store.pinnedRead();
+  // Compares and ranges in one read transaction, as etcd counts a read-only txn's.
+  const reads = { n: 0 };
   try {
     const path: boolean[] = [];
-    await readTxnPath(view, req, path, pause, slice);
+    await readTxnPath(view, req, path, pause, slice, reads);
     // What can fail is checked before anything is read, as checkTxnPath does.
     forEachOpOnPath(req, path, (op) => {
       const rev = op.requestRange?.revision ?? 0n;
       if (rev > 0n) view.checkRev(rev);
     });
-    return { header: header(view.rev), ...(await readTxnOps(view, req, path, { i: 0 }, pause, slice)) };
+    return { header: header(view.rev), ...(await readTxnOps(view, req, path, { i: 0 }, pause, slice, reads)) };
   } finally {
     view.release();
+    store.stats.record(reads.n);
   }
 }
 
 /** txnPath for readTxnAsync: the compares' outcomes on the path, at the pinned revision. */
-async function readTxnPath(view: PinnedRead, req: TxnRequest, path: boolean[], pause: () => Promise<void>, slice?: number): Promise<void> {
+async function readTxnPath(view: PinnedRead, req: TxnRequest, path: boolean[], pause: () => Promise<void>, slice: number | undefined, reads: { n: number }): Promise<void> {
   let ok = true;
   for (const c of req.compare) {
+    reads.n++;
     if (!compareHolds(c, (await view.rangeAsync(c.key, c.rangeEnd, {}, pause, slice)).kvs)) {
       ok = false;
       break;
     }
   }
   path.push(ok);
-  for (const op of ok ? req.success : req.failure) if (op.requestTxn) await readTxnPath(view, op.requestTxn, path, pause, slice);
+  for (const op of ok ? req.success : req.failure) if (op.requestTxn) await readTxnPath(view, op.requestTxn, path, pause, slice, reads);
 }
 
 /** applyTxnPath for readTxnAsync (ranges and nested read-only txns only). */
@@ -529,16 +559,18 @@ async function readTxnOps(
   path: readonly boolean[],
   at: { i: number },
   pause: () => Promise<void>,
-  slice?: number,
+  slice: number | undefined,
+  reads: { n: number },
 ): Promise<Omit<TxnResponse, 'header'>> {
   const succeeded = path[at.i++]!;
   const responses: ResponseOp[] = [];
   for (const op of succeeded ? req.success : req.failure) {
     if (op.requestRange) {
+      reads.n++;
       const r = await doRangeAsync(view, op.requestRange, pause, slice);
       responses.push({ responseRange: { header: opHeader(view.rev), kvs: r.kvs, more: r.more, count: r.count } });
     } else if (op.requestTxn) {
-      responses.push({ responseTxn: { header: nestedTxnHeader(), ...(await readTxnOps(view, op.requestTxn, path, at, pause, slice)) } });
+      responses.push({ responseTxn: { header: nestedTxnHeader(), ...(await readTxnOps(view, op.requestTxn, path, at, pause, slice, reads)) } });
     } else {
       throw new Error('readTxnAsync: a txn that writes must be applied through the log');
     }

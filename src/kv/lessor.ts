@@ -18,8 +18,20 @@ export interface Lease {
   expiry: number | undefined;
 }
 
+/** What the lessor did, as etcd counts it (etcd_debugging_lease_*: grants and revokes on every member, renewals and expiries on the leader). */
+export interface LeaseStats {
+  granted: number;
+  revoked: number;
+  renewed: number;
+  /** Expired leases the leader revoked (etcd_debugging_server_lease_expired_total). */
+  expired: number;
+  /** Each granted lease's TTL in seconds, after the minimum is applied (etcd_debugging_lease_ttl_total). */
+  onGrant?: (ttlSeconds: number) => void;
+}
+
 export class Lessor implements LeaseHooks {
   readonly leases = new Map<bigint, Lease>();
+  readonly stats: LeaseStats = { granted: 0, revoked: 0, renewed: 0, expired: 0 };
   private primary = false;
 
   constructor(
@@ -47,6 +59,8 @@ export class Lessor implements LeaseHooks {
     const t = ttl < this.minTTL ? this.minTTL : ttl;
     const l: Lease = { id, ttl: t, keys: new Set(), expiry: this.primary ? this.now() + Number(t) * 1000 : undefined };
     this.leases.set(id, l);
+    this.stats.granted++;
+    this.stats.onGrant?.(Number(t));
     return l;
   }
 
@@ -55,6 +69,7 @@ export class Lessor implements LeaseHooks {
     const l = this.leases.get(id);
     if (!l) throw Errors.leaseNotFound();
     this.leases.delete(id);
+    this.stats.revoked++;
     return [...l.keys];
   }
 
@@ -63,6 +78,7 @@ export class Lessor implements LeaseHooks {
     const l = this.leases.get(id);
     if (!l) throw Errors.leaseNotFound();
     l.expiry = this.now() + Number(l.ttl) * 1000;
+    this.stats.renewed++;
     return l.ttl;
   }
 

@@ -13,6 +13,7 @@
 // faster restart. Bytes are made when a key or value leaves the store (toKeyValue, events,
 // snapshot images write the strings directly).
 
+import { MvccStats } from './mvcc-stats.js';
 import type { Event, KeyValue } from '../gen/etcd/kv.js';
 import { Event_EventType } from '../gen/etcd/kv.js';
 import { type SortedMap, newSortedMap } from '../util/btree.js';
@@ -315,6 +316,8 @@ export class MvccStore {
   /** Called after every write revision with its events (the watch hub). */
   onEvents: WatchSink | undefined;
   leases: LeaseHooks | undefined;
+  /** What was asked of the store, as etcd counts it (carried over to a store restored from a snapshot). */
+  stats = new MvccStats();
 
   keyCount(): number {
     return this.index.size;
@@ -1076,6 +1079,11 @@ export class WriteTxn {
     private readonly store: MvccStore,
     readonly rev: bigint,
   ) {}
+
+  /** The store's op counters (etcd's mvcc metrics). */
+  get stats(): MvccStats {
+    return this.store.stats;
+  }
 
   /** Whether this transaction has written anything (then it takes a new revision). */
   get changed(): boolean {

@@ -113,8 +113,25 @@ export class WatchHub {
   /** The same groups by the keys they cover: which ranges hold a key. */
   private readonly rangeIndex = new IntervalIndex<RangeGroup>();
   private groupsCreated = 0;
+  /** Watchers behind (unsynced, catching up from the history): etcd_debugging_mvcc_slow_watcher_total. */
+  private behind = 0;
+  /** Open watch streams (the gRPC service counts them: etcd_debugging_mvcc_watch_stream_total). */
+  streams = 0;
+  /** Events handed to the watch streams (etcd_debugging_mvcc_events_total). */
+  eventsSent = 0;
 
   constructor(private readonly getStore: () => MvccStore) {}
+
+  /** How many watchers are behind, waiting to catch up from the history. */
+  get slowWatchers(): number {
+    return this.behind;
+  }
+
+  /** Sets where `e` reads next (0: live), keeping the count of watchers behind. */
+  private setNextRev(e: Entry, rev: bigint): void {
+    if ((e.nextRev === 0n) !== (rev === 0n)) this.behind += rev === 0n ? -1 : 1;
+    e.nextRev = rev;
+  }
 
   /** Called by the store after each write revision. */
   notify(events: Event[], rev: bigint): void {
@@ -136,7 +153,7 @@ export class WatchHub {
       });
     }
     for (const [e, out] of batches) {
-      if (e.w.deliver(out, rev) === false) e.nextRev = rev + 1n;
+      if (e.w.deliver(out, rev) === false) this.setNextRev(e, rev + 1n);
     }
   }
 
@@ -149,7 +166,7 @@ export class WatchHub {
     const ev = events[0]!;
     this.forEachWatcherOf(keyStr(ev.kv!.key), (e) => {
       if (e.nextRev !== 0n || !wants(e.w, ev)) return; // unsynced: catches up from the history later
-      if (e.w.deliver(e.w.prevKv ? events : bare, rev) === false) e.nextRev = rev + 1n;
+      if (e.w.deliver(e.w.prevKv ? events : bare, rev) === false) this.setNextRev(e, rev + 1n);
     });
   }
 
@@ -177,7 +194,8 @@ export class WatchHub {
       nextRev = w.startRevision;
     }
     const b = rangeBounds(w.key, w.rangeEnd);
-    const e: Entry = { w, lo: b.lo, hi: b.hi, single: b.single, nextRev };
+    const e: Entry = { w, lo: b.lo, hi: b.hi, single: b.single, nextRev: 0n };
+    this.setNextRev(e, nextRev);
     this.entries.set(w, e);
     if (e.single) {
       let s = this.byKey.get(e.lo);
@@ -198,6 +216,7 @@ export class WatchHub {
     const e = this.entries.get(w);
     if (!e) return;
     this.entries.delete(w);
+    this.setNextRev(e, 0n);
     if (e.single) {
       const s = this.byKey.get(e.lo);
       s?.delete(e);
@@ -270,15 +289,15 @@ export class WatchHub {
         CATCH_UP_RESPONSE_BYTES,
       );
       if (stoppedAt !== undefined) {
-        e.nextRev = stoppedAt + 1n;
+        this.setNextRev(e, stoppedAt + 1n);
         return false;
       }
       if (!batch.more) {
-        e.nextRev = 0n;
+        this.setNextRev(e, 0n);
         return true;
       }
       // More history follows this batch: go on from where it stopped.
-      e.nextRev = batch.nextRev;
+      this.setNextRev(e, batch.nextRev);
       if (full) return false;
     }
     return true;

@@ -12,6 +12,7 @@ import { getHeapStatistics } from 'node:v8';
 import { join } from 'node:path';
 import {
   type BasicStatus,
+  type Status,
   ConfChangeType,
   type ConfChangeV1,
   type Entry,
@@ -24,7 +25,7 @@ import {
 } from '../raft/index.js';
 import type { InternalRequest } from '../gen/raftkv/entry.js';
 import { AlarmRequest_AlarmAction, AlarmType, type ResponseHeader } from '../gen/etcd/rpc.js';
-import { type EtcdError, Errors } from '../kv/errors.js';
+import { EtcdError, Errors } from '../kv/errors.js';
 import { Lessor } from '../kv/lessor.js';
 import { WatchHub } from '../kv/watch-hub.js';
 import { Snapshotter } from '../storage/snap/snapshotter.js';
@@ -184,6 +185,7 @@ export class EtcdServer {
       },
       observeApply: (s) => {
         this.metrics?.backendCommit.observe(s);
+        if (s > SLOW_APPLY_SECONDS) this.metrics?.slowApplies.inc();
         if (s > SLOW_APPLY_SECONDS) this.logger.warn(`apply request took too long: took ${Math.round(s * 1000)}ms, expected-duration 100ms`);
       },
       onFatal: (e) => this.onFatal(e),
@@ -358,7 +360,32 @@ export class EtcdServer {
   /** Waits until a read served from local state is linearizable (ReadIndex). */
   async linearizableRead(): Promise<void> {
     if (this.stopped) throw Errors.stopped();
-    await this.proposals.withTimeout(this.reader.wait());
+    try {
+      await this.proposals.withTimeout(this.reader.wait());
+    } catch (e) {
+      if (e instanceof EtcdError && e.message === Errors.timeout().message) this.reader.slow++;
+      throw e;
+    }
+  }
+
+  /** Read index answers for an older round, and reads that timed out waiting for one. */
+  slowReadIndexes(): number {
+    return this.reader.slow;
+  }
+
+  /** Bytes this process wrote to its WAL. */
+  walBytesWritten(): number {
+    return this.node?.wal.bytesWritten ?? 0;
+  }
+
+  /** Whether a snapshot from the leader is being applied now. */
+  applyingSnapshot(): boolean {
+    return this.snapshots?.applying ?? false;
+  }
+
+  /** Learner promotions made here as leader, and the refused ones by reason. */
+  promotions(): { successes: number; failures: ReadonlyMap<string, number> } {
+    return this.members.promotions;
   }
 
   /** Proposes a membership change and resolves once it is applied. */
@@ -382,6 +409,11 @@ export class EtcdServer {
   /** The core's status without copies (term, commit, applied, lead, role). */
   raftStatus(): BasicStatus {
     return this.node.raw.basicStatus();
+  }
+
+  /** The Raft core's whole status: on the leader, every member's progress (/debug/vars). */
+  raftFullStatus(): Status {
+    return this.node.raw.status();
   }
 
   leader(): bigint {

@@ -68,7 +68,10 @@ export class LeaderDuties {
       this.revoking.set(id, now);
       this.proposals
         .propose('leaseRevoke', { ID: id })
-        .catch(() => {})
+        .then(
+          () => void this.sm.lessor.stats.expired++,
+          () => {},
+        )
         .finally(() => this.revoking.delete(id));
     }
   }

@@ -18,6 +18,8 @@ interface Batch {
 }
 
 export class LinearizableReader {
+  /** Answers to rounds asked before, and reads that timed out (etcd_server_slow_read_indexes_total). */
+  slow = 0;
   private next: Batch['waiters'] = [];
   private inflight: Batch | undefined;
   /** Confirmed batches waiting for apply to reach their index. */
@@ -64,7 +66,11 @@ export class LinearizableReader {
 
   onReadState(ctx: Uint8Array, index: number): void {
     const b = this.inflight;
-    if (!b || Buffer.from(ctx).toString() !== b.ctx) return;
+    if (!b || Buffer.from(ctx).toString() !== b.ctx) {
+      // An answer to a round asked before (etcd counts these as slow read indexes).
+      this.slow++;
+      return;
+    }
     this.retryTimer?.cancel();
     this.inflight = undefined;
     b.index = index;

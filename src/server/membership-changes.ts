@@ -99,8 +99,22 @@ export class MembershipChanges {
     if (!m.isLearner) throw Errors.memberNotLearner();
   }
 
+  /** Promotions made here as leader, and the ones refused, by error (etcd_server_learner_promote_*). */
+  readonly promotions = { successes: 0, failures: new Map<string, number>() };
+
   /** Leader only: promotes a learner that has caught up. */
   async promote(id: bigint): Promise<void> {
+    try {
+      await this.promoteCaughtUp(id);
+      this.promotions.successes++;
+    } catch (e) {
+      const reason = (e as Error).message;
+      this.promotions.failures.set(reason, (this.promotions.failures.get(reason) ?? 0) + 1);
+      throw e;
+    }
+  }
+
+  private async promoteCaughtUp(id: bigint): Promise<void> {
     this.checkPromotable(id);
     const lead = this.c.matchOf(this.c.id) ?? 0;
     const match = this.c.matchOf(id);

@@ -7,9 +7,11 @@
 // Owns: the metric objects and the HTTP listener. Never: computes anything on the member's hot
 // path beyond an increment or an observation; gauges read the member when scraped.
 
+import { readdirSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
 import type { IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { fileDescriptorLimit } from '../api/debug-vars.js';
 import type { GrpcCallLabels, GrpcMethodMetrics, GrpcServerMetrics } from '../api/grpc-metrics.js';
 import type { PeerTrafficObserver } from '../transport/grpc-transport.js';
 import { hex } from '../util/ids.js';
@@ -32,10 +34,20 @@ export interface MetricsSource {
   pendingProposals(): number;
   /** The space quota (--quota-backend-bytes), where the member has one. */
   readonly quotaBytes?: number;
-  readonly sm: Pick<StateMachine, 'appliedIndex' | 'store'>;
+  readonly sm: Pick<StateMachine, 'appliedIndex' | 'store' | 'auth' | 'lessor'>;
   readonly loopDelay: IntervalHistogram;
-  /** The watchers served (etcd_debugging_mvcc_watcher_total). */
-  readonly watchHub: { readonly size: number };
+  /** The watchers served (etcd_debugging_mvcc_watcher_total), the streams, the events sent and the watchers behind. */
+  readonly watchHub: { readonly size: number; readonly streams: number; readonly eventsSent: number; readonly slowWatchers: number };
+  /** Bytes this process wrote to its WAL (etcd_disk_wal_write_bytes_total). */
+  walBytesWritten(): number;
+  /** This member's id (etcd_server_id). */
+  readonly id: bigint;
+  /** Whether a snapshot from the leader is being applied (etcd_server_snapshot_apply_in_progress_total). */
+  applyingSnapshot(): boolean;
+  /** Read index rounds answered for an older round, or timed out (etcd_server_slow_read_indexes_total). */
+  slowReadIndexes(): number;
+  /** Learner promotions this member made as leader, and the ones it refused by reason. */
+  promotions(): { successes: number; failures: ReadonlyMap<string, number> };
 }
 
 /** prometheus.ExponentialBuckets(start, factor, count), as etcd declares its histograms. */
@@ -60,6 +72,21 @@ export class Metrics implements GrpcServerMetrics {
   private readonly grpcStarted: Counter;
   private readonly grpcHandled: Counter;
   private readonly grpcHandling: Histogram;
+  /** Batches of committed entries that took over 100 ms to apply (etcd_server_slow_apply_total). */
+  readonly slowApplies: Counter;
+  /** Maintenance's work, timed as etcd times it: Hash, HashKV, Defragment and Snapshot (whole stream). */
+  readonly hashDuration: Histogram;
+  readonly hashRevDuration: Histogram;
+  readonly defragDuration: Histogram;
+  readonly defragInflight: Gauge;
+  readonly snapshotDuration: Histogram;
+  private readonly healthSuccess: Counter;
+  private readonly healthFailures: Counter;
+  private readonly clientRequests: Counter;
+  private readonly grpcMsgReceived: Counter;
+  private readonly grpcMsgSent: Counter;
+  private readonly clientBytesReceived: Counter;
+  private readonly clientBytesSent: Counter;
 
   constructor(s: MetricsSource) {
     const r = this.registry;
@@ -88,6 +115,71 @@ export class Metrics implements GrpcServerMetrics {
     new Gauge({ name: 'etcd_debugging_mvcc_db_total_size_in_bytes', help: 'Total size of the underlying database in bytes (etcd 3.4 name).', registers: [r], collect: dbSize });
     new Gauge({ name: 'etcd_debugging_mvcc_keys_total', help: 'Total number of keys.', registers: [r], collect() { this.set(s.sm.store.keyCount()); } });
     new Gauge({ name: 'etcd_debugging_mvcc_watcher_total', help: 'Total number of watchers.', registers: [r], collect() { this.set(s.watchHub.size); } });
+    new Gauge({ name: 'etcd_server_id', help: "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.", labelNames: ['server_id'], registers: [r], collect() { this.reset(); this.set({ server_id: hex(s.id) }, 1); } });
+    // The cluster version is the members' API version: raftkv's members all speak the same one.
+    new Gauge({ name: 'etcd_cluster_version', help: "Which version is running. 1 for 'cluster_version' label with current cluster version", labelNames: ['cluster_version'], registers: [r] }).set({ cluster_version: API_VERSION.replace(/^(\d+\.\d+)\..*$/, '$1') }, 1);
+    new Gauge({ name: 'etcd_server_snapshot_apply_in_progress_total', help: '1 if the server is applying the incoming snapshot. 0 if none.', registers: [r], collect() { this.set(s.applyingSnapshot() ? 1 : 0); } });
+    counterOf(r, 'etcd_server_slow_read_indexes_total', "The total number of pending read indexes not in sync with leader's or timed out read index requests.", () => s.slowReadIndexes());
+    // raftkv's read index rounds are asked again until answered, never failed (a read fails only by its own timeout, counted above).
+    new Counter({ name: 'etcd_server_read_indexes_failed_total', help: 'The total number of failed read indexes seen.', registers: [r] });
+    counterOf(r, 'etcd_server_learner_promote_successes', 'The total number of successful learner promotions while this member is leader.', () => s.promotions().successes);
+    const promoteFailuresSeen = new Map<string, number>();
+    new Counter({
+      name: 'etcd_server_learner_promote_failures',
+      help: 'The total number of failed learner promotions (likely learner not ready) while this member is leader.',
+      labelNames: ['Reason'],
+      registers: [r],
+      collect() {
+        for (const [reason, n] of s.promotions().failures) {
+          const seen = promoteFailuresSeen.get(reason) ?? 0;
+          if (n > seen) this.inc({ Reason: reason }, n - seen);
+          promoteFailuresSeen.set(reason, n);
+        }
+      },
+    });
+    // A gauge, as etcd declares it despite its name.
+    new Gauge({ name: 'etcd_disk_wal_write_bytes_total', help: 'Total number of bytes written in WAL.', registers: [r], collect() { this.set(s.walBytesWritten()); } });
+    this.hashDuration = new Histogram({ name: 'etcd_mvcc_hash_duration_seconds', help: 'The latency distribution of storage hash operation.', buckets: exponentialBuckets(0.01, 2, 15), registers: [r] });
+    this.hashRevDuration = new Histogram({ name: 'etcd_mvcc_hash_rev_duration_seconds', help: 'The latency distribution of storage hash by revision operation.', buckets: exponentialBuckets(0.01, 2, 15), registers: [r] });
+    this.defragDuration = new Histogram({ name: 'etcd_disk_backend_defrag_duration_seconds', help: 'The latency distribution of backend defragmentation.', buckets: exponentialBuckets(0.1, 2, 13), registers: [r] });
+    this.defragInflight = new Gauge({ name: 'etcd_disk_defrag_inflight', help: 'Whether or not defrag is active on the member. 1 means active, 0 means not.', registers: [r] });
+    this.snapshotDuration = new Histogram({ name: 'etcd_disk_backend_snapshot_duration_seconds', help: 'The latency distribution of backend snapshots.', buckets: exponentialBuckets(0.01, 2, 17), registers: [r] });
+    this.slowApplies = new Counter({ name: 'etcd_server_slow_apply_total', help: 'The total number of slow apply requests (likely overloaded from slow disk).', registers: [r] });
+    this.healthSuccess = new Counter({ name: 'etcd_server_health_success', help: 'The total number of successful health checks', registers: [r] });
+    this.healthFailures = new Counter({ name: 'etcd_server_health_failures', help: 'The total number of failed health checks', registers: [r] });
+    this.clientRequests = new Counter({ name: 'etcd_server_client_requests_total', help: 'The total number of client requests per client version.', labelNames: ['type', 'client_api_version'], registers: [r] });
+
+    // mvcc (etcd counts each op on its mvcc transactions: src/kv/mvcc-stats.ts) and its debugging twins.
+    const stats = () => s.sm.store.stats;
+    for (const [name, what, read] of [
+      ['put', 'puts', () => stats().puts],
+      ['delete', 'deletes', () => stats().deletes],
+      ['range', 'ranges', () => stats().ranges],
+      ['txn', 'txns', () => stats().txns],
+    ] as const) {
+      counterOf(r, `etcd_mvcc_${name}_total`, `Total number of ${what} seen by this member.`, read);
+      counterOf(r, `etcd_debugging_mvcc_${name}_total`, `Total number of ${what} seen by this member.`, read);
+    }
+    new Gauge({ name: 'etcd_debugging_mvcc_total_put_size_in_bytes', help: 'The total size of put kv pairs seen by this member.', registers: [r], collect() { this.set(stats().putBytes); } });
+    new Gauge({ name: 'etcd_debugging_mvcc_current_revision', help: 'The current revision of store.', registers: [r], collect() { this.set(Number(s.sm.store.currentRev)); } });
+    new Gauge({ name: 'etcd_debugging_mvcc_compact_revision', help: 'The revision of the last compaction in store.', registers: [r], collect() { this.set(Number(s.sm.store.compactRev)); } });
+    new Gauge({ name: 'etcd_debugging_mvcc_watch_stream_total', help: 'Total number of watch streams.', registers: [r], collect() { this.set(s.watchHub.streams); } });
+    new Gauge({ name: 'etcd_debugging_mvcc_slow_watcher_total', help: 'Total number of unsynced slow watchers.', registers: [r], collect() { this.set(s.watchHub.slowWatchers); } });
+    counterOf(r, 'etcd_debugging_mvcc_events_total', 'Total number of events sent by this member.', () => s.watchHub.eventsSent);
+    new Gauge({ name: 'etcd_debugging_auth_revision', help: 'The current revision of auth store.', registers: [r], collect() { this.set(Number(s.sm.auth.revision)); } });
+
+    // The lessor's (grants and revokes on every member; renewals and expiries on the leader).
+    const leases = s.sm.lessor.stats;
+    counterOf(r, 'etcd_debugging_lease_granted_total', 'The total number of granted leases.', () => leases.granted);
+    counterOf(r, 'etcd_debugging_lease_revoked_total', 'The total number of revoked leases.', () => leases.revoked);
+    counterOf(r, 'etcd_debugging_lease_renewed_total', 'The number of renewed leases seen by the leader.', () => leases.renewed);
+    counterOf(r, 'etcd_debugging_server_lease_expired_total', 'The total number of expired leases.', () => leases.expired);
+    const leaseTtl = new Histogram({ name: 'etcd_debugging_lease_ttl_total', help: 'Bucketed histogram of lease TTLs.', buckets: exponentialBuckets(1, 2, 24), registers: [r] });
+    leases.onGrant = (ttl) => leaseTtl.observe(ttl);
+
+    // The process's file descriptors, as etcd reports them (prom-client's process_open_fds/process_max_fds are the same numbers).
+    new Gauge({ name: 'os_fd_used', help: 'The number of used file descriptors.', registers: [r], collect() { this.set(openFds()); } });
+    new Gauge({ name: 'os_fd_limit', help: 'The file descriptor limit.', registers: [r], collect() { this.set(fileDescriptorLimit()); } });
     new Gauge({
       name: 'raftkv_event_loop_delay_p99_seconds',
       help: 'p99 event-loop delay since the last scrape: above the heartbeat interval, heartbeats are late.',
@@ -160,7 +252,22 @@ export class Metrics implements GrpcServerMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [r],
     });
+    this.grpcMsgReceived = new Counter({ name: 'grpc_server_msg_received_total', help: 'Total number of RPC stream messages received on the server.', labelNames: grpcLabels, registers: [r] });
+    this.grpcMsgSent = new Counter({ name: 'grpc_server_msg_sent_total', help: 'Total number of gRPC stream messages sent by the server.', labelNames: grpcLabels, registers: [r] });
+    // etcd's gRPC codec counts every message's protobuf bytes (etcd's Grafana dashboard plots them).
+    this.clientBytesReceived = new Counter({ name: 'etcd_network_client_grpc_received_bytes_total', help: 'The total number of bytes received from grpc clients.', registers: [r] });
+    this.clientBytesSent = new Counter({ name: 'etcd_network_client_grpc_sent_bytes_total', help: 'The total number of bytes sent to grpc clients.', registers: [r] });
   }
+
+  /**
+   * A /health check's outcome, counted as etcd counts it: a member with an alarm raised answers
+   * unhealthy without counting either way.
+   */
+  healthChecked(healthy: boolean, alarm: boolean): void {
+    if (healthy) this.healthSuccess.inc();
+    else if (!alarm) this.healthFailures.inc();
+  }
+
 
   /**
    * One method's recorder. The labelled series are looked up here once (per code on first use),
@@ -176,8 +283,29 @@ export class Metrics implements GrpcServerMetrics {
     const isPut = kv && call.grpc_method === 'Put';
     const isRange = kv && call.grpc_method === 'Range';
     const recent = this.recent;
+    // etcd_server_client_requests_total by the client's API version, each series looked up once.
+    const type = call.grpc_type === 'unary' ? 'unary' : 'stream';
+    const byVersion = new Map<string, { inc(): void }>();
+    const msgReceived = this.grpcMsgReceived.labels(labels);
+    const msgSent = this.grpcMsgSent.labels(labels);
+    const bytesReceived = this.clientBytesReceived;
+    const bytesSent = this.clientBytesSent;
     return {
-      started: () => started.inc(),
+      received: (bytes) => {
+        msgReceived.inc();
+        bytesReceived.inc(bytes);
+      },
+      sent: (bytes) => {
+        msgSent.inc();
+        bytesSent.inc(bytes);
+      },
+      started: (apiVersion) => {
+        started.inc();
+        const v = apiVersion ?? 'unknown';
+        let requests = byVersion.get(v);
+        if (!requests) byVersion.set(v, (requests = this.clientRequests.labels({ type, client_api_version: v })));
+        requests.inc();
+      },
       handled: (code, seconds) => {
         let handled = byCode.get(code);
         if (!handled) {
@@ -190,6 +318,33 @@ export class Metrics implements GrpcServerMetrics {
         else if (isRange) recent.reads++;
       },
     };
+  }
+}
+
+/**
+ * A counter that follows a count kept elsewhere (a plain number the member increments on its
+ * hot path): read when scraped, and moved by what it grew since the last scrape.
+ */
+function counterOf(r: Registry, name: string, help: string, read: () => number): Counter {
+  let seen = 0;
+  return new Counter({
+    name,
+    help,
+    registers: [r],
+    collect() {
+      const n = read();
+      if (n > seen) this.inc(n - seen);
+      seen = n;
+    },
+  });
+}
+
+/** Open file descriptors (etcd's os_fd_used: the entries of /proc/self/fd). */
+function openFds(): number {
+  try {
+    return readdirSync('/proc/self/fd').length;
+  } catch {
+    return 0;
   }
 }
 
@@ -220,6 +375,7 @@ export function serveMetrics(s: MetricsSource & DashboardSource, m: Metrics, hos
       );
     } else if (req.url === '/health') {
       const ok = s.leader() !== 0n && !s.isStopped();
+      m.healthChecked(ok, false);
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ health: String(ok) }));
     } else if (!dashboard!.handle(req, res)) {

@@ -23,6 +23,8 @@ export interface SnapshotPolicy {
 }
 
 export class Snapshots {
+  /** A snapshot from the leader is being applied. */
+  applying = false;
   private lastIndex: number;
   private saving = false;
   private stopped = false;
@@ -133,7 +135,12 @@ export class Snapshots {
   /** A snapshot from the leader, already durable: the state becomes its image. */
   async restore(s: Snapshot): Promise<void> {
     // Parsed in chunks: heartbeats keep being answered (step() sends its replies at once).
-    await this.sm.restoreAsync(s.data, s.metadata.index, yieldToEventLoop, s.metadata.confState);
+    this.applying = true;
+    try {
+      await this.sm.restoreAsync(s.data, s.metadata.index, yieldToEventLoop, s.metadata.confState);
+    } finally {
+      this.applying = false;
+    }
     this.lastIndex = s.metadata.index;
     this.logger.info(`restored state from snapshot at index ${s.metadata.index}`);
   }

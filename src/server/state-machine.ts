@@ -175,6 +175,9 @@ export class StateMachine {
     } catch (err) {
       if (err instanceof EtcdError) return { id: req.id, outcome: { ok: false, error: err } };
       throw err;
+    } finally {
+      // The request's store ops, as one of etcd's mvcc transactions (failed ones too).
+      this.store.stats.end();
     }
   }
 
@@ -213,6 +216,8 @@ export class StateMachine {
       return res;
     }
     if (req.compaction) {
+      // etcd's applier reads the store once to compact (a range in its counters).
+      s.stats.range();
       s.compact(req.compaction.revision);
       return { header: this.hdr() };
     }
@@ -228,7 +233,10 @@ export class StateMachine {
       const keys = this.lessor.revoke(id).sort();
       if (keys.length > 0) {
         s.write((w) => {
-          for (const k of keys) w.deleteRange(Buffer.from(k, 'latin1'), undefined);
+          for (const k of keys) {
+            w.deleteRange(Buffer.from(k, 'latin1'), undefined);
+            w.stats.delete();
+          }
         });
       }
       return { header: this.hdr() };
@@ -338,6 +346,7 @@ export class StateMachine {
     const { header: h, store } = await decodeStateImageAsync(data, pause);
     store.onEvents = this.store.onEvents;
     store.pruneYield = this.store.pruneYield;
+    store.stats = this.store.stats;
     store.leases = this.lessor;
     this.store = store;
     this.lessor.restore(h.leases);

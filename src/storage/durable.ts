@@ -22,6 +22,8 @@ export interface LogStore {
   /** Lets go of what only entries at or below `index` need (after a snapshot). */
   releaseTo(index: number): Promise<unknown>;
   close(): Promise<void>;
+  /** Bytes written to the log so far by this process (etcd_disk_wal_write_bytes_total). */
+  readonly bytesWritten: number;
 }
 
 export interface SnapshotStore {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { type GrpcCallLabels, type Service, instrumentServices } from '../../src/api/grpc-metrics.js';
+import { type CountingSerializer, type GrpcCallLabels, type Service, instrumentServices } from '../../src/api/grpc-metrics.js';
 import { grpcCodeName } from '../../src/api/grpc-status.js';
 
 const method = (path: string, requestStream: boolean, responseStream: boolean) => ({
@@ -33,6 +33,8 @@ it('reports every call once, with its labels and code, however it ends', async (
     method: (l: GrpcCallLabels) => ({
       started: () => seen.push(`start ${l.grpc_type} ${l.grpc_service} ${l.grpc_method}`),
       handled: (code: string) => seen.push(`done ${l.grpc_method} ${code}`),
+      received: (bytes: number) => seen.push(`in ${l.grpc_method} ${bytes}`),
+      sent: (bytes: number) => seen.push(`out ${l.grpc_method} ${bytes}`),
     }),
   };
   const def = {
@@ -46,8 +48,16 @@ it('reports every call once, with its labels and code, however it ends', async (
     watch: (call: FakeStream) => call.on('data', () => call.end()),
     snapshot: (call: FakeStream) => queueMicrotask(() => call.emit('error', { code: grpc.status.UNAVAILABLE })),
   };
-  const [[, wrapped]] = instrumentServices([[def, impl as unknown as grpc.UntypedServiceImplementation]] as Service[], metrics);
+  const [[defs, wrapped]] = instrumentServices([[def, impl as unknown as grpc.UntypedServiceImplementation]] as Service[], metrics);
   const w = wrapped as unknown as typeof impl;
+
+  // Messages and their bytes are counted as the definitions (de)serialize them (gRPC calls;
+  // the gateway's objects never pass through them), the request once decoded.
+  const range = (defs as unknown as typeof def)['range'] as unknown as grpc.MethodDefinition<Buffer, Buffer>;
+  assert.deepEqual(range.requestDeserialize(Buffer.from('abc')), Buffer.from('abc'));
+  assert.deepEqual(range.responseSerialize(Buffer.from('hello')), Buffer.from('hello'));
+  (range.responseSerialize as CountingSerializer).countSent!(7);
+  assert.deepEqual(seen.splice(0), ['in Range 3', 'out Range 5', 'out Range 7']);
 
   const answers: unknown[] = [];
   w.range({ request: 'fine' }, (e, v) => answers.push(e ?? v));

@@ -132,6 +132,8 @@ async function createSegment(path: string, first: Buffer, segmentBytes: number, 
 }
 
 export class Wal implements LogStore {
+  /** Bytes written to the segments by this process: records, HardStates and segment headers. */
+  bytesWritten = 0;
   private fh: FileHandle;
   private size: number;
   private seq: number;
@@ -325,7 +327,9 @@ export class Wal implements LogStore {
     const hs = this.pendingHardState;
     if (!hs) return; // a durable write queued before this one took it
     this.plainFh ??= await open(join(this.dir, this.segments[this.segments.length - 1]!.name), constants.O_RDWR);
-    await this.sync.write(this.plainFh, encodeHardState(hs), this.size);
+    const b = encodeHardState(hs);
+    await this.sync.write(this.plainFh, b, this.size);
+    this.bytesWritten += b.length;
   }
 
   /** The commit-only HardState not yet written (saveNoWait), taken for the write at hand. */
@@ -416,6 +420,7 @@ export class Wal implements LogStore {
   private async writeAll(buf: Buffer): Promise<void> {
     await this.sync.durableWrite(this.fh, buf, this.size);
     this.size += buf.length;
+    this.bytesWritten += buf.length;
   }
 
   /** Starts a new segment; it begins with the metadata and the current HardState. */
@@ -428,6 +433,7 @@ export class Wal implements LogStore {
     const header = Buffer.concat([encodeMetadata(this.meta), encodeHardState(this.hardState)]);
     this.fh = await createSegment(join(this.dir, seg.name), header, this.segmentBytes, this.sync);
     this.size = header.length;
+    this.bytesWritten += header.length;
     await this.sync.fsyncDir(this.dir);
     this.segments.push(seg);
     this.logger.info(`wal: rotated to segment ${seg.name}`);

@@ -1,0 +1,142 @@
+// The rest of etcd 3.4's metrics, as a real 3-member cluster serves them on its client port:
+// the gRPC codec's bytes and go-grpc-prometheus' message counts (exactly the protobuf bytes of
+// what was sent, a large answer sent in slices included), the mvcc op counters as etcd counts
+// them (every member applies the same ops), the lessor's, the watch streams', the server's id
+// and cluster version, health checks, client requests by API version, the WAL's bytes and
+// /debug/vars with etcd-io/raft's status. test/integration/metrics.test.ts covers the first ones.
+
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { type PutResponse, RangeRequest, RangeResponse, TxnRequest, WatchClient, WatchRequest, type WatchResponse } from '../../src/gen/etcd/rpc.js';
+import { ProcCluster, eventually } from '../support/proc-cluster.js';
+import { type Sample, find, scrape, total } from '../support/prometheus-text.js';
+
+/** More key-values than the server encodes in one go (SLICED_ENCODING_MIN_KVS). */
+const MANY = 2100;
+
+it("serves etcd 3.4's mvcc, lease, watch, server and codec metrics with etcd's meaning", async () => {
+  const c = await ProcCluster.start({ size: 3 });
+  const url = (i: number): string => `http://${c.endpoint(i)}/metrics`;
+  const others = (leader: number): number[] => [0, 1, 2].filter((j) => j !== leader);
+  try {
+    const leader = await c.waitForLeader();
+    const id = (await c.client(leader).status()).header!.memberId;
+    const client = c.client(leader);
+    for (let i = 0; i < MANY; i += 100) {
+      const success = Array.from({ length: 100 }, (_, j) => ({ requestPut: { key: Buffer.from(`m/${String(i + j).padStart(5, '0')}`), value: Buffer.from('v'), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } }));
+      await client.txn(TxnRequest.fromPartial({ success }));
+    }
+    // Every member has applied them before the counters are read.
+    await eventually(async () => {
+      for (let i = 0; i < 3; i++) assert.equal(total(await scrape(url(i)), 'etcd_debugging_mvcc_put_total'), MANY);
+    });
+
+    // The codec's bytes: exactly the protobuf bytes of the request read and of the answer sent,
+    // here a Range sent in slices by the lean path (and counted there); one message each way.
+    let before = await scrape(url(leader));
+    const req = RangeRequest.fromPartial({ key: Buffer.from('m/'), rangeEnd: Buffer.from('m0') });
+    const res = await client.range('m/', { rangeEnd: Buffer.from('m0') });
+    assert.equal(res.kvs.length, MANY);
+    let after = await scrape(url(leader));
+    const moved = (name: string, labels: Record<string, string> = {}, a: Sample[] = after, b: Sample[] = before): number => total(a, name, labels) - total(b, name, labels);
+    const range = { grpc_type: 'unary', grpc_service: 'etcdserverpb.KV', grpc_method: 'Range' };
+    assert.equal(moved('etcd_network_client_grpc_received_bytes_total'), RangeRequest.encode(req).finish().length);
+    assert.equal(moved('etcd_network_client_grpc_sent_bytes_total'), RangeResponse.encode(res).finish().length);
+    assert.equal(moved('grpc_server_msg_received_total', range), 1);
+    assert.equal(moved('grpc_server_msg_sent_total', range), 1);
+    assert.equal(moved('etcd_mvcc_range_total'), 1);
+    assert.equal(moved('etcd_mvcc_txn_total'), 0, 'a Range alone is no txn');
+
+    // A put with prev_kv and the client's API version: a range and a put in one mvcc txn, on
+    // every member; the request counted by version; a failed put sends no message.
+    const befores = await Promise.all([0, 1, 2].map((i) => scrape(url(i))));
+    const md = new grpc.Metadata();
+    md.set('client-api-version', '3.4');
+    await new Promise<PutResponse>((resolve, reject) =>
+      client.kv.put({ key: Buffer.from('m/00000'), value: Buffer.from('new'), lease: 0n, prevKv: true, ignoreValue: false, ignoreLease: false }, md, (e, r) => (e ? reject(e) : resolve(r!))),
+    );
+    await assert.rejects(client.put('', 'x'), /key is not provided/);
+    const afters = await eventually(async () => {
+      const s = await Promise.all([0, 1, 2].map((i) => scrape(url(i))));
+      for (const x of s) assert.equal(total(x, 'etcd_mvcc_put_total'), MANY + 1);
+      return s;
+    });
+    for (let i = 0; i < 3; i++) {
+      assert.equal(moved('etcd_mvcc_put_total', {}, afters[i], befores[i]), 1, `member ${i}`);
+      assert.equal(moved('etcd_mvcc_range_total', {}, afters[i], befores[i]), 1, `member ${i}: prev_kv reads the key`);
+      assert.equal(moved('etcd_mvcc_txn_total', {}, afters[i], befores[i]), 1, `member ${i}: a range and a put`);
+      assert.equal(moved('etcd_debugging_mvcc_total_put_size_in_bytes', {}, afters[i], befores[i]), 'm/00000new'.length);
+      assert.equal(total(afters[i]!, 'etcd_debugging_mvcc_current_revision'), total(afters[i]!, 'etcd_debugging_mvcc_current_revision'));
+    }
+    const put = { grpc_type: 'unary', grpc_service: 'etcdserverpb.KV', grpc_method: 'Put' };
+    assert.equal(moved('grpc_server_msg_received_total', put, afters[leader], befores[leader]), 2);
+    assert.equal(moved('grpc_server_msg_sent_total', put, afters[leader], befores[leader]), 1, 'no message for the refused put');
+    assert.equal(moved('etcd_server_client_requests_total', { type: 'unary', client_api_version: '3.4' }, afters[leader], befores[leader]), 1);
+    assert.equal(moved('etcd_server_client_requests_total', { type: 'unary', client_api_version: 'unknown' }, afters[leader], befores[leader]), 1);
+    assert.equal(total(afters[leader]!, 'etcd_debugging_mvcc_current_revision'), Number((await client.range('x')).header!.revision));
+    assert.equal(total(afters[leader]!, 'etcd_debugging_mvcc_compact_revision'), -1);
+
+    // Leases: granted on every member, renewed on the leader.
+    const grant = await new Promise<{ ID: bigint }>((resolve, reject) => client.lease.leaseGrant({ TTL: 60n, ID: 0n }, (e, r) => (e ? reject(e) : resolve(r!))));
+    await eventually(async () => {
+      for (let i = 0; i < 3; i++) {
+        const s = await scrape(url(i));
+        assert.equal(total(s, 'etcd_debugging_lease_granted_total'), 1);
+        assert.equal(total(s, 'etcd_debugging_lease_ttl_total_count'), 1);
+        assert.equal(find(s, 'etcd_debugging_lease_ttl_total_bucket', { le: '64' })[0]?.value, 1);
+        assert.equal(find(s, 'etcd_debugging_lease_ttl_total_bucket', { le: '32' })[0]?.value, 0);
+      }
+    });
+    assert.ok(grant.ID > 0n);
+
+    // A watch stream: counted while open, its events counted as sent.
+    before = await scrape(url(leader));
+    const watch = new WatchClient(c.endpoint(leader), grpc.credentials.createInsecure());
+    const call = watch.watch();
+    call.on('error', () => {});
+    const responses: WatchResponse[] = [];
+    call.on('data', (r: WatchResponse) => responses.push(r));
+    call.write(WatchRequest.fromPartial({ createRequest: { key: Buffer.from('w') } }));
+    await eventually(async () => assert.equal(responses.length, 1));
+    await client.put('w', '1');
+    await eventually(async () => assert.equal(responses.length, 2));
+    after = await scrape(url(leader));
+    assert.equal(total(after, 'etcd_debugging_mvcc_watch_stream_total'), 1);
+    assert.equal(total(after, 'etcd_debugging_mvcc_watcher_total'), 1);
+    assert.equal(moved('etcd_debugging_mvcc_events_total'), 1);
+    call.cancel();
+    watch.close();
+    await eventually(async () => assert.equal(total(await scrape(url(leader)), 'etcd_debugging_mvcc_watch_stream_total'), 0));
+
+    // The server: its id in unpadded hex, the cluster version, health checks, the WAL's bytes.
+    assert.deepEqual(find(after, 'etcd_server_id').map((x) => x.labels), [{ server_id: id.toString(16) }]);
+    assert.equal(find(after, 'etcd_cluster_version', { cluster_version: '3.4' })[0]?.value, 1);
+    before = after;
+    assert.equal((await fetch(`http://${c.endpoint(leader)}/health`)).status, 200);
+    after = await scrape(url(leader));
+    assert.equal(moved('etcd_server_health_success'), 1);
+    assert.equal(moved('etcd_server_health_failures'), 0);
+    assert.ok(total(after, 'etcd_disk_wal_write_bytes_total') > 0);
+    assert.ok(total(after, 'os_fd_used') > 0);
+    assert.ok(total(after, 'os_fd_limit') > 0);
+
+    // /debug/vars: etcd-io/raft's status, each member's progress on the leader only.
+    const vars = (await (await fetch(`http://${c.endpoint(leader)}/debug/vars`)).json()) as { 'raft.status': Record<string, unknown>; cmdline: string[] };
+    const st = vars['raft.status'];
+    assert.deepEqual(Object.keys(st), ['id', 'term', 'vote', 'commit', 'lead', 'raftState', 'applied', 'progress', 'leadtransferee']);
+    assert.equal(st.id, id.toString(16));
+    assert.equal(st.lead, id.toString(16));
+    assert.equal(st.raftState, 'StateLeader');
+    assert.equal(Object.keys(st.progress as object).length, 3);
+    assert.ok(vars.cmdline.includes('--name'));
+    const follower = others(leader)[0]!;
+    const fst = ((await (await fetch(`http://${c.endpoint(follower)}/debug/vars`)).json()) as { 'raft.status': Record<string, unknown> })['raft.status'];
+    assert.equal(fst.raftState, 'StateFollower');
+    assert.equal(fst.lead, id.toString(16));
+    assert.deepEqual(fst.progress, {});
+    assert.equal((await fetch(`http://${c.endpoint(leader)}/debug/vars`, { method: 'POST' })).status, 405);
+  } finally {
+    await c.destroy();
+  }
+});
