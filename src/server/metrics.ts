@@ -69,8 +69,8 @@ export class Metrics implements GrpcServerMetrics {
   /** etcd_network_peer_*: give it to the gRPC transport (GrpcTransport.observer). */
   readonly peerTraffic: PeerTrafficObserver;
   readonly recent: RecentActivity = { putSeconds: new SampleWindow(), walFsyncSeconds: new SampleWindow(), reads: 0 };
-  private readonly grpcStarted: Counter;
-  private readonly grpcHandled: Counter;
+  private readonly grpcStarted: FollowingCounter;
+  private readonly grpcHandled: FollowingCounter;
   private readonly grpcHandling: Histogram;
   /** Batches of committed entries that took over 100 ms to apply (etcd_server_slow_apply_total). */
   readonly slowApplies: Counter;
@@ -82,11 +82,11 @@ export class Metrics implements GrpcServerMetrics {
   readonly snapshotDuration: Histogram;
   private readonly healthSuccess: Counter;
   private readonly healthFailures: Counter;
-  private readonly clientRequests: Counter;
-  private readonly grpcMsgReceived: Counter;
-  private readonly grpcMsgSent: Counter;
-  private readonly clientBytesReceived: Counter;
-  private readonly clientBytesSent: Counter;
+  private readonly clientRequests: FollowingCounter;
+  private readonly grpcMsgReceived: FollowingCounter;
+  private readonly grpcMsgSent: FollowingCounter;
+  /** The protobuf bytes of every gRPC message received and sent (etcd's codec counts them). */
+  private readonly clientBytes = { received: 0, sent: 0 };
 
   constructor(s: MetricsSource) {
     const r = this.registry;
@@ -147,7 +147,7 @@ export class Metrics implements GrpcServerMetrics {
     this.slowApplies = new Counter({ name: 'etcd_server_slow_apply_total', help: 'The total number of slow apply requests (likely overloaded from slow disk).', registers: [r] });
     this.healthSuccess = new Counter({ name: 'etcd_server_health_success', help: 'The total number of successful health checks', registers: [r] });
     this.healthFailures = new Counter({ name: 'etcd_server_health_failures', help: 'The total number of failed health checks', registers: [r] });
-    this.clientRequests = new Counter({ name: 'etcd_server_client_requests_total', help: 'The total number of client requests per client version.', labelNames: ['type', 'client_api_version'], registers: [r] });
+    this.clientRequests = followingCounter(r, 'etcd_server_client_requests_total', 'The total number of client requests per client version.', ['type', 'client_api_version']);
 
     // mvcc (etcd counts each op on its mvcc transactions: src/kv/mvcc-stats.ts) and its debugging twins.
     const stats = () => s.sm.store.stats;
@@ -242,8 +242,8 @@ export class Metrics implements GrpcServerMetrics {
 
     // go-grpc-prometheus' server metrics (src/api/grpc-metrics.ts reports each call).
     const grpcLabels = ['grpc_type', 'grpc_service', 'grpc_method'];
-    this.grpcStarted = new Counter({ name: 'grpc_server_started_total', help: 'Total number of RPCs started on the server.', labelNames: grpcLabels, registers: [r] });
-    this.grpcHandled = new Counter({ name: 'grpc_server_handled_total', help: 'Total number of RPCs completed on the server, regardless of success or failure.', labelNames: [...grpcLabels, 'grpc_code'], registers: [r] });
+    this.grpcStarted = followingCounter(r, 'grpc_server_started_total', 'Total number of RPCs started on the server.', grpcLabels);
+    this.grpcHandled = followingCounter(r, 'grpc_server_handled_total', 'Total number of RPCs completed on the server, regardless of success or failure.', [...grpcLabels, 'grpc_code']);
     this.grpcHandling = new Histogram({
       name: 'grpc_server_handling_seconds',
       help: 'Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.',
@@ -252,11 +252,12 @@ export class Metrics implements GrpcServerMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [r],
     });
-    this.grpcMsgReceived = new Counter({ name: 'grpc_server_msg_received_total', help: 'Total number of RPC stream messages received on the server.', labelNames: grpcLabels, registers: [r] });
-    this.grpcMsgSent = new Counter({ name: 'grpc_server_msg_sent_total', help: 'Total number of gRPC stream messages sent by the server.', labelNames: grpcLabels, registers: [r] });
+    this.grpcMsgReceived = followingCounter(r, 'grpc_server_msg_received_total', 'Total number of RPC stream messages received on the server.', grpcLabels);
+    this.grpcMsgSent = followingCounter(r, 'grpc_server_msg_sent_total', 'Total number of gRPC stream messages sent by the server.', grpcLabels);
     // etcd's gRPC codec counts every message's protobuf bytes (etcd's Grafana dashboard plots them).
-    this.clientBytesReceived = new Counter({ name: 'etcd_network_client_grpc_received_bytes_total', help: 'The total number of bytes received from grpc clients.', registers: [r] });
-    this.clientBytesSent = new Counter({ name: 'etcd_network_client_grpc_sent_bytes_total', help: 'The total number of bytes sent to grpc clients.', registers: [r] });
+    const bytes = this.clientBytes;
+    counterOf(r, 'etcd_network_client_grpc_received_bytes_total', 'The total number of bytes received from grpc clients.', () => bytes.received);
+    counterOf(r, 'etcd_network_client_grpc_sent_bytes_total', 'The total number of bytes sent to grpc clients.', () => bytes.sent);
   }
 
   /**
@@ -275,44 +276,51 @@ export class Metrics implements GrpcServerMetrics {
    */
   method(call: GrpcCallLabels): GrpcMethodMetrics {
     const labels = { ...call };
-    const started = this.grpcStarted.labels(labels);
+    // Counted in plain numbers on the call's path; the counters follow them when scraped (a
+    // labelled prom-client increment hashes its labels, and a call makes half a dozen).
+    const n = { started: 0, received: 0, sent: 0 };
+    this.grpcStarted.follow(labels, () => n.started);
+    this.grpcMsgReceived.follow(labels, () => n.received);
+    this.grpcMsgSent.follow(labels, () => n.sent);
     // As go-grpc-prometheus: the handling time of unary calls (a stream's is its lifetime).
     const handling = call.grpc_type === 'unary' ? this.grpcHandling.labels(labels) : undefined;
-    const byCode = new Map<string, { inc(): void }>();
+    const byCode = new Map<string, { n: number }>();
     const kv = call.grpc_service === 'etcdserverpb.KV';
     const isPut = kv && call.grpc_method === 'Put';
     const isRange = kv && call.grpc_method === 'Range';
     const recent = this.recent;
-    // etcd_server_client_requests_total by the client's API version, each series looked up once.
+    // etcd_server_client_requests_total by the client's API version.
     const type = call.grpc_type === 'unary' ? 'unary' : 'stream';
-    const byVersion = new Map<string, { inc(): void }>();
-    const msgReceived = this.grpcMsgReceived.labels(labels);
-    const msgSent = this.grpcMsgSent.labels(labels);
-    const bytesReceived = this.clientBytesReceived;
-    const bytesSent = this.clientBytesSent;
+    const byVersion = new Map<string, { n: number }>();
+    const bytes = this.clientBytes;
     return {
-      received: (bytes) => {
-        msgReceived.inc();
-        bytesReceived.inc(bytes);
+      received: (size) => {
+        n.received++;
+        bytes.received += size;
       },
-      sent: (bytes) => {
-        msgSent.inc();
-        bytesSent.inc(bytes);
+      sent: (size) => {
+        n.sent++;
+        bytes.sent += size;
       },
       started: (apiVersion) => {
-        started.inc();
+        n.started++;
         const v = apiVersion ?? 'unknown';
         let requests = byVersion.get(v);
-        if (!requests) byVersion.set(v, (requests = this.clientRequests.labels({ type, client_api_version: v })));
-        requests.inc();
+        if (!requests) {
+          const c = (requests = { n: 0 });
+          byVersion.set(v, c);
+          this.clientRequests.follow({ type, client_api_version: v }, () => c.n);
+        }
+        requests.n++;
       },
       handled: (code, seconds) => {
         let handled = byCode.get(code);
         if (!handled) {
-          handled = this.grpcHandled.labels({ ...labels, grpc_code: code });
-          byCode.set(code, handled);
+          const c = (handled = { n: 0 });
+          byCode.set(code, c);
+          this.grpcHandled.follow({ ...labels, grpc_code: code }, () => c.n);
         }
-        handled.inc();
+        handled.n++;
         handling?.observe(seconds);
         if (isPut) recent.putSeconds.record(seconds);
         else if (isRange) recent.reads++;
@@ -337,6 +345,35 @@ function counterOf(r: Registry, name: string, help: string, read: () => number):
       seen = n;
     },
   });
+}
+
+/** A labelled counter whose series follow counts kept elsewhere (see counterOf). */
+interface FollowingCounter {
+  /** Adds a series, at 0 from now on (as go-grpc-prometheus shows a method's before its first call). */
+  follow(labels: Record<string, string>, read: () => number): void;
+}
+
+function followingCounter(r: Registry, name: string, help: string, labelNames: string[]): FollowingCounter {
+  const series: Array<{ labels: Record<string, string>; read: () => number; seen: number }> = [];
+  const counter = new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [r],
+    collect() {
+      for (const x of series) {
+        const n = x.read();
+        if (n > x.seen) this.inc(x.labels, n - x.seen);
+        x.seen = n;
+      }
+    },
+  });
+  return {
+    follow(labels, read) {
+      counter.inc(labels, 0);
+      series.push({ labels, read, seen: read() });
+    },
+  };
 }
 
 /** Open file descriptors (etcd's os_fd_used: the entries of /proc/self/fd). */
