@@ -46,6 +46,9 @@ export interface GrpcMethodMetrics {
  */
 export type CountingSerializer = ((v: unknown) => Buffer) & { countSent?: (bytes: number) => void };
 
+/** A request deserializer that counts what it decodes; `countReceived`: for a message that came as an object (the JSON gateway). */
+export type CountingDeserializer = ((b: Buffer) => unknown) & { countReceived?: (bytes: number) => void };
+
 function typeOf(m: grpc.MethodDefinition<unknown, unknown>): GrpcType {
   if (m.requestStream) return m.responseStream ? 'bidi_stream' : 'client_stream';
   return m.responseStream ? 'server_stream' : 'unary';
@@ -113,8 +116,10 @@ function instrument(def: grpc.MethodDefinition<unknown, unknown>, impl: AnyHandl
 /**
  * A method's definition whose (de)serializers count the messages and their bytes, as etcd's
  * gRPC codec counts etcd_network_client_grpc_*_bytes_total and go-grpc-prometheus counts
- * grpc_server_msg_*_total: a message is counted once decoded, a response once encoded. Only gRPC
- * calls use these; the JSON gateway hands its messages to the implementations as objects.
+ * grpc_server_msg_*_total: a message is counted once decoded, a response once encoded. The JSON
+ * gateway, whose messages reach the implementations as objects, counts them through
+ * `countReceived` and `countSent` with their protobuf sizes (etcd's gateway is a gRPC client of
+ * its own member, so its calls are counted as any other).
  */
 function countingDefinition(def: grpc.MethodDefinition<unknown, unknown>, metrics: GrpcMethodMetrics): grpc.MethodDefinition<unknown, unknown> {
   const decode = def.requestDeserialize;
@@ -125,15 +130,13 @@ function countingDefinition(def: grpc.MethodDefinition<unknown, unknown>, metric
     return b;
   };
   serialize.countSent = (bytes) => metrics.sent(bytes);
-  return {
-    ...def,
-    requestDeserialize: (b: Buffer) => {
-      const v = decode(b);
-      metrics.received(b.length);
-      return v;
-    },
-    responseSerialize: serialize,
+  const deserialize: CountingDeserializer = (b: Buffer) => {
+    const v = decode(b);
+    metrics.received(b.length);
+    return v;
   };
+  deserialize.countReceived = (bytes) => metrics.received(bytes);
+  return { ...def, requestDeserialize: deserialize, responseSerialize: serialize };
 }
 
 /**

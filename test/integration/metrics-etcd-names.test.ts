@@ -3,12 +3,12 @@
 // what was sent, a large answer sent in slices included), the mvcc op counters as etcd counts
 // them (every member applies the same ops), the lessor's, the watch streams', the server's id
 // and cluster version, health checks, client requests by API version, the WAL's bytes and
-// /debug/vars with etcd-io/raft's status. test/integration/metrics.test.ts covers the first ones.
+// /debug/vars with etcd-io/raft's status. The JSON gateway's calls count as gRPC's, as etcd's. test/integration/metrics.test.ts covers the first ones.
 
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { type PutResponse, RangeRequest, RangeResponse, TxnRequest, WatchClient, WatchRequest, type WatchResponse } from '../../src/gen/etcd/rpc.js';
+import { PutRequest, type PutResponse, RangeRequest, RangeResponse, TxnRequest, WatchClient, WatchRequest, type WatchResponse } from '../../src/gen/etcd/rpc.js';
 import { ProcCluster, eventually } from '../support/proc-cluster.js';
 import { type Sample, find, scrape, total } from '../support/prometheus-text.js';
 
@@ -76,6 +76,18 @@ it("serves etcd 3.4's mvcc, lease, watch, server and codec metrics with etcd's m
     assert.equal(moved('etcd_server_client_requests_total', { type: 'unary', client_api_version: 'unknown' }, afters[leader], befores[leader]), 1);
     assert.equal(total(afters[leader]!, 'etcd_debugging_mvcc_current_revision'), Number((await client.range('x')).header!.revision));
     assert.equal(total(afters[leader]!, 'etcd_debugging_mvcc_compact_revision'), -1);
+
+    // The JSON gateway's calls count as gRPC calls, as etcd's (a gRPC client of its member):
+    // the request by its protobuf size, one message each way.
+    before = await scrape(url(leader));
+    const gwPut = PutRequest.fromPartial({ key: Buffer.from('gw'), value: Buffer.from('json') });
+    const answer = await fetch(`http://${c.endpoint(leader)}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: 'Z3c=', value: 'anNvbg==' }) });
+    assert.equal(answer.status, 200);
+    after = await scrape(url(leader));
+    assert.equal(moved('etcd_network_client_grpc_received_bytes_total'), PutRequest.encode(gwPut).finish().length);
+    assert.ok(moved('etcd_network_client_grpc_sent_bytes_total') > 0);
+    assert.equal(moved('grpc_server_msg_received_total', put), 1);
+    assert.equal(moved('grpc_server_msg_sent_total', put), 1);
 
     // Leases: granted on every member, renewed on the leader.
     const grant = await new Promise<{ ID: bigint }>((resolve, reject) => client.lease.leaseGrant({ TTL: 60n, ID: 0n }, (e, r) => (e ? reject(e) : resolve(r!))));

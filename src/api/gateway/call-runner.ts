@@ -12,6 +12,8 @@ import { type GoJson, GoJsonSyntaxError, decodeNext } from './go-json.js';
 import { JsonpbError, decodeMessage, emptyMessage, encodeMessage } from './jsonpb.js';
 import { type CallStatus, endStream, sendError, sendResult, statusOf, streamLine } from './replies.js';
 import type { MethodSchema } from './schema.js';
+import type { CountingDeserializer, CountingSerializer } from '../grpc-metrics.js';
+import { preEncodedParts } from '../sliced-encoding.js';
 
 /** A method the gateway can call: its gRPC definition, implementation and message schemas. */
 export interface Target {
@@ -215,6 +217,7 @@ export class CallRunner {
     if (this.deadline !== undefined) call.setDeadline(this.deadline);
     call.request = r.request;
     this.call = call;
+    this.countRequest(r.request);
     this.target.impl(call, (err: unknown, response: unknown) =>
       this.guarded(() => {
         if (this.finished) return;
@@ -222,6 +225,7 @@ export class CallRunner {
           this.finished = true;
           return sendError(this.res, statusOf(err), true);
         }
+        this.countResponse(response);
         const json = encodeMessage(this.target.schema.response, response as object);
         this.finished = true;
         sendResult(this.res, json);
@@ -246,6 +250,7 @@ export class CallRunner {
           return true;
         }
         this.answers++;
+        this.countResponse(msg);
         const more = streamLine(res, json);
         if (this.endDeferred && this.answers >= this.requestsSent) queueMicrotask(() => this.passHalfClose());
         return more;
@@ -265,7 +270,28 @@ export class CallRunner {
     res.on('drain', () => call.emit('drain'));
     call.request = request;
     this.call = call;
+    if (!this.target.def.requestStream) this.countRequest(request);
     this.target.impl(call);
+  }
+
+  /**
+   * etcd's gateway is a gRPC client of its own member, so its messages are counted as gRPC's
+   * (etcd_network_client_grpc_*_bytes_total, grpc_server_msg_*_total): here by the size of their
+   * protobuf encoding (src/api/grpc-metrics.ts).
+   */
+  private countRequest(request: unknown): void {
+    const count = (this.target.def.requestDeserialize as CountingDeserializer).countReceived;
+    if (count) count(this.target.def.requestSerialize(request).length);
+  }
+
+  private countResponse(response: unknown): void {
+    const serialize = this.target.def.responseSerialize as CountingSerializer;
+    if (!serialize.countSent) return;
+    const parts = preEncodedParts(response);
+    // A large answer encoded in slices is counted by their sizes (never joined for this); any
+    // other is encoded, which counts it.
+    if (parts) serialize.countSent(parts.reduce((n, p) => n + p.length, 0));
+    else serialize(response);
   }
 
   /**
@@ -297,6 +323,7 @@ export class CallRunner {
             this.parsed = 0;
           }
           this.requestsSent++;
+          this.countRequest(r.request);
           call.emit('data', r.request);
           if (this.finished) return;
           continue;
