@@ -61,7 +61,13 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
   const keepAlive = (call: grpc.ServerDuplexStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>): void => {
     if (!guardStream(s, call)) return;
     let forward: grpc.ClientDuplexStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse> | undefined;
-    call.on('data', (req: LeaseKeepAliveRequest) => {
+    /** One keepalive after another, as etcd's stream loop renews each before reading the next. */
+    let queue: Promise<void> = Promise.resolve();
+    let failed = false;
+    const renew = async (req: LeaseKeepAliveRequest): Promise<void> => {
+      // A follower forwards to the leader; during an election it waits for one, as etcd's
+      // LeaseRenew (waitLeader, up to the request timeout), instead of failing the stream.
+      if (!s.isLeader()) await leader.waitForLeader();
       if (s.isLeader()) {
         let TTL: bigint;
         try {
@@ -72,31 +78,40 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
         call.write({ header: s.header(s.sm.store.currentRev), ID: req.ID, TTL });
         return;
       }
-      try {
-        if (!forward) {
-          forward = leader.lease().leaseKeepAlive();
-          forward.on('data', (r: LeaseKeepAliveResponse) => call.write(r));
-          forward.on('error', () => {
-            forward = undefined;
-          });
-          forward.on('end', () => {
-            forward = undefined;
-          });
-        }
-        forward.write(req);
-      } catch (e) {
-        call.emit('error', toServiceError(e));
+      if (!forward) {
+        forward = leader.lease().leaseKeepAlive();
+        forward.on('data', (r: LeaseKeepAliveResponse) => call.write(r));
+        forward.on('error', () => {
+          forward = undefined;
+        });
+        forward.on('end', () => {
+          forward = undefined;
+        });
       }
+      forward.write(req);
+    };
+    call.on('data', (req: LeaseKeepAliveRequest) => {
+      queue = queue.then(async () => {
+        if (failed) return;
+        try {
+          await renew(req);
+        } catch (e) {
+          failed = true;
+          call.emit('error', toServiceError(e));
+        }
+      });
     });
-    call.on('end', () => {
-      // etcd answers each keepalive before reading the next, so a client's half-close comes
-      // after its answers: relay the leader's answers to what was forwarded, then end.
-      const f = forward;
-      if (!f) return void call.end();
-      f.on('end', () => call.end());
-      f.on('error', () => call.end());
-      f.end();
-    });
+    call.on('end', () =>
+      void queue.then(() => {
+        // etcd answers each keepalive before reading the next, so a client's half-close comes
+        // after its answers: relay the leader's answers to what was forwarded, then end.
+        const f = forward;
+        if (!f) return void call.end();
+        f.on('end', () => call.end());
+        f.on('error', () => call.end());
+        f.end();
+      }),
+    );
     call.on('error', () => forward?.cancel());
     call.on('cancelled', () => forward?.cancel());
   };

@@ -1,12 +1,13 @@
 // A lease's TTL asked of a member while there is no leader waits for one, as etcd's waitLeader
 // does (up to the request timeout), instead of failing at once with "no leader": etcdctl, which
-// retries that error, sent a hundred requests in three seconds. Here the leader comes back while
-// the request waits, and the request is answered.
+// retries that error, sent a hundred requests in three seconds. So does a keepalive (etcd's
+// LeaseRenew), where raftkv used to end the client's keepalive stream with the error. Here the
+// leader comes back while the requests wait, and they are answered.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import type { LeaseTimeToLiveResponse } from '../../src/gen/etcd/rpc.js';
+import type { LeaseKeepAliveResponse, LeaseTimeToLiveResponse } from '../../src/gen/etcd/rpc.js';
 import { ProcCluster, eventually } from '../support/proc-cluster.js';
 
 describe('lease TTL without a leader', () => {
@@ -32,11 +33,21 @@ describe('lease TTL without a leader', () => {
     const ttl = new Promise<LeaseTimeToLiveResponse>((resolve, reject) =>
       c.client(survivor).lease.leaseTimeToLive({ ID: granted, keys: false }, new grpc.Metadata(), { deadline: Date.now() + 30_000 }, (e, r) => (e ? reject(e) : resolve(r!))),
     );
-    // A quorum again: the request is answered by the leader it waited for.
+    const keepAlive = c.client(survivor).lease.leaseKeepAlive();
+    const renewed = new Promise<LeaseKeepAliveResponse>((resolve, reject) => {
+      keepAlive.once('data', resolve);
+      keepAlive.once('error', reject);
+    });
+    keepAlive.write({ ID: granted });
+    // A quorum again: the requests are answered by the leader they waited for.
     c.startMember(others[0]!);
     const r = await ttl;
     assert.equal(r.ID, granted);
     assert.equal(r.grantedTTL, 600n);
     assert.ok(r.TTL > 0n && r.TTL <= 600n);
+    const k = await renewed;
+    keepAlive.cancel();
+    assert.equal(k.ID, granted);
+    assert.equal(k.TTL, 600n);
   });
 });
