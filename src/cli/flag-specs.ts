@@ -125,7 +125,7 @@ export const FLAG_SPECS: readonly FlagSpec[] = [
   f('version', 'bool', 'false', 'honoured', 'Print the version and exit.', { yaml: false }),
   // profiling and monitoring
   f('enable-pprof', 'bool', 'false', 'accepted', 'Enable runtime profiling data via HTTP server (not available in raftkv: a warning when true).'),
-  f('metrics', 'string', 'basic', 'accepted', "Set level of detail for exported metrics, specify 'extensive' to include histogram metrics."),
+  f('metrics', 'string', 'basic', 'honoured', "Set level of detail for exported metrics, specify 'extensive' to include histogram metrics."),
   // auth
   f('auth-token', 'string', 'simple', 'honoured', "Specify auth token type and options: 'simple' or 'jwt,pub-key=<path>,priv-key=<path>,sign-method=<RS256|ES256|...>[,ttl=<duration>]'."),
   f('bcrypt-cost', 'uint', '10', 'honoured', 'Specify bcrypt algorithm cost factor for auth password hashing (4-31).'),

@@ -48,6 +48,8 @@ export interface Flags {
   quotaBackendBytes: number;
   /** --enable-grpc-gateway: serve the JSON gateway (/v3/...) on the client port. */
   enableGrpcGateway: boolean;
+  /** --metrics extensive: go-grpc-prometheus' handling-time histogram too (etcd's EnableHandlingTimeHistogram). */
+  extensiveMetrics: boolean;
   /** --enable-v2: accepted; raftkv serves only v3. */
   enableV2: boolean;
   /** --force-new-cluster. */
@@ -345,6 +347,8 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
     grpcKeepAliveTimeoutMs: ms('grpc-keepalive-timeout'),
     quotaBackendBytes: Number(quota),
     enableGrpcGateway: b('enable-grpc-gateway'),
+    // As etcd: 'extensive' adds the histogram, anything else is the basic set.
+    extensiveMetrics: v('metrics') === 'extensive',
     enableV2: b('enable-v2'),
     forceNewCluster: b('force-new-cluster'),
     cors: uniqueList(v('cors')),

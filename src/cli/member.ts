@@ -95,7 +95,7 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
   peerServer.addService(...peerMaintenanceService(server));
   // Metrics first: the client services report every call to them (grpc_server_*), and the
   // peer transport its bytes and round trips (etcd_network_peer_*).
-  const metrics = new Metrics(server);
+  const metrics = new Metrics(server, { extensive: flags.extensiveMetrics });
   server.metrics = metrics;
   transports.transport!.observer = metrics.peerTraffic;
   const services = instrumentServices(clientServices(server), metrics);

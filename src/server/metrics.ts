@@ -71,7 +71,8 @@ export class Metrics implements GrpcServerMetrics {
   readonly recent: RecentActivity = { putSeconds: new SampleWindow(), walFsyncSeconds: new SampleWindow(), reads: 0 };
   private readonly grpcStarted: FollowingCounter;
   private readonly grpcHandled: FollowingCounter;
-  private readonly grpcHandling: Histogram;
+  /** Only with --metrics extensive, as etcd (go-grpc-prometheus' EnableHandlingTimeHistogram). */
+  private readonly grpcHandling: Histogram | undefined;
   /** Batches of committed entries that took over 100 ms to apply (etcd_server_slow_apply_total). */
   readonly slowApplies: Counter;
   /** Maintenance's work, timed as etcd times it: Hash, HashKV, Defragment and Snapshot (whole stream). */
@@ -88,7 +89,7 @@ export class Metrics implements GrpcServerMetrics {
   /** The protobuf bytes of every gRPC message received and sent (etcd's codec counts them). */
   private readonly clientBytes = { received: 0, sent: 0 };
 
-  constructor(s: MetricsSource) {
+  constructor(s: MetricsSource, opts: { extensive?: boolean } = {}) {
     const r = this.registry;
     // process_* and nodejs_*, unprefixed as every Prometheus client library names them.
     collectDefaultMetrics({ register: r });
@@ -244,14 +245,16 @@ export class Metrics implements GrpcServerMetrics {
     const grpcLabels = ['grpc_type', 'grpc_service', 'grpc_method'];
     this.grpcStarted = followingCounter(r, 'grpc_server_started_total', 'Total number of RPCs started on the server.', grpcLabels);
     this.grpcHandled = followingCounter(r, 'grpc_server_handled_total', 'Total number of RPCs completed on the server, regardless of success or failure.', [...grpcLabels, 'grpc_code']);
-    this.grpcHandling = new Histogram({
-      name: 'grpc_server_handling_seconds',
-      help: 'Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.',
-      labelNames: grpcLabels,
-      // go-grpc-prometheus' default buckets (prometheus.DefBuckets).
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: [r],
-    });
+    this.grpcHandling = opts.extensive
+      ? new Histogram({
+          name: 'grpc_server_handling_seconds',
+          help: 'Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.',
+          labelNames: grpcLabels,
+          // go-grpc-prometheus' default buckets (prometheus.DefBuckets).
+          buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+          registers: [r],
+        })
+      : undefined;
     this.grpcMsgReceived = followingCounter(r, 'grpc_server_msg_received_total', 'Total number of RPC stream messages received on the server.', grpcLabels);
     this.grpcMsgSent = followingCounter(r, 'grpc_server_msg_sent_total', 'Total number of gRPC stream messages sent by the server.', grpcLabels);
     // etcd's gRPC codec counts every message's protobuf bytes (etcd's Grafana dashboard plots them).
@@ -283,7 +286,7 @@ export class Metrics implements GrpcServerMetrics {
     this.grpcMsgReceived.follow(labels, () => n.received);
     this.grpcMsgSent.follow(labels, () => n.sent);
     // As go-grpc-prometheus: the handling time of unary calls (a stream's is its lifetime).
-    const handling = call.grpc_type === 'unary' ? this.grpcHandling.labels(labels) : undefined;
+    const handling = call.grpc_type === 'unary' ? this.grpcHandling?.labels(labels) : undefined;
     const byCode = new Map<string, { n: number }>();
     const kv = call.grpc_service === 'etcdserverpb.KV';
     const isPut = kv && call.grpc_method === 'Put';

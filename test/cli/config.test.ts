@@ -265,6 +265,10 @@ describe('logging and other etcd 3.4 flags', () => {
       '--enable-v2=true is ignored: raftkv serves only the v3 API (v2 requests are not served)',
       '--wal-dir=/wal is ignored: raftkv keeps its WAL in <data-dir>/member/wal',
     ]);
+    // --metrics is honoured: 'extensive' adds the handling-time histogram, as etcd.
+    assert.equal(f.extensiveMetrics, true);
+    assert.equal(parseFlags(['--metrics', 'basic'], {}).extensiveMetrics, false);
+    assert.equal(parseFlags([], {}).extensiveMetrics, false);
   });
 
   it("--listen-client-urls without --advertise-client-urls is refused as etcd refuses it (not from a config file)", () => {

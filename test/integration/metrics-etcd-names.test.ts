@@ -47,6 +47,7 @@ it("serves etcd 3.4's mvcc, lease, watch, server and codec metrics with etcd's m
     assert.equal(moved('grpc_server_msg_sent_total', range), 1);
     assert.equal(moved('etcd_mvcc_range_total'), 1);
     assert.equal(moved('etcd_mvcc_txn_total'), 0, 'a Range alone is no txn');
+    assert.equal(find(after, 'grpc_server_handling_seconds_count').length, 0, 'the handling histogram needs --metrics extensive, as in etcd');
 
     // A put with prev_kv and the client's API version: a range and a put in one mvcc txn, on
     // every member; the request counted by version; a failed put sends no message.
