@@ -214,31 +214,32 @@ export class Metrics implements GrpcServerMetrics {
       registers: [r],
     });
 
-    // rafthttp's metrics, with its label names (To, From: the peer's member id in hex).
-    const sent = new Counter({ name: 'etcd_network_peer_sent_bytes_total', help: 'The total number of bytes sent to peers.', labelNames: ['To'], registers: [r] });
-    const received = new Counter({ name: 'etcd_network_peer_received_bytes_total', help: 'The total number of bytes received from peers.', labelNames: ['From'], registers: [r] });
+    // rafthttp's metrics, with its label names (To, From: the peer's member id in hex). Bytes are
+    // counted per message batch in plain numbers per peer, which the counters follow.
+    const sent = followingCounter(r, 'etcd_network_peer_sent_bytes_total', 'The total number of bytes sent to peers.', ['To']);
+    const received = followingCounter(r, 'etcd_network_peer_received_bytes_total', 'The total number of bytes received from peers.', ['From']);
     const sendFailures = new Counter({ name: 'etcd_network_peer_sent_failures_total', help: 'The total number of send failures from peers.', labelNames: ['To'], registers: [r] });
     const rtt = new Histogram({ name: 'etcd_network_peer_round_trip_time_seconds', help: 'Round-Trip-Time histogram between peers.', labelNames: ['To'], buckets: exponentialBuckets(0.0001, 2, 16), registers: [r] });
-    // Counted per message batch: each peer's series is looked up once.
-    const perPeer = <T>(make: (id: string) => T): ((id: bigint) => T) => {
-      const m = new Map<bigint, T>();
+    /** Each peer's count, made (and followed) at its first use. */
+    const perPeer = (counter: FollowingCounter, label: 'To' | 'From'): ((id: bigint) => { n: number }) => {
+      const m = new Map<bigint, { n: number }>();
       return (id) => {
         let x = m.get(id);
         if (x === undefined) {
-          x = make(hex(id));
-          m.set(id, x);
+          const c = (x = { n: 0 });
+          m.set(id, c);
+          counter.follow({ [label]: hex(id) }, () => c.n);
         }
         return x;
       };
     };
-    const sentTo = perPeer((To) => sent.labels({ To }));
-    const receivedFrom = perPeer((From) => received.labels({ From }));
-    const rttTo = perPeer((To) => rtt.labels({ To }));
+    const sentTo = perPeer(sent, 'To');
+    const receivedFrom = perPeer(received, 'From');
     this.peerTraffic = {
-      sent: (to, bytes) => sentTo(to).inc(bytes),
-      received: (from, bytes) => receivedFrom(from).inc(bytes),
+      sent: (to, bytes) => void (sentTo(to).n += bytes),
+      received: (from, bytes) => void (receivedFrom(from).n += bytes),
       sendFailed: (to, n) => sendFailures.inc({ To: hex(to) }, n),
-      roundTrip: (to, seconds) => rttTo(to).observe(seconds),
+      roundTrip: (to, seconds) => rtt.observe({ To: hex(to) }, seconds),
     };
 
     // go-grpc-prometheus' server metrics (src/api/grpc-metrics.ts reports each call).
