@@ -50,6 +50,9 @@ export interface MetricsSource {
   promotions(): { successes: number; failures: ReadonlyMap<string, number> };
 }
 
+/** Distinct client-api-version values counted per method (each is a series: clients choose them). */
+const MAX_CLIENT_API_VERSIONS = 16;
+
 /** prometheus.ExponentialBuckets(start, factor, count), as etcd declares its histograms. */
 const exponentialBuckets = (start: number, factor: number, count: number): number[] =>
   Array.from({ length: count }, (_, i) => start * factor ** i);
@@ -308,7 +311,8 @@ export class Metrics implements GrpcServerMetrics {
       },
       started: (apiVersion) => {
         n.started++;
-        const v = apiVersion ?? 'unknown';
+        // The label comes from the client: a bounded number of values (later ones count as unknown).
+        const v = apiVersion !== undefined && (byVersion.has(apiVersion) || byVersion.size < MAX_CLIENT_API_VERSIONS) ? apiVersion : 'unknown';
         let requests = byVersion.get(v);
         if (!requests) {
           const c = (requests = { n: 0 });
