@@ -238,11 +238,40 @@ export class Metrics implements GrpcServerMetrics {
     };
     const sentTo = perPeer(sent, 'To');
     const receivedFrom = perPeer(received, 'From');
+    const receiveFailures = new Counter({ name: 'etcd_network_peer_received_failures_total', help: 'The total number of receive failures from peers.', labelNames: ['From'], registers: [r] });
+    const activePeers = new Gauge({ name: 'etcd_network_active_peers', help: 'The current number of active peer connections.', labelNames: ['Local', 'Remote'], registers: [r] });
+    const disconnectedPeers = new Counter({ name: 'etcd_network_disconnected_peers_total', help: 'The total number of disconnected peers.', labelNames: ['Local', 'Remote'], registers: [r] });
+    // Snapshot transfers, as rafthttp's snapshot sender and receiver count them.
+    const snapshotMetrics = (dir: 'send' | 'receive', label: 'To' | 'From', what: string) => ({
+      success: new Counter({ name: `etcd_network_snapshot_${dir}_success`, help: `Total number of successful snapshot ${what}s`, labelNames: [label], registers: [r] }),
+      failures: new Counter({ name: `etcd_network_snapshot_${dir}_failures`, help: `Total number of snapshot ${what} failures`, labelNames: [label], registers: [r] }),
+      inflights: new Gauge({ name: `etcd_network_snapshot_${dir}_inflights_total`, help: `Total number of inflight snapshot ${what}s`, labelNames: [label], registers: [r] }),
+      seconds: new Histogram({ name: `etcd_network_snapshot_${dir}_total_duration_seconds`, help: `Total latency distributions of v3 snapshot ${what}s`, labelNames: [label], buckets: exponentialBuckets(0.1, 2, 10), registers: [r] }),
+      report(peer: bigint, outcome: 'started' | 'ok' | 'failed', seconds: number): void {
+        const l = { [label]: hex(peer) };
+        if (outcome === 'started') return void this.inflights.inc(l);
+        this.inflights.dec(l);
+        if (outcome === 'failed') return void this.failures.inc(l);
+        this.success.inc(l);
+        this.seconds.observe(l, seconds);
+      },
+    });
+    const snapshotSend = snapshotMetrics('send', 'To', 'send');
+    const snapshotReceive = snapshotMetrics('receive', 'From', 'receive');
     this.peerTraffic = {
       sent: (to, bytes) => void (sentTo(to).n += bytes),
       received: (from, bytes) => void (receivedFrom(from).n += bytes),
       sendFailed: (to, n) => sendFailures.inc({ To: hex(to) }, n),
       roundTrip: (to, seconds) => rtt.observe({ To: hex(to) }, seconds),
+      peerActive: (to, active) => {
+        const l = { Local: hex(s.id), Remote: hex(to) };
+        if (active) return void activePeers.inc(l);
+        activePeers.dec(l);
+        disconnectedPeers.inc(l);
+      },
+      receiveFailed: (from) => receiveFailures.inc({ From: hex(from) }),
+      snapshotSend: (to, outcome, seconds) => snapshotSend.report(to, outcome, seconds),
+      snapshotReceive: (from, outcome, seconds) => snapshotReceive.report(from, outcome, seconds),
     };
 
     // go-grpc-prometheus' server metrics (src/api/grpc-metrics.ts reports each call).

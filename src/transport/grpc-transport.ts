@@ -51,6 +51,14 @@ export interface PeerTrafficObserver {
   /** Messages to `to` dropped because its stream was down. */
   sendFailed(to: bigint, messages: number): void;
   roundTrip(to: bigint, seconds: number): void;
+  /** The stream to `to` came up (connected) or went down (rafthttp's peer status). */
+  peerActive(to: bigint, active: boolean): void;
+  /** A frame or snapshot from `from` that was refused (malformed, or a bad snapshot). */
+  receiveFailed(from: bigint): void;
+  /** A snapshot sent to `to` (ok or not) after `seconds`; `started` when it begins. */
+  snapshotSend(to: bigint, outcome: 'started' | 'ok' | 'failed', seconds: number): void;
+  /** A snapshot received from `from`, likewise. */
+  snapshotReceive(from: bigint, outcome: 'started' | 'ok' | 'failed', seconds: number): void;
 }
 
 /** etcd probes each peer's round trip every few seconds (rafthttp: proberInterval). */
@@ -127,6 +135,8 @@ class PeerConn {
   private retryAt = 0;
   private closed = false;
   private reportedDown = false;
+  /** Whether the stream is known to be up (connected), as rafthttp's peer status. */
+  private active = false;
   private probeTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -139,6 +149,17 @@ class PeerConn {
     const Client = countingPeerClient((n) => t.observer?.sent(id, n));
     this.client = new Client(grpcTarget(urls[0]!), channelCredentials(advertised, t.tls?.peer), channelOptions);
     this.scheduleProbe(FIRST_RTT_PROBE_MS);
+    this.watchChannel();
+  }
+
+  /** The peer becomes active once its channel is connected (rafthttp: when its stream is up). */
+  private watchChannel(): void {
+    if (this.closed) return;
+    const channel = this.client.getChannel();
+    const state = channel.getConnectivityState(false);
+    if (state === grpc.connectivityState.READY && !this.reportedDown) this.setActive(true);
+    if (state === grpc.connectivityState.SHUTDOWN) return;
+    channel.watchConnectivityState(state, Date.now() + 3_600_000, () => this.watchChannel());
   }
 
   private scheduleProbe(ms: number): void {
@@ -207,7 +228,14 @@ class PeerConn {
       log.call(this.t.logger, `transport: lost stream to peer ${this.id.toString(16)} (${err.details || err.message})`);
     }
     this.reportedDown = true;
+    this.setActive(false);
     this.t.handler.reportUnreachable(this.id);
+  }
+
+  private setActive(active: boolean): void {
+    if (this.active === active) return;
+    this.active = active;
+    this.t.observer?.peerActive(this.id, active);
   }
 
   private flush(): void {
@@ -237,16 +265,21 @@ class PeerConn {
     s.write(encodeBatch(rest));
     // A write only buffers; the peer is back once the channel is really connected. (Until then
     // an outage is logged once, not at every retry.)
-    if (this.reportedDown && this.client.getChannel().getConnectivityState(false) === grpc.connectivityState.READY) {
-      this.reportedDown = false;
-      this.backoffMs = 0;
-      this.t.logger.info(`transport: stream to peer ${this.id.toString(16)} re-established`);
+    if ((this.reportedDown || !this.active) && this.client.getChannel().getConnectivityState(false) === grpc.connectivityState.READY) {
+      this.setActive(true);
+      if (this.reportedDown) {
+        this.reportedDown = false;
+        this.backoffMs = 0;
+        this.t.logger.info(`transport: stream to peer ${this.id.toString(16)} re-established`);
+      }
     }
   }
 
   private async sendSnapshot(m: Message): Promise<void> {
     const data = toBuffer(m.snapshot?.data ?? new Uint8Array(0));
     const pb = messageToPb({ ...m, snapshot: m.snapshot ? { ...m.snapshot, data: new Uint8Array(0) } : undefined });
+    const started = performance.now();
+    this.t.observer?.snapshotSend(this.id, 'started', 0);
     const ok = await new Promise<boolean>((resolve) => {
       const call = this.client.installSnapshot(this.metadata(), { deadline: Date.now() + 10 * 60_000 }, (err: grpc.ServiceError | null, ack?: SnapshotAck) => {
         if (err) {
@@ -286,12 +319,14 @@ class PeerConn {
       };
       writeNext();
     });
+    this.t.observer?.snapshotSend(this.id, ok ? 'ok' : 'failed', (performance.now() - started) / 1000);
     this.t.logger.info(`transport: snapshot [index ${m.snapshot?.metadata.index}] to ${this.id.toString(16)} ${ok ? 'sent' : 'failed'} (${data.length} bytes)`);
     this.t.handler.reportSnapshot(this.id, ok);
   }
 
   close(): void {
     this.closed = true;
+    this.setActive(false);
     clearTimeout(this.probeTimer);
     this.stream?.end();
     this.stream = undefined;
@@ -455,6 +490,7 @@ export class GrpcTransport implements Transport {
             // Not a MessageBatch at all: the call fails, as it did when gRPC's deserializer
             // refused the frame (INTERNAL), and the sender re-establishes its stream.
             failed = true;
+            this.observer?.receiveFailed(sender);
             this.logger.warn(`transport: refused a malformed frame from ${sender.toString(16)}: ${String(e)}`);
             cb({ code: grpc.status.INTERNAL, details: 'Error deserializing request' });
             return;
@@ -484,40 +520,48 @@ export class GrpcTransport implements Transport {
         let header: SnapshotChunk['message'];
         let received = 0;
         let done = false;
+        const from = GrpcTransport.sender(call.metadata);
+        const started = performance.now();
+        this.observer?.snapshotReceive(from, 'started', 0);
+        /** Answers the sender once, and reports the outcome (rafthttp's snapshot receive metrics). */
+        const finish = (ack: SnapshotAck): void => {
+          done = true;
+          this.observer?.snapshotReceive(from, ack.ok ? 'ok' : 'failed', (performance.now() - started) / 1000);
+          if (!ack.ok) this.observer?.receiveFailed(from);
+          cb(null, ack);
+        };
         call.on('data', (c: SnapshotChunk) => {
-          countReceived(GrpcTransport.sender(call.metadata), c);
+          countReceived(from, c);
           if (done) return;
           if (c.message) header = c.message;
           if (BigInt(received) !== c.offset) {
-            done = true;
-            cb(null, { ok: false, error: `unexpected chunk offset ${c.offset}, have ${received}` });
+            finish({ ok: false, error: `unexpected chunk offset ${c.offset}, have ${received}` });
             return;
           }
           parts.push(c.data);
           received += c.data.length;
           if (c.last) {
-            done = true;
             const data = Buffer.concat(parts);
             if (!header || crc32(data) !== c.crc32 || BigInt(data.length) !== c.totalSize) {
               this.logger.warn('transport: discarded a snapshot with a bad checksum or size');
-              cb(null, { ok: false, error: 'snapshot checksum mismatch' });
+              finish({ ok: false, error: 'snapshot checksum mismatch' });
               return;
             }
             try {
               const m = messageFromPb(header, data);
-              if (!this.acceptFrom(m, GrpcTransport.sender(call.metadata), 'a snapshot')) {
-                cb(null, { ok: false, error: 'raftkv: snapshot sender is not a member of the cluster' });
+              if (!this.acceptFrom(m, from, 'a snapshot')) {
+                finish({ ok: false, error: 'raftkv: snapshot sender is not a member of the cluster' });
                 return;
               }
               this.handler.step(m);
-              cb(null, { ok: true, error: '' });
+              finish({ ok: true, error: '' });
             } catch (e) {
-              cb(null, { ok: false, error: String(e) });
+              finish({ ok: false, error: String(e) });
             }
           }
         });
         call.on('end', () => {
-          if (!done) cb(null, { ok: false, error: 'snapshot stream ended early' });
+          if (!done) finish({ ok: false, error: 'snapshot stream ended early' });
         });
         call.on('error', () => {});
       },

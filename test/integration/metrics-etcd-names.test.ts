@@ -3,7 +3,8 @@
 // what was sent, a large answer sent in slices included), the mvcc op counters as etcd counts
 // them (every member applies the same ops), the lessor's, the watch streams', the server's id
 // and cluster version, health checks, client requests by API version, the WAL's bytes and
-// /debug/vars with etcd-io/raft's status. The JSON gateway's calls count as gRPC's, as etcd's. test/integration/metrics.test.ts covers the first ones.
+// /debug/vars with etcd-io/raft's status, rafthttp's peer status and snapshot transfers. The
+// JSON gateway's calls count as gRPC's, as etcd's. test/integration/metrics.test.ts covers the first ones.
 
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
@@ -16,7 +17,8 @@ import { type Sample, find, scrape, total } from '../support/prometheus-text.js'
 const MANY = 2100;
 
 it("serves etcd 3.4's mvcc, lease, watch, server and codec metrics with etcd's meaning", async () => {
-  const c = await ProcCluster.start({ size: 3 });
+  // Snapshots often and few entries kept after one: a follower that misses 600 writes gets a snapshot.
+  const c = await ProcCluster.start({ size: 3, snapshotCount: 500, extraArgs: ['--snapshot-catchup-entries', '20'] });
   const url = (i: number): string => `http://${c.endpoint(i)}/metrics`;
   const others = (leader: number): number[] => [0, 1, 2].filter((j) => j !== leader);
   try {
@@ -149,6 +151,27 @@ it("serves etcd 3.4's mvcc, lease, watch, server and codec metrics with etcd's m
     assert.equal(fst.lead, id.toString(16));
     assert.deepEqual(fst.progress, {});
     assert.equal((await fetch(`http://${c.endpoint(leader)}/debug/vars`, { method: 'POST' })).status, 405);
+
+    // rafthttp's peer status and snapshot transfers: a follower is active, goes away
+    // (disconnected), misses enough to need a snapshot, comes back and receives one.
+    const fid = (await c.client(follower).status()).header!.memberId.toString(16);
+    const peer = { Local: id.toString(16), Remote: fid };
+    assert.equal(find(await scrape(url(leader)), 'etcd_network_active_peers', peer)[0]?.value, 1);
+    await c.kill(follower);
+    await eventually(async () => {
+      const x = await scrape(url(leader));
+      assert.equal(find(x, 'etcd_network_active_peers', peer)[0]?.value, 0);
+      assert.equal(total(x, 'etcd_network_disconnected_peers_total', peer), 1);
+    });
+    for (let i = 0; i < 600; i++) await client.put(`s${i}`, 'x');
+    c.startMember(follower);
+    await eventually(async () => {
+      assert.equal(total(await scrape(url(leader)), 'etcd_network_snapshot_send_success', { To: fid }), 1);
+      const x = await scrape(url(follower));
+      assert.equal(total(x, 'etcd_network_snapshot_receive_success', { From: id.toString(16) }), 1);
+      assert.equal(total(x, 'etcd_network_snapshot_receive_total_duration_seconds_count', { From: id.toString(16) }), 1);
+    }, 30_000);
+    assert.equal(find(await scrape(url(leader)), 'etcd_network_active_peers', peer)[0]?.value, 1, 'active again');
   } finally {
     await c.destroy();
   }

@@ -443,9 +443,10 @@ describe('peer-wire over the gRPC transport', () => {
     const quiet = { debug() {}, info() {}, warn() {}, error() {} };
     const leaderId = 2n ** 63n + 1n;
     const followerIds = [U64_MAX, 0x8000_0000_0000_0042n];
-    const traffic = (): PeerTrafficObserver & { sentBytes: number; receivedBytes: number } => ({
+    const traffic = (): PeerTrafficObserver & { sentBytes: number; receivedBytes: number; active: string[] } => ({
       sentBytes: 0,
       receivedBytes: 0,
+      active: [],
       sent(_to, n) {
         this.sentBytes += n;
       },
@@ -454,6 +455,12 @@ describe('peer-wire over the gRPC transport', () => {
       },
       sendFailed() {},
       roundTrip() {},
+      peerActive(to, up) {
+        this.active.push(`${to.toString(16)} ${up ? 'up' : 'down'}`);
+      },
+      receiveFailed() {},
+      snapshotSend() {},
+      snapshotReceive() {},
     });
     const got: Message[][] = [[], []];
     const servers: grpc.Server[] = [];
@@ -500,6 +507,8 @@ describe('peer-wire over the gRPC transport', () => {
       const received = followerTraffic[0]!.receivedBytes + followerTraffic[1]!.receivedBytes;
       assert.ok(received > 2 * 64 * 300, `received ${received}`);
       assert.equal(leaderTraffic.sentBytes, received);
+      // Each peer became active once its channel connected (etcd_network_active_peers).
+      await eventually(async () => assert.deepEqual([...leaderTraffic.active].sort(), followerIds.map((f) => `${f.toString(16)} up`).sort()), 5000);
     } finally {
       leader.close();
       for (const f of followers) f.close();
