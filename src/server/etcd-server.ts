@@ -38,6 +38,7 @@ import { type Clock, systemClock } from './clock.js';
 import { type ServerConfig, electionTicks } from './config.js';
 import { ClusterEvents } from './cluster-events.js';
 import { CorruptionMonitor } from './corrupt-check.js';
+import { HeartbeatTimeliness } from './heartbeat-timeliness.js';
 import { LeaderDuties } from './leader-duties.js';
 import { LinearizableReader } from './linearizable-read.js';
 import { MembershipChanges } from './membership-changes.js';
@@ -85,6 +86,8 @@ export class EtcdServer {
   private duties!: LeaderDuties;
   private corruption: CorruptionMonitor | undefined;
   private readonly reader: LinearizableReader;
+  /** Whether this member, as leader, sends its heartbeats on time. */
+  private readonly heartbeats: HeartbeatTimeliness;
   private readonly storage = new MemoryStorage();
   private readonly snapshotter: Snapshotter;
   private ticker: { cancel(): void } | undefined;
@@ -104,11 +107,17 @@ export class EtcdServer {
       if (this.watchHub.size > 0) this.watchHub.notify(events(), rev);
     };
     this.snapshotter = new Snapshotter(join(cfg.dataDir, 'member', 'snap'), cfg.logger);
+    this.snapshotter.timings = {
+      marshalled: (x) => this.metrics?.snapshotSave.marshalled(x),
+      synced: (x) => this.metrics?.snapshotSave.synced(x),
+      saved: (x) => this.metrics?.snapshotSave.saved(x),
+    };
     this.reader = new LinearizableReader(
       { readIndex: (ctx) => this.node.readIndex(ctx), appliedIndex: () => this.sm.appliedIndex },
       Math.max(500, cfg.electionMs),
       this.clock,
     );
+    this.heartbeats = new HeartbeatTimeliness(cfg.heartbeatMs, () => this.clock.now(), (msg) => cfg.logger.warn(msg));
     // etcd: 5s + 2 election timeouts.
     this.requestTimeoutMs = 5000 + 2 * cfg.electionMs;
     const quota = effectiveQuota(cfg.quotaBackendBytes);
@@ -178,6 +187,7 @@ export class EtcdServer {
         this.snapshots.maybeSave();
       },
       sendSnapshot: (m) => this.snapshots.send(m, (msgs: Message[]) => this.transport.send(msgs)),
+      sending: (msgs) => this.heartbeats.sending(msgs),
       observeFsync: (s) => {
         this.metrics?.walFsync.observe(s);
         // etcd's warnings, once per occurrence: a slow disk is the usual cause of lost leaders.
@@ -251,7 +261,10 @@ export class EtcdServer {
   private onSoftState(ss: SoftState): void {
     const lessor = this.sm.lessor;
     const wasLeader = lessor.isPrimary();
-    if (ss.raftState === StateType.Leader && !wasLeader) lessor.promote();
+    if (ss.raftState === StateType.Leader && !wasLeader) {
+      lessor.promote();
+      this.heartbeats.reset();
+    }
     if (ss.raftState !== StateType.Leader && wasLeader) lessor.demote();
     // As etcd counts them: a new, known leader is a change; losing one is an event only.
     if (ss.lead !== this.seenLead) {
@@ -371,6 +384,11 @@ export class EtcdServer {
   /** Read index answers for an older round, and reads that timed out waiting for one. */
   slowReadIndexes(): number {
     return this.reader.slow;
+  }
+
+  /** Heartbeats this member sent late as leader (etcd_server_heartbeat_send_failures_total). */
+  lateHeartbeats(): number {
+    return this.heartbeats.late;
   }
 
   /** Bytes this process wrote to its WAL. */

@@ -14,6 +14,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { fileDescriptorLimit } from '../api/debug-vars.js';
 import type { GrpcCallLabels, GrpcMethodMetrics, GrpcServerMetrics } from '../api/grpc-metrics.js';
 import type { PeerTrafficObserver } from '../transport/grpc-transport.js';
+import type { SnapshotSaveTimings } from '../storage/snap/snapshotter.js';
 import { hex } from '../util/ids.js';
 import { API_VERSION } from './config.js';
 import { Dashboard, type DashboardSource } from './dashboard/dashboard.js';
@@ -38,6 +39,8 @@ export interface MetricsSource {
   readonly loopDelay: IntervalHistogram;
   /** The watchers served (etcd_debugging_mvcc_watcher_total), the streams, the events sent and the watchers behind. */
   readonly watchHub: { readonly size: number; readonly streams: number; readonly eventsSent: number; readonly slowWatchers: number };
+  /** Heartbeats sent late as leader (etcd_server_heartbeat_send_failures_total). */
+  lateHeartbeats(): number;
   /** Bytes this process wrote to its WAL (etcd_disk_wal_write_bytes_total). */
   walBytesWritten(): number;
   /** This member's id (etcd_server_id). */
@@ -78,6 +81,8 @@ export class Metrics implements GrpcServerMetrics {
   private readonly grpcHandling: Histogram | undefined;
   /** Batches of committed entries that took over 100 ms to apply (etcd_server_slow_apply_total). */
   readonly slowApplies: Counter;
+  /** Saving a snapshot file, as etcd's snapshotter times it (give it to Snapshotter.timings). */
+  readonly snapshotSave: SnapshotSaveTimings;
   /** Maintenance's work, timed as etcd times it: Hash, HashKV, Defragment and Snapshot (whole stream). */
   readonly hashDuration: Histogram;
   readonly hashRevDuration: Histogram;
@@ -148,6 +153,16 @@ export class Metrics implements GrpcServerMetrics {
     this.defragDuration = new Histogram({ name: 'etcd_disk_backend_defrag_duration_seconds', help: 'The latency distribution of backend defragmentation.', buckets: exponentialBuckets(0.1, 2, 13), registers: [r] });
     this.defragInflight = new Gauge({ name: 'etcd_disk_defrag_inflight', help: 'Whether or not defrag is active on the member. 1 means active, 0 means not.', registers: [r] });
     this.snapshotDuration = new Histogram({ name: 'etcd_disk_backend_snapshot_duration_seconds', help: 'The latency distribution of backend snapshots.', buckets: exponentialBuckets(0.01, 2, 17), registers: [r] });
+    const snapBuckets = exponentialBuckets(0.001, 2, 14);
+    const snapMarshal = new Histogram({ name: 'etcd_debugging_snap_save_marshalling_duration_seconds', help: 'The marshalling cost distributions of save called by snapshot.', buckets: snapBuckets, registers: [r] });
+    const snapFsync = new Histogram({ name: 'etcd_snap_fsync_duration_seconds', help: 'The latency distributions of fsync called by snap.', buckets: snapBuckets, registers: [r] });
+    const snapTotal = new Histogram({ name: 'etcd_debugging_snap_save_total_duration_seconds', help: 'The total latency distributions of save called by snapshot.', buckets: snapBuckets, registers: [r] });
+    this.snapshotSave = {
+      marshalled: (x) => snapMarshal.observe(x),
+      synced: (x) => snapFsync.observe(x),
+      saved: (x) => snapTotal.observe(x),
+    };
+    counterOf(r, 'etcd_server_heartbeat_send_failures_total', 'The total number of leader heartbeat send failures (likely overloaded from slow disk).', () => s.lateHeartbeats());
     this.slowApplies = new Counter({ name: 'etcd_server_slow_apply_total', help: 'The total number of slow apply requests (likely overloaded from slow disk).', registers: [r] });
     this.healthSuccess = new Counter({ name: 'etcd_server_health_success', help: 'The total number of successful health checks', registers: [r] });
     this.healthFailures = new Counter({ name: 'etcd_server_health_failures', help: 'The total number of failed health checks', registers: [r] });

@@ -48,6 +48,8 @@ export interface RaftNodeHooks {
   /** The core wants to send a snapshot to a peer (snapshots.ts builds a current one). */
   sendSnapshot(m: Message): void;
   observeFsync(seconds: number): void;
+  /** Messages about to be handed to the transport (the leader's heartbeats are timed). */
+  sending?(msgs: readonly Message[]): void;
   /** How long applying one Ready's committed entries took (metrics: the backend commit's stand-in). */
   observeApply?(seconds: number): void;
   onFatal(e: Error): void;
@@ -199,6 +201,7 @@ export class RaftNode {
 
   /** Hands messages to the transport; snapshots go through the hook (a merged snapshot). */
   send(msgs: Message[]): void {
+    this.hooks.sending?.(msgs);
     if (!msgs.some((m) => m.type === MessageType.MsgSnap)) {
       this.transport.send(msgs);
       return;

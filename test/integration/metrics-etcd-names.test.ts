@@ -171,7 +171,13 @@ it("serves etcd 3.4's mvcc, lease, watch, server and codec metrics with etcd's m
       assert.equal(total(x, 'etcd_network_snapshot_receive_success', { From: id.toString(16) }), 1);
       assert.equal(total(x, 'etcd_network_snapshot_receive_total_duration_seconds_count', { From: id.toString(16) }), 1);
     }, 30_000);
-    assert.equal(find(await scrape(url(leader)), 'etcd_network_active_peers', peer)[0]?.value, 1, 'active again');
+    const atEnd = await scrape(url(leader));
+    assert.equal(find(atEnd, 'etcd_network_active_peers', peer)[0]?.value, 1, 'active again');
+    // The leader saved snapshots (every 500 entries), timed as etcd's snapshotter.
+    for (const h of ['etcd_snap_fsync_duration_seconds_count', 'etcd_debugging_snap_save_total_duration_seconds_count', 'etcd_debugging_snap_save_marshalling_duration_seconds_count']) {
+      assert.ok(total(atEnd, h) >= 1, h);
+    }
+    assert.equal(find(atEnd, 'etcd_server_heartbeat_send_failures_total').length, 1);
   } finally {
     await c.destroy();
   }

@@ -26,6 +26,7 @@ function member(): MetricsSource {
     loopDelay: monitorEventLoopDelay(),
     watchHub: { size: 0, streams: 0, eventsSent: 0, slowWatchers: 0 },
     walBytesWritten: () => 0,
+    lateHeartbeats: () => 0,
     applyingSnapshot: () => false,
     slowReadIndexes: () => 0,
     promotions: () => ({ successes: 0, failures: new Map() }),
