@@ -14,6 +14,14 @@ export class MvccStats {
   txns = 0;
   /** Keys plus values of every put (etcd's total_put_size_in_bytes). */
   putBytes = 0;
+  /** Versions a compaction's pruning removed (etcd's db_compaction_keys_total: revisions deleted). */
+  compactedVersions = 0;
+  /**
+   * Compaction timings in milliseconds, as etcd's mvcc reports them (set by the metrics): the
+   * compaction's synchronous step (its index compaction), each slice of pruning (a pause of the
+   * member, as each of etcd's batches), and the whole prune.
+   */
+  compactionTimings: { index(ms: number): void; slice(ms: number): void; total(ms: number): void } | undefined;
   // The ops of the transaction being counted (applying is synchronous: one at a time).
   private r = 0;
   private p = 0;

@@ -576,8 +576,10 @@ export class MvccStore {
     // Logically compacted at once (reads and watches below `rev` fail from now on); the
     // physical pruning follows (see pruneYield) and waits while a walk that must see the
     // history at an older revision is running (pins).
+    const t0 = performance.now();
     this.compactRev = rev;
     this.revLog.trimBelow(rev);
+    this.stats.compactionTimings?.index(performance.now() - t0);
     this.pruneTo = rev;
     this.startPrune();
   }
@@ -608,6 +610,8 @@ export class MvccStore {
     if (this.pins > 0 || this.pruning || this.pruneTo < 0n) return;
     const rev = this.pruneTo;
     this.pruneTo = -1n;
+    const timings = this.stats.compactionTimings;
+    const started = performance.now();
     if (!this.pruneYield) {
       // The index is not changed while it is walked: emptied keys are dropped after.
       const dead: KeyRecord[] = [];
@@ -615,6 +619,7 @@ export class MvccStore {
         if (this.pruneVersions(rec, rev)) dead.push(rec);
       });
       for (const rec of dead) this.dropEmptied(rec);
+      timings?.total(performance.now() - started);
       return;
     }
     // Marked as running before the walk starts: its first slice and its first yield run now,
@@ -623,10 +628,13 @@ export class MvccStore {
     let adopt!: (walk: Promise<void>) => void;
     this.pruning = new Promise<void>((resolve) => (adopt = resolve));
     const walk = this.walkInSlices('', undefined, this.pruneChunk, this.pruneYield, (batch) => {
+      const t0 = performance.now();
       for (const rec of batch) if (this.pruneVersions(rec, rev)) this.dropEmptied(rec);
+      timings?.slice(performance.now() - t0);
     });
     adopt(
       walk.finally(() => {
+        timings?.total(performance.now() - started);
         this.pruning = undefined;
         this.startPrune();
       }),
@@ -658,6 +666,7 @@ export class MvccStore {
       const h = rec.versions();
       for (let i = 0; i < keepFrom; i++) this.account(-versionCost(h[i]!.value));
       rec.setVersions(h.slice(keepFrom));
+      this.stats.compactedVersions += keepFrom;
     }
     return rec.count === 0;
   }

@@ -124,6 +124,18 @@ it("serves etcd 3.4's mvcc, lease, watch, server and codec metrics with etcd's m
     watch.close();
     await eventually(async () => assert.equal(total(await scrape(url(leader)), 'etcd_debugging_mvcc_watch_stream_total'), 0));
 
+    // A compaction: the versions it pruned (m/00000's first), its steps timed in milliseconds.
+    const rev = (await client.range('x')).header!.revision;
+    await new Promise((resolve, reject) => client.kv.compact({ revision: rev, physical: false }, (e, r) => (e ? reject(e) : resolve(r))));
+    await eventually(async () => {
+      const x = await scrape(url(leader));
+      assert.equal(total(x, 'etcd_debugging_mvcc_compact_revision'), Number(rev));
+      assert.equal(total(x, 'etcd_debugging_mvcc_db_compaction_keys_total'), 1, "m/00000's first version");
+      assert.equal(total(x, 'etcd_debugging_mvcc_index_compaction_pause_duration_milliseconds_count'), 1);
+      assert.equal(total(x, 'etcd_debugging_mvcc_db_compaction_total_duration_milliseconds_count'), 1);
+      assert.ok(total(x, 'etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds_count') >= 1);
+    });
+
     // The server: its id in unpadded hex, the cluster version, health checks, the WAL's bytes.
     assert.deepEqual(find(after, 'etcd_server_id').map((x) => x.labels), [{ server_id: id.toString(16) }]);
     assert.equal(find(after, 'etcd_cluster_version', { cluster_version: '3.4' })[0]?.value, 1);
