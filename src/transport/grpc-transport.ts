@@ -159,7 +159,8 @@ class PeerConn {
     const state = channel.getConnectivityState(false);
     if (state === grpc.connectivityState.READY && !this.reportedDown) this.setActive(true);
     if (state === grpc.connectivityState.SHUTDOWN) return;
-    channel.watchConnectivityState(state, Date.now() + 3_600_000, () => this.watchChannel());
+    // No deadline: no timer (grpc-js calls back on every change, SHUTDOWN included, at close).
+    channel.watchConnectivityState(state, Infinity, () => this.watchChannel());
   }
 
   private scheduleProbe(ms: number): void {
