@@ -21,6 +21,9 @@ import { authOf } from '../auth/frontend.js';
 import { guardStream, toServiceError, unary, withoutResponseCopies } from './grpc-util.js';
 import { LeaderClient } from './leader-client.js';
 
+/** Keepalives waiting on one stream before it is read no further (resumed at half). */
+const KEEPALIVE_QUEUE_PAUSE = 16;
+
 export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedServiceImplementation] {
   const leader = new LeaderClient(s);
 
@@ -63,41 +66,61 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
     let forward: grpc.ClientDuplexStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse> | undefined;
     /** One keepalive after another, as etcd's stream loop renews each before reading the next. */
     let queue: Promise<void> = Promise.resolve();
+    let pending = 0;
     let failed = false;
+    let closed = false;
+    const answer = (ID: bigint, TTL: bigint): void => void call.write({ header: s.header(s.sm.store.currentRev), ID, TTL });
+    /** The leader's renewal of a lease it does not know (yet): see below. */
+    const renewUnknown = async (ID: bigint): Promise<void> => {
+      // A lease granted through the previous leader may not be applied here yet (a leader just
+      // elected): wait until this member has applied what was committed before saying it does
+      // not exist (etcd's waitAppliedIndex before a renewal). Costs only on a miss.
+      await s.linearizableRead();
+      let TTL = 0n; // etcd answers an unknown lease with TTL 0
+      try {
+        TTL = s.lessor.renew(ID);
+      } catch {
+        /* not found */
+      }
+      if (!closed) answer(ID, TTL);
+    };
     const renew = async (req: LeaseKeepAliveRequest): Promise<void> => {
       // A follower forwards to the leader; during an election it waits for one, as etcd's
       // LeaseRenew (waitLeader, up to the request timeout), instead of failing the stream.
       if (!s.isLeader()) await leader.waitForLeader();
+      if (closed) return;
       if (s.isLeader()) {
-        let TTL: bigint;
-        try {
-          TTL = s.lessor.renew(req.ID);
-        } catch {
-          TTL = 0n; // etcd answers an unknown lease with TTL 0
-        }
-        call.write({ header: s.header(s.sm.store.currentRev), ID: req.ID, TTL });
-        return;
+        if (s.lessor.exists(req.ID)) return answer(req.ID, s.lessor.renew(req.ID));
+        return renewUnknown(req.ID);
       }
       if (!forward) {
-        forward = leader.lease().leaseKeepAlive();
-        forward.on('data', (r: LeaseKeepAliveResponse) => call.write(r));
-        forward.on('error', () => {
-          forward = undefined;
-        });
-        forward.on('end', () => {
-          forward = undefined;
-        });
+        const f = leader.lease().leaseKeepAlive();
+        forward = f;
+        f.on('data', (r: LeaseKeepAliveResponse) => call.write(r));
+        const gone = (): void => {
+          if (forward === f) forward = undefined;
+        };
+        f.on('error', gone);
+        f.on('end', gone);
       }
       forward.write(req);
     };
     call.on('data', (req: LeaseKeepAliveRequest) => {
+      if (closed || failed) return;
+      // The common case at once: the leader renewing a lease it knows, nothing queued before it.
+      if (pending === 0 && s.isLeader() && s.lessor.exists(req.ID)) return answer(req.ID, s.lessor.renew(req.ID));
+      pending++;
+      // Read no further while keepalives wait (for a leader, or for this member to catch up),
+      // as etcd reads the next only after answering: the client is held back, not queued for.
+      if (pending >= KEEPALIVE_QUEUE_PAUSE) call.pause?.();
       queue = queue.then(async () => {
-        if (failed) return;
         try {
-          await renew(req);
+          if (!failed && !closed) await renew(req);
         } catch (e) {
           failed = true;
           call.emit('error', toServiceError(e));
+        } finally {
+          if (--pending === KEEPALIVE_QUEUE_PAUSE / 2 && !closed) call.resume?.();
         }
       });
     });
@@ -112,8 +135,16 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
         f.end();
       }),
     );
-    call.on('error', () => forward?.cancel());
-    call.on('cancelled', () => forward?.cancel());
+    // The client went away (or the stream failed): nothing more is renewed or forwarded for it,
+    // and the stream to the leader is closed (also one opened by a renewal still waiting then).
+    const close = (): void => {
+      if (closed) return;
+      closed = true;
+      forward?.cancel();
+      forward = undefined;
+    };
+    call.on('error', close);
+    call.on('cancelled', close);
   };
 
   return [

@@ -27,6 +27,8 @@ export interface LeaseStats {
   expired: number;
   /** Each granted lease's TTL in seconds, after the minimum is applied (etcd_debugging_lease_ttl_total). */
   onGrant?: (ttlSeconds: number) => void;
+  /** While set, grants and revokes are not counted (a restart replaying what it counted before). */
+  muted?: boolean;
 }
 
 export class Lessor implements LeaseHooks {
@@ -59,8 +61,10 @@ export class Lessor implements LeaseHooks {
     const t = ttl < this.minTTL ? this.minTTL : ttl;
     const l: Lease = { id, ttl: t, keys: new Set(), expiry: this.primary ? this.now() + Number(t) * 1000 : undefined };
     this.leases.set(id, l);
-    this.stats.granted++;
-    this.stats.onGrant?.(Number(t));
+    if (!this.stats.muted) {
+      this.stats.granted++;
+      this.stats.onGrant?.(Number(t));
+    }
     return l;
   }
 
@@ -69,7 +73,7 @@ export class Lessor implements LeaseHooks {
     const l = this.leases.get(id);
     if (!l) throw Errors.leaseNotFound();
     this.leases.delete(id);
-    this.stats.revoked++;
+    if (!this.stats.muted) this.stats.revoked++;
     return [...l.keys];
   }
 

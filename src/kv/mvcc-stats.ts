@@ -22,6 +22,8 @@ export class MvccStats {
    * member, as each of etcd's batches), and the whole prune.
    */
   compactionTimings: { index(ms: number): void; slice(ms: number): void; total(ms: number): void } | undefined;
+  /** While set, nothing is counted (a restart replaying what it counted before). */
+  muted = false;
   // The ops of the transaction being counted (applying is synchronous: one at a time).
   private r = 0;
   private p = 0;
@@ -33,7 +35,7 @@ export class MvccStats {
 
   put(bytes: number): void {
     this.p++;
-    this.putBytes += bytes;
+    if (!this.muted) this.putBytes += bytes;
   }
 
   delete(): void {
@@ -48,6 +50,7 @@ export class MvccStats {
 
   /** One whole transaction's ops at once (for readers that yield between them). */
   record(ranges: number, puts = 0, deletes = 0): void {
+    if (this.muted) return;
     this.ranges += ranges;
     this.puts += puts;
     this.deletes += deletes;

@@ -47,6 +47,8 @@ export interface Booted {
   peers: MemberInfo[];
   /** Index of the snapshot the state was restored from (0: none). */
   snapshotIndex: number;
+  /** The last entry already applied before the restart, which the log replays (0: a new member). */
+  replayTo: number;
 }
 
 export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: StateMachine, snapshotter: Snapshotter, transport: TransportFactory): Promise<Booted> {
@@ -118,7 +120,7 @@ export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: S
     const clusterId = contents.meta.clusterId;
     const raw = new RawNode({ ...rawConfig, id, applied: base });
     logger.info(`restarted member ${hex(id)} in cluster ${hex(clusterId)} at commit ${hs.commit}, term ${hs.term}, ${ents.length} WAL entries after snapshot ${base}`);
-    return { id, clusterId, wal, raw, peers: [...sm.membership.members.values()], snapshotIndex: base };
+    return { id, clusterId, wal, raw, peers: [...sm.membership.members.values()], snapshotIndex: base, replayTo: hs.commit };
   }
 
   // ---- a brand-new member, or one that crashed before its bootstrap was durable: start over.
@@ -158,7 +160,7 @@ export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: S
     raw.bootstrap(members.map((m) => ({ id: m.id, context: MemberInfo.encode(m).finish() })));
   }
   logger.info(`started new member ${hex(id)} in cluster ${hex(clusterId)} (${cfg.initialClusterState})`);
-  return { id, clusterId, wal, raw, peers: members, snapshotIndex: 0 };
+  return { id, clusterId, wal, raw, peers: members, snapshotIndex: 0, replayTo: 0 };
 }
 
 /** The members named by --initial-cluster, with etcd's member ids. */

@@ -160,6 +160,7 @@ export class EtcdServer {
     const booted = await bootstrap(cfg, this.storage, this.sm, this.snapshotter, transports);
     this.id = booted.id;
     this.clusterId = booted.clusterId;
+    this.sm.replayTo = booted.replayTo;
     this.transport = transports.create({
       id: this.id,
       clusterId: this.clusterId,
@@ -376,7 +377,7 @@ export class EtcdServer {
     try {
       await this.proposals.withTimeout(this.reader.wait());
     } catch (e) {
-      if (e instanceof EtcdError && e.message === Errors.timeout().message) this.reader.slow++;
+      if (e instanceof EtcdError && e.message === Errors.timeout().message) this.reader.timedOut();
       throw e;
     }
   }

@@ -15,10 +15,12 @@ interface Batch {
   waiters: Array<{ resolve: () => void; reject: (e: Error) => void }>;
   index?: number;
   sentAt: number;
+  /** A read of this round timed out, and was counted (LinearizableReader.timedOut). */
+  timeoutCounted?: boolean;
 }
 
 export class LinearizableReader {
-  /** Answers to rounds asked before, and reads that timed out (etcd_server_slow_read_indexes_total). */
+  /** Answers to rounds asked before, and rounds whose reads timed out (etcd_server_slow_read_indexes_total). */
   slow = 0;
   private next: Batch['waiters'] = [];
   private inflight: Batch | undefined;
@@ -88,6 +90,17 @@ export class LinearizableReader {
       else rest.push(b);
     }
     this.confirmed = rest;
+  }
+
+  /**
+   * A read waiting here timed out (its caller's timeout): counted once per round, as etcd counts
+   * a read-index request that timed out, however many reads waited on it.
+   */
+  timedOut(): void {
+    const b = this.inflight;
+    if (b && b.timeoutCounted) return;
+    if (b) b.timeoutCounted = true;
+    this.slow++;
   }
 
   failAll(e: Error): void {

@@ -53,7 +53,7 @@ export interface MetricsSource {
   promotions(): { successes: number; failures: ReadonlyMap<string, number> };
 }
 
-/** Distinct client-api-version values counted per method (each is a series: clients choose them). */
+/** Distinct client-api-version values counted (each is a series: clients choose them). */
 const MAX_CLIENT_API_VERSIONS = 16;
 
 /** prometheus.ExponentialBuckets(start, factor, count), as etcd declares its histograms. */
@@ -92,6 +92,10 @@ export class Metrics implements GrpcServerMetrics {
   private readonly healthSuccess: Counter;
   private readonly healthFailures: Counter;
   private readonly clientRequests: FollowingCounter;
+  /** Client requests by type and client-api-version (shared by every method: one series each). */
+  private readonly clientRequestCounts = { unary: new Map<string, { n: number }>(), stream: new Map<string, { n: number }>() };
+  /** The client-api-version values counted so far, at most MAX_CLIENT_API_VERSIONS. */
+  private readonly clientApiVersions = new Set<string>();
   private readonly grpcMsgReceived: FollowingCounter;
   private readonly grpcMsgSent: FollowingCounter;
   /** The protobuf bytes of every gRPC message received and sent (etcd's codec counts them). */
@@ -291,14 +295,19 @@ export class Metrics implements GrpcServerMetrics {
       received: (from, bytes) => void (receivedFrom(from).n += bytes),
       sendFailed: (to, n) => sendFailures.inc({ To: hex(to) }, n),
       roundTrip: (to, seconds) => rtt.observe({ To: hex(to) }, seconds),
-      peerActive: (to, active) => {
+      peerActive: (to, active, stopped) => {
         const l = { Local: hex(s.id), Remote: hex(to) };
         if (active) return void activePeers.inc(l);
         activePeers.dec(l);
-        disconnectedPeers.inc(l);
+        // As rafthttp: a stream that failed is a disconnection, a link closed on purpose is not.
+        if (!stopped) disconnectedPeers.inc(l);
       },
       receiveFailed: (from) => receiveFailures.inc({ From: hex(from) }),
-      snapshotSend: (to, outcome, seconds) => snapshotSend.report(to, outcome, seconds),
+      snapshotSend: (to, outcome, seconds) => {
+        snapshotSend.report(to, outcome, seconds);
+        // rafthttp counts a failed snapshot among the peer's send failures too.
+        if (outcome === 'failed') sendFailures.inc({ To: hex(to) });
+      },
       snapshotReceive: (from, outcome, seconds) => snapshotReceive.report(from, outcome, seconds),
     };
 
@@ -355,7 +364,8 @@ export class Metrics implements GrpcServerMetrics {
     const recent = this.recent;
     // etcd_server_client_requests_total by the client's API version.
     const type = call.grpc_type === 'unary' ? 'unary' : 'stream';
-    const byVersion = new Map<string, { n: number }>();
+    const byVersion = this.clientRequestCounts[type];
+    const versions = this.clientApiVersions;
     const bytes = this.clientBytes;
     return {
       received: (size) => {
@@ -369,7 +379,8 @@ export class Metrics implements GrpcServerMetrics {
       started: (apiVersion) => {
         n.started++;
         // The label comes from the client: a bounded number of values (later ones count as unknown).
-        const v = apiVersion !== undefined && (byVersion.has(apiVersion) || byVersion.size < MAX_CLIENT_API_VERSIONS) ? apiVersion : 'unknown';
+        if (apiVersion !== undefined && !versions.has(apiVersion) && versions.size < MAX_CLIENT_API_VERSIONS) versions.add(apiVersion);
+        const v = apiVersion !== undefined && versions.has(apiVersion) ? apiVersion : 'unknown';
         let requests = byVersion.get(v);
         if (!requests) {
           const c = (requests = { n: 0 });

@@ -134,6 +134,8 @@ export class StateMachine {
   /** Hears of an alarm type raised or disarmed by an applied entry (for the log). */
   onAlarmChange: ((c: AlarmChange) => void) | undefined;
   appliedIndex = 0;
+  /** The last entry applied before a restart, replayed from the log without being counted again. */
+  replayTo = 0;
   /**
    * The configuration as of appliedIndex (what the core answered to the last applied conf
    * change, or the restored snapshot's). A snapshot of this state must carry it.
@@ -158,6 +160,11 @@ export class StateMachine {
    */
   applyNormal(e: Entry, wanted: ResponseWanted = ALWAYS): { id: bigint; outcome: ApplyOutcome; duplicate?: true } {
     this.appliedIndex = e.index;
+    // Entries a restart replays were applied (and counted) before it: etcd, whose state is on
+    // disk, does not apply them again, so its op counters start from what is new.
+    const replaying = e.index <= this.replayTo;
+    this.store.stats.muted = replaying;
+    this.lessor.stats.muted = replaying;
     if (e.data.length === 0) return { id: 0n, outcome: { ok: true, value: {} } }; // leader no-op
     const req = InternalRequest.decode(e.data);
     switch (this.appliedRequests.admit(req.proposer, req.id, req.settledBelow)) {
@@ -216,9 +223,9 @@ export class StateMachine {
       return res;
     }
     if (req.compaction) {
-      // etcd's applier reads the store once to compact (a range in its counters).
-      s.stats.range();
       s.compact(req.compaction.revision);
+      // etcd's applier reads the store once for a compaction that is made (a range in its counters).
+      s.stats.range();
       return { header: this.hdr() };
     }
     if (req.leaseGrant) {

@@ -51,8 +51,8 @@ export interface PeerTrafficObserver {
   /** Messages to `to` dropped because its stream was down. */
   sendFailed(to: bigint, messages: number): void;
   roundTrip(to: bigint, seconds: number): void;
-  /** The stream to `to` came up (connected) or went down (rafthttp's peer status). */
-  peerActive(to: bigint, active: boolean): void;
+  /** The stream to `to` came up (connected) or went down (rafthttp's peer status); `stopped`: closed on purpose. */
+  peerActive(to: bigint, active: boolean, stopped: boolean): void;
   /** A frame or snapshot from `from` that was refused (malformed, or a bad snapshot). */
   receiveFailed(from: bigint): void;
   /** A snapshot sent to `to` (ok or not) after `seconds`; `started` when it begins. */
@@ -233,10 +233,11 @@ class PeerConn {
     this.t.handler.reportUnreachable(this.id);
   }
 
-  private setActive(active: boolean): void {
+  /** `stopped`: the link is closed on purpose (shutdown, member removed): no disconnection. */
+  private setActive(active: boolean, stopped = false): void {
     if (this.active === active) return;
     this.active = active;
-    this.t.observer?.peerActive(this.id, active);
+    this.t.observer?.peerActive(this.id, active, stopped);
   }
 
   private flush(): void {
@@ -327,7 +328,7 @@ class PeerConn {
 
   close(): void {
     this.closed = true;
-    this.setActive(false);
+    this.setActive(false, true);
     clearTimeout(this.probeTimer);
     this.stream?.end();
     this.stream = undefined;
@@ -525,11 +526,14 @@ export class GrpcTransport implements Transport {
         const started = performance.now();
         this.observer?.snapshotReceive(from, 'started', 0);
         /** Answers the sender once, and reports the outcome (rafthttp's snapshot receive metrics). */
-        const finish = (ack: SnapshotAck): void => {
+        const finish = (ack: SnapshotAck | undefined): void => {
+          if (done) return;
           done = true;
-          this.observer?.snapshotReceive(from, ack.ok ? 'ok' : 'failed', (performance.now() - started) / 1000);
-          if (!ack.ok) this.observer?.receiveFailed(from);
-          cb(null, ack);
+          const ok = ack?.ok ?? false;
+          this.observer?.snapshotReceive(from, ok ? 'ok' : 'failed', (performance.now() - started) / 1000);
+          if (!ok) this.observer?.receiveFailed(from);
+          // undefined: the sender cancelled (or its deadline passed): nobody to answer.
+          if (ack) cb(null, ack);
         };
         call.on('data', (c: SnapshotChunk) => {
           countReceived(from, c);
@@ -564,6 +568,7 @@ export class GrpcTransport implements Transport {
         call.on('end', () => {
           if (!done) finish({ ok: false, error: 'snapshot stream ended early' });
         });
+        call.on('cancelled', () => finish(undefined));
         call.on('error', () => {});
       },
     };

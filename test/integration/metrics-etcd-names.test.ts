@@ -190,6 +190,20 @@ it("serves etcd 3.4's mvcc, lease, watch, server and codec metrics with etcd's m
       assert.ok(total(atEnd, h) >= 1, h);
     }
     assert.equal(find(atEnd, 'etcd_server_heartbeat_send_failures_total').length, 1);
+
+    // A restart replays its log without counting again what it applied before (as etcd, whose
+    // state is on disk): the other follower, restarted with nothing written since, counts no put.
+    const other = others(leader)[1]!;
+    const revNow = total(atEnd, 'etcd_debugging_mvcc_current_revision');
+    await c.kill(other);
+    c.startMember(other);
+    const restarted = await eventually(async () => {
+      const x = await scrape(url(other));
+      assert.equal(total(x, 'etcd_debugging_mvcc_current_revision'), revNow);
+      return x;
+    }, 30_000);
+    assert.equal(total(restarted, 'etcd_mvcc_put_total'), 0);
+    assert.equal(total(restarted, 'etcd_debugging_lease_granted_total'), 0);
   } finally {
     await c.destroy();
   }
