@@ -21,6 +21,7 @@ import { authOf } from '../auth/frontend.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { yieldToEventLoop } from '../util/yield.js';
 import { unary, withoutResponseCopies } from './grpc-util.js';
+import { decodeRangeRequest, decodeTxnRequest } from './range-end-presence.js';
 import { encodeRangeResponseInSlices, encodeTxnResponseInSlices, usingPreEncoded } from './sliced-encoding.js';
 
 export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedServiceImplementation] {
@@ -73,10 +74,12 @@ export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedService
   });
   return [
     // Range's and Txn's serializers send responses encoded in slices beforehand as they are.
+    // Range's and Txn's request decoders tell a present, empty range_end from an absent one
+    // where etcd does (./range-end-presence.ts).
     {
       ...def,
-      range: { ...def.range, responseSerialize: usingPreEncoded(def.range.responseSerialize) },
-      txn: { ...def.txn, responseSerialize: usingPreEncoded(def.txn.responseSerialize) },
+      range: { ...def.range, requestDeserialize: decodeRangeRequest, responseSerialize: usingPreEncoded(def.range.responseSerialize) },
+      txn: { ...def.txn, requestDeserialize: decodeTxnRequest, responseSerialize: usingPreEncoded(def.txn.responseSerialize) },
     },
     {
       range: unary(s, range, { learnerOk: true }),

@@ -42,6 +42,20 @@ describe('etcd3 npm client against a 3-member cluster', () => {
     assert.equal(deleted.deleted, '3');
   });
 
+  it('inRange(key) as on etcd 3.4.23: a read from the key to the end, a delete of the key alone', async () => {
+    for (const k of ['a', 'b', 'c']) await etcd.put(`zzz/${k}`).value(k);
+    // The client sends range_end as an empty field: etcd reads every key from 'zzz/b' on...
+    assert.deepEqual(await etcd.getAll().inRange('zzz/b').keys(), ['zzz/b', 'zzz/c']);
+    const t = await etcd.if('zzz/a', 'Value', '==', 'a').then(etcd.getAll().inRange('zzz/')).commit();
+    assert.deepEqual(t.responses[0]!.response_range!.kvs.map((kv) => kv.key.toString()), ['zzz/a', 'zzz/b', 'zzz/c']);
+    // ...but deletes the key alone (a delete goes through its log, which drops the empty field).
+    const deleted = await etcd.delete().inRange('zzz/b').exec();
+    assert.equal(deleted.deleted, '1');
+    assert.deepEqual(await etcd.getAll().prefix('zzz/').keys(), ['zzz/a', 'zzz/c']);
+    // A single get still reads one key (no range_end sent).
+    assert.equal(await etcd.get('zzz/a').string(), 'a');
+  });
+
   it('revisions, versions and prev_kv are exact', async () => {
     const r1 = await etcd.put('rev').value('1').exec();
     const r2 = await etcd.put('rev').value('2').getPrevious();
