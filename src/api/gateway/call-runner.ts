@@ -179,7 +179,7 @@ export class CallRunner {
   }
 
   /** The request as the method's message, or the status refusing it. */
-  private toRequest(v: GoJson | undefined): { request: unknown } | { error: CallStatus; fromServer: boolean } {
+  private toRequest(v: GoJson | undefined): { request: unknown; size?: number } | { error: CallStatus; fromServer: boolean } {
     let request: Record<string, unknown> | undefined;
     try {
       request = v === undefined ? undefined : decodeMessage(this.target.schema.request, v);
@@ -192,6 +192,7 @@ export class CallRunner {
     if (v && v.raw.length > this.maxMessage) {
       const size = this.target.def.requestSerialize(request).length;
       if (size > this.maxMessage) return { error: this.tooLarge(size), fromServer: true };
+      return { request, size };
     }
     return { request };
   }
@@ -210,14 +211,14 @@ export class CallRunner {
     const r = this.toRequest(first?.value);
     if ('error' in r) return sendError(this.res, r.error, r.fromServer);
     if (this.target.def.responseStream) {
-      this.open(r.request);
+      this.open(r.request, r.size);
       return;
     }
     const call = new ServiceCall(metadataOf(this.req), this.req.socket, this.grpcPath);
     if (this.deadline !== undefined) call.setDeadline(this.deadline);
     call.request = r.request;
     this.call = call;
-    this.countRequest(r.request);
+    this.countRequest(r.request, r.size);
     this.target.impl(call, (err: unknown, response: unknown) =>
       this.guarded(() => {
         if (this.finished) return;
@@ -234,7 +235,7 @@ export class CallRunner {
   }
 
   /** Starts a streaming method; its answers go out line by line. */
-  private open(request: unknown): void {
+  private open(request: unknown, size?: number): void {
     const res = this.res;
     const call = new ServiceCall(metadataOf(this.req), this.req.socket, this.grpcPath, {
       write: (msg) => {
@@ -270,7 +271,7 @@ export class CallRunner {
     res.on('drain', () => call.emit('drain'));
     call.request = request;
     this.call = call;
-    if (!this.target.def.requestStream) this.countRequest(request);
+    if (!this.target.def.requestStream) this.countRequest(request, size);
     this.target.impl(call);
   }
 
@@ -279,9 +280,10 @@ export class CallRunner {
    * (etcd_network_client_grpc_*_bytes_total, grpc_server_msg_*_total): here by the size of their
    * protobuf encoding (src/api/grpc-metrics.ts).
    */
-  private countRequest(request: unknown): void {
+  private countRequest(request: unknown, size?: number): void {
     const count = (this.target.def.requestDeserialize as CountingDeserializer).countReceived;
-    if (count) count(this.target.def.requestSerialize(request).length);
+    // A large body was measured already (toRequest): not encoded a second time.
+    if (count) count(size ?? this.target.def.requestSerialize(request).length);
   }
 
   private countResponse(response: unknown): void {
@@ -323,7 +325,7 @@ export class CallRunner {
             this.parsed = 0;
           }
           this.requestsSent++;
-          this.countRequest(r.request);
+          this.countRequest(r.request, r.size);
           call.emit('data', r.request);
           if (this.finished) return;
           continue;
