@@ -6,8 +6,8 @@
 // Owns: the document's shape. Never: reads more than the Raft core's status and the process's
 // own figures (it is O(members)).
 
-import { readFileSync } from 'node:fs';
 import type { Status } from '../raft/rawnode.js';
+import { fileDescriptorLimit } from '../util/file-descriptors.js';
 import { hex } from '../util/ids.js';
 
 /**
@@ -40,17 +40,4 @@ export function debugVars(status: Status): string {
     .sort()
     .map((k) => `${JSON.stringify(k)}: ${vars[k]}`);
   return `{\n${lines.join(',\n')}\n}\n`;
-}
-
-/** The soft limit on open files (RLIMIT_NOFILE's current value), 0 if unknown or unlimited. */
-export function fileDescriptorLimit(): number {
-  try {
-    const line = readFileSync('/proc/self/limits', 'latin1')
-      .split('\n')
-      .find((l) => l.startsWith('Max open files'));
-    const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0];
-    return soft === undefined || soft === 'unlimited' ? 0 : Number(soft);
-  } catch {
-    return 0;
-  }
 }

@@ -15,7 +15,7 @@ import {
   SnapshotResponse,
   StatusResponse,
 } from '../gen/etcd/rpc.js';
-import { asAuthStoreError, authOf } from '../auth/frontend.js';
+import { authOf, withAuthStoreErrors } from '../auth/frontend.js';
 import { Errors } from '../kv/errors.js';
 import { alarmName } from '../server/alarms.js';
 import { API_VERSION, type EtcdServer } from '../server/etcd-server.js';
@@ -102,9 +102,7 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
   };
   const streamSnapshot = async (s: EtcdServer, call: grpc.ServerWritableStream<unknown, SnapshotResponse>): Promise<void> => {
     // Root only with auth on (etcd's authMaintenanceServer: the auth store's errors as they are).
-    await authOf(s).requireAdmin(call).catch((e: unknown) => {
-      throw asAuthStoreError(e);
-    });
+    await withAuthStoreErrors(authOf(s).requireAdmin(call));
     // etcd's snapshot file (a bbolt database with etcd's buckets, then its sha256) of the
     // state at the current applied index, so that etcdctl snapshot status/restore and etcd
     // itself read it (src/backup/member-backup.ts); built in slices that yield.

@@ -253,6 +253,11 @@ export function asAuthStoreError(e: unknown): unknown {
   return text === undefined ? e : new EtcdError(ErrorCode.UNKNOWN, text);
 }
 
+/** `check` (an auth check), failing with the auth store's own error (asAuthStoreError). */
+export function withAuthStoreErrors<T>(check: Promise<T>): Promise<T> {
+  return check.catch((e: unknown) => Promise.reject(asAuthStoreError(e)));
+}
+
 const AUTH_STORE_TEXTS = new Map([
   [Errors.userEmpty().message, 'auth: user name is empty'],
   [Errors.userNotFound().message, 'auth: user not found'],

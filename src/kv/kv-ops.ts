@@ -377,11 +377,8 @@ export function applyTxn(w: WriteTxn, store: MvccStore, req: TxnRequest, respond
     // The ranges are not read (nobody reads the answer), but counted as every member's etcd reads them.
     forEachOpOnPath(req, path, (op) => {
       if (op.requestPut) applyPut(w, store, op.requestPut);
-      else if (op.requestDeleteRange) {
-        if (op.requestDeleteRange.prevKv) w.stats.range();
-        w.deleteRange(op.requestDeleteRange.key, op.requestDeleteRange.rangeEnd);
-        w.stats.delete();
-      } else if (op.requestRange) w.stats.range();
+      else if (op.requestDeleteRange) applyDelete(w, op.requestDeleteRange);
+      else if (op.requestRange) w.stats.range();
     });
     return { succeeded: path[0]!, responses: [] };
   }

@@ -196,8 +196,10 @@ export class EtcdServer {
       },
       observeApply: (s) => {
         this.metrics?.backendCommit.observe(s);
-        if (s > SLOW_APPLY_SECONDS) this.metrics?.slowApplies.inc();
-        if (s > SLOW_APPLY_SECONDS) this.logger.warn(`apply request took too long: took ${Math.round(s * 1000)}ms, expected-duration 100ms`);
+        if (s > SLOW_APPLY_SECONDS) {
+          this.metrics?.slowApplies.inc();
+          this.logger.warn(`apply request took too long: took ${Math.round(s * 1000)}ms, expected-duration 100ms`);
+        }
       },
       onFatal: (e) => this.onFatal(e),
     }, this.clock, cfg.logger);

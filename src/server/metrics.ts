@@ -7,14 +7,13 @@
 // Owns: the metric objects and the HTTP listener. Never: computes anything on the member's hot
 // path beyond an increment or an observation; gauges read the member when scraped.
 
-import { readdirSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
 import type { IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { fileDescriptorLimit } from '../api/debug-vars.js';
 import type { GrpcCallLabels, GrpcMethodMetrics, GrpcServerMetrics } from '../api/grpc-metrics.js';
 import type { PeerTrafficObserver } from '../transport/grpc-transport.js';
 import type { SnapshotSaveTimings } from '../storage/snap/snapshotter.js';
+import { fileDescriptorLimit, openFileDescriptors } from '../util/file-descriptors.js';
 import { hex } from '../util/ids.js';
 import { API_VERSION } from './config.js';
 import { Dashboard, type DashboardSource } from './dashboard/dashboard.js';
@@ -214,7 +213,7 @@ export class Metrics implements GrpcServerMetrics {
     leases.onGrant = (ttl) => leaseTtl.observe(ttl);
 
     // The process's file descriptors, as etcd reports them (prom-client's process_open_fds/process_max_fds are the same numbers).
-    new Gauge({ name: 'os_fd_used', help: 'The number of used file descriptors.', registers: [r], collect() { this.set(openFds()); } });
+    new Gauge({ name: 'os_fd_used', help: 'The number of used file descriptors.', registers: [r], collect() { this.set(openFileDescriptors()); } });
     new Gauge({ name: 'os_fd_limit', help: 'The file descriptor limit.', registers: [r], collect() { this.set(fileDescriptorLimit()); } });
     new Gauge({
       name: 'raftkv_event_loop_delay_p99_seconds',
@@ -407,26 +406,20 @@ export class Metrics implements GrpcServerMetrics {
 
 /**
  * A counter that follows a count kept elsewhere (a plain number the member increments on its
- * hot path): read when scraped, and moved by what it grew since the last scrape.
+ * hot path): read when scraped, and moved by what it grew since the last scrape (all of it at
+ * the first: what was counted before the metrics existed counts too).
  */
-function counterOf(r: Registry, name: string, help: string, read: () => number): Counter {
-  let seen = 0;
-  return new Counter({
-    name,
-    help,
-    registers: [r],
-    collect() {
-      const n = read();
-      if (n > seen) this.inc(n - seen);
-      seen = n;
-    },
-  });
+function counterOf(r: Registry, name: string, help: string, read: () => number): void {
+  followingCounter(r, name, help, []).follow({}, read, 0);
 }
 
 /** A labelled counter whose series follow counts kept elsewhere (see counterOf). */
 interface FollowingCounter {
-  /** Adds a series, at 0 from now on (as go-grpc-prometheus shows a method's before its first call). */
-  follow(labels: Record<string, string>, read: () => number): void;
+  /**
+   * Adds a series (shown at 0 at once, as go-grpc-prometheus shows a method's before its first
+   * call) that counts what `read` grows from `from` on (default: its value now).
+   */
+  follow(labels: Record<string, string>, read: () => number, from?: number): void;
 }
 
 function followingCounter(r: Registry, name: string, help: string, labelNames: string[]): FollowingCounter {
@@ -445,20 +438,11 @@ function followingCounter(r: Registry, name: string, help: string, labelNames: s
     },
   });
   return {
-    follow(labels, read) {
+    follow(labels, read, from = read()) {
       counter.inc(labels, 0);
-      series.push({ labels, read, seen: read() });
+      series.push({ labels, read, seen: from });
     },
   };
-}
-
-/** Open file descriptors (etcd's os_fd_used: the entries of /proc/self/fd). */
-function openFds(): number {
-  try {
-    return readdirSync('/proc/self/fd').length;
-  } catch {
-    return 0;
-  }
 }
 
 const dashboards = new WeakMap<Metrics, Dashboard>();

@@ -40,6 +40,8 @@ const IGNORES_HALF_CLOSE = new Set(['/etcdserverpb.Watch/Watch']);
 const HALF_CLOSE_AFTER_ANSWERS = new Set(['/etcdserverpb.Lease/LeaseKeepAlive']);
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** A call whose `Grpc-Timeout` passed, as Go's context reports it. */
+const DEADLINE_PASSED: CallStatus = { code: grpc.status.DEADLINE_EXCEEDED, message: 'context deadline exceeded' };
 const TIMEOUT_UNIT_NS: Record<string, bigint> = { H: 3_600_000_000_000n, M: 60_000_000_000n, S: 1_000_000_000n, m: 1_000_000n, u: 1000n, n: 1n };
 
 /**
@@ -91,7 +93,7 @@ export class CallRunner {
       const st =
         ns === undefined
           ? { code: grpc.status.INVALID_ARGUMENT, message: `invalid grpc-timeout: ${String(timeout)}` }
-          : { code: grpc.status.DEADLINE_EXCEEDED, message: 'context deadline exceeded' };
+          : DEADLINE_PASSED;
       return sendError(this.res, st, false);
     }
     const ms = Number(ns) / 1e6;
@@ -153,9 +155,8 @@ export class CallRunner {
     if (this.finished) return;
     this.finished = true;
     this.call?.cancel();
-    const st = { code: grpc.status.DEADLINE_EXCEEDED, message: 'context deadline exceeded' };
-    if (this.target.def.requestStream || this.target.def.responseStream) endStream(this.res, st);
-    else sendError(this.res, st, false);
+    if (this.target.def.requestStream || this.target.def.responseStream) endStream(this.res, DEADLINE_PASSED);
+    else sendError(this.res, DEADLINE_PASSED, false);
   }
 
   /** Ends a streaming call with `st` (the service is told the client went away). */
