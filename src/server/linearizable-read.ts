@@ -1,8 +1,22 @@
 // Linearizable reads by ReadIndex, batched: all reads that arrive while a ReadIndex round is
 // in flight share the next round, so a burst of N reads costs one heartbeat round, not N.
 // A read completes once this node has applied up to the index the leader confirmed.
+//
+// Under a steady stream of reads the next round is held until MIN_ROUND_INTERVAL_MS after the
+// previous one began: a round costs every member a message each way (on the leader a heartbeat
+// to each follower and its answer), and back to back they came 4-5 reads apart at 64 clients,
+// so the heartbeats cost more CPU than the reads. A read that finds no round in flight or held
+// starts one at once: a lone client never waits for the hold.
 
 import type { Clock, Timer } from './clock.js';
+
+/**
+ * Rounds started one after another (reads waiting behind the round in flight) begin at least
+ * this far apart. Measured at 64 clients on 3 members (linearizable gets): 10% more gets/s and
+ * a quarter less server CPU per get than back to back; at 8 clients no change; 2 ms cost 25% at
+ * 8 clients, whose reads are then held longer than they take.
+ */
+export const MIN_ROUND_INTERVAL_MS = 1;
 
 export interface ReadIndexDriver {
   /** Issues a ReadIndex request with this context (answered later via onReadState). */
@@ -28,6 +42,10 @@ export class LinearizableReader {
   private confirmed: Batch[] = [];
   private seq = 0;
   private retryTimer: Timer | undefined;
+  /** Set while the next round is held (MIN_ROUND_INTERVAL_MS); its reads wait in `next`. */
+  private holdTimer: Timer | undefined;
+  /** When the latest round began (clock ms). */
+  private lastRoundAt = -Infinity;
 
   constructor(
     private readonly d: ReadIndexDriver,
@@ -45,9 +63,10 @@ export class LinearizableReader {
   }
 
   private startRound(): void {
-    if (this.inflight || this.next.length === 0) return;
+    if (this.inflight || this.holdTimer || this.next.length === 0) return;
     const ctx = `ri-${process.pid}-${++this.seq}`;
-    this.inflight = { ctx, waiters: this.next, sentAt: this.clock.now() };
+    this.lastRoundAt = this.clock.now();
+    this.inflight = { ctx, waiters: this.next, sentAt: this.lastRoundAt };
     this.next = [];
     this.d.readIndex(Buffer.from(ctx));
     this.armRetry();
@@ -78,7 +97,18 @@ export class LinearizableReader {
     b.index = index;
     this.confirmed.push(b);
     this.onApplied();
-    this.startRound();
+    this.startNextRound();
+  }
+
+  /** After a round: the reads that came meanwhile go in the next, held to the minimum interval. */
+  private startNextRound(): void {
+    if (this.next.length === 0) return;
+    const wait = this.lastRoundAt + MIN_ROUND_INTERVAL_MS - this.clock.now();
+    if (wait <= 0) return this.startRound();
+    this.holdTimer = this.clock.setTimeout(() => {
+      this.holdTimer = undefined;
+      this.startRound();
+    }, wait);
   }
 
   onApplied(): void {
@@ -105,6 +135,8 @@ export class LinearizableReader {
 
   failAll(e: Error): void {
     this.retryTimer?.cancel();
+    this.holdTimer?.cancel();
+    this.holdTimer = undefined;
     const all = [...this.next, ...(this.inflight?.waiters ?? []), ...this.confirmed.flatMap((b) => b.waiters)];
     this.next = [];
     this.inflight = undefined;

@@ -190,6 +190,9 @@ export class RaftNode {
       // Also while a Ready is being persisted: the appends leave now, in parallel with it.
       this.flushProposals();
       if (!this.inReady) this.running = this.runReady();
+      // What this turn's Ready and proposals send (the leader's appends above all) leaves now,
+      // in parallel with the disk write just started, not after another turn of the loop.
+      this.transport.flush?.();
     });
   }
 

@@ -240,6 +240,15 @@ class PeerConn {
     this.t.observer?.peerActive(this.id, active, stopped);
   }
 
+  /** Sends the queued messages now (the turn's scheduled flush then finds nothing to send). */
+  flushNow(): void {
+    if (this.queue.length === 0) return;
+    // The turn's flush is still scheduled (it sends whatever is queued after this).
+    const scheduled = this.flushScheduled;
+    this.flush();
+    this.flushScheduled = scheduled;
+  }
+
   private flush(): void {
     this.flushScheduled = false;
     if (this.queue.length === 0 || this.closed) return;
@@ -394,6 +403,10 @@ export class GrpcTransport implements Transport {
 
   hasPeer(id: bigint): boolean {
     return this.peers.has(id);
+  }
+
+  flush(): void {
+    for (const p of this.peers.values()) p.flushNow();
   }
 
   send(msgs: readonly Message[]): void {

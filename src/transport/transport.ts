@@ -29,7 +29,14 @@ export interface TransportHandler {
 }
 
 export interface Transport {
+  /** Queues messages; what is queued leaves at the end of the turn, or at flush(). */
   send(msgs: readonly Message[]): void;
+  /**
+   * Sends what is queued now. The loop calls it where a batch is complete and the turn has
+   * nothing more to add: from the check phase, the end-of-turn send would wait for the next
+   * turn, after a poll of its own.
+   */
+  flush?(): void;
   /** Starts talking to a member at its advertised peer URLs (again, if they changed). */
   addPeer(id: bigint, urls: string[]): void;
   removePeer(id: bigint): void;

@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type Entry, type HardState, MessageType } from '../../src/raft/index.js';
+import type { Transport } from '../../src/transport/transport.js';
 import { type InProcCluster, parts, withCluster } from '../support/inproc-cluster.js';
 
 const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -204,6 +205,39 @@ describe('write path', () => {
       // Before: the whole WAL was applied in one turn (seen: 0 and all of it, nothing between).
       assert.ok(between.length >= 2, `applied counts seen turn by turn: ${[...seen].join(', ')}`);
       assert.equal(c.get(F, 'big19')?.value.length, big.length);
+    });
+  });
+  it("the leader's appends leave in the turn that made them: the loop flushes the transport after its Ready", async () => {
+    await withCluster({ size: 3, seed: 17 }, async (c) => {
+      const L = await c.waitIdle();
+      await c.run(c.put(L, 'warm', 'up'));
+      const transport = (parts(L.server).node as unknown as { transport: Transport }).transport;
+      const send = transport.send.bind(transport);
+      // A MsgApp with entries handed over, and whether a turn of the loop has passed since.
+      let pending: { turnPassed: boolean } | undefined;
+      const flushedInTurn: boolean[] = [];
+      transport.send = (msgs) => {
+        if (!pending && msgs.some((m) => m.type === MessageType.MsgApp && m.entries.length > 0)) {
+          const p = { turnPassed: false };
+          pending = p;
+          setImmediate(() => (p.turnPassed = true));
+        }
+        send(msgs);
+      };
+      transport.flush = () => {
+        if (pending) flushedInTurn.push(!pending.turnPassed);
+        pending = undefined;
+      };
+      try {
+        const put = c.put(L, 'k', 'v');
+        await c.settle();
+        await c.run(put);
+      } finally {
+        transport.send = send;
+        delete transport.flush;
+      }
+      // Before: nothing flushed; the appends waited for the end-of-turn send one turn later.
+      assert.deepEqual(flushedInTurn, [true]);
     });
   });
 });

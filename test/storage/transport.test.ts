@@ -49,3 +49,42 @@ it('a message from a member of another cluster is refused with a clear error; sa
   server.close();
   g.forceShutdown();
 });
+
+it('flush() sends what is queued at once, in the turn that queued it; the turn\'s own flush then sends nothing twice', async () => {
+  const [port] = await freePorts(1);
+  const got: Message[] = [];
+  const server = new GrpcTransport({ id: 1n, clusterId: 0xaaaan, logger: logger([]), handler: { step: (m) => got.push(m), reportUnreachable() {}, reportSnapshot() {} } });
+  const g = new grpc.Server();
+  const [svc, impl] = server.service();
+  g.addService(svc, impl);
+  await new Promise<void>((r, j) => g.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? j(e) : r())));
+  const client = new GrpcTransport({ id: 3n, clusterId: 0xaaaan, logger: logger([]), handler: { step() {}, reportUnreachable() {}, reportSnapshot() {} } });
+  let frames = 0;
+  client.observer = { sent: () => frames++, received() {}, sendFailed() {}, roundTrip() {}, peerActive() {}, receiveFailed() {}, snapshotSend() {}, snapshotReceive() {} };
+  client.addPeer(1n, [`http://127.0.0.1:${port}`]);
+  try {
+    // From the check phase, as the server's loop sends: without flush() the frame would wait
+    // for the next turn's check phase.
+    const seen = await new Promise<{ queued: number; flushed: number }>((resolve) =>
+      setImmediate(() => {
+        client.send([newMessage(MessageType.MsgHeartbeat, { from: 3n, to: 1n, term: 5, commit: 1 })]);
+        const queued = frames;
+        client.flush();
+        resolve({ queued, flushed: frames });
+      }),
+    );
+    assert.deepEqual(seen, { queued: 0, flushed: 1 }, 'written by flush(), not before');
+    // More in the same turn after a flush still leave (at the end of the turn), in order.
+    client.send([newMessage(MessageType.MsgHeartbeat, { from: 3n, to: 1n, term: 5, commit: 2 })]);
+    client.flush();
+    client.send([newMessage(MessageType.MsgHeartbeat, { from: 3n, to: 1n, term: 5, commit: 3 })]);
+    await eventually(async () => assert.equal(got.length, 3), 5000);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(got.map((m) => m.commit), [1, 2, 3]);
+    assert.equal(frames, 3, 'one frame per flush, none empty or repeated');
+  } finally {
+    client.close();
+    server.close();
+    g.forceShutdown();
+  }
+});

@@ -1,0 +1,93 @@
+// LinearizableReader (src/server/linearizable-read.ts): reads share ReadIndex rounds, and under
+// a steady stream of reads the rounds are held to MIN_ROUND_INTERVAL_MS apart, while a read that
+// finds no round in flight starts one at once. Driven by a manual clock and a fake Raft.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ManualClock } from '../../src/server/clock.js';
+import { LinearizableReader, MIN_ROUND_INTERVAL_MS } from '../../src/server/linearizable-read.js';
+
+const RETRY_MS = 500;
+
+function setup() {
+  const clock = new ManualClock();
+  const asked: Buffer[] = [];
+  let applied = 10;
+  const reader = new LinearizableReader({ readIndex: (ctx) => void asked.push(Buffer.from(ctx)), appliedIndex: () => applied }, RETRY_MS, clock);
+  const done: string[] = [];
+  const read = (name: string) =>
+    reader.wait().then(
+      () => void done.push(name),
+      (e: Error) => void done.push(`${name}: ${e.message}`),
+    );
+  /** The leader answers the latest round with this read index. */
+  const answer = (index: number) => reader.onReadState(asked.at(-1)!, index);
+  return { clock, asked, reader, done, read, answer, setApplied: (n: number) => (applied = n) };
+}
+
+const microtasks = () => new Promise((r) => setImmediate(r));
+
+describe('linearizable reads', () => {
+  it('a read with no round in flight starts one at once, and is served once the index is applied', async () => {
+    const t = setup();
+    const r = t.read('a');
+    assert.equal(t.asked.length, 1);
+    t.answer(12);
+    await microtasks();
+    assert.deepEqual(t.done, [], 'applied 10 < read index 12');
+    t.setApplied(12);
+    t.reader.onApplied();
+    await r;
+    assert.deepEqual(t.done, ['a']);
+  });
+
+  it('reads that come during a round share the next, held until the minimum interval since the last began', async () => {
+    const t = setup();
+    const a = t.read('a');
+    t.clock.advance(0.2);
+    const b = t.read('b');
+    const c = t.read('c');
+    assert.equal(t.asked.length, 1, 'b and c wait for the round in flight');
+    t.clock.advance(0.1);
+    t.answer(10);
+    await a;
+    // Before: the next round went out at once, with the answer (4-5 reads per round at 64 clients).
+    assert.equal(t.asked.length, 1, 'the next round is held');
+    t.clock.advance(MIN_ROUND_INTERVAL_MS - 0.3 - 0.01);
+    assert.equal(t.asked.length, 1);
+    const d = t.read('d');
+    assert.equal(t.asked.length, 1, 'a read during the hold joins it');
+    t.clock.advance(0.01);
+    assert.equal(t.asked.length, 2, 'one round for b, c and d, one interval after the first began');
+    t.answer(10);
+    await Promise.all([b, c, d]);
+    assert.deepEqual(t.done, ['a', 'b', 'c', 'd']);
+    // Nothing waits now: the next read starts its round at once, hold or no hold.
+    t.read('e');
+    assert.equal(t.asked.length, 3);
+  });
+
+  it('a round that took longer than the interval is followed at once', async () => {
+    const t = setup();
+    const a = t.read('a');
+    const b = t.read('b');
+    t.clock.advance(MIN_ROUND_INTERVAL_MS + 2);
+    t.answer(10);
+    assert.equal(t.asked.length, 2);
+    t.answer(10);
+    await Promise.all([a, b]);
+  });
+
+  it('reads held for the next round fail with the rest when the server stops, and no round starts later', async () => {
+    const t = setup();
+    const a = t.read('a');
+    const b = t.read('b');
+    t.answer(10);
+    await a;
+    t.reader.failAll(new Error('etcdserver: server stopped'));
+    await b;
+    t.clock.advance(10 * MIN_ROUND_INTERVAL_MS);
+    assert.equal(t.asked.length, 1);
+    assert.deepEqual(t.done, ['a', 'b: etcdserver: server stopped']);
+  });
+});
