@@ -86,8 +86,28 @@ describe('linearizable reads', () => {
     await a;
     t.reader.failAll(new Error('etcdserver: server stopped'));
     await b;
+    assert.equal(t.clock.pending(), 0, 'the hold (and the retry) cancelled');
     t.clock.advance(10 * MIN_ROUND_INTERVAL_MS);
     assert.equal(t.asked.length, 1);
     assert.deepEqual(t.done, ['a', 'b: etcdserver: server stopped']);
+    // Nothing is left held: a read after it starts a round at once.
+    t.read('c');
+    assert.equal(t.asked.length, 2);
+  });
+
+  it('reads that time out while held count once, as a round does', async () => {
+    const t = setup();
+    const a = t.read('a');
+    t.read('b');
+    t.read('c');
+    t.answer(10);
+    await a;
+    t.reader.timedOut();
+    t.reader.timedOut();
+    assert.equal(t.reader.slow, 1);
+    t.clock.advance(MIN_ROUND_INTERVAL_MS);
+    t.reader.timedOut();
+    t.reader.timedOut();
+    assert.equal(t.reader.slow, 2, 'and once for the round they then went in');
   });
 });
