@@ -29,7 +29,6 @@ interface Batch {
   ctx: string;
   waiters: Array<{ resolve: () => void; reject: (e: Error) => void }>;
   index?: number;
-  sentAt: number;
   /** A read of this round timed out, and was counted (LinearizableReader.timedOut). */
   timeoutCounted?: boolean;
 }
@@ -69,7 +68,7 @@ export class LinearizableReader {
     if (this.inflight || this.holdTimer || this.next.length === 0) return;
     const ctx = `ri-${process.pid}-${++this.seq}`;
     this.lastRoundAt = this.clock.now();
-    this.inflight = { ctx, waiters: this.next, sentAt: this.lastRoundAt };
+    this.inflight = { ctx, waiters: this.next };
     this.next = [];
     this.d.readIndex(Buffer.from(ctx));
     this.armRetry();
@@ -82,7 +81,6 @@ export class LinearizableReader {
       if (!b) return;
       // No answer: ask again under a new context (the old answer, if it comes, is ignored).
       b.ctx = `ri-${process.pid}-${++this.seq}`;
-      b.sentAt = this.clock.now();
       this.d.readIndex(Buffer.from(b.ctx));
       this.armRetry();
     }, this.retryMs);
