@@ -90,9 +90,8 @@ export class Metrics implements GrpcServerMetrics {
   readonly snapshotDuration: Histogram;
   private readonly healthSuccess: Counter;
   private readonly healthFailures: Counter;
-  private readonly clientRequests: FollowingCounter;
   /** Client requests by type and client-api-version (shared by every method: one series each). */
-  private readonly clientRequestCounts = { unary: new Map<string, { n: number }>(), stream: new Map<string, { n: number }>() };
+  private readonly clientRequests: Record<'unary' | 'stream', (apiVersion: string) => { n: number }>;
   /** The client-api-version values counted so far, at most MAX_CLIENT_API_VERSIONS. */
   private readonly clientApiVersions = new Set<string>();
   private readonly grpcMsgReceived: FollowingCounter;
@@ -169,7 +168,11 @@ export class Metrics implements GrpcServerMetrics {
     this.slowApplies = new Counter({ name: 'etcd_server_slow_apply_total', help: 'The total number of slow apply requests (likely overloaded from slow disk).', registers: [r] });
     this.healthSuccess = new Counter({ name: 'etcd_server_health_success', help: 'The total number of successful health checks', registers: [r] });
     this.healthFailures = new Counter({ name: 'etcd_server_health_failures', help: 'The total number of failed health checks', registers: [r] });
-    this.clientRequests = followingCounter(r, 'etcd_server_client_requests_total', 'The total number of client requests per client version.', ['type', 'client_api_version']);
+    const clientRequests = followingCounter(r, 'etcd_server_client_requests_total', 'The total number of client requests per client version.', ['type', 'client_api_version']);
+    this.clientRequests = {
+      unary: countsOf(clientRequests, (v: string) => ({ type: 'unary', client_api_version: v })),
+      stream: countsOf(clientRequests, (v: string) => ({ type: 'stream', client_api_version: v })),
+    };
 
     // mvcc (etcd counts each op on its mvcc transactions: src/kv/mvcc-stats.ts) and its debugging twins.
     const stats = () => s.sm.store.stats;
@@ -254,21 +257,8 @@ export class Metrics implements GrpcServerMetrics {
     const received = followingCounter(r, 'etcd_network_peer_received_bytes_total', 'The total number of bytes received from peers.', ['From']);
     const sendFailures = new Counter({ name: 'etcd_network_peer_sent_failures_total', help: 'The total number of send failures from peers.', labelNames: ['To'], registers: [r] });
     const rtt = new Histogram({ name: 'etcd_network_peer_round_trip_time_seconds', help: 'Round-Trip-Time histogram between peers.', labelNames: ['To'], buckets: exponentialBuckets(0.0001, 2, 16), registers: [r] });
-    /** Each peer's count, made (and followed) at its first use. */
-    const perPeer = (counter: FollowingCounter, label: 'To' | 'From'): ((id: bigint) => { n: number }) => {
-      const m = new Map<bigint, { n: number }>();
-      return (id) => {
-        let x = m.get(id);
-        if (x === undefined) {
-          const c = (x = { n: 0 });
-          m.set(id, c);
-          counter.follow({ [label]: hex(id) }, () => c.n);
-        }
-        return x;
-      };
-    };
-    const sentTo = perPeer(sent, 'To');
-    const receivedFrom = perPeer(received, 'From');
+    const sentTo = countsOf(sent, (id: bigint) => ({ To: hex(id) }));
+    const receivedFrom = countsOf(received, (id: bigint) => ({ From: hex(id) }));
     const receiveFailures = new Counter({ name: 'etcd_network_peer_received_failures_total', help: 'The total number of receive failures from peers.', labelNames: ['From'], registers: [r] });
     const activePeers = new Gauge({ name: 'etcd_network_active_peers', help: 'The current number of active peer connections.', labelNames: ['Local', 'Remote'], registers: [r] });
     const disconnectedPeers = new Counter({ name: 'etcd_network_disconnected_peers_total', help: 'The total number of disconnected peers.', labelNames: ['Local', 'Remote'], registers: [r] });
@@ -341,7 +331,6 @@ export class Metrics implements GrpcServerMetrics {
     else if (!alarm) this.healthFailures.inc();
   }
 
-
   /**
    * One method's recorder. The labelled series are looked up here once (per code on first use),
    * not on every call. Like go-grpc-prometheus, a method's `started` series exists from the start.
@@ -356,14 +345,13 @@ export class Metrics implements GrpcServerMetrics {
     this.grpcMsgSent.follow(labels, () => n.sent);
     // As go-grpc-prometheus: the handling time of unary calls (a stream's is its lifetime).
     const handling = call.grpc_type === 'unary' ? this.grpcHandling?.labels(labels) : undefined;
-    const byCode = new Map<string, { n: number }>();
+    const byCode = countsOf(this.grpcHandled, (code: string) => ({ ...labels, grpc_code: code }));
     const kv = call.grpc_service === 'etcdserverpb.KV';
     const isPut = kv && call.grpc_method === 'Put';
     const isRange = kv && call.grpc_method === 'Range';
     const recent = this.recent;
     // etcd_server_client_requests_total by the client's API version.
-    const type = call.grpc_type === 'unary' ? 'unary' : 'stream';
-    const byVersion = this.clientRequestCounts[type];
+    const byVersion = this.clientRequests[call.grpc_type === 'unary' ? 'unary' : 'stream'];
     const versions = this.clientApiVersions;
     const bytes = this.clientBytes;
     return {
@@ -379,23 +367,10 @@ export class Metrics implements GrpcServerMetrics {
         n.started++;
         // The label comes from the client: a bounded number of values (later ones count as unknown).
         if (apiVersion !== undefined && !versions.has(apiVersion) && versions.size < MAX_CLIENT_API_VERSIONS) versions.add(apiVersion);
-        const v = apiVersion !== undefined && versions.has(apiVersion) ? apiVersion : 'unknown';
-        let requests = byVersion.get(v);
-        if (!requests) {
-          const c = (requests = { n: 0 });
-          byVersion.set(v, c);
-          this.clientRequests.follow({ type, client_api_version: v }, () => c.n);
-        }
-        requests.n++;
+        byVersion(apiVersion !== undefined && versions.has(apiVersion) ? apiVersion : 'unknown').n++;
       },
       handled: (code, seconds) => {
-        let handled = byCode.get(code);
-        if (!handled) {
-          const c = (handled = { n: 0 });
-          byCode.set(code, c);
-          this.grpcHandled.follow({ ...labels, grpc_code: code }, () => c.n);
-        }
-        handled.n++;
+        byCode(code).n++;
         handling?.observe(seconds);
         if (isPut) recent.putSeconds.record(seconds);
         else if (isRange) recent.reads++;
@@ -420,6 +395,23 @@ interface FollowingCounter {
    * call) that counts what `read` grows from `from` on (default: its value now).
    */
   follow(labels: Record<string, string>, read: () => number, from?: number): void;
+}
+
+/**
+ * Counts by key (a peer, a code, a version), each a plain number made at its key's first use
+ * and followed by its series of `counter` from 0 on.
+ */
+function countsOf<K>(counter: FollowingCounter, labelsOf: (key: K) => Record<string, string>): (key: K) => { n: number } {
+  const counts = new Map<K, { n: number }>();
+  return (key) => {
+    let c = counts.get(key);
+    if (c === undefined) {
+      const made = (c = { n: 0 });
+      counts.set(key, made);
+      counter.follow(labelsOf(key), () => made.n);
+    }
+    return c;
+  };
 }
 
 function followingCounter(r: Registry, name: string, help: string, labelNames: string[]): FollowingCounter {
