@@ -59,11 +59,11 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
   const defragment = async (): Promise<DefragmentResponse> => {
     // This member only, as etcd's: repack what compaction left (src/kv/mvcc.ts defragment).
     const before = s.sm.store.size();
-    const t0 = performance.now();
+    const timed = s.metrics?.defragDuration.startTimer();
     s.metrics?.defragInflight.set(1);
     try {
       const after = await s.sm.store.defragment(yieldToEventLoop);
-      s.metrics?.defragDuration.observe((performance.now() - t0) / 1000);
+      timed?.();
       s.logger.info(`defragmented: db size ${before} -> ${after} bytes`);
     } finally {
       s.metrics?.defragInflight.set(0);
@@ -72,18 +72,18 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
   };
   const hash = async (): Promise<HashResponse> => {
     // etcd hashes its whole backend file here (for tests only); raftkv has no such file.
-    const t0 = performance.now();
+    const timed = s.metrics?.hashDuration.startTimer();
     const r = await s.sm.store.hashByRev(0n, yieldToEventLoop);
-    s.metrics?.hashDuration.observe((performance.now() - t0) / 1000);
+    timed?.();
     return { header: s.header(r.currentRev), hash: r.hash };
   };
   const hashKV = async (req: HashKVRequest): Promise<HashKVResponse> => {
     // etcd's HashByRev: the header carries the revision current when hashing started, and the
     // compact revision is -1 on a store never compacted.
-    const t0 = performance.now();
+    const timed = s.metrics?.hashRevDuration.startTimer();
     const r = await s.sm.store.hashByRev(req.revision, yieldToEventLoop);
     // Not observed when the revision is refused (compacted, future), as etcd's HashByRev.
-    s.metrics?.hashRevDuration.observe((performance.now() - t0) / 1000);
+    timed?.();
     return { header: s.header(r.currentRev), hash: r.hash, compactRevision: r.compactRev };
   };
   const moveLeader = async (req: MoveLeaderRequest): Promise<MoveLeaderResponse> => {
@@ -106,7 +106,7 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
     // etcd's snapshot file (a bbolt database with etcd's buckets, then its sha256) of the
     // state at the current applied index, so that etcdctl snapshot status/restore and etcd
     // itself read it (src/backup/member-backup.ts); built in slices that yield.
-    const t0 = performance.now();
+    const timed = s.metrics?.snapshotDuration.startTimer();
     const chunks = await etcdSnapshotOfMachine(s.sm, yieldToEventLoop);
     const total = chunks.reduce((n, c) => n + c.length, 0);
     const header = hdr();
@@ -121,7 +121,7 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
         }
       }
       // etcd times a backend snapshot from its start until it is closed, once sent.
-      s.metrics?.snapshotDuration.observe((performance.now() - t0) / 1000);
+      timed?.();
       call.end();
     };
     pump();
