@@ -335,8 +335,10 @@ function checkTxnPath(w: WriteTxn, store: MvccStore, req: TxnRequest, path: read
   forEachOpOnPath(req, path, (op) => {
     const p = op.requestPut;
     if (!p) return;
-    if (p.ignoreValue || p.ignoreLease) w.stats.range();
-    if ((p.ignoreValue || p.ignoreLease) && !w.get(p.key)) throw Errors.keyNotFound();
+    if (p.ignoreValue || p.ignoreLease) {
+      w.stats.range();
+      if (!w.get(p.key)) throw Errors.keyNotFound();
+    }
     if (p.lease !== 0n && !(store.leases?.exists(p.lease) ?? false)) throw Errors.leaseNotFound();
   });
   forEachOpOnPath(req, path, (op) => {
