@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates src/gen from proto/ (needs protoc: apt-get install protobuf-compiler).
 # The generated code is committed, so building raftkv does not need protoc.
+# (src/gen/etcd/api-schema.ts alone: `npx tsc -p tsconfig.json && node scripts/gen-api-schema.mjs`.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf src/gen && mkdir -p src/gen
@@ -12,3 +13,6 @@ protoc --plugin=./node_modules/.bin/protoc-gen-ts_proto \
   proto/raftkv/peer.proto proto/raftkv/member.proto proto/raftkv/entry.proto proto/raftkv/peer_maintenance.proto \
   proto/grpc/health/v1/health.proto
 node scripts/gen-proto-post.mjs src/gen
+# The JSON gateway's description of the same messages (needs the describer compiled).
+npx tsc -p tsconfig.json
+node scripts/gen-api-schema.mjs

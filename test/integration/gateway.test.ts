@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { clientServices, createClientServer } from '../../src/api/client-server.js';
@@ -28,6 +29,8 @@ import { decodeGoBase64 } from '../../src/api/gateway/go-base64.js';
 import { unmarshal } from '../../src/api/gateway/go-json.js';
 import { decodeMessage, emptyMessage, encodeMessage, goString } from '../../src/api/gateway/jsonpb.js';
 import { type MessageSchema, apiSchema, tsProtoName } from '../../src/api/gateway/schema.js';
+import { describeApi, loadEtcdProtos } from '../../src/api/gateway/schema-description.js';
+import { API_DESCRIPTION } from '../../src/gen/etcd/api-schema.js';
 import * as auth from '../../src/gen/etcd/auth.js';
 import * as kv from '../../src/gen/etcd/kv.js';
 import * as rpc from '../../src/gen/etcd/rpc.js';
@@ -619,6 +622,10 @@ describe('gateway JSON codec', () => {
   // The gateway's codec works from the .proto files; ts-proto's generated code is the reference
   // for the objects the services take and give.
   const modules: Array<Record<string, unknown>> = [rpc, kv, auth, v3lock, v3election];
+
+  it('has a description of proto/etcd that is current (scripts/gen-api-schema.mjs)', () => {
+    assert.deepEqual(describeApi(loadEtcdProtos(fileURLToPath(new URL('../../../proto', import.meta.url)))), API_DESCRIPTION);
+  });
 
   it("builds ts-proto's empty object of every etcd message", () => {
     const schema = apiSchema();

@@ -1,21 +1,17 @@
-// The etcd API's message schemas, read from the same .proto files the gRPC code is generated
-// from (proto/etcd/*.proto), with protobufjs: which fields a message has, in declaration order,
-// with their proto names (etcd's JSON uses them: `cluster_id`, `raft_term` but `raftTerm` in
-// StatusResponse), types and nesting. ts-proto's generated code keeps none of this at run time,
-// and the gateway needs it to read and write every message, including those of services added
-// later (v3lock, v3election), looked up by their gRPC method path.
+// The etcd API's message schemas, as the JSON gateway reads and writes them: which fields a
+// message has, in declaration order, with their proto names (etcd's JSON uses them: `cluster_id`,
+// `raft_term` but `raftTerm` in StatusResponse), types and nesting. ts-proto's generated code
+// keeps none of this at run time, and the gateway needs it to read and write every message,
+// including those of services added later (v3lock, v3election), looked up by their gRPC method
+// path.
 //
-// Loaded once per process, when the gateway first needs it (its first request, or its warm()
-// once the member has replayed its log: see index.ts); building it is synchronous.
+// Built from src/gen/etcd/api-schema.ts, generated from the same .proto files as the gRPC code
+// (proto/etcd/*.proto: scripts/gen-api-schema.mjs, through ./schema-description.ts; a test keeps
+// it current). Built once per process, when the gateway first needs it (its first request, or
+// its warm() once the member has replayed its log: see index.ts), in about a millisecond.
 
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import protobuf from 'protobufjs';
-
-/** The proto/ directory of this checkout (from dist/src/api/gateway/ or src/api/gateway/). */
-const PROTO_ROOT = fileURLToPath(new URL('../../../../proto/', import.meta.url));
-const PROTO_ROOT_FROM_SRC = fileURLToPath(new URL('../../../proto/', import.meta.url));
+import { API_DESCRIPTION } from '../../gen/etcd/api-schema.js';
+import type { ApiDescription } from './schema-description.js';
 
 export type ScalarKind = 'int64' | 'uint64' | 'int32' | 'uint32' | 'double' | 'float' | 'bool' | 'string' | 'bytes';
 
@@ -103,98 +99,52 @@ export class ApiSchema {
   private readonly messages = new Map<string, MessageSchema>();
   private readonly enums = new Map<string, EnumSchema>();
 
-  private constructor(private readonly root: protobuf.Root) {}
-
-  /** Every .proto under proto/etcd/ of this checkout. */
-  static load(): ApiSchema {
-    let base = PROTO_ROOT;
-    let files: string[];
-    try {
-      files = readdirSync(join(base, 'etcd'));
-    } catch {
-      base = PROTO_ROOT_FROM_SRC;
-      files = readdirSync(join(base, 'etcd'));
-    }
-    const root = new protobuf.Root();
-    root.resolvePath = (_origin, target) => join(base, target);
-    root.loadSync(
-      files.filter((f) => f.endsWith('.proto')).map((f) => `etcd/${f}`),
-      { keepCase: true },
-    );
-    root.resolveAll();
-    return new ApiSchema(root);
-  }
+  constructor(private readonly d: ApiDescription) {}
 
   /** The request and response of a gRPC method path (`/etcdserverpb.KV/Range`), if known. */
   method(grpcPath: string): MethodSchema | undefined {
-    const m = /^\/([^/]+)\/([^/]+)$/.exec(grpcPath);
-    if (!m) return undefined;
-    let svc: protobuf.Service;
-    try {
-      svc = this.root.lookupService(m[1]!);
-    } catch {
-      return undefined;
-    }
-    const method = svc.methods[m[2]!];
-    if (!method?.resolvedRequestType || !method.resolvedResponseType) return undefined;
-    return { request: this.message(method.resolvedRequestType), response: this.message(method.resolvedResponseType) };
+    const m = Object.hasOwn(this.d.methods, grpcPath) ? this.d.methods[grpcPath] : undefined;
+    return m && { request: this.messageNamed(m[0])!, response: this.messageNamed(m[1])! };
   }
 
   /** A message by its full proto name (`etcdserverpb.RangeRequest`), if known. */
   messageNamed(fullName: string): MessageSchema | undefined {
-    try {
-      return this.message(this.root.lookupType(fullName));
-    } catch {
-      return undefined;
-    }
-  }
-
-  private message(t: protobuf.Type): MessageSchema {
-    const known = this.messages.get(t.fullName);
+    const known = this.messages.get(fullName);
     if (known) return known;
+    const declared = Object.hasOwn(this.d.messages, fullName) ? this.d.messages[fullName] : undefined;
+    if (!declared) return undefined;
     const fields: FieldSchema[] = [];
     const readOrder: FieldSchema[] = [];
-    const schema: MessageSchema = { fullName: t.fullName.replace(/^\./, ''), fields, readOrder };
+    const schema: MessageSchema = { fullName, fields, readOrder };
     // Registered before its fields: messages may nest themselves (TxnRequest in RequestOp).
-    this.messages.set(t.fullName, schema);
-    for (const f of t.fieldsArray) {
-      f.resolve();
-      const base = {
-        orig: f.name,
-        json: protocJsonName(f.name),
-        ts: tsProtoName(f.name),
-        repeated: f.repeated,
-        oneof: f.partOf !== null && f.partOf !== undefined,
-      };
-      const scalar = SCALARS[f.type];
+    this.messages.set(fullName, schema);
+    for (const f of declared) {
+      const base = { orig: f.name, json: protocJsonName(f.name), ts: tsProtoName(f.name), repeated: f.repeated === true, oneof: f.oneof === true };
+      const scalar = Object.hasOwn(SCALARS, f.type) ? SCALARS[f.type] : undefined;
+      const enumSchema = scalar ? undefined : this.enumNamed(f.type);
       if (scalar) fields.push({ ...base, kind: scalar });
-      else if (f.resolvedType instanceof protobuf.Enum) fields.push({ ...base, kind: 'enum', enumSchema: this.enumOf(f.resolvedType) });
-      else if (f.resolvedType instanceof protobuf.Type) {
+      else if (enumSchema) fields.push({ ...base, kind: 'enum', enumSchema });
+      else {
         const field: { -readonly [K in keyof FieldSchema]: FieldSchema[K] } = { ...base, kind: 'message' };
         fields.push(field);
-        field.message = this.message(f.resolvedType);
-      } else throw new Error(`gateway schema: unsupported field ${t.fullName}.${f.name} (${f.type})`);
+        field.message = this.messageNamed(f.type);
+        if (!field.message) throw new Error(`gateway schema: ${fullName}.${f.name} has an unknown type ${f.type}`);
+      }
     }
     readOrder.push(...fields.filter((f) => !f.oneof), ...fields.filter((f) => f.oneof));
     return schema;
   }
 
-  private enumOf(e: protobuf.Enum): EnumSchema {
-    const known = this.enums.get(e.fullName);
+  private enumNamed(fullName: string): EnumSchema | undefined {
+    const known = this.enums.get(fullName);
     if (known) return known;
-    // Go's type name: the package, then the enum's nesting joined by `_`.
-    const nesting: string[] = [e.name];
-    let p = e.parent;
-    while (p instanceof protobuf.Type) {
-      nesting.unshift(p.name);
-      p = p.parent;
-    }
-    const pkg = p && !(p instanceof protobuf.Root) ? p.fullName.replace(/^\./, '') : '';
-    const byName = new Map(Object.entries(e.values));
+    const declared = Object.hasOwn(this.d.enums, fullName) ? this.d.enums[fullName] : undefined;
+    if (!declared) return undefined;
+    const byName = new Map(declared.values);
     const byNumber = new Map<number, string>();
-    for (const [name, n] of byName) if (!byNumber.has(n)) byNumber.set(n, name);
-    const schema: EnumSchema = { goName: `${pkg ? `${pkg}.` : ''}${nesting.join('_')}`, byName, byNumber };
-    this.enums.set(e.fullName, schema);
+    for (const [name, n] of declared.values) if (!byNumber.has(n)) byNumber.set(n, name);
+    const schema: EnumSchema = { goName: declared.goName, byName, byNumber };
+    this.enums.set(fullName, schema);
     return schema;
   }
 }
@@ -203,6 +153,6 @@ let loaded: ApiSchema | undefined;
 
 /** The schema, loaded on first use. */
 export function apiSchema(): ApiSchema {
-  loaded ??= ApiSchema.load();
+  loaded ??= new ApiSchema(API_DESCRIPTION);
   return loaded;
 }
