@@ -65,7 +65,8 @@ export function clusterService(s: EtcdServer): [typeof ClusterService, grpc.Unty
       memberAdd: unary(s, memberAdd, { admin: true }),
       memberRemove: unary(s, memberRemove, { admin: true }),
       memberUpdate: unary(s, memberUpdate, { admin: true }),
-      memberList: unary(s, memberList, { learnerOk: true }),
+      // Not on a learner: etcd 3.4 serves only Status and serializable Range there (isRPCSupportedForLearner).
+      memberList: unary(s, memberList),
       memberPromote: unary(s, memberPromote, { admin: true }),
     },
   ];

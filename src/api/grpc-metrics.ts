@@ -9,7 +9,7 @@
 
 import type * as grpc from '@grpc/grpc-js';
 // grpc_code: Go's name of the code, as go-grpc-prometheus puts it.
-import { grpcCodeName } from './grpc-status.js';
+import { CODE_NAMES, grpcCodeName } from './grpc-status.js';
 
 /** A service definition and its implementation (client-server.ts' ClientService; not imported
  * from there, which imports the server, which imports the metrics that import this). */
@@ -26,8 +26,12 @@ export interface GrpcCallLabels {
 
 /** Where the wrapped calls are reported (src/server/metrics.ts implements it with prom-client). */
 export interface GrpcServerMetrics {
-  /** The recorder of one method's calls, asked once per method (labels resolved once, not per call). */
-  method(call: GrpcCallLabels): GrpcMethodMetrics;
+  /**
+   * The recorder of one method's calls, asked once per method (labels resolved once, not per
+   * call); its series exist from the start, handled ones for each of `codes` (go-grpc-prometheus'
+   * preRegisterMethod, which etcd's /metrics shows at 0).
+   */
+  method(call: GrpcCallLabels, codes: readonly string[]): GrpcMethodMetrics;
 }
 
 export interface GrpcMethodMetrics {
@@ -149,7 +153,7 @@ export function instrumentServices<S extends Service>(services: S[], metrics: Gr
     const defs: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
     const wrapped: grpc.UntypedServiceImplementation = {};
     for (const [name, def] of Object.entries(svc as Record<string, grpc.MethodDefinition<unknown, unknown>>)) {
-      const m = metrics.method(labelsOf(def));
+      const m = metrics.method(labelsOf(def), CODE_NAMES);
       defs[name] = countingDefinition(def, m);
       const h = impl[name];
       if (h) wrapped[name] = instrument(def, h as AnyHandler, m) as grpc.UntypedHandleCall;

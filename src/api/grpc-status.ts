@@ -39,7 +39,8 @@ export function grpcStatusOf(code: ErrorCode): grpc.status {
 }
 
 /** Go's codes.Code names, by code number (grpc_code labels; Go's error texts). */
-const CODE_NAMES = [
+/** grpc-go's names of the status codes, by number. */
+export const CODE_NAMES: readonly string[] = [
   'OK', 'Canceled', 'Unknown', 'InvalidArgument', 'DeadlineExceeded', 'NotFound', 'AlreadyExists', 'PermissionDenied',
   'ResourceExhausted', 'FailedPrecondition', 'Aborted', 'OutOfRange', 'Unimplemented', 'Internal', 'Unavailable',
   'DataLoss', 'Unauthenticated',

@@ -8,11 +8,13 @@
 // listing the checks.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { posix } from 'node:path';
 import { AlarmType } from '../gen/etcd/rpc.js';
 import { alarmName } from '../server/alarms.js';
 import { API_VERSION, type EtcdServer } from '../server/etcd-server.js';
+import type { ZapLevel } from '../util/log.js';
 import { requestUrl } from '../util/url.js';
-import { CORS_HEADERS } from './gateway/replies.js';
+import { CORS_HEADERS, sendText } from './gateway/replies.js';
 import { debugVars } from './debug-vars.js';
 
 /** How long /health and /readyz wait for a linearizable read (etcd's health check: 1 s). */
@@ -31,31 +33,43 @@ export function httpEndpoints(s: EtcdServer, gateway: Handler | undefined): Hand
     const url = requestUrl(req.url);
     if (!url) return text(res, 400, 'Bad Request\n');
     const path = url.pathname;
+    // Go's ServeMux: an unclean path (`//`, `.`, `..`) is sent to its clean form, and a subtree's
+    // root without its slash (`/v3`) to the subtree. (The URL parser has cleaned `.` and `..`
+    // already: the target as sent is what is checked.)
+    const sent = (req.url ?? '/').split('?')[0]!;
+    const clean = goCleanPath(sent);
+    if (sent.startsWith('/') && clean !== sent) return redirect(req, res, `${clean}${url.search}`);
+    if (gateway && (path === '/v3' || path === '/v3beta')) return redirect(req, res, `${path}/${url.search}`);
     if (gateway && (path.startsWith('/v3/') || path.startsWith('/v3beta/'))) return gateway(req, res);
     if (req.method === 'OPTIONS') return void res.writeHead(200).end();
     switch (path) {
       case '/version':
+        if (!allowMethod(req, res, 'GET')) return;
         return json(res, 200, { etcdserver: API_VERSION, etcdcluster: clusterVersion() });
       case '/health':
-        if (req.method !== 'GET') return text(res, 405, 'Method Not Allowed\n');
+        if (!allowMethod(req, res, 'GET')) return;
         return void health(s, url.searchParams.get('serializable') === 'true', url.searchParams.getAll('exclude')).then((h) => {
           s.metrics?.healthChecked(h.health === 'true', h.reason?.startsWith('ALARM') ?? false);
-          text(res, h.health === 'true' ? 200 : 503, JSON.stringify(h));
+          // etcd 3.4's body: {"health":...} alone (3.5 added the reason), an unhealthy one
+          // written by Go's http.Error.
+          const body = JSON.stringify({ health: h.health });
+          if (h.health === 'true') text(res, 200, body);
+          else sendText(res, 503, body);
         });
+      case '/config/local/log':
+        if (!allowMethod(req, res, 'PUT')) return;
+        return setLogLevel(s, req, res);
       case '/livez':
       case '/readyz':
         return void probe(s, path === '/readyz').then((checks) => healthz(res, checks, url.searchParams.has('verbose')));
       case '/debug/vars':
-        if (req.method !== 'GET') {
-          res.setHeader('Allow', 'GET');
-          return text(res, 405, 'Method Not Allowed\n');
-        }
+        if (!allowMethod(req, res, 'GET')) return;
         res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8' });
         return void res.end(debugVars(s.raftFullStatus()));
       case '/metrics': {
         const m = s.metrics;
         if (!m) return notFound(res);
-        return void m.registry.metrics().then(
+        return void m.scrape().then(
           (body) => {
             res.writeHead(200, { 'Content-Type': m.registry.contentType });
             res.end(body);
@@ -136,8 +150,78 @@ function text(res: ServerResponse, status: number, body: string): void {
   res.end(body);
 }
 
+/** capnslog's levels (etcd 3.4's default logger) as the member's: ParseLevel's names and letters. */
+const CAPNSLOG_LEVELS: Record<string, ZapLevel> = { CRITICAL: 'fatal', ERROR: 'error', WARNING: 'warn', NOTICE: 'info', INFO: 'info', DEBUG: 'debug', TRACE: 'debug' };
+
+/** capnslog's ParseLevel: a level's name, its first letter, or a digit from 0 (ERROR) to 5 (TRACE). */
+function capnslogName(s: string): string | undefined {
+  if (/^[0-5]$/.test(s)) return ['ERROR', 'WARNING', 'NOTICE', 'INFO', 'DEBUG', 'TRACE'][Number(s)];
+  return Object.keys(CAPNSLOG_LEVELS).find((n) => n === s || n[0] === s);
+}
+
+/**
+ * etcd 3.4's PUT /config/local/log: `{"Level":"DEBUG"}` (capnslog's names, any case) sets the
+ * member's log level from now on (204); a body that is not that object, or an unknown level, is
+ * its 400 with an etcd error body.
+ */
+function setLogLevel(s: EtcdServer, req: IncomingMessage, res: ServerResponse): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  req.on('data', (c: Buffer) => {
+    size += c.length;
+    if (size <= 64 * 1024) chunks.push(c);
+  });
+  req.on('end', () => {
+    const fail = (message: string): void => {
+      res.writeHead(400, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ message }));
+    };
+    let level: unknown;
+    try {
+      const body: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) return fail('Invalid json body');
+      // encoding/json matches field names without regard to case.
+      const key = Object.keys(body).find((k) => k.toLowerCase() === 'level');
+      level = key === undefined ? '' : (body as Record<string, unknown>)[key];
+      if (typeof level !== 'string') return fail('Invalid json body');
+    } catch {
+      return fail('Invalid json body');
+    }
+    const name = capnslogName(level.toUpperCase());
+    if (name === undefined || !s.logger.setLevel) return fail(`Invalid log level ${level}`);
+    s.logger.info(`globalLogLevel set to "${name}"`);
+    s.logger.setLevel(CAPNSLOG_LEVELS[name]!);
+    res.writeHead(204).end();
+  });
+}
+
 /** Go's http.NotFound, as etcd's mux answers an unknown path. */
 function notFound(res: ServerResponse): void {
-  res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
-  res.end('404 page not found\n');
+  sendText(res, 404, '404 page not found');
+}
+
+/** etcd's allowMethod: anything but `method` is a 405 naming it in Allow (Go's http.Error). */
+function allowMethod(req: IncomingMessage, res: ServerResponse, method: string): boolean {
+  if (req.method === method) return true;
+  res.setHeader('Allow', method);
+  sendText(res, 405, 'Method Not Allowed');
+  return false;
+}
+
+/** Go's html.EscapeString. */
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&#34;', "'": '&#39;' };
+
+/** Go's http.Redirect as ServeMux makes it: 301, with a small HTML body for a GET. */
+function redirect(req: IncomingMessage, res: ServerResponse, location: string): void {
+  const get = req.method === 'GET' || req.method === 'HEAD';
+  const html = get ? `<a href="${location.replace(/[<>&'"]/g, (c) => HTML_ESCAPES[c]!)}">Moved Permanently</a>.\n\n` : '';
+  res.writeHead(301, { Location: location, ...(get ? { 'Content-Type': 'text/html; charset=utf-8' } : {}), 'Content-Length': Buffer.byteLength(html) });
+  res.end(req.method === 'HEAD' ? undefined : html);
+}
+
+/** Go's cleanPath: path.Clean, keeping a trailing slash (ServeMux redirects to it). */
+function goCleanPath(p: string): string {
+  if (p === '') return '/';
+  const np = posix.normalize(p.startsWith('/') ? p : `/${p}`);
+  return p.endsWith('/') && np !== '/' && !np.endsWith('/') ? `${np}/` : np;
 }

@@ -41,8 +41,11 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
   const timeToLive = async (req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> => {
     await leader.waitForLeader();
     if (!s.isLeader()) {
+      // The leader's answer under this member's header, its revision the leader's (etcd's
+      // header.fill, which keeps a revision already set).
       const c = leader.lease();
-      return leader.call(c.leaseTimeToLive.bind(c), req);
+      const r = await leader.call(c.leaseTimeToLive.bind(c), req);
+      return { ...r, header: s.header(r.header?.revision || s.sm.store.currentRev) };
     }
     await s.linearizableRead();
     const l = s.lessor.leases.get(req.ID);
@@ -96,7 +99,8 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
       if (!forward) {
         const f = leader.lease().leaseKeepAlive();
         forward = f;
-        f.on('data', (r: LeaseKeepAliveResponse) => call.write(r));
+        // Under this member's header, as etcd fills a renewal's answer where it was asked.
+        f.on('data', (r: LeaseKeepAliveResponse) => answer(r.ID, r.TTL));
         const gone = (): void => {
           if (forward === f) forward = undefined;
         };

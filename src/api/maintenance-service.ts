@@ -23,6 +23,9 @@ import { yieldToEventLoop } from '../util/yield.js';
 import { etcdSnapshotOfMachine, rechunk } from '../backup/member-backup.js';
 import { guardStream, toServiceError, unary, withoutResponseCopies } from './grpc-util.js';
 
+/** etcd's snapshotSendBufferSize: the database goes out in messages of this many bytes. */
+const SNAPSHOT_SEND_BYTES = 32 * 1024;
+
 export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, grpc.UntypedServiceImplementation] {
   const hdr = () => s.header(s.sm.store.currentRev);
   const status = async (): Promise<StatusResponse> => {
@@ -91,7 +94,7 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
     const target = s.sm.membership.get(req.targetID);
     if (!target || target.isLearner) throw Errors.badLeaderTransferee();
     await s.transferLeadership(req.targetID);
-    return { header: hdr() };
+    return {}; // etcd 3.4 answers MoveLeader without a header
   };
   const snapshot = (call: grpc.ServerWritableStream<unknown, SnapshotResponse>): void => {
     if (!guardStream(s, call)) return;
@@ -108,14 +111,24 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
     // itself read it (src/backup/member-backup.ts); built in slices that yield.
     const timed = s.metrics?.snapshotDuration.startTimer();
     const chunks = await etcdSnapshotOfMachine(s.sm, yieldToEventLoop);
+    // As etcd 3.4 streams it: the database in 32 KiB messages, remaining_bytes counting down
+    // to 0, then the sha256 alone in a last message; no header in any.
+    const sha = chunks.pop()!;
     const total = chunks.reduce((n, c) => n + c.length, 0);
-    const header = hdr();
-    const pieces = rechunk(chunks, 64 * 1024);
+    const pieces = rechunk(chunks, SNAPSHOT_SEND_BYTES);
     let sent = 0;
+    let shaSent = false;
     const pump = (): void => {
       for (let r = pieces.next(); !r.done; r = pieces.next()) {
         sent += r.value.length;
-        if (!call.write({ header, remainingBytes: BigInt(total - sent), blob: r.value })) {
+        if (!call.write({ remainingBytes: BigInt(total - sent), blob: r.value })) {
+          call.once('drain', pump);
+          return;
+        }
+      }
+      if (!shaSent) {
+        shaSent = true;
+        if (!call.write({ remainingBytes: 0n, blob: sha })) {
           call.once('drain', pump);
           return;
         }
@@ -127,7 +140,7 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
     pump();
   };
   return [
-    // Snapshot chunks are 64 KiB: each is sent without a second copy.
+    // Snapshot chunks are 32 KiB: each is sent without a second copy.
     withoutResponseCopies(MaintenanceService, {
       alarm: AlarmResponse,
       status: StatusResponse,

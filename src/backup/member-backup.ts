@@ -30,18 +30,20 @@ export function etcdSnapshotOfMachine(sm: StateMachine, pause: () => Promise<voi
   );
 }
 
-/** Regroups `chunks` into pieces of about `size` bytes (gRPC messages of a snapshot stream). */
+/** Regroups `chunks` into pieces of `size` bytes, the last one shorter (gRPC messages of a snapshot stream). */
 export function* rechunk(chunks: readonly Buffer[], size: number): Generator<Buffer> {
   let pending: Buffer[] = [];
   let len = 0;
   for (const c of chunks) {
     pending.push(c);
     len += c.length;
-    if (len >= size) {
-      yield Buffer.concat(pending);
-      pending = [];
-      len = 0;
+    while (len >= size) {
+      const all = pending.length === 1 ? pending[0]! : Buffer.concat(pending, len);
+      yield all.subarray(0, size);
+      const rest = all.subarray(size);
+      pending = rest.length > 0 ? [rest] : [];
+      len = rest.length;
     }
   }
-  if (len > 0) yield Buffer.concat(pending);
+  if (len > 0) yield Buffer.concat(pending, len);
 }

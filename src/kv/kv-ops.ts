@@ -58,8 +58,9 @@ function sortOrderOf(req: RangeRequest): RangeRequest_SortOrder {
   return req.sortOrder;
 }
 
+/** Any revision filter set: etcd applies each that is not 0, a negative one too (a negative max keeps nothing). */
 const isFiltered = (req: RangeRequest): boolean =>
-  req.minModRevision > 0n || req.maxModRevision > 0n || req.minCreateRevision > 0n || req.maxCreateRevision > 0n;
+  req.minModRevision !== 0n || req.maxModRevision !== 0n || req.minCreateRevision !== 0n || req.maxCreateRevision !== 0n;
 
 /** What to collect from the store: everything when filtering or sorting comes after. */
 function rangeOptions(req: RangeRequest): RangeOptions {
@@ -81,10 +82,10 @@ function* finishRange(req: RangeRequest, res: RangeResult, step?: number): Gener
   if (req.countOnly) return { kvs: [], more: false, count: BigInt(res.count), rev: res.rev };
   const keep = isFiltered(req)
     ? (kv: KeyValue): boolean =>
-        (req.minModRevision <= 0n || kv.modRevision >= req.minModRevision) &&
-        (req.maxModRevision <= 0n || kv.modRevision <= req.maxModRevision) &&
-        (req.minCreateRevision <= 0n || kv.createRevision >= req.minCreateRevision) &&
-        (req.maxCreateRevision <= 0n || kv.createRevision <= req.maxCreateRevision)
+        (req.minModRevision === 0n || kv.modRevision >= req.minModRevision) &&
+        (req.maxModRevision === 0n || kv.modRevision <= req.maxModRevision) &&
+        (req.minCreateRevision === 0n || kv.createRevision >= req.minCreateRevision) &&
+        (req.maxCreateRevision === 0n || kv.createRevision <= req.maxCreateRevision)
     : undefined;
   // Stable: key order is kept among equal targets.
   let kvs = yield* orderSteps(res.kvs, { keep, order: sortOrderOf(req), target: req.sortTarget }, step);

@@ -36,7 +36,9 @@ export interface WatchSpec {
 export interface Watcher extends WatchSpec {
   /**
    * Receives the events of one revision (already filtered). Returning false means "taken, but
-   * send no more until I ask" (the stream is full): the watcher becomes unsynced.
+   * send no more until I ask" (the stream is full): the watcher becomes unsynced. `rev`: the
+   * response's revision — the events' own when live, the store's current one when catching up
+   * from the history (etcd's watchableStore: notify vs syncWatchers).
    */
   deliver(events: Event[], rev: bigint): boolean | void;
   /** The history it still needed was compacted away (it is removed from the hub). */
@@ -51,6 +53,8 @@ interface Entry {
   single: boolean;
   /** Unsynced: the first revision it has not received (0n: synced, gets live events). */
   nextRev: bigint;
+  /** The first revision it may receive: its start_revision when that was still to come (etcd's minRev). */
+  minRev: bigint;
 }
 
 /** Watchers of one identical range (its bounds are in its interval-index handle). */
@@ -146,7 +150,7 @@ export class WatchHub {
     for (let n = 0; n < events.length; n++) {
       const ev = events[n]!;
       this.forEachWatcherOf(keyStr(ev.kv!.key), (e) => {
-        if (e.nextRev !== 0n || !wants(e.w, ev)) return; // unsynced: catches up from the history later
+        if (e.nextRev !== 0n || rev < e.minRev || !wants(e.w, ev)) return; // unsynced: catches up from the history later
         let b = batches.get(e);
         if (!b) batches.set(e, (b = []));
         b.push(e.w.prevKv ? ev : bare[n]!);
@@ -165,7 +169,7 @@ export class WatchHub {
   private notifyOne(events: Event[], bare: Event[], rev: bigint): void {
     const ev = events[0]!;
     this.forEachWatcherOf(keyStr(ev.kv!.key), (e) => {
-      if (e.nextRev !== 0n || !wants(e.w, ev)) return; // unsynced: catches up from the history later
+      if (e.nextRev !== 0n || rev < e.minRev || !wants(e.w, ev)) return; // unsynced: catches up from the history later
       if (e.w.deliver(e.w.prevKv ? events : bare, rev) === false) this.setNextRev(e, rev + 1n);
     });
   }
@@ -184,7 +188,8 @@ export class WatchHub {
   /**
    * Registers a watcher. With start_revision in the past it starts behind (unsynced): its events
    * since then come from the history through `resume`, in batches, as its consumer takes them
-   * (never the whole backlog at once). Throws ErrCompacted if start_revision was compacted away.
+   * (never the whole backlog at once). With start_revision still to come, it gets live events
+   * from that revision on, none before. Throws ErrCompacted if start_revision was compacted away.
    */
   add(w: Watcher): void {
     const store = this.getStore();
@@ -193,8 +198,9 @@ export class WatchHub {
       if (w.startRevision < store.compactRev) throw Errors.compacted();
       nextRev = w.startRevision;
     }
+    const minRev = w.startRevision > store.currentRev ? w.startRevision : 0n;
     const b = rangeBounds(w.key, w.rangeEnd);
-    const e: Entry = { w, lo: b.lo, hi: b.hi, single: b.single, nextRev: 0n };
+    const e: Entry = { w, lo: b.lo, hi: b.hi, single: b.single, nextRev: 0n, minRev };
     this.setNextRev(e, nextRev);
     this.entries.set(w, e);
     if (e.single) {
@@ -279,10 +285,12 @@ export class WatchHub {
       }
       const events = batch.events.filter((ev) => wants(w, ev));
       let full = false;
+      // A catching-up response's revision is the store's, not its last event's (etcd's syncWatchers).
+      const current = this.getStore().currentRev;
       const stoppedAt = deliverByRevision(
         events,
-        (evs, rev) => {
-          const ok = w.deliver(evs, rev);
+        (evs) => {
+          const ok = w.deliver(evs, current);
           if (ok === false) full = true;
           return ok;
         },

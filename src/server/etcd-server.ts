@@ -57,6 +57,9 @@ const SLOW_FSYNC_SECONDS = 1;
 /** ... and an apply slower than this (etcdserver's warnApplyDuration). */
 const SLOW_APPLY_SECONDS = 0.1;
 
+/** How long a peer must have been heard from, or connected, to count as healthy (etcd's HealthInterval). */
+const HEALTH_INTERVAL_MS = 5000;
+
 export class EtcdServer {
   id = 0n;
   clusterId = 0n;
@@ -131,7 +134,6 @@ export class EtcdServer {
       },
       membership: this.sm.membership,
       clusterToken: cfg.initialClusterToken,
-      isLeader: () => this.isLeader(),
       recentlyActive: (id) => this.recentlyActive(id),
       matchOf: (id) => this.node.raw.matchOf(id),
       wallNow: () => this.clock.wallNow(),
@@ -461,10 +463,19 @@ export class EtcdServer {
     return this.sm.membership.get(this.leader())?.clientUrls[0];
   }
 
-  /** Leader only: whether the member responded within the last election timeout. */
-  recentlyActive(id: bigint): boolean {
-    const t = this.node.lastHeardFrom(id);
-    return t !== undefined && this.clock.now() - t < Math.max(5000, 2 * this.cfg.electionMs);
+  /**
+   * Whether this member counts `id` as healthy for a reconfiguration: on the leader, it answered
+   * recently (within the longer of 5 s and two election timeouts); elsewhere, this member's link
+   * to it has been up for etcd's HealthInterval (5 s: etcd's isConnectedSince, which every member
+   * asks of its own transport). Undefined where the transport cannot tell (in-memory tests).
+   */
+  recentlyActive(id: bigint): boolean | undefined {
+    if (this.isLeader()) {
+      const t = this.node.lastHeardFrom(id);
+      return t !== undefined && this.clock.now() - t < Math.max(HEALTH_INTERVAL_MS, 2 * this.cfg.electionMs);
+    }
+    if (!this.transport.activeForMs) return undefined;
+    return (this.transport.activeForMs(id) ?? -1) >= HEALTH_INTERVAL_MS;
   }
 
   /** Requests proposed and not yet answered. */

@@ -3,10 +3,11 @@
 // Owns: etcd's validation of member add/remove/update/promote (URLs, duplicates, ids) and its
 // strict reconfiguration checks (--strict-reconfig-check, on by default): a change must not
 // leave the new configuration without a quorum of started members (a member is started once
-// it has published its name), and the serving leader must hear from the voters it counts on.
+// it has published its name), and the member that takes the request must count on the voters
+// being up: the leader by having heard from them, any other member by its own links to them
+// (etcd's isConnectedSince, asked on whichever member the client reached).
 // Never: changes the member list itself (that happens when the conf change is applied, on
-// every member alike), or judges activity on a follower (only the leader hears from everyone;
-// its Raft still orders what followers forward).
+// every member alike).
 
 import { createHash } from 'node:crypto';
 import type { Member } from '../gen/etcd/rpc.js';
@@ -28,9 +29,8 @@ export interface ClusterView {
   readonly id: bigint;
   readonly membership: Membership;
   readonly clusterToken: string;
-  isLeader(): boolean;
-  /** Leader only: whether the member answered recently. */
-  recentlyActive(id: bigint): boolean;
+  /** Whether the member counts as up (see EtcdServer.recentlyActive); undefined: cannot tell. */
+  recentlyActive(id: bigint): boolean | undefined;
   /** Leader only: the member's match index. */
   matchOf(id: bigint): number | undefined;
   wallNow(): number;
@@ -57,16 +57,15 @@ export class MembershipChanges {
   async add(peerURLs: string[], isLearner: boolean): Promise<Member | undefined> {
     const ms = this.c.membership;
     if (!validUrls(peerURLs)) throw Errors.memberBadURLs();
-    for (const m of ms.members.values()) {
-      if (m.peerUrls.some((u) => peerURLs.includes(u))) throw Errors.peerURLExist();
-    }
+    // etcd's order: its strict checks (mayAddMember) before what the apply would refuse.
+    this.checkReadyToAdd(isLearner);
+    this.checkPeerUrlsFree(peerURLs);
     // etcd: sha1(sorted peer URLs + cluster token + time) — unique per add.
     const h = createHash('sha1').update([...peerURLs].sort().join('') + this.c.clusterToken + String(this.c.wallNow())).digest();
     const id = h.readBigUInt64BE(0);
     if (ms.get(id) || ms.removed.has(id)) throw Errors.memberExist();
     // etcd 3.4 allows one learner at a time (membership.maxLearners).
     if (isLearner && [...ms.members.values()].filter((m) => m.isLearner).length >= MAX_LEARNERS) throw Errors.tooManyLearners();
-    if (!isLearner) this.checkReadyToAddVoter();
     const info: MemberInfo = { id, name: '', peerUrls: peerURLs, clientUrls: [], isLearner };
     await this.c.proposeConfChange({
       type: isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode,
@@ -88,6 +87,7 @@ export class MembershipChanges {
     const m = this.c.membership.get(id);
     if (!m) throw Errors.memberNotFound();
     if (!validUrls(peerURLs)) throw Errors.memberBadURLs();
+    this.checkPeerUrlsFree(peerURLs, id);
     const info: MemberInfo = { ...m, peerUrls: peerURLs };
     await this.c.proposeConfChange({ type: ConfChangeType.UpdateNode, nodeId: id, context: MemberInfo.encode(info).finish() });
   }
@@ -126,29 +126,38 @@ export class MembershipChanges {
   }
 
   /**
-   * The voters (all but `except`): how many, how many have started, and, on the leader, how
-   * many it heard from recently (itself included). `active` is undefined on a follower.
+   * The voters (all but `except`): how many, how many have started, and how many this member
+   * counts as up (itself included); `active` is undefined where it cannot tell.
    */
   private voterCounts(except?: bigint): { voters: number; started: number; active: number | undefined } {
-    const leader = this.c.isLeader();
     let voters = 0;
     let started = 0;
     let active = 0;
+    let known = true;
     for (const m of this.c.membership.members.values()) {
       if (m.isLearner || m.id === except) continue;
       voters++;
       if (m.name !== '') started++;
-      if (leader && (m.id === this.c.id || this.c.recentlyActive(m.id))) active++;
+      const up = m.id === this.c.id || this.c.recentlyActive(m.id);
+      if (up === undefined) known = false;
+      else if (up) active++;
     }
-    return { voters, started, active: leader ? active : undefined };
+    return { voters, started, active: known ? active : undefined };
   }
 
-  private checkReadyToAddVoter(): void {
+  /** No other member (but `except`, the one being updated) may use one of `peerURLs`. */
+  private checkPeerUrlsFree(peerURLs: string[], except?: bigint): void {
+    for (const m of this.c.membership.members.values()) {
+      if (m.id !== except && m.peerUrls.some((u) => peerURLs.includes(u))) throw Errors.peerURLExist();
+    }
+  }
+
+  /** etcd's mayAddMember: a voter needs a quorum of started members; any new member, every voter up. */
+  private checkReadyToAdd(isLearner: boolean): void {
     const { voters, started, active } = this.voterCounts();
     // etcd's exception: a second member may join a 1-member cluster (restoring from a backup).
     const restoring = started === 1 && voters + 1 === 2;
-    if (!restoring && started < quorum(voters + 1)) throw Errors.memberNotEnoughStarted();
-    // The leader must hear from every voter before it counts on one more.
+    if (!isLearner && !restoring && started < quorum(voters + 1)) throw Errors.memberNotEnoughStarted();
     if (active !== undefined && active < voters) throw Errors.unhealthy();
   }
 

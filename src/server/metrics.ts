@@ -13,7 +13,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { GrpcCallLabels, GrpcMethodMetrics, GrpcServerMetrics } from '../api/grpc-metrics.js';
 import type { PeerTrafficObserver } from '../transport/grpc-transport.js';
 import type { SnapshotSaveTimings } from '../storage/snap/snapshotter.js';
-import { fileDescriptorLimit, openFileDescriptors } from '../util/file-descriptors.js';
+import { addressSpaceLimit, fileDescriptorLimit, openFileDescriptors } from '../util/file-descriptors.js';
 import { hex } from '../util/ids.js';
 import { API_VERSION } from './config.js';
 import { Dashboard, type DashboardSource } from './dashboard/dashboard.js';
@@ -74,6 +74,8 @@ export class Metrics implements GrpcServerMetrics {
   /** etcd_network_peer_*: give it to the gRPC transport (GrpcTransport.observer). */
   readonly peerTraffic: PeerTrafficObserver;
   readonly recent: RecentActivity = { putSeconds: new SampleWindow(), walFsyncSeconds: new SampleWindow(), reads: 0 };
+  private readonly scrapes: Counter;
+  private readonly scrapesInFlight: Gauge;
   private readonly grpcStarted: FollowingCounter;
   private readonly grpcHandled: FollowingCounter;
   /** Only with --metrics extensive, as etcd (go-grpc-prometheus' EnableHandlingTimeHistogram). */
@@ -103,6 +105,11 @@ export class Metrics implements GrpcServerMetrics {
     const r = this.registry;
     // process_* and nodejs_*, unprefixed as every Prometheus client library names them.
     collectDefaultMetrics({ register: r });
+    // What Go's process collector and promhttp add to etcd's /metrics beside prom-client's defaults.
+    new Gauge({ name: 'process_virtual_memory_max_bytes', help: 'Maximum amount of virtual memory available in bytes.', registers: [r], collect() { this.set(addressSpaceLimit()); } });
+    this.scrapes = new Counter({ name: 'promhttp_metric_handler_requests_total', help: 'Total number of scrapes by HTTP status code.', labelNames: ['code'], registers: [r] });
+    for (const code of ['200', '500', '503']) this.scrapes.inc({ code }, 0);
+    this.scrapesInFlight = new Gauge({ name: 'promhttp_metric_handler_requests_in_flight', help: 'Current number of scrapes being served.', registers: [r] });
     new Gauge({ name: 'etcd_server_has_leader', help: 'Whether or not a leader exists. 1 is existence, 0 is not.', registers: [r], collect() { this.set(s.leader() !== 0n ? 1 : 0); } });
     new Gauge({ name: 'etcd_server_is_leader', help: 'Whether or not this member is a leader. 1 if is, 0 otherwise.', registers: [r], collect() { this.set(s.isLeader() ? 1 : 0); } });
     new Gauge({ name: 'etcd_server_is_learner', help: 'Whether or not this member is a learner. 1 if is, 0 otherwise.', registers: [r], collect() { this.set(s.isLearner() ? 1 : 0); } });
@@ -323,6 +330,24 @@ export class Metrics implements GrpcServerMetrics {
   }
 
   /**
+   * The text of one scrape of /metrics, counted as promhttp counts its handler's: in flight while
+   * collected (a scrape sees itself), then by status once answered.
+   */
+  async scrape(): Promise<string> {
+    this.scrapesInFlight.inc();
+    try {
+      const text = await this.registry.metrics();
+      this.scrapes.inc({ code: '200' });
+      return text;
+    } catch (e) {
+      this.scrapes.inc({ code: '500' });
+      throw e;
+    } finally {
+      this.scrapesInFlight.dec();
+    }
+  }
+
+  /**
    * A /health check's outcome, counted as etcd counts it: a member with an alarm raised answers
    * unhealthy without counting either way.
    */
@@ -332,10 +357,10 @@ export class Metrics implements GrpcServerMetrics {
   }
 
   /**
-   * One method's recorder. The labelled series are looked up here once (per code on first use),
-   * not on every call. Like go-grpc-prometheus, a method's `started` series exists from the start.
+   * One method's recorder. The labelled series are looked up here once, not on every call. Like
+   * go-grpc-prometheus, a method's series exist from the start, its handled ones for every code.
    */
-  method(call: GrpcCallLabels): GrpcMethodMetrics {
+  method(call: GrpcCallLabels, codes: readonly string[]): GrpcMethodMetrics {
     const labels = { ...call };
     // Counted in plain numbers on the call's path; the counters follow them when scraped (a
     // labelled prom-client increment hashes its labels, and a call makes half a dozen).
@@ -346,6 +371,7 @@ export class Metrics implements GrpcServerMetrics {
     // As go-grpc-prometheus: the handling time of unary calls (a stream's is its lifetime).
     const handling = call.grpc_type === 'unary' ? this.grpcHandling?.labels(labels) : undefined;
     const byCode = countsOf(this.grpcHandled, (code: string) => ({ ...labels, grpc_code: code }));
+    for (const code of codes) byCode(code);
     const kv = call.grpc_service === 'etcdserverpb.KV';
     const isPut = kv && call.grpc_method === 'Put';
     const isRange = kv && call.grpc_method === 'Range';
@@ -452,7 +478,7 @@ export function serveMetrics(s: MetricsSource & DashboardSource, m: Metrics, hos
   }
   const server = createServer((req, res) => {
     if (req.url === '/metrics') {
-      m.registry.metrics().then(
+      m.scrape().then(
         (text) => {
           res.writeHead(200, { 'content-type': m.registry.contentType });
           res.end(text);

@@ -135,8 +135,10 @@ class PeerConn {
   private retryAt = 0;
   private closed = false;
   private reportedDown = false;
-  /** Whether the stream is known to be up (connected), as rafthttp's peer status. */
+  /** Whether the link is known to be up (connected), as rafthttp's peer status. */
   private active = false;
+  /** Since when (performance.now()) it has been up. */
+  private activeSince = 0;
   private probeTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -152,12 +154,17 @@ class PeerConn {
     this.watchChannel();
   }
 
-  /** The peer becomes active once its channel is connected (rafthttp: when its stream is up). */
+  /**
+   * The peer becomes active once its channel is connected (rafthttp: when its stream is up),
+   * and inactive once it is not: a peer this member never streams to (a follower's fellow
+   * follower) is kept connected by the round-trip probes below, so a lost connection shows here.
+   */
   private watchChannel(): void {
     if (this.closed) return;
     const channel = this.client.getChannel();
     const state = channel.getConnectivityState(false);
     if (state === grpc.connectivityState.READY && !this.reportedDown) this.setActive(true);
+    else if (state !== grpc.connectivityState.READY) this.setActive(false);
     if (state === grpc.connectivityState.SHUTDOWN) return;
     // No deadline: no timer (grpc-js calls back on every change, SHUTDOWN included, at close).
     channel.watchConnectivityState(state, Infinity, () => this.watchChannel());
@@ -171,17 +178,16 @@ class PeerConn {
 
   /**
    * Times a small call (the member list) over the peer channel, as etcd's prober times its
-   * probes, then schedules the next. Only while someone observes; a failed probe is not a time.
+   * probes, then schedules the next; a failed probe is not a time. The probes also keep the
+   * channel connected to a peer no Raft message goes to, so that its state is this member's
+   * view of the peer's health (see watchChannel), as rafthttp keeps a stream to every peer.
    */
   private probeRoundTrip(): void {
     if (this.closed) return;
-    const next = (): void => this.scheduleProbe(RTT_PROBE_MS);
-    const observer = this.t.observer;
-    if (!observer) return next();
     const t0 = performance.now();
     this.client.members({}, this.metadata(), { deadline: Date.now() + RTT_PROBE_MS }, (err: grpc.ServiceError | null) => {
-      if (!err) observer.roundTrip(this.id, (performance.now() - t0) / 1000);
-      next();
+      if (!err) this.t.observer?.roundTrip(this.id, (performance.now() - t0) / 1000);
+      this.scheduleProbe(RTT_PROBE_MS);
     });
   }
 
@@ -237,7 +243,13 @@ class PeerConn {
   private setActive(active: boolean, stopped = false): void {
     if (this.active === active) return;
     this.active = active;
+    if (active) this.activeSince = performance.now();
     this.t.observer?.peerActive(this.id, active, stopped);
+  }
+
+  /** How long the link has been up (ms), undefined while it is down. */
+  activeForMs(): number | undefined {
+    return this.active ? performance.now() - this.activeSince : undefined;
   }
 
   /** Sends the queued messages now (the turn's scheduled flush then finds nothing to send). */
@@ -403,6 +415,10 @@ export class GrpcTransport implements Transport {
 
   hasPeer(id: bigint): boolean {
     return this.peers.has(id);
+  }
+
+  activeForMs(id: bigint): number | undefined {
+    return this.peers.get(id)?.activeForMs();
   }
 
   flush(): void {

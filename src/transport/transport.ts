@@ -37,6 +37,12 @@ export interface Transport {
    * turn, after a poll of its own.
    */
   flush?(): void;
+  /**
+   * How long the link to a peer has been up, in ms; undefined while it is down (rafthttp's
+   * ActiveSince: etcd's strict reconfiguration checks count the peers a member has been
+   * connected to for a while). Without it, a member cannot judge its peers' health.
+   */
+  activeForMs?(id: bigint): number | undefined;
   /** Starts talking to a member at its advertised peer URLs (again, if they changed). */
   addPeer(id: bigint, urls: string[]): void;
   removePeer(id: bigint): void;

@@ -21,6 +21,8 @@ export type ZapLevel = (typeof ZAP_LEVELS)[number];
 
 export interface ProcessLogger extends Logger {
   flush(): void;
+  /** Changes the level from now on (etcd 3.4's PUT /config/local/log). */
+  setLevel?(level: ZapLevel): void;
 }
 
 /** A field value as zap would encode it. */
@@ -172,6 +174,9 @@ export function createLogger(opts: LoggerOptions): ZapLogger {
     },
     addFields: (f) => {
       fields = { ...fields, ...f };
+    },
+    setLevel: (level) => {
+      p.level = pinoLevel(level);
     },
     flush: () => {
       for (const d of dests) {

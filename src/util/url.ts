@@ -13,7 +13,10 @@ export function grpcTarget(url: string): string {
  */
 export function requestUrl(target: string | undefined): URL | undefined {
   try {
-    return new URL(target ?? '/', 'http://localhost');
+    // A path (`//version` too: Go reads it as a path, where a URL resolved against a base
+    // would take `version` for a host), or an absolute URL.
+    if (target === undefined) return new URL('http://localhost/');
+    return target.startsWith('/') ? new URL(`http://localhost${target}`) : new URL(target, 'http://localhost');
   } catch {
     return undefined;
   }

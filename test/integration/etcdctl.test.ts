@@ -112,7 +112,9 @@ function etcdctlSuite(title: string, setup: Setup, skip: string | false): void {
 
     it('member add (learner), list, remove; move-leader; snapshot save', async () => {
       const [port] = await freePorts(1);
-      const added = await ctl(['member', 'add', 'extra', `--peer-urls=${scheme}://127.0.0.1:${port}`, '--learner']);
+      // As etcd, a member takes a change only once it has been connected to every voter for 5 s
+      // (etcdserver: unhealthy cluster until then): this may come right after the start.
+      const added = await eventually(() => ctl(['member', 'add', 'extra', `--peer-urls=${scheme}://127.0.0.1:${port}`, '--learner']), 20_000, 500);
       assert.match(added, /Member\s+([0-9a-f]+) added to cluster\s+([0-9a-f]+)/);
       const id = /Member\s+([0-9a-f]+) added/.exec(added)![1]!;
       const list = await ctl(['member', 'list']);

@@ -615,6 +615,12 @@ describe('JSON gateway on raftkv processes', { skip: !curlAvailable && 'curl is 
       r.body.trim().split('\n').map((l) => JSON.parse(l).result.TTL),
       ['60', '60'],
     );
+    // Under the follower's own header (etcd fills the header where it was asked), not the leader's.
+    const followerId = String((await c.client(follower).status()).header!.memberId);
+    for (const l of r.body.trim().split('\n')) assert.equal(JSON.parse(l).result.header.member_id, followerId);
+    r = await at(follower, '/v3/lease/timetolive', '{"ID":42}');
+    assert.equal(JSON.parse(r.body).header.member_id, followerId);
+    assert.equal(JSON.parse(r.body).TTL !== '-1', true);
   });
 });
 

@@ -82,6 +82,8 @@ describe('membership changes with real processes', () => {
     await eventually(async () => assert.equal(await c.client(i).get('after-learner', true), 'x'), 30_000);
     // A learner serves serializable reads only.
     await assert.rejects(() => c.client(i).range('after-learner'), /rpc not supported for learner/);
+    // Nor the member list: etcd 3.4 serves a learner's clients Status and serializable Range only.
+    await assert.rejects(() => c.client(i).memberList(), /rpc not supported for learner/);
     await eventually(async () => (await leaderClient()).memberPromote(added.member!.ID), 30_000, 300);
     // Member lists are served locally (as etcd's): a follower may apply the promotion later.
     await eventually(async () => {
@@ -113,7 +115,8 @@ describe('membership changes with real processes', () => {
   it('moves the leader to another member', async () => {
     const l = await c.waitForLeader();
     const target = [0, 1, 2].find((x) => x !== l)!;
-    await c.client(l).moveLeader(await memberId(target));
+    const moved = await c.client(l).moveLeader(await memberId(target));
+    assert.equal(moved.header, undefined, 'etcd 3.4 answers MoveLeader without a header');
     await eventually(async () => assert.equal(await c.waitForLeader(5000, [0, 1, 2]), target), 15_000);
     const tid = await memberId(target);
     await assert.rejects(() => c.client(l).moveLeader(tid), /etcdserver: not leader/);
@@ -199,8 +202,15 @@ describe('membership changes with real processes', () => {
     const voter = await memberId(await c.waitForLeader());
     await assert.rejects(() => lc.memberPromote(voter), (e: grpc.ServiceError) => e.details === 'etcdserver: can only promote a learner member');
     await assert.rejects(() => lc.memberAdd(['not-a-url']), (e: grpc.ServiceError) => e.details === 'etcdserver: given member URLs are invalid');
-    const existing = c.peerUrl(await c.waitForLeader());
+    const l0 = await c.waitForLeader();
+    const existing = c.peerUrl(l0);
     await assert.rejects(() => lc.memberAdd([existing]), (e: grpc.ServiceError) => e.details === 'etcdserver: Peer URLs already exists');
+    // Nor may an update take another member's URL (etcd's ValidateConfigurationChange).
+    const other = c.members.findIndex((_, j) => j !== l0 && c.isUp(j) && !c.removed.has(j));
+    await assert.rejects(
+      async () => lc.memberUpdate(await memberId(other), [existing]),
+      (e: grpc.ServiceError) => e.details === 'etcdserver: Peer URLs already exists',
+    );
 
     // One change at a time: concurrent adds proposed while another is still unapplied get
     // etcd's error (etcd's caller gets it when its timeout runs out; raftkv answers at once).
@@ -218,6 +228,14 @@ describe('membership changes with real processes', () => {
     const lc2 = await leaderClient();
     const unstarted = await lc2.memberAdd([urls[3]!]);
     await assert.rejects(() => lc2.memberAdd(['http://127.0.0.1:1']), (e: grpc.ServiceError) => e.details === 'etcdserver: unhealthy cluster');
+    // etcd's order: its health checks come first (a used URL is refused at the apply), learners too.
+    await assert.rejects(() => lc2.memberAdd([existing]), (e: grpc.ServiceError) => e.details === 'etcdserver: unhealthy cluster');
+    await assert.rejects(() => lc2.memberAdd(['http://127.0.0.1:3'], true), (e: grpc.ServiceError) => e.details === 'etcdserver: unhealthy cluster');
+    // A follower checks it too, by its own links to the voters (etcd's isConnectedSince on
+    // whichever member the client reached); it used to let the add through to Raft.
+    const l = await c.waitForLeader();
+    const follower = c.members.findIndex((_, j) => j !== l && c.isUp(j) && !c.removed.has(j));
+    await assert.rejects(() => c.client(follower).memberAdd(['http://127.0.0.1:2']), (e: grpc.ServiceError) => e.details === 'etcdserver: unhealthy cluster');
     await eventually(async () => (await leaderClient()).memberRemove(unstarted.member!.ID), 30_000, 300);
     assert.equal((await lc2.memberList()).members.length, 3);
   });

@@ -4,6 +4,7 @@
 // Node's process metrics unprefixed, and counters that move under a small write load.
 
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { WatchClient, WatchRequest, type WatchResponse } from '../../src/gen/etcd/rpc.js';
@@ -31,15 +32,32 @@ async function watchAndCancel(endpoint: string): Promise<void> {
   }
 }
 
-/** Maintenance.Snapshot read to its end (a server stream the server ends: OK). */
-function readSnapshot(c: ProcCluster, i: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let bytes = 0;
+/**
+ * Maintenance.Snapshot read to its end (a server stream the server ends: OK), checked to be
+ * framed as etcd 3.4 frames it: the database in 32 KiB messages counting remaining_bytes down to
+ * 0, then its sha256 alone, and no header in any message.
+ */
+async function readSnapshot(c: ProcCluster, i: number): Promise<number> {
+  const msgs = await new Promise<Array<{ header?: unknown; remainingBytes: bigint; blob: Buffer }>>((resolve, reject) => {
+    const got: Array<{ header?: unknown; remainingBytes: bigint; blob: Buffer }> = [];
     const call = c.client(i).maint.snapshot({});
-    call.on('data', (r: { blob: Buffer }) => (bytes += r.blob.length));
-    call.on('end', () => resolve(bytes));
+    call.on('data', (r: { header?: unknown; remainingBytes: bigint; blob: Buffer }) => got.push(r));
+    call.on('end', () => resolve(got));
     call.on('error', reject);
   });
+  const sha = msgs.pop()!;
+  const db = Buffer.concat(msgs.map((m) => m.blob));
+  assert.ok(msgs.length >= 1);
+  assert.deepEqual(sha.blob, createHash('sha256').update(db).digest());
+  assert.equal(sha.remainingBytes, 0n);
+  let sent = 0;
+  for (const [n, m] of msgs.entries()) {
+    assert.equal(m.header, undefined);
+    if (n < msgs.length - 1) assert.equal(m.blob.length, 32 * 1024);
+    sent += m.blob.length;
+    assert.equal(m.remainingBytes, BigInt(db.length - sent));
+  }
+  return db.length + sha.blob.length;
 }
 
 it('serves etcd-named metrics that move under load', async () => {

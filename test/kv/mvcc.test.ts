@@ -76,6 +76,13 @@ describe('MVCC store', () => {
     assert.deepEqual(keys(desc), ['c', 'b/3']);
     const byMod = doRange(s, rr('a', { rangeEnd: Buffer.from([0]), sortOrder: 2, sortTarget: 3 }));
     assert.deepEqual(keys(byMod), ['c', 'b/3', 'b/2', 'b/1', 'a']);
+    // Revision filters apply whenever they are not 0, as etcd's: a negative max keeps nothing,
+    // a negative min everything.
+    const all = { rangeEnd: Buffer.from([0]) };
+    assert.deepEqual(keys(doRange(s, rr('a', { ...all, maxModRevision: -1n }))), []);
+    assert.deepEqual(keys(doRange(s, rr('a', { ...all, maxCreateRevision: -1n }))), []);
+    assert.deepEqual(keys(doRange(s, rr('a', { ...all, minModRevision: -1n }))), ['a', 'b/1', 'b/2', 'b/3', 'c']);
+    assert.deepEqual(keys(doRange(s, rr('a', { ...all, maxModRevision: 3n }))), ['a', 'b/1']);
   });
 
   it('txn validation: duplicate keys and too many ops are refused as etcd does', () => {

@@ -257,4 +257,38 @@ describe('watch hub', () => {
     assert.equal(slow.compacted(), store.compactRev);
     assert.equal(hub.size, 0);
   });
+
+  it('gives a watcher whose start revision is still to come nothing before it (etcd\'s minRev)', () => {
+    const store = new MvccStore();
+    const hub = new WatchHub(() => store);
+    store.onEvents = (ev, rev) => hub.notify(ev(), rev);
+    store.write((x) => x.put(key(1), B('v0'), 0n));
+    const start = store.currentRev + 3n;
+    const one = recorder(1, undefined);
+    const many = recorder(0, 5);
+    one.w.startRevision = start;
+    many.w.startRevision = start;
+    hub.add(one.w);
+    hub.add(many.w);
+    for (let i = 1; i <= 4; i++) store.write((x) => x.put(key(1), B(`v${i}`), 0n)); // one event per revision
+    store.write((x) => [1, 2].forEach((k) => x.put(key(k), B('both'), 0n))); // two: notify's other path
+    const revs = (r: typeof one) => r.got.map((g) => g.rev);
+    assert.deepEqual(revs(one), [start, start + 1n, start + 2n]);
+    assert.deepEqual(revs(many), [start, start + 1n, start + 2n]);
+  });
+
+  it("answers a catching-up watcher with the store's revision in its header, a live one with the event's", () => {
+    const store = new MvccStore();
+    const hub = new WatchHub(() => store);
+    store.onEvents = (ev, rev) => hub.notify(ev(), rev);
+    for (let i = 0; i < 3; i++) store.write((x) => x.put(key(i), B('v'), 0n));
+    const headers: bigint[] = [];
+    // One key, written at revision 2 only; the store is at 4.
+    const w: Watcher = { ...recorder(0, undefined).w, startRevision: 2n, deliver: (_events, rev) => void headers.push(rev) };
+    hub.add(w);
+    assert.equal(hub.resume(w), true);
+    assert.deepEqual(headers, [4n]);
+    store.write((x) => x.put(key(0), B('v'), 0n));
+    assert.deepEqual(headers, [4n, 5n]);
+  });
 });

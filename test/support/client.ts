@@ -87,6 +87,10 @@ export class TestClient {
     return call(this.cluster.memberRemove.bind(this.cluster), { ID }, this.timeoutMs);
   }
 
+  memberUpdate(ID: bigint, peerURLs: string[]) {
+    return call(this.cluster.memberUpdate.bind(this.cluster), { ID, peerURLs }, this.timeoutMs);
+  }
+
   memberPromote(ID: bigint) {
     return call(this.cluster.memberPromote.bind(this.cluster), { ID }, this.timeoutMs);
   }

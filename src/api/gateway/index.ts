@@ -68,21 +68,13 @@ export function createGateway(s: EtcdServer, services: ClientService[]): Gateway
       return;
     }
     let path: string;
-    let query: string;
     try {
-      const u = new URL(req.url ?? '/', 'http://gateway');
-      path = decodeURIComponent(u.pathname);
-      query = u.search;
+      path = decodeURIComponent(new URL(req.url ?? '/', 'http://gateway').pathname);
     } catch {
       return sendText(res, 400, 'Bad Request');
     }
     path = v3Path(path);
-    // Go's ServeMux sends an unclean path (`//`, `.`, `..`) to its clean form.
-    const clean = posix.normalize(path);
-    if (clean !== path) {
-      res.writeHead(301, { Location: `${clean}${query}`, 'Content-Length': 0 }).end();
-      return;
-    }
+    // (An unclean path never gets here: the client port's mux redirects it, as Go's does.)
     const grpcPath = GATEWAY_ROUTES.get(path);
     if (grpcPath === undefined) return sendText(res, 404, 'Not Found');
     if (req.method !== 'POST') return sendText(res, 405, 'Method Not Allowed');
