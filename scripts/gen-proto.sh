@@ -4,7 +4,9 @@
 # (src/gen/etcd/api-schema.ts alone: `npx tsc -p tsconfig.json && node scripts/gen-api-schema.mjs`.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rm -rf src/gen && mkdir -p src/gen
+# The gateway's description (not protoc's) is kept: the gateway's code needs it to compile.
+schema=$(mktemp) && cp src/gen/etcd/api-schema.ts "$schema"
+rm -rf src/gen && mkdir -p src/gen/etcd && cp "$schema" src/gen/etcd/api-schema.ts && rm -f "$schema"
 protoc --plugin=./node_modules/.bin/protoc-gen-ts_proto \
   --ts_proto_out=src/gen \
   --ts_proto_opt=outputServices=grpc-js,forceLong=bigint,esModuleInterop=true,importSuffix=.js,env=node,useOptionals=messages,outputTypeRegistry=false \

@@ -33,13 +33,17 @@ export function httpEndpoints(s: EtcdServer, gateway: Handler | undefined): Hand
     const url = requestUrl(req.url);
     if (!url) return text(res, 400, 'Bad Request\n');
     const path = url.pathname;
-    // Go's ServeMux: an unclean path (`//`, `.`, `..`) is sent to its clean form, and a subtree's
-    // root without its slash (`/v3`) to the subtree. (The URL parser has cleaned `.` and `..`
-    // already: the target as sent is what is checked.)
-    const sent = (req.url ?? '/').split('?')[0]!;
-    const clean = goCleanPath(sent);
-    if (sent.startsWith('/') && clean !== sent) return redirect(req, res, `${clean}${url.search}`);
-    if (gateway && (path === '/v3' || path === '/v3beta')) return redirect(req, res, `${path}/${url.search}`);
+    // Go's ServeMux (etcd answers OPTIONS before it): an unclean path (`//`, `.`, `..`, also
+    // percent-encoded) is sent to its clean form, escaped as Go escapes a path, and the bare `/v3`
+    // to its subtree. The path as sent is what is checked: the URL parser has already cleaned
+    // `.` and `..` out of `url`.
+    if (req.method !== 'OPTIONS') {
+      const sent = goUnescape((req.url ?? '/').split('?')[0]!);
+      if (sent === undefined) return text(res, 400, 'Bad Request\n');
+      const clean = goCleanPath(sent);
+      if (sent.startsWith('/') && clean !== sent) return redirect(req, res, `${goEscapePath(clean)}${url.search}`);
+      if (gateway && path === '/v3') return redirect(req, res, `/v3/${url.search}`);
+    }
     if (gateway && (path.startsWith('/v3/') || path.startsWith('/v3beta/'))) return gateway(req, res);
     if (req.method === 'OPTIONS') return void res.writeHead(200).end();
     switch (path) {
@@ -178,7 +182,8 @@ function setLogLevel(s: EtcdServer, req: IncomingMessage, res: ServerResponse): 
     };
     let level: unknown;
     try {
-      const body: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      // Go decodes `null` into the struct as nothing at all (an empty level).
+      const body: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8')) ?? {};
       if (body === null || typeof body !== 'object' || Array.isArray(body)) return fail('Invalid json body');
       // encoding/json matches field names without regard to case.
       const key = Object.keys(body).find((k) => k.toLowerCase() === 'level');
@@ -217,6 +222,23 @@ function redirect(req: IncomingMessage, res: ServerResponse, location: string): 
   const html = get ? `<a href="${location.replace(/[<>&'"]/g, (c) => HTML_ESCAPES[c]!)}">Moved Permanently</a>.\n\n` : '';
   res.writeHead(301, { Location: location, ...(get ? { 'Content-Type': 'text/html; charset=utf-8' } : {}), 'Content-Length': Buffer.byteLength(html) });
   res.end(req.method === 'HEAD' ? undefined : html);
+}
+
+/** A path's %XX escapes decoded (Go's PathUnescape), undefined if one is malformed (Go's 400). */
+function goUnescape(p: string): string | undefined {
+  try {
+    return decodeURIComponent(p);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A path escaped as Go's URL.EscapedPath escapes one: all but letters, digits and `-_.~$&+,/:;=@`. */
+function goEscapePath(p: string): string {
+  return Array.from(Buffer.from(p, 'utf8'), (b) => {
+    const c = String.fromCharCode(b);
+    return /[A-Za-z0-9\-_.~$&+,/:;=@]/.test(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }).join('');
 }
 
 /** Go's cleanPath: path.Clean, keeping a trailing slash (ServeMux redirects to it). */

@@ -41,11 +41,11 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
   const timeToLive = async (req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> => {
     await leader.waitForLeader();
     if (!s.isLeader()) {
-      // The leader's answer under this member's header, its revision the leader's (etcd's
-      // header.fill, which keeps a revision already set).
+      // The leader's answer under this member's header (etcd's leasehttp answers with an empty
+      // header, which the member asked fills with its own).
       const c = leader.lease();
       const r = await leader.call(c.leaseTimeToLive.bind(c), req);
-      return { ...r, header: s.header(r.header?.revision || s.sm.store.currentRev) };
+      return { ...r, header: s.header(s.sm.store.currentRev) };
     }
     await s.linearizableRead();
     const l = s.lessor.leases.get(req.ID);

@@ -161,10 +161,14 @@ export class MembershipChanges {
     if (active !== undefined && active < voters) throw Errors.unhealthy();
   }
 
-  /** Removing a voter must leave a quorum of started, and of active, voters. */
+  /**
+   * Removing a voter must leave a quorum of started, and of active, voters — unless the voter is
+   * down itself: it is not part of the active quorum (etcd's mayRemoveMember).
+   */
   private checkReadyToRemoveVoter(id: bigint): void {
     const { voters, started, active } = this.voterCounts(id);
     if (started < quorum(voters)) throw Errors.memberNotEnoughStarted();
+    if (id !== this.c.id && this.c.recentlyActive(id) === false) return;
     if (active !== undefined && active < quorum(voters)) throw Errors.unhealthy();
   }
 }

@@ -135,6 +135,8 @@ class PeerConn {
   private retryAt = 0;
   private closed = false;
   private reportedDown = false;
+  /** The peer refused our stream (FAILED_PRECONDITION): a connected channel does not make it up. */
+  private refused = false;
   /** Whether the link is known to be up (connected), as rafthttp's peer status. */
   private active = false;
   /** Since when (performance.now()) it has been up. */
@@ -163,7 +165,9 @@ class PeerConn {
     if (this.closed) return;
     const channel = this.client.getChannel();
     const state = channel.getConnectivityState(false);
-    if (state === grpc.connectivityState.READY && !this.reportedDown) this.setActive(true);
+    // Connected again after an outage counts as up without waiting for a Raft message to this
+    // peer (a follower sends none to a restarted fellow follower, whose link would stay down).
+    if (state === grpc.connectivityState.READY && !this.refused) this.linkUp();
     else if (state !== grpc.connectivityState.READY) this.setActive(false);
     if (state === grpc.connectivityState.SHUTDOWN) return;
     // No deadline: no timer (grpc-js calls back on every change, SHUTDOWN included, at close).
@@ -224,6 +228,7 @@ class PeerConn {
   private onFailure(err: grpc.ServiceError): void {
     this.backoffMs = Math.min(MAX_STREAM_BACKOFF_MS, this.backoffMs === 0 ? 50 : this.backoffMs * 2);
     this.retryAt = Date.now() + this.backoffMs;
+    this.refused = err.code === grpc.status.FAILED_PRECONDITION;
     if (err.code === grpc.status.FAILED_PRECONDITION && err.details?.includes('has been removed')) {
       this.t.logger.warn(`transport: peer ${this.id.toString(16)} says: ${err.details}`);
       this.t.handler.onRemoved?.();
@@ -289,12 +294,18 @@ class PeerConn {
     // A write only buffers; the peer is back once the channel is really connected. (Until then
     // an outage is logged once, not at every retry.)
     if ((this.reportedDown || !this.active) && this.client.getChannel().getConnectivityState(false) === grpc.connectivityState.READY) {
-      this.setActive(true);
-      if (this.reportedDown) {
-        this.reportedDown = false;
-        this.backoffMs = 0;
-        this.t.logger.info(`transport: stream to peer ${this.id.toString(16)} re-established`);
-      }
+      this.refused = false;
+      this.linkUp();
+    }
+  }
+
+  /** The link is up (again): active, and an outage logged once is over. */
+  private linkUp(): void {
+    this.setActive(true);
+    if (this.reportedDown) {
+      this.reportedDown = false;
+      this.backoffMs = 0;
+      this.t.logger.info(`transport: stream to peer ${this.id.toString(16)} re-established`);
     }
   }
 

@@ -240,6 +240,23 @@ describe('membership changes with real processes', () => {
     assert.equal((await lc2.memberList()).members.length, 3);
   });
 
+  it('a follower counts a restarted peer as up again, with no Raft message between them', async () => {
+    // X follows the leader L, so its stream to L fails when L is killed; L then comes back as a
+    // follower of another leader, and X sends it nothing. X must still see its link to L come
+    // back (it used to stay down until X sent L a Raft message: every change through X was
+    // `unhealthy cluster` for as long as that took).
+    const live = () => c.members.map((_, j) => j).filter((j) => c.isUp(j) && !c.removed.has(j));
+    const l = await c.waitForLeader();
+    await c.kill(l);
+    const l2 = await c.waitForLeader(20_000, live());
+    const x = live().find((j) => j !== l2)!;
+    c.startMember(l);
+    await eventually(async () => assert.ok(await c.client(l).status()), 20_000);
+    const [port] = await freePorts(1);
+    const added = await eventually(() => c.client(x).memberAdd([`http://127.0.0.1:${port}`], true), 30_000, 500);
+    await eventually(async () => (await leaderClient()).memberRemove(added.member!.ID), 30_000, 300);
+  });
+
   it('keeps the WAL bounded while snapshots compact it', async () => {
     const l = await c.waitForLeader();
     const walDir = join(c.members[l]!.dataDir, 'member', 'wal');

@@ -8,9 +8,10 @@
 // Nothing a client sends can throw out of the handler: a bad body is a 400 with Go's message,
 // an unexpected failure a 500.
 //
-// The schema (protobufjs reading proto/etcd/*.proto, ~0.1 s) is loaded when the first JSON
-// request comes, or when the member calls warm() once it has replayed its log — not before the
-// member serves: a restarted member's first gRPC read should not wait for the JSON gateway.
+// The schema (built from the description generated with the code, ./schema.ts, a few ms) is
+// loaded when the first JSON request comes, or when the member calls warm() once it has replayed
+// its log — not before the member serves: a restarted member's first gRPC read waits for nothing
+// of the JSON gateway's.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
