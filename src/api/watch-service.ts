@@ -22,6 +22,9 @@ const WATCH_CANCEL_REASONS = new Map([Errors.invalidAuthToken(), Errors.authOldR
 /** The smallest key ("\0"), which an empty key means in a watch. */
 const ZERO_KEY = Buffer.from([0]);
 
+/** etcd's default --experimental-watch-progress-notify-interval: 10 minutes. */
+const DEFAULT_PROGRESS_NOTIFY_MS = 10 * 60_000;
+
 /** A watch stream's bounds on responses not yet taken by the transport (see `send`). */
 const STREAM_MAX_RESPONSES = 128;
 const STREAM_MAX_BYTES = 256 * 1024;
@@ -52,6 +55,12 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
       }
     };
     const mine = new Map<bigint, Watcher>();
+    /**
+     * Ids of watches canceled by a compaction: etcd's stream keeps them until the client cancels
+     * them (a create may not take one; a cancel of one is answered).
+     */
+    const compacted = new Set<bigint>();
+    const inUse = (id: bigint): boolean => mine.has(id) || compacted.has(id);
     let nextId = 0n;
     let closed = false;
     // What the stream holds that the transport has not taken yet, bounded like etcd's
@@ -87,12 +96,34 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
       if (pending >= STREAM_MAX_RESPONSES || pendingBytes >= STREAM_MAX_BYTES) full = true;
       return !full;
     };
+    /**
+     * Watchers created with progress_notify, and whether they are due one: etcd's sendLoop ticks
+     * per stream, and at each tick tells each such watcher that is current and got no events
+     * since the last tick the revision it is at (a response with no events); events sent clear it.
+     */
+    const progress = new Map<bigint, boolean>();
+    const progressMs = s.cfg.watchProgressNotifyIntervalMs ?? DEFAULT_PROGRESS_NOTIFY_MS;
+    const progressTimer =
+      progressMs > 0
+        ? s.clock.setInterval(() => {
+            for (const [id, due] of progress) {
+              const w = mine.get(id);
+              if (due && w && !s.watchHub.isUnsynced(w)) {
+                send({ header: s.header(s.sm.store.currentRev), watchId: id, created: false, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });
+              }
+              progress.set(id, true);
+            }
+          }, progressMs)
+        : undefined;
     s.watchHub.streams++;
     const cleanup = (): void => {
       if (!closed) s.watchHub.streams--;
       closed = true;
+      progressTimer?.cancel();
       for (const w of mine.values()) s.watchHub.remove(w);
       mine.clear();
+      progress.clear();
+      compacted.clear();
     };
     call.on('data', (req: WatchRequest) => {
       // An event callback: whatever throws here would escape to the process. End this stream
@@ -120,7 +151,7 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
         const from = c.key.length > 0 ? c.key : ZERO_KEY;
         const fromKey = c.rangeEnd.length === 1 && c.rangeEnd[0] === 0;
         const emptyRange = c.rangeEnd.length > 0 && !fromKey && Buffer.compare(from, c.rangeEnd) >= 0;
-        const duplicate = c.watchId !== 0n && mine.has(c.watchId);
+        const duplicate = c.watchId !== 0n && inUse(c.watchId);
         if (emptyRange || duplicate) {
           const cancelReason = emptyRange ? 'mvcc: watcher range is empty' : 'mvcc: duplicate watch ID provided on the WatchStream';
           send({ header: header(), watchId: -1n, created: true, canceled: true, compactRevision: 0n, cancelReason, fragment: false, events: [] });
@@ -128,7 +159,7 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
         }
         let id = c.watchId;
         if (id === 0n) {
-          while (mine.has(nextId)) nextId++;
+          while (inUse(nextId)) nextId++;
           id = nextId++;
         }
         const watchId = id;
@@ -140,12 +171,16 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
           prevKv: c.prevKv,
           noPut: c.filters.includes(WatchCreateRequest_FilterType.NOPUT),
           noDelete: c.filters.includes(WatchCreateRequest_FilterType.NODELETE),
-          deliver: (events: Event[], rev: bigint) =>
-            send({ header: s.header(rev), watchId, created: false, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events }),
+          deliver: (events: Event[], rev: bigint) => {
+            if (events.length > 0 && progress.get(watchId)) progress.set(watchId, false);
+            return send({ header: s.header(rev), watchId, created: false, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events });
+          },
           // Fell behind and its history was compacted: etcd cancels it with the compact revision
           // (its header without a revision, as etcd's mvcc gives none for it).
           onCompacted: (compactRev: bigint) => {
             mine.delete(watchId);
+            progress.delete(watchId);
+            compacted.add(watchId);
             send({ header: s.header(0n), watchId, created: false, canceled: true, compactRevision: compactRev, cancelReason: '', fragment: false, events: [] });
           },
         };
@@ -157,10 +192,12 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
           // As etcd's sendLoop: a compacted response is canceled by its compact revision alone
           // (no reason; no revision in its header).
           if (!(e instanceof EtcdError)) throw e;
+          compacted.add(watchId);
           send({ header: s.header(0n), watchId, created: false, canceled: true, compactRevision: s.sm.store.compactRev, cancelReason: '', fragment: false, events: [] });
           return;
         }
         mine.set(watchId, w);
+        if (c.progressNotify) progress.set(watchId, true);
         send({ header: header(), watchId, created: true, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });
         // Catch-up events (start_revision in the past), several revisions per response, while
         // the stream takes them; the rest comes from the history when it has room again.
@@ -169,9 +206,10 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
         const id = req.cancelRequest.watchId;
         const w = mine.get(id);
         // Answered only when there was such a watch, as etcd's recvLoop (its Cancel succeeded).
-        if (!w) return;
-        s.watchHub.remove(w);
+        if (!w && !compacted.delete(id)) return;
+        if (w) s.watchHub.remove(w);
         mine.delete(id);
+        progress.delete(id);
         send({ header: header(), watchId: id, created: false, canceled: true, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });
       } else if (req.progressRequest) {
         send({ header: header(), watchId: -1n, created: false, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });

@@ -140,7 +140,7 @@ export const FLAG_SPECS: readonly FlagSpec[] = [
   f('experimental-enable-lease-checkpoint', 'bool', 'false', 'accepted', 'Enable leader to send regular checkpoints to other members to prevent reset of remaining TTL on leader change.'),
   f('experimental-enable-lease-checkpoint-persist', 'bool', 'false', 'accepted', 'Enable persisting remainingTTL to prevent indefinite auto-renewal of long lived leases.'),
   f('experimental-compaction-batch-limit', 'int', '1000', 'accepted', 'Sets the maximum revisions deleted in each compaction batch.'),
-  f('experimental-watch-progress-notify-interval', 'duration', '10m', 'accepted', 'Duration of periodic watch progress notifications.'),
+  f('experimental-watch-progress-notify-interval', 'duration', '10m', 'honoured', 'Duration of periodic watch progress notifications.'),
   f('experimental-warning-apply-duration', 'duration', '100ms', 'accepted', 'Time duration after which a warning is generated if request takes more time.'),
   // unsafe
   f('force-new-cluster', 'bool', 'false', 'honoured', 'Force to create a new one-member cluster.'),

@@ -72,6 +72,8 @@ export interface Flags {
   initialCorruptCheck: boolean;
   /** Milliseconds between the leader's corruption checks (0: off). */
   corruptCheckTimeMs: number;
+  /** Milliseconds between progress notifications to the watchers that ask for them (0: none). */
+  watchProgressNotifyIntervalMs: number;
   /** --auth-token (simple), --auth-token-ttl (seconds), --bcrypt-cost. */
   auth: AuthConfig;
   /** Client TLS: --cert-file, --key-file, --trusted-ca-file, --client-cert-auth, --auto-tls. */
@@ -362,6 +364,7 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
     ...logging,
     initialCorruptCheck: b('experimental-initial-corrupt-check'),
     corruptCheckTimeMs: ms('experimental-corrupt-check-time'),
+    watchProgressNotifyIntervalMs: ms('experimental-watch-progress-notify-interval'),
     auth: authFlags(v('auth-token'), v('auth-token-ttl'), v('bcrypt-cost')),
     clientTls,
     peerTls,

@@ -69,6 +69,7 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
     initialCorruptCheck: flags.initialCorruptCheck,
     forceNewCluster: flags.forceNewCluster, // src/server/force-new-cluster.ts
     corruptCheckTimeMs: flags.corruptCheckTimeMs,
+    watchProgressNotifyIntervalMs: flags.watchProgressNotifyIntervalMs,
     auth: flags.auth,
     tls,
     logger,

@@ -194,6 +194,8 @@ export class WatchHub {
   add(w: Watcher): void {
     const store = this.getStore();
     let nextRev = 0n;
+    // A negative start is below any compaction: etcd cancels it as compacted.
+    if (w.startRevision < 0n) throw Errors.compacted();
     if (w.startRevision > 0n && w.startRevision <= store.currentRev) {
       if (w.startRevision < store.compactRev) throw Errors.compacted();
       nextRev = w.startRevision;

@@ -67,6 +67,12 @@ export interface ServerConfig {
   initialCorruptCheck?: boolean;
   /** etcd's --experimental-corrupt-check-time in ms: the leader's periodic HashKV comparison (0: off). */
   corruptCheckTimeMs?: number;
+  /**
+   * etcd's --experimental-watch-progress-notify-interval in ms (default 10 min; 0: none): how
+   * often a watch stream tells its watchers created with progress_notify, that had no events
+   * meanwhile, the current revision.
+   */
+  watchProgressNotifyIntervalMs?: number;
   /** Client and peer TLS (etcd's --cert-file, --peer-cert-file, ...), loaded (src/util/tls.ts). */
   tls?: TlsConfig;
   /**

@@ -1,0 +1,70 @@
+// A watch stream's bookkeeping as etcd 3.4's serverWatchStream keeps it, over real gRPC: progress
+// notifications for the watchers that ask (--experimental-watch-progress-notify-interval), ids of
+// watches canceled by a compaction kept until the client cancels them, and a negative start
+// revision canceled as compacted.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { WatchClient, WatchRequest, type WatchResponse } from '../../src/gen/etcd/rpc.js';
+import { ProcCluster, eventually } from '../support/proc-cluster.js';
+
+const B = (s: string): Buffer => Buffer.from(s);
+
+describe('watch streams', () => {
+  let c: ProcCluster;
+  let client: InstanceType<typeof WatchClient>;
+  before(async () => {
+    c = await ProcCluster.start({ size: 1, extraArgs: ['--experimental-watch-progress-notify-interval', '500ms'] });
+    client = new WatchClient(c.endpoint(0), grpc.credentials.createInsecure());
+  });
+  after(async () => {
+    client?.close();
+    await c?.destroy();
+  });
+
+  /** A stream and what it got. */
+  const open = () => {
+    const call = client.watch();
+    const got: WatchResponse[] = [];
+    call.on('data', (r: WatchResponse) => got.push(r));
+    call.on('error', () => undefined);
+    return { call, got };
+  };
+
+  it('tells a watcher that asked for progress notifications the current revision when it has had no events', async () => {
+    const { call, got } = open();
+    call.write(WatchRequest.fromPartial({ createRequest: { key: B('pn/a'), progressNotify: true, watchId: 1n } }));
+    call.write(WatchRequest.fromPartial({ createRequest: { key: B('pn/b'), watchId: 2n } }));
+    await eventually(async () => assert.equal(got.filter((r) => r.created).length, 2));
+    const put = await c.client(0).put('pn/other', 'x');
+    const progress = (id: bigint) => got.filter((r) => r.watchId === id && !r.created && !r.canceled && r.events.length === 0);
+    await eventually(async () => assert.ok(progress(1n).length >= 1), 10_000);
+    // At the revision the store is at; none for the watcher that did not ask.
+    assert.equal(progress(1n)[0]!.header!.revision, put.header!.revision);
+    assert.equal(progress(2n).length, 0);
+    call.cancel();
+  });
+
+  it("keeps a compacted watch's id until the client cancels it, and cancels a negative start as compacted", async () => {
+    const first = await c.client(0).put('cw/k', '1');
+    await c.client(0).put('cw/k', '2');
+    const last = await c.client(0).put('cw/k', '3');
+    await new Promise<void>((res, rej) => c.client(0).kv.compact({ revision: last.header!.revision, physical: false }, (e) => (e ? rej(e) : res())));
+    const { call, got } = open();
+    call.write(WatchRequest.fromPartial({ createRequest: { key: B('cw/k'), startRevision: first.header!.revision, watchId: 3n } }));
+    await eventually(async () => assert.ok(got.some((r) => r.watchId === 3n && r.canceled && r.compactRevision === last.header!.revision)));
+    // The id is still the stream's: a create may not take it, and its cancel is answered.
+    call.write(WatchRequest.fromPartial({ createRequest: { key: B('cw/k'), watchId: 3n } }));
+    await eventually(async () => assert.ok(got.some((r) => r.watchId === -1n && r.cancelReason === 'mvcc: duplicate watch ID provided on the WatchStream')));
+    const before = got.length;
+    call.write(WatchRequest.fromPartial({ cancelRequest: { watchId: 3n } }));
+    await eventually(async () => assert.ok(got.slice(before).some((r) => r.watchId === 3n && r.canceled && r.compactRevision === 0n)));
+    // A start revision below 0 is below every compaction: created, then canceled as compacted.
+    call.write(WatchRequest.fromPartial({ createRequest: { key: B('cw/'), rangeEnd: B('cw0'), startRevision: -5n, watchId: 4n } }));
+    await eventually(async () => assert.ok(got.some((r) => r.watchId === 4n && r.canceled && r.compactRevision === last.header!.revision)));
+    await c.client(0).put('cw/k', '4');
+    assert.ok(!got.some((r) => r.watchId === 4n && r.events.length > 0));
+    call.cancel();
+  });
+});
