@@ -26,7 +26,7 @@ export type ClientService = [grpc.ServiceDefinition, grpc.UntypedServiceImplemen
 export function clientServices(s: EtcdServer): ClientService[] {
   return [
     kvService(s),
-    watchService(s),
+    watchService(s, s.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES),
     leaseService(s),
     clusterService(s),
     maintenanceService(s),

@@ -29,6 +29,30 @@ const DEFAULT_PROGRESS_NOTIFY_MS = 10 * 60_000;
 const STREAM_MAX_RESPONSES = 128;
 const STREAM_MAX_BYTES = 256 * 1024;
 
+/**
+ * etcd's sendFragments: a response of two events or more whose size reaches `limit` goes out as
+ * several, each filled up to below the limit (at least one event each), all but the last marked
+ * `fragment` — for the watchers created with `fragment`. Sizes are responseBytes's estimate.
+ */
+export function fragments(r: WatchResponse, limit: number): WatchResponse[] {
+  if (r.events.length < 2 || responseBytes(r) < limit) return [r];
+  const out: WatchResponse[] = [];
+  let cur: Event[] = [];
+  let size = responseBytes({ ...r, events: [] });
+  for (const ev of r.events) {
+    const n = eventSize(ev);
+    if (cur.length > 0 && size + n >= limit) {
+      out.push({ ...r, events: cur, fragment: true });
+      cur = [];
+      size = responseBytes({ ...r, events: [] });
+    }
+    cur.push(ev);
+    size += n;
+  }
+  out.push({ ...r, events: cur, fragment: false });
+  return out;
+}
+
 /** About what a response takes in memory: its events' keys and values, and a little per event. */
 function responseBytes(r: WatchResponse): number {
   let n = 64;
@@ -36,7 +60,11 @@ function responseBytes(r: WatchResponse): number {
   return n;
 }
 
-export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedServiceImplementation] {
+/**
+ * The Watch service. `fragmentBytes`: where a response of a watcher created with `fragment` is
+ * split (what the member takes in, as etcd's maxRequestBytes there).
+ */
+export function watchService(s: EtcdServer, fragmentBytes: number): [typeof WatchService, grpc.UntypedServiceImplementation] {
   const auth = authOf(s);
   const watch = (call: grpc.ServerDuplexStream<WatchRequest, WatchResponse>): void => {
     if (!guardStream(s, call)) return;
@@ -173,7 +201,11 @@ export function watchService(s: EtcdServer): [typeof WatchService, grpc.UntypedS
           noDelete: c.filters.includes(WatchCreateRequest_FilterType.NODELETE),
           deliver: (events: Event[], rev: bigint) => {
             if (events.length > 0 && progress.get(watchId)) progress.set(watchId, false);
-            return send({ header: s.header(rev), watchId, created: false, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events });
+            const r: WatchResponse = { header: s.header(rev), watchId, created: false, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events };
+            if (!c.fragment) return send(r);
+            let room = true;
+            for (const part of fragments(r, fragmentBytes)) room = send(part);
+            return room;
           },
           // Fell behind and its history was compacted: etcd cancels it with the compact revision
           // (its header without a revision, as etcd's mvcc gives none for it).

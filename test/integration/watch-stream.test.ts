@@ -67,4 +67,23 @@ describe('watch streams', () => {
     assert.ok(!got.some((r) => r.watchId === 4n && r.events.length > 0));
     call.cancel();
   });
+
+  it('splits a large revision into fragments for a watcher that asked, and only for it', async () => {
+    // Three keys of 900 KB deleted in one revision: with prev_kv, ~2.7 MB of events, over the
+    // 2 MiB a member takes in (--max-request-bytes and gRPC's 512 KiB): etcd's sendFragments.
+    const big = 'v'.repeat(900 * 1024);
+    for (const k of ['fr/a', 'fr/b', 'fr/c']) await c.client(0).put(k, big);
+    const { call, got } = open();
+    call.write(WatchRequest.fromPartial({ createRequest: { key: B('fr/'), rangeEnd: B('fr0'), prevKv: true, fragment: true, watchId: 5n } }));
+    call.write(WatchRequest.fromPartial({ createRequest: { key: B('fr/'), rangeEnd: B('fr0'), prevKv: true, watchId: 6n } }));
+    await eventually(async () => assert.equal(got.filter((r) => r.created).length, 2));
+    await c.client(0).del('fr/', { rangeEnd: B('fr0') });
+    const of = (id: bigint) => got.filter((r) => r.watchId === id && r.events.length > 0);
+    await eventually(async () => assert.equal(of(5n).reduce((n, r) => n + r.events.length, 0), 3));
+    await eventually(async () => assert.equal(of(6n).length, 1));
+    assert.deepEqual(of(5n).map((r) => [r.events.length, r.fragment]), [[2, true], [1, false]]);
+    assert.deepEqual(of(5n).flatMap((r) => r.events.map((e) => Buffer.from(e.kv!.key).toString())), ['fr/a', 'fr/b', 'fr/c']);
+    assert.deepEqual([of(6n)[0]!.events.length, of(6n)[0]!.fragment], [3, false]);
+    call.cancel();
+  });
 });
