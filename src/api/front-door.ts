@@ -102,8 +102,8 @@ export class ClientFrontDoor {
         key: tls.key,
         cert: tls.cert,
         ca: tls.ca,
-        requestCert: tls.clientCertAuth,
-        rejectUnauthorized: tls.clientCertAuth,
+        requestCert: tls.requireClientCert,
+        rejectUnauthorized: tls.requireClientCert,
         ALPNCallback: ({ protocols }) => chooseProtocol(protocols),
       });
       tlsServer.on('secureConnection', (s: TLSSocket) => this.accept(s, s.alpnProtocol || undefined));

@@ -235,8 +235,14 @@ function isMetadata(c: Caller): c is grpc.Metadata {
  * both, rpctypes.TokenFieldNameGRPC then TokenFieldNameSwagger; the JSON gateway passes the
  * HTTP Authorization header on as the latter).
  */
+/**
+ * The token a call carries: the first of its `token` (else `authorization`) values, as etcd takes
+ * it from grpc-go's list. Node's http2 joins a repeated header into one "a, b" value (python-etcd3
+ * over TLS sends its token twice, as call credentials and as metadata); tokens have no commas.
+ */
 function tokenOf(md: grpc.Metadata): grpc.MetadataValue | undefined {
-  return md.get('token')[0] ?? md.get('authorization')[0];
+  const v = md.get('token')[0] ?? md.get('authorization')[0];
+  return typeof v === 'string' ? v.split(',')[0]!.trim() : v;
 }
 
 function metadataOf(c: Caller): grpc.Metadata {

@@ -29,7 +29,8 @@ export class JwtTokens {
   }
 
   sign(username: string, revision: bigint): string {
-    return jwt().sign({ username, revision: Number(revision) }, this.cfg.privKey, { algorithm: this.cfg.signMethod, expiresIn: this.cfg.ttlSec });
+    // etcd's claims exactly: username, revision, exp (no iat).
+    return jwt().sign({ username, revision: Number(revision) }, this.cfg.privKey, { algorithm: this.cfg.signMethod, expiresIn: this.cfg.ttlSec, noTimestamp: true });
   }
 
   /** The claims of a valid, unexpired token signed with our key, or undefined. */

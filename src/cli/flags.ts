@@ -365,7 +365,7 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
     initialCorruptCheck: b('experimental-initial-corrupt-check'),
     corruptCheckTimeMs: ms('experimental-corrupt-check-time'),
     watchProgressNotifyIntervalMs: ms('experimental-watch-progress-notify-interval'),
-    auth: authFlags(v('auth-token'), v('auth-token-ttl'), v('bcrypt-cost')),
+    auth: authFlags(v('auth-token'), v('auth-token-ttl'), v('bcrypt-cost'), warn),
     clientTls,
     peerTls,
     peerCertAllowedCn: v('peer-cert-allowed-cn') || undefined,
@@ -448,11 +448,16 @@ function loggingFlags(v: (n: string) => string, isSet: (n: string) => boolean, b
 }
 
 /** --auth-token, --auth-token-ttl, --bcrypt-cost (etcd's defaults: simple, 300 s, 10). */
-function authFlags(token: string, ttl: string, cost: string): AuthConfig {
+function authFlags(token: string, ttl: string, cost: string, warn: (msg: string) => void): AuthConfig {
   const [type, ...opts] = token.split(',').map((x) => x.trim());
-  const bcryptCost = positiveInt('bcrypt-cost', cost);
-  if (bcryptCost < 4 || bcryptCost > 31) throw new FlagError(`invalid value "${cost}" for flag --bcrypt-cost: must be between 4 and 31`);
-  const tokenTtlSec = positiveInt('auth-token-ttl', ttl);
+  // etcd's NewAuthStore: a cost bcrypt cannot use is replaced by its default, with a warning.
+  let bcryptCost = positiveInt('bcrypt-cost', cost, 0);
+  if (bcryptCost < 4 || bcryptCost > 31) {
+    warn(`Use default bcrypt-cost 10 instead of the invalid value ${bcryptCost}`);
+    bcryptCost = 10;
+  }
+  // etcd's simple tokens: a TTL of 0 is its default, 300 s.
+  const tokenTtlSec = positiveInt('auth-token-ttl', ttl, 0) || 300;
   if (type === 'simple' && opts.length === 0) return { token: 'simple', tokenTtlSec, bcryptCost };
   if (type !== 'jwt') throw new FlagError(`invalid value "${token}" for flag --auth-token: unknown token type (simple or jwt,...)`);
   // etcd's jwt options: pub-key, priv-key, sign-method, ttl (a Go duration, default 5m).

@@ -4,11 +4,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { type TlsSide, isHttps } from './tls.js';
 
-/** Credentials to serve `url` with: TLS for https (client certificates required under client cert auth). */
+/** Credentials to serve `url` with: TLS for https (client certificates required: TlsSide.requireClientCert). */
 export function serverCredentials(url: string, side: TlsSide | undefined): grpc.ServerCredentials {
   if (!isHttps(url)) return grpc.ServerCredentials.createInsecure();
   if (!side) throw new Error(`cannot listen on TLS for ${url}: KeyFile and CertFile are not presented`);
-  return grpc.ServerCredentials.createSsl(side.ca ?? null, [{ private_key: side.key, cert_chain: side.cert }], side.clientCertAuth);
+  return grpc.ServerCredentials.createSsl(side.ca ?? null, [{ private_key: side.key, cert_chain: side.cert }], side.requireClientCert);
 }
 
 /**

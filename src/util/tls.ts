@@ -18,8 +18,14 @@ export interface TlsSide {
   key: Buffer;
   /** --trusted-ca-file / --peer-trusted-ca-file (undefined: the system's roots). */
   ca?: Buffer;
-  /** --client-cert-auth / --peer-client-cert-auth: the server requires a certificate signed by `ca`. */
+  /** --client-cert-auth / --peer-client-cert-auth: a client certificate's CommonName is its user (auth). */
   clientCertAuth: boolean;
+  /**
+   * The server requires a client certificate signed by `ca`: with --client-cert-auth, and also
+   * whenever a trusted CA file is given (etcd's TLSInfo.ServerConfig: RequireAndVerifyClientCert
+   * when TrustedCAFile is set or ClientCertAuth).
+   */
+  requireClientCert: boolean;
   /** Made by --auto-tls/--peer-auto-tls: whoever dials with it does not verify the other end (etcd's InsecureSkipVerify). */
   selfSigned: boolean;
 }
@@ -60,7 +66,7 @@ export async function loadTlsSide(f: TlsFlags, autoDir: string, hosts: string[],
       readFile(f.keyFile!),
       f.trustedCaFile ? readFile(f.trustedCaFile) : Promise.resolve(undefined),
     ]);
-    return { cert, key, ca, clientCertAuth: f.clientCertAuth, selfSigned: false };
+    return { cert, key, ca, clientCertAuth: f.clientCertAuth, requireClientCert: f.clientCertAuth || ca !== undefined, selfSigned: false };
   }
   if (!f.autoTls) {
     if (f.trustedCaFile || f.clientCertAuth) warn('a trusted CA file or client cert auth without a cert/key pair is ignored');
@@ -68,7 +74,7 @@ export async function loadTlsSide(f: TlsFlags, autoDir: string, hosts: string[],
   }
   const { cert, key } = await selfCert(autoDir, hosts);
   const ca = f.trustedCaFile ? await readFile(f.trustedCaFile) : undefined;
-  return { cert, key, ca, clientCertAuth: f.clientCertAuth, selfSigned: true };
+  return { cert, key, ca, clientCertAuth: f.clientCertAuth, requireClientCert: f.clientCertAuth, selfSigned: true };
 }
 
 /** etcd's transport.SelfCert: an ECDSA P-256 certificate for `hosts`, valid one year, reused if present. */

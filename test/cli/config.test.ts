@@ -271,6 +271,14 @@ describe('logging and other etcd 3.4 flags', () => {
     assert.equal(parseFlags([], {}).extensiveMetrics, false);
   });
 
+  it("an invalid --bcrypt-cost and a 0 --auth-token-ttl start as etcd starts them: its defaults", () => {
+    const f = parseFlags(['--bcrypt-cost', '3', '--auth-token-ttl', '0'], {});
+    assert.equal(f.auth.bcryptCost, 10);
+    assert.equal(f.auth.token === 'simple' && f.auth.tokenTtlSec, 300);
+    assert.deepEqual(msgs(f), ['Use default bcrypt-cost 10 instead of the invalid value 3']);
+    assert.equal(parseFlags(['--bcrypt-cost', '40'], {}).auth.bcryptCost, 10);
+  });
+
   it("--listen-client-urls without --advertise-client-urls is refused as etcd refuses it (not from a config file)", () => {
     const e = flagError(['--listen-client-urls', 'http://10.0.0.1:2379']);
     assert.deepEqual([e.message, e.exitCode], ['--advertise-client-urls is required when --listen-client-urls is set explicitly', 1]);

@@ -31,10 +31,11 @@ describe('auth with JWT tokens on a 3-member cluster', { skip: etcdctlAvailable 
       }),
     );
   };
-  const get = (i: number, key: string, token?: string): Promise<RangeResponse> => {
+  /** A Range with the token (several: the `token` header repeated, as python-etcd3 sends it over TLS). */
+  const get = (i: number, key: string, token?: string | string[]): Promise<RangeResponse> => {
     const kv = new KVClient(c.endpoint(i), grpc.credentials.createInsecure());
     const md = new grpc.Metadata();
-    if (token !== undefined) md.set('token', token);
+    for (const t of token === undefined ? [] : Array.isArray(token) ? token : [token]) md.add('token', t);
     return new Promise((resolve, reject) =>
       kv.range(RangeRequest.fromPartial({ key: Buffer.from(key) }), md, (err, res) => {
         kv.close();
@@ -73,7 +74,11 @@ describe('auth with JWT tokens on a 3-member cluster', { skip: etcdctlAvailable 
     const token = await authenticate(0, 'alice', 'alicepw');
     const claims = jwt.decode(token) as { username: string; revision: number; exp: number };
     assert.equal(claims.username, 'alice');
+    assert.deepEqual(Object.keys(claims).sort(), ['exp', 'revision', 'username'], "etcd's claims, no iat");
     for (const i of [0, 1, 2]) assert.equal((await get(i, 'app/x', token)).kvs[0]!.value.toString(), '1');
+    // A repeated token header: the first value counts, as etcd reads grpc-go's list.
+    assert.equal((await get(0, 'app/x', [token, token])).kvs[0]!.value.toString(), '1');
+    assert.equal((await get(0, 'app/x', [token, 'garbage'])).kvs[0]!.value.toString(), '1');
   });
 
   it('forged, garbage and stale tokens are refused', async () => {

@@ -265,6 +265,38 @@ describe('a 3-member cluster with client and peer mTLS', { skip: etcdctlAvailabl
   });
 });
 
+describe('a trusted CA file without --client-cert-auth', { skip: opensslAvailable ? false : 'openssl not installed' }, () => {
+  // etcd's TLSInfo.ServerConfig requires and verifies a client certificate whenever a trusted CA
+  // file is given, with or without --client-cert-auth (which adds the CN as the user). raftkv
+  // asked for no certificate at all here.
+  let c: ProcCluster;
+  let certs: TestCerts;
+  before(async () => {
+    certs = makeTestCerts();
+    const pem = (f: string) => readFileSync(f);
+    c = await ProcCluster.start({
+      size: 1,
+      scheme: 'https',
+      clientCredentials: grpc.credentials.createSsl(pem(certs.ca.cert), pem(certs.client.key), pem(certs.client.cert)),
+      extraArgs: ['--cert-file', certs.server.cert, '--key-file', certs.server.key, '--trusted-ca-file', certs.ca.cert, '--peer-cert-file', certs.server.cert, '--peer-key-file', certs.server.key],
+    });
+  });
+  after(async () => {
+    await c?.destroy();
+    certs?.cleanup();
+  });
+
+  it('refuses a client without a certificate, serves one with a certificate of the CA', async () => {
+    const noCert = new TestClient(c.endpoint(0), 3000, grpc.credentials.createSsl(readFileSync(certs.ca.cert)));
+    await assert.rejects(noCert.status(), (e: grpc.ServiceError) => e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED);
+    noCert.close();
+    await assert.rejects(run('curl', ['-sf', '--max-time', '5', '--cacert', certs.ca.cert, `https://${c.endpoint(0)}/version`]));
+    const { stdout } = await run('curl', ['-sf', '--max-time', '5', '--cacert', certs.ca.cert, '--cert', certs.client.cert, '--key', certs.client.key, `https://${c.endpoint(0)}/version`]);
+    assert.match(stdout, /"etcdserver"/);
+    assert.ok((await c.client(0).status()).header);
+  });
+});
+
 describe('auto TLS (--auto-tls, --peer-auto-tls)', { skip: etcdctlAvailable ? false : 'etcdctl not installed' }, () => {
   let c: ProcCluster;
   before(async () => {
