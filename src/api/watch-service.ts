@@ -37,14 +37,15 @@ const STREAM_MAX_BYTES = 256 * 1024;
 export function fragments(r: WatchResponse, limit: number): WatchResponse[] {
   if (r.events.length < 2 || responseBytes(r) < limit) return [r];
   const out: WatchResponse[] = [];
+  const envelope = responseBytes({ ...r, events: [] });
   let cur: Event[] = [];
-  let size = responseBytes({ ...r, events: [] });
+  let size = envelope;
   for (const ev of r.events) {
     const n = eventSize(ev);
     if (cur.length > 0 && size + n >= limit) {
       out.push({ ...r, events: cur, fragment: true });
       cur = [];
-      size = responseBytes({ ...r, events: [] });
+      size = envelope;
     }
     cur.push(ev);
     size += n;
@@ -130,15 +131,16 @@ export function watchService(s: EtcdServer, fragmentBytes: number): [typeof Watc
      * since the last tick the revision it is at (a response with no events); events sent clear it.
      */
     const progress = new Map<bigint, boolean>();
+    /** A progress response: no events, at the store's revision (etcd's RequestProgress; -1 answers a progress request). */
+    const sendProgress = (watchId: bigint): boolean =>
+      send({ header: s.header(s.sm.store.currentRev), watchId, created: false, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });
     const progressMs = s.cfg.watchProgressNotifyIntervalMs ?? DEFAULT_PROGRESS_NOTIFY_MS;
     const progressTimer =
       progressMs > 0
         ? s.clock.setInterval(() => {
             for (const [id, due] of progress) {
               const w = mine.get(id);
-              if (due && w && !s.watchHub.isUnsynced(w)) {
-                send({ header: s.header(s.sm.store.currentRev), watchId: id, created: false, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });
-              }
+              if (due && w && !s.watchHub.isUnsynced(w)) sendProgress(id);
               progress.set(id, true);
             }
           }, progressMs)
@@ -244,7 +246,7 @@ export function watchService(s: EtcdServer, fragmentBytes: number): [typeof Watc
         progress.delete(id);
         send({ header: header(), watchId: id, created: false, canceled: true, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });
       } else if (req.progressRequest) {
-        send({ header: header(), watchId: -1n, created: false, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });
+        sendProgress(-1n);
       }
     };
     // A client's half-close does not end its watches: etcd's recvLoop returns on EOF and the

@@ -233,12 +233,9 @@ function isMetadata(c: Caller): c is grpc.Metadata {
 /**
  * The caller's token: the `token` metadata etcd's clients send, else `authorization` (etcd reads
  * both, rpctypes.TokenFieldNameGRPC then TokenFieldNameSwagger; the JSON gateway passes the
- * HTTP Authorization header on as the latter).
- */
-/**
- * The token a call carries: the first of its `token` (else `authorization`) values, as etcd takes
- * it from grpc-go's list. Node's http2 joins a repeated header into one "a, b" value (python-etcd3
- * over TLS sends its token twice, as call credentials and as metadata); tokens have no commas.
+ * HTTP Authorization header on as the latter). The first value, as etcd takes it from grpc-go's
+ * list: Node's http2 joins a repeated header into one "a, b" value (python-etcd3 over TLS sends
+ * its token twice, as call credentials and as metadata); tokens have no commas.
  */
 function tokenOf(md: grpc.Metadata): grpc.MetadataValue | undefined {
   const v = md.get('token')[0] ?? md.get('authorization')[0];

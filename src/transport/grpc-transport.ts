@@ -137,10 +137,11 @@ class PeerConn {
   private reportedDown = false;
   /** The peer refused our stream (FAILED_PRECONDITION): a connected channel does not make it up. */
   private refused = false;
-  /** Whether the link is known to be up (connected), as rafthttp's peer status. */
-  private active = false;
-  /** Since when (performance.now()) it has been up. */
-  private activeSince = 0;
+  /**
+   * Since when (performance.now()) the link is known to be up (connected), undefined while it is
+   * down: rafthttp's peer status and its ActiveSince.
+   */
+  private activeSince: number | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -246,15 +247,14 @@ class PeerConn {
 
   /** `stopped`: the link is closed on purpose (shutdown, member removed): no disconnection. */
   private setActive(active: boolean, stopped = false): void {
-    if (this.active === active) return;
-    this.active = active;
-    if (active) this.activeSince = performance.now();
+    if ((this.activeSince !== undefined) === active) return;
+    this.activeSince = active ? performance.now() : undefined;
     this.t.observer?.peerActive(this.id, active, stopped);
   }
 
   /** How long the link has been up (ms), undefined while it is down. */
   activeForMs(): number | undefined {
-    return this.active ? performance.now() - this.activeSince : undefined;
+    return this.activeSince === undefined ? undefined : performance.now() - this.activeSince;
   }
 
   /** Sends the queued messages now (the turn's scheduled flush then finds nothing to send). */
@@ -293,7 +293,7 @@ class PeerConn {
     s.write(encodeBatch(rest));
     // A write only buffers; the peer is back once the channel is really connected. (Until then
     // an outage is logged once, not at every retry.)
-    if ((this.reportedDown || !this.active) && this.client.getChannel().getConnectivityState(false) === grpc.connectivityState.READY) {
+    if ((this.reportedDown || this.activeSince === undefined) && this.client.getChannel().getConnectivityState(false) === grpc.connectivityState.READY) {
       this.refused = false;
       this.linkUp();
     }
