@@ -44,9 +44,15 @@ async function launchBrowser(): Promise<Browser> {
  * Waits until every member serves its metrics URL: a member answers clients (what ProcCluster
  * waits for) a moment before it listens there.
  */
-async function metricsServed(ports: number[]): Promise<void> {
+async function metricsServed(c: ProcCluster, ports: number[]): Promise<void> {
   for (const p of ports) {
-    await eventually(async () => assert.equal((await fetch(`http://127.0.0.1:${p}/health`, { signal: AbortSignal.timeout(5000) })).status, 200));
+    try {
+      await eventually(async () => assert.equal((await fetch(`http://127.0.0.1:${p}/health`, { signal: AbortSignal.timeout(5000) })).status, 200));
+    } catch (e) {
+      // fetch's own message ("fetch failed") hides why: the cause, and the members' side.
+      const cause = (e as { cause?: unknown }).cause;
+      throw new Error(`port ${p} does not serve /health: ${(e as Error).message}${cause ? ` (${String(cause)})` : ''}\n${c.logs()}`);
+    }
   }
 }
 
@@ -81,7 +87,7 @@ it('shows the cluster live in a browser and follows a leader change', async () =
   const stop = { done: false };
   let loading: Promise<void> | undefined;
   try {
-    await metricsServed(metricsPorts);
+    await metricsServed(c, metricsPorts);
     const leader = await c.waitForLeader();
     browser = await launchBrowser();
     const page = await browser.newPage();
@@ -166,7 +172,7 @@ it('sees the members over client mTLS, and a frozen member as unreachable withou
   // A view that does not come within the deadline fails the test (it must never hang).
   const view = async (i: number): Promise<ClusterView> => (await (await fetch(`http://127.0.0.1:${metricsPorts[i]}/dashboard/state.json`, { signal: AbortSignal.timeout(5000) })).json()) as ClusterView;
   try {
-    await metricsServed(metricsPorts);
+    await metricsServed(c, metricsPorts);
     const viewer = 0;
     const all = await eventually(async () => {
       const v = await view(viewer);

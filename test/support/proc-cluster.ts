@@ -83,6 +83,9 @@ export class ProcCluster {
       // A leader needs only a quorum; a test's first request to a member still starting would
       // fail fast with UNAVAILABLE on a loaded machine, so wait until every member serves.
       await c.waitForAllServing(opts.startTimeoutMs);
+      // One that died meanwhile (say, a port it could not listen on) fails the start, with why.
+      const dead = c.members.filter((_, i) => !c.isUp(i)).map((m) => m.name);
+      if (dead.length > 0) throw new Error(`${dead.join(', ')} exited while the cluster started\n${c.logs()}`);
       return c;
     } catch (e) {
       // Nothing left behind by a cluster that never came up: its members and its data dirs.
