@@ -3,28 +3,38 @@
 // the handler encodes large ones itself, a slice of key-values per turn, and attaches the bytes
 // to the response object, which the method's serializer then sends as they are. Consumers of
 // the object (the JSON gateway) still see an ordinary RangeResponse.
+//
+// Large is counted in key-values and in bytes alike: forty values of 1 MiB are few key-values
+// but 40 MiB to copy, and the generated writer, which grows its buffer by doubling and copies
+// it again to finish, held a leader's loop for ~0.4 s on such an answer (three at once cost it
+// the leadership). A slice ends at `chunk` key-values or SLICE_BYTES, whichever comes first.
 
 import type { KeyValue } from '../gen/etcd/kv.js';
 import { RangeResponse, ResponseOp, TxnResponse } from '../gen/etcd/rpc.js';
 import { StoredKeyValue } from '../kv/mvcc.js';
 import { type KeyValueFields, keyValueSize, putKeyValue } from '../util/keyvalue-wire.js';
 import { lengthSize, putVarint } from '../util/varint.js';
+import { SLICE_BYTES } from '../util/yield.js';
 
 const ENCODED = Symbol('encoded');
-/** Below this many key-values, encoding in one go is cheap enough. */
+/** Below this many key-values (and SLICED_ENCODING_MIN_BYTES), encoding in one go is cheap enough. */
 export const SLICED_ENCODING_MIN_KVS = 2000;
+/** Below this many bytes of keys and values (and SLICED_ENCODING_MIN_KVS), encoding in one go is cheap enough. */
+export const SLICED_ENCODING_MIN_BYTES = 1 << 20;
 /** RangeResponse.kvs is field 2, length-delimited: tag (2 << 3) | 2. */
 const KVS_TAG = 0x12;
 
 type Encoded = { [ENCODED]?: Buffer[] };
 
 /**
- * Encodes `res` in slices of `chunk` key-values with a yield (`pause`) between them when it is
- * large, attaching the bytes to it (protobuf fields may come in any order and repeated ones
- * concatenate, so header, more and count first, then each key-value, is the same message).
+ * Encodes `res` in slices of at most `chunk` key-values (and about SLICE_BYTES) with a yield
+ * (`pause`) between them when it is large, attaching the bytes to it (protobuf fields may come
+ * in any order and repeated ones concatenate, so header, more and count first, then each
+ * key-value, is the same message).
  */
 export async function encodeRangeResponseInSlices(res: RangeResponse, pause: () => Promise<void>, chunk = 2000): Promise<RangeResponse> {
-  if (res.kvs.length < SLICED_ENCODING_MIN_KVS) return res;
+  const budget = { kvs: SLICED_ENCODING_MIN_KVS, bytes: SLICED_ENCODING_MIN_BYTES };
+  if (!exceeds(res, budget)) return res;
   return attach(res, await rangeResponseParts(res, pause, chunk));
 }
 
@@ -34,7 +44,8 @@ export async function encodeRangeResponseInSlices(res: RangeResponse, pause: () 
  * and wrapped in its field's tag and length once its size is known.
  */
 export async function encodeTxnResponseInSlices(res: TxnResponse, pause: () => Promise<void>, chunk = 2000): Promise<TxnResponse> {
-  if (txnKeyValues(res) < SLICED_ENCODING_MIN_KVS) return res;
+  const budget = { kvs: SLICED_ENCODING_MIN_KVS, bytes: SLICED_ENCODING_MIN_BYTES };
+  if (!txnExceeds(res, budget)) return res;
   return attach(res, await txnResponseParts(res, pause, chunk));
 }
 
@@ -45,18 +56,35 @@ function attach<T extends object>(res: T, parts: Buffer[]): T {
   return res;
 }
 
-/** How many key-values the ranges of a Txn's answer hold, nested txns included. */
-function txnKeyValues(res: Omit<TxnResponse, 'header'>): number {
-  let n = 0;
-  for (const op of res.responses) n += op.responseRange?.kvs.length ?? (op.responseTxn ? txnKeyValues(op.responseTxn) : 0);
-  return n;
+/**
+ * Whether a range's key-values use up `left` (key-values and bytes of keys and values still
+ * allowed in one go), which they draw down: stops looking as soon as they do.
+ */
+function exceeds(res: Pick<RangeResponse, 'kvs'>, left: { kvs: number; bytes: number }): boolean {
+  const kvs = res.kvs;
+  if ((left.kvs -= kvs.length) <= 0) return true;
+  for (const kv of kvs) {
+    const f = fieldsOf(kv);
+    if ((left.bytes -= f.key.length + f.value.length) <= 0) return true;
+  }
+  return false;
+}
+
+/** exceeds() over the ranges of a Txn's answer, nested txns included. */
+function txnExceeds(res: Omit<TxnResponse, 'header'>, left: { kvs: number; bytes: number }): boolean {
+  for (const op of res.responses) {
+    if (op.responseRange ? exceeds(op.responseRange, left) : op.responseTxn ? txnExceeds(op.responseTxn, left) : false) return true;
+  }
+  return false;
 }
 
 async function rangeResponseParts(res: RangeResponse, pause: () => Promise<void>, chunk: number): Promise<Buffer[]> {
   const parts: Buffer[] = [Buffer.from(RangeResponse.encode({ ...res, kvs: [] }).finish())];
-  for (let i = 0; i < res.kvs.length; i += chunk) {
-    parts.push(encodeKeyValues(res.kvs, i, Math.min(res.kvs.length, i + chunk)));
-    if (i + chunk < res.kvs.length) await pause();
+  for (let i = 0; i < res.kvs.length; ) {
+    const slice = encodeKeyValues(res.kvs, i, chunk);
+    parts.push(slice.bytes);
+    i = slice.next;
+    if (i < res.kvs.length) await pause();
   }
   return parts;
 }
@@ -103,17 +131,21 @@ function fieldsOf(kv: KeyValue): KeyValueFields {
 }
 
 /**
- * kvs[from, to) as RangeResponse.encode writes them (each: tag, length, KeyValue), into one
- * buffer, by hand (src/util/keyvalue-wire.ts): the generated writer's chunks per message cost
- * more than the bytes, and a key or value still in the store's strings is written as it is.
+ * Key-values from `from` on as RangeResponse.encode writes them (each: tag, length, KeyValue),
+ * into one buffer, by hand (src/util/keyvalue-wire.ts): the generated writer's chunks per
+ * message cost more than the bytes, and a key or value still in the store's strings is written
+ * as it is. Takes at most `chunk` of them and stops once SLICE_BYTES are taken (at least one);
+ * `next`: the first one not taken.
  */
-function encodeKeyValues(kvs: readonly KeyValue[], from: number, to: number): Buffer {
-  const sizes = new Array<number>(to - from);
+function encodeKeyValues(kvs: readonly KeyValue[], from: number, chunk: number): { bytes: Buffer; next: number } {
+  const sizes: number[] = [];
   let total = 0;
-  for (let i = from; i < to; i++) {
-    const n = keyValueSize(fieldsOf(kvs[i]!));
-    sizes[i - from] = n;
+  let to = from;
+  while (to < kvs.length && to - from < chunk && (to === from || total < SLICE_BYTES)) {
+    const n = keyValueSize(fieldsOf(kvs[to]!));
+    sizes.push(n);
     total += 1 + lengthSize(n) + n;
+    to++;
   }
   const b = Buffer.allocUnsafe(total);
   let o = 0;
@@ -122,7 +154,7 @@ function encodeKeyValues(kvs: readonly KeyValue[], from: number, to: number): Bu
     o = putVarint(b, o, sizes[i - from]!);
     o = putKeyValue(b, o, fieldsOf(kvs[i]!));
   }
-  return b;
+  return { bytes: b, next: to };
 }
 
 /** The slices of a response encoded beforehand (above), if it was. */

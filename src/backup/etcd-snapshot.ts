@@ -40,6 +40,7 @@ import { type BoltPair, writeBolt } from './bbolt/writer.js';
 import { Slab, decodeKeyValue, encodeKeyValue } from './kv-record.js';
 import { putRevisionKey, revisionKeySize } from '../util/revision-key.js';
 import { runStepsPaused, sortIndexSteps } from '../util/sort-in-steps.js';
+import { SliceBudget } from '../util/yield.js';
 
 /** Versions sorted between two pauses while a snapshot is written. */
 const SORT_STEP = 8192;
@@ -203,11 +204,13 @@ export async function encodeEtcdSnapshot(src: EtcdBackupState, pause: () => Prom
     { entries: buckets.map(([name, entries]): BoltPair => [Buffer.from(name), { entries }]) },
     { pause },
   );
-  // Hashing hundreds of MiB takes a while: a yield every MiB or so.
+  // Hashing hundreds of MiB takes a while: a yield every MiB or so (chunks are pages, of 4 KiB
+  // or, holding a large value, of a MiB and more).
   const h = createHash('sha256');
-  for (let i = 0; i < chunks.length; i++) {
-    h.update(chunks[i]!);
-    if (i % 256 === 255) await pause();
+  const budget = new SliceBudget(Infinity);
+  for (const c of chunks) {
+    h.update(c);
+    if (budget.spend(c.length)) await pause();
   }
   chunks.push(h.digest());
   return chunks;

@@ -24,6 +24,7 @@ import { sortIndexSteps } from '../util/sort-in-steps.js';
 import { RevisionLog } from './revision-log.js';
 import { putRevisionKey } from '../util/revision-key.js';
 import { EventCache } from './event-cache.js';
+import { SLICE_BYTES, SliceBudget } from '../util/yield.js';
 
 /** One version of a key. version === 0n marks a deletion (tombstone). */
 export interface Rev {
@@ -86,6 +87,15 @@ class KeyRecord {
   /** Replaces the versions (oldest first); the record keeps `v` itself unless it has one. */
   setVersions(v: Rev[]): void {
     this.h = v.length === 1 ? v[0]! : v.length === 0 ? NO_VERSIONS : v;
+  }
+
+  /** The bytes of its versions' values together. */
+  valueBytes(): number {
+    const h = this.h;
+    if (!Array.isArray(h)) return h.value.length;
+    let n = 0;
+    for (const r of h) n += r.value.length;
+    return n;
   }
 
   /** The newest version (a deletion included), if any. */
@@ -378,14 +388,21 @@ export class MvccStore {
     chunk: number,
     pause: () => Promise<void>,
     f: (batch: KeyRecord[]) => void,
+    weigh?: (rec: KeyRecord) => number,
   ): Promise<void> {
     let after: string | undefined;
     for (;;) {
       const batch: KeyRecord[] = [];
+      // With `weigh` (the bytes `f` will touch per record), a batch also ends at SLICE_BYTES.
+      const budget = new SliceBudget(chunk);
+      let full = false;
       const take = (k: string, rec: KeyRecord): { break: true } | void => {
         if (after !== undefined && k === after) return;
         batch.push(rec);
-        if (batch.length >= chunk) return { break: true };
+        if (budget.spend(weigh ? weigh(rec) : 0)) {
+          full = true;
+          return { break: true };
+        }
       };
       if (hi === undefined) {
         const top = this.index.maxKey();
@@ -395,7 +412,7 @@ export class MvccStore {
         this.index.forRange(after ?? from, hi, false, take);
       }
       if (batch.length > 0) f(batch);
-      if (batch.length < chunk) break;
+      if (!full) break;
       after = batch[batch.length - 1]!.key;
       await pause();
     }
@@ -703,7 +720,7 @@ export class MvccStore {
           if (history.length > 0) keys.push({ key: rec.key, history });
         }
         onBatch(keys);
-      });
+      }, historyBytes);
       return { currentRev: rev, compactRev };
     } finally {
       this.unpin();
@@ -827,6 +844,11 @@ export class MvccStore {
       if (r && r.lease !== 0n) f(r.lease, k);
     });
   }
+}
+
+/** The bytes of a key's versions (what encoding its history copies). */
+function historyBytes(rec: KeyRecord): number {
+  return rec.key.length * (rec.count + 1) + rec.valueBytes();
 }
 
 /** etcd's backend bucket of key versions: its name starts the HashKV hash. */
@@ -1006,18 +1028,27 @@ class HashJob {
     }
   }
 
-  /** CRC-32C of each version's revision key and value, in revision order. */
+  /**
+   * CRC-32C of each version's revision key and value, in revision order: `budget` versions, or
+   * fewer once SLICE_BYTES of keys and values are hashed (the CRC's time goes by bytes:
+   * a step over a few large values would otherwise hold the loop for a whole hash).
+   */
   private hashSome(budget: number): boolean {
     const n = this.order.length;
     const end = Math.min(n, this.pos + budget);
     let crc = this.crc;
-    for (let o = this.pos; o < end; o++) {
-      const i = this.order[o]!;
-      crc = hashVersion(crc, this.keys[i]!, this.revs[i]!, this.scratch);
+    let bytes = 0;
+    let o = this.pos;
+    while (o < end && bytes < SLICE_BYTES) {
+      const i = this.order[o++]!;
+      const key = this.keys[i]!;
+      const r = this.revs[i]!;
+      crc = hashVersion(crc, key, r, this.scratch);
+      bytes += key.length + r.value.length;
     }
     this.crc = crc;
-    this.pos = end;
-    if (end < n) return false;
+    this.pos = o;
+    if (o < n) return false;
     this.phase = 'done';
     return true;
   }

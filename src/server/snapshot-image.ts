@@ -36,6 +36,7 @@ import { type KeyHistory, MvccStore, type Rev, latin1 } from '../kv/mvcc.js';
 import type { AuthImage } from '../auth/store.js';
 import type { AlarmsImage } from './alarms.js';
 import type { AppliedRequestsImage } from './applied-requests.js';
+import { SliceBudget } from '../util/yield.js';
 
 /** The version of the images written now. */
 export const IMAGE_VERSION = 3;
@@ -201,8 +202,9 @@ class Int64Reader {
 
 /**
  * Decodes version-3 body keys from `buf` starting at `offset`, calling `onKey` for each and
- * `pause` every `chunk` keys (so a large image does not hold the event loop). Keys and values
- * are copied out of `buf`, which can then be freed. Throws on a truncated or malformed image.
+ * `pause` every `chunk` keys or SLICE_BYTES (so a large image does not hold the event loop).
+ * Keys and values are copied out of `buf`, which can then be freed. Throws on a truncated or
+ * malformed image.
  */
 export async function decodeKeys(
   buf: Buffer,
@@ -221,6 +223,9 @@ export async function decodeKeys(
   const need = (len: number): void => {
     if (o + len > buf.length) throw new Error(`snapshot image truncated at byte ${o} (needs ${len} more, has ${buf.length - o})`);
   };
+  // A pause every `chunk` keys or SLICE_BYTES of them (the values are copied out as strings).
+  const budget = new SliceBudget(chunk);
+  let start = o;
   while (o < buf.length) {
     need(4);
     const keyLen = buf.readUInt32LE(o);
@@ -246,7 +251,9 @@ export async function decodeKeys(
       o += valueLen;
     }
     onKey(key, history);
-    if (++n % chunk === 0) await pause();
+    n++;
+    if (budget.spend(o - start)) await pause();
+    start = o;
   }
   return n;
 }

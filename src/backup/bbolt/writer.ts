@@ -24,6 +24,7 @@ import {
   PAGE_HEADER_SIZE,
   writeMetaPage,
 } from './page.js';
+import { SliceBudget } from '../../util/yield.js';
 
 /** A bucket to write: its pairs in strictly increasing key order (bytewise). */
 export interface BoltBucketSpec {
@@ -124,14 +125,17 @@ function branchPageBytes(elems: ReadonlyArray<{ key: Uint8Array; pgid: number }>
 const MAX_ELEMENTS = 0xffff;
 
 class Writer {
-  private sinceYield = 0;
+  /** When to yield: every `chunk` pairs or SLICE_BYTES of them (a few large values are a slice). */
+  private readonly budget: SliceBudget;
 
   constructor(
     private readonly sink: PageSink,
     private readonly pageSize: number,
     private readonly pause: (() => Promise<void>) | undefined,
-    private readonly chunk: number,
-  ) {}
+    chunk: number,
+  ) {
+    this.budget = new SliceBudget(chunk);
+  }
 
   /**
    * Writes one bucket's pages (and its sub-buckets') and returns its leaf value in the parent
@@ -173,10 +177,7 @@ class Writer {
       cur.push(el);
       curSize += elSize;
       if (curSize > maxInline) inlineable = false;
-      if (++this.sinceYield >= this.chunk && this.pause) {
-        this.sinceYield = 0;
-        await this.pause();
-      }
+      if (this.budget.spend(elSize) && this.pause) await this.pause();
     }
     const header = Buffer.alloc(BUCKET_HEADER_SIZE);
     header.writeBigUInt64LE(spec.sequence ?? 0n, 8);
@@ -206,10 +207,7 @@ class Writer {
         if (cur.length > 0 && (size + s > this.pageSize || cur.length >= MAX_ELEMENTS)) flush();
         cur.push(c);
         size += s;
-        if (++this.sinceYield >= this.chunk && this.pause) {
-          this.sinceYield = 0;
-          await this.pause();
-        }
+        if (this.budget.spend(s) && this.pause) await this.pause();
       }
       flush();
       level = next;
