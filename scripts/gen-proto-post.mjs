@@ -8,6 +8,10 @@
 //    of the same bytes was two typed-array objects per bytes field of every decoded request.
 //  - an empty `bytes` default is one shared zero-length Buffer (which nothing can write into),
 //    not two fresh allocations per PutRequest built.
+//  - ts-proto's decode recursion limit of 100 messages deep is raised to 1000: a Txn nested 50
+//    deep (TxnRequest and RequestOp are two levels each) is valid for etcd, which refuses nesting
+//    only past --max-txn-ops (128 levels of one op) with "too many operations in txn request".
+//    Still bounded, so that no request can exhaust the stack.
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -19,8 +23,14 @@ function files(dir) {
   return readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? files(join(dir, n)) : n.endsWith('.ts') ? [join(dir, n)] : []));
 }
 
+const DEPTH_LIMIT = /previousRecursionDepth >= 100\b/g;
+
 for (const f of files(process.argv[2] ?? 'src/gen')) {
-  const src = readFileSync(f, 'utf8');
+  let src = readFileSync(f, 'utf8');
+  if (DEPTH_LIMIT.test(src)) {
+    src = src.replace(DEPTH_LIMIT, 'previousRecursionDepth >= 1000');
+    writeFileSync(f, src);
+  }
   if (src.includes(MARKER)) continue; // already done (run twice)
   const helpers = [];
   if (src.includes('Buffer.alloc(0)')) helpers.push(EMPTY);

@@ -103,6 +103,22 @@ describe('bad requests against a live cluster', () => {
     assert.equal(await c.client(2).get('deep-f29'), 'v');
   });
 
+  it("a txn nested 128 deep (one op a level) is applied, 129 deep gets etcd's too many operations", async () => {
+    // etcd counts a nested txn against --max-txn-ops (128) level by level; the protobuf decoder's
+    // own depth limit (ts-proto's 100 messages, i.e. 50 levels) used to refuse these first.
+    const nest = (depth: number): TxnRequest => {
+      let t: TxnRequest = { compare: [], success: [{ requestPut: { key: Buffer.from(`nest-${depth}`), value: Buffer.from('v'), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } }], failure: [] };
+      for (let d = 1; d < depth; d++) t = { compare: [], success: [{ requestTxn: t }], failure: [] };
+      return t;
+    };
+    assert.equal((await c.client(0).txn(nest(128))).succeeded, true);
+    assert.equal(await c.client(1).get('nest-128'), 'v');
+    await assert.rejects(
+      () => c.client(0).txn(nest(129)),
+      (e: grpc.ServiceError) => e.code === grpc.status.INVALID_ARGUMENT && e.details === 'etcdserver: too many operations in txn request',
+    );
+  });
+
   it('unknown methods and future/compacted revisions get statuses, not crashes', async () => {
     await assert.rejects(() => c.client(0).range('x', { revision: 1_000_000n }), /etcdserver: mvcc: required revision is a future revision/);
     assert.ok(c.isUp(0) && c.isUp(1) && c.isUp(2), c.logs());
