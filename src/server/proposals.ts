@@ -14,6 +14,7 @@ import { type EtcdError, Errors } from '../kv/errors.js';
 import type { Logger } from '../raft/logger.js';
 import { IdGenerator, hex } from '../util/ids.js';
 import { encodeKept } from '../util/kept-writer.js';
+import { lengthSize, varintSize } from '../util/varint.js';
 import { settled } from '../kv/kv-ops.js';
 import type { Clock } from './clock.js';
 import type { RaftNode } from './raft-node.js';
@@ -21,6 +22,25 @@ import type { ApplyOutcome, RequestKind, RequestResults, StateMachine } from './
 import { Wait } from './wait.js';
 
 type Pending = { id: bigint; data: Uint8Array; proposedAt: number };
+
+/**
+ * The size etcd gives the same request, which --max-request-bytes bounds (etcd's
+ * processInternalRaftRequestOnce): the encoded request with etcd's envelope in place of ours.
+ * etcd's InternalRaftRequest carries a RequestHeader (field 100: the request id, the caller's
+ * name and auth revision); ours has id, proposer and settled_below (the exactly-once fields)
+ * and the caller's name and auth revision at the top level. Ids are made alike (util/ids.ts),
+ * and the body's field is the same size in both (tags of one byte for the KV and lease
+ * requests, two for auth's), so the limit falls on the same byte as etcd's.
+ */
+function etcdRequestSize(encoded: number, req: InternalRequest): number {
+  const id = 1 + varintSize(req.id);
+  const nameBytes = req.username.length === 0 ? 0 : Buffer.byteLength(req.username);
+  const name = nameBytes === 0 ? 0 : lengthSize(nameBytes) + nameBytes;
+  const rev = (v: bigint): number => (v === 0n ? 0 : varintSize(v));
+  const ours = id + (2 + varintSize(req.proposer)) + (req.settledBelow === 0n ? 0 : 2 + varintSize(req.settledBelow)) + (name && 2 + name) + (rev(req.authRevision) && 2 + rev(req.authRevision));
+  const header = id + (name && 1 + name) + (rev(req.authRevision) && 1 + rev(req.authRevision));
+  return encoded - ours + 2 + lengthSize(header) + header;
+}
 
 /**
  * Every field of an InternalRequest, unset. Each request is a copy of it with its fields set,
@@ -91,7 +111,7 @@ export class Proposals {
     req.proposer = this.memberId;
     req.settledBelow = settledBelow;
     const data = encodeKept(InternalRequest, req);
-    if (data.length > this.limits.maxRequestBytes) throw Errors.requestTooLarge();
+    if (etcdRequestSize(data.length, req) > this.limits.maxRequestBytes) throw Errors.requestTooLarge();
     const p = this.wait.register(id);
     const timer = this.clock.setTimeout(() => this.wait.fail(id, this.timeoutError()), this.limits.requestTimeoutMs);
     const pending = { id, data, proposedAt: this.clock.now() };

@@ -39,6 +39,19 @@ describe('bad requests against a live cluster', () => {
     assert.equal((await c.client(2).range('almost')).kvs[0]!.value.length, 1024 * 1024);
   });
 
+  it("--max-request-bytes falls on etcd's byte: the size of etcd's InternalRaftRequest for the same put", async () => {
+    // etcd: the put (field 4) and a RequestHeader (field 100) holding the request id, whose top
+    // 16 bits are the member id's low 16, above 48 bits of time (a varint of 7 to 10 bytes).
+    // Value v with key 'k': put body 3 + 1 + 3 + v, put field 1 + 3 + body, header field 3 + 1 +
+    // idBytes; 1.5 MiB (1,572,864) in all.
+    const member = (await c.client(0).status()).header!.memberId;
+    const low = member & 0xffffn;
+    const idBytes = low >= 0x8000n ? 10 : low >= 0x100n ? 9 : low > 0n ? 8 : 7;
+    const largest = 1_572_864 - (1 + 3 + 3 + 1 + 3) - (3 + 1 + idBytes);
+    await c.client(0).put('k', Buffer.alloc(largest, 3));
+    await assert.rejects(() => c.client(0).put('k', Buffer.alloc(largest + 1, 3)), /etcdserver: request is too large/);
+  });
+
   it('malformed protobuf bytes get an error status; the member keeps serving', async () => {
     const client = new grpc.Client(c.endpoint(0), grpc.credentials.createInsecure());
     const garbage = Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]);
