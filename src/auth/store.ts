@@ -201,10 +201,13 @@ export class AuthStore {
 
   roleGrantPermission(name: string, perm: Permission | undefined): void {
     const r = this.roles.get(name);
+    // etcd 3.5's check, before the role's: etcd 3.4 dereferences the missing permission and
+    // panics, on every member, as it applies the request.
+    if (!perm) throw Errors.permissionNotGiven();
     if (!r) throw Errors.roleNotFound();
-    const key = Buffer.from(perm?.key ?? Buffer.alloc(0));
-    const rangeEnd = Buffer.from(perm?.rangeEnd ?? Buffer.alloc(0));
-    const permType = perm?.permType ?? Permission_Type.READ;
+    const key = Buffer.from(perm.key);
+    const rangeEnd = Buffer.from(perm.rangeEnd);
+    const permType = perm.permType;
     const existing = r.perms.find((p) => p.key.equals(key) && p.rangeEnd.equals(rangeEnd));
     if (existing) {
       existing.permType = permType;

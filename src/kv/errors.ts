@@ -103,6 +103,8 @@ export const Errors = {
   permissionDenied: e(PERMISSION_DENIED, 'etcdserver: permission denied'),
   roleNotGranted: e(FAILED_PRECONDITION, 'etcdserver: role is not granted to the user'),
   permissionNotGranted: e(FAILED_PRECONDITION, 'etcdserver: permission is not granted to the role'),
+  /** etcd 3.5's answer to a grant without a permission (etcd 3.4 panics on it: every member). */
+  permissionNotGiven: e(INVALID_ARGUMENT, 'etcdserver: permission not given'),
   authNotEnabled: e(FAILED_PRECONDITION, 'etcdserver: authentication is not enabled'),
   invalidAuthToken: e(UNAUTHENTICATED, 'etcdserver: invalid auth token'),
   invalidAuthMgmt: e(INVALID_ARGUMENT, 'etcdserver: invalid auth management'),

@@ -71,6 +71,9 @@ describe('auth store', () => {
     assert.equal(rootErr({ authUserGet: { name: 'nobody' } }), 'etcdserver: user name not found');
     assert.equal(rootErr({ authRoleAdd: { name: 'reader' } }), 'etcdserver: role name already exists');
     assert.equal(rootErr({ authRoleRevokePermission: { role: 'reader', key: b('zz'), rangeEnd: b('') } }), 'etcdserver: permission is not granted to the role');
+    // A grant without a permission (etcd 3.4 panics on it; 3.5's error), before the role is looked up.
+    assert.equal(rootErr({ authRoleGrantPermission: { name: 'reader', perm: undefined } }), 'etcdserver: permission not given');
+    assert.equal(rootErr({ authRoleGrantPermission: { name: 'nope', perm: undefined } }), 'etcdserver: permission not given');
     assert.equal(rootErr({ authUserRevokeRole: { name: 'alice', role: 'writer' } }), 'etcdserver: role is not granted to the user');
     assert.equal(sm.auth.revision, rev, 'a refused request changes nothing');
     assert.deepEqual(root({ authUserList: {} }), { header: (root({ authUserList: {} }) as { header: unknown }).header, users: ['alice', 'bob', 'root'] });
