@@ -1,5 +1,6 @@
-// Work over a few large values yields as it goes: a Range's answer, a Txn's, HashKV, an etcd
-// snapshot file, a Raft snapshot image and its loading each pause at least once per MiB or so
+// Work over a few large values yields as it goes: a Range's answer, a Txn's (in protobuf and in
+// the JSON gateway's text), HashKV, an etcd snapshot file, a Raft snapshot image and its loading
+// each pause at least once per MiB or so
 // of keys and values, not only every few thousand key-values. Counted by key-values alone, 24
 // values of 512 KiB were one slice of 12 MiB, and three such Ranges at once held a leader's loop
 // for over a second (it lost its leadership). The answers are the same as unsliced ones.
@@ -7,6 +8,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { encodeRangeResponseInSlices, encodeTxnResponseInSlices, preEncodedParts } from '../../src/api/sliced-encoding.js';
+import { apiSchema } from '../../src/api/gateway/schema.js';
+import { encodeMessage, encodeMessageInSlices } from '../../src/api/gateway/jsonpb.js';
 import { decodeEtcdSnapshot } from '../../src/backup/etcd-snapshot.js';
 import { etcdSnapshotOfMachine } from '../../src/backup/member-backup.js';
 import { RangeResponse, TxnResponse } from '../../src/gen/etcd/rpc.js';
@@ -54,6 +57,19 @@ describe('work over a few large values yields as it goes', () => {
     assert.ok(parts, 'encoded in slices');
     assert.ok(p.count() >= SLICES, `${p.count()} pauses`);
     assert.deepEqual(TxnResponse.decode(Buffer.concat(parts)), TxnResponse.decode(TxnResponse.encode(res).finish()));
+  });
+
+  it("the JSON gateway's text of such answers: written in slices, encodeMessage's text", async () => {
+    const kvs = all(filled().store).kvs;
+    const schema = apiSchema();
+    const range: RangeResponse = { header, kvs, more: false, count: BigInt(kvs.length) };
+    const txn: TxnResponse = { header, succeeded: true, responses: [{ responseRange: range }, { responseRange: range }] };
+    for (const [name, res, slices] of [['etcdserverpb.RangeResponse', range, SLICES], ['etcdserverpb.TxnResponse', txn, 2 * SLICES]] as const) {
+      const p = counting();
+      const pieces = await encodeMessageInSlices(schema.messageNamed(name)!, res, p.pause);
+      assert.ok(p.count() >= slices, `${name}: ${p.count()} pauses`);
+      assert.equal(Buffer.concat(pieces).toString('utf8'), encodeMessage(schema.messageNamed(name)!, res));
+    }
   });
 
   it('HashKV: the hash computed in one go', async () => {

@@ -9,11 +9,12 @@ import { StringDecoder } from 'node:string_decoder';
 import * as grpc from '@grpc/grpc-js';
 import { ServiceCall, metadataOf } from './calls.js';
 import { type GoJson, GoJsonSyntaxError, decodeNext } from './go-json.js';
-import { JsonpbError, decodeMessage, emptyMessage, encodeMessage } from './jsonpb.js';
-import { type CallStatus, endStream, sendError, sendResult, statusOf, streamLine } from './replies.js';
+import { JsonpbError, decodeMessage, emptyMessage, encodeMessage, encodeMessageInSlices } from './jsonpb.js';
+import { type CallStatus, endStream, sendError, sendResult, sendResultPieces, statusOf, streamLine } from './replies.js';
 import type { MethodSchema } from './schema.js';
 import type { CountingDeserializer, CountingSerializer } from '../grpc-metrics.js';
 import { preEncodedParts } from '../sliced-encoding.js';
+import { yieldToEventLoop } from '../../util/yield.js';
 
 /** A method the gateway can call: its gRPC definition, implementation and message schemas. */
 export interface Target {
@@ -228,9 +229,16 @@ export class CallRunner {
           return sendError(this.res, statusOf(err), true);
         }
         this.countResponse(response);
-        const json = encodeMessage(this.target.schema.response, response as object);
         this.finished = true;
-        sendResult(this.res, json);
+        if (preEncodedParts(response)) {
+          // A large answer (its protobuf was encoded in slices too: ../sliced-encoding.ts).
+          encodeMessageInSlices(this.target.schema.response, response as object, yieldToEventLoop).then(
+            (pieces) => sendResultPieces(this.res, pieces),
+            (e: unknown) => sendError(this.res, { code: grpc.status.INTERNAL, message: (e as Error)?.message ?? String(e) }, false),
+          );
+          return;
+        }
+        sendResult(this.res, encodeMessage(this.target.schema.response, response as object));
       }),
     );
   }

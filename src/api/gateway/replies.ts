@@ -93,6 +93,18 @@ export function sendResult(res: ServerResponse, json: string): void {
   res.end(body);
 }
 
+/** A unary call's answer given as pieces of its JSON (a large one, encoded in slices). */
+export function sendResultPieces(res: ServerResponse, body: readonly Buffer[]): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(200, {
+    'Content-Type': 'application/json',
+    'Grpc-Metadata-Content-Type': 'application/grpc',
+    'Content-Length': body.reduce((n, b) => n + b.length, 0),
+  });
+  for (const b of body) res.write(b);
+  res.end();
+}
+
 /**
  * A failed call (`fromServer`: the server answered it, so its trailer is passed on) or a
  * request the gateway refused before calling.
