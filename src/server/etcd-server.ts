@@ -163,6 +163,7 @@ export class EtcdServer {
     this.id = booted.id;
     this.clusterId = booted.clusterId;
     this.sm.replayTo = booted.replayTo;
+    this.sm.onUndecodable = (index, err) => this.logger.error(`skipped committed entry ${index}: it does not decode (${(err as Error)?.message ?? String(err)})`);
     this.transport = transports.create({
       id: this.id,
       clusterId: this.clusterId,

@@ -133,6 +133,8 @@ export class StateMachine {
   readPause: () => Promise<void> = () => Promise.resolve();
   /** Hears of an alarm type raised or disarmed by an applied entry (for the log). */
   onAlarmChange: ((c: AlarmChange) => void) | undefined;
+  /** Hears of a committed entry that does not decode, which is skipped (for the log). */
+  onUndecodable: ((index: number, err: unknown) => void) | undefined;
   appliedIndex = 0;
   /** The last entry applied before a restart, replayed from the log without being counted again. */
   replayTo = 0;
@@ -166,7 +168,18 @@ export class StateMachine {
     this.store.stats.muted = replaying;
     this.lessor.stats.muted = replaying;
     if (e.data.length === 0) return { id: 0n, outcome: { ok: true, value: {} } }; // leader no-op
-    const req = InternalRequest.decode(e.data);
+    let req: InternalRequest;
+    try {
+      req = InternalRequest.decode(e.data);
+    } catch (err) {
+      // Never expected: what the API admits decodes here (the decoder's depth limit is far
+      // above the deepest Txn that --max-txn-ops lets through). But an entry that cannot be
+      // applied must not stop the member: every member holds the same bytes and skips them
+      // alike, so the entry changes nothing anywhere (its proposer's caller times out). Once a
+      // member died here, and again at each restart, as it replayed the same entry.
+      this.onUndecodable?.(e.index, err);
+      return { id: 0n, outcome: { ok: true, value: {} } };
+    }
     switch (this.appliedRequests.admit(req.proposer, req.id, req.settledBelow)) {
       case 'duplicate':
         // A second copy of a re-proposed request: its first copy answered the client.
