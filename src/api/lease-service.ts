@@ -72,7 +72,24 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
     let pending = 0;
     let failed = false;
     let closed = false;
-    const answer = (ID: bigint, TTL: bigint): void => void call.write({ header: s.header(s.sm.store.currentRev), ID, TTL });
+    /** The client does not take its answers: its keepalives are read no further until it does. */
+    let awaitingDrain = false;
+    /** Reads again, unless answers or keepalives are still held. */
+    const readOn = (): void => {
+      if (!closed && !awaitingDrain && pending < KEEPALIVE_QUEUE_PAUSE) call.resume?.();
+    };
+    const answer = (ID: bigint, TTL: bigint): void => {
+      if (call.write({ header: s.header(s.sm.store.currentRev), ID, TTL }) || awaitingDrain) return;
+      // etcd's stream.Send blocks its loop, which then reads nothing more: a client that sends
+      // keepalives without reading the answers is held back by HTTP/2 flow control, instead of
+      // its answers being queued without bound (1 M of them: 300 MB, and seconds of the loop).
+      awaitingDrain = true;
+      call.pause?.();
+      call.once('drain', () => {
+        awaitingDrain = false;
+        readOn();
+      });
+    };
     /** The leader's renewal of a lease it does not know (yet): see below. */
     const renewUnknown = async (ID: bigint): Promise<void> => {
       // A lease granted through the previous leader may not be applied here yet (a leader just
@@ -124,7 +141,7 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
           failed = true;
           call.emit('error', toServiceError(e));
         } finally {
-          if (--pending === KEEPALIVE_QUEUE_PAUSE / 2 && !closed) call.resume?.();
+          if (--pending === KEEPALIVE_QUEUE_PAUSE / 2) readOn();
         }
       });
     });

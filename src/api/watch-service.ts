@@ -119,10 +119,18 @@ export function watchService(s: EtcdServer, fragmentBytes: number): [typeof Watc
         // Room again (half the bounds, so a stream at the edge is not woken per response).
         if (full && pending <= STREAM_MAX_RESPONSES / 2 && pendingBytes <= STREAM_MAX_BYTES / 2) {
           full = false;
+          if (!closed) call.resume?.();
           setImmediate(catchUp);
         }
       });
-      if (pending >= STREAM_MAX_RESPONSES || pendingBytes >= STREAM_MAX_BYTES) full = true;
+      if (!full && (pending >= STREAM_MAX_RESPONSES || pendingBytes >= STREAM_MAX_BYTES)) {
+        full = true;
+        // Nor are the client's requests read while it does not read its answers: each create,
+        // cancel or progress request is answered, and a client sending them without reading
+        // would otherwise queue answers without bound (etcd's recvLoop blocks on its control
+        // channel just so). HTTP/2 flow control then holds the client back.
+        call.pause?.();
+      }
       return !full;
     };
     /**
