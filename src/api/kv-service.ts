@@ -24,6 +24,14 @@ import { unary, withoutResponseCopies } from './grpc-util.js';
 import { decodeRangeRequest, decodeTxnRequest } from './range-end-presence.js';
 import { encodeRangeResponseInSlices, encodeTxnResponseInSlices, usingPreEncoded } from './sliced-encoding.js';
 
+/**
+ * The yield between slices of a large read, which gives it up once its caller is gone: a read
+ * of millions of keys otherwise ran on for minutes, and held gigabytes, for nobody.
+ */
+export function pauseWhileWanted(call: { readonly cancelled: boolean }): () => Promise<void> {
+  return () => (call.cancelled ? Promise.reject(Errors.canceled()) : yieldToEventLoop());
+}
+
 export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedServiceImplementation] {
   const auth = authOf(s);
   const range = async (req: RangeRequest, call: grpc.ServerUnaryCall<RangeRequest, RangeResponse>): Promise<RangeResponse> => {
@@ -34,8 +42,9 @@ export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedService
     if (s.sm.auth.enabled) authCheck.checkRange(s.sm.auth, await auth.authInfo(call), req);
     s.sm.store.stats.record(1);
     // Large ranges are collected and encoded in slices (never a stall of the event loop).
-    const r = await doRangeAsync(s.sm.store, req, yieldToEventLoop);
-    return encodeRangeResponseInSlices({ header: s.header(r.rev), kvs: r.kvs, more: r.more, count: r.count }, yieldToEventLoop);
+    const pause = pauseWhileWanted(call);
+    const r = await doRangeAsync(s.sm.store, req, pause);
+    return encodeRangeResponseInSlices({ header: s.header(r.rev), kvs: r.kvs, more: r.more, count: r.count }, pause);
   };
   // Writes are checked when applied (src/auth/apply-checks.ts), as the caller of the token.
   const put = async (req: PutRequest, call: grpc.ServerUnaryCall<PutRequest, PutResponse>): Promise<PutResponse> => {
@@ -53,8 +62,9 @@ export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedService
       await s.linearizableRead();
       if (s.sm.auth.enabled) authCheck.checkTxn(s.sm.auth, s.lessor, await auth.authInfo(call), req);
       // Its ranges are read and encoded in slices, like a Range's (never a stall of the loop).
-      const res = await readTxnAsync(s.sm.store, req, (rev) => s.header(rev), yieldToEventLoop);
-      return encodeTxnResponseInSlices(res, yieldToEventLoop);
+      const pause = pauseWhileWanted(call);
+      const res = await readTxnAsync(s.sm.store, req, (rev) => s.header(rev), pause);
+      return encodeTxnResponseInSlices(res, pause);
     }
     // A txn that writes: its ranges over many keys were read after it was applied, in slices
     // (kv-ops.ts, applyTxn); its answer is encoded in slices too.

@@ -81,6 +81,8 @@ export const Errors = {
   leaderChanged: e(UNAVAILABLE, 'etcdserver: leader changed'),
   stopped: e(UNAVAILABLE, 'etcdserver: server stopped'),
   timeout: e(UNAVAILABLE, 'etcdserver: request timed out'),
+  /** The caller went away (grpc-go's status of a canceled context). */
+  canceled: e(ErrorCode.CANCELLED, 'context canceled'),
   timeoutDueToLeaderFail: e(UNAVAILABLE, 'etcdserver: request timed out, possibly due to previous leader failure'),
   timeoutDueToConnectionLost: e(UNAVAILABLE, 'etcdserver: request timed out, possibly due to connection lost'),
   unhealthy: e(UNAVAILABLE, 'etcdserver: unhealthy cluster'),
