@@ -40,6 +40,9 @@ export interface LeanMethod {
 }
 
 /** The hot methods served here (the rest of the API stays with grpc-js). */
+/** The longest delay a timer takes (Node fires a longer one at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export const LEAN_PATHS = ['/etcdserverpb.KV/Range', '/etcdserverpb.KV/Put', '/etcdserverpb.KV/DeleteRange', '/etcdserverpb.KV/Txn'];
 
 /** The methods of `services` whose path is in `paths`, with their (instrumented) handlers. */
@@ -148,12 +151,17 @@ function serveUnary(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, m: 
   if (typeof timeout === 'string') {
     const match = DEADLINE_REGEX.exec(timeout);
     if (!match) return fail(grpc.status.INTERNAL, `Invalid grpc-timeout value "${timeout}"`);
-    const ms = (Number(match[1]) * DEADLINE_UNIT_MS[match[2]!]!) | 0;
+    const ms = Number(match[1]) * DEADLINE_UNIT_MS[match[2]!]!;
     call.setDeadline(Date.now() + ms);
-    timer = setTimeout(() => {
-      fail(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded');
-      call.cancel();
-    }, ms);
+    // A deadline past a timer's reach (2^31 - 1 ms, 24.8 days) is one no call lives to see: no
+    // timer. (grpc-js's `| 0`, which this copied, wrapped such a deadline negative: the call
+    // failed at once with DEADLINE_EXCEEDED.)
+    if (ms <= MAX_TIMER_MS) {
+      timer = setTimeout(() => {
+        fail(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded');
+        call.cancel();
+      }, ms);
+    }
   }
 
   // The request: length-prefixed messages ([flag][u32 length][bytes]); exactly one for a unary call.

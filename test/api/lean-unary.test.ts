@@ -6,12 +6,13 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { ClientFrontDoor } from '../../src/api/front-door.js';
 import { ServiceCall } from '../../src/api/gateway/calls.js';
 import { leanMethods } from '../../src/api/lean-unary.js';
 import { encodeRangeResponseInSlices, usingPreEncoded } from '../../src/api/sliced-encoding.js';
-import { KVClient, KVService, type PutRequest, PutResponse, RangeRequest, type RangeResponse } from '../../src/gen/etcd/rpc.js';
+import { KVClient, KVService, PutRequest, PutResponse, RangeRequest, type RangeResponse } from '../../src/gen/etcd/rpc.js';
 
 const header = { clusterId: 1n, memberId: 2n, revision: 3n, raftTerm: 4n };
 type Unary = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => void;
@@ -34,6 +35,10 @@ describe('lean unary path', () => {
       const key = Buffer.from(req.key).toString();
       if (key === 'fail') return cb({ code: grpc.status.FAILED_PRECONDITION, details: 'etcdserver: requested lease not found' } as grpc.ServiceError, null);
       if (key === 'throw-plain') return cb(new Error('plain error') as grpc.ServiceError, null);
+      if (key === 'slow') {
+        setTimeout(() => cb(null, PutResponse.fromPartial({ header })), 100);
+        return;
+      }
       if (key === 'hang') {
         (call as unknown as ServiceCall).once('cancelled', () => cancelled?.());
         return; // never answers: the deadline or the client ends it
@@ -102,6 +107,26 @@ describe('lean unary path', () => {
     const gone = new Promise<void>((r) => (cancelled = r));
     await assert.rejects(put('hang', 'v', new grpc.Metadata(), { deadline: Date.now() + 200 }), (e: grpc.ServiceError) => e.code === grpc.status.DEADLINE_EXCEEDED);
     await gone;
+  });
+
+  it('serves a call whose deadline is weeks away (past a timer\'s 24.8 days), not failing it at once', async () => {
+    // 30 days as a Go client sends it; `| 0` wrapped it negative. (grpc-js's client sends no
+    // grpc-timeout for a deadline past a timer's reach: a bare HTTP/2 request.)
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      const body = PutRequest.encode(PutRequest.fromPartial({ key: Buffer.from('slow'), value: Buffer.from('v') })).finish();
+      const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, body.length]), body]);
+      const req = session.request({ ':method': 'POST', ':path': '/etcdserverpb.KV/Put', 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '2592000S' });
+      const status = new Promise<string>((resolve) => {
+        req.on('response', (h) => h['grpc-status'] !== undefined && resolve(String(h['grpc-status'])));
+        req.on('trailers', (t) => resolve(String(t['grpc-status'])));
+      });
+      req.resume();
+      req.end(frame);
+      assert.equal(await status, String(grpc.status.OK));
+    } finally {
+      session.close();
+    }
   });
 
   it('tells the implementation when the client cancels', async () => {
