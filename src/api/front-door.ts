@@ -62,7 +62,7 @@ export class ClientFrontDoor {
      */
     opts: {
       maxHeaderBytes?: number;
-      lean?: { methods: Map<string, LeanMethod>; maxReceiveBytes: number };
+      lean?: { methods: Map<string, LeanMethod>; maxReceiveBytes: number; maxSendBytes?: number };
       /** Takes an HTTP/1.1 upgrade (the gateway's WebSockets), or returns false to leave it. */
       upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
     } = {},

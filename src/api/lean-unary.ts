@@ -40,6 +40,9 @@ export interface LeanMethod {
 }
 
 /** The hot methods served here (the rest of the API stays with grpc-js). */
+/** The largest answer sent: etcd's grpc.MaxSendMsgSize(math.MaxInt32). */
+const MAX_SEND_BYTES = 2 ** 31 - 1;
+
 /** The longest delay a timer takes (Node fires a longer one at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -69,7 +72,12 @@ type GrpcServerInternals = { createHttp2Server?: (this: unknown, creds: unknown)
  * Runs `create` (which calls grpcServer.createConnectionInjector) with grpc-js's http2 server
  * routing the `methods` here. Returns what `create` returned, and whether the lean path is on.
  */
-export function withLeanUnary<T>(grpcServer: grpc.Server, methods: Map<string, LeanMethod>, opts: { maxReceiveBytes: number }, create: () => T): { result: T; lean: boolean } {
+export function withLeanUnary<T>(
+  grpcServer: grpc.Server,
+  methods: Map<string, LeanMethod>,
+  opts: { maxReceiveBytes: number; maxSendBytes?: number },
+  create: () => T,
+): { result: T; lean: boolean } {
   const server = grpcServer as unknown as GrpcServerInternals;
   const original = server.createHttp2Server;
   if (typeof original !== 'function' || methods.size === 0) return { result: create(), lean: false };
@@ -82,7 +90,7 @@ export function withLeanUnary<T>(grpcServer: grpc.Server, methods: Map<string, L
         const headers = args[1] as IncomingHttpHeaders;
         const m = methods.get(String(headers[':path']));
         if (m && servable(headers)) {
-          serveUnary(stream, headers, m, opts.maxReceiveBytes);
+          serveUnary(stream, headers, m, opts.maxReceiveBytes, opts.maxSendBytes ?? MAX_SEND_BYTES);
           return true;
         }
       }
@@ -115,7 +123,7 @@ const RESPONSE_HEADERS = {
   'grpc-encoding': 'identity',
 };
 
-function serveUnary(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, m: LeanMethod, maxReceive: number): void {
+function serveUnary(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, m: LeanMethod, maxReceive: number, maxSend: number): void {
   stream.once('error', () => {
     /* an error is followed by 'close', which cancels the call */
   });
@@ -229,8 +237,11 @@ function serveUnary(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, m: 
     } catch (e) {
       return fail(grpc.status.INTERNAL, `Error serializing response: ${(e as Error).message}`);
     }
-    finish();
     const length = parts.reduce((n, p) => n + p.length, 0);
+    // grpc-go's send limit, as etcd sets it (and as grpc-js's path has it): a client could not
+    // take more, and past 4 GiB the length prefix cannot say it.
+    if (length > maxSend) return fail(grpc.status.RESOURCE_EXHAUSTED, `grpc: trying to send message larger than max (${length} vs. ${maxSend})`);
+    finish();
     if (preEncoded) m.sentPreEncoded(length);
     const prefix = Buffer.allocUnsafe(5);
     prefix[0] = 0;

@@ -63,7 +63,7 @@ describe('lean unary path', () => {
     const def = { ...KVService, range: { ...KVService.range, responseSerialize: usingPreEncoded(KVService.range.responseSerialize) } };
     server = new grpc.Server();
     server.addService(def, impl as unknown as grpc.UntypedServiceImplementation);
-    door = new ClientFrontDoor(server, (_req, res) => res.end('http'), { lean: { methods: leanMethods([[def, impl as unknown as grpc.UntypedServiceImplementation]]), maxReceiveBytes: 64 * 1024 } });
+    door = new ClientFrontDoor(server, (_req, res) => res.end('http'), { lean: { methods: leanMethods([[def, impl as unknown as grpc.UntypedServiceImplementation]]), maxReceiveBytes: 64 * 1024, maxSendBytes: 8 * 1024 * 1024 } });
     assert.ok(door.leanUnary, 'grpc-js let the lean path in');
     port = await door.listen('http://127.0.0.1:0');
     client = new KVClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1 });
@@ -161,5 +161,13 @@ describe('lean unary path', () => {
     assert.equal(Buffer.from(r.kvs[n - 1]!.key).toString(), `k${String(n - 1).padStart(7, '0')}`);
     assert.equal(r.kvs[n - 1]!.modRevision, BigInt(n));
     assert.ok(r.kvs.every((kv, i) => kv.value.length === 100 && kv.value[0] === i % 256));
+  });
+
+  it("refuses an answer over the send limit with grpc-go's RESOURCE_EXHAUSTED (etcd's is 2 GiB; 8 MiB here)", async () => {
+    const n = 80_000; // ~9.6 MB
+    await assert.rejects(
+      new Promise((resolve, reject) => client.range(RangeRequest.fromPartial({ key: Buffer.from('k'), limit: BigInt(n) }), (e, x) => (e ? reject(e) : resolve(x)))),
+      (e: grpc.ServiceError) => e.code === grpc.status.RESOURCE_EXHAUSTED && /^grpc: trying to send message larger than max \(\d+ vs\. 8388608\)$/.test(e.details),
+    );
   });
 });
