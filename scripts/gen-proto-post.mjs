@@ -26,11 +26,9 @@ function files(dir) {
 const DEPTH_LIMIT = /previousRecursionDepth >= 100\b/g;
 
 for (const f of files(process.argv[2] ?? 'src/gen')) {
-  let src = readFileSync(f, 'utf8');
-  if (DEPTH_LIMIT.test(src)) {
-    src = src.replace(DEPTH_LIMIT, 'previousRecursionDepth >= 1000');
-    writeFileSync(f, src);
-  }
+  const read = readFileSync(f, 'utf8');
+  const src = read.replace(DEPTH_LIMIT, 'previousRecursionDepth >= 1000');
+  if (src !== read) writeFileSync(f, src);
   if (src.includes(MARKER)) continue; // already done (run twice)
   const helpers = [];
   if (src.includes('Buffer.alloc(0)')) helpers.push(EMPTY);

@@ -39,13 +39,13 @@ export interface LeanMethod {
   handler: (call: ServiceCall, cb: (err: unknown, value?: unknown) => void) => void;
 }
 
-/** The hot methods served here (the rest of the API stays with grpc-js). */
 /** The largest answer sent: etcd's grpc.MaxSendMsgSize(math.MaxInt32). */
 const MAX_SEND_BYTES = 2 ** 31 - 1;
 
 /** The longest delay a timer takes (Node fires a longer one at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** The hot methods served here (the rest of the API stays with grpc-js). */
 export const LEAN_PATHS = ['/etcdserverpb.KV/Range', '/etcdserverpb.KV/Put', '/etcdserverpb.KV/DeleteRange', '/etcdserverpb.KV/Txn'];
 
 /** The methods of `services` whose path is in `paths`, with their (instrumented) handlers. */

@@ -14,7 +14,7 @@ import { RangeResponse, ResponseOp, TxnResponse } from '../gen/etcd/rpc.js';
 import { StoredKeyValue } from '../kv/mvcc.js';
 import { type KeyValueFields, keyValueSize, putKeyValue } from '../util/keyvalue-wire.js';
 import { lengthSize, putVarint } from '../util/varint.js';
-import { SLICE_BYTES } from '../util/yield.js';
+import { SliceBudget } from '../util/yield.js';
 
 const ENCODED = Symbol('encoded');
 /** Below this many key-values (and SLICED_ENCODING_MIN_BYTES), encoding in one go is cheap enough. */
@@ -33,8 +33,7 @@ type Encoded = { [ENCODED]?: Buffer[] };
  * key-value, is the same message).
  */
 export async function encodeRangeResponseInSlices(res: RangeResponse, pause: () => Promise<void>, chunk = 2000): Promise<RangeResponse> {
-  const budget = { kvs: SLICED_ENCODING_MIN_KVS, bytes: SLICED_ENCODING_MIN_BYTES };
-  if (!exceeds(res, budget)) return res;
+  if (!exceeds(res, inOneGo())) return res;
   return attach(res, await rangeResponseParts(res, pause, chunk));
 }
 
@@ -44,8 +43,7 @@ export async function encodeRangeResponseInSlices(res: RangeResponse, pause: () 
  * and wrapped in its field's tag and length once its size is known.
  */
 export async function encodeTxnResponseInSlices(res: TxnResponse, pause: () => Promise<void>, chunk = 2000): Promise<TxnResponse> {
-  const budget = { kvs: SLICED_ENCODING_MIN_KVS, bytes: SLICED_ENCODING_MIN_BYTES };
-  if (!txnExceeds(res, budget)) return res;
+  if (!txnExceeds(res, inOneGo())) return res;
   return attach(res, await txnResponseParts(res, pause, chunk));
 }
 
@@ -55,6 +53,9 @@ function attach<T extends object>(res: T, parts: Buffer[]): T {
   (res as T & Encoded)[ENCODED] = parts;
   return res;
 }
+
+/** What an answer may hold and still be encoded in one go (drawn down by exceeds()). */
+const inOneGo = (): { kvs: number; bytes: number } => ({ kvs: SLICED_ENCODING_MIN_KVS, bytes: SLICED_ENCODING_MIN_BYTES });
 
 /**
  * Whether a range's key-values use up `left` (key-values and bytes of keys and values still
@@ -134,18 +135,20 @@ function fieldsOf(kv: KeyValue): KeyValueFields {
  * Key-values from `from` on as RangeResponse.encode writes them (each: tag, length, KeyValue),
  * into one buffer, by hand (src/util/keyvalue-wire.ts): the generated writer's chunks per
  * message cost more than the bytes, and a key or value still in the store's strings is written
- * as it is. Takes at most `chunk` of them and stops once SLICE_BYTES are taken (at least one);
- * `next`: the first one not taken.
+ * as it is. Takes at most `chunk` of them and stops once SLICE_BYTES are taken (at least one:
+ * util/yield.ts's SliceBudget); `next`: the first one not taken.
  */
 function encodeKeyValues(kvs: readonly KeyValue[], from: number, chunk: number): { bytes: Buffer; next: number } {
   const sizes: number[] = [];
+  const slice = new SliceBudget(chunk);
   let total = 0;
   let to = from;
-  while (to < kvs.length && to - from < chunk && (to === from || total < SLICE_BYTES)) {
-    const n = keyValueSize(fieldsOf(kvs[to]!));
+  while (to < kvs.length) {
+    const n = keyValueSize(fieldsOf(kvs[to++]!));
+    const field = 1 + lengthSize(n) + n;
     sizes.push(n);
-    total += 1 + lengthSize(n) + n;
-    to++;
+    total += field;
+    if (slice.spend(field)) break;
   }
   const b = Buffer.allocUnsafe(total);
   let o = 0;

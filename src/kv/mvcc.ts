@@ -24,7 +24,7 @@ import { sortIndexSteps } from '../util/sort-in-steps.js';
 import { RevisionLog } from './revision-log.js';
 import { putRevisionKey } from '../util/revision-key.js';
 import { EventCache } from './event-cache.js';
-import { SLICE_BYTES, SliceBudget } from '../util/yield.js';
+import { SliceBudget } from '../util/yield.js';
 
 /** One version of a key. version === 0n marks a deletion (tombstone). */
 export interface Rev {
@@ -1035,16 +1035,15 @@ class HashJob {
    */
   private hashSome(budget: number): boolean {
     const n = this.order.length;
-    const end = Math.min(n, this.pos + budget);
+    const slice = new SliceBudget(budget);
     let crc = this.crc;
-    let bytes = 0;
     let o = this.pos;
-    while (o < end && bytes < SLICE_BYTES) {
+    while (o < n) {
       const i = this.order[o++]!;
       const key = this.keys[i]!;
       const r = this.revs[i]!;
       crc = hashVersion(crc, key, r, this.scratch);
-      bytes += key.length + r.value.length;
+      if (slice.spend(key.length + r.value.length)) break;
     }
     this.crc = crc;
     this.pos = o;

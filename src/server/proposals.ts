@@ -36,9 +36,9 @@ function etcdRequestSize(encoded: number, req: InternalRequest): number {
   const id = 1 + varintSize(req.id);
   const nameBytes = req.username.length === 0 ? 0 : Buffer.byteLength(req.username);
   const name = nameBytes === 0 ? 0 : lengthSize(nameBytes) + nameBytes;
-  const rev = (v: bigint): number => (v === 0n ? 0 : varintSize(v));
-  const ours = id + (2 + varintSize(req.proposer)) + (req.settledBelow === 0n ? 0 : 2 + varintSize(req.settledBelow)) + (name && 2 + name) + (rev(req.authRevision) && 2 + rev(req.authRevision));
-  const header = id + (name && 1 + name) + (rev(req.authRevision) && 1 + rev(req.authRevision));
+  const rev = req.authRevision === 0n ? 0 : varintSize(req.authRevision);
+  const ours = id + (2 + varintSize(req.proposer)) + (req.settledBelow === 0n ? 0 : 2 + varintSize(req.settledBelow)) + (name && 2 + name) + (rev && 2 + rev);
+  const header = id + (name && 1 + name) + (rev && 1 + rev);
   return encoded - ours + 2 + lengthSize(header) + header;
 }
 

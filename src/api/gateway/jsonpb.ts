@@ -205,6 +205,13 @@ function isZero(f: FieldSchema, v: unknown): boolean {
   }
 }
 
+/** Whether jsonpb leaves a field out: an empty list, an unset oneof member, a zero value. */
+function omitted(f: FieldSchema, v: unknown): boolean {
+  if (f.repeated) return !Array.isArray(v) || v.length === 0;
+  if (f.oneof) return v === undefined || v === null; // a oneof member is written even when zero
+  return isZero(f, v);
+}
+
 function encodeSingular(f: FieldSchema, v: unknown): string {
   switch (f.kind) {
     case 'message':
@@ -273,7 +280,7 @@ async function writeMessage(m: MessageSchema, message: object | undefined, out: 
   out.push('{');
   for (const f of m.fields) {
     const v = obj[f.ts];
-    if (f.repeated ? !Array.isArray(v) || v.length === 0 : f.oneof ? v === undefined || v === null : isZero(f, v)) continue;
+    if (omitted(f, v)) continue;
     out.push(`${first ? '' : ','}"${f.orig}":`);
     first = false;
     if (!f.repeated) {
@@ -305,17 +312,8 @@ export function encodeMessage(m: MessageSchema, message: object | undefined): st
   let out = '';
   for (const f of m.fields) {
     const v = obj[f.ts];
-    let text: string;
-    if (f.repeated) {
-      if (!Array.isArray(v) || v.length === 0) continue;
-      text = `[${v.map((x) => encodeSingular(f, x)).join(',')}]`;
-    } else if (f.oneof) {
-      if (v === undefined || v === null) continue;
-      text = encodeSingular(f, v);
-    } else {
-      if (isZero(f, v)) continue;
-      text = encodeSingular(f, v);
-    }
+    if (omitted(f, v)) continue;
+    const text = f.repeated ? `[${(v as unknown[]).map((x) => encodeSingular(f, x)).join(',')}]` : encodeSingular(f, v);
     out += `${out ? ',' : ''}"${f.orig}":${text}`;
   }
   return `{${out}}`;

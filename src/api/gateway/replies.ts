@@ -83,14 +83,7 @@ const ERROR_BODY = (st: CallStatus): string => {
 
 /** A unary call's answer. */
 export function sendResult(res: ServerResponse, json: string): void {
-  if (res.headersSent || res.destroyed) return;
-  const body = Buffer.from(json, 'utf8');
-  res.writeHead(200, {
-    'Content-Type': 'application/json',
-    'Grpc-Metadata-Content-Type': 'application/grpc',
-    'Content-Length': body.length,
-  });
-  res.end(body);
+  sendResultPieces(res, [Buffer.from(json, 'utf8')]);
 }
 
 /** A unary call's answer given as pieces of its JSON (a large one, encoded in slices). */
@@ -101,8 +94,8 @@ export function sendResultPieces(res: ServerResponse, body: readonly Buffer[]): 
     'Grpc-Metadata-Content-Type': 'application/grpc',
     'Content-Length': body.reduce((n, b) => n + b.length, 0),
   });
-  for (const b of body) res.write(b);
-  res.end();
+  for (let i = 0; i < body.length - 1; i++) res.write(body[i]);
+  res.end(body[body.length - 1]);
 }
 
 /**
