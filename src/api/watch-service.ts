@@ -5,7 +5,7 @@ import type { Event } from '../gen/etcd/kv.js';
 import { WatchCreateRequest_FilterType, type WatchRequest, WatchResponse, WatchService } from '../gen/etcd/rpc.js';
 import { EtcdError, Errors } from '../kv/errors.js';
 import type { Watcher } from '../kv/watch-hub.js';
-import { encodeWatchResponse } from './watch-encoding.js';
+import { encodeWatchResponse, eventBytes } from './watch-encoding.js';
 import { eventSize } from '../kv/event-cache.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { checkRange } from '../auth/apply-checks.js';
@@ -67,6 +67,9 @@ function responseBytes(r: WatchResponse): number {
  */
 export function watchService(s: EtcdServer, fragmentBytes: number): [typeof WatchService, grpc.UntypedServiceImplementation] {
   const auth = authOf(s);
+  // A large revision's events are encoded as they are made, in its slices: only putting its
+  // response together is left for the turn that sends it.
+  s.watchHub.prepare = eventBytes;
   const watch = (call: grpc.ServerDuplexStream<WatchRequest, WatchResponse>): void => {
     if (!guardStream(s, call)) return;
     /**
@@ -99,11 +102,15 @@ export function watchService(s: EtcdServer, fragmentBytes: number): [typeof Watc
     let pending = 0;
     let pendingBytes = 0;
     let full = false;
-    /** A client that reads again: catch its watchers up from the history (src/kv/watch-hub.ts). */
+    /**
+     * A client that reads again: catch its watchers up from the history (src/kv/watch-hub.ts),
+     * until the stream is full again (a watcher still behind with room left waits on a large
+     * revision being read: the next goes on).
+     */
     const catchUp = (): void => {
       for (const w of mine.values()) {
-        if (closed) return;
-        if (s.watchHub.isUnsynced(w) && !s.watchHub.resume(w)) return;
+        if (closed || full) return;
+        if (s.watchHub.isUnsynced(w)) s.watchHub.resume(w);
       }
     };
     /** False when the stream is full: the hub then stops sending to that watcher until it has room. */

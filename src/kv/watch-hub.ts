@@ -9,6 +9,16 @@
 // in an interval tree over the ranges (src/kv/interval-index.ts), so an event costs about
 // O(log ranges + matches), not one test per distinct range.
 //
+// Large revisions (a DeleteRange or a revoked lease over many keys: mvcc.ts, isLargeRevision)
+// are not handed out in the turn that applies them: their events, matched and encoded, held
+// every member's loop for seconds. The watchers whose range may hold one of its keys are moved
+// behind, as slow ones are, to that revision; then each reads it from the history, made in
+// slices that yield (MvccStore.revisionEventsAsync, one read shared by the watchers of the same
+// range), and gets it as one response once it is whole, as it would have live (etcd does not
+// split a revision either, unless the watcher asked for fragments). They go on from the
+// history after it until current, so nothing is lost or reordered: a live delivery only ever
+// goes to a watcher that is current.
+//
 // Slow consumers (etcd's unsynced/victim watchers): a watcher whose `deliver` answers false
 // (its stream's buffer is full) stops receiving live events and remembers the next revision it
 // needs; nothing is buffered for it. `resume` (called when its stream has room again) catches
@@ -22,7 +32,8 @@ import { Event_EventType } from '../gen/etcd/kv.js';
 import { EtcdError, Errors } from './errors.js';
 import { eventSize, withoutPrevKv } from './event-cache.js';
 import { type IntervalHandle, IntervalIndex } from './interval-index.js';
-import { type EventsBatch, type MvccStore, keyStr, rangeBounds } from './mvcc.js';
+import { type EventsBatch, type MvccStore, type RevisionWrites, isLargeRevision, keyStr, rangeBounds } from './mvcc.js';
+import { yieldToEventLoop } from '../util/yield.js';
 
 export interface WatchSpec {
   key: Uint8Array;
@@ -55,6 +66,13 @@ interface Entry {
   nextRev: bigint;
   /** The first revision it may receive: its start_revision when that was still to come (etcd's minRev). */
   minRev: bigint;
+  /** Waiting for a large revision (its nextRev) to be read (WatchHub.readLarge). */
+  waiting?: boolean;
+}
+
+/** A large revision being read for the watchers of one range (WatchHub.readLarge). */
+interface LargeRead {
+  waiting: Set<Entry>;
 }
 
 /** Watchers of one identical range (its bounds are in its interval-index handle). */
@@ -124,7 +142,18 @@ export class WatchHub {
   /** Events handed to the watch streams (etcd_debugging_mvcc_events_total). */
   eventsSent = 0;
 
-  constructor(private readonly getStore: () => MvccStore) {}
+  /** Large revisions being read, by range, revision and prev_kv (readLarge). */
+  private readonly largeReads = new Map<string, LargeRead>();
+  /** Watchers moved behind by a large revision, to be caught up at the next turn. */
+  private readonly toResume = new Set<Entry>();
+  /** Each event of a large revision as it is made (the watch service encodes it then). */
+  prepare: ((ev: Event) => void) | undefined;
+
+  constructor(
+    private readonly getStore: () => MvccStore,
+    /** Between slices of a large revision, and before catching up the watchers it moved behind. */
+    private readonly pause: () => Promise<void> = yieldToEventLoop,
+  ) {}
 
   /** How many watchers are behind, waiting to catch up from the history. */
   get slowWatchers(): number {
@@ -137,9 +166,17 @@ export class WatchHub {
     e.nextRev = rev;
   }
 
-  /** Called by the store after each write revision. */
-  notify(events: Event[], rev: bigint): void {
+  /**
+   * Called by the store after each write revision, with its events (or what makes them) and,
+   * from the store, what it wrote: a large revision is not delivered now (see the top).
+   */
+  notify(made: Event[] | (() => Event[]), rev: bigint, writes?: RevisionWrites): void {
     if (this.entries.size === 0) return;
+    if (writes && isLargeRevision(writes.count, () => writes.eventBytes())) {
+      this.moveBehind(rev, writes.keySpan());
+      return;
+    }
+    const events = typeof made === 'function' ? made() : made;
     // The events without prev_kv, shared by the watchers that did not ask for it.
     const bare = withoutPrevKv(events);
     if (events.length === 1) {
@@ -171,6 +208,68 @@ export class WatchHub {
     this.forEachWatcherOf(keyStr(ev.kv!.key), (e) => {
       if (e.nextRev !== 0n || rev < e.minRev || !wants(e.w, ev)) return; // unsynced: catches up from the history later
       if (e.w.deliver(e.w.prevKv ? events : bare, rev) === false) this.setNextRev(e, rev + 1n);
+    });
+  }
+
+  /**
+   * A large revision `rev` with keys in [span.lo, span.hi]: every current watcher whose range
+   * meets that span (more than need it: those that get nothing from it catch up at no cost to
+   * their client) is moved behind, to read it from the history at the next turn. Nothing is
+   * matched or made here.
+   */
+  private moveBehind(rev: bigint, span: { lo: string; hi: string }): void {
+    for (const e of this.entries.values()) {
+      if (e.nextRev !== 0n || rev < e.minRev) continue;
+      if (e.single ? e.lo < span.lo || e.lo > span.hi : e.lo > span.hi || (e.hi !== undefined && e.hi <= span.lo)) continue;
+      this.setNextRev(e, rev);
+      this.toResume.add(e);
+    }
+    if (this.toResume.size === 0) return;
+    void this.pause().then(() => {
+      const due = [...this.toResume];
+      this.toResume.clear();
+      for (const e of due) if (this.entries.get(e.w) === e) this.resume(e.w);
+    });
+  }
+
+  /**
+   * Reads the large revision `e.nextRev` for `e` (with the other watchers of its range waiting
+   * on the same one), then hands each its events and catches it up from there.
+   */
+  private readLarge(e: Entry): void {
+    const rev = e.nextRev;
+    const id = `${e.single ? 's' : 'r'}${rangeId(e)}@${rev}${e.w.prevKv ? '+' : ''}`;
+    e.waiting = true;
+    const running = this.largeReads.get(id);
+    if (running) {
+      running.waiting.add(e);
+      return;
+    }
+    const read: LargeRead = { waiting: new Set([e]) };
+    this.largeReads.set(id, read);
+    const store = this.getStore();
+    const done = (events: Event[] | undefined): void => {
+      this.largeReads.delete(id);
+      const current = this.getStore().currentRev;
+      for (const x of read.waiting) {
+        x.waiting = false;
+        // Canceled meanwhile, or moved (only a restore could): nothing to hand it here.
+        if (this.entries.get(x.w) !== x || x.nextRev !== rev) continue;
+        // Compacted meanwhile: resume tells it so.
+        if (!events) {
+          this.resume(x.w);
+          continue;
+        }
+        const mine = events.filter((ev) => wants(x.w, ev));
+        // A catching-up response's revision is the store's (as resume's).
+        const ok = mine.length === 0 || x.w.deliver(mine, current) !== false;
+        this.setNextRev(x, rev + 1n);
+        if (ok) this.resume(x.w);
+      }
+    };
+    store.revisionEventsAsync(e.w.key, e.w.rangeEnd, rev, e.w.prevKv, this.pause, this.prepare).then(done, (err: unknown) => {
+      if (!(err instanceof EtcdError)) throw err;
+      done(undefined);
     });
   }
 
@@ -276,6 +375,7 @@ export class WatchHub {
     const e = this.entries.get(w);
     if (!e) return true;
     while (e.nextRev !== 0n) {
+      if (e.waiting) return false;
       let batch: EventsBatch;
       try {
         batch = this.historyBatch(e);
@@ -284,6 +384,10 @@ export class WatchHub {
         this.remove(w);
         w.onCompacted?.(this.getStore().compactRev);
         return true;
+      }
+      if (batch.large) {
+        this.readLarge(e);
+        return false;
       }
       const events = batch.events.filter((ev) => wants(w, ev));
       let full = false;

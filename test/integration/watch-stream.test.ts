@@ -86,4 +86,29 @@ describe('watch streams', () => {
     assert.deepEqual([of(6n)[0]!.events.length, of(6n)[0]!.fragment], [3, false]);
     call.cancel();
   });
+
+  it('delivers a deletion of thousands of keys (read in slices after its apply) whole, in order, before what followed', async () => {
+    const n = 2500;
+    const keyOf = (i: number) => `many/${String(i).padStart(4, '0')}`;
+    for (let i = 0; i < n; i += 125) {
+      const success = Array.from({ length: 125 }, (_, j) => ({ requestPut: { key: B(keyOf(i + j)), value: B(`v${i + j}`), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } }));
+      await c.client(0).txn({ compare: [], success, failure: [] });
+    }
+    const { call, got } = open();
+    call.write(WatchRequest.fromPartial({ createRequest: { key: B('many/'), rangeEnd: B('many0'), prevKv: true, watchId: 7n } }));
+    await eventually(async () => assert.equal(got.filter((r) => r.created).length, 1));
+    const del = await c.client(0).del('many/', { rangeEnd: B('many0') });
+    await c.client(0).put(keyOf(1), 'after');
+    const events = () => got.filter((r) => r.watchId === 7n && r.events.length > 0);
+    await eventually(async () => assert.equal(events().length, 2));
+    const [deletion, put] = events();
+    assert.equal(deletion!.events.length, n);
+    deletion!.events.forEach((e, i) => {
+      assert.equal(Buffer.from(e.kv!.key).toString(), keyOf(i));
+      assert.equal(e.kv!.modRevision, del.header!.revision);
+      assert.equal(Buffer.from(e.prevKv!.value).toString(), `v${i}`);
+    });
+    assert.deepEqual(put!.events.map((e) => Buffer.from(e.kv!.value).toString()), ['after']);
+    call.cancel();
+  });
 });
