@@ -47,7 +47,8 @@ export async function encodeTxnResponseInSlices(res: TxnResponse, pause: () => P
   return attach(res, await txnResponseParts(res, pause, chunk));
 }
 
-function attach<T extends object>(res: T, parts: Buffer[]): T {
+/** Attaches the bytes of `res`, encoded beforehand in `parts`, to it (see usingPreEncoded). */
+export function attach<T extends object>(res: T, parts: Buffer[]): T {
   // Kept in slices: the lean unary path (./lean-unary.ts) writes them one by one; grpc-js,
   // which needs one buffer, joins them in its serializer (usingPreEncoded).
   (res as T & Encoded)[ENCODED] = parts;

@@ -12,6 +12,8 @@ import { ResponseHeader, WatchResponse } from '../gen/etcd/rpc.js';
 import { keyValueSize, putKeyValue } from '../util/keyvalue-wire.js';
 import { lengthSize, putVarint, varintSize } from '../util/varint.js';
 import { encodedBuffer } from './grpc-util.js';
+import { SLICED_ENCODING_MIN_BYTES, SLICED_ENCODING_MIN_KVS, attach } from './sliced-encoding.js';
+import { SliceBudget } from '../util/yield.js';
 
 /** WatchResponse.header: field 1, length-delimited; watch_id: field 2, varint; events: field 11, length-delimited. */
 const HEADER_TAG = (1 << 3) | 2;
@@ -87,20 +89,48 @@ function encodeEvent(ev: Event): Uint8Array {
   return b;
 }
 
-/** WatchResponse.encode's bytes, with each event's encoded once for all the responses carrying it. */
-export function encodeWatchResponse(r: WatchResponse): Buffer {
-  if (r.events.length === 0) return encodedBuffer(WatchResponse.encode(r).finish());
-  const head = envelope(r);
-  let total = head.length;
-  const bodies = new Array<Uint8Array>(r.events.length);
-  for (let i = 0; i < r.events.length; i++) {
-    const b = eventBytes(r.events[i]!);
-    bodies[i] = b;
-    total += 1 + lengthSize(b.length) + b.length;
+/**
+ * Whether `r` is too large to encode in one go (grpc-js's serializer runs in the turn that
+ * sends it): a large revision's response (src/kv/watch-hub.ts) of thousands of events or a MiB.
+ */
+export function encodesInSlices(r: WatchResponse, bytes: number): boolean {
+  return r.events.length > SLICED_ENCODING_MIN_KVS || bytes >= SLICED_ENCODING_MIN_BYTES;
+}
+
+/**
+ * encodeWatchResponse's bytes, put together a slice of events (about SLICE_BYTES) per turn
+ * with a yield (`pause`) between, and attached to `r` for the serializer (usingPreEncoded).
+ */
+export async function encodeWatchResponseInSlices(r: WatchResponse, pause: () => Promise<void>): Promise<WatchResponse> {
+  const parts: Buffer[] = [encodedBuffer(envelope(r))];
+  const budget = new SliceBudget(SLICED_ENCODING_MIN_KVS);
+  let from = 0;
+  while (from < r.events.length) {
+    let to = from;
+    let total = 0;
+    const bodies: Uint8Array[] = [];
+    while (to < r.events.length) {
+      const b = eventBytes(r.events[to++]!);
+      bodies.push(b);
+      const field = 1 + lengthSize(b.length) + b.length;
+      total += field;
+      if (budget.spend(field)) break;
+    }
+    parts.push(eventFields(bodies, total));
+    from = to;
+    if (from < r.events.length) await pause();
   }
-  const out = Buffer.allocUnsafe(total);
-  out.set(head, 0);
-  let o = head.length;
+  return attach(r, parts);
+}
+
+/** Events' bytes (`bodies`, `total` bytes once tagged) as WatchResponse.events fields. */
+function eventFields(bodies: readonly Uint8Array[], total: number, head?: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(total + (head ? head.length : 0));
+  let o = 0;
+  if (head) {
+    out.set(head, 0);
+    o = head.length;
+  }
   for (const b of bodies) {
     out[o++] = EVENTS_TAG;
     o = putVarint(out, o, b.length);
@@ -108,4 +138,18 @@ export function encodeWatchResponse(r: WatchResponse): Buffer {
     o += b.length;
   }
   return out;
+}
+
+/** WatchResponse.encode's bytes, with each event's encoded once for all the responses carrying it. */
+export function encodeWatchResponse(r: WatchResponse): Buffer {
+  if (r.events.length === 0) return encodedBuffer(WatchResponse.encode(r).finish());
+  const head = envelope(r);
+  let total = 0;
+  const bodies = new Array<Uint8Array>(r.events.length);
+  for (let i = 0; i < r.events.length; i++) {
+    const b = eventBytes(r.events[i]!);
+    bodies[i] = b;
+    total += 1 + lengthSize(b.length) + b.length;
+  }
+  return eventFields(bodies, total, head);
 }

@@ -5,7 +5,9 @@ import type { Event } from '../gen/etcd/kv.js';
 import { WatchCreateRequest_FilterType, type WatchRequest, WatchResponse, WatchService } from '../gen/etcd/rpc.js';
 import { EtcdError, Errors } from '../kv/errors.js';
 import type { Watcher } from '../kv/watch-hub.js';
-import { encodeWatchResponse, eventBytes } from './watch-encoding.js';
+import { encodeWatchResponse, encodeWatchResponseInSlices, encodesInSlices, eventBytes } from './watch-encoding.js';
+import { usingPreEncoded } from './sliced-encoding.js';
+import { yieldToEventLoop } from '../util/yield.js';
 import { eventSize } from '../kv/event-cache.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { checkRange } from '../auth/apply-checks.js';
@@ -113,6 +115,11 @@ export function watchService(s: EtcdServer, fragmentBytes: number): [typeof Watc
         if (s.watchHub.isUnsynced(w)) s.watchHub.resume(w);
       }
     };
+    /**
+     * A large response being encoded in slices, and what was sent after it: later responses
+     * wait behind it, so that the stream's order is the order they were sent in.
+     */
+    let encoding: Promise<void> | undefined;
     /** False when the stream is full: the hub then stops sending to that watcher until it has room. */
     const send = (r: WatchResponse): boolean => {
       if (closed) return true;
@@ -120,16 +127,35 @@ export function watchService(s: EtcdServer, fragmentBytes: number): [typeof Watc
       const size = responseBytes(r);
       pending++;
       pendingBytes += size;
-      call.write(r, () => {
-        pending--;
-        pendingBytes -= size;
-        // Room again (half the bounds, so a stream at the edge is not woken per response).
-        if (full && pending <= STREAM_MAX_RESPONSES / 2 && pendingBytes <= STREAM_MAX_BYTES / 2) {
-          full = false;
-          if (!closed) call.resume?.();
-          setImmediate(catchUp);
-        }
-      });
+      const write = (m: WatchResponse): void => {
+        if (closed) return;
+        call.write(m, () => {
+          pending--;
+          pendingBytes -= size;
+          // Room again (half the bounds, so a stream at the edge is not woken per response).
+          if (full && pending <= STREAM_MAX_RESPONSES / 2 && pendingBytes <= STREAM_MAX_BYTES / 2) {
+            full = false;
+            if (!closed) call.resume?.();
+            setImmediate(catchUp);
+          }
+        });
+      };
+      if (encoding || encodesInSlices(r, size)) {
+        const after = (encoding ?? Promise.resolve()).then(async () => write(encodesInSlices(r, size) ? await encodeWatchResponseInSlices(r, yieldToEventLoop) : r));
+        encoding = after;
+        after.then(
+          () => {
+            if (encoding === after) encoding = undefined;
+          },
+          (e: unknown) => {
+            s.logger.warn(`watch stream failed: ${(e as Error)?.message ?? String(e)}`);
+            cleanup();
+            call.emit('error', toServiceError(e));
+          },
+        );
+      } else {
+        write(r);
+      }
       if (!full && (pending >= STREAM_MAX_RESPONSES || pendingBytes >= STREAM_MAX_BYTES)) {
         full = true;
         // Nor are the client's requests read while it does not read its answers: each create,
@@ -271,5 +297,5 @@ export function watchService(s: EtcdServer, fragmentBytes: number): [typeof Watc
     call.on('cancelled', cleanup);
   };
   // Responses carry events shared between watchers, each encoded once (./watch-encoding.ts).
-  return [{ ...WatchService, watch: { ...WatchService.watch, responseSerialize: encodeWatchResponse } }, { watch }];
+  return [{ ...WatchService, watch: { ...WatchService.watch, responseSerialize: usingPreEncoded(encodeWatchResponse) } }, { watch }];
 }

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { encodeWatchResponse, eventBytes } from '../../src/api/watch-encoding.js';
+import { encodeWatchResponse, encodeWatchResponseInSlices, eventBytes } from '../../src/api/watch-encoding.js';
+import { SLICED_ENCODING_MIN_KVS, usingPreEncoded } from '../../src/api/sliced-encoding.js';
 import { Event } from '../../src/gen/etcd/kv.js';
 import { WatchResponse } from '../../src/gen/etcd/rpc.js';
 import { EventCache, eventSize } from '../../src/kv/event-cache.js';
@@ -43,6 +44,20 @@ describe('watch responses with shared events', () => {
         for (const r of [...shared, ...shared]) assert.ok(encodeWatchResponse(r).equals(Buffer.from(WatchResponse.encode(r).finish())));
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it("a large response encoded in slices is the same bytes, put together over several turns (property)", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(response, plain), fc.integer({ min: 0, max: 5000 }), async (r, n) => {
+        // Thousands of events: over the count at which one slice ends.
+        const many = { ...r, events: [...r.events, ...Array.from({ length: n }, (_, i) => ({ type: i % 2, kv: { key: Buffer.from(`k${i}`), createRevision: 1n, modRevision: 2n, version: 3n, value: Buffer.alloc(i % 50, 1), lease: 0n }, prevKv: undefined }))] };
+        let pauses = 0;
+        const sent = await encodeWatchResponseInSlices(many, async () => void pauses++);
+        assert.ok(usingPreEncoded(encodeWatchResponse)(sent).equals(Buffer.from(WatchResponse.encode(many).finish())));
+        assert.ok(pauses >= Math.floor(many.events.length / (SLICED_ENCODING_MIN_KVS + 1)), `${pauses} pauses for ${many.events.length} events`);
+      }),
+      { numRuns: 30 },
     );
   });
 
