@@ -251,9 +251,10 @@ export function applyPut(w: WriteTxn, store: MvccStore, req: PutRequest): Omit<P
 
 export function applyDelete(w: WriteTxn, req: DeleteRangeRequest): Omit<DeleteRangeResponse, 'header'> {
   if (req.prevKv) w.stats.range();
-  const deleted = w.deleteRange(req.key, req.rangeEnd);
   w.stats.delete();
-  return { deleted: BigInt(deleted.length), prevKvs: req.prevKv ? deleted : [] };
+  if (!req.prevKv) return { deleted: BigInt(w.deleteRange(req.key, req.rangeEnd, false)), prevKvs: [] };
+  const deleted = w.deleteRange(req.key, req.rangeEnd);
+  return { deleted: BigInt(deleted.length), prevKvs: deleted };
 }
 
 function compareOne(c: Compare, kv: KeyValue | undefined): boolean {

@@ -1325,25 +1325,52 @@ export class WriteTxn implements RevisionWrites {
     return prev ? new StoredKeyValue(rec.key, prev, false) : undefined;
   }
 
-  /** Deletes every live key in the range; returns the deleted key-values. */
-  deleteRange(key: Uint8Array, end: Uint8Array | undefined): KeyValue[] {
-    const victims: Array<{ rec: KeyRecord; prev: Rev }> = [];
-    this.store.scanLatest(key, end, (rec, r) => {
-      victims.push({ rec, prev: r });
-    });
+  /**
+   * Deletes every live key in the range; returns the deleted key-values (only how many with
+   * `keepPrev` false: a DeleteRange without prev_kv over many keys makes no object per key).
+   */
+  deleteRange(key: Uint8Array, end: Uint8Array | undefined): KeyValue[];
+  deleteRange(key: Uint8Array, end: Uint8Array | undefined, keepPrev: false): number;
+  deleteRange(key: Uint8Array, end: Uint8Array | undefined, keepPrev = true): KeyValue[] | number {
     const out: KeyValue[] = [];
-    for (const { rec, prev } of victims) {
-      const r: Rev = { mod: this.rev, sub: this.sub++, create: 0n, version: 0n, value: '', lease: 0n };
-      rec.append(r);
-      this.store.account(versionCost(r.value));
-      this.undo.push({ pop: rec, drop: false });
-      if (prev.lease !== 0n) {
-        this.store.leases?.detach(prev.lease, rec.key);
-        this.undo.push({ detach: prev.lease, key: rec.key });
-      }
-      this.changes.push({ rec, r, prev });
-      out.push(new StoredKeyValue(rec.key, prev, false));
+    let n = 0;
+    // Each visited key is deleted as it is visited: a tombstone appended to its history changes
+    // no record of the index, so the walk goes on undisturbed (and reads before it see nothing:
+    // the scan is of the live state, which this key has just left).
+    this.store.scanLatest(key, end, (rec, prev) => {
+      this.tombstone(rec, prev);
+      n++;
+      if (keepPrev) out.push(new StoredKeyValue(rec.key, prev, false));
+    });
+    return keepPrev ? out : n;
+  }
+
+  /**
+   * Deletes the keys named (index strings, in the order given) that are live; returns how many
+   * were. A revoked lease's keys: no range to walk, nor key bytes to make.
+   */
+  deleteKeys(keys: readonly string[]): number {
+    let n = 0;
+    for (const k of keys) {
+      const rec = this.store.record(k, false);
+      const prev = rec?.latest();
+      if (!rec || !prev) continue;
+      this.tombstone(rec, prev);
+      n++;
     }
-    return out;
+    return n;
+  }
+
+  /** Deletes the live key of `rec`, whose live version is `prev`. */
+  private tombstone(rec: KeyRecord, prev: Rev): void {
+    const r: Rev = { mod: this.rev, sub: this.sub++, create: 0n, version: 0n, value: '', lease: 0n };
+    rec.append(r);
+    this.store.account(versionCost(r.value));
+    this.undo.push({ pop: rec, drop: false });
+    if (prev.lease !== 0n) {
+      this.store.leases?.detach(prev.lease, rec.key);
+      this.undo.push({ detach: prev.lease, key: rec.key });
+    }
+    this.changes.push({ rec, r, prev });
   }
 }
