@@ -26,11 +26,13 @@ import { Errors } from './errors.js';
 import { orderSteps } from './range-order.js';
 import { compareOrdered } from '../util/compare.js';
 import { runSteps, runStepsPaused } from '../util/sort-in-steps.js';
-import { type MvccStore, type PinnedRead, type RangeOptions, type RangeResult, type WriteTxn, keyStr, rangeBounds } from './mvcc.js';
+import { type MvccStore, type PinnedRead, type RangeOptions, type RangeResult, StoredKeyValue, type WriteTxn, keyStr, rangeBounds } from './mvcc.js';
 
 export const MAX_TXN_OPS = 128;
 
 type Reader = Pick<WriteTxn, 'range'>;
+/** What a txn's compares read: the live state (before the txn's writes, as etcd's compareToPath). */
+type CompareReader = Pick<WriteTxn, 'every'>;
 
 /** Range with etcd's sorting, filtering and limit rules (in one go: a Txn's read, applied whole). */
 export function doRange(r: Reader, req: RangeRequest): Omit<RangeResponse, 'header'> & { rev: bigint } {
@@ -257,12 +259,20 @@ export function applyDelete(w: WriteTxn, req: DeleteRangeRequest): Omit<DeleteRa
   return { deleted: BigInt(deleted.length), prevKvs: deleted };
 }
 
-function compareOne(c: Compare, kv: KeyValue | undefined): boolean {
+/**
+ * Whether compare `c` holds for `kv` (undefined: a missing key). `value`: c.value as a latin1
+ * string, to compare a stored value as it is held (a string of its bytes, whose order is theirs)
+ * rather than as a Buffer made for it.
+ */
+function compareOne(c: Compare, kv: KeyValue | undefined, value?: string): boolean {
   let r: number;
   switch (c.target) {
     case Compare_CompareTarget.VALUE:
       if (!kv) return false; // a missing key has no value to compare
-      r = Buffer.compare(kv.value, c.value ?? Buffer.alloc(0));
+      if (value !== undefined && kv instanceof StoredKeyValue) {
+        const v = kv.valueString;
+        r = v < value ? -1 : v > value ? 1 : 0;
+      } else r = Buffer.compare(kv.value, c.value ?? Buffer.alloc(0));
       break;
     case Compare_CompareTarget.VERSION:
       r = compareOrdered(kv?.version ?? 0n, c.version ?? 0n);
@@ -293,9 +303,13 @@ function compareOne(c: Compare, kv: KeyValue | undefined): boolean {
   }
 }
 
-export function evalCompare(w: Reader, c: Compare): boolean {
-  return compareHolds(c, w.range(c.key, c.rangeEnd).kvs);
+/** etcd's applyCompare: every key in the range must satisfy `c` (none: as a missing key), decided at the first that does not. */
+export function evalCompare(w: CompareReader, c: Compare): boolean {
+  const value = c.target === Compare_CompareTarget.VALUE ? keyStr(c.value ?? NO_VALUE) : undefined;
+  return w.every(c.key, c.rangeEnd, (kv) => compareOne(c, kv, value)) ?? compareOne(c, undefined);
 }
+
+const NO_VALUE = new Uint8Array(0);
 
 /** Whether compare `c` holds for the key-values in its range (a missing key has a version 0). */
 function compareHolds(c: Compare, kvs: readonly KeyValue[]): boolean {
@@ -308,7 +322,7 @@ function compareHolds(c: Compare, kvs: readonly KeyValue[]): boolean {
  * the path taken, in the order they are met. All are evaluated against the state before the
  * txn, as etcd does: a nested compare does not see the writes made by the ops before it.
  */
-function txnPath(r: Reader, req: TxnRequest, stats: MvccStats, path: boolean[] = []): boolean[] {
+function txnPath(r: CompareReader, req: TxnRequest, stats: MvccStats, path: boolean[] = []): boolean[] {
   const ok = req.compare.every((c) => {
     stats.range();
     return evalCompare(r, c);

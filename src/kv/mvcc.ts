@@ -605,8 +605,8 @@ export class MvccStore {
     return rec;
   }
 
-  /** @internal */
-  scanLatest(key: Uint8Array, end: Uint8Array | undefined, f: (rec: KeyRecord, r: Rev) => void): void {
+  /** @internal (stops when `f` returns false) */
+  scanLatest(key: Uint8Array, end: Uint8Array | undefined, f: (rec: KeyRecord, r: Rev) => boolean | void): void {
     // Live state including this transaction's own writes: "at" an unbounded revision.
     this.scan(key, end, BigInt(Number.MAX_SAFE_INTEGER) * 1024n, f);
   }
@@ -1271,6 +1271,23 @@ export class WriteTxn implements RevisionWrites {
     const c = new RangeCollector(o);
     this.store.scanLatest(key, end, (rec, r) => c.take(rec, r));
     return { kvs: c.kvs, count: c.count, rev: this.changed ? this.rev : this.store.currentRev };
+  }
+
+  /**
+   * Whether `holds` is true of every live key-value in [key, end) (this transaction's writes
+   * included), asked in key order until the first that it is not; undefined if there is none.
+   * A compare over a range of many keys: no list of them first, and no more once one fails.
+   */
+  every(key: Uint8Array, end: Uint8Array | undefined, holds: (kv: StoredKeyValue) => boolean): boolean | undefined {
+    let any = false;
+    let all = true;
+    this.store.scanLatest(key, end, (rec, r) => {
+      any = true;
+      if (holds(new StoredKeyValue(rec.key, r, false))) return;
+      all = false;
+      return false;
+    });
+    return any ? all : undefined;
   }
 
   get(key: Uint8Array): KeyValue | undefined {
