@@ -9,11 +9,12 @@ import { CLUSTER_VERSION, encodeEtcdSnapshot } from './etcd-snapshot.js';
 
 /**
  * The snapshot file of `sm`'s state at its current applied index, as chunks that concatenate
- * to the file. Every part is captured in this call's first synchronous stretch (before its
- * first await), so the file is of one applied index while applying goes on; the key histories
- * are then walked in slices that yield (`pause`).
+ * to the file. Once no entry is being applied in slices, every part is captured in one
+ * synchronous stretch, so the file is of one applied index while applying goes on; the key
+ * histories are then walked in slices that yield (`pause`).
  */
-export function etcdSnapshotOfMachine(sm: StateMachine, pause: () => Promise<void>): Promise<Buffer[]> {
+export async function etcdSnapshotOfMachine(sm: StateMachine, pause: () => Promise<void>): Promise<Buffer[]> {
+  await sm.settled();
   const leases = [...sm.lessor.leases.values()].map((l) => ({ id: l.id, ttl: l.ttl }));
   return encodeEtcdSnapshot(
     {

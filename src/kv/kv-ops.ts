@@ -251,6 +251,14 @@ export function applyPut(w: WriteTxn, store: MvccStore, req: PutRequest): Omit<P
   return { prevKv: req.prevKv ? prev : undefined };
 }
 
+/** applyDelete in steps, for a DeleteRange applied on its own (MvccStore.writeInSlices). */
+export function* applyDeleteInSlices(w: WriteTxn, req: DeleteRangeRequest): Generator<void, Omit<DeleteRangeResponse, 'header'>> {
+  if (req.prevKv) w.stats.range();
+  w.stats.delete();
+  const deleted = yield* w.deleteRangeInSlices(req.key, req.rangeEnd, req.prevKv);
+  return typeof deleted === 'number' ? { deleted: BigInt(deleted), prevKvs: [] } : { deleted: BigInt(deleted.length), prevKvs: deleted };
+}
+
 export function applyDelete(w: WriteTxn, req: DeleteRangeRequest): Omit<DeleteRangeResponse, 'header'> {
   if (req.prevKv) w.stats.range();
   w.stats.delete();

@@ -68,6 +68,13 @@ export class Lessor implements LeaseHooks {
     return l;
   }
 
+  /** The keys attached to lease `id` (a copy), or etcd's error if there is no such lease. */
+  keysOf(id: bigint): string[] {
+    const l = this.leases.get(id);
+    if (!l) throw Errors.leaseNotFound();
+    return [...l.keys];
+  }
+
   /** Applied from the log; the caller deletes the returned keys in the same revision. */
   revoke(id: bigint): string[] {
     const l = this.leases.get(id);

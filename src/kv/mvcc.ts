@@ -420,30 +420,43 @@ export class MvccStore {
   ): Promise<void> {
     let after: string | undefined;
     for (;;) {
-      const batch: KeyRecord[] = [];
       // With `weigh` (the bytes `f` will touch per record), a batch also ends at SLICE_BYTES.
-      const budget = new SliceBudget(chunk);
-      let full = false;
-      const take = (k: string, rec: KeyRecord): { break: true } | void => {
-        if (after !== undefined && k === after) return;
-        batch.push(rec);
-        if (budget.spend(weigh ? weigh(rec) : 0)) {
-          full = true;
-          return { break: true };
-        }
-      };
-      if (hi === undefined) {
-        const top = this.index.maxKey();
-        if (top === undefined || top < (after ?? from)) break;
-        this.index.forRange(after ?? from, top, true, take);
-      } else {
-        this.index.forRange(after ?? from, hi, false, take);
-      }
+      const { batch, full } = this.batchAfter(from, hi, after, new SliceBudget(chunk), weigh);
       if (batch.length > 0) f(batch);
       if (!full) break;
       after = batch[batch.length - 1]!.key;
       await pause();
     }
+  }
+
+  /**
+   * @internal The records with keys in [from, hi) (hi undefined: to the end) after the key
+   * `after` (if any), in key order, until `budget` is spent (`full`: more may follow).
+   */
+  batchAfter(
+    from: string,
+    hi: string | undefined,
+    after: string | undefined,
+    budget: SliceBudget,
+    weigh?: (rec: KeyRecord) => number,
+  ): { batch: KeyRecord[]; full: boolean } {
+    const batch: KeyRecord[] = [];
+    let full = false;
+    const take = (k: string, rec: KeyRecord): { break: true } | void => {
+      if (after !== undefined && k === after) return;
+      batch.push(rec);
+      if (budget.spend(weigh ? weigh(rec) : 0)) {
+        full = true;
+        return { break: true };
+      }
+    };
+    if (hi === undefined) {
+      const top = this.index.maxKey();
+      if (top !== undefined && top >= (after ?? from)) this.index.forRange(after ?? from, top, true, take);
+    } else {
+      this.index.forRange(after ?? from, hi, false, take);
+    }
+    return { batch, full };
   }
 
   private checkReadRev(rev: bigint | undefined): bigint {
@@ -573,7 +586,7 @@ export class MvccStore {
    * store, the lessor and the watchers see no trace of it (and every replica agrees).
    */
   write<T>(f: (w: WriteTxn) => T): T {
-    const w = new WriteTxn(this, this.currentRev + 1n);
+    const w = this.begin();
     let out: T;
     try {
       out = f(w);
@@ -581,12 +594,70 @@ export class MvccStore {
       w.rollback();
       throw e;
     }
-    if (w.changed) {
-      this.currentRev = w.rev;
-      this.revLog.append(w.rev, w.changedRecords(), this.compactRev > 1n ? this.compactRev : 1n);
-      this.onEvents?.(() => w.events(), w.rev, w);
-    }
+    this.publish(w);
     return out;
+  }
+
+  /**
+   * write() for work over many keys (a DeleteRange, a revoked lease's keys), given as steps
+   * that yield between slices: the first slice runs now, and if more remain, the rest in later
+   * turns, after `pause` (the answer is then a Promise). All or nothing as write() is, and
+   * invisible until whole: its versions are appended at the next revision, and every reader
+   * reads at `currentRev` (KeyRecord.at), which moves, with the revision log and the watchers,
+   * only once it is done. Pruning waits meanwhile. Nothing else may write until it is done (the
+   * apply is serial: the Raft loop waits for it).
+   */
+  writeInSlices<T>(steps: (w: WriteTxn) => Generator<void, T>, pause: () => Promise<void>): T | Promise<T> {
+    const w = this.begin();
+    const it = steps(w);
+    let step: IteratorResult<void, T>;
+    try {
+      step = it.next();
+    } catch (e) {
+      w.rollback();
+      throw e;
+    }
+    if (step.done) {
+      this.publish(w);
+      return step.value;
+    }
+    this.writing = true;
+    this.pins++;
+    return (async () => {
+      try {
+        try {
+          while (!step.done) {
+            await pause();
+            step = it.next();
+          }
+        } catch (e) {
+          w.rollback();
+          throw e;
+        }
+        this.publish(w);
+        return step.value;
+      } finally {
+        this.writing = false;
+        this.unpin();
+      }
+    })();
+  }
+
+  /** A write in slices is under way (writeInSlices): no other may start. */
+  private writing = false;
+
+  private begin(): WriteTxn {
+    // The apply is serial; a second writer would interleave its versions with the first's.
+    if (this.writing) throw new Error('a write began while a write in slices was under way');
+    return new WriteTxn(this, this.currentRev + 1n);
+  }
+
+  /** Makes a write's revision the current one, and tells the revision log and the watchers. */
+  private publish(w: WriteTxn): void {
+    if (!w.changed) return;
+    this.currentRev = w.rev;
+    this.revLog.append(w.rev, w.changedRecords(), this.compactRev > 1n ? this.compactRev : 1n);
+    this.onEvents?.(() => w.events(), w.rev, w);
   }
 
   /** @internal used by WriteTxn to undo the creation of a key's record */
@@ -1378,6 +1449,65 @@ export class WriteTxn implements RevisionWrites {
     return n;
   }
 
+  /**
+   * deleteRange in steps for MvccStore.writeInSlices: `slice` keys of the index visited per
+   * step. Whatever is visible outside the store waits for the last step: the keys' leases are
+   * detached then (the versions themselves are invisible until the revision is published).
+   */
+  *deleteRangeInSlices(key: Uint8Array, end: Uint8Array | undefined, keepPrev: boolean, slice = DELETE_SLICE): Generator<void, KeyValue[] | number> {
+    const { lo, hi, single } = rangeBounds(key, end);
+    if (single || (hi !== undefined && hi <= lo)) return keepPrev ? this.deleteRange(key, end) : this.deleteRange(key, end, false);
+    const out: KeyValue[] = [];
+    let n = 0;
+    const detach = this.detachLater();
+    let after: string | undefined;
+    for (;;) {
+      const { batch, full } = this.store.batchAfter(lo, hi, after, new SliceBudget(slice));
+      for (const rec of batch) {
+        const prev = rec.latest();
+        if (!prev) continue;
+        this.tombstone(rec, prev);
+        n++;
+        if (keepPrev) out.push(new StoredKeyValue(rec.key, prev, false));
+      }
+      if (!full) break;
+      after = batch[batch.length - 1]!.key;
+      yield;
+    }
+    detach();
+    return keepPrev ? out : n;
+  }
+
+  /** deleteKeys in steps for MvccStore.writeInSlices (see deleteRangeInSlices). */
+  *deleteKeysInSlices(keys: readonly string[], slice = DELETE_SLICE): Generator<void, number> {
+    const detach = this.detachLater();
+    let n = 0;
+    for (let i = 0; i < keys.length; i += slice) {
+      if (i > 0) yield;
+      n += this.deleteKeys(keys.slice(i, i + slice));
+    }
+    detach();
+    return n;
+  }
+
+  /** Leases to detach keys from, held back until the write in slices is whole (deleteRangeInSlices). */
+  private pendingDetach: Array<{ lease: bigint; key: string }> | undefined;
+
+  /** Holds back lease detaches from now on; the function returned makes them (and stops holding back). */
+  private detachLater(): () => void {
+    const held: Array<{ lease: bigint; key: string }> = [];
+    this.pendingDetach = held;
+    return () => {
+      this.pendingDetach = undefined;
+      for (const d of held) this.detach(d.lease, d.key);
+    };
+  }
+
+  private detach(lease: bigint, key: string): void {
+    this.store.leases?.detach(lease, key);
+    this.undo.push({ detach: lease, key });
+  }
+
   /** Deletes the live key of `rec`, whose live version is `prev`. */
   private tombstone(rec: KeyRecord, prev: Rev): void {
     const r: Rev = { mod: this.rev, sub: this.sub++, create: 0n, version: 0n, value: '', lease: 0n };
@@ -1385,9 +1515,12 @@ export class WriteTxn implements RevisionWrites {
     this.store.account(versionCost(r.value));
     this.undo.push({ pop: rec, drop: false });
     if (prev.lease !== 0n) {
-      this.store.leases?.detach(prev.lease, rec.key);
-      this.undo.push({ detach: prev.lease, key: rec.key });
+      if (this.pendingDetach) this.pendingDetach.push({ lease: prev.lease, key: rec.key });
+      else this.detach(prev.lease, rec.key);
     }
     this.changes.push({ rec, r, prev });
   }
 }
+
+/** Keys of the index a deletion in slices visits per step (~a few ms each). */
+export const DELETE_SLICE = 5000;

@@ -48,7 +48,7 @@ import { applyTooFarBehind, effectiveQuota, fitsQuota, requestCost } from './quo
 import { RaftNode } from './raft-node.js';
 import { yieldToEventLoop } from '../util/yield.js';
 import { Snapshots } from './snapshots.js';
-import { type RequestKind, type RequestResults, StateMachine } from './state-machine.js';
+import { type Applied, type RequestKind, type RequestResults, StateMachine } from './state-machine.js';
 
 export { API_VERSION, type ServerConfig } from './config.js';
 
@@ -291,12 +291,23 @@ export class EtcdServer {
   /** Only a request of this member that a caller still waits on needs its response built. */
   private readonly responseWanted = (proposer: bigint, id: bigint): boolean => proposer === this.id && this.proposals.isWaiting(id);
 
-  private apply(ents: Entry[]): void {
-    for (const e of ents) {
+  /**
+   * Applies committed entries in order. An entry applied in slices (a deletion over many keys:
+   * StateMachine.applyNormal) makes this a Promise: the entries after it wait for it, and so
+   * does the Raft loop (raft-node.ts), whose heartbeats go on meanwhile.
+   */
+  private apply(ents: Entry[], from = 0): void | Promise<void> {
+    for (let i = from; i < ents.length; i++) {
+      const e = ents[i]!;
       if (e.type === EntryType.Normal) {
-        const { id, outcome, duplicate } = this.sm.applyNormal(e, this.responseWanted);
-        if (id !== 0n) this.proposals.settle(id, outcome);
-        if (duplicate) this.metrics?.duplicatesSkipped.inc();
+        const r = this.sm.applyNormal(e, this.responseWanted);
+        if (r instanceof Promise) {
+          return r.then((x) => {
+            this.applied(x);
+            return this.apply(ents, i + 1);
+          });
+        }
+        this.applied(r);
         continue;
       }
       const { cc, member } = this.sm.applyConfChangeEntry(e);
@@ -312,6 +323,12 @@ export class EtcdServer {
         this.proposals.confChangeApplied(c.type, c.nodeId);
       }
     }
+  }
+
+  /** A normal entry applied: its proposer's caller hears how. */
+  private applied({ id, outcome, duplicate }: Applied): void {
+    if (id !== 0n) this.proposals.settle(id, outcome);
+    if (duplicate) this.metrics?.duplicatesSkipped.inc();
   }
 
   /**

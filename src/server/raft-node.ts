@@ -40,8 +40,11 @@ export interface RaftNodeHooks {
   onSoftState(ss: SoftState): void;
   /** A snapshot from the leader, now durable: replace the state with it. */
   restoreSnapshot(s: Snapshot): Promise<void>;
-  /** Committed entries, in order, after everything before them was persisted. */
-  apply(ents: Entry[]): void;
+  /**
+   * Committed entries, in order, after everything before them was persisted. A Promise when
+   * an entry is applied in slices: the loop waits for it before going on (the apply is serial).
+   */
+  apply(ents: Entry[]): void | Promise<void>;
   onReadState(ctx: Uint8Array, index: number): void;
   /** After advance(): applied state moved (reads waiting on it, snapshots due). */
   afterReady(): void;
@@ -187,8 +190,12 @@ export class RaftNode {
     this.kicked = true;
     setImmediate(() => {
       this.kicked = false;
-      // Also while a Ready is being persisted: the appends leave now, in parallel with it.
+      // Also while a Ready is being persisted or applied: the appends leave now, in parallel
+      // with it, and so do a leader's heartbeats (etcd's raft loop goes on while its apply
+      // goroutine works; a long apply in slices must not cost the leadership). takeMessages
+      // hands out nothing whose term or vote is not yet durable.
       this.flushProposals();
+      if (this.inReady) this.sendImmediate();
       if (!this.inReady) this.running = this.runReady();
       // What this turn's Ready and proposals send (the leader's appends above all) leaves now,
       // in parallel with the disk write just started, not after another turn of the loop.
@@ -223,7 +230,7 @@ export class RaftNode {
     this.inReady = true;
     try {
       this.flushProposals();
-      this.sendImmediate();
+      if (this.inReady) this.sendImmediate();
       let appliedBytes = 0;
       while (!this.stopped && this.raw.hasReady()) {
         const rd = this.raw.ready();
@@ -281,7 +288,8 @@ export class RaftNode {
     let early = 0;
     if (!rd.snapshot) {
       while (early < rd.committedEntries.length && rd.committedEntries[early]!.index < firstNew) early++;
-      this.applyEntries(early === rd.committedEntries.length ? rd.committedEntries : rd.committedEntries.slice(0, early));
+      const slices = this.applyEntries(early === rd.committedEntries.length ? rd.committedEntries : rd.committedEntries.slice(0, early));
+      if (slices) await slices;
       if (early === rd.committedEntries.length) this.answerReads(rd);
       this.flushProposals();
     }
@@ -297,7 +305,8 @@ export class RaftNode {
     if (rd.messagesAfterPersist.length > 0) this.send(rd.messagesAfterPersist);
     // 4b. Apply the rest (committed in the same Ready that brought them, or after a snapshot).
     if (rd.snapshot || early < rd.committedEntries.length) {
-      this.applyEntries(early === 0 ? rd.committedEntries : rd.committedEntries.slice(early));
+      const slices = this.applyEntries(early === 0 ? rd.committedEntries : rd.committedEntries.slice(early));
+      if (slices) await slices;
       this.answerReads(rd);
     }
     this.raw.advance(rd);
@@ -306,11 +315,13 @@ export class RaftNode {
     this.flushProposals();
   }
 
-  private applyEntries(ents: Entry[]): void {
+  private applyEntries(ents: Entry[]): void | Promise<void> {
     if (ents.length === 0) return;
     const applyStart = this.clock.now();
-    this.hooks.apply(ents);
-    this.hooks.observeApply?.((this.clock.now() - applyStart) / 1000);
+    const observe = (): void => this.hooks.observeApply?.((this.clock.now() - applyStart) / 1000);
+    const slices = this.hooks.apply(ents);
+    if (slices) return slices.then(observe);
+    observe();
   }
 
   private answerReads(rd: Ready): void {

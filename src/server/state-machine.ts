@@ -48,7 +48,7 @@ import { MemberInfo } from '../gen/raftkv/member.js';
 import { EtcdError, Errors } from '../kv/errors.js';
 import { checkRequestAuth } from '../auth/apply-checks.js';
 import { AuthStore } from '../auth/store.js';
-import { type DeferredRange, applyDelete, applyPut, applyTxn, readDeferredRanges } from '../kv/kv-ops.js';
+import { type DeferredRange, applyDeleteInSlices, applyPut, applyTxn, readDeferredRanges } from '../kv/kv-ops.js';
 import { Lessor } from '../kv/lessor.js';
 import { MvccStore } from '../kv/mvcc.js';
 import { type AlarmChange, AlarmStore } from './alarms.js';
@@ -112,6 +112,18 @@ const ALWAYS: ResponseWanted = () => true;
 /** The answer to a request applied without building its response (nobody reads it). */
 const UNREAD: RequestResult = {};
 
+/** What applying a normal entry answers (applyNormal). */
+export interface Applied {
+  id: bigint;
+  outcome: ApplyOutcome;
+  duplicate?: true;
+}
+
+/** `f` of `v`, now or once `v` resolves. */
+function after<T, U>(v: T | Promise<T>, f: (v: T) => U): U | Promise<U> {
+  return v instanceof Promise ? v.then(f) : f(v);
+}
+
 export interface AppliedConfChange {
   cc: ConfChangeV2;
   member?: MemberInfo;
@@ -159,8 +171,12 @@ export class StateMachine {
   /**
    * Applies a normal entry. Returns the request id (0 for none) and its outcome; the outcome's
    * value is an empty stand-in when `wanted` says nobody waits on it (its state change is not).
+   * A DeleteRange or a lease revoke over many keys goes on in slices that yield (readPause)
+   * after its first: then the answer is a Promise, and the entry counts as applied (appliedIndex)
+   * only once it is whole. Nothing may be applied meanwhile: the caller waits for it.
    */
-  applyNormal(e: Entry, wanted: ResponseWanted = ALWAYS): { id: bigint; outcome: ApplyOutcome; duplicate?: true } {
+  applyNormal(e: Entry, wanted: ResponseWanted = ALWAYS): Applied | Promise<Applied> {
+    const before = this.appliedIndex;
     this.appliedIndex = e.index;
     // Entries a restart replays were applied (and counted) before it: etcd, whose state is on
     // disk, does not apply them again, so its op counters start from what is new.
@@ -190,19 +206,47 @@ export class StateMachine {
       case 'apply':
         break;
     }
-    try {
-      return { id: req.id, outcome: { ok: true, value: this.applyRequest(req, wanted(req.proposer, req.id)) } };
-    } catch (err) {
-      if (err instanceof EtcdError) return { id: req.id, outcome: { ok: false, error: err } };
+    const id = req.id;
+    const failed = (err: unknown): Applied => {
+      if (err instanceof EtcdError) return { id, outcome: { ok: false, error: err } };
       throw err;
+    };
+    let value: RequestResult | Promise<RequestResult>;
+    try {
+      value = this.applyRequest(req, wanted(req.proposer, id));
+    } catch (err) {
+      return failed(err);
     } finally {
       // The request's store ops, as one of etcd's mvcc transactions (failed ones too).
-      this.store.stats.end();
+      if (!(value! instanceof Promise)) this.store.stats.end();
     }
+    if (!(value instanceof Promise)) return { id, outcome: { ok: true, value } };
+    // Not whole yet: a read or snapshot meanwhile must see the state before this entry.
+    this.appliedIndex = before;
+    const done = value
+      .then((v): Applied => ({ id, outcome: { ok: true, value: v } }), failed)
+      .finally(() => {
+        this.appliedIndex = e.index;
+        this.store.stats.end();
+        this.applying = undefined;
+      });
+    this.applying = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    return done;
+  }
+
+  /** An entry being applied in slices (applyNormal), until it is whole. */
+  private applying: Promise<void> | undefined;
+
+  /** Resolves once no entry is being applied in slices (the state is that of appliedIndex). */
+  async settled(): Promise<void> {
+    while (this.applying) await this.applying;
   }
 
   /** `respond` false: the hot write kinds skip building their response (see applyNormal). */
-  private applyRequest(req: InternalRequest, respond: boolean): RequestResult {
+  private applyRequest(req: InternalRequest, respond: boolean): RequestResult | Promise<RequestResult> {
     const s = this.store;
     // A raised alarm refuses writes here, where every member decides alike (etcd's
     // applierV3Corrupt and applierV3Capped).
@@ -219,8 +263,7 @@ export class StateMachine {
     }
     if (req.deleteRange) {
       const del = req.deleteRange;
-      const r = s.write((w) => applyDelete(w, del));
-      return respond ? { header: this.hdr(), ...r } : UNREAD;
+      return after(s.writeInSlices((w) => applyDeleteInSlices(w, del), this.readPause), (r) => (respond ? { header: this.hdr(), ...r } : UNREAD));
     }
     if (req.txn) {
       const txn = req.txn;
@@ -250,15 +293,21 @@ export class StateMachine {
       // Deleted in key order, as etcd does: the order of a lease's key set differs between a
       // member that attached them one by one and one restored from a snapshot, and the
       // deletions' sub-revisions (hence HashKV) must be the same on every member.
-      const keys = this.lessor.revoke(id).sort();
-      if (keys.length > 0) {
-        s.write((w) => {
-          w.deleteKeys(keys);
+      const keys = this.lessor.keysOf(id).sort();
+      // The lease goes once its keys are gone (in slices, if many: until then it is still there).
+      const revoked = (): RequestResult => {
+        this.lessor.revoke(id);
+        return { header: this.hdr() };
+      };
+      if (keys.length === 0) return revoked();
+      return after(
+        s.writeInSlices(function* (w) {
+          yield* w.deleteKeysInSlices(keys);
           // One delete per key in etcd's counters (its lessor deletes them one by one).
           for (let i = 0; i < keys.length; i++) w.stats.delete();
-        });
-      }
-      return { header: this.hdr() };
+        }, this.readPause),
+        revoked,
+      );
     }
     if (req.alarm) {
       // No header: etcd's AlarmResponse has none (its applier leaves it unset).
@@ -346,7 +395,9 @@ export class StateMachine {
    * ./snapshot-image.ts), built without blocking the event loop for long.
    */
   async imageAsync(pause: () => Promise<void>): Promise<{ index: number; confState: ConfState; data: Buffer }> {
-    // Everything is captured before the first await: the image is of one applied index.
+    // Not in the middle of an entry applied in slices (the exactly-once table already has it).
+    await this.settled();
+    // Everything is captured before the next await: the image is of one applied index.
     const index = this.appliedIndex;
     const confState = this.confState;
     const parts = {

@@ -11,7 +11,7 @@ import { covered } from '../../src/auth/store.js';
 import { SimpleTokens } from '../../src/auth/tokens.js';
 import { EntryType } from '../../src/raft/index.js';
 import type { StateMachine } from '../../src/server/state-machine.js';
-import { newStateMachine } from '../support/state-machine.js';
+import { newStateMachine, applyNow } from '../support/state-machine.js';
 
 const noPause = async (): Promise<void> => {};
 const b = (s: string): Buffer => Buffer.from(s);
@@ -20,7 +20,7 @@ const b = (s: string): Buffer => Buffer.from(s);
 function apply(sm: StateMachine, req: Partial<InternalRequest>, user = '', rev = 0n) {
   const index = sm.appliedIndex + 1;
   const data = InternalRequest.encode(InternalRequest.fromPartial({ ...req, id: BigInt(index), username: user, authRevision: rev })).finish();
-  return sm.applyNormal({ term: 1, index, type: EntryType.Normal, data }).outcome;
+  return applyNow(sm, { term: 1, index, type: EntryType.Normal, data }).outcome;
 }
 function ok(sm: StateMachine, req: Partial<InternalRequest>, user = '', rev = 0n) {
   const o = apply(sm, req, user, rev);

@@ -12,14 +12,14 @@ import { MvccStore } from '../../src/kv/mvcc.js';
 import { InternalRequest } from '../../src/gen/raftkv/entry.js';
 import { EntryType } from '../../src/raft/index.js';
 import type { ApplyOutcome, StateMachine } from '../../src/server/state-machine.js';
-import { newStateMachine } from '../support/state-machine.js';
+import { newStateMachine, applyNow } from '../support/state-machine.js';
 
 let index = 0;
 /** Applies `req` as a committed entry; `wanted`: a client of this member waits on it. */
 function applyEntry(sm: StateMachine, req: Partial<InternalRequest>, wanted: boolean): ApplyOutcome {
   index++;
   const data = InternalRequest.encode(InternalRequest.fromPartial({ ...req, id: BigInt(index), proposer: 1n, settledBelow: BigInt(index) })).finish();
-  return sm.applyNormal({ term: 1, index, type: EntryType.Normal, data }, () => wanted).outcome;
+  return applyNow(sm, { term: 1, index, type: EntryType.Normal, data }, () => wanted).outcome;
 }
 
 const key = (k: number) => Buffer.from(`k/${String(k).padStart(3, '0')}`);
@@ -174,7 +174,12 @@ describe('readTxnAsync', () => {
     sm.readPause = async () => {
       // A write and a compaction right after the txn: neither may show in its answer.
       if (pauses++ === 0) {
-        applyEntry(sm, { deleteRange: { key: Buffer.from('big/'), rangeEnd: Buffer.from('big0'), prevKv: false } }, false);
+        // Over many keys: applied in slices itself (with pauses of its own), and awaited, as the Raft loop does.
+        index++;
+        const data = InternalRequest.encode(InternalRequest.fromPartial({ deleteRange: { key: Buffer.from('big/'), rangeEnd: Buffer.from('big0'), prevKv: false }, id: BigInt(index), proposer: 1n, settledBelow: BigInt(index) })).finish();
+        const deleted = sm.applyNormal({ term: 1, index, type: EntryType.Normal, data }, () => false);
+        assert.ok(deleted instanceof Promise, 'applied in slices');
+        assert.ok((await deleted).outcome.ok);
         applyEntry(sm, { compaction: { revision: sm.store.currentRev, physical: false } }, false);
       }
     };

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { AppliedRequests } from '../../src/server/applied-requests.js';
-import { newStateMachine } from '../support/state-machine.js';
+import { newStateMachine, applyNow } from '../support/state-machine.js';
 import { InternalRequest } from '../../src/gen/raftkv/entry.js';
 import { EntryType, type Entry } from '../../src/raft/index.js';
 
@@ -102,22 +102,22 @@ describe('AppliedRequests', () => {
 describe('StateMachine with re-proposed requests', () => {
   it('a request committed twice makes one revision; a snapshot keeps the table', async () => {
     const sm = newStateMachine();
-    const r1 = sm.applyNormal(putEntry(1, 500n, 500n));
+    const r1 = applyNow(sm, putEntry(1, 500n, 500n));
     assert.equal(r1.id, 500n);
     assert.ok(r1.outcome.ok);
     assert.equal(sm.store.currentRev, 2n);
-    const dup = sm.applyNormal(putEntry(2, 500n, 500n));
+    const dup = applyNow(sm, putEntry(2, 500n, 500n));
     assert.equal(dup.id, 0n, 'the copy wakes no waiter: the first copy answered');
     assert.equal(sm.store.currentRev, 2n, 'the copy wrote nothing');
-    sm.applyNormal(putEntry(3, 501n, 500n));
+    applyNow(sm, putEntry(3, 501n, 500n));
     assert.equal(sm.store.currentRev, 3n);
 
     const img = await sm.imageAsync(async () => {});
     const other = newStateMachine();
     await other.restoreAsync(img.data, img.index, async () => {});
-    other.applyNormal(putEntry(4, 501n, 500n));
+    applyNow(other, putEntry(4, 501n, 500n));
     assert.equal(other.store.currentRev, 3n, 'a restored member skips the same copies');
-    const settled = other.applyNormal(putEntry(5, 499n, 499n));
+    const settled = applyNow(other, putEntry(5, 499n, 499n));
     assert.equal(settled.outcome.ok, false);
     assert.equal(other.store.currentRev, 3n);
   });

@@ -13,7 +13,7 @@ import { MvccStore } from '../../src/kv/mvcc.js';
 import { EntryType } from '../../src/raft/index.js';
 import { loadStoreImageAsync, storeImageAsync } from '../../src/server/snapshot-image.js';
 import type { StateMachine } from '../../src/server/state-machine.js';
-import { newStateMachine } from '../support/state-machine.js';
+import { newStateMachine, applyNow } from '../support/state-machine.js';
 
 const B = (s: string | number[]): Buffer => (typeof s === 'string' ? Buffer.from(s, 'latin1') : Buffer.from(s));
 const noPause = async (): Promise<void> => {};
@@ -23,7 +23,7 @@ let nextIndex = 1;
 function apply(sm: StateMachine, req: Req): { ok: boolean; value?: { alarms?: unknown }; error?: Error } {
   const index = nextIndex++;
   const data = InternalRequest.encode(InternalRequest.fromPartial({ ...req, id: BigInt(index) } as InternalRequest)).finish();
-  const { outcome } = sm.applyNormal({ term: 1, index, type: EntryType.Normal, data });
+  const { outcome } = applyNow(sm, { term: 1, index, type: EntryType.Normal, data });
   return outcome.ok ? { ok: true, value: outcome.value as { alarms?: unknown } } : { ok: false, error: outcome.error };
 }
 const put = (key: string | Buffer, value: string | Buffer, lease = 0n) => ({

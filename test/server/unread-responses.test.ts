@@ -9,7 +9,7 @@ import { Compare_CompareResult, Compare_CompareTarget, RangeRequest, type Reques
 import { InternalRequest } from '../../src/gen/raftkv/entry.js';
 import { EntryType } from '../../src/raft/index.js';
 import type { ApplyOutcome, StateMachine } from '../../src/server/state-machine.js';
-import { newStateMachine } from '../support/state-machine.js';
+import { newStateMachine, applyNow } from '../support/state-machine.js';
 import { settled } from '../../src/kv/kv-ops.js';
 
 const B = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -84,7 +84,7 @@ function applyAll(sm: StateMachine, reqs: Req[], wanted: boolean): ApplyOutcome[
   return reqs.map((req, i) => {
     const id = BigInt(i + 1);
     const data = InternalRequest.encode(InternalRequest.fromPartial({ ...req, id, proposer: 0xabcn, settledBelow: id } as InternalRequest)).finish();
-    return sm.applyNormal({ term: 1, index: i + 1, type: EntryType.Normal, data }, () => wanted).outcome;
+    return applyNow(sm, { term: 1, index: i + 1, type: EntryType.Normal, data }, () => wanted).outcome;
   });
 }
 

@@ -33,6 +33,7 @@ import { EtcdServer, type ServerConfig } from '../../src/server/etcd-server.js';
 import type { Metrics } from '../../src/server/metrics.js';
 import { InMemNetwork } from '../../src/transport/inmem-transport.js';
 import type { Level, ProcessLogger } from '../../src/util/log.js';
+import type { Applied } from '../../src/server/state-machine.js';
 
 export type LogLevel = 'silent' | Level;
 
@@ -253,8 +254,7 @@ export class InProcCluster {
     s.metrics = new Proxy({}, { get: (_t, k) => (typeof k === 'string' && k in known ? known[k] : noop) }) as Metrics;
     const applied: AppliedRecord[] = [];
     const applyNormal = s.sm.applyNormal.bind(s.sm);
-    s.sm.applyNormal = (e: Entry) => {
-      const r = applyNormal(e);
+    const record = (e: Entry, r: Applied): Applied => {
       if (e.data.length > 0) {
         const req = InternalRequest.decode(e.data);
         applied.push({ index: e.index, id: req.id, proposer: req.proposer, ...kindOf(req), duplicate: r.duplicate === true, ok: r.outcome.ok });
@@ -262,6 +262,10 @@ export class InProcCluster {
         applied.push({ index: e.index, id: 0n, proposer: 0n, kind: 'empty', duplicate: false, ok: true });
       }
       return r;
+    };
+    s.sm.applyNormal = (e: Entry) => {
+      const r = applyNormal(e);
+      return r instanceof Promise ? r.then((x) => record(e, x)) : record(e, r);
     };
     s.onFatal = (e) => {
       m.fatal ??= e;
