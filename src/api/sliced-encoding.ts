@@ -170,6 +170,7 @@ export function preEncodedParts(v: unknown): Buffer[] | undefined {
 export function usingPreEncoded<T>(serialize: (v: T) => Buffer): (v: T) => Buffer {
   return (v) => {
     const parts = preEncodedParts(v);
-    return parts ? Buffer.concat(parts) : serialize(v);
+    if (!parts) return serialize(v);
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   };
 }

@@ -98,29 +98,36 @@ export function encodesInSlices(r: WatchResponse, bytes: number): boolean {
 }
 
 /**
- * encodeWatchResponse's bytes, put together a slice of events (about SLICE_BYTES) per turn
- * with a yield (`pause`) between, and attached to `r` for the serializer (usingPreEncoded).
+ * encodeWatchResponse's bytes, put together over several turns with a yield (`pause`) after
+ * each slice of events (about SLICE_BYTES): their bytes gathered (each event's encoded once),
+ * then copied into one buffer, attached to `r` for the serializer (usingPreEncoded) — one
+ * buffer, since grpc-js copies what the serializer gives it once more.
  */
 export async function encodeWatchResponseInSlices(r: WatchResponse, pause: () => Promise<void>): Promise<WatchResponse> {
-  const parts: Buffer[] = [encodedBuffer(envelope(r))];
-  const budget = new SliceBudget(SLICED_ENCODING_MIN_KVS);
-  let from = 0;
-  while (from < r.events.length) {
-    let to = from;
-    let total = 0;
-    const bodies: Uint8Array[] = [];
-    while (to < r.events.length) {
-      const b = eventBytes(r.events[to++]!);
-      bodies.push(b);
-      const field = 1 + lengthSize(b.length) + b.length;
-      total += field;
-      if (budget.spend(field)) break;
-    }
-    parts.push(eventFields(bodies, total));
-    from = to;
-    if (from < r.events.length) await pause();
+  const head = envelope(r);
+  const bodies = new Array<Uint8Array>(r.events.length);
+  let total = 0;
+  const gathered = new SliceBudget(SLICED_ENCODING_MIN_KVS);
+  for (let i = 0; i < r.events.length; i++) {
+    const b = eventBytes(r.events[i]!);
+    bodies[i] = b;
+    const field = 1 + lengthSize(b.length) + b.length;
+    total += field;
+    if (gathered.spend(field) && i + 1 < r.events.length) await pause();
   }
-  return attach(r, parts);
+  const out = Buffer.allocUnsafe(head.length + total);
+  out.set(head, 0);
+  let o = head.length;
+  const copied = new SliceBudget(SLICED_ENCODING_MIN_KVS);
+  for (let i = 0; i < bodies.length; i++) {
+    const b = bodies[i]!;
+    out[o++] = EVENTS_TAG;
+    o = putVarint(out, o, b.length);
+    out.set(b, o);
+    o += b.length;
+    if (copied.spend(1 + b.length) && i + 1 < bodies.length) await pause();
+  }
+  return attach(r, [out]);
 }
 
 /** Events' bytes (`bodies`, `total` bytes once tagged) as WatchResponse.events fields. */

@@ -6,7 +6,7 @@ import { WatchCreateRequest_FilterType, type WatchRequest, WatchResponse, WatchS
 import { EtcdError, Errors } from '../kv/errors.js';
 import type { Watcher } from '../kv/watch-hub.js';
 import { encodeWatchResponse, encodeWatchResponseInSlices, encodesInSlices, eventBytes } from './watch-encoding.js';
-import { usingPreEncoded } from './sliced-encoding.js';
+import { SLICED_ENCODING_MIN_KVS, preEncodedParts, usingPreEncoded } from './sliced-encoding.js';
 import { yieldToEventLoop } from '../util/yield.js';
 import { eventSize } from '../kv/event-cache.js';
 import type { EtcdServer } from '../server/etcd-server.js';
@@ -124,7 +124,10 @@ export function watchService(s: EtcdServer, fragmentBytes: number): [typeof Watc
     const send = (r: WatchResponse): boolean => {
       if (closed) return true;
       s.watchHub.eventsSent += r.events.length;
-      const size = responseBytes(r);
+      // A response of many events (a large revision) is weighed as it is encoded, in slices.
+      const many = r.events.length > SLICED_ENCODING_MIN_KVS;
+      let size = many ? 0 : responseBytes(r);
+      const sliced = many || encodesInSlices(r, size);
       pending++;
       pendingBytes += size;
       const write = (m: WatchResponse): void => {
@@ -140,8 +143,17 @@ export function watchService(s: EtcdServer, fragmentBytes: number): [typeof Watc
           }
         });
       };
-      if (encoding || encodesInSlices(r, size)) {
-        const after = (encoding ?? Promise.resolve()).then(async () => write(encodesInSlices(r, size) ? await encodeWatchResponseInSlices(r, yieldToEventLoop) : r));
+      if (encoding || sliced) {
+        const after = (encoding ?? Promise.resolve()).then(async () => {
+          if (!sliced) return write(r);
+          const m = await encodeWatchResponseInSlices(r, yieldToEventLoop);
+          if (many) {
+            size = preEncodedParts(m)![0]!.length;
+            pendingBytes += size;
+            checkFull();
+          }
+          write(m);
+        });
         encoding = after;
         after.then(
           () => {
@@ -156,6 +168,10 @@ export function watchService(s: EtcdServer, fragmentBytes: number): [typeof Watc
       } else {
         write(r);
       }
+      checkFull();
+      return !full;
+    };
+    const checkFull = (): void => {
       if (!full && (pending >= STREAM_MAX_RESPONSES || pendingBytes >= STREAM_MAX_BYTES)) {
         full = true;
         // Nor are the client's requests read while it does not read its answers: each create,
@@ -164,7 +180,6 @@ export function watchService(s: EtcdServer, fragmentBytes: number): [typeof Watc
         // channel just so). HTTP/2 flow control then holds the client back.
         call.pause?.();
       }
-      return !full;
     };
     /**
      * Watchers created with progress_notify, and whether they are due one: etcd's sendLoop ticks
