@@ -32,7 +32,7 @@ export const MAX_TXN_OPS = 128;
 
 type Reader = Pick<WriteTxn, 'range'>;
 /** What a txn's compares read: the live state (before the txn's writes, as etcd's compareToPath). */
-type CompareReader = Pick<WriteTxn, 'every'>;
+type CompareReader = Pick<WriteTxn, 'everyInSlices'>;
 
 /** Range with etcd's sorting, filtering and limit rules (in one go: a Txn's read, applied whole). */
 export function doRange(r: Reader, req: RangeRequest): Omit<RangeResponse, 'header'> & { rev: bigint } {
@@ -251,7 +251,7 @@ export function applyPut(w: WriteTxn, store: MvccStore, req: PutRequest): Omit<P
   return { prevKv: req.prevKv ? prev : undefined };
 }
 
-/** applyDelete in steps, for a DeleteRange applied on its own (MvccStore.writeInSlices). */
+/** A DeleteRange, in steps for MvccStore.writeInSlices (over many keys, a slice at a time). */
 export function* applyDeleteInSlices(w: WriteTxn, req: DeleteRangeRequest): Generator<void, Omit<DeleteRangeResponse, 'header'>> {
   if (req.prevKv) w.stats.range();
   w.stats.delete();
@@ -259,13 +259,6 @@ export function* applyDeleteInSlices(w: WriteTxn, req: DeleteRangeRequest): Gene
   return typeof deleted === 'number' ? { deleted: BigInt(deleted), prevKvs: [] } : { deleted: BigInt(deleted.length), prevKvs: deleted };
 }
 
-export function applyDelete(w: WriteTxn, req: DeleteRangeRequest): Omit<DeleteRangeResponse, 'header'> {
-  if (req.prevKv) w.stats.range();
-  w.stats.delete();
-  if (!req.prevKv) return { deleted: BigInt(w.deleteRange(req.key, req.rangeEnd, false)), prevKvs: [] };
-  const deleted = w.deleteRange(req.key, req.rangeEnd);
-  return { deleted: BigInt(deleted.length), prevKvs: deleted };
-}
 
 /**
  * Whether compare `c` holds for `kv` (undefined: a missing key). `value`: c.value as a latin1
@@ -313,8 +306,13 @@ function compareOne(c: Compare, kv: KeyValue | undefined, value?: string): boole
 
 /** etcd's applyCompare: every key in the range must satisfy `c` (none: as a missing key), decided at the first that does not. */
 export function evalCompare(w: CompareReader, c: Compare): boolean {
+  return runSteps(evalCompareSteps(w, c));
+}
+
+/** evalCompare in steps: a range of many keys is walked a slice at a time (WriteTxn.everyInSlices). */
+function* evalCompareSteps(w: CompareReader, c: Compare): Generator<void, boolean> {
   const value = c.target === Compare_CompareTarget.VALUE ? keyStr(c.value ?? NO_VALUE) : undefined;
-  return w.every(c.key, c.rangeEnd, (kv) => compareOne(c, kv, value)) ?? compareOne(c, undefined);
+  return (yield* w.everyInSlices(c.key, c.rangeEnd, (kv) => compareOne(c, kv, value))) ?? compareOne(c, undefined);
 }
 
 const NO_VALUE = new Uint8Array(0);
@@ -330,13 +328,17 @@ function compareHolds(c: Compare, kvs: readonly KeyValue[]): boolean {
  * the path taken, in the order they are met. All are evaluated against the state before the
  * txn, as etcd does: a nested compare does not see the writes made by the ops before it.
  */
-function txnPath(r: CompareReader, req: TxnRequest, stats: MvccStats, path: boolean[] = []): boolean[] {
-  const ok = req.compare.every((c) => {
+function* txnPath(r: CompareReader, req: TxnRequest, stats: MvccStats, path: boolean[] = []): Generator<void, boolean[]> {
+  let ok = true;
+  for (const c of req.compare) {
     stats.range();
-    return evalCompare(r, c);
-  });
+    if (!(yield* evalCompareSteps(r, c))) {
+      ok = false;
+      break;
+    }
+  }
   path.push(ok);
-  for (const op of ok ? req.success : req.failure) if (op.requestTxn) txnPath(r, op.requestTxn, stats, path);
+  for (const op of ok ? req.success : req.failure) if (op.requestTxn) yield* txnPath(r, op.requestTxn, stats, path);
   return path;
 }
 
@@ -391,9 +393,18 @@ function checkTxnPath(w: WriteTxn, store: MvccStore, req: TxnRequest, path: read
  * one after every write (the store after it); a range between writes is read here.
  */
 export function applyTxn(w: WriteTxn, store: MvccStore, req: TxnRequest, respond = true, deferred?: DeferredRange[]): Omit<TxnResponse, 'header'> {
+  return runSteps(applyTxnInSlices(w, store, req, respond, deferred));
+}
+
+/**
+ * applyTxn in steps, for MvccStore.writeInSlices: its compares over many keys and its
+ * DeleteRanges over many keys go a slice at a time (each step is bounded). Its puts are few
+ * (--max-txn-ops), and a range between two of its writes is read in one step.
+ */
+export function* applyTxnInSlices(w: WriteTxn, store: MvccStore, req: TxnRequest, respond = true, deferred?: DeferredRange[]): Generator<void, Omit<TxnResponse, 'header'>> {
   let path: boolean[];
   try {
-    path = txnPath(w, req, w.stats);
+    path = yield* txnPath(w, req, w.stats);
     checkTxnPath(w, store, req, path);
   } finally {
     // etcd reads the compares in a transaction of their own, then makes the ops in another.
@@ -401,16 +412,18 @@ export function applyTxn(w: WriteTxn, store: MvccStore, req: TxnRequest, respond
   }
   if (!respond) {
     // The ranges are not read (nobody reads the answer), but counted as every member's etcd reads them.
-    forEachOpOnPath(req, path, (op) => {
+    const ops: RequestOp[] = [];
+    forEachOpOnPath(req, path, (op) => void ops.push(op));
+    for (const op of ops) {
       if (op.requestPut) applyPut(w, store, op.requestPut);
-      else if (op.requestDeleteRange) applyDelete(w, op.requestDeleteRange);
+      else if (op.requestDeleteRange) yield* applyDeleteInSlices(w, op.requestDeleteRange);
       else if (op.requestRange) w.stats.range();
-    });
+    }
     return { succeeded: path[0]!, responses: [] };
   }
   let writes = 0;
   if (deferred) forEachOpOnPath(req, path, (op) => void (op.requestPut || op.requestDeleteRange ? writes++ : 0));
-  return applyTxnPath(w, store, req, path, { i: 0, writes: 0, total: writes, deferred });
+  return yield* applyTxnPath(w, store, req, path, { i: 0, writes: 0, total: writes, deferred });
 }
 
 /**
@@ -455,7 +468,7 @@ const nestedTxnHeader = (): ResponseHeader => opHeader(0n);
 /** The store's revision at this point of a write txn (etcd's storeTxnWrite: begin + 1 once changed). */
 const revSoFar = (w: WriteTxn): bigint => (w.changed ? w.rev : w.rev - 1n);
 
-function applyTxnPath(w: WriteTxn, store: MvccStore, req: TxnRequest, path: readonly boolean[], at: PathCursor): Omit<TxnResponse, 'header'> {
+function* applyTxnPath(w: WriteTxn, store: MvccStore, req: TxnRequest, path: readonly boolean[], at: PathCursor): Generator<void, Omit<TxnResponse, 'header'>> {
   const succeeded = path[at.i++]!;
   const responses: ResponseOp[] = [];
   for (const op of succeeded ? req.success : req.failure) {
@@ -476,10 +489,10 @@ function applyTxnPath(w: WriteTxn, store: MvccStore, req: TxnRequest, path: read
       responses.push({ responsePut: { header: opHeader(revSoFar(w)), ...r } });
     } else if (op.requestDeleteRange) {
       at.writes++;
-      const r = applyDelete(w, op.requestDeleteRange);
+      const r = yield* applyDeleteInSlices(w, op.requestDeleteRange);
       responses.push({ responseDeleteRange: { header: opHeader(revSoFar(w)), ...r } });
     } else if (op.requestTxn) {
-      responses.push({ responseTxn: { header: nestedTxnHeader(), ...applyTxnPath(w, store, op.requestTxn, path, at) } });
+      responses.push({ responseTxn: { header: nestedTxnHeader(), ...(yield* applyTxnPath(w, store, op.requestTxn, path, at)) } });
     } else {
       responses.push({});
     }

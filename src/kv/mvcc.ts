@@ -1347,18 +1347,29 @@ export class WriteTxn implements RevisionWrites {
   /**
    * Whether `holds` is true of every live key-value in [key, end) (this transaction's writes
    * included), asked in key order until the first that it is not; undefined if there is none.
-   * A compare over a range of many keys: no list of them first, and no more once one fails.
+   * A compare over a range of many keys: no list of them first, and no more once one fails;
+   * `slice` keys of the index visited per step (MvccStore.writeInSlices).
    */
-  every(key: Uint8Array, end: Uint8Array | undefined, holds: (kv: StoredKeyValue) => boolean): boolean | undefined {
+  *everyInSlices(key: Uint8Array, end: Uint8Array | undefined, holds: (kv: StoredKeyValue) => boolean, slice = DELETE_SLICE): Generator<void, boolean | undefined> {
+    const { lo, hi, single } = rangeBounds(key, end);
+    if (single || (hi !== undefined && hi <= lo)) {
+      const r = single ? this.store.record(lo, false)?.latest() : undefined;
+      return r ? holds(new StoredKeyValue(lo, r, false)) : undefined;
+    }
     let any = false;
-    let all = true;
-    this.store.scanLatest(key, end, (rec, r) => {
-      any = true;
-      if (holds(new StoredKeyValue(rec.key, r, false))) return;
-      all = false;
-      return false;
-    });
-    return any ? all : undefined;
+    let after: string | undefined;
+    for (;;) {
+      const { batch, full } = this.store.batchAfter(lo, hi, after, new SliceBudget(slice));
+      for (const rec of batch) {
+        const r = rec.latest();
+        if (!r) continue;
+        any = true;
+        if (!holds(new StoredKeyValue(rec.key, r, false))) return false;
+      }
+      if (!full) return any ? true : undefined;
+      after = batch[batch.length - 1]!.key;
+      yield;
+    }
   }
 
   get(key: Uint8Array): KeyValue | undefined {

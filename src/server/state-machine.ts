@@ -48,7 +48,7 @@ import { MemberInfo } from '../gen/raftkv/member.js';
 import { EtcdError, Errors } from '../kv/errors.js';
 import { checkRequestAuth } from '../auth/apply-checks.js';
 import { AuthStore } from '../auth/store.js';
-import { type DeferredRange, applyDeleteInSlices, applyPut, applyTxn, readDeferredRanges } from '../kv/kv-ops.js';
+import { type DeferredRange, applyDeleteInSlices, applyPut, applyTxnInSlices, readDeferredRanges } from '../kv/kv-ops.js';
 import { Lessor } from '../kv/lessor.js';
 import { MvccStore } from '../kv/mvcc.js';
 import { type AlarmChange, AlarmStore } from './alarms.js';
@@ -267,16 +267,15 @@ export class StateMachine {
     }
     if (req.txn) {
       const txn = req.txn;
-      if (!respond) {
-        s.write((w) => applyTxn(w, s, txn, false));
-        return UNREAD;
-      }
+      // Its compares and deletions over many keys go in slices (kv-ops.ts, applyTxnInSlices).
+      if (!respond) return after(s.writeInSlices((w) => applyTxnInSlices(w, s, txn, false), this.readPause), () => UNREAD);
       // Ranges over many keys are read after the write, in slices (kv-ops.ts, applyTxn).
       const deferred: DeferredRange[] = [];
-      const r = s.write((w) => applyTxn(w, s, txn, true, deferred));
-      const res = { header: this.hdr(), ...r };
-      if (deferred.length > 0) readDeferredRanges(res, s, deferred, this.readPause);
-      return res;
+      return after(s.writeInSlices((w) => applyTxnInSlices(w, s, txn, true, deferred), this.readPause), (r) => {
+        const res = { header: this.hdr(), ...r };
+        if (deferred.length > 0) readDeferredRanges(res, s, deferred, this.readPause);
+        return res;
+      });
     }
     if (req.compaction) {
       s.compact(req.compaction.revision);

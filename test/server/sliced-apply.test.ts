@@ -14,6 +14,7 @@ import { describe, it } from 'node:test';
 import { InternalRequest } from '../../src/gen/raftkv/entry.js';
 import type { RequestOp } from '../../src/gen/etcd/rpc.js';
 import { DELETE_SLICE } from '../../src/kv/mvcc.js';
+import { settled } from '../../src/kv/kv-ops.js';
 import { EntryType } from '../../src/raft/index.js';
 import type { StateMachine } from '../../src/server/state-machine.js';
 import { parts, withCluster } from '../support/inproc-cluster.js';
@@ -103,6 +104,40 @@ describe('a deletion over many keys is applied in slices', () => {
     assert.ok((await r).outcome.ok);
     assert.equal(sm.lessor.exists(7n), false);
     assert.equal(count(sm), 0);
+  });
+
+  it('a Txn: its compares over many keys and its DeleteRange over many keys go in slices, invisible until whole', async () => {
+    const sm = filled();
+    const g = gate();
+    sm.readPause = g.pause;
+    const before = { applied: sm.appliedIndex, rev: sm.store.currentRev };
+    const all = { key: B('big/'), rangeEnd: B('big0') };
+    // Holds for every key (version 1), so every key is visited; then the keys go and one is put.
+    const compare = [{ ...all, target: 0, result: 2, version: 2n }];
+    const success: RequestOp[] = [
+      { requestDeleteRange: { ...all, prevKv: false } },
+      { requestPut: { key: B('big/after'), value: B('x'), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } },
+      { requestRange: { ...all, limit: 0n, revision: 0n, sortOrder: 0, sortTarget: 0, serializable: false, keysOnly: false, countOnly: true, minModRevision: 0n, maxModRevision: 0n, minCreateRevision: 0n, maxCreateRevision: 0n } },
+    ];
+    const e = entry({ txn: { compare, success, failure: [] } });
+    const r = sm.applyNormal(e);
+    assert.ok(r instanceof Promise, 'goes on in slices');
+    for (let i = 0; i < 5; i++) await nextTurn();
+    // Still comparing (or deleting): nothing of it shows.
+    assert.deepEqual({ applied: sm.appliedIndex, rev: sm.store.currentRev }, before);
+    assert.equal(count(sm), N);
+    g.open();
+    const done = await r;
+    assert.ok(done.outcome.ok);
+    const res = done.outcome.value as { succeeded: boolean; header: { revision: bigint }; responses: Array<{ responseDeleteRange?: { deleted: bigint }; responseRange?: { count: bigint } }> };
+    // A range after the writes is read once it is applied, in slices of its own (kv-ops.ts).
+    await settled(res);
+    assert.equal(res.succeeded, true);
+    assert.equal(res.responses[0]!.responseDeleteRange!.deleted, BigInt(N));
+    assert.equal(res.responses[2]!.responseRange!.count, 1n, 'the range after them sees the txn\'s own writes');
+    assert.equal(res.header.revision, before.rev + 1n);
+    assert.equal(count(sm), 1);
+    assert.ok(g.held() >= 4, `${g.held()} slices (the compare's and the deletion's)`);
   });
 
   it('a small one is applied at once, as before', () => {
