@@ -1357,16 +1357,27 @@ export class WriteTxn implements RevisionWrites {
       return r ? holds(new StoredKeyValue(lo, r, false)) : undefined;
     }
     let any = false;
+    const all = yield* this.liveInSlices(lo, hi, slice, (rec, r) => {
+      any = true;
+      return holds(new StoredKeyValue(rec.key, r, false));
+    });
+    return any ? all : undefined;
+  }
+
+  /**
+   * Visits the live keys in [lo, hi) (hi undefined: to the end) in key order, `slice` keys of
+   * the index per step, until `f` answers false (then false). `f` may delete the key it is
+   * given: a version appended to a key changes no record of the index.
+   */
+  private *liveInSlices(lo: string, hi: string | undefined, slice: number, f: (rec: KeyRecord, r: Rev) => boolean | void): Generator<void, boolean> {
     let after: string | undefined;
     for (;;) {
       const { batch, full } = this.store.batchAfter(lo, hi, after, new SliceBudget(slice));
       for (const rec of batch) {
         const r = rec.latest();
-        if (!r) continue;
-        any = true;
-        if (!holds(new StoredKeyValue(rec.key, r, false))) return false;
+        if (r && f(rec, r) === false) return false;
       }
-      if (!full) return any ? true : undefined;
+      if (!full) return true;
       after = batch[batch.length - 1]!.key;
       yield;
     }
@@ -1471,20 +1482,11 @@ export class WriteTxn implements RevisionWrites {
     const out: KeyValue[] = [];
     let n = 0;
     const detach = this.detachLater();
-    let after: string | undefined;
-    for (;;) {
-      const { batch, full } = this.store.batchAfter(lo, hi, after, new SliceBudget(slice));
-      for (const rec of batch) {
-        const prev = rec.latest();
-        if (!prev) continue;
-        this.tombstone(rec, prev);
-        n++;
-        if (keepPrev) out.push(new StoredKeyValue(rec.key, prev, false));
-      }
-      if (!full) break;
-      after = batch[batch.length - 1]!.key;
-      yield;
-    }
+    yield* this.liveInSlices(lo, hi, slice, (rec, prev) => {
+      this.tombstone(rec, prev);
+      n++;
+      if (keepPrev) out.push(new StoredKeyValue(rec.key, prev, false));
+    });
     detach();
     return keepPrev ? out : n;
   }
