@@ -93,6 +93,10 @@ export function withLeanUnary<T>(
           serveUnary(stream, headers, m, opts.maxReceiveBytes, opts.maxSendBytes ?? MAX_SEND_BYTES);
           return true;
         }
+        // grpc-js's `| 0` wraps a deadline past a timer's reach (24.8 days) negative, failing
+        // the call at once: such a deadline, which no call lives to see, is taken off.
+        const ms = timeoutMs(headers['grpc-timeout']);
+        if (ms !== undefined && ms > MAX_TIMER_MS) delete headers['grpc-timeout'];
       }
       return emit(event, ...args);
     };
@@ -116,6 +120,13 @@ function servable(h: IncomingHttpHeaders): boolean {
 
 const DEADLINE_REGEX = /(\d{1,8})\s*([HMSmun])/;
 const DEADLINE_UNIT_MS: Record<string, number> = { H: 3600000, M: 60000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
+
+/** A grpc-timeout header's milliseconds (grpc-js's reading of it); undefined if it is absent or not one. */
+function timeoutMs(timeout: string | string[] | undefined): number | undefined {
+  if (typeof timeout !== 'string') return undefined;
+  const match = DEADLINE_REGEX.exec(timeout);
+  return match ? Number(match[1]) * DEADLINE_UNIT_MS[match[2]!]! : undefined;
+}
 const RESPONSE_HEADERS = {
   ':status': 200,
   'content-type': 'application/grpc+proto',
@@ -157,9 +168,8 @@ function serveUnary(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, m: 
 
   const timeout = headers['grpc-timeout'];
   if (typeof timeout === 'string') {
-    const match = DEADLINE_REGEX.exec(timeout);
-    if (!match) return fail(grpc.status.INTERNAL, `Invalid grpc-timeout value "${timeout}"`);
-    const ms = Number(match[1]) * DEADLINE_UNIT_MS[match[2]!]!;
+    const ms = timeoutMs(timeout);
+    if (ms === undefined) return fail(grpc.status.INTERNAL, `Invalid grpc-timeout value "${timeout}"`);
     call.setDeadline(Date.now() + ms);
     // A deadline past a timer's reach (2^31 - 1 ms, 24.8 days) is one no call lives to see: no
     // timer. (grpc-js's `| 0`, which this copied, wrapped such a deadline negative: the call
