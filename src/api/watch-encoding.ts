@@ -12,7 +12,7 @@ import { ResponseHeader, WatchResponse } from '../gen/etcd/rpc.js';
 import { keyValueSize, putKeyValue } from '../util/keyvalue-wire.js';
 import { lengthSize, putVarint, varintSize } from '../util/varint.js';
 import { encodedBuffer } from './grpc-util.js';
-import { SLICED_ENCODING_MIN_BYTES, SLICED_ENCODING_MIN_KVS, attach } from './sliced-encoding.js';
+import { GRPC_PREFIX, SLICED_ENCODING_MIN_BYTES, SLICED_ENCODING_MIN_KVS, attach } from './sliced-encoding.js';
 import { SliceBudget } from '../util/yield.js';
 
 /** WatchResponse.header: field 1, length-delimited; watch_id: field 2, varint; events: field 11, length-delimited. */
@@ -115,7 +115,11 @@ export async function encodeWatchResponseInSlices(r: WatchResponse, pause: () =>
     total += field;
     if (gathered.spend(field) && i + 1 < r.events.length) await pause();
   }
-  const out = Buffer.allocUnsafe(head.length + total);
+  // With room for gRPC's message prefix in front, so that it can go out as it is (framed).
+  const framed = Buffer.allocUnsafe(GRPC_PREFIX + head.length + total);
+  framed[0] = 0;
+  framed.writeUInt32BE(head.length + total, 1);
+  const out = framed.subarray(GRPC_PREFIX);
   out.set(head, 0);
   let o = head.length;
   const copied = new SliceBudget(SLICED_ENCODING_MIN_KVS);
@@ -127,7 +131,7 @@ export async function encodeWatchResponseInSlices(r: WatchResponse, pause: () =>
     o += b.length;
     if (copied.spend(1 + b.length) && i + 1 < bodies.length) await pause();
   }
-  return attach(r, [out]);
+  return attach(r, [out], framed);
 }
 
 /** Events' bytes (`bodies`, `total` bytes once tagged) as WatchResponse.events fields. */

@@ -6,7 +6,7 @@ import { WatchCreateRequest_FilterType, type WatchRequest, WatchResponse, WatchS
 import { EtcdError, Errors } from '../kv/errors.js';
 import type { Watcher } from '../kv/watch-hub.js';
 import { encodeWatchResponse, encodeWatchResponseInSlices, encodesInSlices, eventBytes } from './watch-encoding.js';
-import { SLICED_ENCODING_MIN_KVS, preEncodedParts, usingPreEncoded } from './sliced-encoding.js';
+import { SLICED_ENCODING_MIN_KVS, preEncodedParts, sendingFramedAsIs, usingPreEncoded } from './sliced-encoding.js';
 import { yieldToEventLoop } from '../util/yield.js';
 import { eventSize } from '../kv/event-cache.js';
 import type { EtcdServer } from '../server/etcd-server.js';
@@ -74,6 +74,8 @@ export function watchService(s: EtcdServer, fragmentBytes: number): [typeof Watc
   s.watchHub.prepare = eventBytes;
   const watch = (call: grpc.ServerDuplexStream<WatchRequest, WatchResponse>): void => {
     if (!guardStream(s, call)) return;
+    // A large revision's response goes out as it was put together, with no copy by grpc-js.
+    sendingFramedAsIs(call);
     /**
      * etcd's isWatchPermitted: READ on the watched range, as the caller of the stream's token;
      * undefined if permitted, else the cancel reason etcd gives (a bad token, an old auth

@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { encodeWatchResponse, encodeWatchResponseInSlices, eventBytes } from '../../src/api/watch-encoding.js';
-import { SLICED_ENCODING_MIN_KVS, usingPreEncoded } from '../../src/api/sliced-encoding.js';
+import { SLICED_ENCODING_MIN_KVS, sendingFramedAsIs, usingPreEncoded } from '../../src/api/sliced-encoding.js';
+import * as grpc from '@grpc/grpc-js';
 import { Event } from '../../src/gen/etcd/kv.js';
-import { WatchResponse } from '../../src/gen/etcd/rpc.js';
+import { WatchClient, type WatchRequest, WatchResponse, WatchService } from '../../src/gen/etcd/rpc.js';
 import { EventCache, eventSize } from '../../src/kv/event-cache.js';
 import { MvccStore } from '../../src/kv/mvcc.js';
 import { type Watcher, WatchHub } from '../../src/kv/watch-hub.js';
@@ -109,5 +110,45 @@ describe('watch responses with shared events', () => {
     const version = {};
     const first = byBytes.get(version, () => make(1));
     assert.equal(byBytes.get(version, () => make(1)), first, 'a cached version gives its one event');
+  });
+});
+
+describe('a large watch response sent as it was put together', () => {
+  it("goes out through grpc-js with no call of the method's serializer (no copy), and is read as the message", async () => {
+    // A bidi method like Watch, on a real grpc-js server: the framed response is written as it
+    // is, the others through the serializer. If grpc-js's call changes shape, the hook stays
+    // out and this fails (the bytes would still be right, copied once more).
+    const events = Array.from({ length: 3000 }, (_, i) => ({ type: 0, kv: { key: Buffer.from(`k${i}`), createRevision: 1n, modRevision: 2n, version: 1n, value: Buffer.from('v'), lease: 0n }, prevKv: undefined }));
+    const big: WatchResponse = { ...WatchResponse.fromPartial({ header: { revision: 9n }, watchId: 1n }), events };
+    let serialized = 0;
+    const def = { ...WatchService, watch: { ...WatchService.watch, responseSerialize: (r: WatchResponse) => (serialized++, usingPreEncoded(encodeWatchResponse)(r)) } };
+    const server = new grpc.Server();
+    server.addService(def, {
+      watch: (call: grpc.ServerDuplexStream<WatchRequest, WatchResponse>) => {
+        sendingFramedAsIs(call);
+        void encodeWatchResponseInSlices(big, async () => {}).then((framed) => {
+          call.write(framed);
+          call.write(WatchResponse.fromPartial({ watchId: 2n }));
+          call.end();
+        });
+      },
+    } as grpc.UntypedServiceImplementation);
+    const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+    const client = new WatchClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    try {
+      const got: WatchResponse[] = [];
+      const stream = client.watch();
+      await new Promise<void>((res, rej) => {
+        stream.on('data', (r: WatchResponse) => got.push(r));
+        stream.on('end', res);
+        stream.on('error', rej);
+      });
+      assert.deepEqual(got.map((r) => [r.watchId, r.events.length]), [[1n, 3000], [2n, 0]]);
+      assert.deepEqual(got[0], WatchResponse.decode(WatchResponse.encode(big).finish()));
+      assert.equal(serialized, 1, 'only the small response went through the serializer');
+    } finally {
+      client.close();
+      server.forceShutdown();
+    }
   });
 });
