@@ -397,9 +397,9 @@ export function applyTxn(w: WriteTxn, store: MvccStore, req: TxnRequest, respond
 }
 
 /**
- * applyTxn in steps, for MvccStore.writeInSlices: its compares over many keys and its
- * DeleteRanges over many keys go a slice at a time (each step is bounded). Its puts are few
- * (--max-txn-ops), and a range between two of its writes is read in one step.
+ * applyTxn in steps, for MvccStore.writeInSlices: its compares, its DeleteRanges and its ranges
+ * read in the apply (between two of its writes) go a slice of keys at a time, so each step is
+ * bounded. Its puts are few (--max-txn-ops).
  */
 export function* applyTxnInSlices(w: WriteTxn, store: MvccStore, req: TxnRequest, respond = true, deferred?: DeferredRange[]): Generator<void, Omit<TxnResponse, 'header'>> {
   let path: boolean[];
@@ -481,7 +481,7 @@ function* applyTxnPath(w: WriteTxn, store: MvccStore, req: TxnRequest, path: rea
         responses.push({ responseRange: resp });
         continue;
       }
-      const r = doRange(w, op.requestRange);
+      const r = yield* finishRange(op.requestRange, yield* w.rangeInSlices(op.requestRange.key, op.requestRange.rangeEnd, rangeOptions(op.requestRange)));
       responses.push({ responseRange: { header: opHeader(revSoFar(w)), kvs: r.kvs, more: r.more, count: r.count } });
     } else if (op.requestPut) {
       at.writes++;

@@ -459,7 +459,8 @@ export class MvccStore {
     return { batch, full };
   }
 
-  private checkReadRev(rev: bigint | undefined): bigint {
+  /** @internal The revision a read at `rev` (0 or none: the current one) sees, or etcd's error. */
+  checkReadRev(rev: bigint | undefined): bigint {
     if (rev === undefined || rev <= 0n) return this.currentRev;
     if (rev > this.currentRev) throw Errors.futureRev();
     if (rev < this.compactRev) throw Errors.compacted();
@@ -1336,6 +1337,23 @@ export class WriteTxn implements RevisionWrites {
     return this.changes.map((c) => makeEvent(c.rec.key, c.r, c.prev));
   }
 
+  /** range() in steps, `slice` keys of the index per step (a Txn applied in slices). */
+  *rangeInSlices(key: Uint8Array, end: Uint8Array | undefined, o: RangeOptions = {}, slice = DELETE_SLICE): Generator<void, RangeResult> {
+    const { lo, hi, single } = rangeBounds(key, end);
+    if (single || (hi !== undefined && hi <= lo)) return this.range(key, end, o);
+    const c = new RangeCollector(o);
+    if (o.revision !== undefined && o.revision > 0n) {
+      const rev = this.store.checkReadRev(o.revision);
+      yield* this.recordsInSlices(lo, hi, slice, (rec) => {
+        const r = rec.at(rev);
+        if (r) c.take(rec, r);
+      });
+      return { kvs: c.kvs, count: c.count, rev: this.store.currentRev };
+    }
+    yield* this.liveInSlices(lo, hi, slice, (rec, r) => c.take(rec, r));
+    return { kvs: c.kvs, count: c.count, rev: this.changed ? this.rev : this.store.currentRev };
+  }
+
   /** Reads the live state, including this transaction's earlier writes. */
   range(key: Uint8Array, end: Uint8Array | undefined, o: RangeOptions = {}): RangeResult {
     if (o.revision !== undefined && o.revision > 0n) return this.store.range(key, end, o);
@@ -1369,14 +1387,19 @@ export class WriteTxn implements RevisionWrites {
    * the index per step, until `f` answers false (then false). `f` may delete the key it is
    * given: a version appended to a key changes no record of the index.
    */
-  private *liveInSlices(lo: string, hi: string | undefined, slice: number, f: (rec: KeyRecord, r: Rev) => boolean | void): Generator<void, boolean> {
+  private liveInSlices(lo: string, hi: string | undefined, slice: number, f: (rec: KeyRecord, r: Rev) => boolean | void): Generator<void, boolean> {
+    return this.recordsInSlices(lo, hi, slice, (rec) => {
+      const r = rec.latest();
+      return r ? f(rec, r) : undefined;
+    });
+  }
+
+  /** Visits the records of the index in [lo, hi) as liveInSlices does, whatever versions they hold. */
+  private *recordsInSlices(lo: string, hi: string | undefined, slice: number, f: (rec: KeyRecord) => boolean | void): Generator<void, boolean> {
     let after: string | undefined;
     for (;;) {
       const { batch, full } = this.store.batchAfter(lo, hi, after, new SliceBudget(slice));
-      for (const rec of batch) {
-        const r = rec.latest();
-        if (r && f(rec, r) === false) return false;
-      }
+      for (const rec of batch) if (f(rec) === false) return false;
       if (!full) return true;
       after = batch[batch.length - 1]!.key;
       yield;

@@ -106,7 +106,7 @@ describe('a deletion over many keys is applied in slices', () => {
     assert.equal(count(sm), 0);
   });
 
-  it('a Txn: its compares over many keys and its DeleteRange over many keys go in slices, invisible until whole', async () => {
+  it('a Txn: its compares, DeleteRanges and ranges between its writes over many keys go in slices, invisible until whole', async () => {
     const sm = filled();
     const g = gate();
     sm.readPause = g.pause;
@@ -114,10 +114,14 @@ describe('a deletion over many keys is applied in slices', () => {
     const all = { key: B('big/'), rangeEnd: B('big0') };
     // Holds for every key (version 1), so every key is visited; then the keys go and one is put.
     const compare = [{ ...all, target: 0, result: 2, version: 2n }];
+    const range = (o: { revision?: bigint } = {}): RequestOp => ({ requestRange: { ...all, limit: 0n, revision: 0n, sortOrder: 0, sortTarget: 0, serializable: false, keysOnly: false, countOnly: true, minModRevision: 0n, maxModRevision: 0n, minCreateRevision: 0n, maxCreateRevision: 0n, ...o } });
     const success: RequestOp[] = [
       { requestDeleteRange: { ...all, prevKv: false } },
+      // Between two writes: read in the apply, in slices too; the second at the revision before the txn.
+      range(),
+      range({ revision: before.rev }),
       { requestPut: { key: B('big/after'), value: B('x'), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } },
-      { requestRange: { ...all, limit: 0n, revision: 0n, sortOrder: 0, sortTarget: 0, serializable: false, keysOnly: false, countOnly: true, minModRevision: 0n, maxModRevision: 0n, minCreateRevision: 0n, maxCreateRevision: 0n } },
+      range(),
     ];
     const e = entry({ txn: { compare, success, failure: [] } });
     const r = sm.applyNormal(e);
@@ -134,10 +138,12 @@ describe('a deletion over many keys is applied in slices', () => {
     await settled(res);
     assert.equal(res.succeeded, true);
     assert.equal(res.responses[0]!.responseDeleteRange!.deleted, BigInt(N));
-    assert.equal(res.responses[2]!.responseRange!.count, 1n, 'the range after them sees the txn\'s own writes');
+    assert.equal(res.responses[1]!.responseRange!.count, 0n, 'the range after the deletion sees it');
+    assert.equal(res.responses[2]!.responseRange!.count, BigInt(N), 'the range at the revision before sees every key');
+    assert.equal(res.responses[4]!.responseRange!.count, 1n, 'the range after them sees the txn\'s own writes');
     assert.equal(res.header.revision, before.rev + 1n);
     assert.equal(count(sm), 1);
-    assert.ok(g.held() >= 4, `${g.held()} slices (the compare's and the deletion's)`);
+    assert.ok(g.held() >= 8, `${g.held()} slices (the compare's, the deletion's and the ranges')`);
   });
 
   it('a small one is applied at once, as before', () => {
