@@ -126,6 +126,9 @@ function rangeId(e: { lo: string; hi: string | undefined }): string {
 /** Whether `w`'s filters let `ev` through. */
 const wants = (w: WatchSpec, ev: Event): boolean => !(w.noPut && ev.type === Event_EventType.PUT) && !(w.noDelete && ev.type === Event_EventType.DELETE);
 
+/** The events `w`'s filters let through (the same array when it has none: a large revision is not copied per watcher). */
+const filtered = (w: WatchSpec, events: Event[]): Event[] => (w.noPut || w.noDelete ? events.filter((ev) => wants(w, ev)) : events);
+
 export class WatchHub {
   private readonly entries = new Map<Watcher, Entry>();
   /** Single-key watchers by key. */
@@ -260,7 +263,7 @@ export class WatchHub {
           this.resume(x.w);
           continue;
         }
-        const mine = events.filter((ev) => wants(x.w, ev));
+        const mine = filtered(x.w, events);
         // A catching-up response's revision is the store's (as resume's).
         const ok = mine.length === 0 || x.w.deliver(mine, current) !== false;
         this.setNextRev(x, rev + 1n);
@@ -389,7 +392,7 @@ export class WatchHub {
         this.readLarge(e);
         return false;
       }
-      const events = batch.events.filter((ev) => wants(w, ev));
+      const events = filtered(w, batch.events);
       let full = false;
       // A catching-up response's revision is the store's, not its last event's (etcd's syncWatchers).
       const current = this.getStore().currentRev;
