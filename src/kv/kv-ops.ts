@@ -255,10 +255,9 @@ export function applyPut(w: WriteTxn, store: MvccStore, req: PutRequest): Omit<P
 export function* applyDeleteInSlices(w: WriteTxn, req: DeleteRangeRequest): Generator<void, Omit<DeleteRangeResponse, 'header'>> {
   if (req.prevKv) w.stats.range();
   w.stats.delete();
-  const deleted = yield* w.deleteRangeInSlices(req.key, req.rangeEnd, req.prevKv);
-  return typeof deleted === 'number' ? { deleted: BigInt(deleted), prevKvs: [] } : { deleted: BigInt(deleted.length), prevKvs: deleted };
+  const { deleted, prevKvs } = yield* w.deleteRangeInSlices(req.key, req.rangeEnd, req.prevKv);
+  return { deleted: BigInt(deleted), prevKvs };
 }
-
 
 /**
  * Whether compare `c` holds for `kv` (undefined: a missing key). `value`: c.value as a latin1

@@ -75,13 +75,10 @@ export class Lessor implements LeaseHooks {
     return [...l.keys];
   }
 
-  /** Applied from the log; the caller deletes the returned keys in the same revision. */
-  revoke(id: bigint): string[] {
-    const l = this.leases.get(id);
-    if (!l) throw Errors.leaseNotFound();
-    this.leases.delete(id);
+  /** Applied from the log, once the caller has deleted its keys (keysOf) in the same revision. */
+  revoke(id: bigint): void {
+    if (!this.leases.delete(id)) throw Errors.leaseNotFound();
     if (!this.stats.muted) this.stats.revoked++;
-    return [...l.keys];
   }
 
   /** Leader only: a keepalive. Returns the TTL. */

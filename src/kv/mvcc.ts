@@ -20,7 +20,7 @@ import { type SortedMap, newSortedMap } from '../util/btree.js';
 import { crc32c } from './crc32c.js';
 import { Errors } from './errors.js';
 import { putVarint } from '../util/varint.js';
-import { sortIndexSteps } from '../util/sort-in-steps.js';
+import { runSteps, sortIndexSteps } from '../util/sort-in-steps.js';
 import { RevisionLog } from './revision-log.js';
 import { putRevisionKey } from '../util/revision-key.js';
 import { EventCache } from './event-cache.js';
@@ -677,12 +677,6 @@ export class MvccStore {
     return rec;
   }
 
-  /** @internal (stops when `f` returns false) */
-  scanLatest(key: Uint8Array, end: Uint8Array | undefined, f: (rec: KeyRecord, r: Rev) => boolean | void): void {
-    // Live state including this transaction's own writes: "at" an unbounded revision.
-    this.scan(key, end, BigInt(Number.MAX_SAFE_INTEGER) * 1024n, f);
-  }
-
   /**
    * Compacts history below `rev`: each key keeps its latest version at or below `rev` (unless
    * deleted) and everything after. Reads and watches below `rev` then get ErrCompacted.
@@ -919,7 +913,7 @@ export class MvccStore {
     pause: () => Promise<void>,
     made?: (ev: Event) => void,
   ): Promise<Event[]> {
-    if (rev < this.compactRev || rev > this.currentRev) throw rev > this.currentRev ? Errors.futureRev() : Errors.compacted();
+    this.checkReadRev(rev);
     const first = this.compactRev > 1n ? this.compactRev : 1n;
     const slot = this.revLog.at(rev, first, this.currentRev, (add) => this.allVersions(first, add));
     const recs = slot === undefined ? [] : Array.isArray(slot) ? slot : [slot];
@@ -946,7 +940,7 @@ export class MvccStore {
             const sub = h[i]!.sub;
             if (subs.length > 0 && sub < subs[subs.length - 1]!) inOrder = false;
             subs.push(sub);
-            bytes += 2 * k.length + h[i]!.value.length + (prev ? prev.value.length : 0);
+            bytes += eventWeight(k, h[i]!, prev);
           }
         }
         if (budget.spend(bytes)) await pause();
@@ -1030,6 +1024,11 @@ function versionsAt(h: readonly Rev[], rev: bigint): [number, number] {
   return [from, to];
 }
 
+/** About the bytes of the watch event of version `r` of `key` (`prev`: the version before it, for prev_kv). */
+function eventWeight(key: string, r: Rev, prev: Rev | undefined): number {
+  return 2 * key.length + r.value.length + (prev ? prev.value.length : 0);
+}
+
 /** Whether the revision `rev` that wrote the records `slot` is large (isLargeRevision). */
 function largeSlot(slot: readonly KeyRecord[], rev: bigint): boolean {
   return isLargeRevision(slot.length, () => {
@@ -1037,7 +1036,7 @@ function largeSlot(slot: readonly KeyRecord[], rev: bigint): boolean {
     for (const rec of slot) {
       const h = rec.versions();
       const [from, to] = versionsAt(h, rev);
-      for (let i = from; i < to; i++) n += 2 * rec.key.length + h[i]!.value.length + (i > 0 ? h[i - 1]!.value.length : 0);
+      for (let i = from; i < to; i++) n += eventWeight(rec.key, h[i]!, i > 0 ? h[i - 1] : undefined);
     }
     return n;
   });
@@ -1312,7 +1311,7 @@ export class WriteTxn implements RevisionWrites {
 
   eventBytes(): number {
     let n = 0;
-    for (const c of this.changes) n += 2 * c.rec.key.length + c.r.value.length + (c.prev ? c.prev.value.length : 0);
+    for (const c of this.changes) n += eventWeight(c.rec.key, c.r, c.prev);
     return n;
   }
 
@@ -1337,29 +1336,27 @@ export class WriteTxn implements RevisionWrites {
     return this.changes.map((c) => makeEvent(c.rec.key, c.r, c.prev));
   }
 
-  /** range() in steps, `slice` keys of the index per step (a Txn applied in slices). */
+  /**
+   * Reads the live state, including this transaction's earlier writes (or the store at
+   * `o.revision`), in steps: `slice` keys of the index per step (a Txn applied in slices).
+   */
   *rangeInSlices(key: Uint8Array, end: Uint8Array | undefined, o: RangeOptions = {}, slice = DELETE_SLICE): Generator<void, RangeResult> {
-    const { lo, hi, single } = rangeBounds(key, end);
-    if (single || (hi !== undefined && hi <= lo)) return this.range(key, end, o);
     const c = new RangeCollector(o);
     if (o.revision !== undefined && o.revision > 0n) {
       const rev = this.store.checkReadRev(o.revision);
-      yield* this.recordsInSlices(lo, hi, slice, (rec) => {
+      yield* this.recordsInSlices(key, end, slice, (rec) => {
         const r = rec.at(rev);
         if (r) c.take(rec, r);
       });
       return { kvs: c.kvs, count: c.count, rev: this.store.currentRev };
     }
-    yield* this.liveInSlices(lo, hi, slice, (rec, r) => c.take(rec, r));
+    yield* this.liveInSlices(key, end, slice, (rec, r) => c.take(rec, r));
     return { kvs: c.kvs, count: c.count, rev: this.changed ? this.rev : this.store.currentRev };
   }
 
-  /** Reads the live state, including this transaction's earlier writes. */
+  /** rangeInSlices in one go. */
   range(key: Uint8Array, end: Uint8Array | undefined, o: RangeOptions = {}): RangeResult {
-    if (o.revision !== undefined && o.revision > 0n) return this.store.range(key, end, o);
-    const c = new RangeCollector(o);
-    this.store.scanLatest(key, end, (rec, r) => c.take(rec, r));
-    return { kvs: c.kvs, count: c.count, rev: this.changed ? this.rev : this.store.currentRev };
+    return runSteps(this.rangeInSlices(key, end, o));
   }
 
   /**
@@ -1369,13 +1366,8 @@ export class WriteTxn implements RevisionWrites {
    * `slice` keys of the index visited per step (MvccStore.writeInSlices).
    */
   *everyInSlices(key: Uint8Array, end: Uint8Array | undefined, holds: (kv: StoredKeyValue) => boolean, slice = DELETE_SLICE): Generator<void, boolean | undefined> {
-    const { lo, hi, single } = rangeBounds(key, end);
-    if (single || (hi !== undefined && hi <= lo)) {
-      const r = single ? this.store.record(lo, false)?.latest() : undefined;
-      return r ? holds(new StoredKeyValue(lo, r, false)) : undefined;
-    }
     let any = false;
-    const all = yield* this.liveInSlices(lo, hi, slice, (rec, r) => {
+    const all = yield* this.liveInSlices(key, end, slice, (rec, r) => {
       any = true;
       return holds(new StoredKeyValue(rec.key, r, false));
     });
@@ -1383,19 +1375,25 @@ export class WriteTxn implements RevisionWrites {
   }
 
   /**
-   * Visits the live keys in [lo, hi) (hi undefined: to the end) in key order, `slice` keys of
-   * the index per step, until `f` answers false (then false). `f` may delete the key it is
-   * given: a version appended to a key changes no record of the index.
+   * Visits the live keys in etcd's range [key, end) in key order, `slice` keys of the index per
+   * step, until `f` answers false (then false). `f` may delete the key it is given: a version
+   * appended to a key changes no record of the index.
    */
-  private liveInSlices(lo: string, hi: string | undefined, slice: number, f: (rec: KeyRecord, r: Rev) => boolean | void): Generator<void, boolean> {
-    return this.recordsInSlices(lo, hi, slice, (rec) => {
+  private liveInSlices(key: Uint8Array, end: Uint8Array | undefined, slice: number, f: (rec: KeyRecord, r: Rev) => boolean | void): Generator<void, boolean> {
+    return this.recordsInSlices(key, end, slice, (rec) => {
       const r = rec.latest();
       return r ? f(rec, r) : undefined;
     });
   }
 
-  /** Visits the records of the index in [lo, hi) as liveInSlices does, whatever versions they hold. */
-  private *recordsInSlices(lo: string, hi: string | undefined, slice: number, f: (rec: KeyRecord) => boolean | void): Generator<void, boolean> {
+  /** Visits the records of the index in [key, end) as liveInSlices does, whatever versions they hold. */
+  private *recordsInSlices(key: Uint8Array, end: Uint8Array | undefined, slice: number, f: (rec: KeyRecord) => boolean | void): Generator<void, boolean> {
+    const { lo, hi, single } = rangeBounds(key, end);
+    if (single) {
+      const rec = this.store.record(lo, false);
+      return !rec || f(rec) !== false;
+    }
+    if (hi !== undefined && hi <= lo) return true;
     let after: string | undefined;
     for (;;) {
       const { batch, full } = this.store.batchAfter(lo, hi, after, new SliceBudget(slice));
@@ -1458,69 +1456,46 @@ export class WriteTxn implements RevisionWrites {
     return prev ? new StoredKeyValue(rec.key, prev, false) : undefined;
   }
 
-  /**
-   * Deletes every live key in the range; returns the deleted key-values (only how many with
-   * `keepPrev` false: a DeleteRange without prev_kv over many keys makes no object per key).
-   */
-  deleteRange(key: Uint8Array, end: Uint8Array | undefined): KeyValue[];
-  deleteRange(key: Uint8Array, end: Uint8Array | undefined, keepPrev: false): number;
-  deleteRange(key: Uint8Array, end: Uint8Array | undefined, keepPrev = true): KeyValue[] | number {
-    const out: KeyValue[] = [];
-    let n = 0;
-    // Each visited key is deleted as it is visited: a tombstone appended to its history changes
-    // no record of the index, so the walk goes on undisturbed (and reads before it see nothing:
-    // the scan is of the live state, which this key has just left).
-    this.store.scanLatest(key, end, (rec, prev) => {
-      this.tombstone(rec, prev);
-      n++;
-      if (keepPrev) out.push(new StoredKeyValue(rec.key, prev, false));
-    });
-    return keepPrev ? out : n;
+  /** Deletes every live key in the range (deleteRangeInSlices in one go); returns the deleted key-values. */
+  deleteRange(key: Uint8Array, end: Uint8Array | undefined): KeyValue[] {
+    return runSteps(this.deleteRangeInSlices(key, end, true)).prevKvs;
   }
 
   /**
-   * Deletes the keys named (index strings, in the order given) that are live; returns how many
-   * were. A revoked lease's keys: no range to walk, nor key bytes to make.
+   * Deletes every live key in the range, in steps for MvccStore.writeInSlices (`slice` keys of
+   * the index visited per step); returns how many, and the deleted key-values with `keepPrev`
+   * (without, a DeleteRange over many keys makes no object per key). Whatever is visible outside
+   * the store waits for the last step: the keys' leases are detached then (the versions
+   * themselves are invisible until the revision is published).
    */
-  deleteKeys(keys: readonly string[]): number {
+  *deleteRangeInSlices(key: Uint8Array, end: Uint8Array | undefined, keepPrev: boolean, slice = DELETE_SLICE): Generator<void, { deleted: number; prevKvs: KeyValue[] }> {
+    const prevKvs: KeyValue[] = [];
+    let deleted = 0;
+    const detach = this.detachLater();
+    yield* this.liveInSlices(key, end, slice, (rec, prev) => {
+      this.tombstone(rec, prev);
+      deleted++;
+      if (keepPrev) prevKvs.push(new StoredKeyValue(rec.key, prev, false));
+    });
+    detach();
+    return { deleted, prevKvs };
+  }
+
+  /**
+   * Deletes the keys named (index strings, in the order given) that are live, `slice` of them
+   * per step (see deleteRangeInSlices); returns how many were. A revoked lease's keys: no range
+   * to walk, nor key bytes to make.
+   */
+  *deleteKeysInSlices(keys: readonly string[], slice = DELETE_SLICE): Generator<void, number> {
+    const detach = this.detachLater();
     let n = 0;
-    for (const k of keys) {
-      const rec = this.store.record(k, false);
+    for (let i = 0; i < keys.length; i++) {
+      if (i > 0 && i % slice === 0) yield;
+      const rec = this.store.record(keys[i]!, false);
       const prev = rec?.latest();
       if (!rec || !prev) continue;
       this.tombstone(rec, prev);
       n++;
-    }
-    return n;
-  }
-
-  /**
-   * deleteRange in steps for MvccStore.writeInSlices: `slice` keys of the index visited per
-   * step. Whatever is visible outside the store waits for the last step: the keys' leases are
-   * detached then (the versions themselves are invisible until the revision is published).
-   */
-  *deleteRangeInSlices(key: Uint8Array, end: Uint8Array | undefined, keepPrev: boolean, slice = DELETE_SLICE): Generator<void, KeyValue[] | number> {
-    const { lo, hi, single } = rangeBounds(key, end);
-    if (single || (hi !== undefined && hi <= lo)) return keepPrev ? this.deleteRange(key, end) : this.deleteRange(key, end, false);
-    const out: KeyValue[] = [];
-    let n = 0;
-    const detach = this.detachLater();
-    yield* this.liveInSlices(lo, hi, slice, (rec, prev) => {
-      this.tombstone(rec, prev);
-      n++;
-      if (keepPrev) out.push(new StoredKeyValue(rec.key, prev, false));
-    });
-    detach();
-    return keepPrev ? out : n;
-  }
-
-  /** deleteKeys in steps for MvccStore.writeInSlices (see deleteRangeInSlices). */
-  *deleteKeysInSlices(keys: readonly string[], slice = DELETE_SLICE): Generator<void, number> {
-    const detach = this.detachLater();
-    let n = 0;
-    for (let i = 0; i < keys.length; i += slice) {
-      if (i > 0) yield;
-      n += this.deleteKeys(keys.slice(i, i + slice));
     }
     detach();
     return n;

@@ -170,16 +170,16 @@ export class WatchHub {
   }
 
   /**
-   * Called by the store after each write revision, with its events (or what makes them) and,
-   * from the store, what it wrote: a large revision is not delivered now (see the top).
+   * Called by the store after each write revision (its WatchSink), with what makes its events
+   * and what it wrote: a large revision is not delivered now (see the top).
    */
-  notify(made: Event[] | (() => Event[]), rev: bigint, writes?: RevisionWrites): void {
+  notify(made: () => Event[], rev: bigint, writes: RevisionWrites): void {
     if (this.entries.size === 0) return;
-    if (writes && isLargeRevision(writes.count, () => writes.eventBytes())) {
+    if (isLargeRevision(writes.count, () => writes.eventBytes())) {
       this.moveBehind(rev, writes.keySpan());
       return;
     }
-    const events = typeof made === 'function' ? made() : made;
+    const events = made();
     // The events without prev_kv, shared by the watchers that did not ask for it.
     const bare = withoutPrevKv(events);
     if (events.length === 1) {
@@ -250,7 +250,6 @@ export class WatchHub {
     }
     const read: LargeRead = { waiting: new Set([e]) };
     this.largeReads.set(id, read);
-    const store = this.getStore();
     const done = (events: Event[] | undefined): void => {
       this.largeReads.delete(id);
       const current = this.getStore().currentRev;
@@ -270,7 +269,7 @@ export class WatchHub {
         if (ok) this.resume(x.w);
       }
     };
-    store.revisionEventsAsync(e.w.key, e.w.rangeEnd, rev, e.w.prevKv, this.pause, this.prepare).then(done, (err: unknown) => {
+    this.getStore().revisionEventsAsync(e.w.key, e.w.rangeEnd, rev, e.w.prevKv, this.pause, this.prepare).then(done, (err: unknown) => {
       if (!(err instanceof EtcdError)) throw err;
       done(undefined);
     });

@@ -106,9 +106,7 @@ export class EtcdServer {
     this.sm.store.pruneYield = yieldToEventLoop;
     // A txn's ranges over many keys are read after it is applied, in slices (kv-ops.ts).
     this.sm.readPause = yieldToEventLoop;
-    this.sm.store.onEvents = (events, rev, writes) => {
-      if (this.watchHub.size > 0) this.watchHub.notify(events, rev, writes);
-    };
+    this.sm.store.onEvents = (events, rev, writes) => this.watchHub.notify(events, rev, writes);
     this.snapshotter = new Snapshotter(join(cfg.dataDir, 'member', 'snap'), cfg.logger);
     this.snapshotter.timings = {
       marshalled: (x) => this.metrics?.snapshotSave.marshalled(x),

@@ -74,7 +74,7 @@ describe('watch responses with shared events', () => {
   it('watchers share the events they get, live and catching up', () => {
     const store = new MvccStore();
     const hub = new WatchHub(() => store);
-    store.onEvents = (ev, rev) => hub.notify(ev(), rev);
+    store.onEvents = (ev, rev, writes) => hub.notify(ev, rev, writes);
     const got: Event[][] = [[], [], [], []];
     const watcher = (i: number, startRevision: bigint, prevKv: boolean): Watcher => ({
       key: Buffer.from('s/'),

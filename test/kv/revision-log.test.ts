@@ -103,7 +103,7 @@ describe('history by revision', () => {
   it('a watch created with an old start revision gets its history in batches as its consumer takes it', () => {
     const store = new MvccStore();
     const hub = new WatchHub(() => store);
-    store.onEvents = (ev, rev) => hub.notify(ev(), rev);
+    store.onEvents = (ev, rev, writes) => hub.notify(ev, rev, writes);
     for (let i = 0; i < 5000; i++) store.write((w) => w.put(Buffer.from(`h/${i % 50}`), Buffer.from(`v${i}`), 0n));
     const built = recordHistoryBatches(store);
     const got: bigint[] = [];

@@ -51,7 +51,7 @@ describe('watch hub', () => {
         (specs, txns) => {
           const store = new MvccStore();
           const hub = new WatchHub(() => store);
-          store.onEvents = (ev, rev) => hub.notify(ev(), rev);
+          store.onEvents = (ev, rev, writes) => hub.notify(ev, rev, writes);
           const ws = specs.map((sp) => ({ sp, r: recorder(sp.lo, sp.n) }));
           for (const { r } of ws) hub.add(r.w);
           const writes: Array<{ rev: bigint; keys: number[] }> = [];
@@ -81,7 +81,7 @@ describe('watch hub', () => {
       fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
         const store = new MvccStore();
         const hub = new WatchHub(() => store);
-        store.onEvents = (ev, rev) => hub.notify(ev(), rev);
+        store.onEvents = (ev, rev, writes) => hub.notify(ev, rev, writes);
         const log: string[] = [];
         const live: Array<{ id: number; sp: Spec; w: Watcher }> = [];
         // The model.
@@ -151,7 +151,7 @@ describe('watch hub', () => {
   it('buffers nothing for a full watcher and catches it up from the history, in order', () => {
     const store = new MvccStore();
     const hub = new WatchHub(() => store);
-    store.onEvents = (ev, rev) => hub.notify(ev(), rev);
+    store.onEvents = (ev, rev, writes) => hub.notify(ev, rev, writes);
     let full = false;
     const slow = recorder(0, 0, () => full);
     const fast = recorder(0, 0);
@@ -191,7 +191,7 @@ describe('watch hub', () => {
         (txnSizes, budgets) => {
           const store = new MvccStore();
           const hub = new WatchHub(() => store);
-          store.onEvents = (ev, rev) => hub.notify(ev(), rev);
+          store.onEvents = (ev, rev, writes) => hub.notify(ev, rev, writes);
           let full = true;
           const slow = recorder(0, 0, () => full);
           const fast = recorder(0, 0);
@@ -226,7 +226,7 @@ describe('watch hub', () => {
     // with a NUL put both watchers in one group (seen failing: the second got the first's events).
     const store = new MvccStore();
     const hub = new WatchHub(() => store);
-    store.onEvents = (ev, rev) => hub.notify(ev(), rev);
+    store.onEvents = (ev, rev, writes) => hub.notify(ev, rev, writes);
     const got: Record<string, string[]> = { first: [], second: [] };
     const watcher = (name: string, key: string, end: string): Watcher => ({
       key: Buffer.from(key, 'latin1'),
@@ -247,7 +247,7 @@ describe('watch hub', () => {
   it('tells a watcher that fell behind past a compaction, and drops it', () => {
     const store = new MvccStore();
     const hub = new WatchHub(() => store);
-    store.onEvents = (ev, rev) => hub.notify(ev(), rev);
+    store.onEvents = (ev, rev, writes) => hub.notify(ev, rev, writes);
     const slow = recorder(0, 0, () => true);
     hub.add(slow.w);
     store.write((x) => x.put(key(1), B('a'), 0n)); // delivered, now unsynced from rev 3
@@ -261,7 +261,7 @@ describe('watch hub', () => {
   it('gives a watcher whose start revision is still to come nothing before it (etcd\'s minRev)', () => {
     const store = new MvccStore();
     const hub = new WatchHub(() => store);
-    store.onEvents = (ev, rev) => hub.notify(ev(), rev);
+    store.onEvents = (ev, rev, writes) => hub.notify(ev, rev, writes);
     store.write((x) => x.put(key(1), B('v0'), 0n));
     const start = store.currentRev + 3n;
     const one = recorder(1, undefined);
@@ -280,7 +280,7 @@ describe('watch hub', () => {
   it("answers a catching-up watcher with the store's revision in its header, a live one with the event's", () => {
     const store = new MvccStore();
     const hub = new WatchHub(() => store);
-    store.onEvents = (ev, rev) => hub.notify(ev(), rev);
+    store.onEvents = (ev, rev, writes) => hub.notify(ev, rev, writes);
     for (let i = 0; i < 3; i++) store.write((x) => x.put(key(i), B('v'), 0n));
     const headers: bigint[] = [];
     // One key, written at revision 2 only; the store is at 4.
