@@ -134,14 +134,20 @@ export async function encodeWatchResponseInSlices(r: WatchResponse, pause: () =>
   return attach(r, [out], framed);
 }
 
-/** Events' bytes (`bodies`, `total` bytes once tagged) as WatchResponse.events fields. */
-function eventFields(bodies: readonly Uint8Array[], total: number, head?: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(total + (head ? head.length : 0));
-  let o = 0;
-  if (head) {
-    out.set(head, 0);
-    o = head.length;
+/** WatchResponse.encode's bytes, with each event's encoded once for all the responses carrying it. */
+export function encodeWatchResponse(r: WatchResponse): Buffer {
+  if (r.events.length === 0) return encodedBuffer(WatchResponse.encode(r).finish());
+  const head = envelope(r);
+  let total = head.length;
+  const bodies = new Array<Uint8Array>(r.events.length);
+  for (let i = 0; i < r.events.length; i++) {
+    const b = eventBytes(r.events[i]!);
+    bodies[i] = b;
+    total += 1 + lengthSize(b.length) + b.length;
   }
+  const out = Buffer.allocUnsafe(total);
+  out.set(head, 0);
+  let o = head.length;
   for (const b of bodies) {
     out[o++] = EVENTS_TAG;
     o = putVarint(out, o, b.length);
@@ -149,18 +155,4 @@ function eventFields(bodies: readonly Uint8Array[], total: number, head?: Uint8A
     o += b.length;
   }
   return out;
-}
-
-/** WatchResponse.encode's bytes, with each event's encoded once for all the responses carrying it. */
-export function encodeWatchResponse(r: WatchResponse): Buffer {
-  if (r.events.length === 0) return encodedBuffer(WatchResponse.encode(r).finish());
-  const head = envelope(r);
-  let total = 0;
-  const bodies = new Array<Uint8Array>(r.events.length);
-  for (let i = 0; i < r.events.length; i++) {
-    const b = eventBytes(r.events[i]!);
-    bodies[i] = b;
-    total += 1 + lengthSize(b.length) + b.length;
-  }
-  return eventFields(bodies, total, head);
 }

@@ -129,7 +129,7 @@ export function watchService(s: EtcdServer, fragmentBytes: number): [typeof Watc
       // A response of many events (a large revision) is weighed as it is encoded, in slices.
       const many = r.events.length > SLICED_ENCODING_MIN_KVS;
       let size = many ? 0 : responseBytes(r);
-      const sliced = many || encodesInSlices(r, size);
+      const sliced = encodesInSlices(r, size);
       pending++;
       pendingBytes += size;
       const write = (m: WatchResponse): void => {
