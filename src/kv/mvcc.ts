@@ -600,7 +600,7 @@ export class MvccStore {
   }
 
   /**
-   * write() for work over many keys (a DeleteRange, a revoked lease's keys), given as steps
+   * write() for work over many keys (a DeleteRange, a revoked lease's keys, a Txn), given as steps
    * that yield between slices: the first slice runs now, and if more remain, the rest in later
    * turns, after `pause` (the answer is then a Promise). All or nothing as write() is, and
    * invisible until whole: its versions are appended at the next revision, and every reader

@@ -196,7 +196,7 @@ export class RaftNode {
       // hands out nothing whose term or vote is not yet durable.
       this.flushProposals();
       if (this.inReady) this.sendImmediate();
-      if (!this.inReady) this.running = this.runReady();
+      else this.running = this.runReady();
       // What this turn's Ready and proposals send (the leader's appends above all) leaves now,
       // in parallel with the disk write just started, not after another turn of the loop.
       this.transport.flush?.();
@@ -230,7 +230,7 @@ export class RaftNode {
     this.inReady = true;
     try {
       this.flushProposals();
-      if (this.inReady) this.sendImmediate();
+      this.sendImmediate();
       let appliedBytes = 0;
       while (!this.stopped && this.raw.hasReady()) {
         const rd = this.raw.ready();

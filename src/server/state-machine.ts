@@ -171,7 +171,7 @@ export class StateMachine {
   /**
    * Applies a normal entry. Returns the request id (0 for none) and its outcome; the outcome's
    * value is an empty stand-in when `wanted` says nobody waits on it (its state change is not).
-   * A DeleteRange or a lease revoke over many keys goes on in slices that yield (readPause)
+   * A DeleteRange, a lease revoke or a Txn over many keys goes on in slices that yield (readPause)
    * after its first: then the answer is a Promise, and the entry counts as applied (appliedIndex)
    * only once it is whole. Nothing may be applied meanwhile: the caller waits for it.
    */
@@ -215,12 +215,14 @@ export class StateMachine {
     try {
       value = this.applyRequest(req, wanted(req.proposer, id));
     } catch (err) {
-      return failed(err);
-    } finally {
       // The request's store ops, as one of etcd's mvcc transactions (failed ones too).
-      if (!(value! instanceof Promise)) this.store.stats.end();
+      this.store.stats.end();
+      return failed(err);
     }
-    if (!(value instanceof Promise)) return { id, outcome: { ok: true, value } };
+    if (!(value instanceof Promise)) {
+      this.store.stats.end();
+      return { id, outcome: { ok: true, value } };
+    }
     // Not whole yet: a read or snapshot meanwhile must see the state before this entry.
     this.appliedIndex = before;
     const done = value
@@ -298,7 +300,6 @@ export class StateMachine {
         this.lessor.revoke(id);
         return { header: this.hdr() };
       };
-      if (keys.length === 0) return revoked();
       return after(
         s.writeInSlices(function* (w) {
           yield* w.deleteKeysInSlices(keys);
