@@ -12,6 +12,11 @@
 // (`unshift`), so both servers read a native socket: no stream in between on the hot path.
 // The hot unary KV methods are served on the same HTTP/2 connections by ./lean-unary.ts
 // (grpc-js serves the rest).
+//
+// Until the member's state is current (`gate`: a restart's replay of its log), connections are
+// held as they arrive, unread, and served in order once it is: no answer, not even a
+// serializable read or /health, comes from a state older than what the member had already
+// acknowledged. etcd holds its client listeners the same way until its ReadyNotify.
 
 import type * as grpc from '@grpc/grpc-js';
 import { ServerCredentials } from '@grpc/grpc-js';
@@ -51,6 +56,8 @@ export class ClientFrontDoor {
   /** Whether the hot unary methods are served by ./lean-unary.ts (grpc-js allowed it). */
   readonly leanUnary: boolean;
   private readonly http: HttpServer;
+  /** Connections accepted while the gate is shut, handed on in order once it opens. */
+  private held: Array<[Socket, string | undefined]> | undefined;
 
   constructor(
     grpcServer: grpc.Server,
@@ -65,8 +72,18 @@ export class ClientFrontDoor {
       lean?: { methods: Map<string, LeanMethod>; maxReceiveBytes: number; maxSendBytes?: number };
       /** Takes an HTTP/1.1 upgrade (the gateway's WebSockets), or returns false to leave it. */
       upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
+      /** Connections are served once this resolves (held until then); at once without it. */
+      gate?: Promise<void>;
     } = {},
   ) {
+    if (opts.gate) {
+      const held: Array<[Socket, string | undefined]> = [];
+      this.held = held;
+      void opts.gate.then(() => {
+        this.held = undefined;
+        for (const [socket, alpn] of held) if (!socket.destroyed) this.route(socket, alpn);
+      });
+    }
     // TLS, where there is any, ends here: grpc-js gets plaintext HTTP/2 over the TLS socket
     // (its auth context still sees the TLSSocket and the client's certificate).
     const inject = (): grpc.ConnectionInjector => grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
@@ -136,12 +153,17 @@ export class ClientFrontDoor {
   private accept(socket: Socket, alpn: string | undefined): void {
     this.sockets.add(socket);
     socket.on('error', () => socket.destroy());
+    socket.once('close', () => this.sockets.delete(socket));
     socket.setNoDelay(true);
+    // Nothing reads a held socket: what the client sends waits in the kernel's buffers.
+    if (this.held) this.held.push([socket, alpn]);
+    else this.route(socket, alpn);
+  }
+
+  /** Classifies a connection and hands it to the gRPC or the HTTP server. */
+  private route(socket: Socket, alpn: string | undefined): void {
     const timer = setTimeout(() => socket.destroy(), CLASSIFY_TIMEOUT_MS);
-    socket.once('close', () => {
-      clearTimeout(timer);
-      this.sockets.delete(socket);
-    });
+    socket.once('close', () => clearTimeout(timer));
     this.routed.set(socket, timer);
     if (alpn === 'h2') return this.toGrpc(socket, Buffer.alloc(0));
     if (alpn === 'http/1.1') return this.toHttp(socket, Buffer.alloc(0));

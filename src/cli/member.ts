@@ -107,7 +107,13 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
   const gateway = flags.enableGrpcGateway ? createGateway(server, services) : undefined;
   // RAFTKV_GRPC_JS_ONLY=1 leaves every call to grpc-js (a diagnostic switch, for comparisons).
   const lean = process.env.RAFTKV_GRPC_JS_ONLY === '1' ? undefined : { methods: leanMethods(services), maxReceiveBytes: server.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES };
-  const frontDoor = new ClientFrontDoor(clientServer, httpEndpoints(server, gateway), { maxHeaderBytes: GO_MAX_HEADER_BYTES, lean, upgrade: gateway?.upgrade });
+  const frontDoor = new ClientFrontDoor(clientServer, httpEndpoints(server, gateway), {
+    maxHeaderBytes: GO_MAX_HEADER_BYTES,
+    lean,
+    upgrade: gateway?.upgrade,
+    // Clients wait (connected, unanswered) while a restart replays the log, as with etcd.
+    gate: server.replayed(),
+  });
   try {
     for (const u of flags.listenPeerUrls) await bind(peerServer, u, tls.peer);
     for (const u of flags.listenClientUrls) await frontDoor.listen(u, tls.client);

@@ -89,6 +89,11 @@ export class EtcdServer {
   private duties!: LeaderDuties;
   private corruption: CorruptionMonitor | undefined;
   private readonly reader: LinearizableReader;
+  /** Resolves `replayed()`: set until the log a restart found committed is applied. */
+  private markReplayed: (() => void) | undefined;
+  private readonly whenReplayed = new Promise<void>((resolve) => {
+    this.markReplayed = resolve;
+  });
   /** Whether this member, as leader, sends its heartbeats on time. */
   private readonly heartbeats: HeartbeatTimeliness;
   private readonly storage = new MemoryStorage();
@@ -185,6 +190,7 @@ export class EtcdServer {
       apply: (ents) => this.apply(ents),
       onReadState: (ctx, index) => this.reader.onReadState(ctx, index),
       afterReady: () => {
+        this.checkReplayed();
         this.reader.onApplied();
         this.snapshots.maybeSave();
       },
@@ -227,6 +233,7 @@ export class EtcdServer {
   }
 
   start(): void {
+    this.checkReplayed();
     this.loopDelay.enable();
     this.ticker = this.clock.setInterval(() => {
       this.node.tick();
@@ -497,6 +504,22 @@ export class EtcdServer {
   /** Requests proposed and not yet answered. */
   pendingProposals(): number {
     return this.pending;
+  }
+
+  /**
+   * Resolves once the member has applied every entry it found committed in its log at start
+   * (at once for a new member): before that its state is older than what it had already
+   * acknowledged, and the client port serves nothing from it (etcd serves clients only after
+   * its ReadyNotify, which comes after the same replay). Never resolves if the member stops first.
+   */
+  replayed(): Promise<void> {
+    return this.whenReplayed;
+  }
+
+  private checkReplayed(): void {
+    if (this.markReplayed === undefined || this.sm.appliedIndex < this.sm.replayTo) return;
+    this.markReplayed();
+    this.markReplayed = undefined;
   }
 
   /** Resolves once this member has joined the cluster (etcd's ReadyNotify; LeaderDuties.ready). */

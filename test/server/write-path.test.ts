@@ -194,13 +194,26 @@ describe('write path', () => {
       const F = c.running().find((m) => m !== L)!;
       await c.stop(F);
       await c.restart(F);
+      // The client port opens on replayed() (src/api/front-door.ts): only once all is applied.
+      let replayed = false;
+      void F.server.replayed().then(() => (replayed = true));
+      const replayTo = F.server.sm.replayTo;
       // Sample how many entries the restarted member has applied, once per event-loop turn.
       const seen = new Set<number>();
+      const appliedWhenReplayed: number[] = [];
+      let heldTurns = 0;
       const done = await turnsUntil(() => {
         seen.add(F.applied.length);
-        return F.server.sm.appliedIndex >= parts(L.server).node.storage.lastIndex();
+        if (replayed) appliedWhenReplayed.push(F.server.sm.appliedIndex);
+        else heldTurns++;
+        return replayed && F.server.sm.appliedIndex >= parts(L.server).node.storage.lastIndex();
       });
-      assert.ok(done, 'the restarted member caught up');
+      assert.ok(done, 'the restarted member caught up and said it had replayed');
+      assert.ok(heldTurns >= 2, `replayed() resolved after ${heldTurns} turns`);
+      assert.ok(
+        appliedWhenReplayed.every((i) => i >= replayTo),
+        `replayed() resolved with ${appliedWhenReplayed[0]} of ${replayTo} entries applied`,
+      );
       const between = [...seen].filter((n) => n > 0 && n < F.applied.length);
       // Before: the whole WAL was applied in one turn (seen: 0 and all of it, nothing between).
       assert.ok(between.length >= 2, `applied counts seen turn by turn: ${[...seen].join(', ')}`);
