@@ -133,6 +133,13 @@ const RESPONSE_HEADERS = {
   'grpc-accept-encoding': 'identity,deflate,gzip',
   'grpc-encoding': 'identity',
 };
+/**
+ * No `date` header, which Node's HTTP/2 adds to every response unless told not to: gRPC has no
+ * use for it and grpc-go (etcd) sends none. ~1.3 µs of server CPU per call (2.5% of a bare
+ * unary round in a micro-benchmark: 48.8–50.3 vs 50.1–51.6 µs, three pairs).
+ */
+const RESPOND = { waitForTrailers: true, sendDate: false } as const;
+const RESPOND_TRAILERS_ONLY = { endStream: true, sendDate: false } as const;
 
 function serveUnary(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, m: LeanMethod, maxReceive: number, maxSend: number): void {
   stream.once('error', () => {
@@ -158,7 +165,7 @@ function serveUnary(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, m: 
     }
     stream.respond(
       { ...RESPONSE_HEADERS, 'grpc-status': code, 'grpc-message': encodeURI(details), ...(md ? md.toHttp2Headers() : {}) },
-      { endStream: true },
+      RESPOND_TRAILERS_ONLY,
     );
   };
   stream.once('close', () => {
@@ -256,7 +263,7 @@ function serveUnary(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, m: 
     const prefix = Buffer.allocUnsafe(5);
     prefix[0] = 0;
     prefix.writeUInt32BE(length, 1);
-    stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
+    stream.respond(RESPONSE_HEADERS, RESPOND);
     stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': 'OK' }));
     if (parts.length === 1) {
       // A small answer: prefix and message in one write.

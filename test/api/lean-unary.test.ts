@@ -136,6 +136,26 @@ describe('lean unary path', () => {
     }
   });
 
+  it("answers with grpc-go's headers, without the date Node's HTTP/2 adds by default (an answer and an error)", async () => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      for (const key of ['k', 'fail']) {
+        const body = PutRequest.encode(PutRequest.fromPartial({ key: Buffer.from(key), value: Buffer.from('v') })).finish();
+        const req = session.request({ ':method': 'POST', ':path': '/etcdserverpb.KV/Put', 'content-type': 'application/grpc', te: 'trailers' });
+        const headers = new Promise<http2.IncomingHttpHeaders>((resolve) => req.on('response', resolve));
+        const ended = new Promise((resolve) => req.on('close', resolve));
+        req.resume();
+        req.end(Buffer.concat([Buffer.from([0, 0, 0, 0, body.length]), body]));
+        const h = await headers;
+        await ended;
+        assert.equal(h['content-type'], 'application/grpc+proto', key);
+        assert.equal(h.date, undefined, `${key}: no date header`);
+      }
+    } finally {
+      session.close();
+    }
+  });
+
   it('tells the implementation when the client cancels', async () => {
     const gone = new Promise<void>((r) => (cancelled = r));
     const call = client.put({ key: Buffer.from('hang'), value: Buffer.alloc(0), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false }, () => {});
