@@ -136,20 +136,27 @@ describe('lean unary path', () => {
     }
   });
 
-  it("answers with grpc-go's headers, without the date Node's HTTP/2 adds by default (an answer and an error)", async () => {
+  it("answers with grpc-go's headers and trailers: no date (Node's HTTP/2 adds one by default), no encoding headers", async () => {
     const session = http2.connect(`http://127.0.0.1:${port}`);
+    const names = (h: http2.IncomingHttpHeaders) => Object.keys(h).sort().join(' ');
     try {
-      for (const key of ['k', 'fail']) {
+      for (const [key, headers, trailers] of [
+        ['k', ':status content-type', 'grpc-status'],
+        ['fail', ':status content-type grpc-message grpc-status', undefined], // trailers only
+      ] as const) {
         const body = PutRequest.encode(PutRequest.fromPartial({ key: Buffer.from(key), value: Buffer.from('v') })).finish();
         const req = session.request({ ':method': 'POST', ':path': '/etcdserverpb.KV/Put', 'content-type': 'application/grpc', te: 'trailers' });
-        const headers = new Promise<http2.IncomingHttpHeaders>((resolve) => req.on('response', resolve));
+        let got: http2.IncomingHttpHeaders | undefined;
+        let gotTrailers: http2.IncomingHttpHeaders | undefined;
+        req.on('response', (h) => (got = h));
+        req.on('trailers', (t) => (gotTrailers = t));
         const ended = new Promise((resolve) => req.on('close', resolve));
         req.resume();
         req.end(Buffer.concat([Buffer.from([0, 0, 0, 0, body.length]), body]));
-        const h = await headers;
         await ended;
-        assert.equal(h['content-type'], 'application/grpc+proto', key);
-        assert.equal(h.date, undefined, `${key}: no date header`);
+        assert.equal(got && names(got), headers, `${key}: headers`);
+        assert.equal(got?.['content-type'], 'application/grpc');
+        assert.equal(gotTrailers && names(gotTrailers), trailers, `${key}: trailers`);
       }
     } finally {
       session.close();
