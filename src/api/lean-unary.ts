@@ -147,12 +147,25 @@ const OK_TRAILERS = { 'grpc-status': '0' };
 const RESPOND = { waitForTrailers: true, sendDate: false } as const;
 const RESPOND_TRAILERS_ONLY = { endStream: true, sendDate: false } as const;
 
+/** The transport's own headers, which are not the call's metadata (grpc-js's server drops the same). */
+const TRANSPORT_HEADERS = new Set(['grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'accept-encoding', 'te', 'content-type']);
+
+/**
+ * The call's metadata, as grpc-js reads it from the headers (`Metadata.fromHttp2Headers`), less
+ * the transport's: those are left out before it rather than added and removed after, which
+ * validated each of their names twice per call.
+ */
+function callMetadata(headers: IncomingHttpHeaders): grpc.Metadata {
+  const rest: IncomingHttpHeaders = {};
+  for (const key of Object.keys(headers)) if (key.charCodeAt(0) !== 0x3a /* ':' */ && !TRANSPORT_HEADERS.has(key)) rest[key] = headers[key];
+  return grpc.Metadata.fromHttp2Headers(rest);
+}
+
 function serveUnary(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, m: LeanMethod, maxReceive: number, maxSend: number): void {
   stream.once('error', () => {
     /* an error is followed by 'close', which cancels the call */
   });
-  const metadata = grpc.Metadata.fromHttp2Headers(headers);
-  for (const h of ['grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'accept-encoding', 'te', 'content-type']) metadata.remove(h);
+  const metadata = callMetadata(headers);
   const call = new ServiceCall(metadata, stream.session?.socket, m.path);
   let done = false;
   let timer: NodeJS.Timeout | undefined;
