@@ -21,7 +21,8 @@
 // exactly one request message (UNIMPLEMENTED otherwise, grpc-js's texts), `grpc-timeout`
 // (DEADLINE_EXCEEDED), the client going away (the call is cancelled: `cancelled` and the
 // 'cancelled' event, which the services use), metadata from the headers, the TLS peer
-// certificate for auth, and trailers-only errors as grpc-js's; the response headers and trailers are grpc-go's (fewer).
+// certificate for auth, and trailers-only errors as grpc-js's; the headers and trailers of an
+// answer are grpc-go's (fewer than grpc-js's: see RESPONSE_HEADERS).
 // The service implementations (with their metrics) are the ones grpc-js calls.
 
 import * as grpc from '@grpc/grpc-js';
@@ -127,6 +128,7 @@ function timeoutMs(timeout: string | string[] | undefined): number | undefined {
   const match = DEADLINE_REGEX.exec(timeout);
   return match ? Number(match[1]) * DEADLINE_UNIT_MS[match[2]!]! : undefined;
 }
+
 /**
  * What grpc-go (etcd) answers with, and no more: its headers are `:status` and `content-type`
  * (no `grpc-encoding` when it does not compress, no `grpc-accept-encoding` without compressors

@@ -111,7 +111,7 @@ export async function encodeWatchResponseInSlices(r: WatchResponse, pause: () =>
   for (let i = 0; i < r.events.length; i++) {
     const b = eventBytes(r.events[i]!);
     bodies[i] = b;
-    const field = 1 + lengthSize(b.length) + b.length;
+    const field = eventFieldSize(b);
     total += field;
     if (gathered.spend(field) && i + 1 < r.events.length) await pause();
   }
@@ -125,10 +125,7 @@ export async function encodeWatchResponseInSlices(r: WatchResponse, pause: () =>
   const copied = new SliceBudget(SLICED_ENCODING_MIN_KVS);
   for (let i = 0; i < bodies.length; i++) {
     const b = bodies[i]!;
-    out[o++] = EVENTS_TAG;
-    o = putVarint(out, o, b.length);
-    out.set(b, o);
-    o += b.length;
+    o = putEventField(out, o, b);
     if (copied.spend(1 + b.length) && i + 1 < bodies.length) await pause();
   }
   return attach(r, [out], framed);
@@ -143,16 +140,22 @@ export function encodeWatchResponse(r: WatchResponse): Buffer {
   for (let i = 0; i < r.events.length; i++) {
     const b = eventBytes(r.events[i]!);
     bodies[i] = b;
-    total += 1 + lengthSize(b.length) + b.length;
+    total += eventFieldSize(b);
   }
   const out = Buffer.allocUnsafe(total);
   out.set(head, 0);
   let o = head.length;
-  for (const b of bodies) {
-    out[o++] = EVENTS_TAG;
-    o = putVarint(out, o, b.length);
-    out.set(b, o);
-    o += b.length;
-  }
+  for (const b of bodies) o = putEventField(out, o, b);
   return out;
+}
+
+/** The bytes of a WatchResponse.events field holding an event encoded as `b`: tag, length, `b`. */
+const eventFieldSize = (b: Uint8Array): number => 1 + lengthSize(b.length) + b.length;
+
+/** Writes `b` (an encoded event) as a WatchResponse.events field at out[o]; returns the offset after it. */
+function putEventField(out: Uint8Array, o: number, b: Uint8Array): number {
+  out[o++] = EVENTS_TAG;
+  o = putVarint(out, o, b.length);
+  out.set(b, o);
+  return o + b.length;
 }
