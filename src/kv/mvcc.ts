@@ -1340,7 +1340,7 @@ export class WriteTxn implements RevisionWrites {
    * Reads the live state, including this transaction's earlier writes (or the store at
    * `o.revision`), in steps: `slice` keys of the index per step (a Txn applied in slices).
    */
-  *rangeInSlices(key: Uint8Array, end: Uint8Array | undefined, o: RangeOptions = {}, slice = DELETE_SLICE): Generator<void, RangeResult> {
+  *rangeInSlices(key: Uint8Array, end: Uint8Array | undefined, o: RangeOptions = {}, slice = WRITE_SLICE): Generator<void, RangeResult> {
     const c = new RangeCollector(o);
     if (o.revision !== undefined && o.revision > 0n) {
       const rev = this.store.checkReadRev(o.revision);
@@ -1365,7 +1365,7 @@ export class WriteTxn implements RevisionWrites {
    * A compare over a range of many keys: no list of them first, and no more once one fails;
    * `slice` keys of the index visited per step (MvccStore.writeInSlices).
    */
-  *everyInSlices(key: Uint8Array, end: Uint8Array | undefined, holds: (kv: StoredKeyValue) => boolean, slice = DELETE_SLICE): Generator<void, boolean | undefined> {
+  *everyInSlices(key: Uint8Array, end: Uint8Array | undefined, holds: (kv: StoredKeyValue) => boolean, slice = WRITE_SLICE): Generator<void, boolean | undefined> {
     let any = false;
     const all = yield* this.liveInSlices(key, end, slice, (rec, r) => {
       any = true;
@@ -1468,7 +1468,7 @@ export class WriteTxn implements RevisionWrites {
    * the store waits for the last step: the keys' leases are detached then (the versions
    * themselves are invisible until the revision is published).
    */
-  *deleteRangeInSlices(key: Uint8Array, end: Uint8Array | undefined, keepPrev: boolean, slice = DELETE_SLICE): Generator<void, { deleted: number; prevKvs: KeyValue[] }> {
+  *deleteRangeInSlices(key: Uint8Array, end: Uint8Array | undefined, keepPrev: boolean, slice = WRITE_SLICE): Generator<void, { deleted: number; prevKvs: KeyValue[] }> {
     const prevKvs: KeyValue[] = [];
     let deleted = 0;
     const detach = this.detachLater();
@@ -1486,7 +1486,7 @@ export class WriteTxn implements RevisionWrites {
    * per step (see deleteRangeInSlices); returns how many were. A revoked lease's keys: no range
    * to walk, nor key bytes to make.
    */
-  *deleteKeysInSlices(keys: readonly string[], slice = DELETE_SLICE): Generator<void, number> {
+  *deleteKeysInSlices(keys: readonly string[], slice = WRITE_SLICE): Generator<void, number> {
     const detach = this.detachLater();
     let n = 0;
     for (let i = 0; i < keys.length; i++) {
@@ -1533,5 +1533,8 @@ export class WriteTxn implements RevisionWrites {
   }
 }
 
-/** Keys of the index a deletion in slices visits per step (~a few ms each). */
-export const DELETE_SLICE = 5000;
+/**
+ * Keys of the index a write in slices (MvccStore.writeInSlices: a DeleteRange, a revoked lease's
+ * keys, a Txn's compares and the ranges it reads) visits per step (~a few ms each).
+ */
+export const WRITE_SLICE = 5000;

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InternalRequest } from '../../src/gen/raftkv/entry.js';
 import type { RequestOp } from '../../src/gen/etcd/rpc.js';
-import { DELETE_SLICE } from '../../src/kv/mvcc.js';
+import { WRITE_SLICE } from '../../src/kv/mvcc.js';
 import { settled } from '../../src/kv/kv-ops.js';
 import { EntryType } from '../../src/raft/index.js';
 import type { StateMachine } from '../../src/server/state-machine.js';
@@ -21,7 +21,7 @@ import { parts, withCluster } from '../support/inproc-cluster.js';
 import { applyNow, newStateMachine } from '../support/state-machine.js';
 
 const B = (s: string): Buffer => Buffer.from(s, 'latin1');
-const N = 2 * DELETE_SLICE + 17;
+const N = 2 * WRITE_SLICE + 17;
 const key = (i: number) => B(`big/${String(i).padStart(6, '0')}`);
 const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
