@@ -48,7 +48,7 @@ export function clusterService(s: EtcdServer): [typeof ClusterService, grpc.Unty
   };
 
   const memberPromote = async (req: MemberPromoteRequest, call: grpc.ServerUnaryCall<MemberPromoteRequest, MemberPromoteResponse>): Promise<MemberPromoteResponse> => {
-    s.members.checkPromotable(req.ID);
+    // Only the leader knows whether the learner has caught up: it checks everything, in etcd's order.
     if (!s.isLeader()) {
       const c = leader.cluster();
       // With auth on the leader checks the caller again: forward the caller's token.

@@ -25,6 +25,7 @@ import { type Server as NetServer, type Socket, createServer as createNetServer 
 import type { Duplex } from 'node:stream';
 import { type TLSSocket, createServer as createTlsServer } from 'node:tls';
 import { type TlsSide, isHttps } from '../util/tls.js';
+import { urlPort } from '../util/url.js';
 import { routeH2Connection } from './h2-authority.js';
 import { type LeanMethod, withLeanUnary } from './lean-unary.js';
 
@@ -132,7 +133,7 @@ export class ClientFrontDoor {
     }
     this.listeners.push(server);
     const host = u.hostname.replace(/^\[|\]$/g, '');
-    const port = Number(u.port || (isHttps(url) ? 443 : 80));
+    const port = urlPort(u);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {

@@ -20,6 +20,7 @@ import { notifySystemd } from './sd-notify.js';
 import type { ZapLogger } from '../util/log.js';
 import type { WalReadAhead } from '../storage/wal/segment-read.js';
 import { hex } from '../util/ids.js';
+import { urlPort } from '../util/url.js';
 import { type TlsConfig, isHttps, loadTlsSide, tlsFlagsEmpty } from '../util/tls.js';
 
 /** Go's http.DefaultMaxHeaderBytes, which etcd's HTTP side keeps: the largest request head. */
@@ -148,7 +149,7 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
   try {
     for (const u of flags.listenMetricsUrls) {
       const url = new URL(u);
-      await serveMetrics(server, metrics, url.hostname, Number(url.port));
+      await serveMetrics(server, metrics, url.hostname, urlPort(url));
     }
   } catch (e) {
     fail(`cannot serve metrics: ${(e as Error).message}`);

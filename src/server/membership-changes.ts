@@ -15,6 +15,7 @@ import { MemberInfo } from '../gen/raftkv/member.js';
 import { Errors } from '../kv/errors.js';
 import { ConfChangeType, type ConfChangeV1 } from '../raft/index.js';
 import type { Membership } from './membership.js';
+import { etcdUrlProblem } from '../util/url.js';
 
 /** Learners a cluster may have at once (etcd 3.4's maxLearners). */
 const MAX_LEARNERS = 1;
@@ -37,31 +38,29 @@ export interface ClusterView {
   proposeConfChange(cc: ConfChangeV1): Promise<void>;
 }
 
-function validUrls(urls: string[]): boolean {
-  if (urls.length === 0) return false;
-  for (const u of urls) {
-    try {
-      const p = new URL(u);
-      if ((p.protocol !== 'http:' && p.protocol !== 'https:') || !p.port || p.pathname !== '/') return false;
-    } catch {
-      return false;
-    }
-  }
-  return true;
+/**
+ * A member's peer URLs as etcd keeps them (types.NewURLs: trimmed, sorted), or undefined if etcd
+ * would refuse one. etcd 3.4 checks only an added member's URLs and takes an update's as given
+ * (a bad one then panics every member's transport): raftkv checks both.
+ */
+function memberUrls(urls: string[]): string[] | undefined {
+  if (urls.length === 0 || urls.some((u) => etcdUrlProblem(u) !== undefined)) return undefined;
+  return urls.map((u) => u.trim()).sort();
 }
 
 export class MembershipChanges {
   constructor(private readonly c: ClusterView) {}
 
   /** etcd's MemberAdd: a new id from the URLs, the token and the time; returns the new member. */
-  async add(peerURLs: string[], isLearner: boolean): Promise<Member | undefined> {
+  async add(requested: string[], isLearner: boolean): Promise<Member | undefined> {
     const ms = this.c.membership;
-    if (!validUrls(peerURLs)) throw Errors.memberBadURLs();
+    const peerURLs = memberUrls(requested);
+    if (!peerURLs) throw Errors.memberBadURLs();
     // etcd's order: its strict checks (mayAddMember) before what the apply would refuse.
     this.checkReadyToAdd(isLearner);
     this.checkPeerUrlsFree(peerURLs);
     // etcd: sha1(sorted peer URLs + cluster token + time) — unique per add.
-    const h = createHash('sha1').update([...peerURLs].sort().join('') + this.c.clusterToken + String(this.c.wallNow())).digest();
+    const h = createHash('sha1').update(peerURLs.join('') + this.c.clusterToken + String(this.c.wallNow())).digest();
     const id = h.readBigUInt64BE(0);
     if (ms.get(id) || ms.removed.has(id)) throw Errors.memberExist();
     // etcd 3.4 allows one learner at a time (membership.maxLearners).
@@ -83,17 +82,18 @@ export class MembershipChanges {
     await this.c.proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: id, context: new Uint8Array(0) });
   }
 
-  async update(id: bigint, peerURLs: string[]): Promise<void> {
+  async update(id: bigint, requested: string[]): Promise<void> {
     const m = this.c.membership.get(id);
     if (!m) throw Errors.memberNotFound();
-    if (!validUrls(peerURLs)) throw Errors.memberBadURLs();
+    const peerURLs = memberUrls(requested);
+    if (!peerURLs) throw Errors.memberBadURLs();
     this.checkPeerUrlsFree(peerURLs, id);
     const info: MemberInfo = { ...m, peerUrls: peerURLs };
     await this.c.proposeConfChange({ type: ConfChangeType.UpdateNode, nodeId: id, context: MemberInfo.encode(info).finish() });
   }
 
-  /** Whether `id` names a learner that could be promoted (followers then ask the leader). */
-  checkPromotable(id: bigint): void {
+  /** etcd's check at apply time of a promotion: `id` must name a learner. */
+  private checkPromotable(id: bigint): void {
     const m = this.c.membership.get(id);
     if (!m) throw Errors.memberNotFound();
     if (!m.isLearner) throw Errors.memberNotLearner();
@@ -114,14 +114,20 @@ export class MembershipChanges {
     }
   }
 
+  /**
+   * etcd's order (mayPromoteMember, then the apply's checks): first whether the member, if the
+   * leader tracks its progress, is within 90% of the leader's log — also a voter that is behind
+   * gets `can only promote a learner member which is in sync with leader` — then the quorum of
+   * started voters once it votes, then whether it is a learner at all.
+   */
   private async promoteCaughtUp(id: bigint): Promise<void> {
-    this.checkPromotable(id);
     const lead = this.c.matchOf(this.c.id) ?? 0;
     const match = this.c.matchOf(id);
-    if (match === undefined || match < lead * LEARNER_READY_PERCENT) throw Errors.learnerNotReady();
+    if (match !== undefined && match < lead * LEARNER_READY_PERCENT) throw Errors.learnerNotReady();
     // The learner counts as started: it has just proven so by catching up.
     const { voters, started } = this.voterCounts();
     if (started + 1 < quorum(voters + 1)) throw Errors.memberNotEnoughStarted();
+    this.checkPromotable(id);
     await this.c.proposeConfChange({ type: ConfChangeType.AddNode, nodeId: id, context: new Uint8Array(0) });
   }
 

@@ -98,6 +98,17 @@ describe('ETCD_* environment variables', () => {
     assert.equal(e.exitCode, 2);
   });
 
+  it('URL flags take etcd\'s URLs (a scheme\'s default port too) and refuse others in its words', () => {
+    const f = parseFlags(['--listen-client-urls', 'http://127.0.0.1:80', '--advertise-client-urls', 'https://127.0.0.1:443'], {});
+    assert.deepEqual([f.listenClientUrls, f.advertiseClientUrls], [['http://127.0.0.1:80'], ['https://127.0.0.1:443']]);
+    assert.equal(
+      flagError(['--listen-peer-urls', 'http://127.0.0.1']).message,
+      'invalid value "http://127.0.0.1" for flag --listen-peer-urls: URL address does not have the form "host:port": http://127.0.0.1',
+    );
+    assert.equal(flagError(['--listen-peer-urls', 'http://127.0.0.1:2380/x']).message, 'invalid value "http://127.0.0.1:2380/x" for flag --listen-peer-urls: URL must not contain a path: http://127.0.0.1:2380/x');
+    assert.match(flagError(['--listen-peer-urls', 'ftp://127.0.0.1:1']).message, /URL scheme must be http or https: ftp:/);
+  });
+
   it('defaults hold without variables; an empty variable counts as unset (a default file with KEY= lines)', () => {
     const f = parseFlags([], { ETCD_NAME: '', ETCD_MAX_TXN_OPS: '' });
     assert.equal(f.name, 'default');

@@ -202,6 +202,16 @@ describe('membership changes with real processes', () => {
     const voter = await memberId(await c.waitForLeader());
     await assert.rejects(() => lc.memberPromote(voter), (e: grpc.ServiceError) => e.details === 'etcdserver: can only promote a learner member');
     await assert.rejects(() => lc.memberAdd(['not-a-url']), (e: grpc.ServiceError) => e.details === 'etcdserver: given member URLs are invalid');
+    await assert.rejects(() => lc.memberAdd(['http://127.0.0.1:1/path'], true), (e: grpc.ServiceError) => e.details === 'etcdserver: given member URLs are invalid');
+    // etcd's URL rule (types.NewURLs), not WHATWG's: a scheme's default port is a port like
+    // any other (they were refused), and an update is checked by the same rule.
+    const atDefaultPort = await lc.memberAdd(['http://127.0.0.1:80'], true);
+    assert.deepEqual(atDefaultPort.member!.peerURLs, ['http://127.0.0.1:80']);
+    await (await leaderClient()).memberUpdate(atDefaultPort.member!.ID, ['https://127.0.0.1:443']);
+    await assert.rejects(async () => (await leaderClient()).memberUpdate(atDefaultPort.member!.ID, ['http://127.0.0.1']), (e: grpc.ServiceError) => e.details === 'etcdserver: given member URLs are invalid');
+    const listed = (await (await leaderClient()).memberList()).members.find((m) => m.ID === atDefaultPort.member!.ID);
+    assert.deepEqual(listed?.peerURLs, ['https://127.0.0.1:443']);
+    await eventually(async () => (await leaderClient()).memberRemove(atDefaultPort.member!.ID), 30_000, 300);
     const l0 = await c.waitForLeader();
     const existing = c.peerUrl(l0);
     await assert.rejects(() => lc.memberAdd([existing]), (e: grpc.ServiceError) => e.details === 'etcdserver: Peer URLs already exists');
@@ -227,6 +237,10 @@ describe('membership changes with real processes', () => {
     // quorum and is not heard from, so a second voter cannot be added until it runs.
     const lc2 = await leaderClient();
     const unstarted = await lc2.memberAdd([urls[3]!]);
+    // etcd checks first whether the member has caught up (isLearnerReady), so a voter that is
+    // behind is refused as not in sync, on the leader and through a follower alike.
+    const notInSync = (e: grpc.ServiceError) => e.details === 'etcdserver: can only promote a learner member which is in sync with leader';
+    await assert.rejects(() => lc2.memberPromote(unstarted.member!.ID), notInSync);
     await assert.rejects(() => lc2.memberAdd(['http://127.0.0.1:1']), (e: grpc.ServiceError) => e.details === 'etcdserver: unhealthy cluster');
     // etcd's order: its health checks come first (a used URL is refused at the apply), learners too.
     await assert.rejects(() => lc2.memberAdd([existing]), (e: grpc.ServiceError) => e.details === 'etcdserver: unhealthy cluster');
@@ -236,6 +250,7 @@ describe('membership changes with real processes', () => {
     const l = await c.waitForLeader();
     const follower = c.members.findIndex((_, j) => j !== l && c.isUp(j) && !c.removed.has(j));
     await assert.rejects(() => c.client(follower).memberAdd(['http://127.0.0.1:2']), (e: grpc.ServiceError) => e.details === 'etcdserver: unhealthy cluster');
+    await assert.rejects(() => c.client(follower).memberPromote(unstarted.member!.ID), notInSync);
     await eventually(async () => (await leaderClient()).memberRemove(unstarted.member!.ID), 30_000, 300);
     assert.equal((await lc2.memberList()).members.length, 3);
   });
