@@ -39,7 +39,7 @@ export function authService(s: EtcdServer): [typeof AuthService, grpc.UntypedSer
     const hashedPassword = req.hashedPassword || (await auth.hash(req.password));
     return auth.propose(call, 'authUserChangePassword', { name: req.name, password: '', hashedPassword });
   };
-  const authenticate = async (req: AuthenticateRequest) => auth.authenticate(req.name, req.password);
+  const authenticate = async (req: AuthenticateRequest, call: grpc.ServerUnaryCall<AuthenticateRequest, unknown>) => auth.authenticate(req.name, req.password, call);
   const enable = async (_req: AuthEnableRequest, call: grpc.ServerUnaryCall<AuthEnableRequest, unknown>) =>
     auth.propose(call, 'authEnable', {});
 

@@ -171,7 +171,8 @@ export class CallerKv {
   async get(req: RangeRequest): Promise<RangeResponse> {
     try {
       await this.s.linearizableRead();
-      if (this.s.sm.auth.enabled) checkRange(this.s.sm.auth, await authOf(this.s).authInfo(this.caller), req);
+      const reader = await authOf(this.s).readerOf(this.caller);
+      if (reader) checkRange(this.s.sm.auth, reader, req);
       this.s.sm.store.stats.record(1);
       const r = doRange(this.s.sm.store, req);
       return { header: this.s.header(r.rev), kvs: r.kvs, more: r.more, count: r.count };

@@ -6,7 +6,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { EtcdError, Errors } from '../kv/errors.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { toServiceError } from './grpc-status.js';
-import { authOf, withAuthStoreErrors } from '../auth/frontend.js';
+import { authOf, hasToken, withAuthStoreErrors } from '../auth/frontend.js';
 import { type EncoderWithWriter, encodeKept } from '../util/kept-writer.js';
 
 export { fromServiceError, toServiceError } from './grpc-status.js';
@@ -57,7 +57,7 @@ export function unary<Req, Res>(s: EtcdServer, f: Handler<Req, Res>, opts: { lea
     let p: Promise<Res>;
     try {
       checkCall(s, call.metadata, opts.learnerOk ?? false);
-      if (opts.admin && s.sm.auth.enabled) {
+      if (opts.admin && (s.sm.auth.enabled || hasToken(call))) {
         const checked = authOf(s).requireAdmin(call);
         p = (opts.admin === 'auth-store-errors' ? withAuthStoreErrors(checked) : checked).then(() => f(call.request, call));
       } else p = f(call.request, call);

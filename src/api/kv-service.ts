@@ -39,7 +39,8 @@ export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedService
     if (!req.serializable && s.isLearner()) throw Errors.notSupportedForLearner();
     if (!req.serializable) await s.linearizableRead();
     // Reads are checked here, on the state they are served from (etcd's doSerialize).
-    if (s.sm.auth.enabled) authCheck.checkRange(s.sm.auth, await auth.authInfo(call), req);
+    const reader = await auth.readerOf(call);
+    if (reader) authCheck.checkRange(s.sm.auth, reader, req);
     s.sm.store.stats.record(1);
     // Large ranges are collected and encoded in slices (never a stall of the event loop).
     const pause = pauseWhileWanted(call);
@@ -60,7 +61,8 @@ export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedService
     if (txnIsReadOnly(req)) {
       // A read-only txn needs no consensus round: a linearizable read point is enough.
       await s.linearizableRead();
-      if (s.sm.auth.enabled) authCheck.checkTxn(s.sm.auth, s.lessor, await auth.authInfo(call), req);
+      const reader = await auth.readerOf(call);
+      if (reader) authCheck.checkTxn(s.sm.auth, s.lessor, reader, req);
       // Its ranges are read and encoded in slices, like a Range's (never a stall of the loop).
       const pause = pauseWhileWanted(call);
       const res = await readTxnAsync(s.sm.store, req, (rev) => s.header(rev), pause);

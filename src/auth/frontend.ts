@@ -88,7 +88,9 @@ export class AuthFrontend {
   /**
    * The caller of a request: NO_AUTH without a token; `etcdserver: invalid auth token` for a
    * token this member does not know (expired, from before a restart, or from an index this
-   * member has not applied within the request timeout).
+   * member has not applied within the request timeout) — with auth off too, as etcd's
+   * AuthInfoFromCtx answers: disabling auth drops every token, so a client still sending one
+   * is told so rather than served.
    */
   async authInfo(caller: Caller): Promise<AuthInfo> {
     const md = metadataOf(caller);
@@ -98,18 +100,27 @@ export class AuthFrontend {
     const store = this.s.sm.auth;
     if (this.jwt) return this.jwtInfo(token);
     let user = this.tokens.user(token);
-    if (user === undefined && store.enabled) {
+    if (user === undefined) {
+      // Tokens are made only while auth is on; one made on another member may not be applied here yet.
       const index = SimpleTokens.indexOf(token);
-      if (!Number.isFinite(index)) throw Errors.invalidAuthToken();
+      if (!store.enabled || !Number.isFinite(index)) throw Errors.invalidAuthToken();
       if (index > this.s.sm.appliedIndex) {
         await this.waitApplied(index);
         user = this.tokens.user(token);
       }
       if (user === undefined) throw Errors.invalidAuthToken();
     }
-    // With auth off a stale token is ignored (nothing is checked anyway).
-    if (user === undefined) return NO_AUTH;
     return { username: user, revision: store.revision };
+  }
+
+  /**
+   * The caller a read served by this member is checked as (etcd's doSerialize), or undefined
+   * with auth off — after its token, if it sent one, was found valid (authInfo).
+   */
+  async readerOf(caller: Caller): Promise<AuthInfo | undefined> {
+    if (this.s.sm.auth.enabled) return this.authInfo(caller);
+    if (hasToken(caller)) await this.authInfo(caller);
+    return undefined;
   }
 
   /**
@@ -122,10 +133,7 @@ export class AuthFrontend {
     if (raw === undefined) return this.certInfo(caller);
     if (this.jwt) return this.jwtInfo(typeof raw === 'string' ? raw : raw.toString());
     const user = this.tokens.user(typeof raw === 'string' ? raw : raw.toString());
-    if (user === undefined) {
-      if (this.s.sm.auth.enabled) throw Errors.invalidAuthToken();
-      return NO_AUTH;
-    }
+    if (user === undefined) throw Errors.invalidAuthToken(); // auth on or off, as authInfo
     return { username: user, revision: this.s.sm.auth.revision };
   }
 
@@ -166,9 +174,8 @@ export class AuthFrontend {
 
   /** etcd's IsAdminPermitted for requests checked before they are served (not through the log). */
   async requireAdmin(caller: Caller): Promise<void> {
-    if (!this.s.sm.auth.enabled) return;
-    const ai = await this.authInfo(caller);
-    this.s.sm.auth.isAdminPermitted(ai.username);
+    const ai = await this.readerOf(caller);
+    if (ai) this.s.sm.auth.isAdminPermitted(ai.username);
   }
 
   /**
@@ -196,7 +203,7 @@ export class AuthFrontend {
    * etcd's Authenticate: the password checked here against this member's (linearizable) view of
    * the store, then the token proposed through the log; again if the store changed meanwhile.
    */
-  async authenticate(name: string, password: string): Promise<AuthenticateResponse> {
+  async authenticate(name: string, password: string, caller?: Caller): Promise<AuthenticateResponse> {
     await this.s.linearizableRead();
     for (let i = 0; ; i++) {
       const store = this.s.sm.auth;
@@ -216,6 +223,8 @@ export class AuthFrontend {
         this.s.logger.warn(`authentication failed, invalid password for user ${name}`);
         throw Errors.authFailed();
       }
+      // etcd proposes it as any request: a token sent along (a stale one) must be valid.
+      if (caller && hasToken(caller)) await this.authInfo(caller);
       const resp = await this.s.propose('authenticate', { name, simpleToken: SimpleTokens.genPrefix() });
       if (checkedRevision === this.s.sm.auth.revision || i >= MAX_RETRIES) {
         // JWT: signed here, at the revision the password was checked at (etcd's jwt assign).
@@ -240,6 +249,11 @@ function isMetadata(c: Caller): c is grpc.Metadata {
 function tokenOf(md: grpc.Metadata): grpc.MetadataValue | undefined {
   const v = md.get('token')[0] ?? md.get('authorization')[0];
   return typeof v === 'string' ? v.split(',')[0]!.trim() : v;
+}
+
+/** Whether the caller sent a token (checked even with auth off, as etcd checks it). */
+export function hasToken(c: Caller): boolean {
+  return tokenOf(metadataOf(c)) !== undefined;
 }
 
 function metadataOf(c: Caller): grpc.Metadata {

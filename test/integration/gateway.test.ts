@@ -95,11 +95,11 @@ const fns = (x: unknown): MessageFns => x as MessageFns;
  * The first `n` lines of a streamed answer (then the connection is dropped); `afterFirst` runs
  * once the first line is in.
  */
-function streamLines(target: string, body: string, n: number, afterFirst?: () => Promise<void>): Promise<string[]> {
+function streamLines(target: string, body: string, n: number, afterFirst?: () => Promise<void>, headers: Record<string, string> = {}): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const lines: string[] = [];
     let buf = '';
-    const req = httpRequest(target, { method: 'POST' }, (res) => {
+    const req = httpRequest(target, { method: 'POST', headers }, (res) => {
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
         buf += chunk;
@@ -587,6 +587,34 @@ print(sorted(c.status().keys()))
       r = await post('/v3/auth/disable', '{}', ['-H', `Authorization: ${token}`]);
       assert.equal(r.status, 200);
     }
+  });
+
+  it('checks a token with auth off too, as etcd does: unknown or stale after a disable, it is refused', async () => {
+    const invalid = [401, '{"error":"etcdserver: invalid auth token","message":"etcdserver: invalid auth token","code":16}'];
+    const garbage = ['-H', 'Authorization: garbage'];
+    let r = await post('/v3/kv/range', '{"key":"Zm9v"}', garbage);
+    assert.deepEqual([r.status, r.body], invalid);
+    r = await post('/v3/kv/put', `{"key":"${b64('off/k')}","value":"dg=="}`, garbage);
+    assert.deepEqual([r.status, r.body], invalid);
+    r = await post('/v3/kv/range', `{"key":"${b64('off/k')}"}`);
+    assert.equal(JSON.parse(r.body).kvs, undefined, 'the refused put wrote nothing');
+    // etcd's maintenance server passes the auth store's error on unconverted (code Unknown).
+    r = await post('/v3/maintenance/defragment', '{}', garbage);
+    assert.deepEqual([r.status, JSON.parse(r.body).error], [500, 'auth: invalid auth token']);
+    const [line] = await streamLines(`${url}/v3/watch`, '{"create_request":{"key":"Zm9v"}}', 1, undefined, { authorization: 'garbage' });
+    assert.match(line!, /"canceled":true,"cancel_reason":"rpc error: code = Unauthenticated desc = etcdserver: invalid auth token"/);
+    // A token from before `auth disable` (root from the test above), and one sent along to Authenticate.
+    r = await post('/v3/auth/enable', '{}');
+    assert.equal(r.status, 200);
+    const token = JSON.parse((await post('/v3/auth/authenticate', '{"name":"root","password":"pw"}')).body).token as string;
+    r = await post('/v3/auth/authenticate', '{"name":"root","password":"pw"}', garbage);
+    assert.deepEqual([r.status, r.body], invalid);
+    r = await post('/v3/auth/disable', '{}', ['-H', `Authorization: ${token}`]);
+    assert.equal(r.status, 200);
+    r = await post('/v3/kv/range', '{"key":"Zm9v"}', ['-H', `Authorization: ${token}`]);
+    assert.deepEqual([r.status, r.body], invalid);
+    r = await post('/v3/kv/range', '{"key":"Zm9v"}');
+    assert.equal(r.status, 200, 'without a token all is open');
   });
 });
 
