@@ -205,8 +205,9 @@ describe('membership changes with real processes', () => {
     await assert.rejects(() => lc.memberAdd(['http://127.0.0.1:1/path'], true), (e: grpc.ServiceError) => e.details === 'etcdserver: given member URLs are invalid');
     // etcd's URL rule (types.NewURLs), not WHATWG's: a scheme's default port is a port like
     // any other (they were refused), and an update is checked by the same rule.
-    const atDefaultPort = await lc.memberAdd(['http://127.0.0.1:80'], true);
-    assert.deepEqual(atDefaultPort.member!.peerURLs, ['http://127.0.0.1:80']);
+    // Kept trimmed and sorted, as etcd keeps them.
+    const atDefaultPort = await lc.memberAdd(['https://127.0.0.1:443', ' http://127.0.0.1:80'], true);
+    assert.deepEqual(atDefaultPort.member!.peerURLs, ['http://127.0.0.1:80', 'https://127.0.0.1:443']);
     await (await leaderClient()).memberUpdate(atDefaultPort.member!.ID, ['https://127.0.0.1:443']);
     await assert.rejects(async () => (await leaderClient()).memberUpdate(atDefaultPort.member!.ID, ['http://127.0.0.1']), (e: grpc.ServiceError) => e.details === 'etcdserver: given member URLs are invalid');
     const listed = (await (await leaderClient()).memberList()).members.find((m) => m.ID === atDefaultPort.member!.ID);
