@@ -17,7 +17,7 @@ import {
 } from '../gen/etcd/rpc.js';
 import { authOf, withAuthStoreErrors } from '../auth/frontend.js';
 import { Errors } from '../kv/errors.js';
-import { alarmName } from '../server/alarms.js';
+import { alarmText } from '../server/alarms.js';
 import { API_VERSION, type EtcdServer } from '../server/etcd-server.js';
 import { yieldToEventLoop } from '../util/yield.js';
 import { etcdSnapshotOfMachine, rechunk } from '../backup/member-backup.js';
@@ -33,7 +33,7 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
     // etcd: "no leader" and each raised alarm in its protobuf text form.
     const errors = [
       ...(leader === 0n ? [Errors.noLeader().message] : []),
-      ...s.sm.alarms.get().map((a) => `memberID:${a.memberID} alarm:${alarmName(a.alarm)} `),
+      ...s.sm.alarms.get().map(alarmText),
     ];
     return {
       header: hdr(),

@@ -23,6 +23,10 @@ const keyOf = (memberID: bigint, alarm: AlarmType): string => `${alarm}:${member
 
 export const alarmName = (t: AlarmType): string => alarmTypeToJSON(t);
 
+/** An alarm in Go's protobuf text form, as etcd's Status lists it: zero fields are left out. */
+export const alarmText = (a: AlarmMember): string =>
+  `${a.memberID !== 0n ? `memberID:${a.memberID} ` : ''}${a.alarm !== AlarmType.NONE ? `alarm:${alarmName(a.alarm)} ` : ''}`;
+
 export class AlarmStore {
   private readonly alarms = new Map<string, AlarmMember>();
 
@@ -49,7 +53,8 @@ export class AlarmStore {
       case AlarmRequest_AlarmAction.GET:
         return this.get(req.alarm);
       case AlarmRequest_AlarmAction.ACTIVATE: {
-        if (req.alarm === AlarmType.NONE) return [];
+        // An alarm of type NONE is kept like any other (etcd 3.4 keeps it, lists it and counts it
+        // in /health; it refuses nothing).
         const first = !this.has(req.alarm);
         const k = keyOf(req.memberID, req.alarm);
         let m = this.alarms.get(k);

@@ -136,7 +136,6 @@ export class EtcdServer {
         return server.id;
       },
       membership: this.sm.membership,
-      clusterToken: cfg.initialClusterToken,
       recentlyActive: (id) => this.recentlyActive(id),
       matchOf: (id) => this.node.raw.matchOf(id),
       wallNow: () => this.clock.wallNow(),

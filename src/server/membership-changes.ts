@@ -29,7 +29,6 @@ const quorum = (n: number): number => Math.floor(n / 2) + 1;
 export interface ClusterView {
   readonly id: bigint;
   readonly membership: Membership;
-  readonly clusterToken: string;
   /** Whether the member counts as up (see EtcdServer.recentlyActive); undefined: cannot tell. */
   recentlyActive(id: bigint): boolean | undefined;
   /** Leader only: the member's match index. */
@@ -51,18 +50,21 @@ function memberUrls(urls: string[]): string[] | undefined {
 export class MembershipChanges {
   constructor(private readonly c: ClusterView) {}
 
-  /** etcd's MemberAdd: a new id from the URLs, the token and the time; returns the new member. */
+  /** etcd's MemberAdd: a new id from the URLs and the time; returns the new member. */
   async add(requested: string[], isLearner: boolean): Promise<Member | undefined> {
     const ms = this.c.membership;
     const peerURLs = memberUrls(requested);
     if (!peerURLs) throw Errors.memberBadURLs();
-    // etcd's order: its strict checks (mayAddMember) before what the apply would refuse.
+    // etcd's order: its strict checks (mayAddMember), then what the apply would refuse, in the
+    // apply's order (ValidateConfigurationChange: a removed id, an id in use, a URL in use, learners).
     this.checkReadyToAdd(isLearner);
-    this.checkPeerUrlsFree(peerURLs);
-    // etcd: sha1(sorted peer URLs + cluster token + time) — unique per add.
-    const h = createHash('sha1').update(peerURLs.join('') + this.c.clusterToken + String(this.c.wallNow())).digest();
+    // etcd's MemberAdd id: sha1 of the sorted URLs and the time in seconds (no cluster name), so
+    // the same URLs added twice within a second are the same member id, as with etcd.
+    const h = createHash('sha1').update(peerURLs.join('') + String(Math.floor(this.c.wallNow() / 1000))).digest();
     const id = h.readBigUInt64BE(0);
-    if (ms.get(id) || ms.removed.has(id)) throw Errors.memberExist();
+    if (ms.removed.has(id)) throw Errors.memberNotFound();
+    if (ms.get(id)) throw Errors.memberExist();
+    this.checkPeerUrlsFree(peerURLs);
     // etcd 3.4 allows one learner at a time (membership.maxLearners).
     if (isLearner && [...ms.members.values()].filter((m) => m.isLearner).length >= MAX_LEARNERS) throw Errors.tooManyLearners();
     const info: MemberInfo = { id, name: '', peerUrls: peerURLs, clientUrls: [], isLearner };

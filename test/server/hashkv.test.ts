@@ -11,6 +11,7 @@ import { InternalRequest } from '../../src/gen/raftkv/entry.js';
 import { crc32c } from '../../src/kv/crc32c.js';
 import { MvccStore } from '../../src/kv/mvcc.js';
 import { EntryType } from '../../src/raft/index.js';
+import { alarmText } from '../../src/server/alarms.js';
 import { loadStoreImageAsync, storeImageAsync } from '../../src/server/snapshot-image.js';
 import type { StateMachine } from '../../src/server/state-machine.js';
 import { newStateMachine, applyNow } from '../support/state-machine.js';
@@ -197,6 +198,21 @@ describe('alarms in the state machine', () => {
     assert.equal(apply(sm, { put: put('k', 'w') }).error?.message, 'etcdserver: mvcc: database space exceeded');
     assert.equal(apply(sm, { leaseGrant: { TTL: 100n, ID: 6n } }).error?.message, 'etcdserver: mvcc: database space exceeded');
     assert.ok(apply(sm, { deleteRange: del('k') }).ok);
+  });
+
+  it('an alarm of type NONE is kept, listed and disarmed as etcd 3.4 keeps it, and refuses nothing', () => {
+    const sm = newStateMachine();
+    const none = { action: AlarmRequest_AlarmAction.ACTIVATE, memberID: 7n, alarm: AlarmType.NONE };
+    assert.deepEqual(apply(sm, { alarm: none }).value?.alarms, [{ memberID: 7n, alarm: AlarmType.NONE }]);
+    assert.deepEqual(sm.alarms.get(), [{ memberID: 7n, alarm: AlarmType.NONE }]);
+    assert.ok(apply(sm, { put: put('k', 'v') }).ok);
+    assert.deepEqual(apply(sm, { alarm: { ...none, action: AlarmRequest_AlarmAction.DEACTIVATE } }).value?.alarms, [{ memberID: 7n, alarm: AlarmType.NONE }]);
+    assert.deepEqual(sm.alarms.get(), []);
+    // Status lists alarms in Go's text form, which leaves zero fields out (etcd 3.4: "memberID:7 ").
+    assert.deepEqual(
+      [{ memberID: 7n, alarm: AlarmType.NONE }, { memberID: 0n, alarm: AlarmType.CORRUPT }, { memberID: 9n, alarm: AlarmType.NOSPACE }].map(alarmText),
+      ['memberID:7 ', 'alarm:CORRUPT ', 'memberID:9 alarm:NOSPACE '],
+    );
   });
 
   it('alarms are part of the snapshot image; an image without them loads with none', async () => {
