@@ -14,7 +14,7 @@ import {
   type TxnRequest,
   TxnResponse,
 } from '../gen/etcd/rpc.js';
-import { checkDelete, checkPut, checkRange, checkTxn, doRangeAsync, readTxnAsync, txnIsReadOnly } from '../kv/kv-ops.js';
+import { checkDelete, checkPut, checkRange, checkTxn, doRangeAsync, oneRequestPerOp, readTxnAsync, txnIsReadOnly } from '../kv/kv-ops.js';
 import { Errors } from '../kv/errors.js';
 import * as authCheck from '../auth/apply-checks.js';
 import { authOf } from '../auth/frontend.js';
@@ -57,6 +57,7 @@ export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedService
     return auth.propose(call, 'deleteRange', req);
   };
   const txn = async (req: TxnRequest, call: grpc.ServerUnaryCall<TxnRequest, TxnResponse>): Promise<TxnResponse> => {
+    oneRequestPerOp(req);
     checkTxn(req, s.cfg.maxTxnOps);
     if (txnIsReadOnly(req)) {
       // A read-only txn needs no consensus round: a linearizable read point is enough.

@@ -120,6 +120,27 @@ export function checkDelete(req: DeleteRangeRequest): void {
  * only what its parent left of the op budget (maxOps minus the parent's largest list), as etcd
  * counts it; then etcd's checkIntervals once over each top-level branch.
  */
+/**
+ * Leaves each op of a txn (nested ones too) with one request, as protobuf's oneof means it: a
+ * hand-made message (JSON with two `request_*` fields, or protobuf with two oneof fields) can
+ * carry several, and the members must not each pick their own — the one answering a client
+ * read its ops in one order and the others in another, so such a txn wrote on some members
+ * and not on others. The one kept is the one with the highest field number (txn, delete, put,
+ * range): the last on the wire, which protobuf's rule keeps, when fields are written in order
+ * as every encoder writes them (etcd's gateway picks one at random).
+ */
+export function oneRequestPerOp(req: TxnRequest): void {
+  for (const ops of [req.success, req.failure]) {
+    for (const op of ops) {
+      if (op.requestTxn) {
+        op.requestRange = op.requestPut = op.requestDeleteRange = undefined;
+        oneRequestPerOp(op.requestTxn);
+      } else if (op.requestDeleteRange) op.requestRange = op.requestPut = undefined;
+      else if (op.requestPut) op.requestRange = undefined;
+    }
+  }
+}
+
 export function checkTxn(req: TxnRequest, maxOps = MAX_TXN_OPS): void {
   checkTxnOps(req, maxOps);
   // Checked after the shape, as etcd does, so a malformed request cannot make it costly.

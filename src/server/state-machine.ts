@@ -48,7 +48,7 @@ import { MemberInfo } from '../gen/raftkv/member.js';
 import { EtcdError, Errors } from '../kv/errors.js';
 import { checkRequestAuth } from '../auth/apply-checks.js';
 import { AuthStore } from '../auth/store.js';
-import { type DeferredRange, applyDeleteInSlices, applyPut, applyTxnInSlices, readDeferredRanges } from '../kv/kv-ops.js';
+import { type DeferredRange, applyDeleteInSlices, applyPut, applyTxnInSlices, oneRequestPerOp, readDeferredRanges } from '../kv/kv-ops.js';
 import { Lessor } from '../kv/lessor.js';
 import { MvccStore } from '../kv/mvcc.js';
 import { type AlarmChange, AlarmStore } from './alarms.js';
@@ -196,6 +196,8 @@ export class StateMachine {
       this.onUndecodable?.(e.index, err);
       return { id: 0n, outcome: { ok: true, value: {} } };
     }
+    // Every member reads a txn's ops alike, whatever its proposer sent (kv-ops.ts, oneRequestPerOp).
+    if (req.txn) oneRequestPerOp(req.txn);
     switch (this.appliedRequests.admit(req.proposer, req.id, req.settledBelow)) {
       case 'duplicate':
         // A second copy of a re-proposed request: its first copy answered the client.

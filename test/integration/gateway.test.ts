@@ -589,6 +589,18 @@ print(sorted(c.status().keys()))
     }
   });
 
+  it('a txn op with two requests (hand-made JSON) is one of them (test/server/txn-ops.test.ts: the same on every member)', async () => {
+    // put and delete of one key: read as two ops it is a "duplicate key"; it is the delete.
+    const op = `{"request_put":{"key":"${b64('two/k')}","value":"dg=="},"request_delete_range":{"key":"${b64('two/k')}"}}`;
+    let r = await post('/v3/kv/put', `{"key":"${b64('two/k')}","value":"MA=="}`);
+    assert.equal(r.status, 200);
+    r = await post('/v3/kv/txn', `{"success":[${op}]}`);
+    assert.equal(r.status, 200, r.body);
+    assert.ok(JSON.parse(r.body).responses[0].response_delete_range, r.body);
+    r = await post('/v3/kv/range', `{"key":"${b64('two/k')}"}`);
+    assert.equal(JSON.parse(r.body).kvs, undefined, 'deleted');
+  });
+
   it('checks a token with auth off too, as etcd does: unknown or stale after a disable, it is refused', async () => {
     const invalid = [401, '{"error":"etcdserver: invalid auth token","message":"etcdserver: invalid auth token","code":16}'];
     const garbage = ['-H', 'Authorization: garbage'];
