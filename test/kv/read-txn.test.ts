@@ -240,3 +240,41 @@ describe('readTxnAsync', () => {
     assert.deepEqual(TxnResponse.toJSON(TxnResponse.decode(Buffer.concat(parts))), TxnResponse.toJSON(TxnResponse.decode(TxnResponse.encode(res).finish())));
   });
 });
+
+describe('the member answering a txn and the others', () => {
+  /** An op with every request kind of `a` and `b` set: what only a hand-made message carries. */
+  const mixedOp: fc.Arbitrary<RequestOp> = fc
+    .tuple(fc.oneof(range, writeOp), fc.oneof(range, writeOp, anyTxn.map((t) => ({ requestTxn: t }))))
+    .map(([a, b]) => ({ ...a, ...b }));
+  const txns = fc.array(
+    fc.oneof(
+      anyTxn,
+      fc.record({ compare: fc.array(compare, { maxLength: 2 }), success: fc.array(fc.oneof(writeOp, mixedOp), { maxLength: 4 }), failure: fc.array(mixedOp, { maxLength: 2 }) }),
+    ),
+    { minLength: 1, maxLength: 12 },
+  );
+
+  /** Applies `txn` as entry `i`; a txn whose steps yield (applied in slices) is waited for. */
+  async function applyAt(sm: StateMachine, i: number, txn: TxnRequest, wanted: boolean): Promise<ApplyOutcome> {
+    const data = InternalRequest.encode(InternalRequest.fromPartial({ txn, id: BigInt(i), proposer: 1n, settledBelow: BigInt(i) })).finish();
+    return (await sm.applyNormal({ term: 1, index: i, type: EntryType.Normal, data }, () => wanted)).outcome;
+  }
+
+  it('apply every txn alike: the same outcome, revision and key-values (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(txns, async (reqs) => {
+        const answering = newStateMachine();
+        const other = newStateMachine();
+        for (const [i, txn] of reqs.entries()) {
+          const a = await applyAt(answering, i + 1, txn, true);
+          const b = await applyAt(other, i + 1, txn, false);
+          assert.equal(a.ok, b.ok);
+          if (!a.ok && !b.ok) assert.equal(a.error.message, b.error.message);
+          assert.equal(answering.store.currentRev, other.store.currentRev);
+        }
+        assert.equal(answering.store.hash(0n), other.store.hash(0n));
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
