@@ -64,11 +64,19 @@ function sortOrderOf(req: RangeRequest): RangeRequest_SortOrder {
 const isFiltered = (req: RangeRequest): boolean =>
   req.minModRevision !== 0n || req.maxModRevision !== 0n || req.minCreateRevision !== 0n || req.maxCreateRevision !== 0n;
 
-/** What to collect from the store: everything when filtering or sorting comes after. */
+/**
+ * What to collect from the store: everything when filtering or an asked-for sort comes after.
+ * As etcd decides it, on the order the request names: with none named (a sort by a target
+ * other than the key, which is then ascending), only the first limit + 1 keys are collected
+ * and those are sorted — not the whole range (etcdctl's `get --sort-by=X` without `--order`).
+ * Ascending by key, or an order etcd does not know (it leaves key order), need no more than
+ * the limit either.
+ */
 function rangeOptions(req: RangeRequest): RangeOptions {
   const limit = Number(req.limit);
-  const order = sortOrderOf(req);
-  const needAll = isFiltered(req) || (order !== RangeRequest_SortOrder.NONE && !(order === RangeRequest_SortOrder.ASCEND && req.sortTarget === RangeRequest_SortTarget.KEY));
+  const order = req.sortOrder;
+  const sorted = order === RangeRequest_SortOrder.DESCEND || (order === RangeRequest_SortOrder.ASCEND && req.sortTarget !== RangeRequest_SortTarget.KEY);
+  const needAll = isFiltered(req) || sorted;
   return {
     revision: req.revision,
     // One more than the limit tells us whether there is more.
@@ -308,7 +316,7 @@ function compareOne(c: Compare, kv: KeyValue | undefined, value?: string): boole
       r = compareOrdered(kv?.lease ?? 0n, c.lease ?? 0n);
       break;
     default:
-      return false;
+      r = 0; // etcd's compareKV: a target it does not know compares equal
   }
   switch (c.result) {
     case Compare_CompareResult.EQUAL:
@@ -320,7 +328,7 @@ function compareOne(c: Compare, kv: KeyValue | undefined, value?: string): boole
     case Compare_CompareResult.LESS:
       return r < 0;
     default:
-      return false;
+      return true; // etcd's compareKV: a result it does not know holds
   }
 }
 

@@ -967,7 +967,7 @@ export class MvccStore {
    * Synchronous: prefer hashByRev on a large store.
    */
   hash(rev: bigint): number {
-    const job = new HashJob(this.index, rev <= 0n ? this.currentRev : rev, this.compactRev);
+    const job = new HashJob(this.index, rev === 0n ? this.currentRev : rev, this.compactRev);
     while (!job.step(Infinity));
     return job.crc;
   }
@@ -981,11 +981,13 @@ export class MvccStore {
   async hashByRev(rev: bigint, pause: () => Promise<void>, chunk = 5000): Promise<{ hash: number; currentRev: bigint; compactRev: bigint }> {
     const currentRev = this.currentRev;
     const compactRev = this.compactRev;
-    if (rev > 0n && rev < compactRev) throw Errors.compacted();
+    // etcd's HashByRev: the compact revision itself is compacted here (a Range may read it), and
+    // a negative revision hashes no version at all (only 0 means the current revision).
+    if (rev > 0n && rev <= compactRev) throw Errors.compacted();
     if (rev > currentRev) throw Errors.futureRev();
     this.pins++;
     try {
-      const job = new HashJob(this.index, rev > 0n ? rev : currentRev, compactRev);
+      const job = new HashJob(this.index, rev === 0n ? currentRev : rev, compactRev);
       while (!job.step(chunk)) await pause();
       return { hash: job.crc, currentRev, compactRev };
     } finally {

@@ -39,7 +39,8 @@ export function* orderSteps(kvs: KeyValue[], o: RangeOrdering, step = RANGE_ORDE
     }
     kvs = kept;
   }
-  if (o.order === RangeRequest_SortOrder.NONE) return kvs;
+  // An order etcd does not know (3, 9, ...) leaves key order, as none does.
+  if (o.order !== RangeRequest_SortOrder.ASCEND && o.order !== RangeRequest_SortOrder.DESCEND) return kvs;
   const descending = o.order === RangeRequest_SortOrder.DESCEND;
   if (o.target === RangeRequest_SortTarget.KEY) return descending ? kvs.slice().reverse() : kvs;
   const keyOf = sortKeyOf(o.target);

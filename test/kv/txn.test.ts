@@ -115,6 +115,17 @@ describe('Txn is all or nothing', () => {
   });
 });
 
+describe('Txn compares etcd does not know', () => {
+  it('a target it does not know compares equal, a result it does not know holds (etcd\'s compareKV)', () => {
+    const { s } = newStore();
+    run(s, txn([], [put('a', '1')]));
+    const odd = (target: number, result: number): Compare => ({ ...valueIs('a', '2'), target, result });
+    assert.equal(run(s, txn([odd(9, Compare_CompareResult.EQUAL)], [])).succeeded, true);
+    assert.equal(run(s, txn([odd(9, Compare_CompareResult.NOT_EQUAL)], [])).succeeded, false);
+    assert.equal(run(s, txn([odd(Compare_CompareTarget.VALUE, 9)], [])).succeeded, true);
+  });
+});
+
 describe('Txn responses', () => {
   it('carry etcd\'s headers inside: the revision each op saw or made, a nested txn\'s left empty', () => {
     const { s } = newStore();

@@ -75,6 +75,10 @@ describe('HashKV', () => {
     assert.deepEqual(await hkv(sm), [1555739233, 5n, 12n]);
     assert.equal((await hkv(sm, 7n))[0], 404504888);
     await assert.rejects(() => sm.store.hashByRev(4n, noPause), /required revision has been compacted/);
+    // etcd's HashByRev: the compact revision itself is compacted (a Range may still read it), and
+    // a negative revision hashes no version (etcd 3.4.23 answered these two in the fifteenth session's probe).
+    await assert.rejects(() => sm.store.hashByRev(5n, noPause), /required revision has been compacted/);
+    assert.deepEqual(await hkv(sm, -1n), [1084519789, 5n, 12n]);
     await assert.rejects(() => sm.store.hashByRev(13n, noPause), /required revision is a future revision/);
     apply(sm, { put: put('c', '33') }); // 13
     assert.deepEqual(await hkv(sm), [2784940204, 5n, 13n]);
