@@ -15,7 +15,7 @@ import { MemberInfo } from '../gen/raftkv/member.js';
 import { Errors } from '../kv/errors.js';
 import { ConfChangeType, type ConfChangeV1 } from '../raft/index.js';
 import type { Membership } from './membership.js';
-import { etcdUrlProblem } from '../util/url.js';
+import { dialableHost, etcdUrlProblem } from '../util/url.js';
 
 /** Learners a cluster may have at once (etcd 3.4's maxLearners). */
 const MAX_LEARNERS = 1;
@@ -38,13 +38,24 @@ export interface ClusterView {
 }
 
 /**
- * A member's peer URLs as etcd keeps them (types.NewURLs: trimmed, sorted), or undefined if etcd
- * would refuse one. etcd 3.4 checks only an added member's URLs and takes an update's as given
- * (a bad one then panics every member's transport): raftkv checks both.
+ * A member's peer URLs as etcd keeps them (types.NewURLs: trimmed, the scheme lower-cased,
+ * sorted), or undefined if etcd would refuse one — or if it is no address a member could dial
+ * (a port over 65535, an empty or malformed host: Go's parser lets those through, and etcd 3.4
+ * then panics in its transport on every member). etcd 3.4 checks only an added member's URLs
+ * and takes an update's as given: raftkv checks both.
  */
 function memberUrls(urls: string[]): string[] | undefined {
-  if (urls.length === 0 || urls.some((u) => etcdUrlProblem(u) !== undefined)) return undefined;
-  return urls.map((u) => u.trim()).sort();
+  if (urls.length === 0) return undefined;
+  const out: string[] = [];
+  for (const raw of urls) {
+    if (etcdUrlProblem(raw) !== undefined) return undefined;
+    const u = raw.trim();
+    const colon = u.indexOf(':');
+    const url = `${u.slice(0, colon).toLowerCase()}${u.slice(colon)}`;
+    if (dialableHost(url) === undefined) return undefined;
+    out.push(url);
+  }
+  return out.sort();
 }
 
 export class MembershipChanges {

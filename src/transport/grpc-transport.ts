@@ -416,7 +416,14 @@ export class GrpcTransport implements Transport {
     const p = this.peers.get(id);
     if (p && p.urls.join(',') === urls.join(',')) return;
     p?.close();
-    this.peers.set(id, new PeerConn(id, urls, this, advertised[0]!));
+    this.peers.delete(id);
+    try {
+      this.peers.set(id, new PeerConn(id, urls, this, advertised[0]!));
+    } catch (e) {
+      // A URL no member can dial (the API refuses them; a log written before it did may hold
+      // one): the member is unreachable, as a down one is, and the others go on.
+      this.logger.error(`transport: cannot dial peer ${id.toString(16)} at ${urls.join(',')}: ${(e as Error).message}`);
+    }
   }
 
   removePeer(id: bigint): void {

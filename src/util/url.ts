@@ -14,6 +14,17 @@ export function urlPort(u: URL): number {
   return u.port ? Number(u.port) : u.protocol === 'https:' || u.protocol === 'unixs:' ? 443 : 80;
 }
 
+/** The host and port a URL names, if it is one a member can dial or listen on; else undefined. */
+export function dialableHost(url: string): { host: string; port: number } | undefined {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return undefined; // a port over 65535, a malformed host, ...
+  }
+  return u.hostname === '' ? undefined : { host: u.hostname, port: urlPort(u) };
+}
+
 /** The schemes etcd takes in a member's URLs (types.NewURLs). */
 export const MEMBER_URL_SCHEMES: readonly string[] = ['http', 'https', 'unix', 'unixs'];
 

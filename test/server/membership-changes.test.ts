@@ -45,6 +45,15 @@ describe('member add and promote as etcd checks them', () => {
     await assert.rejects(changes.add(['http://127.0.0.1:80'], true), fails('etcdserver: Peer URLs already exists'));
   });
 
+  it('URLs etcd takes but no member could dial are refused; the scheme is kept lower-cased, as etcd keeps it', async () => {
+    const { changes } = cluster();
+    for (const bad of ['http://127.0.0.1:65536', 'http://:1', 'http://[zz]:1', 'http://a b:1']) {
+      await assert.rejects(changes.add([bad], true), fails('etcdserver: given member URLs are invalid'), bad);
+    }
+    const m = await changes.add(['HTTP://127.0.0.1:5'], true);
+    assert.deepEqual(m?.peerURLs, ['http://127.0.0.1:5']);
+  });
+
   it('promote: whether the member has caught up comes first, then whether it is a learner', async () => {
     const { view, changes } = cluster();
     const voter = await changes.add(['http://127.0.0.1:2381'], false);

@@ -90,3 +90,20 @@ it('flush() sends what is queued at once, in the turn that queued it; the turn\'
     g.forceShutdown();
   }
 });
+
+it('a peer whose URL no member can dial is logged and left unreachable, not thrown out of the apply', () => {
+  const lines: string[] = [];
+  const t = new GrpcTransport({ id: 1n, clusterId: 0xaaaan, logger: logger(lines), handler: { step() {}, reportUnreachable() {}, reportSnapshot() {} } });
+  try {
+    // Go's URL parser takes these, so an old log may carry one; WHATWG's URL (and gRPC) do not.
+    t.addPeer(2n, ['http://127.0.0.1:65536']);
+    t.addPeer(3n, ['http://[zz]:1']);
+    assert.equal(t.hasPeer(2n), false);
+    assert.equal(t.hasPeer(3n), false);
+    assert.equal(lines.filter((l) => l.startsWith('transport: cannot dial peer')).length, 2, lines.join('\n'));
+    t.addPeer(4n, ['http://127.0.0.1:1']);
+    assert.equal(t.hasPeer(4n), true);
+  } finally {
+    t.close();
+  }
+});
