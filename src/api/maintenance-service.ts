@@ -49,7 +49,9 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
       isLearner: s.isLearner(),
     };
   };
-  const alarm = async (req: AlarmRequest): Promise<AlarmResponse> => {
+  const alarm = async (req: AlarmRequest, call: grpc.ServerUnaryCall<AlarmRequest, AlarmResponse>): Promise<AlarmResponse> => {
+    // etcd proposes every Alarm request: a token sent along must be valid (no permission needed).
+    await authOf(s).readerOf(call);
     if (req.action === AlarmRequest_AlarmAction.ACTIVATE || req.action === AlarmRequest_AlarmAction.DEACTIVATE) {
       // Through the log: every member raises (or disarms) the alarm at the same point.
       return s.propose('alarm', req);

@@ -101,9 +101,11 @@ export class AuthFrontend {
     if (this.jwt) return this.jwtInfo(token);
     let user = this.tokens.user(token);
     if (user === undefined) {
-      // Tokens are made only while auth is on; one made on another member may not be applied here yet.
+      // One made on another member may not be applied here yet: wait for it (as etcd's
+      // isValidSimpleToken), also if this member has not applied `auth enable` yet either.
+      // An unknown token is refused auth on or off: disabling drops them all.
       const index = SimpleTokens.indexOf(token);
-      if (!store.enabled || !Number.isFinite(index)) throw Errors.invalidAuthToken();
+      if (!Number.isFinite(index)) throw Errors.invalidAuthToken();
       if (index > this.s.sm.appliedIndex) {
         await this.waitApplied(index);
         user = this.tokens.user(token);
@@ -157,10 +159,7 @@ export class AuthFrontend {
   /** A JWT's user and the auth revision it was signed at (an older one is refused when checked). */
   private jwtInfo(token: string): AuthInfo {
     const c = this.jwt!.verify(token);
-    if (!c) {
-      if (this.s.sm.auth.enabled) throw Errors.invalidAuthToken();
-      return NO_AUTH;
-    }
+    if (!c) throw Errors.invalidAuthToken(); // auth on or off, as etcd's tokenJWT.info
     return { username: c.username, revision: c.revision };
   }
 

@@ -94,4 +94,12 @@ describe('auth with JWT tokens on a 3-member cluster', { skip: etcdctlAvailable 
     await assert.rejects(get(0, 'app/x', token), /etcdserver: revision of auth store is old/);
     assert.equal((await get(0, 'app/x', await authenticate(0, 'alice', 'alicepw'))).kvs.length, 1);
   });
+
+  it('with auth off a bad token is still refused (etcd 3.4 verifies a JWT whenever one is sent)', async () => {
+    const token = await authenticate(0, 'root', 'rootpw');
+    assert.match(await ctl(['auth', 'disable'], 'root:rootpw'), /Authentication Disabled/);
+    await assert.rejects(get(1, 'app/x', 'garbage'), /etcdserver: invalid auth token/);
+    // A JWT is stateless: one signed before the disable still verifies.
+    assert.equal((await get(1, 'app/x', token)).kvs.length, 1);
+  });
 });

@@ -611,6 +611,8 @@ print(sorted(c.status().keys()))
     r = await post('/v3/kv/range', `{"key":"${b64('off/k')}"}`);
     assert.equal(JSON.parse(r.body).kvs, undefined, 'the refused put wrote nothing');
     // etcd's maintenance server passes the auth store's error on unconverted (code Unknown).
+    r = await post('/v3/maintenance/alarm', '{"action":"GET"}', garbage);
+    assert.deepEqual([r.status, r.body], invalid);
     r = await post('/v3/maintenance/defragment', '{}', garbage);
     assert.deepEqual([r.status, JSON.parse(r.body).error], [500, 'auth: invalid auth token']);
     const [line] = await streamLines(`${url}/v3/watch`, '{"create_request":{"key":"Zm9v"}}', 1, undefined, { authorization: 'garbage' });
