@@ -16,7 +16,7 @@
 // field; compares keep their range_end as decoded.
 
 import { RangeRequest, type RequestOp, TxnRequest } from '../gen/etcd/rpc.js';
-import { txnIsReadOnly } from '../kv/kv-ops.js';
+import { oneRequestPerOp, txnIsReadOnly } from '../kv/kv-ops.js';
 
 /** "\0": every key from `key` on (a new Buffer each time: requests are not shared). */
 const toEnd = (): Buffer => Buffer.from([0]);
@@ -102,6 +102,8 @@ function markTxn(t: TxnRequest, b: Uint8Array, start: number, end: number): void
  */
 export function decodeTxnRequest(b: Buffer): TxnRequest {
   const m = TxnRequest.decode(b);
+  // One request per op first (kv-ops.ts): a nested txn dropped here must not decide anything.
+  oneRequestPerOp(m);
   // A txn without a one-key range (puts, prefix reads) is not walked a second time.
   if (mayHaveEmptyRangeEnd(m) && txnIsReadOnly(m)) markTxn(m, b, 0, b.length);
   return m;

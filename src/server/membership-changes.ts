@@ -134,7 +134,10 @@ export class MembershipChanges {
    * started voters once it votes, then whether it is a learner at all.
    */
   private async promoteCaughtUp(id: bigint): Promise<void> {
-    const lead = this.c.matchOf(this.c.id) ?? 0;
+    // Only a leader tracks progress (etcd's isLearnerReady: ErrNotLeader otherwise; the caller
+    // asks the new leader then).
+    const lead = this.c.matchOf(this.c.id);
+    if (lead === undefined) throw Errors.notLeader();
     const match = this.c.matchOf(id);
     if (match !== undefined && match < lead * LEARNER_READY_PERCENT) throw Errors.learnerNotReady();
     // The learner counts as started: it has just proven so by catching up.

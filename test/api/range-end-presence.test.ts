@@ -46,3 +46,15 @@ it('Txn: the ranges of a read-only txn on either branch, in order, nested txns i
   const plain = TxnRequest.fromPartial({ success: [{ requestRange: { key: Buffer.from('a') } }] });
   assert.equal(decodeTxnRequest(Buffer.from(TxnRequest.encode(plain).finish())).success[0]!.requestRange!.rangeEnd.length, 0);
 });
+
+it('Txn: an op carrying a range and a nested txn that writes is the txn (one request per op) before ranges are marked', () => {
+  const rangeOp = (k: string, end?: Buffer) => Buffer.concat([key(k), ...(end ? [end] : [])]);
+  // The nested txn reads "n" (present, empty range_end) and deletes "d": it writes.
+  const nested = Buffer.concat([ld(2, ld(1, rangeOp('n', EMPTY_END))), ld(2, ld(3, rangeOp('d')))]);
+  // One op: request_range (field 1) and request_txn (field 4) both set.
+  const op = Buffer.concat([ld(1, rangeOp('r', EMPTY_END)), ld(4, nested)]);
+  const t = decodeTxnRequest(ld(2, op));
+  assert.equal(t.success[0]!.requestRange, undefined);
+  // The txn writes, so etcd reads its empty range_end as one key.
+  assert.equal(t.success[0]!.requestTxn!.success[0]!.requestRange!.rangeEnd.length, 0);
+});

@@ -62,5 +62,8 @@ describe('member add and promote as etcd checks them', () => {
     view.match.set(voter!.ID, 100);
     await assert.rejects(changes.promote(voter!.ID), fails('etcdserver: can only promote a learner member'));
     await assert.rejects(changes.promote(12345n), fails('etcdserver: member not found'));
+    // Only a leader knows the progress: a member that stopped leading says so (its caller asks again).
+    view.match.clear();
+    await assert.rejects(changes.promote(voter!.ID), fails('etcdserver: not leader'));
   });
 });
