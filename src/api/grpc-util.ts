@@ -6,6 +6,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { EtcdError, Errors } from '../kv/errors.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { toServiceError } from './grpc-status.js';
+import { endWhenLeaderless } from './leaderless-streams.js';
 import { authOf, hasToken, withAuthStoreErrors } from '../auth/frontend.js';
 import { type EncoderWithWriter, encodeKept } from '../util/kept-writer.js';
 
@@ -96,10 +97,15 @@ export function tokenMetadata(md: grpc.Metadata): grpc.Metadata {
   return out;
 }
 
-/** Applies the interceptor checks to a streaming call; on failure ends it with the error. */
+/**
+ * Applies the interceptor checks to a streaming call; on failure ends it with the error. One
+ * that requires a leader is also ended later if its member goes without one for long
+ * (leaderless-streams.ts, etcd's monitorLeader).
+ */
 export function guardStream(s: EtcdServer, call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, learnerOk = false): boolean {
   try {
     checkCall(s, call.metadata, learnerOk);
+    endWhenLeaderless(s, call);
     return true;
   } catch (e) {
     call.emit('error', toServiceError(e));
