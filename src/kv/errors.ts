@@ -100,6 +100,12 @@ export const Errors = {
   roleNotFound: e(FAILED_PRECONDITION, 'etcdserver: role name not found'),
   roleEmpty: e(INVALID_ARGUMENT, 'etcdserver: role name is empty'),
   authFailed: e(INVALID_ARGUMENT, 'etcdserver: authentication failed, invalid user ID or password'),
+  /**
+   * A proposal that never reached Raft because its member had no leader for the whole request
+   * timeout: etcd's Raft blocks such a proposal, and its context's own error goes to the client
+   * unconverted (code Unknown), which clients do not retry as they retry Unavailable.
+   */
+  noLeaderDeadline: e(ErrorCode.UNKNOWN, 'context deadline exceeded'),
   /** The auth store's own error, which etcd 3.4's gRPC layer does not convert (code Unknown). */
   noPasswordUser: e(ErrorCode.UNKNOWN, 'auth: authentication failed, password was given for no password user'),
   permissionDenied: e(PERMISSION_DENIED, 'etcdserver: permission denied'),

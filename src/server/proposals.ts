@@ -21,7 +21,8 @@ import type { RaftNode } from './raft-node.js';
 import type { ApplyOutcome, RequestKind, RequestResults, StateMachine } from './state-machine.js';
 import { Wait } from './wait.js';
 
-type Pending = { id: bigint; data: Uint8Array; proposedAt: number };
+/** `handed`: given to Raft at least once (a member without a leader keeps it back). */
+type Pending = { id: bigint; data: Uint8Array; proposedAt: number; handed: boolean };
 
 /**
  * The size etcd gives the same request, which --max-request-bytes bounds (etcd's
@@ -113,8 +114,10 @@ export class Proposals {
     const data = encodeKept(InternalRequest, req);
     if (etcdRequestSize(data.length, req) > this.limits.maxRequestBytes) throw Errors.requestTooLarge();
     const p = this.wait.register(id);
-    const timer = this.clock.setTimeout(() => this.wait.fail(id, this.timeoutError()), this.limits.requestTimeoutMs);
-    const pending = { id, data, proposedAt: this.clock.now() };
+    const pending: Pending = { id, data, proposedAt: this.clock.now(), handed: false };
+    // Never handed to Raft: there was no leader all along (etcd: its Propose blocked until the
+    // deadline, and the context's error is what the client gets).
+    const timer = this.clock.setTimeout(() => this.wait.fail(id, pending.handed ? this.timeoutError() : Errors.noLeaderDeadline()), this.limits.requestTimeoutMs);
     this.inflight.set(id, pending);
     this.proposeData(pending);
     try {
@@ -152,6 +155,7 @@ export class Proposals {
     // No leader yet: the proposal waits in `inflight` and goes out when one is known.
     if (this.node.raw.lead === NONE) return false;
     p.proposedAt = this.clock.now();
+    p.handed = true;
     this.node.propose(p.data, (e) => {
       if (!(e instanceof ErrProposalDropped)) {
         this.wait.fail(p.id, e);
