@@ -102,11 +102,15 @@ export class Lessor implements LeaseHooks {
     return BigInt(Math.trunc((l.expiry - this.now()) / 1000));
   }
 
-  /** This node became leader: start every countdown afresh. */
-  promote(): void {
+  /**
+   * This node became leader: start every countdown afresh, `extendMs` longer (etcd's Promote,
+   * given an election timeout: a lease kept alive through the old leader gets the time its
+   * client needs to find the new one).
+   */
+  promote(extendMs = 0): void {
     this.primary = true;
     const now = this.now();
-    for (const l of this.leases.values()) l.expiry = now + Number(l.ttl) * 1000;
+    for (const l of this.leases.values()) l.expiry = now + extendMs + Number(l.ttl) * 1000;
   }
 
   demote(): void {

@@ -272,7 +272,7 @@ export class EtcdServer {
     const lessor = this.sm.lessor;
     const wasLeader = lessor.isPrimary();
     if (ss.raftState === StateType.Leader && !wasLeader) {
-      lessor.promote();
+      lessor.promote(this.cfg.electionMs);
       this.heartbeats.reset();
     }
     if (ss.raftState !== StateType.Leader && wasLeader) lessor.demote();

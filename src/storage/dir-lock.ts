@@ -55,12 +55,17 @@ function readText(path: string): string {
   }
 }
 
-/** Field 22 of /proc/<pid>/stat (after the command name, which may hold spaces and parentheses). */
-function startTimeOf(pid: number): string | undefined {
+/** The fields of /proc/<pid>/stat after the command name (which may hold spaces and parentheses). */
+function statFields(pid: number): string[] | undefined {
   const stat = readText(`/proc/${pid}/stat`);
-  if (!stat) return undefined;
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  return stat ? stat.slice(stat.lastIndexOf(')') + 2).split(' ') : undefined;
 }
+
+/** Field 22 of /proc/<pid>/stat: the start time. */
+const startTimeOf = (pid: number): string | undefined => statFields(pid)?.[19];
+
+/** Field 3 of /proc/<pid>/stat: the state letter (R, S, D, Z, ...). */
+const stateOf = (pid: number): string | undefined => statFields(pid)?.[0];
 
 function me(): Owner {
   return { pid: process.pid, startTime: startTimeOf(process.pid) ?? '', bootId: readText('/proc/sys/kernel/random/boot_id'), host: hostname() };
@@ -85,6 +90,9 @@ function alive(o: Owner, self: Owner): boolean {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false; // ESRCH: no such process
   }
+  // A zombie (killed, not yet reaped by its parent) holds nothing: etcd's flock is released
+  // when the process dies, and a supervisor restarting it at once must not find it "in use".
+  if (stateOf(o.pid) === 'Z') return false;
   const now = startTimeOf(o.pid);
   // Same pid but another start time: the pid was reused by a later process.
   return !(o.startTime && now !== undefined && now !== o.startTime);

@@ -3,7 +3,8 @@
 // another host's, and released only by its owner.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +41,27 @@ describe('data dir lock', () => {
     const lock = acquireDirLock(dir);
     assert.equal(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).pid, process.pid);
     lock.release();
+  });
+
+  it('takes over the lock of a zombie (killed, not yet reaped by its parent), as etcd takes over its flock', { skip: !existsSync('/proc/self/stat') }, async () => {
+    const dir = fresh();
+    acquireDirLock(dir).release();
+    // `true` exits at once, and its parent becomes `sleep`, which never reaps it.
+    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const [line] = (await once(parent.stdout!, 'data')) as [Buffer];
+      const pid = Number(line.toString().trim());
+      const stat = () => readFileSync(`/proc/${pid}/stat`, 'utf8');
+      for (let i = 0; i < 200 && stat().slice(stat().lastIndexOf(')') + 2)[0] !== 'Z'; i++) await new Promise((r) => setTimeout(r, 10));
+      const fields = stat().slice(stat().lastIndexOf(')') + 2).split(' ');
+      assert.equal(fields[0], 'Z');
+      writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid, startTime: fields[19], bootId: bootId(), host: hostname() }));
+      const lock = acquireDirLock(dir);
+      assert.equal(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).pid, process.pid);
+      lock.release();
+    } finally {
+      parent.kill('SIGKILL');
+    }
   });
 
   it('takes over a lock whose pid now belongs to another process (pid reuse) or was written before a reboot', { skip: !existsSync('/proc/self/stat') }, () => {

@@ -23,4 +23,17 @@ describe('Lessor', () => {
     now += 1_000; // 1.5 s ago: -1, as etcd says
     assert.equal(l.remaining(7n), -1n);
   });
+
+  it('a new leader gives every lease its TTL and an election timeout more (etcd\'s Promote)', () => {
+    let now = 1000;
+    const l = new Lessor(1n, () => now);
+    l.grant(7n, 5n);
+    l.promote(1000);
+    now += 1;
+    assert.equal(l.remaining(7n), 5n); // 5.999 s left
+    now += 5_998;
+    assert.deepEqual(l.expired(), []);
+    now += 2;
+    assert.deepEqual(l.expired(), [7n]);
+  });
 });
