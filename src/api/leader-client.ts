@@ -4,8 +4,8 @@
 // rebuilt when the leader (or its URL) changes.
 
 import * as grpc from '@grpc/grpc-js';
-import { ClusterClient, LeaseClient } from '../gen/etcd/rpc.js';
-import { Errors } from '../kv/errors.js';
+import { ClusterClient, LeaseClient, type LeaseKeepAliveResponse } from '../gen/etcd/rpc.js';
+import { ErrorCode, type EtcdError, Errors } from '../kv/errors.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { channelCredentials } from '../util/grpc-tls.js';
 import { grpcTarget } from '../util/url.js';
@@ -46,6 +46,53 @@ export class LeaderClient {
     }
   }
 
+  /**
+   * etcd's forwarding loop (LeaseRenew, LeaseTimeToLive): wait for a leader and ask it; if it
+   * cannot be reached — a leader that has just died, before this member noticed — ask again
+   * 50 ms later, the new leader once there is one, up to the request timeout (then etcd's
+   * `request timed out`). An answer ends it, an error of etcd's from the leader too; and if
+   * this member becomes the leader meanwhile, `here` answers.
+   */
+  async forward<T>(viaLeader: () => Promise<T>, here: () => Promise<T>): Promise<T> {
+    const deadline = this.s.clock.now() + this.s.requestTimeoutMs;
+    for (;;) {
+      await this.waitForLeader();
+      if (this.s.isLeader()) return here();
+      try {
+        return await viaLeader();
+      } catch (e) {
+        if (!unreachable(e as EtcdError)) throw e;
+        if (this.s.isStopped() || this.s.clock.now() >= deadline) throw Errors.timeout();
+        await new Promise<void>((r) => this.s.clock.setTimeout(r, 50));
+      }
+    }
+  }
+
+  /** One keepalive of lease `ID` forwarded to the leader: its TTL (0: the leader does not know it). */
+  renew(ID: bigint): Promise<bigint> {
+    const stream = this.lease().leaseKeepAlive(new grpc.Metadata(), { deadline: Date.now() + this.s.requestTimeoutMs });
+    return new Promise((resolve, reject) => {
+      let done = false;
+      stream.on('data', (r: LeaseKeepAliveResponse) => {
+        if (done) return;
+        done = true;
+        resolve(r.TTL);
+        stream.end();
+      });
+      stream.on('error', (e: grpc.ServiceError) => {
+        if (done) return;
+        done = true;
+        reject(fromServiceError(e));
+      });
+      stream.on('end', () => {
+        if (done) return;
+        done = true;
+        reject(fromServiceError({ code: grpc.status.UNAVAILABLE, details: 'the leader ended the keepalive stream unanswered' }));
+      });
+      stream.write({ ID });
+    });
+  }
+
   lease(): InstanceType<typeof LeaseClient> {
     return this.current().lease;
   }
@@ -75,4 +122,9 @@ export class LeaderClient {
     this.clients?.cluster.close();
     this.clients = undefined;
   }
+}
+
+/** A forwarded call that never reached an answering leader (refused, reset, timed out on the way). */
+function unreachable(e: EtcdError): boolean {
+  return (e.code === ErrorCode.UNAVAILABLE || e.code === ErrorCode.DEADLINE_EXCEEDED) && !e.message.startsWith('etcdserver:');
 }

@@ -39,14 +39,15 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
     auth.propose(call, 'leaseRevoke', req);
 
   const timeToLive = async (req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> => {
-    await leader.waitForLeader();
-    if (!s.isLeader()) {
-      // The leader's answer under this member's header (etcd's leasehttp answers with an empty
-      // header, which the member asked fills with its own).
+    // The leader's answer under this member's header (etcd's leasehttp answers with an empty
+    // header, which the member asked fills with its own); asked again if it cannot be reached.
+    return leader.forward(async () => {
       const c = leader.lease();
       const r = await leader.call(c.leaseTimeToLive.bind(c), req);
       return { ...r, header: s.header(s.sm.store.currentRev) };
-    }
+    }, () => timeToLiveHere(req));
+  };
+  const timeToLiveHere = async (req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> => {
     await s.linearizableRead();
     const l = s.lessor.leases.get(req.ID);
     if (!l) return { header: s.header(s.sm.store.currentRev), ID: req.ID, TTL: -1n, grantedTTL: 0n, keys: [] };
@@ -67,7 +68,6 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
 
   const keepAlive = (call: grpc.ServerDuplexStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>): void => {
     if (!guardStream(s, call)) return;
-    let forward: grpc.ClientDuplexStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse> | undefined;
     /** One keepalive after another, as etcd's stream loop renews each before reading the next. */
     let queue: Promise<void> = Promise.resolve();
     let pending = 0;
@@ -105,27 +105,20 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
       }
       if (!closed) answer(ID, TTL);
     };
-    const renew = async (req: LeaseKeepAliveRequest): Promise<void> => {
-      // A follower forwards to the leader; during an election it waits for one, as etcd's
-      // LeaseRenew (waitLeader, up to the request timeout), instead of failing the stream.
-      if (!s.isLeader()) await leader.waitForLeader();
+    const renewHere = async (ID: bigint): Promise<void> => {
       if (closed) return;
-      if (s.isLeader()) {
-        if (s.lessor.exists(req.ID)) return answer(req.ID, s.lessor.renew(req.ID));
-        return renewUnknown(req.ID);
-      }
-      if (!forward) {
-        const f = leader.lease().leaseKeepAlive();
-        forward = f;
-        // Under this member's header, as etcd fills a renewal's answer where it was asked.
-        f.on('data', (r: LeaseKeepAliveResponse) => answer(r.ID, r.TTL));
-        const gone = (): void => {
-          if (forward === f) forward = undefined;
-        };
-        f.on('error', gone);
-        f.on('end', gone);
-      }
-      forward.write(req);
+      if (s.lessor.exists(ID)) return answer(ID, s.lessor.renew(ID));
+      return renewUnknown(ID);
+    };
+    const renew = async (req: LeaseKeepAliveRequest): Promise<void> => {
+      if (s.isLeader()) return renewHere(req.ID);
+      // A follower forwards each keepalive to the leader and answers with the leader's TTL,
+      // under its own header; during an election, or while the leader it knows has just died,
+      // it asks again until a leader answers, as etcd's LeaseRenew (up to the request timeout),
+      // rather than leave the keepalive unanswered.
+      const TTL = await leader.forward(() => leader.renew(req.ID), async () => undefined);
+      if (TTL === undefined) return renewHere(req.ID);
+      if (!closed) answer(req.ID, TTL);
     };
     call.on('data', (req: LeaseKeepAliveRequest) => {
       if (closed || failed) return;
@@ -146,24 +139,12 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
         }
       });
     });
-    call.on('end', () =>
-      void queue.then(() => {
-        // etcd answers each keepalive before reading the next, so a client's half-close comes
-        // after its answers: relay the leader's answers to what was forwarded, then end.
-        const f = forward;
-        if (!f) return void call.end();
-        f.on('end', () => call.end());
-        f.on('error', () => call.end());
-        f.end();
-      }),
-    );
-    // The client went away (or the stream failed): nothing more is renewed or forwarded for it,
-    // and the stream to the leader is closed (also one opened by a renewal still waiting then).
+    // etcd answers each keepalive before reading the next, so a client's half-close comes after
+    // its answers: end once every keepalive read is answered.
+    call.on('end', () => void queue.then(() => call.end()));
+    // The client went away (or the stream failed): nothing more is renewed or answered for it.
     const close = (): void => {
-      if (closed) return;
       closed = true;
-      forward?.cancel();
-      forward = undefined;
     };
     call.on('error', close);
     call.on('cancelled', close);

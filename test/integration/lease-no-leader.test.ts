@@ -92,3 +92,39 @@ describe('a keepalive stream cancelled while it waits for a leader', () => {
     assert.equal(await open(leader), 0);
   });
 });
+
+describe('a keepalive and a TTL asked of a follower right after the leader died', () => {
+  let c: ProcCluster;
+  before(async () => {
+    c = await ProcCluster.start({ size: 3, heartbeatMs: 50, electionMs: 500 });
+  });
+  after(async () => {
+    await c?.destroy();
+  });
+
+  it('are answered by the next leader (asked again while the dead one cannot be reached), as etcd answers them', async () => {
+    const leader = await c.waitForLeader();
+    const follower = (leader + 1) % 3;
+    const granted = await new Promise<bigint>((resolve, reject) =>
+      c.client(follower).lease.leaseGrant({ TTL: 600n, ID: 0n }, (e, r) => (e ? reject(e) : resolve(r!.ID))),
+    );
+    // Asked of a follower still taking the dead leader for the leader (it notices an election
+    // timeout later): the forwarded requests find nobody at its address.
+    await c.kill(leader);
+    const ttl = new Promise<LeaseTimeToLiveResponse>((resolve, reject) =>
+      c.client(follower).lease.leaseTimeToLive({ ID: granted, keys: false }, new grpc.Metadata(), { deadline: Date.now() + 30_000 }, (e, r) => (e ? reject(e) : resolve(r!))),
+    );
+    const keepAlive = c.client(follower).lease.leaseKeepAlive();
+    const renewed = new Promise<LeaseKeepAliveResponse>((resolve, reject) => {
+      keepAlive.once('data', resolve);
+      keepAlive.once('error', reject);
+      keepAlive.once('end', () => reject(new Error('the keepalive stream ended unanswered')));
+    });
+    keepAlive.write({ ID: granted });
+    const r = await ttl;
+    assert.deepEqual([r.ID, r.grantedTTL], [granted, 600n]);
+    const k = await renewed;
+    keepAlive.cancel();
+    assert.deepEqual([k.ID, k.TTL], [granted, 600n]);
+  });
+});
