@@ -39,6 +39,8 @@ export interface AuthRole {
 /** What the snapshot image header holds of the auth store (absent in older snapshots: auth off, revision 1). */
 export interface AuthImage {
   enabled: boolean;
+  /** AuthStore.switched, when true (absent in older images: taken as `enabled`). */
+  switched?: boolean;
   revision: string;
   users: Array<{ name: string; password: string; roles: string[]; noPassword?: boolean }>;
   /** [permType, key base64, rangeEnd base64] */
@@ -85,6 +87,11 @@ export function covered(ivs: Interval[], key: Buffer, rangeEnd: Buffer | undefin
 
 export class AuthStore {
   enabled = false;
+  /**
+   * Whether auth has ever been enabled or disabled: etcd writes its `authEnabled` key then, and a
+   * database never switched has none (an etcd snapshot's key count and hash tell them apart).
+   */
+  switched = false;
   /** etcd's auth revision: starts at 1 (NewAuthStore commits once), bumped by every change. */
   revision = 1n;
   readonly users = new Map<string, AuthUser>();
@@ -104,11 +111,13 @@ export class AuthStore {
     if (!root) throw Errors.rootUserNotExist();
     if (!root.roles.includes(ROOT_ROLE)) throw Errors.rootRoleNotExist();
     this.enabled = true;
+    this.switched = true;
   }
 
   disable(): void {
     if (!this.enabled) return;
     this.enabled = false;
+    this.switched = true;
     this.commit();
     this.onEvent?.({ kind: 'disabled' });
   }
@@ -288,6 +297,7 @@ export class AuthStore {
   toImage(): AuthImage {
     return {
       enabled: this.enabled,
+      ...(this.switched ? { switched: true } : {}),
       revision: this.revision.toString(),
       // In name order: the same image on every member, whatever order entries created them in.
       users: [...this.users.values()].sort((a, b) => cmpStr(a.name, b.name)).map((u) => ({ name: u.name, password: u.password, roles: [...u.roles], noPassword: u.noPassword })),
@@ -303,6 +313,7 @@ export class AuthStore {
     this.users.clear();
     this.roles.clear();
     this.enabled = img?.enabled ?? false;
+    this.switched = img?.switched ?? this.enabled;
     this.revision = img ? BigInt(img.revision) : 1n;
     for (const u of img?.users ?? []) {
       this.users.set(u.name, { name: u.name, password: u.password, roles: [...u.roles], noPassword: u.noPassword ?? false });

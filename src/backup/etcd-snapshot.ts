@@ -17,8 +17,8 @@
 //   members          member id (hex, no padding) -> JSON {"id": decimal, "peerURLs", "isLearner"
 //                    (omitted if false), "name", "clientURLs" (omitted if empty)}
 //   members_removed  member id (hex) -> "removed"  (etcdserver/api/membership/store.go)
-//   auth             authEnabled (one byte 0/1; written here only when enabled, as a new etcd
-//                    database has none), authRevision (u64 BE)
+//   auth             authEnabled (one byte 0/1; only once auth was ever enabled or disabled,
+//                    as etcd writes it), authRevision (u64 BE)
 //   authUsers        name -> authpb.User;  authRoles: name -> authpb.Role   (auth/store.go)
 //   alarm            etcdserverpb.AlarmMember (marshalled) -> empty
 //   cluster          clusterVersion -> "3.4.0"
@@ -156,7 +156,7 @@ export async function encodeEtcdSnapshot(src: EtcdBackupState, pause: () => Prom
       yield [revisionKey(r.mod, BigInt(r.sub), tomb, slab), encodeKeyValue(kv, slab)];
     }
   }
-  const authEnabledPair: [Uint8Array, Uint8Array] = [Buffer.from('authEnabled'), Buffer.from([1])];
+  const authEnabledPair: [Uint8Array, Uint8Array] = [Buffer.from('authEnabled'), Buffer.from([src.auth.enabled ? 1 : 0])];
   const sorted = (pairs: Array<[Uint8Array, Uint8Array]>): BoltPair[] => pairs.sort((a, b) => Buffer.compare(a[0], b[0]));
   const a = src.auth;
   const meta: Array<[Uint8Array, Uint8Array]> = [[Buffer.from('consistent_index'), u64be(src.consistentIndex)]];
@@ -167,7 +167,7 @@ export async function encodeEtcdSnapshot(src: EtcdBackupState, pause: () => Prom
   const buckets: Array<[string, Iterable<BoltPair>]> = [
     ['alarm', sorted(src.alarms.map(([id, t]) => [Buffer.from(AlarmMember.encode({ memberID: BigInt(id), alarm: t }).finish()), Buffer.alloc(0)]))],
     // etcd writes authEnabled only when auth is enabled or disabled, never in a new database.
-    ['auth', sorted([...(a.enabled ? [authEnabledPair] : []), [Buffer.from('authRevision'), u64be(BigInt(a.revision))]])],
+    ['auth', sorted([...((a.switched ?? a.enabled) ? [authEnabledPair] : []), [Buffer.from('authRevision'), u64be(BigInt(a.revision))]])],
     [
       'authRoles',
       sorted(
@@ -308,6 +308,7 @@ export async function decodeEtcdSnapshot(file: Buffer, pause: () => Promise<void
   if (authB) {
     const en = authB.get('authEnabled');
     auth.enabled = en !== undefined && en.length > 0 && en[0] === 1;
+    if (en !== undefined) auth.switched = true;
     const rev = authB.get('authRevision');
     if (rev && rev.length === 8) auth.revision = rev.readBigUInt64BE(0).toString();
   }

@@ -131,6 +131,12 @@ describe('auth store', () => {
     assert.equal(other.auth.revision, sm.auth.revision);
     assert.deepEqual(other.auth.toImage(), sm.auth.toImage());
     assert.equal(other.auth.users.get('np')!.noPassword, true);
+    // Once disabled, the image still says auth was switched (etcd keeps its authEnabled key, 0).
+    assert.equal(newStateMachine().auth.toImage().switched, undefined);
+    ok(sm, { authDisable: {} }, 'root', sm.auth.revision);
+    const off = await sm.imageAsync(noPause);
+    await other.restoreAsync(off.data, off.index, noPause);
+    assert.deepEqual([other.auth.enabled, other.auth.switched], [false, true]);
     // A header of an older raftkv (no `auth`): the store is empty and off.
     const header = { version: 3, currentRev: '1', compactRev: '0', leases: [], members: { members: [], removed: [] } };
     await other.restoreAsync(Buffer.from(`${JSON.stringify(header)}\n`), 9, noPause);

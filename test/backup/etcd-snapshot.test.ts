@@ -119,23 +119,30 @@ it('refuses a damaged or truncated snapshot with etcd\'s errors', { skip: !etcdA
   await assert.rejects(decodeEtcdSnapshot(file.subarray(0, file.length - 8192 - 32), pause, true), /truncated|beyond end of file/);
 });
 
-it('writes the keys a database that never had auth enabled holds: no authEnabled key, as etcd', { skip: !etcdAvailable }, async () => {
+it("writes the auth keys etcd's database holds: no authEnabled key if auth was never switched, a 0 once disabled", { skip: !etcdAvailable }, async () => {
   const fresh = await EtcdProcess.start();
-  const theirFile = join(dir, 'fresh-etcd.db');
+  const never = join(dir, 'never-etcd.db');
+  const switched = join(dir, 'switched-etcd.db');
   try {
     await fresh.ctl(['put', 'a', '1']);
-    await ctl(['--endpoints', fresh.endpoint, 'snapshot', 'save', theirFile]);
+    await ctl(['--endpoints', fresh.endpoint, 'snapshot', 'save', never]);
+    await fresh.ctl(['user', 'add', 'root:pw']);
+    await fresh.ctl(['auth', 'enable']);
+    await fresh.ctl(['--user', 'root:pw', 'auth', 'disable']);
+    await ctl(['--endpoints', fresh.endpoint, 'snapshot', 'save', switched]);
   } finally {
     await fresh.destroy();
   }
-  const st = await decodeEtcdSnapshot(readFileSync(theirFile), pause);
-  assert.equal(st.auth.enabled, false);
-  const ours = join(dir, 'fresh-raftkv.db');
-  writeFileSync(ours, Buffer.concat(await encodeEtcdSnapshot(st, pause)));
   // The hash covers every bucket's keys and values; the sizes differ (etcd's file has free pages).
   const status = async (f: string) => {
     const s = parseBig<{ hash: number; revision: number; totalKey: number }>(await ctl(['snapshot', 'status', f, '-w', 'json']));
     return [s.hash, s.revision, s.totalKey];
   };
-  assert.deepEqual(await status(ours), await status(theirFile));
+  for (const theirs of [never, switched]) {
+    const st = await decodeEtcdSnapshot(readFileSync(theirs), pause);
+    assert.equal(st.auth.enabled, false);
+    const ours = `${theirs}.raftkv`;
+    writeFileSync(ours, Buffer.concat(await encodeEtcdSnapshot(st, pause)));
+    assert.deepEqual(await status(ours), await status(theirs), theirs);
+  }
 });

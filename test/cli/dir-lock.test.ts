@@ -46,8 +46,9 @@ describe('data dir lock', () => {
   it('takes over the lock of a zombie (killed, not yet reaped by its parent), as etcd takes over its flock', { skip: !existsSync('/proc/self/stat') }, async () => {
     const dir = fresh();
     acquireDirLock(dir).release();
-    // `true` exits at once, and its parent becomes `sleep`, which never reaps it.
-    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // A child that exits at once, whose parent never waits for it (Python reaps nothing by itself).
+    const zombieMaker = 'import os, sys, time\npid = os.fork()\nif pid == 0: os._exit(0)\nprint(pid, flush=True)\ntime.sleep(30)\n';
+    const parent = spawn('python3', ['-c', zombieMaker], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       const [line] = (await once(parent.stdout!, 'data')) as [Buffer];
       const pid = Number(line.toString().trim());
