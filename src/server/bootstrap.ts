@@ -17,7 +17,7 @@ import type { TransportFactory } from '../transport/transport.js';
 import { clusterId as computeClusterId, hex, memberId as computeMemberId } from '../util/ids.js';
 import { type ServerConfig, electionTicks } from './config.js';
 import type { StateMachine } from './state-machine.js';
-import { configuredIds, standaloneEntries } from './force-new-cluster.js';
+import { configuredIds, replayTarget, standaloneEntries } from './force-new-cluster.js';
 import { yieldToEventLoop } from '../util/yield.js';
 
 const MAX_SIZE_PER_MSG = 1024 * 1024;
@@ -120,7 +120,8 @@ export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: S
     const clusterId = contents.meta.clusterId;
     const raw = new RawNode({ ...rawConfig, id, applied: base });
     logger.info(`restarted member ${hex(id)} in cluster ${hex(clusterId)} at commit ${hs.commit}, term ${hs.term}, ${ents.length} WAL entries after snapshot ${base}`);
-    return { id, clusterId, wal, raw, peers: [...sm.membership.members.values()], snapshotIndex: base, replayTo: hs.commit };
+    const replayTo = replayTarget(snap?.metadata.confState, ents, hs.commit, storage.lastIndex(), id);
+    return { id, clusterId, wal, raw, peers: [...sm.membership.members.values()], snapshotIndex: base, replayTo };
   }
 
   // ---- a brand-new member, or one that crashed before its bootstrap was durable: start over.

@@ -39,6 +39,21 @@ export function configuredIds(snapConf: ConfState | undefined, ents: readonly En
 }
 
 /**
+ * How far a restarted member replays its log before it serves clients (EtcdServer.replayed):
+ * to the commit index it found — or, when it is the only member of its configuration (and no
+ * conf change waits uncommitted), to the last entry it found: every entry it persisted was
+ * committed then (it is the whole quorum), whether or not the commit index saying so reached
+ * the disk before the process was killed (it is written unsynced, as etcd's), so a single
+ * member never answers from a state older than writes it had acknowledged.
+ */
+export function replayTarget(snapConf: ConfState | undefined, ents: readonly Entry[], commit: number, lastIndex: number, self: bigint): number {
+  const isConf = (e: Entry): boolean => e.type === EntryType.ConfChange || e.type === EntryType.ConfChangeV2;
+  if (ents.some((e) => e.index > commit && isConf(e))) return commit;
+  const ids = configuredIds(snapConf, ents.filter((e) => e.index <= commit));
+  return ids.size === 1 && ids.has(self) ? Math.max(commit, lastIndex) : commit;
+}
+
+/**
  * The entries that make `self` the only member: a removal of every other id, then (if `self` is
  * not configured) an addition of `self` described by `selfInfo`; at indexes after `index`, in
  * term `term`.
