@@ -26,7 +26,7 @@
 // The service implementations (with their metrics) are the ones grpc-js calls.
 
 import * as grpc from '@grpc/grpc-js';
-import type { Http2Server, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { Http2Server, IncomingHttpHeaders, ServerHttp2Stream, ServerStreamResponseOptions } from 'node:http2';
 import { ServiceCall } from './gateway/calls.js';
 import type { CountingSerializer } from './grpc-metrics.js';
 import { preEncodedParts } from './sliced-encoding.js';
@@ -98,6 +98,9 @@ export function withLeanUnary<T>(
         // the call at once: such a deadline, which no call lives to see, is taken off.
         const ms = timeoutMs(headers['grpc-timeout']);
         if (ms !== undefined && ms > MAX_TIMER_MS) delete headers['grpc-timeout'];
+        // What grpc-js answers carries no `date` either (grpc-go sends none; see RESPOND).
+        const respond = stream.respond.bind(stream);
+        stream.respond = (h, o) => respond(h, { ...o, sendDate: false } as ServerStreamResponseOptions);
       }
       return emit(event, ...args);
     };
