@@ -7,7 +7,7 @@ import { EtcdError, Errors } from '../kv/errors.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { toServiceError } from './grpc-status.js';
 import { endWhenLeaderless } from './leaderless-streams.js';
-import { authOf, hasToken, withAuthStoreErrors } from '../auth/frontend.js';
+import { authOf, withAuthStoreErrors } from '../auth/frontend.js';
 import { type EncoderWithWriter, encodeKept } from '../util/kept-writer.js';
 
 export { fromServiceError, toServiceError } from './grpc-status.js';
@@ -58,7 +58,7 @@ export function unary<Req, Res>(s: EtcdServer, f: Handler<Req, Res>, opts: { lea
     let p: Promise<Res>;
     try {
       checkCall(s, call.metadata, opts.learnerOk ?? false);
-      if (opts.admin && (s.sm.auth.enabled || hasToken(call))) {
+      if (opts.admin && authOf(s).checksCaller(call)) {
         const checked = authOf(s).requireAdmin(call);
         p = (opts.admin === 'auth-store-errors' ? withAuthStoreErrors(checked) : checked).then(() => f(call.request, call));
       } else p = f(call.request, call);

@@ -17,7 +17,7 @@ import {
 import { checkDelete, checkPut, checkRange, checkTxn, doRangeAsync, oneRequestPerOp, readTxnAsync, txnIsReadOnly } from '../kv/kv-ops.js';
 import { Errors } from '../kv/errors.js';
 import * as authCheck from '../auth/apply-checks.js';
-import { authOf, hasToken } from '../auth/frontend.js';
+import { authOf } from '../auth/frontend.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { yieldToEventLoop } from '../util/yield.js';
 import { unary, withoutResponseCopies } from './grpc-util.js';
@@ -39,7 +39,7 @@ export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedService
     if (!req.serializable && s.isLearner()) throw Errors.notSupportedForLearner();
     if (!req.serializable) await s.linearizableRead();
     // Reads are checked here, on the state they are served from (etcd's doSerialize).
-    const reader = s.sm.auth.enabled || hasToken(call) ? await auth.readerOf(call) : undefined;
+    const reader = auth.checksCaller(call) ? await auth.readerOf(call) : undefined;
     if (reader) authCheck.checkRange(s.sm.auth, reader, req);
     s.sm.store.stats.record(1);
     // Large ranges are collected and encoded in slices (never a stall of the event loop).
@@ -62,7 +62,7 @@ export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedService
     if (txnIsReadOnly(req)) {
       // A read-only txn needs no consensus round: a linearizable read point is enough.
       await s.linearizableRead();
-      const reader = s.sm.auth.enabled || hasToken(call) ? await auth.readerOf(call) : undefined;
+      const reader = auth.checksCaller(call) ? await auth.readerOf(call) : undefined;
       if (reader) authCheck.checkTxn(s.sm.auth, s.lessor, reader, req);
       // Its ranges are read and encoded in slices, like a Range's (never a stall of the loop).
       const pause = pauseWhileWanted(call);

@@ -116,9 +116,13 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
       // under its own header; during an election, or while the leader it knows has just died,
       // it asks again until a leader answers, as etcd's LeaseRenew (up to the request timeout),
       // rather than leave the keepalive unanswered.
-      const TTL = await leader.forward(() => leader.renew(req.ID), async () => undefined);
-      if (TTL === undefined) return renewHere(req.ID);
-      if (!closed) answer(req.ID, TTL);
+      await leader.forward(
+        async () => {
+          const TTL = await leader.renew(req.ID);
+          if (!closed) answer(req.ID, TTL);
+        },
+        () => renewHere(req.ID),
+      );
     };
     call.on('data', (req: LeaseKeepAliveRequest) => {
       if (closed || failed) return;

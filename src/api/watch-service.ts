@@ -11,7 +11,7 @@ import { yieldToEventLoop } from '../util/yield.js';
 import { eventSize } from '../kv/event-cache.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { checkRange } from '../auth/apply-checks.js';
-import { authOf, hasToken } from '../auth/frontend.js';
+import { authOf } from '../auth/frontend.js';
 import { guardStream, toServiceError } from './grpc-util.js';
 import { goErrorText } from './grpc-status.js';
 
@@ -82,7 +82,7 @@ export function watchService(s: EtcdServer, fragmentBytes: number): [typeof Watc
      * revision or no user say so; anything else is "permission denied").
      */
     const refusal = (key: Buffer, rangeEnd: Buffer): string | undefined => {
-      if (!s.sm.auth.enabled && !hasToken(call)) return undefined;
+      if (!auth.checksCaller(call)) return undefined;
       try {
         const caller = auth.authInfoNow(call); // a token is checked with auth off too
         if (s.sm.auth.enabled) checkRange(s.sm.auth, caller, { key, rangeEnd });

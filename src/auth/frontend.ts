@@ -116,13 +116,21 @@ export class AuthFrontend {
   }
 
   /**
+   * Whether the caller has anything to be checked: auth is on, or it sent a token (which etcd
+   * checks with auth off too). When not, readerOf answers undefined without a look.
+   */
+  checksCaller(caller: Caller): boolean {
+    return this.s.sm.auth.enabled || hasToken(caller);
+  }
+
+  /**
    * The caller a read served by this member is checked as (etcd's doSerialize), or undefined
    * with auth off — after its token, if it sent one, was found valid (authInfo).
    */
   async readerOf(caller: Caller): Promise<AuthInfo | undefined> {
-    if (this.s.sm.auth.enabled) return this.authInfo(caller);
-    if (hasToken(caller)) await this.authInfo(caller);
-    return undefined;
+    if (!this.checksCaller(caller)) return undefined;
+    const ai = await this.authInfo(caller);
+    return this.s.sm.auth.enabled ? ai : undefined;
   }
 
   /**
@@ -251,7 +259,7 @@ function tokenOf(md: grpc.Metadata): grpc.MetadataValue | undefined {
 }
 
 /** Whether the caller sent a token (checked even with auth off, as etcd checks it). */
-export function hasToken(c: Caller): boolean {
+function hasToken(c: Caller): boolean {
   return tokenOf(metadataOf(c)) !== undefined;
 }
 

@@ -15,7 +15,7 @@ import { MemberInfo } from '../gen/raftkv/member.js';
 import { Errors } from '../kv/errors.js';
 import { ConfChangeType, type ConfChangeV1 } from '../raft/index.js';
 import type { Membership } from './membership.js';
-import { dialableHost, etcdUrlProblem } from '../util/url.js';
+import { dialable, etcdUrlProblem } from '../util/url.js';
 
 /** Learners a cluster may have at once (etcd 3.4's maxLearners). */
 const MAX_LEARNERS = 1;
@@ -52,7 +52,7 @@ function memberUrls(urls: string[]): string[] | undefined {
     const u = raw.trim();
     const colon = u.indexOf(':');
     const url = `${u.slice(0, colon).toLowerCase()}${u.slice(colon)}`;
-    if (dialableHost(url) === undefined) return undefined;
+    if (!dialable(url)) return undefined;
     out.push(url);
   }
   return out.sort();

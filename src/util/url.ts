@@ -14,15 +14,13 @@ export function urlPort(u: URL): number {
   return u.port ? Number(u.port) : u.protocol === 'https:' || u.protocol === 'unixs:' ? 443 : 80;
 }
 
-/** The host and port a URL names, if it is one a member can dial or listen on; else undefined. */
-export function dialableHost(url: string): { host: string; port: number } | undefined {
-  let u: URL;
+/** Whether `url` names a host and port a member can dial or listen on. */
+export function dialable(url: string): boolean {
   try {
-    u = new URL(url);
+    return new URL(url).hostname !== '';
   } catch {
-    return undefined; // a port over 65535, a malformed host, ...
+    return false; // a port over 65535, a malformed host, ...
   }
-  return u.hostname === '' ? undefined : { host: u.hostname, port: urlPort(u) };
 }
 
 /** The schemes etcd takes in a member's URLs (types.NewURLs). */
