@@ -24,6 +24,7 @@ import { type Server as HttpServer, createServer as createHttpServer, type Incom
 import { type Server as NetServer, type Socket, createServer as createNetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type TLSSocket, createServer as createTlsServer } from 'node:tls';
+import { presentedCertProblem, presentedChain } from '../util/cert-checks.js';
 import { type TlsSide, isHttps } from '../util/tls.js';
 import { urlPort } from '../util/url.js';
 import { routeH2Connection } from './h2-authority.js';
@@ -57,6 +58,9 @@ export class ClientFrontDoor {
   /** Whether the hot unary methods are served by ./lean-unary.ts (grpc-js allowed it). */
   readonly leanUnary: boolean;
   private readonly http: HttpServer;
+  private readonly rejected?: (remote: string, why: string) => void;
+  /** Unsubscribes from certificate rotations (one per TLS listener). */
+  private readonly unwatch: Array<() => void> = [];
   /** Connections accepted while the gate is shut, handed on in order once it opens. */
   private held: Array<[Socket, string | undefined]> | undefined;
 
@@ -75,6 +79,8 @@ export class ClientFrontDoor {
       upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
       /** Connections are served once this resolves (held until then); at once without it. */
       gate?: Promise<void>;
+      /** Told of a TLS client refused after its handshake (allowed hostname, CRL: cert-checks.ts). */
+      rejected?: (remote: string, why: string) => void;
     } = {},
   ) {
     if (opts.gate) {
@@ -89,6 +95,7 @@ export class ClientFrontDoor {
     // (its auth context still sees the TLSSocket and the client's certificate).
     const inject = (): grpc.ConnectionInjector => grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
     const lean = opts.lean && opts.lean.methods.size > 0 ? withLeanUnary(grpcServer, opts.lean.methods, opts.lean, inject) : { result: inject(), lean: false };
+    this.rejected = opts.rejected;
     this.grpcConnections = lean.result;
     this.leanUnary = lean.lean;
     this.http = createHttpServer({ maxHeaderSize: opts.maxHeaderBytes }, httpHandler);
@@ -124,7 +131,15 @@ export class ClientFrontDoor {
         rejectUnauthorized: tls.requireClientCert,
         ALPNCallback: ({ protocols }) => chooseProtocol(protocols),
       });
-      tlsServer.on('secureConnection', (s: TLSSocket) => this.accept(s, s.alpnProtocol || undefined));
+      // Rotated certificate files (TlsSide.reload) serve the connections that come after.
+      this.unwatch.push(tls.onChange(() => tlsServer.setSecureContext({ key: tls.key, cert: tls.cert, ca: tls.ca })));
+      tlsServer.on('secureConnection', (s: TLSSocket) => {
+        const why = presentedCertProblem(presentedChain(s.getPeerCertificate(true)), tls);
+        if (why === undefined) return this.accept(s, s.alpnProtocol || undefined);
+        // etcd's tlsListener closes such a connection after the handshake and logs it.
+        this.rejected?.(`${s.remoteAddress}:${s.remotePort}`, why);
+        s.destroy();
+      });
       // A failed handshake (plaintext, a missing or untrusted certificate) only drops that client.
       tlsServer.on('tlsClientError', (_e, s) => s.destroy());
       server = tlsServer;
@@ -146,6 +161,7 @@ export class ClientFrontDoor {
 
   /** Stops accepting and drops every connection (the gRPC server's sessions are closed by its owner). */
   close(): void {
+    for (const u of this.unwatch) u();
     for (const l of this.listeners) l.close();
     for (const s of this.sockets) s.destroy();
     this.http.close();

@@ -150,6 +150,9 @@ function boolFlag(flag: string, v: string): boolean {
 }
 
 /** A comma list as etcd's UniqueStringsValue keeps it: trimmed, without empties or repeats. */
+/** `{ [key]: v }` when the flag was given a value, `{}` when it is empty (no key at all). */
+const optional = <K extends string>(key: K, v: string): { [k in K]?: string } => (v ? ({ [key]: v } as { [k in K]?: string }) : {});
+
 const uniqueList = (v: string): string[] => [...new Set(v.split(',').map((x) => x.trim()).filter(Boolean))];
 
 export function buildCommand(): Command {
@@ -285,6 +288,8 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
     trustedCaFile: v('trusted-ca-file') || undefined,
     clientCertAuth: b('client-cert-auth'),
     autoTls: b('auto-tls'),
+    ...optional('crlFile', v('client-crl-file')),
+    ...optional('allowedHostname', v('client-cert-allowed-hostname')),
   };
   const peerTls: TlsFlags = {
     certFile: v('peer-cert-file') || undefined,
@@ -292,7 +297,13 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
     trustedCaFile: v('peer-trusted-ca-file') || undefined,
     clientCertAuth: b('peer-client-cert-auth'),
     autoTls: b('peer-auto-tls'),
+    ...optional('crlFile', v('peer-crl-file')),
+    ...optional('allowedHostname', v('peer-cert-allowed-hostname')),
   };
+  // etcd's TLSInfo.baseConfig.
+  if (v('peer-cert-allowed-cn') && peerTls.allowedHostname) {
+    throw new FlagError(`AllowedCN and AllowedHostname are mutually exclusive (cn="${v('peer-cert-allowed-cn')}", hostname="${peerTls.allowedHostname}")`);
+  }
   // etcd's TLSInfo: both files or neither.
   for (const [t, cert, key] of [[clientTls, 'cert-file', 'key-file'], [peerTls, 'peer-cert-file', 'peer-key-file']] as const) {
     if (Boolean(t.certFile) !== Boolean(t.keyFile)) {
@@ -374,7 +385,7 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
 
 /**
  * Settings raftkv cannot honour and must not ignore: ignoring them would bootstrap another
- * cluster than the one asked for, or accept certificates the operator meant to refuse.
+ * cluster than the one asked for.
  */
 function refuseUnsupported(isSet: (n: string) => boolean, v: (n: string) => string): void {
   if (isSet('discovery') || isSet('discovery-srv')) {
@@ -385,11 +396,6 @@ function refuseUnsupported(isSet: (n: string) => boolean, v: (n: string) => stri
   if (proxy !== 'off') throw new FlagError(`raftkv runs only as a cluster member, not as etcd's v2 proxy (--proxy=${proxy})`, 1);
   const fallback = v('discovery-fallback');
   if (!['exit', 'proxy'].includes(fallback)) throw new FlagError(`invalid value "${fallback}" for flag --discovery-fallback: valid values are "proxy", "exit"`);
-  for (const flag of ['client-crl-file', 'peer-crl-file', 'client-cert-allowed-hostname', 'peer-cert-allowed-hostname']) {
-    if (isSet(flag)) {
-      throw new FlagError(`--${flag} is not supported by raftkv: refusing to start rather than accept certificates it would reject`, 1);
-    }
-  }
 }
 
 /** Accepted etcd flags raftkv does not act on: a warning when they ask for something else than what raftkv does. */

@@ -21,7 +21,7 @@ import type { ZapLogger } from '../util/log.js';
 import type { WalReadAhead } from '../storage/wal/segment-read.js';
 import { hex } from '../util/ids.js';
 import { urlPort } from '../util/url.js';
-import { type TlsConfig, isHttps, loadTlsSide, tlsFlagsEmpty } from '../util/tls.js';
+import { type TlsConfig, isHttps, loadTlsSide, tlsFlagsEmpty, watchTlsFiles } from '../util/tls.js';
 
 /** Go's http.DefaultMaxHeaderBytes, which etcd's HTTP side keeps: the largest request head. */
 const GO_MAX_HEADER_BYTES = 1 << 20;
@@ -114,7 +114,10 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
     upgrade: gateway?.upgrade,
     // Clients wait (connected, unanswered) while a restart replays the log, as with etcd.
     gate: server.replayed(),
+    rejected: (remote, why) => logger.warn(`rejected connection from "${remote}": ${why}`),
   });
+  // Rotated certificate files and CRLs are picked up without a restart (etcd reads them at every handshake).
+  watchTlsFiles(tls, logger);
   try {
     for (const u of flags.listenPeerUrls) await bind(peerServer, u, tls.peer);
     for (const u of flags.listenClientUrls) await frontDoor.listen(u, tls.client);
@@ -201,6 +204,9 @@ async function loadTls(flags: Flags, warn: (msg: string) => void): Promise<TlsCo
   }
   const client = await loadTlsSide(flags.clientTls, join(flags.dataDir, 'fixtures', 'client'), hosts([...flags.listenClientUrls, ...flags.advertiseClientUrls]), warn);
   const peer = await loadTlsSide(flags.peerTls, join(flags.dataDir, 'fixtures', 'peer'), hosts([...flags.listenPeerUrls, ...flags.initialAdvertisePeerUrls]), warn);
+  for (const [name, side] of [['client', client], ['peer', peer]] as const) {
+    if (side?.crl && 'error' in side.crl) warn(`cannot use the ${name} CRL file ${side.o.crlFile} (${side.crl.error}): every ${name} certificate is refused until it is fixed`);
+  }
   return { client, peer, peerAllowedCN: flags.peerCertAllowedCn };
 }
 

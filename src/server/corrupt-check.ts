@@ -28,7 +28,7 @@ import {
 import { PeerMaintenanceClient, PeerMaintenanceService, type PeerMaintenanceServer } from '../gen/raftkv/peer_maintenance.js';
 import { toServiceError } from '../api/grpc-status.js';
 import { EtcdError, Errors } from '../kv/errors.js';
-import { channelCredentials, checkAllowedCN } from '../util/grpc-tls.js';
+import { channelCredentials, peerCertProblem } from '../util/grpc-tls.js';
 import { grpcTarget } from '../util/url.js';
 import { hex } from '../util/ids.js';
 import type { ProcessLogger } from '../util/log.js';
@@ -74,9 +74,9 @@ export function peerMaintenanceService(s: CorruptCheckHost): [typeof PeerMainten
     PeerMaintenanceService,
     {
       hashKv: (call: grpc.ServerUnaryCall<HashKVRequest, HashKVResponse>, cb: grpc.sendUnaryData<HashKVResponse>): void => {
-        const badCN = checkAllowedCN(call, s.cfg.tls?.peerAllowedCN);
-        if (badCN) {
-          cb({ code: grpc.status.PERMISSION_DENIED, details: `raftkv: ${badCN}` }, null);
+        const badCert = peerCertProblem(call, s.cfg.tls);
+        if (badCert) {
+          cb({ code: grpc.status.PERMISSION_DENIED, details: `raftkv: ${badCert}` }, null);
           return;
         }
         const cid = call.metadata.get(CLUSTER_ID_MD)[0];

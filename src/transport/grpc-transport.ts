@@ -14,7 +14,8 @@
 // member of the cluster (never a removed one); anything else is dropped and logged.
 // With https peer URLs the links are TLS (src/util/tls.ts): snapshots, the member list asked
 // by a joining member and the corruption checks' calls go over the same secure channels; with
-// --peer-cert-allowed-cn a peer whose client certificate has another CommonName is refused.
+// --peer-cert-allowed-cn a peer whose client certificate has another CommonName is refused, and so is
+// one not valid for --peer-cert-allowed-hostname or revoked by --peer-crl-file (peerCertProblem).
 // For metrics, bytes are counted where gRPC (de)serializes them and each peer's round trip is
 // probed every few seconds (etcd's rafthttp prober), reported to an optional observer.
 
@@ -31,7 +32,7 @@ import {
 import type { Logger } from '../raft/logger.js';
 import { type Message, MessageType } from '../raft/index.js';
 import type { TlsConfig } from '../util/tls.js';
-import { channelCredentials, checkAllowedCN } from '../util/grpc-tls.js';
+import { channelCredentials, peerCertProblem } from '../util/grpc-tls.js';
 import { grpcTarget } from '../util/url.js';
 import { messageFromPb, messageToPb, toBuffer } from './codec.js';
 import { decodeBatch, encodeBatch } from './peer-wire.js';
@@ -452,12 +453,12 @@ export class GrpcTransport implements Transport {
   }
 
   /**
-   * Checks the caller: its certificate's CommonName (--peer-cert-allowed-cn), its cluster id
+   * Checks the caller: its certificate (peerCertProblem: allowed CN or hostname, CRL), its cluster id
    * and that it was not removed; returns an error text if it may not talk to us.
    */
   private checkCaller(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata' | 'getAuthContext'>): string | undefined {
-    const badCN = checkAllowedCN(call, this.tls?.peerAllowedCN);
-    if (badCN) return `raftkv: ${badCN}`;
+    const badCert = peerCertProblem(call, this.tls);
+    if (badCert) return `raftkv: ${badCert}`;
     const md = call.metadata;
     const cid = md.get('raftkv-cluster-id')[0];
     const from = md.get('raftkv-from')[0];
@@ -620,11 +621,11 @@ export class GrpcTransport implements Transport {
       },
     };
     const members = (call: grpc.ServerUnaryCall<unknown, MembersResponse>, cb: grpc.sendUnaryData<MembersResponse>) => {
-      // A joining member is not in the ConfState yet, so only TLS (and the allowed CN) guards this.
-      const badCN = checkAllowedCN(call, this.tls?.peerAllowedCN);
-      if (badCN) {
-        this.logger.error(`transport: refused member list request: ${badCN}`);
-        cb({ code: grpc.status.PERMISSION_DENIED, details: `raftkv: ${badCN}` });
+      // A joining member is not in the ConfState yet, so only TLS (and the certificate checks) guard this.
+      const badCert = peerCertProblem(call, this.tls);
+      if (badCert) {
+        this.logger.error(`transport: refused member list request: ${badCert}`);
+        cb({ code: grpc.status.PERMISSION_DENIED, details: `raftkv: ${badCert}` });
         return;
       }
       const m = this.handler.members?.();

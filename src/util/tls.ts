@@ -1,33 +1,185 @@
 // TLS for the client and peer links, as etcd's pkg/transport TLSInfo: certificate files loaded
-// once at start (or a self-signed certificate made at start for --auto-tls/--peer-auto-tls,
-// kept under <data-dir>/fixtures/{client,peer} as etcd keeps it), turned into grpc-js
-// credentials by grpc-tls.ts. The crypto is Node's TLS (through grpc-js); the self-signed certificate is made
-// by the `selfsigned` package.
+// at start (or a self-signed certificate made at start for --auto-tls/--peer-auto-tls, kept
+// under <data-dir>/fixtures/{client,peer} as etcd keeps it), turned into grpc-js credentials by
+// grpc-tls.ts and into the client port's TLS server by front-door.ts. The crypto is Node's TLS;
+// the self-signed certificate is made by the `selfsigned` package.
+//
+// Certificates are rotated without a restart, as etcd reads its cert and key files at every
+// handshake: watchTlsFiles looks at the files every second, and once they changed and hold a
+// key that matches its certificate (checked by making a TLS context of them), new connections
+// — served and dialed — use them; connections already open keep theirs. Files caught half
+// written, or a key that does not match, leave the last good material in use, with a warning.
+// The CRL file and the allowed hostname (--client-crl-file, --client-cert-allowed-hostname and
+// their --peer-* twins) are checked per connection or per peer call: cert-checks.ts.
 //
 // A URL decides: an https:// URL is served and dialed with TLS, an http:// one in plaintext
 // (etcd ignores the key/cert files for http URLs, with a warning).
 
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { createSecureContext } from 'node:tls';
+import { revokedSerials } from './crl.js';
 
-/** One side's TLS settings (etcd's TLSInfo), loaded. */
-export interface TlsSide {
-  cert: Buffer;
-  key: Buffer;
-  /** --trusted-ca-file / --peer-trusted-ca-file (undefined: the system's roots). */
-  ca?: Buffer;
-  /** --client-cert-auth / --peer-client-cert-auth: a client certificate's CommonName is its user (auth). */
-  clientCertAuth: boolean;
+/** The certificate files a side was loaded from (none for a self-signed auto-TLS side). */
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  ca?: string;
+}
+
+/** One side's TLS settings (etcd's TLSInfo), loaded; `cert`, `key` and `ca` change when the files are rotated. */
+export class TlsSide {
+  /** What the files were when last loaded (inode, size, mtime of each), to notice a rotation. */
+  private loadedStamp = '';
+  /** The stamp of files that were found unusable (warned about once). */
+  private badStamp = '';
+  private readonly listeners = new Set<() => void>();
   /**
-   * The server requires a client certificate signed by `ca`: with --client-cert-auth, and also
-   * whenever a trusted CA file is given (etcd's TLSInfo.ServerConfig: RequireAndVerifyClientCert
-   * when TrustedCAFile is set or ClientCertAuth).
+   * The CRL file as last read (--client-crl-file / --peer-crl-file): the serials it revokes, or
+   * why it cannot be used — then every certificate is refused, as etcd's checkCRL fails.
    */
-  requireClientCert: boolean;
-  /** Made by --auto-tls/--peer-auto-tls: whoever dials with it does not verify the other end (etcd's InsecureSkipVerify). */
-  selfSigned: boolean;
+  crl: { revoked: Set<string> } | { error: string } | undefined;
+  private crlStamp = '';
+
+  constructor(
+    public cert: Buffer,
+    public key: Buffer,
+    /** --trusted-ca-file / --peer-trusted-ca-file (undefined: the system's roots). */
+    public ca: Buffer | undefined,
+    readonly o: {
+      /** --client-cert-auth / --peer-client-cert-auth: a client certificate's CommonName is its user (auth). */
+      clientCertAuth: boolean;
+      /**
+       * The server requires a client certificate signed by `ca`: with --client-cert-auth, and also
+       * whenever a trusted CA file is given (etcd's TLSInfo.ServerConfig: RequireAndVerifyClientCert
+       * when TrustedCAFile is set or ClientCertAuth).
+       */
+      requireClientCert: boolean;
+      /** Made by --auto-tls/--peer-auto-tls: whoever dials with it does not verify the other end (etcd's InsecureSkipVerify). */
+      selfSigned: boolean;
+      /** --client-crl-file / --peer-crl-file: certificates whose serial it lists are refused. */
+      crlFile?: string;
+      /** --client-cert-allowed-hostname / --peer-cert-allowed-hostname: a client certificate must be valid for this name. */
+      allowedHostname?: string;
+      /** Where cert, key and ca were read from (none: made by auto TLS, never reloaded). */
+      files?: TlsFiles;
+    },
+  ) {}
+
+  get clientCertAuth(): boolean {
+    return this.o.clientCertAuth;
+  }
+
+  get requireClientCert(): boolean {
+    return this.o.requireClientCert;
+  }
+
+  get selfSigned(): boolean {
+    return this.o.selfSigned;
+  }
+
+  /** Calls `f` after every rotation; returns the unsubscribe. */
+  onChange(f: () => void): () => void {
+    this.listeners.add(f);
+    return () => this.listeners.delete(f);
+  }
+
+  /**
+   * Reads the files again if they changed since they were loaded. Usable material (a key that
+   * matches its certificate, a CA that parses) replaces the current one and is announced;
+   * unusable material is reported once through `warn` and retried at the next call.
+   * Returns whether the material changed.
+   */
+  async reload(warn: (msg: string) => void): Promise<boolean> {
+    const files = this.o.files;
+    if (!files) return false;
+    const stamp = await stampOf(files);
+    if (stamp === this.loadedStamp || stamp === this.badStamp) return false;
+    try {
+      const m = await readTlsFiles(files);
+      createSecureContext({ cert: m.cert, key: m.key, ca: m.ca }); // throws for a mismatched key or a file that is not PEM
+      this.cert = m.cert;
+      this.key = m.key;
+      this.ca = m.ca;
+      this.loadedStamp = m.stamp;
+      this.badStamp = '';
+    } catch (e) {
+      if (this.badStamp !== stamp) warn(`failed to reload certificate files (cert-file ${files.cert}, key-file ${files.key}); keeping the previous ones: ${(e as Error).message}`);
+      this.badStamp = stamp;
+      return false;
+    }
+    for (const f of this.listeners) f();
+    return true;
+  }
+
+  /** Reads the CRL file if it changed since it was read; returns whether it did. */
+  async reloadCrl(): Promise<boolean> {
+    const file = this.o.crlFile;
+    if (!file) return false;
+    const stamp = await stampOf({ cert: file, key: file });
+    if (stamp === this.crlStamp) return false;
+    this.crlStamp = stamp;
+    try {
+      this.crl = { revoked: revokedSerials(await readFile(file)) };
+    } catch (e) {
+      this.crl = { error: (e as Error).message };
+    }
+    return true;
+  }
+
+  /** Records what the files were when the material was read (see readTlsFiles). */
+  loadedFrom(stamp: string): this {
+    this.loadedStamp = stamp;
+    return this;
+  }
+}
+
+/** Inode, size and mtime of each file: what changes when a file is rewritten or replaced. */
+async function stampOf(files: TlsFiles): Promise<string> {
+  try {
+    const paths = [files.cert, files.key, ...(files.ca ? [files.ca] : [])];
+    const stats = await Promise.all(paths.map((p) => stat(p)));
+    return stats.map((st) => `${st.ino}:${st.size}:${st.mtimeMs}`).join(' ');
+  } catch (e) {
+    return `unreadable: ${(e as Error).message}`;
+  }
+}
+
+/**
+ * Reads the files, with their stamp taken first: a file replaced while it is read leaves an
+ * older stamp, so the next look reads it again.
+ */
+async function readTlsFiles(files: TlsFiles): Promise<{ stamp: string; cert: Buffer; key: Buffer; ca: Buffer | undefined }> {
+  const stamp = await stampOf(files);
+  const [cert, key, ca] = await Promise.all([readFile(files.cert), readFile(files.key), files.ca ? readFile(files.ca) : undefined]);
+  return { stamp, cert, key, ca };
+}
+
+/** How often certificate files are looked at for a rotation. */
+export const TLS_RELOAD_INTERVAL_MS = 1_000;
+
+/**
+ * Looks at both sides' certificate files every `intervalMs` and reloads them when they change
+ * (TlsSide.reload); `info` is told of each rotation. Returns the stop.
+ */
+export function watchTlsFiles(cfg: TlsConfig, log: { info(msg: string): void; warn(msg: string): void }, intervalMs = TLS_RELOAD_INTERVAL_MS): () => void {
+  const sides = ([['client', cfg.client], ['peer', cfg.peer]] as const).filter(([, s]) => s?.o.files || s?.o.crlFile);
+  if (sides.length === 0) return () => undefined;
+  let busy = false;
+  const t = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    void Promise.all(
+      sides.map(async ([name, side]) => {
+        if (await side!.reload((m) => log.warn(m))) log.info(`reloaded the ${name} certificate files (cert-file ${side!.o.files!.cert})`);
+        if (await side!.reloadCrl()) log.info(`read the ${name} CRL file ${side!.o.crlFile}${side!.crl && 'error' in side!.crl ? `: ${side!.crl.error}; certificates are refused until it is fixed` : ''}`);
+      }),
+    ).finally(() => (busy = false));
+  }, intervalMs);
+  t.unref();
+  return () => clearInterval(t);
 }
 
 /** The member's TLS configuration (ServerConfig.tls). */
@@ -47,6 +199,10 @@ export interface TlsFlags {
   trustedCaFile?: string;
   clientCertAuth: boolean;
   autoTls: boolean;
+  /** --client-crl-file / --peer-crl-file. */
+  crlFile?: string;
+  /** --client-cert-allowed-hostname / --peer-cert-allowed-hostname. */
+  allowedHostname?: string;
 }
 
 export const isHttps = (url: string): boolean => url.startsWith('https://');
@@ -61,12 +217,10 @@ export const tlsFlagsEmpty = (f: TlsFlags): boolean => !f.certFile || !f.keyFile
 export async function loadTlsSide(f: TlsFlags, autoDir: string, hosts: string[], warn: (msg: string) => void): Promise<TlsSide | undefined> {
   if (!tlsFlagsEmpty(f)) {
     if (f.autoTls) warn('ignoring auto TLS since certs given');
-    const [cert, key, ca] = await Promise.all([
-      readFile(f.certFile!),
-      readFile(f.keyFile!),
-      f.trustedCaFile ? readFile(f.trustedCaFile) : Promise.resolve(undefined),
-    ]);
-    return { cert, key, ca, clientCertAuth: f.clientCertAuth, requireClientCert: f.clientCertAuth || ca !== undefined, selfSigned: false };
+    const files = { cert: f.certFile!, key: f.keyFile!, ...(f.trustedCaFile ? { ca: f.trustedCaFile } : {}) };
+    const { stamp, cert, key, ca } = await readTlsFiles(files);
+    const o = { ...checks(f), clientCertAuth: f.clientCertAuth, requireClientCert: f.clientCertAuth || ca !== undefined, selfSigned: false, files };
+    return withCrl(new TlsSide(cert, key, ca, o).loadedFrom(stamp));
   }
   if (!f.autoTls) {
     if (f.trustedCaFile || f.clientCertAuth) warn('a trusted CA file or client cert auth without a cert/key pair is ignored');
@@ -74,8 +228,19 @@ export async function loadTlsSide(f: TlsFlags, autoDir: string, hosts: string[],
   }
   const { cert, key } = await selfCert(autoDir, hosts);
   const ca = f.trustedCaFile ? await readFile(f.trustedCaFile) : undefined;
-  return { cert, key, ca, clientCertAuth: f.clientCertAuth, requireClientCert: f.clientCertAuth, selfSigned: true };
+  return withCrl(new TlsSide(cert, key, ca, { ...checks(f), clientCertAuth: f.clientCertAuth, requireClientCert: f.clientCertAuth, selfSigned: true }));
 }
+
+async function withCrl(side: TlsSide): Promise<TlsSide> {
+  await side.reloadCrl();
+  return side;
+}
+
+/** The per-connection checks a side's flags ask for. */
+const checks = (f: TlsFlags): { crlFile?: string; allowedHostname?: string } => ({
+  ...(f.crlFile ? { crlFile: f.crlFile } : {}),
+  ...(f.allowedHostname ? { allowedHostname: f.allowedHostname } : {}),
+});
 
 /** etcd's transport.SelfCert: an ECDSA P-256 certificate for `hosts`, valid one year, reused if present. */
 export async function selfCert(dir: string, hosts: string[]): Promise<{ cert: Buffer; key: Buffer }> {

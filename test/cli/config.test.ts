@@ -299,9 +299,18 @@ describe('logging and other etcd 3.4 flags', () => {
   });
 
   it('settings that would be unsafe to ignore are refused (exit 1)', () => {
-    for (const args of [['--discovery', 'https://discovery.etcd.io/x'], ['--proxy', 'on'], ['--client-crl-file', '/crl.pem'], ['--peer-cert-allowed-hostname', 'h']]) {
+    for (const args of [['--discovery', 'https://discovery.etcd.io/x'], ['--proxy', 'on']]) {
       assert.equal(flagError(args).exitCode, 1, args.join(' '));
     }
+  });
+
+  it("CRL files and allowed hostnames are taken (etcd's TLSInfo); an allowed CN and hostname for peers exclude each other", () => {
+    const f = parseFlags(['--client-crl-file', '/c.crl', '--client-cert-allowed-hostname', 'client.example', '--peer-crl-file', '/p.crl', '--peer-cert-allowed-hostname', 'peer.example'], {});
+    assert.deepEqual([f.clientTls.crlFile, f.clientTls.allowedHostname, f.peerTls.crlFile, f.peerTls.allowedHostname], ['/c.crl', 'client.example', '/p.crl', 'peer.example']);
+    assert.equal(
+      flagError(['--peer-cert-allowed-cn', 'member', '--peer-cert-allowed-hostname', 'peer.example']).message,
+      'AllowedCN and AllowedHostname are mutually exclusive (cn="member", hostname="peer.example")',
+    );
   });
 });
 

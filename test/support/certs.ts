@@ -65,6 +65,25 @@ export class TestCA {
     ]);
     return { cert: `${base}.crt`, key: `${base}.key` };
   }
+
+  /** The serial `openssl` wrote into a certificate file (hex, as `openssl x509 -serial` prints it). */
+  static serialOf(certFile: string): string {
+    return execFileSync('openssl', ['x509', '-in', certFile, '-noout', '-serial'], { encoding: 'utf8' }).trim().replace(/^serial=/, '');
+  }
+
+  /** A CRL (PEM) signed by this CA that revokes `revoked`, written to `file` in the CA's directory. */
+  crl(file: string, revoked: CertPair[]): string {
+    const db = join(this.dir, `${file}.index`);
+    const stamp = (d: Date): string => d.toISOString().replace(/[-:T]/g, '').slice(2, 14) + 'Z';
+    const now = new Date();
+    const later = new Date(now.getTime() + 2 * 86_400_000);
+    writeFileSync(db, revoked.map((c) => `R\t${stamp(later)}\t${stamp(now)}\t${TestCA.serialOf(c.cert)}\tunknown\t/CN=revoked\n`).join(''));
+    const cnf = join(this.dir, `${file}.cnf`);
+    writeFileSync(cnf, ['[ca]', 'default_ca = test', '[test]', `database = ${db}`, 'default_md = sha256', 'default_crl_days = 2', ''].join('\n'));
+    const out = join(this.dir, file);
+    openssl(this.dir, ['ca', '-gencrl', '-config', cnf, '-keyfile', this.key, '-cert', this.cert, '-out', out]);
+    return out;
+  }
 }
 
 /** Everything a TLS test needs, in one temp dir (remove with `cleanup`). */

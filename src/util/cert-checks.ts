@@ -1,0 +1,67 @@
+// What etcd checks of a client's certificate beyond the TLS handshake's own verification
+// (pkg/transport: TLSInfo.baseConfig's VerifyPeerCertificate, listener_tls.go's checkCRL):
+//  - --client-cert-allowed-hostname / --peer-cert-allowed-hostname: the leaf must be valid for
+//    that name (Go's VerifyHostname: DNS names and IP addresses of its SANs, no CommonName);
+//  - --peer-cert-allowed-cn: the leaf's CommonName (grpc-tls.ts, for peers only);
+//  - --client-crl-file / --peer-crl-file: no certificate the client presented may carry a serial
+//    the CRL revokes (TlsSide.crl; a CRL that cannot be read refuses every certificate).
+// A refused client's connection is closed (client port) or its peer call refused (peer port).
+
+import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
+import { normalizeSerial } from './crl.js';
+import type { TlsSide } from './tls.js';
+
+/** A certificate as Node's TLS shows a peer's (getPeerCertificate): its serial (hex) and DER. */
+export interface PresentedCert {
+  serialNumber?: string;
+  raw?: Buffer;
+}
+
+/** Whether the certificate `raw` (DER) is valid for `name` (an IP address or a DNS name). */
+export function validForHost(raw: Buffer, name: string): boolean {
+  const cert = new X509Certificate(raw);
+  const host = name.replace(/^\[|\]$/g, '');
+  return isIP(host) ? cert.checkIP(host) !== undefined : cert.checkHost(host, { subject: 'never' }) !== undefined;
+}
+
+/**
+ * Why `chain` (the leaf first, then any intermediates the client sent) may not connect to
+ * `side`, or undefined. No certificate, nothing to check (etcd checks what was presented).
+ */
+export function presentedCertProblem(chain: PresentedCert[], side: TlsSide | undefined): string | undefined {
+  const leaf = chain[0];
+  if (!side || !leaf) return undefined;
+  const host = side.o.allowedHostname;
+  if (host && !(leaf.raw && validForHost(leaf.raw, host))) return 'client certificate authentication failed';
+  const crl = side.crl;
+  if (crl && 'error' in crl) return crl.error;
+  if (crl) {
+    for (const c of chain) {
+      const serial = c.serialNumber ? normalizeSerial(c.serialNumber) : undefined;
+      if (serial && crl.revoked.has(serial)) return `transport: certificate serial ${serial} revoked`;
+    }
+  }
+  return undefined;
+}
+
+/** A detailed peer certificate (getPeerCertificate(true)): each links to its issuer, a root to itself. */
+interface DetailedCert extends PresentedCert {
+  issuerCertificate?: DetailedCert;
+}
+
+/**
+ * The chain a TLS client presented, as Node shows it: the leaf and its issuers, without the
+ * self-signed root at the end (the server's own trusted CA, which Go's PeerCertificates do not
+ * hold either).
+ */
+export function presentedChain(leaf: DetailedCert | undefined): PresentedCert[] {
+  const chain: PresentedCert[] = [];
+  const seen = new Set<DetailedCert>();
+  for (let c = leaf; c && c.raw && !seen.has(c); c = c.issuerCertificate) {
+    seen.add(c);
+    if (c.issuerCertificate === c && chain.length > 0) break; // the root
+    chain.push(c);
+  }
+  return chain;
+}

@@ -1,0 +1,183 @@
+// Certificates rotated without a restart, CRL files and allowed hostnames (etcd's TLSInfo:
+// cert and key read at every handshake, --client-crl-file / --peer-crl-file checked after it,
+// --client-cert-allowed-hostname / --peer-cert-allowed-hostname verified against the SANs).
+
+import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { connect } from 'node:tls';
+import { promisify } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import { RaftPeerClient } from '../../src/gen/raftkv/peer.js';
+import { normalizeSerial, revokedSerials } from '../../src/util/crl.js';
+import { type CertPair, type TestCerts, TestCA, hasOpenssl, makeTestCerts } from '../support/certs.js';
+import { ProcCluster, eventually } from '../support/proc-cluster.js';
+
+const run = promisify(execFile);
+const etcdctlAvailable = spawnSync('etcdctl', ['version']).status === 0;
+const opensslAvailable = hasOpenssl();
+if (process.env.CI && (!etcdctlAvailable || !opensslAvailable)) throw new Error('etcdctl and openssl are required in CI');
+const skip = etcdctlAvailable && opensslAvailable ? false : 'etcdctl or openssl not installed';
+
+/** The serial (normalized) of the certificate a TLS server at `port` presents to a new connection. */
+function servedSerial(port: number, certs: TestCerts, client: CertPair): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port, ca: readFileSync(certs.ca.cert), cert: readFileSync(client.cert), key: readFileSync(client.key), ALPNProtocols: ['h2'], servername: 'localhost' }, () => {
+      const serial = s.getPeerCertificate().serialNumber;
+      s.destroy();
+      resolve(normalizeSerial(serial));
+    });
+    s.once('error', reject);
+    s.setTimeout(5000, () => s.destroy(new Error('timeout')));
+  });
+}
+
+const pem = (f: string): Buffer => readFileSync(f);
+
+describe('a CRL file is read as etcd reads it (x509.ParseCRL: serials only)', { skip: opensslAvailable ? false : 'openssl not installed' }, () => {
+  it('lists the revoked serials of a PEM or DER CRL, none of an empty one, and refuses what is not a CRL', () => {
+    const certs = makeTestCerts();
+    try {
+      const a = certs.ca.issue('a', 'a');
+      const b = certs.ca.issue('b', 'b');
+      const crl = certs.ca.crl('ab.crl', [a, b]);
+      assert.deepEqual([...revokedSerials(pem(crl))].sort(), [TestCA.serialOf(a.cert), TestCA.serialOf(b.cert)].map(normalizeSerial).sort());
+      const der = join(certs.dir, 'ab.der');
+      spawnSync('openssl', ['crl', '-in', crl, '-outform', 'DER', '-out', der]);
+      assert.deepEqual(revokedSerials(pem(der)), revokedSerials(pem(crl)));
+      assert.equal(revokedSerials(pem(certs.ca.crl('none.crl', []))).size, 0);
+      assert.throws(() => revokedSerials(pem(certs.ca.cert)), /malformed crl/);
+      assert.throws(() => revokedSerials(Buffer.from('not a crl')), /malformed crl/);
+    } finally {
+      certs.cleanup();
+    }
+  });
+});
+
+describe('certificate files rotated under a running 3-member mTLS cluster', { skip }, () => {
+  let c: ProcCluster;
+  let certs: TestCerts;
+  /** The files the members were started with, rewritten by the test. */
+  let live: CertPair;
+  const env = { ...process.env, ETCDCTL_API: '3' };
+  const ctl = async (args: string[]): Promise<string> =>
+    (await run('etcdctl', [`--endpoints=${c.members.map((m) => `https://127.0.0.1:${m.clientPort}`).join(',')}`, '--command-timeout=10s', `--cacert=${certs.ca.cert}`, `--cert=${certs.client.cert}`, `--key=${certs.client.key}`, ...args], { env })).stdout;
+
+  before(async () => {
+    certs = makeTestCerts();
+    live = { cert: join(certs.dir, 'live.crt'), key: join(certs.dir, 'live.key') };
+    copyFileSync(certs.server.cert, live.cert);
+    copyFileSync(certs.server.key, live.key);
+    c = await ProcCluster.start({
+      size: 3,
+      scheme: 'https',
+      clientCredentials: grpc.credentials.createSsl(pem(certs.ca.cert), pem(certs.client.key), pem(certs.client.cert)),
+      extraArgs: [
+        '--cert-file', live.cert, '--key-file', live.key, '--trusted-ca-file', certs.ca.cert, '--client-cert-auth',
+        '--peer-cert-file', live.cert, '--peer-key-file', live.key, '--peer-trusted-ca-file', certs.ca.cert, '--peer-client-cert-auth',
+      ],
+    });
+  });
+  after(async () => {
+    await c?.destroy();
+    certs?.cleanup();
+  });
+
+  it('new connections on the client and peer ports get the new certificate; a key that does not match keeps the old one', async () => {
+    const old = normalizeSerial(TestCA.serialOf(certs.server.cert));
+    assert.equal(await servedSerial(c.members[0]!.clientPort, certs, certs.client), old);
+    assert.equal(await servedSerial(c.members[0]!.peerPort, certs, certs.server), old);
+
+    // Half a rotation: a new certificate beside the old key. Unusable: the old pair stays.
+    const next = certs.ca.issue('next', 'member');
+    copyFileSync(next.cert, live.cert);
+    await eventually(async () => assert.match(c.members[0]!.log.join(''), /failed to reload certificate files/), 15_000);
+    assert.equal(await servedSerial(c.members[0]!.clientPort, certs, certs.client), old);
+    assert.equal((await ctl(['put', 'during', 'rotation'])).trim(), 'OK');
+
+    // The rest of it: now the pair matches, and is served without a restart.
+    copyFileSync(next.key, live.key);
+    const fresh = normalizeSerial(TestCA.serialOf(next.cert));
+    for (const m of c.members) {
+      await eventually(async () => assert.equal(await servedSerial(m.clientPort, certs, certs.client), fresh), 15_000);
+      await eventually(async () => assert.equal(await servedSerial(m.peerPort, certs, certs.server), fresh), 15_000);
+    }
+    // The members still talk to each other (the new certificate as client and server) and to clients.
+    assert.equal((await ctl(['put', 'after', 'rotation'])).trim(), 'OK');
+    assert.equal((await ctl(['get', 'after', '--consistency=l'])).trim(), 'after\nrotation');
+    assert.equal((await ctl(['endpoint', 'status', '--cluster'])).trim().split('\n').length, 3);
+  });
+});
+
+describe('CRL files and allowed hostnames (--client-crl-file, --client-cert-allowed-hostname, --peer-crl-file)', { skip }, () => {
+  let c: ProcCluster;
+  let certs: TestCerts;
+  let revokedClient: CertPair;
+  let goodClient: CertPair;
+  let elsewhereClient: CertPair;
+  let peerCrl: string;
+  let clientCrl: string;
+  const env = { ...process.env, ETCDCTL_API: '3' };
+  const ctlAs = async (who: CertPair, args: string[]): Promise<string> =>
+    (await run('etcdctl', [`--endpoints=https://127.0.0.1:${c.members[0]!.clientPort}`, '--command-timeout=3s', '--dial-timeout=2s', `--cacert=${certs.ca.cert}`, `--cert=${who.cert}`, `--key=${who.key}`, ...args], { env })).stdout;
+  const refused = async (who: CertPair): Promise<void> => {
+    await assert.rejects(ctlAs(who, ['get', 'k']));
+  };
+
+  before(async () => {
+    certs = makeTestCerts();
+    revokedClient = certs.ca.issue('revoked-client', 'client', ['DNS:client.example']);
+    goodClient = certs.ca.issue('good-client', 'client', ['DNS:client.example']);
+    elsewhereClient = certs.ca.issue('elsewhere-client', 'client', ['DNS:other.example']);
+    clientCrl = certs.ca.crl('client.crl', [revokedClient]);
+    peerCrl = certs.ca.crl('peer.crl', [revokedClient]);
+    c = await ProcCluster.start({
+      size: 1,
+      scheme: 'https',
+      clientCredentials: grpc.credentials.createSsl(pem(certs.ca.cert), pem(goodClient.key), pem(goodClient.cert)),
+      extraArgs: [
+        '--cert-file', certs.server.cert, '--key-file', certs.server.key, '--trusted-ca-file', certs.ca.cert, '--client-cert-auth',
+        '--client-crl-file', clientCrl, '--client-cert-allowed-hostname', 'client.example',
+        '--peer-cert-file', certs.server.cert, '--peer-key-file', certs.server.key, '--peer-trusted-ca-file', certs.ca.cert,
+        '--peer-client-cert-auth', '--peer-crl-file', peerCrl,
+      ],
+    });
+  });
+  after(async () => {
+    await c?.destroy();
+    certs?.cleanup();
+  });
+
+  it('the client port refuses a revoked certificate and one not valid for the allowed hostname, and serves the others', async () => {
+    assert.equal((await ctlAs(goodClient, ['put', 'k', 'v'])).trim(), 'OK');
+    await refused(revokedClient);
+    await refused(elsewhereClient);
+    const log = c.members[0]!.log.join('');
+    assert.match(log, new RegExp(`rejected connection from .*: transport: certificate serial ${normalizeSerial(TestCA.serialOf(revokedClient.cert))} revoked`));
+    assert.match(log, /rejected connection from .*: client certificate authentication failed/);
+  });
+
+  it('a CRL rewritten without the serial lets that certificate in again; an unreadable one refuses every certificate', async () => {
+    copyFileSync(certs.ca.crl('none.crl', []), clientCrl);
+    await eventually(async () => assert.equal((await ctlAs(revokedClient, ['get', 'k', '--print-value-only'])).trim(), 'v'), 15_000);
+    writeFileSync(clientCrl, 'garbage');
+    await eventually(() => refused(goodClient), 15_000);
+  });
+
+  it('the peer port refuses a call made with a revoked certificate', async () => {
+    const call = (who: CertPair) =>
+      new Promise<grpc.ServiceError | null>((resolve) => {
+        const p = new RaftPeerClient(`127.0.0.1:${c.members[0]!.peerPort}`, grpc.credentials.createSsl(pem(certs.ca.cert), pem(who.key), pem(who.cert)), { 'grpc.ssl_target_name_override': 'localhost' });
+        p.members({}, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e) => {
+          p.close();
+          resolve(e);
+        });
+      });
+    assert.equal(await call(goodClient), null);
+    const e = await call(revokedClient);
+    assert.equal(e?.code, grpc.status.PERMISSION_DENIED);
+    assert.match(e!.details, /certificate serial .* revoked/);
+  });
+});
