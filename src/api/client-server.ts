@@ -3,9 +3,6 @@
 
 import * as grpc from '@grpc/grpc-js';
 import type { EtcdServer } from '../server/etcd-server.js';
-import type { TlsSide } from '../util/tls.js';
-import { serverCredentials } from '../util/grpc-tls.js';
-import { grpcTarget } from '../util/url.js';
 import { authService } from './auth-service.js';
 import { clusterService } from './cluster-service.js';
 import { electionService } from './election-service.js';
@@ -61,14 +58,4 @@ export function createClientServer(s: EtcdServer, services: ClientService[] = cl
   });
   for (const [svc, impl] of services) server.addService(svc, impl);
   return server;
-}
-
-/**
- * Serves `server` on `url`: with TLS (`tls`: the side's certificate, and client certificates
- * required under client cert auth) for an https URL, in plaintext for an http one. A client
- * that fails the TLS handshake (plaintext, no or an untrusted certificate) is dropped by TLS.
- */
-export async function bind(server: grpc.Server, url: string, tls?: TlsSide): Promise<number> {
-  const creds = serverCredentials(url, tls);
-  return new Promise((resolve, reject) => server.bindAsync(grpcTarget(url), creds, (err, port) => (err ? reject(err) : resolve(port))));
 }

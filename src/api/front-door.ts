@@ -23,8 +23,7 @@ import { ServerCredentials } from '@grpc/grpc-js';
 import { type Server as HttpServer, createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { type Server as NetServer, type Socket, createServer as createNetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { type TLSSocket, createServer as createTlsServer } from 'node:tls';
-import { presentedCertProblem, presentedChain } from '../util/cert-checks.js';
+import { createTlsListener } from '../util/tls-server.js';
 import { type TlsSide, isHttps } from '../util/tls.js';
 import { urlPort } from '../util/url.js';
 import { routeH2Connection } from './h2-authority.js';
@@ -123,26 +122,13 @@ export class ClientFrontDoor {
     let server: NetServer;
     if (isHttps(url)) {
       if (!tls) throw new Error(`cannot listen on TLS for ${url}: KeyFile and CertFile are not presented`);
-      const tlsServer = createTlsServer({
-        key: tls.key,
-        cert: tls.cert,
-        ca: tls.ca,
-        requestCert: tls.requireClientCert,
-        rejectUnauthorized: tls.requireClientCert,
-        ALPNCallback: ({ protocols }) => chooseProtocol(protocols),
+      const l = createTlsListener(tls, {
+        alpn: chooseProtocol,
+        accept: (s) => this.accept(s, s.alpnProtocol || undefined),
+        rejected: this.rejected,
       });
-      // Rotated certificate files (TlsSide.reload) serve the connections that come after.
-      this.unwatch.push(tls.onChange(() => tlsServer.setSecureContext({ key: tls.key, cert: tls.cert, ca: tls.ca })));
-      tlsServer.on('secureConnection', (s: TLSSocket) => {
-        const why = presentedCertProblem(presentedChain(s.getPeerCertificate(true)), tls);
-        if (why === undefined) return this.accept(s, s.alpnProtocol || undefined);
-        // etcd's tlsListener closes such a connection after the handshake and logs it.
-        this.rejected?.(`${s.remoteAddress}:${s.remotePort}`, why);
-        s.destroy();
-      });
-      // A failed handshake (plaintext, a missing or untrusted certificate) only drops that client.
-      tlsServer.on('tlsClientError', (_e, s) => s.destroy());
-      server = tlsServer;
+      this.unwatch.push(l.unwatch);
+      server = l.server;
     } else {
       server = createNetServer((s) => this.accept(s, undefined));
     }

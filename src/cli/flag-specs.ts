@@ -111,8 +111,8 @@ export const FLAG_SPECS: readonly FlagSpec[] = [
   f('peer-crl-file', 'string', '', 'honoured', 'Path to the peer certificate revocation list file.'),
   f('peer-cert-allowed-cn', 'string', '', 'honoured', 'Allowed CN for inter peer authentication.'),
   f('peer-cert-allowed-hostname', 'string', '', 'honoured', 'Allowed TLS hostname for inter peer authentication.'),
-  f('cipher-suites', 'string', '', 'accepted', 'Comma-separated list of supported TLS cipher suites (raftkv uses Node\'s TLS defaults: a warning when set).', { yamlList: true }),
-  f('experimental-peer-skip-client-san-verification', 'bool', 'false', 'accepted', 'Skip verification of SAN field in client certificate for peer connections.'),
+  f('cipher-suites', 'string', '', 'honoured', 'Comma-separated list of supported TLS cipher suites between client/server and peers (empty will be auto-populated by Node).', { yamlList: true }),
+  f('experimental-peer-skip-client-san-verification', 'bool', 'false', 'honoured', 'Skip verification of SAN field in client certificate for peer connections.'),
   f('cors', 'string', '*', 'accepted', 'Comma-separated white list of origins for CORS, or cross-origin resource sharing, (empty or * means allow all).'),
   f('host-whitelist', 'string', '*', 'accepted', 'Comma-separated acceptable hostnames from HTTP client requests, if server is not secure (empty means allow all).'),
   // logging

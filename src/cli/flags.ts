@@ -8,6 +8,7 @@
 
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
+import { opensslCiphers } from '../util/cipher-suites.js';
 import type { Algorithm } from 'jsonwebtoken';
 import { JWT_SIGN_METHODS } from '../auth/jwt.js';
 import { API_VERSION, type AuthConfig } from '../server/config.js';
@@ -83,6 +84,8 @@ export interface Flags {
   peerTls: TlsFlags;
   /** --peer-cert-allowed-cn (empty: any CommonName). */
   peerCertAllowedCn?: string;
+  /** --experimental-peer-skip-client-san-verification: no checkSAN on the peer port. */
+  peerSkipClientSanVerify: boolean;
   /** --config-file (or ETCD_CONFIG_FILE) the settings came from, if any. */
   configFile?: string;
   /** What parsing has to say (environment variables used, flags accepted but not honoured), to log once the logger exists. */
@@ -282,6 +285,12 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
       `--initial-cluster has ${name}=${mine.join(',')} but missing from --initial-advertise-peer-urls=${advertisePeer.join(',')}`,
     );
   }
+  let ciphers: string | undefined;
+  try {
+    ciphers = opensslCiphers(v('cipher-suites').split(',').map((x) => x.trim()).filter(Boolean));
+  } catch (e) {
+    throw new FlagError((e as Error).message, 1);
+  }
   const clientTls: TlsFlags = {
     certFile: v('cert-file') || undefined,
     keyFile: v('key-file') || undefined,
@@ -290,6 +299,7 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
     autoTls: b('auto-tls'),
     ...optional('crlFile', v('client-crl-file')),
     ...optional('allowedHostname', v('client-cert-allowed-hostname')),
+    ...optional('ciphers', ciphers ?? ''),
   };
   const peerTls: TlsFlags = {
     certFile: v('peer-cert-file') || undefined,
@@ -299,6 +309,7 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
     autoTls: b('peer-auto-tls'),
     ...optional('crlFile', v('peer-crl-file')),
     ...optional('allowedHostname', v('peer-cert-allowed-hostname')),
+    ...optional('ciphers', ciphers ?? ''),
   };
   // etcd's TLSInfo.baseConfig.
   if (v('peer-cert-allowed-cn') && peerTls.allowedHostname) {
@@ -379,6 +390,7 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
     clientTls,
     peerTls,
     peerCertAllowedCn: v('peer-cert-allowed-cn') || undefined,
+    peerSkipClientSanVerify: b('experimental-peer-skip-client-san-verification'),
     notices,
   };
 }
@@ -409,7 +421,6 @@ function acceptedButNotHonoured(
   if (b('enable-v2')) warn('--enable-v2=true is ignored: raftkv serves only the v3 API (v2 requests are not served)');
   if (isSet('experimental-enable-v2v3')) warn('--experimental-enable-v2v3 is ignored: raftkv serves only the v3 API');
   if (isSet('wal-dir')) warn(`--wal-dir=${v('wal-dir')} is ignored: raftkv keeps its WAL in <data-dir>/member/wal`);
-  if (isSet('cipher-suites')) warn("--cipher-suites is ignored: raftkv uses Node's default TLS cipher suites");
   if (b('unsafe-no-fsync')) warn('--unsafe-no-fsync is ignored: raftkv always fsyncs its WAL');
   if (!b('strict-reconfig-check')) warn('--strict-reconfig-check=false is ignored: raftkv always rejects reconfigurations that would lose quorum');
   if (b('enable-pprof')) warn('--enable-pprof is ignored: raftkv has no Go profiler (use node --cpu-prof)');

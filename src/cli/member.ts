@@ -4,7 +4,8 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { join } from 'node:path';
-import { GRPC_OVERHEAD_BYTES, bind, clientServices, createClientServer } from '../api/client-server.js';
+import { GRPC_OVERHEAD_BYTES, clientServices, createClientServer } from '../api/client-server.js';
+import { PeerListener } from '../transport/peer-listener.js';
 import { leanMethods } from '../api/lean-unary.js';
 import { ClientFrontDoor } from '../api/front-door.js';
 import { httpEndpoints } from '../api/http-endpoints.js';
@@ -95,6 +96,8 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
   const [svc, impl] = transports.transport!.service();
   peerServer.addService(svc, impl);
   peerServer.addService(...peerMaintenanceService(server));
+  const rejected = (remote: string, why: string): void => logger.warn(`rejected connection from "${remote}": ${why}`);
+  const peerListener = new PeerListener(peerServer, { skipClientSanVerify: flags.peerSkipClientSanVerify, rejected });
   // Metrics first: the client services report every call to them (grpc_server_*), and the
   // peer transport its bytes and round trips (etcd_network_peer_*).
   const metrics = new Metrics(server, { extensive: flags.extensiveMetrics });
@@ -114,12 +117,12 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
     upgrade: gateway?.upgrade,
     // Clients wait (connected, unanswered) while a restart replays the log, as with etcd.
     gate: server.replayed(),
-    rejected: (remote, why) => logger.warn(`rejected connection from "${remote}": ${why}`),
+    rejected,
   });
   // Rotated certificate files and CRLs are picked up without a restart (etcd reads them at every handshake).
   watchTlsFiles(tls, logger);
   try {
-    for (const u of flags.listenPeerUrls) await bind(peerServer, u, tls.peer);
+    for (const u of flags.listenPeerUrls) await peerListener.listen(u, tls.peer);
     for (const u of flags.listenClientUrls) await frontDoor.listen(u, tls.client);
   } catch (e) {
     fail(`cannot listen: ${(e as Error).message}`);
@@ -131,6 +134,7 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
     stopping = true;
     logger.info('shutting down');
     frontDoor.close();
+    peerListener.close();
     clientServer.forceShutdown();
     peerServer.forceShutdown();
     try {

@@ -74,9 +74,9 @@ export function peerMaintenanceService(s: CorruptCheckHost): [typeof PeerMainten
     PeerMaintenanceService,
     {
       hashKv: (call: grpc.ServerUnaryCall<HashKVRequest, HashKVResponse>, cb: grpc.sendUnaryData<HashKVResponse>): void => {
-        const badCert = peerCertProblem(call, s.cfg.tls);
-        if (badCert) {
-          cb({ code: grpc.status.PERMISSION_DENIED, details: `raftkv: ${badCert}` }, null);
+        const badCN = peerCertProblem(call, s.cfg.tls);
+        if (badCN) {
+          cb({ code: grpc.status.PERMISSION_DENIED, details: `raftkv: ${badCN}` }, null);
           return;
         }
         const cid = call.metadata.get(CLUSTER_ID_MD)[0];

@@ -14,8 +14,8 @@
 // member of the cluster (never a removed one); anything else is dropped and logged.
 // With https peer URLs the links are TLS (src/util/tls.ts): snapshots, the member list asked
 // by a joining member and the corruption checks' calls go over the same secure channels; with
-// --peer-cert-allowed-cn a peer whose client certificate has another CommonName is refused, and so is
-// one not valid for --peer-cert-allowed-hostname or revoked by --peer-crl-file (peerCertProblem).
+// --peer-cert-allowed-cn a peer whose client certificate has another CommonName is refused
+// (the port's own checks — CRL, allowed hostname, SANs — are in peer-listener.ts).
 // For metrics, bytes are counted where gRPC (de)serializes them and each peer's round trip is
 // probed every few seconds (etcd's rafthttp prober), reported to an optional observer.
 
@@ -453,12 +453,12 @@ export class GrpcTransport implements Transport {
   }
 
   /**
-   * Checks the caller: its certificate (peerCertProblem: allowed CN or hostname, CRL), its cluster id
+   * Checks the caller: its certificate's CommonName (--peer-cert-allowed-cn), its cluster id
    * and that it was not removed; returns an error text if it may not talk to us.
    */
   private checkCaller(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata' | 'getAuthContext'>): string | undefined {
-    const badCert = peerCertProblem(call, this.tls);
-    if (badCert) return `raftkv: ${badCert}`;
+    const badCN = peerCertProblem(call, this.tls);
+    if (badCN) return `raftkv: ${badCN}`;
     const md = call.metadata;
     const cid = md.get('raftkv-cluster-id')[0];
     const from = md.get('raftkv-from')[0];
@@ -621,11 +621,11 @@ export class GrpcTransport implements Transport {
       },
     };
     const members = (call: grpc.ServerUnaryCall<unknown, MembersResponse>, cb: grpc.sendUnaryData<MembersResponse>) => {
-      // A joining member is not in the ConfState yet, so only TLS (and the certificate checks) guard this.
-      const badCert = peerCertProblem(call, this.tls);
-      if (badCert) {
-        this.logger.error(`transport: refused member list request: ${badCert}`);
-        cb({ code: grpc.status.PERMISSION_DENIED, details: `raftkv: ${badCert}` });
+      // A joining member is not in the ConfState yet, so only TLS (and the allowed CN) guards this.
+      const badCN = peerCertProblem(call, this.tls);
+      if (badCN) {
+        this.logger.error(`transport: refused member list request: ${badCN}`);
+        cb({ code: grpc.status.PERMISSION_DENIED, details: `raftkv: ${badCN}` });
         return;
       }
       const m = this.handler.members?.();

@@ -1,14 +1,12 @@
-// TLS for gRPC: the credentials a member serves and dials with, and the checks of a peer's
-// certificate (--peer-cert-allowed-cn, and what cert-checks.ts checks). Apart from tls.ts
-// (certificates and flags) so that reading the flags does not load grpc-js.
+// TLS for gRPC: the credentials a member dials with, and the check of a peer call's certificate
+// (--peer-cert-allowed-cn). Apart from tls.ts (certificates and flags) so that reading the
+// flags does not load grpc-js. (Both ports' TLS servers are src/util/tls-server.ts.)
 //
-// Credentials follow a side's rotations (TlsSide.onChange): they are grpc-js's certificate-
-// provider credentials fed by the side, so the peer server's TLS context is replaced in place
-// (grpc-js calls setSecureContext) and every new outgoing connection is made with the material
-// current at that moment.
+// Dialing credentials follow a side's rotations (TlsSide.onChange): they are grpc-js's
+// certificate-provider credentials fed by the side, so every new outgoing connection is made
+// with the certificate, key and CA current at that moment.
 
 import * as grpc from '@grpc/grpc-js';
-import { type PresentedCert, presentedCertProblem } from './cert-checks.js';
 import { type TlsConfig, type TlsSide, isHttps } from './tls.js';
 
 type CaListener = grpc.experimental.CaCertificateUpdateListener;
@@ -18,8 +16,7 @@ const providers = new WeakMap<TlsSide, grpc.experimental.CertificateProvider>();
 
 /**
  * A side as a grpc-js CertificateProvider: its certificate, key and CA now, and again after
- * each rotation. Updates are delivered on the next tick, as grpc-js's own file watcher does:
- * its server credentials install their watcher only after subscribing.
+ * each rotation. Updates are delivered on the next tick, as grpc-js's own file watcher does.
  */
 function providerOf(side: TlsSide): grpc.experimental.CertificateProvider {
   let p = providers.get(side);
@@ -49,17 +46,6 @@ function providerOf(side: TlsSide): grpc.experimental.CertificateProvider {
   return p;
 }
 
-/** Credentials to serve `url` with: TLS for https (client certificates required: TlsSide.requireClientCert). */
-export function serverCredentials(url: string, side: TlsSide | undefined): grpc.ServerCredentials {
-  if (!isHttps(url)) return grpc.ServerCredentials.createInsecure();
-  if (!side) throw new Error(`cannot listen on TLS for ${url}: KeyFile and CertFile are not presented`);
-  const p = providerOf(side);
-  // grpc-js (1.14) declares (ca, identity, require) but reads its arguments as (identity, ca,
-  // require): the provider serves both, so only the second one's presence matters — it asks
-  // clients for a certificate (checked against the CA, or the default roots without one).
-  return grpc.experimental.createCertificateProviderServerCredentials(p, side.requireClientCert ? p : null, side.requireClientCert);
-}
-
 /** grpc-js compares credentials (to share connections) by this function's identity: one for all. */
 const skipServerIdentity = (): undefined => undefined;
 
@@ -78,24 +64,19 @@ export function channelCredentials(url: string, side: TlsSide | undefined): grpc
 
 /** What a peer call shows of its caller's connection. */
 interface PeerCall {
-  getAuthContext(): { transportSecurityType?: string; sslPeerCertificate?: PresentedCert & { subject?: { CN?: string | string[] } } };
+  getAuthContext(): { transportSecurityType?: string; sslPeerCertificate?: { subject?: { CN?: string | string[] } } };
 }
 
 /**
  * Why the caller of a peer call (TLS connections only) may not talk to this member: a verified
- * client certificate without the allowed CommonName (--peer-cert-allowed-cn), not valid for the
- * allowed hostname, or revoked by the CRL (cert-checks.ts: only the leaf — grpc-js shows no
- * intermediates); undefined if it may go on.
+ * client certificate without the allowed CommonName (--peer-cert-allowed-cn); undefined if it
+ * may go on. (The CRL, the allowed hostname and the SANs were checked when it connected.)
  */
 export function peerCertProblem(call: PeerCall, tls: TlsConfig | undefined): string | undefined {
   const ctx = call.getAuthContext();
-  if (ctx.transportSecurityType !== 'ssl' || !tls) return undefined;
-  const cert = ctx.sslPeerCertificate;
-  const allowed = tls.peerAllowedCN;
-  if (allowed) {
-    const cn = cert?.subject?.CN;
-    const cns = Array.isArray(cn) ? cn : cn ? [cn] : [];
-    if (!cns.includes(allowed)) return `CommonName authentication failed (want ${allowed}, got ${cns.join(',') || 'none'})`;
-  }
-  return cert?.raw ? presentedCertProblem([cert], tls.peer) : undefined;
+  const allowed = tls?.peerAllowedCN;
+  if (ctx.transportSecurityType !== 'ssl' || !allowed) return undefined;
+  const cn = ctx.sslPeerCertificate?.subject?.CN;
+  const cns = Array.isArray(cn) ? cn : cn ? [cn] : [];
+  return cns.includes(allowed) ? undefined : `CommonName authentication failed (want ${allowed}, got ${cns.join(',') || 'none'})`;
 }

@@ -63,6 +63,8 @@ export class TlsSide {
       crlFile?: string;
       /** --client-cert-allowed-hostname / --peer-cert-allowed-hostname: a client certificate must be valid for this name. */
       allowedHostname?: string;
+      /** --cipher-suites, as OpenSSL's cipher list (cipher-suites.ts); undefined: Node's defaults. */
+      ciphers?: string;
       /** Where cert, key and ca were read from (none: made by auto TLS, never reloaded). */
       files?: TlsFiles;
     },
@@ -99,7 +101,7 @@ export class TlsSide {
     if (stamp === this.loadedStamp || stamp === this.badStamp) return false;
     try {
       const m = await readTlsFiles(files);
-      createSecureContext({ cert: m.cert, key: m.key, ca: m.ca }); // throws for a mismatched key or a file that is not PEM
+      createSecureContext({ cert: m.cert, key: m.key, ca: m.ca, ciphers: this.o.ciphers }); // throws for a mismatched key or a file that is not PEM
       this.cert = m.cert;
       this.key = m.key;
       this.ca = m.ca;
@@ -203,6 +205,8 @@ export interface TlsFlags {
   crlFile?: string;
   /** --client-cert-allowed-hostname / --peer-cert-allowed-hostname. */
   allowedHostname?: string;
+  /** --cipher-suites (both sides), as OpenSSL's cipher list. */
+  ciphers?: string;
 }
 
 export const isHttps = (url: string): boolean => url.startsWith('https://');
@@ -237,9 +241,10 @@ async function withCrl(side: TlsSide): Promise<TlsSide> {
 }
 
 /** The per-connection checks a side's flags ask for. */
-const checks = (f: TlsFlags): { crlFile?: string; allowedHostname?: string } => ({
+const checks = (f: TlsFlags): { crlFile?: string; allowedHostname?: string; ciphers?: string } => ({
   ...(f.crlFile ? { crlFile: f.crlFile } : {}),
   ...(f.allowedHostname ? { allowedHostname: f.allowedHostname } : {}),
+  ...(f.ciphers ? { ciphers: f.ciphers } : {}),
 });
 
 /** etcd's transport.SelfCert: an ECDSA P-256 certificate for `hosts`, valid one year, reused if present. */

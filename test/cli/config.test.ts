@@ -304,9 +304,14 @@ describe('logging and other etcd 3.4 flags', () => {
     }
   });
 
-  it("CRL files and allowed hostnames are taken (etcd's TLSInfo); an allowed CN and hostname for peers exclude each other", () => {
+  it("CRL files, allowed hostnames and Go's cipher suite names are taken (etcd's TLSInfo); an allowed CN and hostname for peers exclude each other", () => {
     const f = parseFlags(['--client-crl-file', '/c.crl', '--client-cert-allowed-hostname', 'client.example', '--peer-crl-file', '/p.crl', '--peer-cert-allowed-hostname', 'peer.example'], {});
     assert.deepEqual([f.clientTls.crlFile, f.clientTls.allowedHostname, f.peerTls.crlFile, f.peerTls.allowedHostname], ['/c.crl', 'client.example', '/p.crl', 'peer.example']);
+    assert.deepEqual(
+      [flagError(['--cipher-suites', 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_NO_SUCH_SUITE']).message, flagError(['--cipher-suites', 'TLS_NO_SUCH_SUITE']).exitCode],
+      ['unexpected TLS cipher suite "TLS_NO_SUCH_SUITE"', 1],
+    );
+    assert.equal(parseFlags(['--cipher-suites', 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305'], {}).peerTls.ciphers, 'ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256');
     assert.equal(
       flagError(['--peer-cert-allowed-cn', 'member', '--peer-cert-allowed-hostname', 'peer.example']).message,
       'AllowedCN and AllowedHostname are mutually exclusive (cn="member", hostname="peer.example")',

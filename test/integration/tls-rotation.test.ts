@@ -111,10 +111,12 @@ describe('certificate files rotated under a running 3-member mTLS cluster', { sk
   });
 });
 
-describe('CRL files and allowed hostnames (--client-crl-file, --client-cert-allowed-hostname, --peer-crl-file)', { skip }, () => {
+describe('CRL files, allowed hostnames, SANs of peers and cipher suites', { skip }, () => {
   let c: ProcCluster;
   let certs: TestCerts;
   let revokedClient: CertPair;
+  let revokedPeer: CertPair;
+  let farPeer: CertPair;
   let goodClient: CertPair;
   let elsewhereClient: CertPair;
   let peerCrl: string;
@@ -131,8 +133,10 @@ describe('CRL files and allowed hostnames (--client-crl-file, --client-cert-allo
     revokedClient = certs.ca.issue('revoked-client', 'client', ['DNS:client.example']);
     goodClient = certs.ca.issue('good-client', 'client', ['DNS:client.example']);
     elsewhereClient = certs.ca.issue('elsewhere-client', 'client', ['DNS:other.example']);
+    revokedPeer = certs.ca.issue('revoked-peer', 'member');
+    farPeer = certs.ca.issue('far-peer', 'member', ['IP:10.9.9.9']);
     clientCrl = certs.ca.crl('client.crl', [revokedClient]);
-    peerCrl = certs.ca.crl('peer.crl', [revokedClient]);
+    peerCrl = certs.ca.crl('peer.crl', [revokedPeer]);
     c = await ProcCluster.start({
       size: 1,
       scheme: 'https',
@@ -142,6 +146,7 @@ describe('CRL files and allowed hostnames (--client-crl-file, --client-cert-allo
         '--client-crl-file', clientCrl, '--client-cert-allowed-hostname', 'client.example',
         '--peer-cert-file', certs.server.cert, '--peer-key-file', certs.server.key, '--peer-trusted-ca-file', certs.ca.cert,
         '--peer-client-cert-auth', '--peer-crl-file', peerCrl,
+        '--cipher-suites', 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256',
       ],
     });
   });
@@ -164,9 +169,11 @@ describe('CRL files and allowed hostnames (--client-crl-file, --client-cert-allo
     await eventually(async () => assert.equal((await ctlAs(revokedClient, ['get', 'k', '--print-value-only'])).trim(), 'v'), 15_000);
     writeFileSync(clientCrl, 'garbage');
     await eventually(() => refused(goodClient), 15_000);
+    copyFileSync(certs.ca.crl('none.crl', []), clientCrl);
+    await eventually(async () => assert.equal((await ctlAs(goodClient, ['get', 'k', '--print-value-only'])).trim(), 'v'), 15_000);
   });
 
-  it('the peer port refuses a call made with a revoked certificate', async () => {
+  it('the peer port closes a connection made with a revoked certificate, or one whose SANs do not name where it comes from (checkSAN)', async () => {
     const call = (who: CertPair) =>
       new Promise<grpc.ServiceError | null>((resolve) => {
         const p = new RaftPeerClient(`127.0.0.1:${c.members[0]!.peerPort}`, grpc.credentials.createSsl(pem(certs.ca.cert), pem(who.key), pem(who.cert)), { 'grpc.ssl_target_name_override': 'localhost' });
@@ -175,9 +182,27 @@ describe('CRL files and allowed hostnames (--client-crl-file, --client-cert-allo
           resolve(e);
         });
       });
-    assert.equal(await call(goodClient), null);
-    const e = await call(revokedClient);
-    assert.equal(e?.code, grpc.status.PERMISSION_DENIED);
-    assert.match(e!.details, /certificate serial .* revoked/);
+    assert.equal(await call(certs.server), null);
+    assert.equal((await call(revokedPeer))?.code, grpc.status.UNAVAILABLE);
+    assert.equal((await call(farPeer))?.code, grpc.status.UNAVAILABLE);
+    await eventually(async () => {
+      const log = c.members[0]!.log.join('');
+      assert.match(log, new RegExp(`rejected connection from .*: transport: certificate serial ${normalizeSerial(TestCA.serialOf(revokedPeer.cert))} revoked`));
+      assert.match(log, /rejected connection from .*: x509: certificate is valid for 10\.9\.9\.9, not 127\.0\.0\.1/);
+    });
+  });
+
+  it('--cipher-suites: a TLS 1.2 client must offer a listed suite; TLS 1.3 stays on, as in Go', async () => {
+    const hello = (o: { ciphers?: string; maxVersion?: 'TLSv1.2' | 'TLSv1.3' }) =>
+      new Promise<string>((resolve, reject) => {
+        const s = connect({ host: '127.0.0.1', port: c.members[0]!.clientPort, ca: pem(certs.ca.cert), cert: pem(goodClient.cert), key: pem(goodClient.key), servername: 'localhost', ALPNProtocols: ['h2'], ...o }, () => {
+          resolve(`${s.getProtocol()} ${s.getCipher().standardName}`);
+          s.destroy();
+        });
+        s.once('error', reject);
+      });
+    assert.equal(await hello({ maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' }), 'TLSv1.2 TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256');
+    await assert.rejects(hello({ maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES256-GCM-SHA384' }));
+    assert.match(await hello({}), /^TLSv1\.3 /);
   });
 });
