@@ -21,7 +21,6 @@ import { notifySystemd } from './sd-notify.js';
 import type { ZapLogger } from '../util/log.js';
 import type { WalReadAhead } from '../storage/wal/segment-read.js';
 import { hex } from '../util/ids.js';
-import { urlPort } from '../util/url.js';
 import { type TlsConfig, isHttps, loadTlsSide, tlsFlagsEmpty, watchTlsFiles } from '../util/tls.js';
 
 /** Go's http.DefaultMaxHeaderBytes, which etcd's HTTP side keeps: the largest request head. */
@@ -154,10 +153,7 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
   process.on('SIGTERM', () => void shutdown(0));
 
   try {
-    for (const u of flags.listenMetricsUrls) {
-      const url = new URL(u);
-      await serveMetrics(server, metrics, url.hostname, urlPort(url));
-    }
+    for (const u of flags.listenMetricsUrls) await serveMetrics(server, metrics, u, { side: tls.client, rejected });
   } catch (e) {
     fail(`cannot serve metrics: ${(e as Error).message}`);
   }

@@ -9,12 +9,16 @@
 
 import { type Server, createServer } from 'node:http';
 import type { IntervalHistogram } from 'node:perf_hooks';
+import type { Server as TlsServer } from 'node:tls';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { GrpcCallLabels, GrpcMethodMetrics, GrpcServerMetrics } from '../api/grpc-metrics.js';
 import type { PeerTrafficObserver } from '../transport/grpc-transport.js';
 import type { SnapshotSaveTimings } from '../storage/snap/snapshotter.js';
 import { addressSpaceLimit, fileDescriptorLimit, openFileDescriptors } from '../util/file-descriptors.js';
 import { hex } from '../util/ids.js';
+import { createTlsListener } from '../util/tls-server.js';
+import { type TlsSide, isHttps } from '../util/tls.js';
+import { urlPort } from '../util/url.js';
 import { API_VERSION } from './config.js';
 import { Dashboard, type DashboardSource } from './dashboard/dashboard.js';
 import { type RecentActivity, SampleWindow } from './dashboard/sample-window.js';
@@ -469,7 +473,13 @@ const dashboards = new WeakMap<Metrics, Dashboard>();
  * Serves /metrics, /health (etcd's JSON: {"health":"true"} when a leader is known) and the
  * dashboard (/ and /dashboard/...).
  */
-export function serveMetrics(s: MetricsSource & DashboardSource, m: Metrics, host: string, port: number): Promise<Server> {
+export function serveMetrics(
+  s: MetricsSource & DashboardSource,
+  m: Metrics,
+  url: string,
+  /** For an https URL: the client side's TLS (etcd serves metrics URLs with ClientTLSInfo), and who hears of refused connections. */
+  tls?: { side: TlsSide | undefined; rejected?: (remote: string, why: string) => void },
+): Promise<Server | TlsServer> {
   // One dashboard per member, however many metrics URLs: it takes the recent values.
   let dashboard = dashboards.get(m);
   if (!dashboard) {
@@ -498,8 +508,20 @@ export function serveMetrics(s: MetricsSource & DashboardSource, m: Metrics, hos
       res.end();
     }
   });
+  const u = new URL(url);
+  let listener: Server | TlsServer = server;
+  if (isHttps(url)) {
+    if (!tls?.side) return Promise.reject(new Error(`cannot listen on TLS for ${u.host}: KeyFile and CertFile are not presented`));
+    // etcd's transport.NewListener with ClientTLSInfo: its checkSAN included.
+    listener = createTlsListener(tls.side, {
+      alpn: (offered) => (offered.includes('http/1.1') ? 'http/1.1' : undefined),
+      checkSan: true,
+      accept: (sock) => server.emit('connection', sock),
+      rejected: tls.rejected,
+    }).server;
+  }
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve(server));
+    listener.once('error', reject);
+    listener.listen(urlPort(u), u.hostname.replace(/^\[|\]$/g, ''), () => resolve(listener));
   });
 }

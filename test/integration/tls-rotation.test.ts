@@ -13,6 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import { RaftPeerClient } from '../../src/gen/raftkv/peer.js';
 import { normalizeSerial, revokedSerials } from '../../src/util/crl.js';
 import { type CertPair, type TestCerts, TestCA, hasOpenssl, makeTestCerts } from '../support/certs.js';
+import { freePorts } from '../support/ports.js';
 import { ProcCluster, eventually } from '../support/proc-cluster.js';
 
 const run = promisify(execFile);
@@ -121,6 +122,7 @@ describe('CRL files, allowed hostnames, SANs of peers and cipher suites', { skip
   let elsewhereClient: CertPair;
   let peerCrl: string;
   let clientCrl: string;
+  let metricsPort: number;
   const env = { ...process.env, ETCDCTL_API: '3' };
   const ctlAs = async (who: CertPair, args: string[]): Promise<string> =>
     (await run('etcdctl', [`--endpoints=https://127.0.0.1:${c.members[0]!.clientPort}`, '--command-timeout=3s', '--dial-timeout=2s', `--cacert=${certs.ca.cert}`, `--cert=${who.cert}`, `--key=${who.key}`, ...args], { env })).stdout;
@@ -137,6 +139,7 @@ describe('CRL files, allowed hostnames, SANs of peers and cipher suites', { skip
     farPeer = certs.ca.issue('far-peer', 'member', ['IP:10.9.9.9']);
     clientCrl = certs.ca.crl('client.crl', [revokedClient]);
     peerCrl = certs.ca.crl('peer.crl', [revokedPeer]);
+    [metricsPort] = await freePorts(1);
     c = await ProcCluster.start({
       size: 1,
       scheme: 'https',
@@ -147,6 +150,7 @@ describe('CRL files, allowed hostnames, SANs of peers and cipher suites', { skip
         '--peer-cert-file', certs.server.cert, '--peer-key-file', certs.server.key, '--peer-trusted-ca-file', certs.ca.cert,
         '--peer-client-cert-auth', '--peer-crl-file', peerCrl,
         '--cipher-suites', 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256',
+        '--listen-metrics-urls', `https://127.0.0.1:${metricsPort}`,
       ],
     });
   });
@@ -162,6 +166,16 @@ describe('CRL files, allowed hostnames, SANs of peers and cipher suites', { skip
     const log = c.members[0]!.log.join('');
     assert.match(log, new RegExp(`rejected connection from .*: transport: certificate serial ${normalizeSerial(TestCA.serialOf(revokedClient.cert))} revoked`));
     assert.match(log, /rejected connection from .*: client certificate authentication failed/);
+  });
+
+  it('an https metrics URL is served with the client TLS (etcd: ClientTLSInfo), not in plaintext', async () => {
+    const curl = (args: string[]) => run('curl', ['-sS', '--max-time', '5', ...args, `https://127.0.0.1:${metricsPort}/metrics`]);
+    // Valid for the allowed hostname, and naming the address it comes from (etcd's checkSAN on metrics listeners).
+    const scraper = certs.ca.issue('scraper', 'prometheus', ['DNS:client.example', 'IP:127.0.0.1']);
+    const r = await curl(['--cacert', certs.ca.cert, '--cert', scraper.cert, '--key', scraper.key]);
+    assert.match(r.stdout, /^etcd_server_has_leader 1$/m);
+    await assert.rejects(curl(['--cacert', certs.ca.cert])); // no client certificate: the CA requires one
+    await assert.rejects(run('curl', ['-sS', '--max-time', '5', `http://127.0.0.1:${metricsPort}/metrics`]));
   });
 
   it('a CRL rewritten without the serial lets that certificate in again; an unreadable one refuses every certificate', async () => {
