@@ -2,7 +2,8 @@
 // /livez, /readyz, /metrics, and the JSON gateway under /v3/ and /v3beta/ (src/api/gateway/).
 //
 // Bodies, statuses and headers are etcd's (checked against etcd 3.4.23 on this machine):
-// every answer carries etcd's CORS headers; unknown paths get Go's "404 page not found".
+// every request passes etcd's access controller first (./access-controller.ts: --host-whitelist,
+// the CORS headers of --cors, OPTIONS); unknown paths get Go's "404 page not found".
 // /debug/vars is Go's expvar as etcd fills it (./debug-vars.ts).
 // /livez and /readyz are etcd 3.5's (3.4 has none): Kubernetes-style "ok", with `?verbose`
 // listing the checks.
@@ -14,7 +15,8 @@ import { alarmName } from '../server/alarms.js';
 import { API_VERSION, type EtcdServer } from '../server/etcd-server.js';
 import type { ZapLevel } from '../util/log.js';
 import { requestUrl } from '../util/url.js';
-import { CORS_HEADERS, sendText } from './gateway/replies.js';
+import { AccessController } from './access-controller.js';
+import { sendText } from './gateway/replies.js';
 import { debugVars } from './debug-vars.js';
 
 /** How long /health and /readyz wait for a linearizable read (etcd's health check: 1 s). */
@@ -23,13 +25,18 @@ export const HEALTH_READ_TIMEOUT_MS = 1000;
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
+/** The member's access controller (--cors, --host-whitelist), refusals logged as etcd logs them. */
+export function accessControllerOf(s: EtcdServer): AccessController {
+  return new AccessController(s.cfg.cors, s.cfg.hostWhitelist, (msg) => s.logger.warn(msg));
+}
+
 /**
  * The request handler of the client port's HTTP/1.1 connections. `gateway`: the JSON gateway
  * (absent with --enable-grpc-gateway=false: its paths are then unknown, as in etcd).
  */
-export function httpEndpoints(s: EtcdServer, gateway: Handler | undefined): Handler {
+export function httpEndpoints(s: EtcdServer, gateway: Handler | undefined, access = accessControllerOf(s)): Handler {
   return (req, res) => {
-    for (const [k, v] of Object.entries(CORS_HEADERS)) res.setHeader(k, v);
+    if (!access.admit(req, res)) return;
     const url = requestUrl(req.url);
     if (!url) return text(res, 400, 'Bad Request\n');
     const path = url.pathname;
@@ -45,7 +52,6 @@ export function httpEndpoints(s: EtcdServer, gateway: Handler | undefined): Hand
       if (gateway && path === '/v3') return redirect(req, res, `/v3/${url.search}`);
     }
     if (gateway && (path.startsWith('/v3/') || path.startsWith('/v3beta/'))) return gateway(req, res);
-    if (req.method === 'OPTIONS') return void res.writeHead(200).end();
     switch (path) {
       case '/version':
         if (!allowMethod(req, res, 'GET')) return;

@@ -113,8 +113,8 @@ export const FLAG_SPECS: readonly FlagSpec[] = [
   f('peer-cert-allowed-hostname', 'string', '', 'honoured', 'Allowed TLS hostname for inter peer authentication.'),
   f('cipher-suites', 'string', '', 'honoured', 'Comma-separated list of supported TLS cipher suites between client/server and peers (empty will be auto-populated by Node).', { yamlList: true }),
   f('experimental-peer-skip-client-san-verification', 'bool', 'false', 'honoured', 'Skip verification of SAN field in client certificate for peer connections.'),
-  f('cors', 'string', '*', 'accepted', 'Comma-separated white list of origins for CORS, or cross-origin resource sharing, (empty or * means allow all).'),
-  f('host-whitelist', 'string', '*', 'accepted', 'Comma-separated acceptable hostnames from HTTP client requests, if server is not secure (empty means allow all).'),
+  f('cors', 'string', '*', 'honoured', 'Comma-separated white list of origins for CORS, or cross-origin resource sharing, (empty or * means allow all).'),
+  f('host-whitelist', 'string', '*', 'honoured', 'Comma-separated acceptable hostnames from HTTP client requests, if server is not secure (empty means allow all).'),
   // logging
   f('logger', 'string', 'zap', 'honoured', "Specify 'zap' for structured logging or 'capnslog' (raftkv writes zap's JSON lines for both)."),
   f('log-output', 'string', 'default', 'honoured', "[TO BE DEPRECATED IN v3.5] use '--log-outputs'.", { yamlList: true }),

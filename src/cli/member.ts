@@ -8,7 +8,7 @@ import { GRPC_OVERHEAD_BYTES, clientServices, createClientServer } from '../api/
 import { PeerListener } from '../transport/peer-listener.js';
 import { leanMethods } from '../api/lean-unary.js';
 import { ClientFrontDoor } from '../api/front-door.js';
-import { httpEndpoints } from '../api/http-endpoints.js';
+import { accessControllerOf, httpEndpoints } from '../api/http-endpoints.js';
 import { createGateway } from '../api/gateway/index.js';
 import { initialCorruptCheck, peerMaintenanceService } from '../server/corrupt-check.js';
 import { EtcdServer } from '../server/etcd-server.js';
@@ -110,10 +110,12 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
   const gateway = flags.enableGrpcGateway ? createGateway(server, services) : undefined;
   // RAFTKV_GRPC_JS_ONLY=1 leaves every call to grpc-js (a diagnostic switch, for comparisons).
   const lean = process.env.RAFTKV_GRPC_JS_ONLY === '1' ? undefined : { methods: leanMethods(services), maxReceiveBytes: server.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES };
-  const frontDoor = new ClientFrontDoor(clientServer, httpEndpoints(server, gateway), {
+  // etcd's accessController (--host-whitelist, --cors) before every HTTP request, upgrades included.
+  const access = accessControllerOf(server);
+  const frontDoor = new ClientFrontDoor(clientServer, httpEndpoints(server, gateway, access), {
     maxHeaderBytes: GO_MAX_HEADER_BYTES,
     lean,
-    upgrade: gateway?.upgrade,
+    upgrade: gateway ? (req, socket, head) => (access.admitUpgrade(req, socket) ? gateway.upgrade(req, socket, head) : true) : undefined,
     // Clients wait (connected, unanswered) while a restart replays the log, as with etcd.
     gate: server.replayed(),
     rejected,

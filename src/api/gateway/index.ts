@@ -22,7 +22,7 @@ import { WebSocketServer } from 'ws';
 import type { EtcdServer } from '../../server/etcd-server.js';
 import { type ClientService, GRPC_OVERHEAD_BYTES } from '../client-server.js';
 import { CallRunner, type Target } from './call-runner.js';
-import { CORS_HEADERS, sendError, sendText } from './replies.js';
+import { sendError, sendText } from './replies.js';
 import { GATEWAY_ROUTES } from './routes.js';
 import { chooseSubprotocol, serveWebSocket } from './websocket.js';
 
@@ -62,12 +62,8 @@ export function createGateway(s: EtcdServer, services: ClientService[]): Gateway
   // A body's binary form is smaller than its JSON; past this much JSON stop keeping it.
   const maxBody = 4 * maxMessage + 1024 * 1024;
 
+  // (CORS headers and OPTIONS: the access controller in front, ../access-controller.ts.)
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
-    for (const [k, v] of Object.entries(CORS_HEADERS)) res.setHeader(k, v);
-    if (req.method === 'OPTIONS') {
-      res.writeHead(200, { 'Content-Length': 0 }).end();
-      return;
-    }
     let path: string;
     try {
       path = decodeURIComponent(new URL(req.url ?? '/', 'http://gateway').pathname);

@@ -13,13 +13,6 @@ import { STATUS_CODES, type ServerResponse } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { goString } from './jsonpb.js';
 
-/** etcd's CORS headers (its access controller adds them to every answer). */
-export const CORS_HEADERS: Readonly<Record<string, string>> = {
-  'Access-Control-Allow-Methods': 'POST, GET, OPTIONS, PUT, DELETE',
-  'Access-Control-Allow-Origin': '*',
-  'Access-Control-Allow-Headers': 'accept, content-type, authorization',
-};
-
 /** grpc-gateway v1's HTTPStatusFromCode. */
 export function httpStatusOf(code: grpc.status): number {
   switch (code) {
