@@ -14,7 +14,7 @@
 // directory next to it, renamed into place only when complete and synced.
 
 import { existsSync, readdirSync } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { MemberInfo } from '../gen/raftkv/member.js';
 import { emptyConfState, NONE, type Logger } from '../raft/index.js';
@@ -30,6 +30,8 @@ export interface RestoreOptions {
   file: Buffer;
   name: string;
   dataDir: string;
+  /** --wal-dir: the WAL goes there (which must not exist yet) instead of <data-dir>/member/wal. */
+  walDir?: string;
   /** name -> peer URLs */
   initialCluster: Map<string, string[]>;
   initialClusterToken: string;
@@ -55,6 +57,7 @@ const sameUrls = (a: string[], b: string[]): boolean => [...a].sort().join(',') 
 export async function restoreDataDir(o: RestoreOptions): Promise<RestoreResult> {
   // Refusals first: nothing is written for a bad flag, a data dir in use or a damaged file.
   if (existsSync(o.dataDir) && readdirSync(o.dataDir).length > 0) throw new Error(`data-dir "${o.dataDir}" not empty or could not be read`);
+  if (o.walDir !== undefined && existsSync(o.walDir)) throw new Error(`wal-dir "${o.walDir}" exists`);
   const mine = o.initialCluster.get(o.name);
   if (!mine) throw new Error(`--initial-cluster has no member named "${o.name}"`);
   if (!sameUrls(mine, o.initialAdvertisePeerUrls)) {
@@ -88,10 +91,14 @@ export async function restoreDataDir(o: RestoreOptions): Promise<RestoreResult> 
   const target = resolve(o.dataDir);
   const tmp = join(dirname(target), `.${target.split('/').pop()}.restoring-${process.pid}`);
   await rm(tmp, { recursive: true, force: true });
+  // A dedicated WAL dir is made beside its final place too, and moved there last.
+  const walTarget = o.walDir === undefined ? undefined : resolve(o.walDir);
+  const walTmp = walTarget === undefined ? join(tmp, 'member', 'wal') : join(dirname(walTarget), `.${walTarget.split('/').pop()}.restoring-${process.pid}`);
+  if (walTarget !== undefined) await rm(walTmp, { recursive: true, force: true });
   try {
     const snapshotter = new Snapshotter(join(tmp, 'member', 'snap'), o.logger);
     await snapshotter.save({ data: image, metadata: { index, term: 1, confState: { ...emptyConfState(), voters: ids } } });
-    const wal = await Wal.create(join(tmp, 'member', 'wal'), { nodeId: memberId, clusterId }, { logger: o.logger });
+    const wal = await Wal.create(walTmp, { nodeId: memberId, clusterId }, { logger: o.logger });
     try {
       await wal.saveSnapshotMark(index, 1);
       await wal.save({ term: 1, vote: NONE, commit: index }, [], true);
@@ -103,8 +110,14 @@ export async function restoreDataDir(o: RestoreOptions): Promise<RestoreResult> 
     if (existsSync(target)) await rm(target, { recursive: true });
     await rename(tmp, target);
     await osSync.fsyncDir(dirname(target));
+    if (walTarget !== undefined) {
+      await mkdir(dirname(walTarget), { recursive: true });
+      await rename(walTmp, walTarget);
+      await osSync.fsyncDir(dirname(walTarget));
+    }
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
+    if (walTarget !== undefined) await rm(walTmp, { recursive: true, force: true });
     throw e;
   }
   const keys = state.store.range(Buffer.from([0]), Buffer.from([0]), { countOnly: true }).count;

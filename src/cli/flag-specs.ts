@@ -53,7 +53,7 @@ export const FLAG_SPECS: readonly FlagSpec[] = [
   // member
   f('name', 'string', 'default', 'honoured', 'Human-readable name for this member.'),
   f('data-dir', 'string', '', 'honoured', 'Path to the data directory (default: ${name}.etcd).'),
-  f('wal-dir', 'string', '', 'accepted', 'Path to the dedicated wal directory (raftkv keeps its WAL in <data-dir>/member/wal: a warning when set).'),
+  f('wal-dir', 'string', '', 'honoured', 'Path to the dedicated wal directory.'),
   f('snapshot-count', 'uint', '100000', 'honoured', 'Number of committed transactions to trigger a snapshot to disk.'),
   f('heartbeat-interval', 'uint', '100', 'honoured', 'Time (in milliseconds) of a heartbeat interval.'),
   f('election-timeout', 'uint', '1000', 'honoured', 'Time (in milliseconds) for an election to timeout.'),

@@ -86,6 +86,8 @@ export interface Flags {
   peerCertAllowedCn?: string;
   /** --experimental-peer-skip-client-san-verification: no checkSAN on the peer port. */
   peerSkipClientSanVerify: boolean;
+  /** --wal-dir: a dedicated WAL directory (absent: <data-dir>/member/wal). */
+  walDir?: string;
   /** --config-file (or ETCD_CONFIG_FILE) the settings came from, if any. */
   configFile?: string;
   /** What parsing has to say (environment variables used, flags accepted but not honoured), to log once the logger exists. */
@@ -391,6 +393,7 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
     peerTls,
     peerCertAllowedCn: v('peer-cert-allowed-cn') || undefined,
     peerSkipClientSanVerify: b('experimental-peer-skip-client-san-verification'),
+    walDir: v('wal-dir') || undefined,
     notices,
   };
 }
@@ -420,7 +423,6 @@ function acceptedButNotHonoured(
 ): void {
   if (b('enable-v2')) warn('--enable-v2=true is ignored: raftkv serves only the v3 API (v2 requests are not served)');
   if (isSet('experimental-enable-v2v3')) warn('--experimental-enable-v2v3 is ignored: raftkv serves only the v3 API');
-  if (isSet('wal-dir')) warn(`--wal-dir=${v('wal-dir')} is ignored: raftkv keeps its WAL in <data-dir>/member/wal`);
   if (b('unsafe-no-fsync')) warn('--unsafe-no-fsync is ignored: raftkv always fsyncs its WAL');
   if (!b('strict-reconfig-check')) warn('--strict-reconfig-check=false is ignored: raftkv always rejects reconfigurations that would lose quorum');
   if (b('enable-pprof')) warn('--enable-pprof is ignored: raftkv has no Go profiler (use node --cpu-prof)');

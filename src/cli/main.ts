@@ -6,11 +6,11 @@
 // the store), so that the main thread's loading of that code and the WAL's reading by the
 // thread pool happen at the same time. A restart is that much shorter.
 
-import { join } from 'node:path';
 import { CommanderError, FlagError, type Flags, parseFlags } from './flags.js';
 import { type ZapLogger, createLogger } from '../util/log.js';
 import { type DirLock, acquireDirLock } from '../storage/dir-lock.js';
 import { WalReadAhead } from '../storage/wal/segment-read.js';
+import { walDirOf } from '../server/config.js';
 import { installProcessGuards, reportFatal } from './process-guards.js';
 
 /** How ./raftkv.ts loaded this code: from the bundle (and whether V8 took its code cache) or as modules. */
@@ -60,8 +60,8 @@ async function main(loadedFrom: LoadedFrom): Promise<void> {
   }
   process.on('exit', () => dirLock.release());
   installProcessGuards((msg) => reportFatal(logger, msg));
-  // The WAL's place is fixed by the data dir (etcd's member/wal); a new member has none.
-  const walReadAhead = WalReadAhead.start(join(flags.dataDir, 'member', 'wal'));
+  // The WAL's place: --wal-dir, or etcd's <data-dir>/member/wal; a new member has none.
+  const walReadAhead = WalReadAhead.start(walDirOf(flags));
   const { runMember } = await import('./member.js');
   await runMember(flags, logger, walReadAhead);
 }

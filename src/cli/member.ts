@@ -42,6 +42,7 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
   const server = new EtcdServer({
     name: flags.name,
     dataDir: flags.dataDir,
+    walDir: flags.walDir,
     advertiseClientUrls: flags.advertiseClientUrls,
     initialAdvertisePeerUrls: flags.initialAdvertisePeerUrls,
     initialCluster: flags.initialCluster,

@@ -45,6 +45,7 @@ export async function snapshotCommand(args: string[]): Promise<number> {
     .description('makes a new member data dir from a snapshot file (raftkv\'s or etcd\'s)')
     .option('--name <name>', 'this member\'s name', 'default')
     .option('--data-dir <dir>', 'the data dir to create (default: <name>.etcd)')
+    .option('--wal-dir <dir>', 'a dedicated WAL directory to create (default: <data-dir>/member/wal)')
     .option('--initial-cluster <list>', 'name=peer-url,... of the new cluster', 'default=http://localhost:2380')
     .option('--initial-cluster-token <token>', 'the new cluster\'s token', 'etcd-cluster')
     .option('--initial-advertise-peer-urls <urls>', 'this member\'s peer URLs', 'http://localhost:2380')
@@ -161,6 +162,7 @@ async function status(file: string, format: string): Promise<void> {
 interface RestoreFlags {
   name: string;
   dataDir?: string;
+  walDir?: string;
   initialCluster: string;
   initialClusterToken: string;
   initialAdvertisePeerUrls: string;
@@ -190,6 +192,7 @@ async function restore(file: string, o: RestoreFlags): Promise<void> {
     file: await readFile(file),
     name: o.name,
     dataDir,
+    ...(o.walDir ? { walDir: o.walDir } : {}),
     initialCluster: parseCluster(o.initialCluster),
     initialClusterToken: o.initialClusterToken,
     initialAdvertisePeerUrls: o.initialAdvertisePeerUrls.split(',').map((x) => x.trim()).filter(Boolean),

@@ -6,8 +6,7 @@
 // loop once this returns). Refuses to start, rather than guess, when the WAL does not join up
 // with the newest snapshot.
 
-import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import { randomInt } from 'node:crypto';
 import { type MemoryStorage, RawNode, ReadOnlyOption, SeededRand } from '../raft/index.js';
 import { MemberInfo } from '../gen/raftkv/member.js';
@@ -15,7 +14,7 @@ import type { Snapshotter } from '../storage/snap/snapshotter.js';
 import { Wal, compactEntryViews } from '../storage/wal/wal.js';
 import type { TransportFactory } from '../transport/transport.js';
 import { clusterId as computeClusterId, hex, memberId as computeMemberId } from '../util/ids.js';
-import { type ServerConfig, electionTicks } from './config.js';
+import { type ServerConfig, electionTicks, walDirOf } from './config.js';
 import type { StateMachine } from './state-machine.js';
 import { configuredIds, replayTarget, standaloneEntries } from './force-new-cluster.js';
 import { yieldToEventLoop } from '../util/yield.js';
@@ -53,7 +52,7 @@ export interface Booted {
 
 export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: StateMachine, snapshotter: Snapshotter, transport: TransportFactory): Promise<Booted> {
   const logger = cfg.logger;
-  const walDir = join(cfg.dataDir, 'member', 'wal');
+  const walDir = walDirOf(cfg);
   const rawConfig = {
     electionTick: electionTicks(cfg),
     heartbeatTick: 1,
@@ -127,7 +126,8 @@ export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: S
   // ---- a brand-new member, or one that crashed before its bootstrap was durable: start over.
   if (existing) {
     await existing.wal.close();
-    await rm(walDir, { recursive: true, force: true });
+    // Its segments, not the directory: a dedicated --wal-dir may be a mount point.
+    await Wal.removeSegments(walDir);
   }
   let joinedClusterId = cfg.existingClusterId;
   let members = cfg.existingMembers;

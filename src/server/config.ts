@@ -8,12 +8,15 @@ import type { TlsConfig } from '../util/tls.js';
 import type { JwtConfig } from '../auth/jwt.js';
 import type { Clock } from './clock.js';
 import type { WalReadAhead } from '../storage/wal/segment-read.js';
+import { join } from 'node:path';
 
 export const API_VERSION = '3.4.0';
 
 export interface ServerConfig {
   name: string;
   dataDir: string;
+  /** --wal-dir: a dedicated WAL directory (etcd's DedicatedWALDir); absent: <data-dir>/member/wal. */
+  walDir?: string;
   advertiseClientUrls: string[];
   initialAdvertisePeerUrls: string[];
   /** name -> peer URLs */
@@ -103,3 +106,8 @@ export const DEFAULT_AUTH: AuthConfig = { token: 'simple', tokenTtlSec: 300, bcr
 /** Election timeout in ticks of one heartbeat interval (at least 2, as etcd-io/raft needs). */
 export const electionTicks = (cfg: Pick<ServerConfig, 'electionMs' | 'heartbeatMs'>): number =>
   Math.max(2, Math.round(cfg.electionMs / cfg.heartbeatMs));
+
+/** Where a member's WAL is: --wal-dir, or etcd's <data-dir>/member/wal. */
+export function walDirOf(cfg: { dataDir: string; walDir?: string }): string {
+  return cfg.walDir ?? join(cfg.dataDir, 'member', 'wal');
+}

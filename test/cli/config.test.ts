@@ -274,8 +274,9 @@ describe('logging and other etcd 3.4 flags', () => {
     const f = parseFlags(['--enable-v2=true', '--wal-dir', '/wal', '--max-wals', '5', '--pre-vote', '--initial-election-tick-advance=false', '--backend-batch-limit', '100', '--metrics', 'extensive'], {});
     assert.deepEqual(msgs(f), [
       '--enable-v2=true is ignored: raftkv serves only the v3 API (v2 requests are not served)',
-      '--wal-dir=/wal is ignored: raftkv keeps its WAL in <data-dir>/member/wal',
     ]);
+    // --wal-dir is honoured: the WAL's own directory, as etcd's dedicated WAL dir.
+    assert.equal(f.walDir, '/wal');
     // --metrics is honoured: 'extensive' adds the handling-time histogram, as etcd.
     assert.equal(f.extensiveMetrics, true);
     assert.equal(parseFlags(['--metrics', 'basic'], {}).extensiveMetrics, false);

@@ -194,6 +194,13 @@ export class Wal implements LogStore {
     return new Wal(dir, meta, fh, header.length, [seg], 0, emptyHardState(), opts.logger, segmentBytes, sync);
   }
 
+  /** Removes `dir`'s segments (and leaves the directory and anything else in it). */
+  static async removeSegments(dir: string): Promise<void> {
+    if (!existsSync(dir)) return;
+    for (const s of await listSegments(dir)) await unlink(join(dir, s.name));
+    await osSync.fsyncDir(dir);
+  }
+
   /** Whether `dir` holds at least one WAL segment. */
   static async hasWal(dir: string): Promise<boolean> {
     if (!existsSync(dir)) return false;
