@@ -57,7 +57,7 @@ export const FLAG_SPECS: readonly FlagSpec[] = [
   f('snapshot-count', 'uint', '100000', 'honoured', 'Number of committed transactions to trigger a snapshot to disk.'),
   f('heartbeat-interval', 'uint', '100', 'honoured', 'Time (in milliseconds) of a heartbeat interval.'),
   f('election-timeout', 'uint', '1000', 'honoured', 'Time (in milliseconds) for an election to timeout.'),
-  f('initial-election-tick-advance', 'bool', 'true', 'accepted', 'Whether to fast-forward initial election ticks on boot for faster election.'),
+  f('initial-election-tick-advance', 'bool', 'true', 'honoured', 'Whether to fast-forward initial election ticks on boot for faster election.'),
   f('listen-peer-urls', 'string', 'http://localhost:2380', 'honoured', 'List of URLs to listen on for peer traffic.'),
   f('listen-client-urls', 'string', 'http://localhost:2379', 'honoured', 'List of URLs to listen on for client traffic.'),
   f('listen-metrics-urls', 'string', '', 'honoured', 'List of URLs to listen on for the metrics and health endpoints.'),

@@ -88,6 +88,8 @@ export interface Flags {
   peerSkipClientSanVerify: boolean;
   /** --wal-dir: a dedicated WAL directory (absent: <data-dir>/member/wal). */
   walDir?: string;
+  /** --initial-election-tick-advance (etcd's default true). */
+  initialElectionTickAdvance: boolean;
   /** --config-file (or ETCD_CONFIG_FILE) the settings came from, if any. */
   configFile?: string;
   /** What parsing has to say (environment variables used, flags accepted but not honoured), to log once the logger exists. */
@@ -394,6 +396,7 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
     peerCertAllowedCn: v('peer-cert-allowed-cn') || undefined,
     peerSkipClientSanVerify: b('experimental-peer-skip-client-san-verification'),
     walDir: v('wal-dir') || undefined,
+    initialElectionTickAdvance: b('initial-election-tick-advance'),
     notices,
   };
 }

@@ -43,6 +43,7 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
     name: flags.name,
     dataDir: flags.dataDir,
     walDir: flags.walDir,
+    initialElectionTickAdvance: flags.initialElectionTickAdvance,
     advertiseClientUrls: flags.advertiseClientUrls,
     initialAdvertisePeerUrls: flags.initialAdvertisePeerUrls,
     initialCluster: flags.initialCluster,

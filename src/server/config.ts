@@ -52,6 +52,11 @@ export interface ServerConfig {
   walReadAhead?: WalReadAhead;
   /** Answer linearizable reads on the leader's lease (CheckQuorum) instead of ReadIndex rounds. */
   leaseReads?: boolean;
+  /**
+   * etcd's start-up tick advance (./tick-advance.ts): true or false is --initial-election-tick-advance
+   * (a single-member cluster is advanced either way, as etcd's); absent, none at all (in-process tests).
+   */
+  initialElectionTickAdvance?: boolean;
   /** Append messages in flight to one follower (--max-inflight-appends; bootstrap.ts says why 1). */
   maxInflightAppends?: number;
   /** etcd's --auto-compaction-*: the leader compacts the MVCC history (retention 0 = off). */

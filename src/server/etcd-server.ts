@@ -36,6 +36,7 @@ import type { ProcessLogger } from '../util/log.js';
 import { bootstrap } from './bootstrap.js';
 import { type Clock, systemClock } from './clock.js';
 import { type ServerConfig, electionTicks } from './config.js';
+import { adjustTicks } from './tick-advance.js';
 import { ClusterEvents } from './cluster-events.js';
 import { CorruptionMonitor } from './corrupt-check.js';
 import { HeartbeatTimeliness } from './heartbeat-timeliness.js';
@@ -100,6 +101,7 @@ export class EtcdServer {
   private readonly snapshotter: Snapshotter;
   private ticker: { cancel(): void } | undefined;
   private stopped = false;
+  private cancelTickAdvance: (() => void) | undefined;
 
   constructor(readonly cfg: ServerConfig) {
     this.clock = cfg.clock ?? systemClock;
@@ -242,12 +244,27 @@ export class EtcdServer {
     this.corruption = new CorruptionMonitor(this, this.cfg.corruptCheckTimeMs ?? 0);
     this.corruption.start();
     this.node.kick();
+    // Once the membership is whole (a restart replays its conf changes from the log).
+    const advance = this.cfg.initialElectionTickAdvance;
+    if (advance !== undefined) void this.whenReplayed.then(() => this.startTickAdvance(advance));
+  }
+
+  private startTickAdvance(advance: boolean): void {
+    if (this.stopped) return;
+    const host = {
+      members: () => this.sm.membership.members.size,
+      activePeers: () => [...this.sm.membership.members.keys()].filter((id) => id !== this.id && this.transport.activeForMs?.(id) !== undefined).length,
+      tick: () => this.node.tick(),
+      isStopped: () => this.stopped,
+    };
+    this.cancelTickAdvance = adjustTicks(host, electionTicks(this.cfg), advance, this.clock, (m) => this.cfg.logger.info(m));
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     this.ticker?.cancel();
+    this.cancelTickAdvance?.();
     this.duties?.stop();
     this.corruption?.stop();
     this.snapshots?.stop();
