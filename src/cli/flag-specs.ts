@@ -141,7 +141,7 @@ export const FLAG_SPECS: readonly FlagSpec[] = [
   f('experimental-enable-lease-checkpoint-persist', 'bool', 'false', 'accepted', 'Enable persisting remainingTTL to prevent indefinite auto-renewal of long lived leases.'),
   f('experimental-compaction-batch-limit', 'int', '1000', 'accepted', 'Sets the maximum revisions deleted in each compaction batch.'),
   f('experimental-watch-progress-notify-interval', 'duration', '10m', 'honoured', 'Duration of periodic watch progress notifications.'),
-  f('experimental-warning-apply-duration', 'duration', '100ms', 'accepted', 'Time duration after which a warning is generated if request takes more time.'),
+  f('experimental-warning-apply-duration', 'duration', '100ms', 'honoured', 'Time duration after which a warning is generated if request takes more time.'),
   // unsafe
   f('force-new-cluster', 'bool', 'false', 'honoured', 'Force to create a new one-member cluster.'),
   f('unsafe-no-fsync', 'bool', 'false', 'accepted', 'Disables fsync, unsafe, will cause data loss (raftkv always fsyncs: a warning when true).'),

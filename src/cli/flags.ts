@@ -90,6 +90,8 @@ export interface Flags {
   walDir?: string;
   /** --initial-election-tick-advance (etcd's default true). */
   initialElectionTickAdvance: boolean;
+  /** --experimental-warning-apply-duration, in ms. */
+  warningApplyMs: number;
   /** --config-file (or ETCD_CONFIG_FILE) the settings came from, if any. */
   configFile?: string;
   /** What parsing has to say (environment variables used, flags accepted but not honoured), to log once the logger exists. */
@@ -397,6 +399,7 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
     peerSkipClientSanVerify: b('experimental-peer-skip-client-san-verification'),
     walDir: v('wal-dir') || undefined,
     initialElectionTickAdvance: b('initial-election-tick-advance'),
+    warningApplyMs: ms('experimental-warning-apply-duration'),
     notices,
   };
 }

@@ -44,6 +44,7 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
     dataDir: flags.dataDir,
     walDir: flags.walDir,
     initialElectionTickAdvance: flags.initialElectionTickAdvance,
+    warningApplyMs: flags.warningApplyMs,
     advertiseClientUrls: flags.advertiseClientUrls,
     initialAdvertisePeerUrls: flags.initialAdvertisePeerUrls,
     initialCluster: flags.initialCluster,

@@ -57,6 +57,8 @@ export interface ServerConfig {
    * (a single-member cluster is advanced either way, as etcd's); absent, none at all (in-process tests).
    */
   initialElectionTickAdvance?: boolean;
+  /** --experimental-warning-apply-duration in ms (default 100): a longer apply is warned about and counted. */
+  warningApplyMs?: number;
   /** Append messages in flight to one follower (--max-inflight-appends; bootstrap.ts says why 1). */
   maxInflightAppends?: number;
   /** etcd's --auto-compaction-*: the leader compacts the MVCC history (retention 0 = off). */

@@ -56,10 +56,18 @@ export { API_VERSION, type ServerConfig } from './config.js';
 /** etcd warns about a WAL sync slower than this (wal.warnSyncDuration) ... */
 const SLOW_FSYNC_SECONDS = 1;
 /** ... and an apply slower than this (etcdserver's warnApplyDuration). */
-const SLOW_APPLY_SECONDS = 0.1;
 
 /** How long a peer must have been heard from, or connected, to count as healthy (etcd's HealthInterval). */
 const HEALTH_INTERVAL_MS = 5000;
+
+/** etcd's --experimental-warning-apply-duration default. */
+export const DEFAULT_WARNING_APPLY_MS = 100;
+
+/** etcd's warning (and slow_apply_total) for an apply that took longer than `thresholdMs`, or undefined. */
+export function slowApplyWarning(seconds: number, thresholdMs: number): string | undefined {
+  const ms = seconds * 1000;
+  return ms > thresholdMs ? `apply request took too long: took ${Math.round(ms)}ms, expected-duration ${thresholdMs}ms` : undefined;
+}
 
 export class EtcdServer {
   id = 0n;
@@ -204,9 +212,10 @@ export class EtcdServer {
       },
       observeApply: (s) => {
         this.metrics?.backendCommit.observe(s);
-        if (s > SLOW_APPLY_SECONDS) {
+        const slow = slowApplyWarning(s, this.cfg.warningApplyMs ?? DEFAULT_WARNING_APPLY_MS);
+        if (slow) {
           this.metrics?.slowApplies.inc();
-          this.logger.warn(`apply request took too long: took ${Math.round(s * 1000)}ms, expected-duration 100ms`);
+          this.logger.warn(slow);
         }
       },
       onFatal: (e) => this.onFatal(e),

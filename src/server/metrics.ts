@@ -84,7 +84,7 @@ export class Metrics implements GrpcServerMetrics {
   private readonly grpcHandled: FollowingCounter;
   /** Only with --metrics extensive, as etcd (go-grpc-prometheus' EnableHandlingTimeHistogram). */
   private readonly grpcHandling: Histogram | undefined;
-  /** Batches of committed entries that took over 100 ms to apply (etcd_server_slow_apply_total). */
+  /** Batches of committed entries that took longer than --experimental-warning-apply-duration to apply (etcd_server_slow_apply_total). */
   readonly slowApplies: Counter;
   /** Saving a snapshot file, as etcd's snapshotter times it (give it to Snapshotter.timings). */
   readonly snapshotSave: SnapshotSaveTimings;

@@ -277,6 +277,8 @@ describe('logging and other etcd 3.4 flags', () => {
     ]);
     // --wal-dir is honoured: the WAL's own directory, as etcd's dedicated WAL dir.
     assert.equal(f.walDir, '/wal');
+    assert.deepEqual([f.initialElectionTickAdvance, parseFlags([], {}).initialElectionTickAdvance], [false, true]);
+    assert.deepEqual([parseFlags([], {}).warningApplyMs, parseFlags(['--experimental-warning-apply-duration', '250ms'], {}).warningApplyMs], [100, 250]);
     // --metrics is honoured: 'extensive' adds the handling-time histogram, as etcd.
     assert.equal(f.extensiveMetrics, true);
     assert.equal(parseFlags(['--metrics', 'basic'], {}).extensiveMetrics, false);

@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type Entry, type HardState, MessageType } from '../../src/raft/index.js';
+import { slowApplyWarning } from '../../src/server/etcd-server.js';
 import type { Transport } from '../../src/transport/transport.js';
 import { type InProcCluster, parts, withCluster } from '../support/inproc-cluster.js';
 
@@ -183,6 +184,9 @@ describe('write path', () => {
         `no slow apply warning:\n${c.logTail.slice(-10).join('\n')}`,
       );
     });
+    // --experimental-warning-apply-duration moves the threshold.
+    assert.equal(slowApplyWarning(0.15, 200), undefined);
+    assert.equal(slowApplyWarning(0.25, 200), 'apply request took too long: took 250ms, expected-duration 200ms');
   });
 
   it('a long backlog of committed entries (a restart replaying its WAL) is applied over several event-loop turns', async () => {
