@@ -63,7 +63,7 @@ export const FLAG_SPECS: readonly FlagSpec[] = [
   f('listen-metrics-urls', 'string', '', 'honoured', 'List of URLs to listen on for the metrics and health endpoints.'),
   f('max-snapshots', 'uint', '5', 'accepted', 'Maximum number of snapshot files to retain (0 is unlimited).'),
   f('max-wals', 'uint', '5', 'accepted', 'Maximum number of wal files to retain (0 is unlimited).'),
-  f('quota-backend-bytes', 'int', '0', 'accepted', 'Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).'),
+  f('quota-backend-bytes', 'int', '0', 'honoured', 'Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).'),
   f('backend-batch-interval', 'duration', '0', 'accepted', 'BackendBatchInterval is the maximum time before commit the backend transaction.'),
   f('backend-batch-limit', 'int', '0', 'accepted', 'BackendBatchLimit is the maximum operations before commit the backend transaction.'),
   f('max-txn-ops', 'uint', '128', 'honoured', 'Maximum number of operations permitted in a transaction.'),

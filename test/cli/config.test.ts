@@ -341,3 +341,14 @@ describe('the raftkv command', () => {
     assert.match(bad.stderr, /^raftkv: config file .*bad-cli\.yml: unknown key "bogus"\n$/);
   });
 });
+
+describe("the README's table of accepted flags", () => {
+  it('lists every etcd flag with the support flag-specs.ts gives it (a flag made to work cannot stay "accepted" there)', async () => {
+    const { readFileSync } = await import('node:fs');
+    const readme = readFileSync(resolve('README.md'), 'utf8');
+    const rows = new Map<string, string>();
+    for (const m of readme.matchAll(/^\| `--([a-z0-9-]+)` \| [^|]* \| (honoured|accepted|refused-if-set) \|/gm)) rows.set(m[1]!, m[2]!);
+    const wrong = FLAG_SPECS.filter((s) => !s.ignored && !s.raftkv && rows.get(s.name) !== s.support).map((s) => `--${s.name}: README ${rows.get(s.name) ?? 'missing'}, flag-specs ${s.support}`);
+    assert.deepEqual(wrong, []);
+  });
+});
