@@ -150,14 +150,17 @@ async function linearizableReadFails(s: EtcdServer): Promise<string | undefined>
   }
 }
 
+// With their length, as Go's server sends a small answer (not chunked).
 function json(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'Content-Type': 'application/json' });
-  res.end(JSON.stringify(body));
+  const b = Buffer.from(JSON.stringify(body));
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': b.length });
+  res.end(b);
 }
 
 function text(res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' });
-  res.end(body);
+  const b = Buffer.from(body);
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': b.length });
+  res.end(b);
 }
 
 /** capnslog's levels (etcd 3.4's default logger) as the member's: ParseLevel's names and letters. */

@@ -8,11 +8,11 @@
 
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { opensslCiphers } from '../util/cipher-suites.js';
+import { http2CipherProblem, opensslCiphers } from '../util/cipher-suites.js';
 import type { Algorithm } from 'jsonwebtoken';
 import { JWT_SIGN_METHODS } from '../auth/jwt.js';
 import { API_VERSION, type AuthConfig } from '../server/config.js';
-import { type TlsFlags, tlsFlagsEmpty } from '../util/tls.js';
+import { type TlsFlags, isHttps, tlsFlagsEmpty } from '../util/tls.js';
 import { etcdUrlProblem } from '../util/url.js';
 import { ZAP_LEVELS, type ZapLevel } from '../util/log.js';
 import { readConfigFile } from './config-file.js';
@@ -162,6 +162,16 @@ function boolFlag(flag: string, v: string): boolean {
 /** `{ [key]: v }` when the flag was given a value, `{}` when it is empty (no key at all). */
 const optional = <K extends string>(key: K, v: string): { [k in K]?: string } => (v ? ({ [key]: v } as { [k in K]?: string }) : {});
 
+/** --cors: '*', or URLs by etcd's rule (its flag is a UniqueURLs with '*' as the exception). */
+function corsList(v: string): string[] {
+  if (v === '*' || v === '') return v === '' ? [] : ['*'];
+  for (const u of v.split(',')) {
+    const problem = etcdUrlProblem(u);
+    if (problem) throw new FlagError(`invalid value "${v}" for flag --cors: ${problem}`);
+  }
+  return uniqueList(v);
+}
+
 const uniqueList = (v: string): string[] => [...new Set(v.split(',').map((x) => x.trim()).filter(Boolean))];
 
 export function buildCommand(): Command {
@@ -291,9 +301,11 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
       `--initial-cluster has ${name}=${mine.join(',')} but missing from --initial-advertise-peer-urls=${advertisePeer.join(',')}`,
     );
   }
+  // Go's StringsFromFlag: split at commas, nothing trimmed (" TLS_..." is an unknown suite).
+  const suites = v('cipher-suites') === '' ? [] : v('cipher-suites').split(',');
   let ciphers: string | undefined;
   try {
-    ciphers = opensslCiphers(v('cipher-suites').split(',').map((x) => x.trim()).filter(Boolean));
+    ciphers = opensslCiphers(suites);
   } catch (e) {
     throw new FlagError((e as Error).message, 1);
   }
@@ -317,10 +329,7 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
     ...optional('allowedHostname', v('peer-cert-allowed-hostname')),
     ...optional('ciphers', ciphers ?? ''),
   };
-  // etcd's TLSInfo.baseConfig.
-  if (v('peer-cert-allowed-cn') && peerTls.allowedHostname) {
-    throw new FlagError(`AllowedCN and AllowedHostname are mutually exclusive (cn="${v('peer-cert-allowed-cn')}", hostname="${peerTls.allowedHostname}")`);
-  }
+
   // etcd's TLSInfo: both files or neither.
   for (const [t, cert, key] of [[clientTls, 'cert-file', 'key-file'], [peerTls, 'peer-cert-file', 'peer-key-file']] as const) {
     if (Boolean(t.certFile) !== Boolean(t.keyFile)) {
@@ -334,6 +343,13 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
   if (!fromFile && isSet('listen-client-urls') && !isSet('advertise-client-urls')) {
     throw new FlagError('--advertise-client-urls is required when --listen-client-urls is set explicitly', 1);
   }
+  // etcd's TLSInfo.baseConfig, made when the peer port is TLS (it then fails to start, exit 1).
+  if (v('peer-cert-allowed-cn') && peerTls.allowedHostname && listenPeerUrls.some(isHttps)) {
+    throw new FlagError(`AllowedCN and AllowedHostname are mutually exclusive (cn="${v('peer-cert-allowed-cn')}", hostname="${peerTls.allowedHostname}")`, 1);
+  }
+  // etcd's https client server is Go's HTTP/2 server, which needs an AES-128-GCM suite.
+  const http2Problem = listenClientUrls.some(isHttps) ? http2CipherProblem(suites) : undefined;
+  if (http2Problem) throw new FlagError(http2Problem, 1);
   // etcd (embed): an https URL needs a key/cert pair, given or made by auto TLS.
   for (const u of listenClientUrls) {
     if (u.startsWith('https://') && tlsFlagsEmpty(clientTls) && !clientTls.autoTls) {
@@ -380,7 +396,7 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
     extensiveMetrics: v('metrics') === 'extensive',
     enableV2: b('enable-v2'),
     forceNewCluster: b('force-new-cluster'),
-    cors: uniqueList(v('cors')),
+    cors: corsList(v('cors')),
     hostWhitelist: uniqueList(v('host-whitelist')),
     walSegmentBytes: positiveInt('wal-segment-bytes', v('wal-segment-bytes'), 4096),
     leaseReads: b('lease-reads'),

@@ -11,7 +11,7 @@ import { type ZapLogger, createLogger } from '../util/log.js';
 import { type DirLock, acquireDirLock } from '../storage/dir-lock.js';
 import { WalReadAhead } from '../storage/wal/segment-read.js';
 import { walDirOf } from '../server/config.js';
-import { installProcessGuards, reportFatal } from './process-guards.js';
+import { installProcessGuards, reportFatal, routeProcessWarnings } from './process-guards.js';
 
 /** How ./raftkv.ts loaded this code: from the bundle (and whether V8 took its code cache) or as modules. */
 export interface LoadedFrom {
@@ -60,6 +60,7 @@ async function main(loadedFrom: LoadedFrom): Promise<void> {
   }
   process.on('exit', () => dirLock.release());
   installProcessGuards((msg) => reportFatal(logger, msg));
+  routeProcessWarnings((msg) => logger.warn(msg));
   // The WAL's place: --wal-dir, or etcd's <data-dir>/member/wal; a new member has none.
   const walReadAhead = WalReadAhead.start(walDirOf(flags));
   const { runMember } = await import('./member.js');

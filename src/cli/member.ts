@@ -99,7 +99,7 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
   peerServer.addService(svc, impl);
   peerServer.addService(...peerMaintenanceService(server));
   const rejected = (remote: string, why: string): void => logger.warn(`rejected connection from "${remote}": ${why}`);
-  const peerListener = new PeerListener(peerServer, { skipClientSanVerify: flags.peerSkipClientSanVerify, rejected });
+  const peerListener = new PeerListener(peerServer, { skipClientSanVerify: flags.peerSkipClientSanVerify, allowedCN: tls.peerAllowedCN, rejected });
   // Metrics first: the client services report every call to them (grpc_server_*), and the
   // peer transport its bytes and round trips (etcd_network_peer_*).
   const metrics = new Metrics(server, { extensive: flags.extensiveMetrics });

@@ -26,3 +26,13 @@ export function installProcessGuards(log: (msg: string) => void, exit: (code: nu
   process.on('unhandledRejection', (e) => die('unhandled promise rejection', e));
   process.on('uncaughtException', (e) => die('uncaught exception', e));
 }
+
+/**
+ * Node's process warnings (a library's deprecation, say: grpc-js names an IP address as the TLS
+ * server name when it dials a peer by IP) go to the member's log as JSON lines, instead of
+ * Node's own plain-text lines on stderr, which a log shipper reading etcd's JSON would choke on.
+ */
+export function routeProcessWarnings(warn: (msg: string) => void): void {
+  process.removeAllListeners('warning'); // Node's own printer
+  process.on('warning', (w) => warn(`node: ${w.name}${'code' in w && w.code ? ` ${String(w.code)}` : ''}: ${w.message}`));
+}

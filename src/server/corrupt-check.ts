@@ -28,7 +28,7 @@ import {
 import { PeerMaintenanceClient, PeerMaintenanceService, type PeerMaintenanceServer } from '../gen/raftkv/peer_maintenance.js';
 import { toServiceError } from '../api/grpc-status.js';
 import { EtcdError, Errors } from '../kv/errors.js';
-import { channelCredentials, peerCertProblem } from '../util/grpc-tls.js';
+import { peerChannelCredentials } from '../util/grpc-tls.js';
 import { grpcTarget } from '../util/url.js';
 import { hex } from '../util/ids.js';
 import type { ProcessLogger } from '../util/log.js';
@@ -74,11 +74,6 @@ export function peerMaintenanceService(s: CorruptCheckHost): [typeof PeerMainten
     PeerMaintenanceService,
     {
       hashKv: (call: grpc.ServerUnaryCall<HashKVRequest, HashKVResponse>, cb: grpc.sendUnaryData<HashKVResponse>): void => {
-        const badCN = peerCertProblem(call, s.cfg.tls);
-        if (badCN) {
-          cb({ code: grpc.status.PERMISSION_DENIED, details: `raftkv: ${badCN}` }, null);
-          return;
-        }
         const cid = call.metadata.get(CLUSTER_ID_MD)[0];
         if (cid !== undefined && String(cid) !== s.clusterId.toString(16)) {
           cb({ code: grpc.status.FAILED_PRECONDITION, details: CLUSTER_ID_MISMATCH }, null);
@@ -124,7 +119,7 @@ async function getPeerHashKVs(s: CorruptCheckHost, rev: bigint): Promise<PeerHas
       let last: PeerHashKV['err'];
       for (const ep of m.peerUrls) {
         const target = dial?.get(ep) ?? dial?.get(ep.replace(/\/$/, '')) ?? ep;
-        const c = new PeerMaintenanceClient(grpcTarget(target), channelCredentials(ep, s.cfg.tls?.peer));
+        const c = new PeerMaintenanceClient(grpcTarget(target), peerChannelCredentials(ep, s.cfg.tls));
         try {
           const md = new grpc.Metadata();
           md.set(CLUSTER_ID_MD, s.clusterId.toString(16));

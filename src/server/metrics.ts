@@ -16,6 +16,7 @@ import type { PeerTrafficObserver } from '../transport/grpc-transport.js';
 import type { SnapshotSaveTimings } from '../storage/snap/snapshotter.js';
 import { addressSpaceLimit, fileDescriptorLimit, openFileDescriptors } from '../util/file-descriptors.js';
 import { hex } from '../util/ids.js';
+import { sendText } from '../api/gateway/replies.js';
 import { createTlsListener } from '../util/tls-server.js';
 import { type TlsSide, isHttps } from '../util/tls.js';
 import { urlPort } from '../util/url.js';
@@ -504,8 +505,7 @@ export function serveMetrics(
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ health: String(ok) }));
     } else if (!dashboard!.handle(req, res)) {
-      res.writeHead(404);
-      res.end();
+      sendText(res, 404, '404 page not found'); // Go's NotFound, as etcd's metrics mux answers
     }
   });
   const u = new URL(url);

@@ -14,8 +14,9 @@
 // member of the cluster (never a removed one); anything else is dropped and logged.
 // With https peer URLs the links are TLS (src/util/tls.ts): snapshots, the member list asked
 // by a joining member and the corruption checks' calls go over the same secure channels; with
-// --peer-cert-allowed-cn a peer whose client certificate has another CommonName is refused
-// (the port's own checks — CRL, allowed hostname, SANs — are in peer-listener.ts).
+// --peer-cert-allowed-cn (or -hostname) a peer whose certificate has another CommonName (or is
+// not valid for that name) is refused when it connects (peer-listener.ts, with the CRL and the
+// SANs) and is not dialed either (peerChannelCredentials).
 // For metrics, bytes are counted where gRPC (de)serializes them and each peer's round trip is
 // probed every few seconds (etcd's rafthttp prober), reported to an optional observer.
 
@@ -32,7 +33,7 @@ import {
 import type { Logger } from '../raft/logger.js';
 import { type Message, MessageType } from '../raft/index.js';
 import type { TlsConfig } from '../util/tls.js';
-import { channelCredentials, peerCertProblem } from '../util/grpc-tls.js';
+import { peerChannelCredentials } from '../util/grpc-tls.js';
 import { grpcTarget } from '../util/url.js';
 import { messageFromPb, messageToPb, toBuffer } from './codec.js';
 import { decodeBatch, encodeBatch } from './peer-wire.js';
@@ -153,7 +154,7 @@ class PeerConn {
     advertised: string,
   ) {
     const Client = countingPeerClient((n) => t.observer?.sent(id, n));
-    this.client = new Client(grpcTarget(urls[0]!), channelCredentials(advertised, t.tls?.peer), channelOptions);
+    this.client = new Client(grpcTarget(urls[0]!), peerChannelCredentials(advertised, t.tls), channelOptions);
     this.scheduleProbe(FIRST_RTT_PROBE_MS);
     this.watchChannel();
   }
@@ -373,7 +374,7 @@ class PeerConn {
 export async function fetchClusterInfo(urls: string[], timeoutMs = 5000, tls?: TlsConfig): Promise<MembersResponse> {
   let last: unknown;
   for (const u of urls) {
-    const c = new RaftPeerClient(grpcTarget(u), channelCredentials(u, tls?.peer));
+    const c = new RaftPeerClient(grpcTarget(u), peerChannelCredentials(u, tls));
     try {
       return await new Promise<MembersResponse>((resolve, reject) =>
         c.members({}, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, res?: MembersResponse) =>
@@ -453,12 +454,10 @@ export class GrpcTransport implements Transport {
   }
 
   /**
-   * Checks the caller: its certificate's CommonName (--peer-cert-allowed-cn), its cluster id
-   * and that it was not removed; returns an error text if it may not talk to us.
+   * Checks the caller: its cluster id and that it was not removed (its certificate was checked
+   * when it connected: peer-listener.ts); returns an error text if it may not talk to us.
    */
   private checkCaller(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata' | 'getAuthContext'>): string | undefined {
-    const badCN = peerCertProblem(call, this.tls);
-    if (badCN) return `raftkv: ${badCN}`;
     const md = call.metadata;
     const cid = md.get('raftkv-cluster-id')[0];
     const from = md.get('raftkv-from')[0];
@@ -621,13 +620,7 @@ export class GrpcTransport implements Transport {
       },
     };
     const members = (call: grpc.ServerUnaryCall<unknown, MembersResponse>, cb: grpc.sendUnaryData<MembersResponse>) => {
-      // A joining member is not in the ConfState yet, so only TLS (and the allowed CN) guards this.
-      const badCN = peerCertProblem(call, this.tls);
-      if (badCN) {
-        this.logger.error(`transport: refused member list request: ${badCN}`);
-        cb({ code: grpc.status.PERMISSION_DENIED, details: `raftkv: ${badCN}` });
-        return;
-      }
+      // A joining member is not in the ConfState yet, so only TLS (and its certificate checks) guards this.
       const m = this.handler.members?.();
       if (!m) cb({ code: grpc.status.UNAVAILABLE, details: 'raftkv: member list not available' });
       else cb(null, m);

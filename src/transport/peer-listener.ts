@@ -2,9 +2,9 @@
 // An http URL is served by grpc-js itself, in plaintext. An https one by the TLS listener the
 // client port uses too (src/util/tls-server.ts: rotated certificates, --cipher-suites, the CRL,
 // the allowed hostname, and etcd's checkSAN of a peer's certificate against the address it
-// connects from, unless --experimental-peer-skip-client-san-verification), whose decrypted
-// connections are handed to grpc-js through its connection injector: grpc-js's auth context
-// still sees each TLS socket, so --peer-cert-allowed-cn is checked per call (grpc-tls.ts).
+// connects from, unless --experimental-peer-skip-client-san-verification, and
+// --peer-cert-allowed-cn), whose decrypted connections are handed to grpc-js through its
+// connection injector.
 
 import * as grpc from '@grpc/grpc-js';
 import type { Server as NetServer } from 'node:net';
@@ -22,6 +22,8 @@ export class PeerListener {
     private readonly o: {
       /** --experimental-peer-skip-client-san-verification. */
       skipClientSanVerify: boolean;
+      /** --peer-cert-allowed-cn. */
+      allowedCN?: string;
       /** Told of a TLS connection refused after its handshake. */
       rejected?: (remote: string, why: string) => void;
     },
@@ -41,6 +43,7 @@ export class PeerListener {
       // gRPC clients (grpc-js, grpc-go) offer h2 and nothing else is served here.
       alpn: (offered) => (offered.includes('h2') ? 'h2' : undefined),
       checkSan: !this.o.skipClientSanVerify,
+      allowedCN: this.o.allowedCN,
       accept: (s) => injector.injectConnection(s),
       rejected: this.o.rejected,
     });

@@ -18,11 +18,49 @@ export interface PresentedCert {
   raw?: Buffer;
 }
 
-/** Whether the certificate `raw` (DER) is valid for `name` (an IP address or a DNS name). */
+/** The CommonNames of a certificate's subject, as Node's TLS shows them. */
+export function commonNames(cert: { subject?: { CN?: string | string[] } }): string[] {
+  const cn = cert.subject?.CN;
+  return Array.isArray(cn) ? cn : cn ? [cn] : [];
+}
+
+/**
+ * etcd's VerifyPeerCertificate: with an allowed CN, the certificate must carry it; with an
+ * allowed hostname, be valid for it. True when it fails.
+ */
+export function peerIdentityProblem(cert: PresentedCert & { subject?: { CN?: string | string[] } }, allowedCN: string | undefined, allowedHostname: string | undefined): boolean {
+  if (allowedCN && !commonNames(cert).includes(allowedCN)) return true;
+  return Boolean(allowedHostname && !(cert.raw && validForHost(cert.raw, allowedHostname)));
+}
+
+const VALID_HOSTNAME = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?$/;
+
+/** Go's matchHostnames: trailing dots ignored, as many labels, '*' allowed as the whole first label. */
+function matchHostnames(pattern: string, host: string): boolean {
+  const p = pattern.replace(/\.$/, '').split('.');
+  const h = host.replace(/\.$/, '').split('.');
+  return p.length === h.length && p.every((label, i) => (i === 0 && label === '*') || label === h[i]);
+}
+
+/**
+ * Whether the certificate `raw` (DER) is valid for `name`, by Go's x509 VerifyHostname (etcd's
+ * AllowedHostname check): an IP address (bracketed or not) against the IP SANs; a name against
+ * the DNS SANs, case-insensitively, with wildcards and a trailing dot where both are valid
+ * hostnames and exactly otherwise. The CommonName is not looked at.
+ */
 export function validForHost(raw: Buffer, name: string): boolean {
   const cert = new X509Certificate(raw);
-  const host = name.replace(/^\[|\]$/g, '');
-  return isIP(host) ? cert.checkIP(host) !== undefined : cert.checkHost(host, { subject: 'never' }) !== undefined;
+  const ip = name.length >= 3 && name.startsWith('[') && name.endsWith(']') ? name.slice(1, -1) : name;
+  if (isIP(ip)) return cert.checkIP(ip) !== undefined;
+  const host = name.toLowerCase();
+  const dnsNames = (cert.subjectAltName ?? '')
+    .split(', ')
+    .filter((s) => s.startsWith('DNS:'))
+    .map((s) => s.slice(4).toLowerCase());
+  const validHost = VALID_HOSTNAME.test(host);
+  return dnsNames.some((d) =>
+    validHost && VALID_HOSTNAME.test(d.startsWith('*.') ? d.slice(2) : d) ? matchHostnames(d, host) : d !== '' && d !== '.' && d === host,
+  );
 }
 
 /**

@@ -38,6 +38,15 @@ const GO_TO_OPENSSL: Record<string, string> = {
 /** TLS 1.3's suites, kept on whatever the list says (as Go keeps them). */
 const TLS13 = 'TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256';
 
+/** Go's http2.ConfigureServer refuses a suite list (etcd's https client URLs then fail to start) without one of these. */
+const HTTP2_REQUIRED = ['TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256', 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256'];
+
+/** Go's error for a --cipher-suites list HTTP/2 cannot run on, or undefined. */
+export function http2CipherProblem(goNames: string[]): string | undefined {
+  if (goNames.length === 0 || goNames.some((n) => HTTP2_REQUIRED.includes(n))) return undefined;
+  return `http2: TLSConfig.CipherSuites is missing an HTTP/2-required AES_128_GCM_SHA256 cipher (need at least one of ${HTTP2_REQUIRED.join(' or ')})`;
+}
+
 /**
  * The OpenSSL cipher list (Node's `ciphers` option) for etcd's --cipher-suites names, in their
  * order; throws etcd's error for a name Go does not know. Empty list: undefined (Node's defaults).

@@ -1,12 +1,14 @@
-// TLS for gRPC: the credentials a member dials with, and the check of a peer call's certificate
-// (--peer-cert-allowed-cn). Apart from tls.ts (certificates and flags) so that reading the
-// flags does not load grpc-js. (Both ports' TLS servers are src/util/tls-server.ts.)
+// TLS for gRPC: the credentials a member dials with. Apart from tls.ts (certificates and flags)
+// so that reading the flags does not load grpc-js. (Both ports' TLS servers, with their checks
+// of a client's certificate, are src/util/tls-server.ts.)
 //
 // Dialing credentials follow a side's rotations (TlsSide.onChange): they are grpc-js's
 // certificate-provider credentials fed by the side, so every new outgoing connection is made
 // with the certificate, key and CA current at that moment.
 
 import * as grpc from '@grpc/grpc-js';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { peerIdentityProblem } from './cert-checks.js';
 import { type TlsConfig, type TlsSide, isHttps } from './tls.js';
 
 type CaListener = grpc.experimental.CaCertificateUpdateListener;
@@ -62,21 +64,28 @@ export function channelCredentials(url: string, side: TlsSide | undefined): grpc
   return grpc.experimental.createCertificateProviderChannelCredentials(p, p, verify);
 }
 
-/** What a peer call shows of its caller's connection. */
-interface PeerCall {
-  getAuthContext(): { transportSecurityType?: string; sslPeerCertificate?: { subject?: { CN?: string | string[] } } };
-}
+const peerVerify = new WeakMap<TlsConfig, grpc.VerifyOptions>();
 
 /**
- * Why the caller of a peer call (TLS connections only) may not talk to this member: a verified
- * client certificate without the allowed CommonName (--peer-cert-allowed-cn); undefined if it
- * may go on. (The CRL, the allowed hostname and the SANs were checked when it connected.)
+ * Credentials to dial a peer at `url`: the peer side's, and as etcd (its TLSInfo's
+ * VerifyPeerCertificate serves dialing too) the peer's server certificate must carry the
+ * allowed CommonName (--peer-cert-allowed-cn) or be valid for the allowed hostname
+ * (--peer-cert-allowed-hostname), else the connection fails: a member with the wrong
+ * certificate is cut off both ways.
  */
-export function peerCertProblem(call: PeerCall, tls: TlsConfig | undefined): string | undefined {
-  const ctx = call.getAuthContext();
-  const allowed = tls?.peerAllowedCN;
-  if (ctx.transportSecurityType !== 'ssl' || !allowed) return undefined;
-  const cn = ctx.sslPeerCertificate?.subject?.CN;
-  const cns = Array.isArray(cn) ? cn : cn ? [cn] : [];
-  return cns.includes(allowed) ? undefined : `CommonName authentication failed (want ${allowed}, got ${cns.join(',') || 'none'})`;
+export function peerChannelCredentials(url: string, tls: TlsConfig | undefined): grpc.ChannelCredentials {
+  const side = tls?.peer;
+  const cn = tls?.peerAllowedCN;
+  const host = side?.o.allowedHostname;
+  if (!isHttps(url) || !side || (side.selfSigned && !side.ca) || (!cn && !host)) return channelCredentials(url, side);
+  let verify = peerVerify.get(tls);
+  if (!verify) {
+    verify = {
+      checkServerIdentity: (hostname: string, cert: PeerCertificate): Error | undefined =>
+        checkServerIdentity(hostname, cert) ?? (peerIdentityProblem(cert, cn, host) ? new Error('client certificate authentication failed') : undefined),
+    };
+    peerVerify.set(tls, verify);
+  }
+  const p = providerOf(side);
+  return grpc.experimental.createCertificateProviderChannelCredentials(p, p, verify);
 }

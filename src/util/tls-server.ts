@@ -2,16 +2,16 @@
 // pkg/transport tlsListener: the handshake with the side's current certificate, key and CA
 // (replaced in place when the files rotate: TlsSide.onChange), its cipher suites
 // (--cipher-suites), client certificates required where the side says so, then the checks etcd
-// makes once the handshake is done — the allowed hostname and the CRL (cert-checks.ts) and, on
-// the peer port, that the certificate names the address the peer connects from (etcd's
-// checkSAN, unless --experimental-peer-skip-client-san-verification). A refused connection is
+// makes of a client's certificate — the allowed CommonName (peer port) or hostname, the CRL
+// (cert-checks.ts) and, on the peer port, that the certificate names the address the peer
+// connects from (etcd's checkSAN, unless --experimental-peer-skip-client-san-verification). A refused connection is
 // closed and reported; an accepted one is handed on, already decrypted by Node's TLS.
 
 import { X509Certificate } from 'node:crypto';
 import { promises as dns } from 'node:dns';
 import { isIP } from 'node:net';
 import { type SecureContextOptions, type Server as TlsServer, type TLSSocket, createServer } from 'node:tls';
-import { presentedCertProblem, presentedChain } from './cert-checks.js';
+import { peerIdentityProblem, presentedCertProblem, presentedChain } from './cert-checks.js';
 import type { TlsSide } from './tls.js';
 
 export interface TlsListenerOptions {
@@ -19,6 +19,8 @@ export interface TlsListenerOptions {
   alpn: (offered: string[]) => string | undefined;
   /** etcd's checkSAN (peer port): a client certificate with SANs must name the address it connects from. */
   checkSan?: boolean;
+  /** --peer-cert-allowed-cn (peer port): a client certificate must carry this CommonName. */
+  allowedCN?: string;
   /** Called with each accepted, checked connection. */
   accept: (socket: TLSSocket) => void;
   /** Told of a connection refused after its handshake. */
@@ -42,7 +44,8 @@ export function createTlsListener(side: TlsSide, o: TlsListenerOptions): { serve
   server.on('secureConnection', (s: TLSSocket) => {
     const remote = `${s.remoteAddress}:${s.remotePort}`;
     const leaf = s.getPeerCertificate(true);
-    const why = presentedCertProblem(presentedChain(leaf), side);
+    const why =
+      leaf?.raw && peerIdentityProblem(leaf, o.allowedCN, undefined) ? 'client certificate authentication failed' : presentedCertProblem(presentedChain(leaf), side);
     if (why !== undefined) return reject(s, remote, why);
     if (!o.checkSan || !leaf?.raw) return o.accept(s);
     // Nothing reads the socket until it is handed on: what the peer sends meanwhile waits.

@@ -315,10 +315,20 @@ describe('logging and other etcd 3.4 flags', () => {
       ['unexpected TLS cipher suite "TLS_NO_SUCH_SUITE"', 1],
     );
     assert.equal(parseFlags(['--cipher-suites', 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305'], {}).peerTls.ciphers, 'ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256');
-    assert.equal(
-      flagError(['--peer-cert-allowed-cn', 'member', '--peer-cert-allowed-hostname', 'peer.example']).message,
-      'AllowedCN and AllowedHostname are mutually exclusive (cn="member", hostname="peer.example")',
-    );
+    const both = ['--peer-cert-allowed-cn', 'member', '--peer-cert-allowed-hostname', 'peer.example'];
+    const https = ['--listen-peer-urls', 'https://127.0.0.1:2380', '--initial-advertise-peer-urls', 'https://127.0.0.1:2380', '--peer-auto-tls'];
+    const e = flagError([...both, ...https]);
+    assert.deepEqual([e.message, e.exitCode], ['AllowedCN and AllowedHostname are mutually exclusive (cn="member", hostname="peer.example")', 1]);
+    assert.equal(parseFlags(both, {}).peerTls.allowedHostname, 'peer.example', 'plaintext peers: etcd never builds the TLS config, and starts');
+    // Go's split: a space after a comma is part of the next name; an https client URL needs an AES-128-GCM suite (Go's HTTP/2).
+    assert.equal(flagError(['--cipher-suites', 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256']).message, 'unexpected TLS cipher suite " TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"');
+    const clientHttps = ['--listen-client-urls', 'https://127.0.0.1:2379', '--advertise-client-urls', 'https://127.0.0.1:2379', '--auto-tls'];
+    const h2 = flagError(['--cipher-suites', 'TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384', ...clientHttps]);
+    assert.deepEqual([h2.message, h2.exitCode], ['http2: TLSConfig.CipherSuites is missing an HTTP/2-required AES_128_GCM_SHA256 cipher (need at least one of TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 or TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)', 1]);
+    assert.equal(parseFlags(['--cipher-suites', 'TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384'], {}).clientTls.ciphers, 'ECDHE-ECDSA-AES256-GCM-SHA384:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256');
+    // --cors takes '*' or URLs by etcd's rule (host:port).
+    assert.equal(flagError(['--cors', 'https://app.example']).message, 'invalid value "https://app.example" for flag --cors: URL address does not have the form "host:port": https://app.example');
+    assert.deepEqual(parseFlags(['--cors', 'https://app.example:443'], {}).cors, ['https://app.example:443']);
   });
 });
 

@@ -41,3 +41,14 @@ describe('process guards', () => {
     assert.match(r.stdout, /still running/);
   });
 });
+
+describe('process warnings', () => {
+  it("go to the member's log, not to stderr as Node's plain text", () => {
+    const script = `import { routeProcessWarnings } from '${GUARDS}';
+routeProcessWarnings((m) => process.stdout.write('LOGGED ' + m + '\\n'));
+process.emitWarning('Setting the TLS ServerName to an IP address is not permitted', 'DeprecationWarning', 'DEP0123');`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.stderr, '');
+    assert.equal(r.stdout, 'LOGGED node: DeprecationWarning DEP0123: Setting the TLS ServerName to an IP address is not permitted\n');
+  });
+});

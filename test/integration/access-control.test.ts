@@ -17,9 +17,9 @@ describe('the access controller (unit)', () => {
     const open = new AccessController(['*'], []);
     assert.equal(open.hostWhitelisted('anything'), true);
     assert.equal(open.originAllowed('https://anywhere'), true);
-    const strict = new AccessController(['https://app.example'], ['example.com']);
+    const strict = new AccessController(['https://app.example:443'], ['example.com']);
     assert.deepEqual([strict.hostWhitelisted('example.com'), strict.hostWhitelisted('127.0.0.1')], [true, false]);
-    assert.deepEqual([strict.originAllowed('https://app.example'), strict.originAllowed('https://evil.example')], [true, false]);
+    assert.deepEqual([strict.originAllowed('https://app.example:443'), strict.originAllowed('https://evil.example')], [true, false]);
   });
 });
 
@@ -35,7 +35,7 @@ describe('--host-whitelist and --cors on a member', () => {
   };
 
   before(async () => {
-    c = await ProcCluster.start({ size: 1, extraArgs: ['--host-whitelist', 'example.com,localhost', '--cors', 'https://app.example'] });
+    c = await ProcCluster.start({ size: 1, extraArgs: ['--host-whitelist', 'example.com,localhost', '--cors', 'https://app.example:443'] });
   });
   after(async () => {
     await c?.destroy();
@@ -50,17 +50,19 @@ describe('--host-whitelist and --cors on a member', () => {
     const served = await curl('/version', ['Host: example.com:2379']);
     assert.equal(served.status, 200);
     assert.match(served.body, /"etcdserver"/);
+    assert.equal(Number(served.headers['content-length']), Buffer.byteLength(served.body), 'sent with its length, as Go sends it, not chunked');
     assert.equal((await curl('/v3/kv/range', ['Host: localhost'], ['-X', 'POST', '-d', '{"key":"YQ=="}'])).status, 200);
   });
 
   it('CORS headers only for a listed origin; OPTIONS answered 200', async () => {
-    const listed = await curl('/version', ['Host: example.com', 'Origin: https://app.example']);
-    assert.equal(listed.headers['access-control-allow-origin'], 'https://app.example');
+    // etcd 3.4 compares the Origin with the --cors URLs as written (their port included).
+    const listed = await curl('/version', ['Host: example.com', 'Origin: https://app.example:443']);
+    assert.equal(listed.headers['access-control-allow-origin'], 'https://app.example:443');
     assert.equal(listed.headers['access-control-allow-methods'], 'POST, GET, OPTIONS, PUT, DELETE');
     const other = await curl('/version', ['Host: example.com', 'Origin: https://evil.example']);
     assert.equal(other.headers['access-control-allow-origin'], undefined);
-    const preflight = await curl('/v3/kv/put', ['Host: example.com', 'Origin: https://app.example'], ['-X', 'OPTIONS']);
-    assert.deepEqual([preflight.status, preflight.headers['access-control-allow-origin']], [200, 'https://app.example']);
+    const preflight = await curl('/v3/kv/put', ['Host: example.com', 'Origin: https://app.example:443'], ['-X', 'OPTIONS']);
+    assert.deepEqual([preflight.status, preflight.headers['access-control-allow-origin']], [200, 'https://app.example:443']);
   });
 
   it('gRPC on the same port is not an HTTP request: no Host check', async () => {

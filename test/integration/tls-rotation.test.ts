@@ -3,6 +3,7 @@
 // --client-cert-allowed-hostname / --peer-cert-allowed-hostname verified against the SANs).
 
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { execFile, spawnSync } from 'node:child_process';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { connect } from 'node:tls';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { RaftPeerClient } from '../../src/gen/raftkv/peer.js';
+import { validForHost } from '../../src/util/cert-checks.js';
 import { normalizeSerial, revokedSerials } from '../../src/util/crl.js';
 import { type CertPair, type TestCerts, TestCA, hasOpenssl, makeTestCerts } from '../support/certs.js';
 import { freePorts } from '../support/ports.js';
@@ -51,6 +53,24 @@ describe('a CRL file is read as etcd reads it (x509.ParseCRL: serials only)', { 
       assert.equal(revokedSerials(pem(certs.ca.crl('none.crl', []))).size, 0);
       assert.throws(() => revokedSerials(pem(certs.ca.cert)), /malformed crl/);
       assert.throws(() => revokedSerials(Buffer.from('not a crl')), /malformed crl/);
+    } finally {
+      certs.cleanup();
+    }
+  });
+});
+
+describe("an allowed hostname is matched as Go's x509 VerifyHostname matches it", { skip: opensslAvailable ? false : 'openssl not installed' }, () => {
+  it('trailing dots, one-label wildcards, case and IP SANs; never the CommonName', () => {
+    const certs = makeTestCerts();
+    try {
+      const der = (c: CertPair) => new X509Certificate(pem(c.cert)).raw;
+      const named = der(certs.ca.issue('named', 'cn.example', ['DNS:Allowed.Example', 'IP:10.1.2.3']));
+      const wild = der(certs.ca.issue('wild', 'wild', ['DNS:*.example']));
+      assert.deepEqual(
+        ['allowed.example', 'allowed.example.', 'ALLOWED.example', 'other.example', 'cn.example', '10.1.2.3', '[10.1.2.3]', '10.1.2.4'].map((h) => validForHost(named, h)),
+        [true, true, true, false, false, true, true, false],
+      );
+      assert.deepEqual(['foo.example', 'a.foo.example', 'example'].map((h) => validForHost(wild, h)), [true, false, false]);
     } finally {
       certs.cleanup();
     }
@@ -174,6 +194,9 @@ describe('CRL files, allowed hostnames, SANs of peers and cipher suites', { skip
     const scraper = certs.ca.issue('scraper', 'prometheus', ['DNS:client.example', 'IP:127.0.0.1']);
     const r = await curl(['--cacert', certs.ca.cert, '--cert', scraper.cert, '--key', scraper.key]);
     assert.match(r.stdout, /^etcd_server_has_leader 1$/m);
+    const tls = ['--cacert', certs.ca.cert, '--cert', scraper.cert, '--key', scraper.key];
+    const missing = await run('curl', ['-sS', '--max-time', '5', '-w', ' %{http_code}', ...tls, `https://127.0.0.1:${metricsPort}/nope`]);
+    assert.equal(missing.stdout, '404 page not found\n 404'); // Go's NotFound, as etcd's metrics mux
     await assert.rejects(curl(['--cacert', certs.ca.cert])); // no client certificate: the CA requires one
     await assert.rejects(run('curl', ['-sS', '--max-time', '5', `http://127.0.0.1:${metricsPort}/metrics`]));
   });
@@ -218,5 +241,39 @@ describe('CRL files, allowed hostnames, SANs of peers and cipher suites', { skip
     assert.equal(await hello({ maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' }), 'TLSv1.2 TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256');
     await assert.rejects(hello({ maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES256-GCM-SHA384' }));
     assert.match(await hello({}), /^TLSv1\.3 /);
+  });
+});
+
+describe('--peer-cert-allowed-cn both ways (etcd checks the certificate of the peer it dials too)', { skip }, () => {
+  let c: ProcCluster;
+  let certs: TestCerts;
+
+  before(async () => {
+    certs = makeTestCerts();
+    const intruder = certs.ca.issue('intruder', 'intruder');
+    c = await ProcCluster.start({
+      size: 3,
+      scheme: 'https',
+      clientCredentials: grpc.credentials.createSsl(pem(certs.ca.cert), pem(certs.client.key), pem(certs.client.cert)),
+      extraArgs: ['--cert-file', certs.server.cert, '--key-file', certs.server.key, '--trusted-ca-file', certs.ca.cert, '--peer-trusted-ca-file', certs.ca.cert, '--peer-client-cert-auth', '--peer-cert-allowed-cn', 'member'],
+      memberArgs: (i) => {
+        const peer = i === 2 ? intruder : certs.server;
+        return ['--peer-cert-file', peer.cert, '--peer-key-file', peer.key];
+      },
+    });
+  });
+  after(async () => {
+    await c?.destroy();
+    certs?.cleanup();
+  });
+
+  it('the member with CN "intruder" is refused when it connects and never dialed: it never hears of the leader', async () => {
+    const leader = await c.waitForLeader();
+    assert.notEqual(leader, 2);
+    // While the two good members commit, the refused one learns nothing from them.
+    for (let k = 0; k < 30; k++) await c.client(leader).put(`k${k}`, 'v');
+    assert.equal((await c.client(2).status()).leader, 0n);
+    await eventually(async () => assert.match(c.members[leader]!.log.join(''), /rejected connection from .*: client certificate authentication failed/));
+    assert.equal((await c.client((leader + 1) % 3 === 2 ? (leader + 2) % 3 : (leader + 1) % 3).range('k29', { serializable: true })).kvs.length, 1);
   });
 });
