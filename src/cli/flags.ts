@@ -244,7 +244,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     try {
       return { ...fromValues(values, notices, true), configFile };
     } catch (e) {
-      if (e instanceof FlagError && e.exitCode === 2) throw new FlagError(`config file ${configFile}: ${e.message}`, 1);
+      if (e instanceof FlagError) throw new FlagError(`config file ${configFile}: ${e.message}`, 1);
       throw e;
     }
   }
@@ -289,16 +289,17 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
   const heartbeat = positiveInt('heartbeat-interval', v('heartbeat-interval'));
   const election = positiveInt('election-timeout', v('election-timeout'));
   if (election < 5 * heartbeat) {
-    throw new FlagError(`--election-timeout[${election}ms] should be at least as 5 times as --heartbeat-interval[${heartbeat}ms]`);
+    throw new FlagError(`--election-timeout[${election}ms] should be at least as 5 times as --heartbeat-interval[${heartbeat}ms]`, 1);
   }
-  if (election > 50000) throw new FlagError(`--election-timeout[${election}ms] is too long, and should be set less than 50000ms`);
+  if (election > 50000) throw new FlagError(`--election-timeout[${election}ms] is too long, and should be set less than 50000ms`, 1);
   const advertisePeer = urlList('initial-advertise-peer-urls', v('initial-advertise-peer-urls'));
   const cluster = parseInitialCluster(v('initial-cluster') || `${name}=${advertisePeer.join(`,${name}=`)}`);
   const mine = cluster.get(name);
-  if (!mine) throw new FlagError(`invalid value for flag --initial-cluster: it has no member named "${name}" (--name)`);
+  if (!mine) throw new FlagError(`invalid value for flag --initial-cluster: it has no member named "${name}" (--name)`, 1);
   if ([...mine].sort().join(',') !== [...advertisePeer].sort().join(',')) {
     throw new FlagError(
       `--initial-cluster has ${name}=${mine.join(',')} but missing from --initial-advertise-peer-urls=${advertisePeer.join(',')}`,
+      1,
     );
   }
   // Go's StringsFromFlag: split at commas, nothing trimmed (" TLS_..." is an unknown suite).
@@ -333,7 +334,7 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
   // etcd's TLSInfo: both files or neither.
   for (const [t, cert, key] of [[clientTls, 'cert-file', 'key-file'], [peerTls, 'peer-cert-file', 'peer-key-file']] as const) {
     if (Boolean(t.certFile) !== Boolean(t.keyFile)) {
-      throw new FlagError(`KeyFile and CertFile must both be present[key: ${t.keyFile ?? ''}, cert: ${t.certFile ?? ''}] (--${key}, --${cert})`);
+      throw new FlagError(`KeyFile and CertFile must both be present[key: ${t.keyFile ?? ''}, cert: ${t.certFile ?? ''}] (--${key}, --${cert})`, 1);
     }
   }
   const listenClientUrls = urlList('listen-client-urls', v('listen-client-urls'));
@@ -353,12 +354,12 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
   // etcd (embed): an https URL needs a key/cert pair, given or made by auto TLS.
   for (const u of listenClientUrls) {
     if (u.startsWith('https://') && tlsFlagsEmpty(clientTls) && !clientTls.autoTls) {
-      throw new FlagError(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${u} with HTTPS scheme`);
+      throw new FlagError(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${u} with HTTPS scheme`, 1);
     }
   }
   for (const u of listenPeerUrls) {
     if (u.startsWith('https://') && tlsFlagsEmpty(peerTls) && !peerTls.autoTls) {
-      throw new FlagError(`TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url ${u} with HTTPS scheme`);
+      throw new FlagError(`TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url ${u} with HTTPS scheme`, 1);
     }
   }
   const ms = (flag: string): number => parseDuration(flag, v(flag));

@@ -307,6 +307,19 @@ describe('logging and other etcd 3.4 flags', () => {
     }
   });
 
+  it("settings etcd checks after parsing its flags (embed.Config.Validate, the TLS and cluster set-up) fail with exit code 1, as etcd's; a flag's own value, 2", () => {
+    const one = [
+      ['--heartbeat-interval', '500', '--election-timeout', '1000'],
+      ['--election-timeout', '60000'],
+      ['--name', 'x', '--initial-cluster', 'y=http://127.0.0.1:2380'],
+      ['--name', 'x', '--initial-cluster', 'x=http://127.0.0.1:9999'],
+      ['--cert-file', '/c.pem'],
+      ['--listen-client-urls', 'https://127.0.0.1:2379', '--advertise-client-urls', 'https://127.0.0.1:2379'],
+    ];
+    for (const args of one) assert.equal(flagError(args).exitCode, 1, args.join(' '));
+    assert.equal(flagError(['--heartbeat-interval', 'x']).exitCode, 2);
+  });
+
   it("CRL files, allowed hostnames and Go's cipher suite names are taken (etcd's TLSInfo); an allowed CN and hostname for peers exclude each other", () => {
     const f = parseFlags(['--client-crl-file', '/c.crl', '--client-cert-allowed-hostname', 'client.example', '--peer-crl-file', '/p.crl', '--peer-cert-allowed-hostname', 'peer.example'], {});
     assert.deepEqual([f.clientTls.crlFile, f.clientTls.allowedHostname, f.peerTls.crlFile, f.peerTls.allowedHostname], ['/c.crl', 'client.example', '/p.crl', 'peer.example']);
