@@ -224,7 +224,14 @@ export class Proposals {
 
   /** Proposes a membership change and resolves once it is applied. */
   async proposeConfChange(cc: ConfChangeV1): Promise<void> {
-    const st = this.node.raw.basicStatus();
+    let st = this.node.raw.basicStatus();
+    // The previous change may be applied (and answered) while the Ready that applied it is
+    // still writing its new entries: wait for that Ready's advance, or the change would look
+    // pending to Raft, which would drop this one.
+    if (st.raftState === StateType.Leader && st.pendingConfIndex > st.applied && this.sm.appliedIndex >= st.pendingConfIndex) {
+      await this.node.advanced();
+      st = this.node.raw.basicStatus();
+    }
     if (st.lead === NONE) throw Errors.noLeader();
     if (st.raftState === StateType.Leader && st.pendingConfIndex > st.applied) {
       // One change at a time: Raft would turn this one into a no-op and etcd's caller would

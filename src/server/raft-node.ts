@@ -184,6 +184,18 @@ export class RaftNode {
 
   // ------------------------------------------------------------------ the loop
 
+  private advanceWaiters: Array<() => void> = [];
+
+  /**
+   * Resolves once the Ready being handled now is advanced (at once if none is): what it
+   * applied is then the core's applied index too. Committed entries are applied, and their
+   * callers answered, while that Ready's own new entries are still being written.
+   */
+  advanced(): Promise<void> {
+    if (!this.inReady) return Promise.resolve();
+    return new Promise((resolve) => this.advanceWaiters.push(resolve));
+  }
+
   /** Runs the loop soon (once per event-loop turn however often it is asked). */
   kick(): void {
     if (this.kicked || this.stopped) return;
@@ -310,6 +322,9 @@ export class RaftNode {
       this.answerReads(rd);
     }
     this.raw.advance(rd);
+    const advanced = this.advanceWaiters;
+    this.advanceWaiters = [];
+    for (const w of advanced) w();
     this.sendImmediate();
     this.hooks.afterReady();
     this.flushProposals();

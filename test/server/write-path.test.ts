@@ -118,6 +118,38 @@ describe('write path', () => {
     });
   });
 
+  it('a membership change made as soon as the previous one answered is taken, not refused as still pending', async () => {
+    await withCluster({ size: 3, seed: 17 }, async (c) => {
+      const L = await c.waitIdle();
+      // The add is written by every member; its commit waits on the held acks.
+      const acks = c.net.hold((m) => m.type === MessageType.MsgAppResp && m.to === L.id);
+      let second: Promise<void> | undefined;
+      const added = L.server.members.add([c.peerUrlOf('n4')], true).then((m) => {
+        // Asked for in the continuation of the add's answer, as a client's next call would be.
+        second = L.server.members.update(m!.ID, ['http://127.0.0.1:4444']);
+        return m!.ID;
+      });
+      await c.settle();
+      assert.ok(acks.caught >= 1);
+      // In one turn the acks arrive (the add commits) and a put is proposed: the leader's next
+      // Ready applies the add while the put is on its way to disk — Raft has not advanced past
+      // the add when its answer goes out.
+      const gate = gateWal(c, L.name);
+      acks.end();
+      c.net.deliver();
+      const put = c.put(L, 'during', 'x');
+      let id: bigint | undefined;
+      void added.then((x) => (id = x));
+      assert.ok(await turnsUntil(() => id !== undefined), 'the add was answered while the write of the put was held');
+      assert.ok(gate.waiting() >= 1, "the put's write is held");
+      gate.release();
+      await c.settle();
+      await c.run(put);
+      await c.run(second!);
+      assert.deepEqual(L.server.sm.membership.get(id!)?.peerUrls, ['http://127.0.0.1:4444']);
+    });
+  });
+
   it("committed entries are applied and answered while the leader's next write is still on its way to disk", async () => {
     await withCluster({ size: 3, seed: 13 }, async (c) => {
       const L = await c.waitIdle();
