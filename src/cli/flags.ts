@@ -136,14 +136,14 @@ function parseInitialCluster(v: string): Map<string, string[]> {
 
 function compactionMode(v: string): 'periodic' | 'revision' {
   if (v !== 'periodic' && v !== 'revision') {
-    throw new FlagError(`invalid value "${v}" for flag --auto-compaction-mode: must be "periodic" or "revision"`);
+    throw new FlagError(`invalid value "${v}" for flag --auto-compaction-mode: must be "periodic" or "revision"`, 1);
   }
   return v;
 }
 
 /** etcd's retention syntax: a Go duration, or a bare number (hours for periodic). */
 function retention(mode: string, v: string): number {
-  const bad = () => new FlagError(`invalid value "${v}" for flag --auto-compaction-retention`);
+  const bad = () => new FlagError(`invalid value "${v}" for flag --auto-compaction-retention`, 1);
   if (/^\d+$/.test(v)) return mode === 'revision' ? Number(v) : Number(v) * 3600_000;
   if (mode === 'revision') throw bad();
   const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(v);
