@@ -306,7 +306,7 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
   const suites = v('cipher-suites') === '' ? [] : v('cipher-suites').split(',');
   let ciphers: string | undefined;
   try {
-    ciphers = opensslCiphers(suites);
+    ciphers = suites.length > 0 ? opensslCiphers(suites) : undefined;
   } catch (e) {
     throw new FlagError((e as Error).message, 1);
   }

@@ -35,6 +35,28 @@ const GO_TO_OPENSSL: Record<string, string> = {
   TLS_CHACHA20_POLY1305_SHA256: '',
 };
 
+/**
+ * Go's default TLS 1.2 suites (crypto/tls, the Go etcd 3.4.23 is built with), in its order:
+ * ECDHE and RSA key exchange, AES-GCM, ChaCha20 and AES-CBC with SHA-1 — no DHE, no CBC with
+ * SHA-256/384, no ARIA or CAMELLIA, which Node's own defaults would also offer.
+ */
+const GO_DEFAULT = [
+  'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256',
+  'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256',
+  'TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384',
+  'TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384',
+  'TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256',
+  'TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256',
+  'TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA',
+  'TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA',
+  'TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA',
+  'TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA',
+  'TLS_RSA_WITH_AES_128_GCM_SHA256',
+  'TLS_RSA_WITH_AES_256_GCM_SHA384',
+  'TLS_RSA_WITH_AES_128_CBC_SHA',
+  'TLS_RSA_WITH_AES_256_CBC_SHA',
+];
+
 /** TLS 1.3's suites, kept on whatever the list says (as Go keeps them). */
 const TLS13 = 'TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256';
 
@@ -49,10 +71,10 @@ export function http2CipherProblem(goNames: string[]): string | undefined {
 
 /**
  * The OpenSSL cipher list (Node's `ciphers` option) for etcd's --cipher-suites names, in their
- * order; throws etcd's error for a name Go does not know. Empty list: undefined (Node's defaults).
+ * order; throws etcd's error for a name Go does not know. Empty list: Go's defaults.
  */
-export function opensslCiphers(goNames: string[]): string | undefined {
-  if (goNames.length === 0) return undefined;
+export function opensslCiphers(goNames: string[]): string {
+  if (goNames.length === 0) return opensslCiphers(GO_DEFAULT);
   const out: string[] = [];
   for (const name of goNames) {
     const o = GO_TO_OPENSSL[name];

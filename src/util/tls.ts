@@ -20,6 +20,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
+import { opensslCiphers } from './cipher-suites.js';
 import { revokedSerials } from './crl.js';
 
 /** The certificate files a side was loaded from (none for a self-signed auto-TLS side). */
@@ -63,7 +64,7 @@ export class TlsSide {
       crlFile?: string;
       /** --client-cert-allowed-hostname / --peer-cert-allowed-hostname: a client certificate must be valid for this name. */
       allowedHostname?: string;
-      /** --cipher-suites, as OpenSSL's cipher list (cipher-suites.ts); undefined: Node's defaults. */
+      /** --cipher-suites, as OpenSSL's cipher list (cipher-suites.ts); undefined: Node's defaults (test sides). */
       ciphers?: string;
       /** Where cert, key and ca were read from (none: made by auto TLS, never reloaded). */
       files?: TlsFiles;
@@ -244,7 +245,8 @@ async function withCrl(side: TlsSide): Promise<TlsSide> {
 const checks = (f: TlsFlags): { crlFile?: string; allowedHostname?: string; ciphers?: string } => ({
   ...(f.crlFile ? { crlFile: f.crlFile } : {}),
   ...(f.allowedHostname ? { allowedHostname: f.allowedHostname } : {}),
-  ...(f.ciphers ? { ciphers: f.ciphers } : {}),
+  // No --cipher-suites: Go's defaults, as etcd serves them (Node's own would add DHE, CBC-SHA384...).
+  ciphers: f.ciphers ?? opensslCiphers([]),
 });
 
 /** etcd's transport.SelfCert: an ECDSA P-256 certificate for `hosts`, valid one year, reused if present. */

@@ -132,6 +132,35 @@ describe('certificate files rotated under a running 3-member mTLS cluster', { sk
   });
 });
 
+describe("without --cipher-suites, TLS 1.2 offers Go's default suites (as etcd serves them)", { skip }, () => {
+  it('a client offering only a CBC suite with SHA-256/384 is refused; ECDHE with AES-GCM or CBC-SHA is served', async () => {
+    const certs = makeTestCerts();
+    const c = await ProcCluster.start({
+      size: 1,
+      scheme: 'https',
+      clientCredentials: grpc.credentials.createSsl(pem(certs.ca.cert), pem(certs.client.key), pem(certs.client.cert)),
+      extraArgs: ['--cert-file', certs.server.cert, '--key-file', certs.server.key, '--trusted-ca-file', certs.ca.cert, '--peer-auto-tls'],
+    });
+    try {
+      const hello = (ciphers: string) =>
+        new Promise<string>((resolve, reject) => {
+          const s = connect({ host: '127.0.0.1', port: c.members[0]!.clientPort, ca: pem(certs.ca.cert), cert: pem(certs.client.cert), key: pem(certs.client.key), servername: 'localhost', maxVersion: 'TLSv1.2', ciphers }, () => {
+            resolve(s.getCipher().standardName);
+            s.destroy();
+          });
+          s.once('error', reject);
+        });
+      assert.equal(await hello('ECDHE-ECDSA-AES128-GCM-SHA256'), 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256');
+      assert.equal(await hello('ECDHE-ECDSA-AES128-SHA'), 'TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA');
+      await assert.rejects(hello('ECDHE-ECDSA-AES128-SHA256'));
+      await assert.rejects(hello('ECDHE-ECDSA-AES256-SHA384'));
+    } finally {
+      await c.destroy();
+      certs.cleanup();
+    }
+  });
+});
+
 describe('CRL files, allowed hostnames, SANs of peers and cipher suites', { skip }, () => {
   let c: ProcCluster;
   let certs: TestCerts;
