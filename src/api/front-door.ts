@@ -23,7 +23,7 @@ import { ServerCredentials } from '@grpc/grpc-js';
 import { type Server as HttpServer, createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { type Server as NetServer, type Socket, createServer as createNetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createTlsListener } from '../util/tls-server.js';
+import { type RejectedConnection, createTlsListener } from '../util/tls-server.js';
 import { type TlsSide, isHttps } from '../util/tls.js';
 import { urlPort } from '../util/url.js';
 import { routeH2Connection } from './h2-authority.js';
@@ -57,7 +57,7 @@ export class ClientFrontDoor {
   /** Whether the hot unary methods are served by ./lean-unary.ts (grpc-js allowed it). */
   readonly leanUnary: boolean;
   private readonly http: HttpServer;
-  private readonly rejected?: (remote: string, why: string) => void;
+  private readonly rejected?: (r: RejectedConnection) => void;
   /** Unsubscribes from certificate rotations (one per TLS listener). */
   private readonly unwatch: Array<() => void> = [];
   /** Connections accepted while the gate is shut, handed on in order once it opens. */
@@ -79,7 +79,7 @@ export class ClientFrontDoor {
       /** Connections are served once this resolves (held until then); at once without it. */
       gate?: Promise<void>;
       /** Told of a TLS client refused after its handshake (allowed hostname, CRL: cert-checks.ts). */
-      rejected?: (remote: string, why: string) => void;
+      rejected?: (r: RejectedConnection) => void;
     } = {},
   ) {
     if (opts.gate) {

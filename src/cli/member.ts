@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { join } from 'node:path';
 import { GRPC_OVERHEAD_BYTES, clientServices, createClientServer } from '../api/client-server.js';
 import { PeerListener } from '../transport/peer-listener.js';
+import type { RejectedConnection } from '../util/tls-server.js';
 import { leanMethods } from '../api/lean-unary.js';
 import { ClientFrontDoor } from '../api/front-door.js';
 import { accessControllerOf, httpEndpoints } from '../api/http-endpoints.js';
@@ -98,7 +99,14 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
   const [svc, impl] = transports.transport!.service();
   peerServer.addService(svc, impl);
   peerServer.addService(...peerMaintenanceService(server));
-  const rejected = (remote: string, why: string): void => logger.warn(`rejected connection from "${remote}": ${why}`);
+  // etcd's line for a refused TLS connection (embed/etcd.go's HandshakeFailure), with its fields.
+  const rejected = (r: RejectedConnection): void =>
+    logger.log('warn', 'rejected connection', {
+      'remote-addr': r.remoteAddr,
+      'server-name': r.serverName,
+      ...(r.cert ? { 'ip-addresses': r.cert.ipAddresses, 'dns-names': r.cert.dnsNames } : {}),
+      error: r.error,
+    });
   const peerListener = new PeerListener(peerServer, { skipClientSanVerify: flags.peerSkipClientSanVerify, allowedCN: tls.peerAllowedCN, rejected });
   // Metrics first: the client services report every call to them (grpc_server_*), and the
   // peer transport its bytes and round trips (etcd_network_peer_*).

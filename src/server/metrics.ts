@@ -17,7 +17,7 @@ import type { SnapshotSaveTimings } from '../storage/snap/snapshotter.js';
 import { addressSpaceLimit, fileDescriptorLimit, openFileDescriptors } from '../util/file-descriptors.js';
 import { hex } from '../util/ids.js';
 import { sendText } from '../api/gateway/replies.js';
-import { createTlsListener } from '../util/tls-server.js';
+import { type RejectedConnection, createTlsListener } from '../util/tls-server.js';
 import { type TlsSide, isHttps } from '../util/tls.js';
 import { urlPort } from '../util/url.js';
 import { API_VERSION } from './config.js';
@@ -479,7 +479,7 @@ export function serveMetrics(
   m: Metrics,
   url: string,
   /** For an https URL: the client side's TLS (etcd serves metrics URLs with ClientTLSInfo), and who hears of refused connections. */
-  tls?: { side: TlsSide | undefined; rejected?: (remote: string, why: string) => void },
+  tls?: { side: TlsSide | undefined; rejected?: (r: RejectedConnection) => void },
 ): Promise<Server | TlsServer> {
   // One dashboard per member, however many metrics URLs: it takes the recent values.
   let dashboard = dashboards.get(m);

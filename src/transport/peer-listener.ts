@@ -8,7 +8,7 @@
 
 import * as grpc from '@grpc/grpc-js';
 import type { Server as NetServer } from 'node:net';
-import { createTlsListener } from '../util/tls-server.js';
+import { type RejectedConnection, createTlsListener } from '../util/tls-server.js';
 import { type TlsSide, isHttps } from '../util/tls.js';
 import { grpcTarget, urlPort } from '../util/url.js';
 
@@ -25,7 +25,7 @@ export class PeerListener {
       /** --peer-cert-allowed-cn. */
       allowedCN?: string;
       /** Told of a TLS connection refused after its handshake. */
-      rejected?: (remote: string, why: string) => void;
+      rejected?: (r: RejectedConnection) => void;
     },
   ) {}
 

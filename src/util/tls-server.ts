@@ -24,7 +24,26 @@ export interface TlsListenerOptions {
   /** Called with each accepted, checked connection. */
   accept: (socket: TLSSocket) => void;
   /** Told of a connection refused after its handshake. */
-  rejected?: (remote: string, why: string) => void;
+  rejected?: (r: RejectedConnection) => void;
+}
+
+/** What etcd logs of a refused TLS connection ("rejected connection", embed/etcd.go). */
+export interface RejectedConnection {
+  remoteAddr: string;
+  /** The name the client asked for (SNI), '' if none. */
+  serverName: string;
+  /** The client certificate's SANs, when it sent one. */
+  cert?: { ipAddresses: string[]; dnsNames: string[] };
+  error: string;
+}
+
+/** The SANs of a certificate (DER), as etcd lists them: IP addresses and DNS names. */
+function sansOf(raw: Buffer): { ipAddresses: string[]; dnsNames: string[] } {
+  const sans = (new X509Certificate(raw).subjectAltName ?? '').split(', ').filter(Boolean);
+  return {
+    ipAddresses: sans.filter((s) => s.startsWith('IP Address:')).map((s) => s.slice('IP Address:'.length)),
+    dnsNames: sans.filter((s) => s.startsWith('DNS:')).map((s) => s.slice('DNS:'.length)),
+  };
 }
 
 /** What a side's TLS context is made of now. */
@@ -42,22 +61,27 @@ export function createTlsListener(side: TlsSide, o: TlsListenerOptions): { serve
   });
   const unwatch = side.onChange(() => server.setSecureContext(secureContextOptions(side)));
   server.on('secureConnection', (s: TLSSocket) => {
-    const remote = `${s.remoteAddress}:${s.remotePort}`;
     const leaf = s.getPeerCertificate(true);
     const why =
       leaf?.raw && peerIdentityProblem(leaf, o.allowedCN, undefined) ? 'client certificate authentication failed' : presentedCertProblem(presentedChain(leaf), side);
-    if (why !== undefined) return reject(s, remote, why);
+    if (why !== undefined) return reject(s, leaf?.raw, why);
     if (!o.checkSan || !leaf?.raw) return o.accept(s);
     // Nothing reads the socket until it is handed on: what the peer sends meanwhile waits.
     void sanProblem(leaf.raw, s.remoteAddress ?? '').then(
-      (problem) => (problem === undefined ? o.accept(s) : reject(s, remote, problem)),
-      (e: unknown) => reject(s, remote, (e as Error).message),
+      (problem) => (problem === undefined ? o.accept(s) : reject(s, leaf.raw, problem)),
+      (e: unknown) => reject(s, leaf.raw, (e as Error).message),
     );
   });
   // A failed handshake (plaintext, a missing or untrusted certificate) only drops that client.
   server.on('tlsClientError', (_e, s) => s.destroy());
-  const reject = (s: TLSSocket, remote: string, why: string): void => {
-    o.rejected?.(remote, why);
+  const reject = (s: TLSSocket, cert: Buffer | undefined, why: string): void => {
+    const servername = (s as TLSSocket & { servername?: string | false }).servername;
+    o.rejected?.({
+      remoteAddr: `${s.remoteAddress}:${s.remotePort}`,
+      serverName: typeof servername === 'string' ? servername : '',
+      ...(cert ? { cert: sansOf(cert) } : {}),
+      error: why,
+    });
     s.destroy();
   };
   return { server, unwatch };

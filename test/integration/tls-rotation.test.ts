@@ -213,8 +213,8 @@ describe('CRL files, allowed hostnames, SANs of peers and cipher suites', { skip
     await refused(revokedClient);
     await refused(elsewhereClient);
     const log = c.members[0]!.log.join('');
-    assert.match(log, new RegExp(`rejected connection from .*: transport: certificate serial ${normalizeSerial(TestCA.serialOf(revokedClient.cert))} revoked`));
-    assert.match(log, /rejected connection from .*: client certificate authentication failed/);
+    assert.match(log, new RegExp(`"msg":"rejected connection",.*"remote-addr":"127\\.0\\.0\\.1:\\d+","server-name":"","ip-addresses":\\[\\],"dns-names":\\["client\\.example"\\],"error":"transport: certificate serial ${normalizeSerial(TestCA.serialOf(revokedClient.cert))} revoked"`));
+    assert.match(log, /"msg":"rejected connection".*"error":"client certificate authentication failed"/);
   });
 
   it('an https metrics URL is served with the client TLS (etcd: ClientTLSInfo), not in plaintext', async () => {
@@ -253,8 +253,8 @@ describe('CRL files, allowed hostnames, SANs of peers and cipher suites', { skip
     assert.equal((await call(farPeer))?.code, grpc.status.UNAVAILABLE);
     await eventually(async () => {
       const log = c.members[0]!.log.join('');
-      assert.match(log, new RegExp(`rejected connection from .*: transport: certificate serial ${normalizeSerial(TestCA.serialOf(revokedPeer.cert))} revoked`));
-      assert.match(log, /rejected connection from .*: x509: certificate is valid for 10\.9\.9\.9, not 127\.0\.0\.1/);
+      assert.match(log, new RegExp(`"msg":"rejected connection".*"error":"transport: certificate serial ${normalizeSerial(TestCA.serialOf(revokedPeer.cert))} revoked"`));
+      assert.match(log, /"msg":"rejected connection".*"ip-addresses":\["10\.9\.9\.9"\].*"error":"x509: certificate is valid for 10\.9\.9\.9, not 127\.0\.0\.1"/);
     });
   });
 
@@ -302,7 +302,7 @@ describe('--peer-cert-allowed-cn both ways (etcd checks the certificate of the p
     // While the two good members commit, the refused one learns nothing from them.
     for (let k = 0; k < 30; k++) await c.client(leader).put(`k${k}`, 'v');
     assert.equal((await c.client(2).status()).leader, 0n);
-    await eventually(async () => assert.match(c.members[leader]!.log.join(''), /rejected connection from .*: client certificate authentication failed/));
+    await eventually(async () => assert.match(c.members[leader]!.log.join(''), /"msg":"rejected connection".*"error":"client certificate authentication failed"/));
     assert.equal((await c.client((leader + 1) % 3 === 2 ? (leader + 2) % 3 : (leader + 1) % 3).range('k29', { serializable: true })).kvs.length, 1);
   });
 });

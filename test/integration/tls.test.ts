@@ -251,7 +251,7 @@ describe('a 3-member cluster with client and peer mTLS', { skip: etcdctlAvailabl
       await assert.rejects(members(pc), (e: grpc.ServiceError) => codes.includes(e.code), what);
       pc.close();
     }
-    await eventually(async () => assert.match(c.members[0]!.log.join(''), /rejected connection from .*: client certificate authentication failed/));
+    await eventually(async () => assert.match(c.members[0]!.log.join(''), /"msg":"rejected connection".*"error":"client certificate authentication failed"/));
     assert.ok(c.isUp(0));
   });
 
