@@ -25,7 +25,7 @@ import { type Server as NetServer, type Socket, createServer as createNetServer 
 import type { Duplex } from 'node:stream';
 import { type RejectedConnection, createTlsListener } from '../util/tls-server.js';
 import { type TlsSide, isHttps } from '../util/tls.js';
-import { urlPort } from '../util/url.js';
+import { listenAt } from '../util/listen.js';
 import { routeH2Connection } from './h2-authority.js';
 import { type LeanMethod, withLeanUnary } from './lean-unary.js';
 
@@ -118,7 +118,6 @@ export class ClientFrontDoor {
 
   /** Serves `url` (http or https with `tls`); resolves with the port bound. */
   listen(url: string, tls?: TlsSide): Promise<number> {
-    const u = new URL(url);
     let server: NetServer;
     if (isHttps(url)) {
       if (!tls) throw new Error(`cannot listen on TLS for ${url}: KeyFile and CertFile are not presented`);
@@ -133,16 +132,7 @@ export class ClientFrontDoor {
       server = createNetServer((s) => this.accept(s, undefined));
     }
     this.listeners.push(server);
-    const host = u.hostname.replace(/^\[|\]$/g, '');
-    const port = urlPort(u);
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.removeListener('error', reject);
-        const addr = server.address();
-        resolve(typeof addr === 'object' && addr ? addr.port : port);
-      });
-    });
+    return listenAt(server, url);
   }
 
   /** Stops accepting and drops every connection (the gRPC server's sessions are closed by its owner). */

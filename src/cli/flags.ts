@@ -158,7 +158,6 @@ function boolFlag(flag: string, v: string): boolean {
   return b;
 }
 
-/** A comma list as etcd's UniqueStringsValue keeps it: trimmed, without empties or repeats. */
 /** `{ [key]: v }` when the flag was given a value, `{}` when it is empty (no key at all). */
 const optional = <K extends string>(key: K, v: string): { [k in K]?: string } => (v ? ({ [key]: v } as { [k in K]?: string }) : {});
 
@@ -172,6 +171,7 @@ function corsList(v: string): string[] {
   return uniqueList(v);
 }
 
+/** A comma list as etcd's UniqueStringsValue keeps it: trimmed, without empties or repeats. */
 const uniqueList = (v: string): string[] => [...new Set(v.split(',').map((x) => x.trim()).filter(Boolean))];
 
 export function buildCommand(): Command {

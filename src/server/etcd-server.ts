@@ -53,14 +53,13 @@ import { type Applied, type RequestKind, type RequestResults, StateMachine } fro
 
 export { API_VERSION, type ServerConfig } from './config.js';
 
-/** etcd warns about a WAL sync slower than this (wal.warnSyncDuration) ... */
+/** etcd warns about a WAL sync slower than this (wal.warnSyncDuration). */
 const SLOW_FSYNC_SECONDS = 1;
-/** ... and an apply slower than this (etcdserver's warnApplyDuration). */
 
 /** How long a peer must have been heard from, or connected, to count as healthy (etcd's HealthInterval). */
 const HEALTH_INTERVAL_MS = 5000;
 
-/** etcd's --experimental-warning-apply-duration default. */
+/** etcd warns about an apply slower than this: --experimental-warning-apply-duration's default (warnApplyDuration). */
 export const DEFAULT_WARNING_APPLY_MS = 100;
 
 /** etcd's warning (and slow_apply_total) for an apply that took longer than `thresholdMs`, or undefined. */

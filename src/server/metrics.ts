@@ -19,7 +19,7 @@ import { hex } from '../util/ids.js';
 import { sendText } from '../api/gateway/replies.js';
 import { type RejectedConnection, createTlsListener } from '../util/tls-server.js';
 import { type TlsSide, isHttps } from '../util/tls.js';
-import { urlPort } from '../util/url.js';
+import { listenAt } from '../util/listen.js';
 import { API_VERSION } from './config.js';
 import { Dashboard, type DashboardSource } from './dashboard/dashboard.js';
 import { type RecentActivity, SampleWindow } from './dashboard/sample-window.js';
@@ -508,10 +508,9 @@ export function serveMetrics(
       sendText(res, 404, '404 page not found'); // Go's NotFound, as etcd's metrics mux answers
     }
   });
-  const u = new URL(url);
   let listener: Server | TlsServer = server;
   if (isHttps(url)) {
-    if (!tls?.side) return Promise.reject(new Error(`cannot listen on TLS for ${u.host}: KeyFile and CertFile are not presented`));
+    if (!tls?.side) return Promise.reject(new Error(`cannot listen on TLS for ${new URL(url).host}: KeyFile and CertFile are not presented`));
     // etcd's transport.NewListener with ClientTLSInfo: its checkSAN included.
     listener = createTlsListener(tls.side, {
       alpn: (offered) => (offered.includes('http/1.1') ? 'http/1.1' : undefined),
@@ -520,8 +519,5 @@ export function serveMetrics(
       rejected: tls.rejected,
     }).server;
   }
-  return new Promise((resolve, reject) => {
-    listener.once('error', reject);
-    listener.listen(urlPort(u), u.hostname.replace(/^\[|\]$/g, ''), () => resolve(listener));
-  });
+  return listenAt(listener, url).then(() => listener);
 }

@@ -10,7 +10,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { Server as NetServer } from 'node:net';
 import { type RejectedConnection, createTlsListener } from '../util/tls-server.js';
 import { type TlsSide, isHttps } from '../util/tls.js';
-import { grpcTarget, urlPort } from '../util/url.js';
+import { listenAt } from '../util/listen.js';
+import { grpcTarget } from '../util/url.js';
 
 export class PeerListener {
   private injector: grpc.ConnectionInjector | undefined;
@@ -49,15 +50,7 @@ export class PeerListener {
     });
     this.unwatch.push(l.unwatch);
     this.tlsServers.push(l.server);
-    const u = new URL(url);
-    return new Promise((resolve, reject) => {
-      l.server.once('error', reject);
-      l.server.listen(urlPort(u), u.hostname.replace(/^\[|\]$/g, ''), () => {
-        l.server.removeListener('error', reject);
-        const addr = l.server.address();
-        resolve(typeof addr === 'object' && addr ? addr.port : urlPort(u));
-      });
-    });
+    return listenAt(l.server, url);
   }
 
   /** Stops accepting (the gRPC server's sessions are closed by its owner: forceShutdown). */

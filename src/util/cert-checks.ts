@@ -2,10 +2,11 @@
 // (pkg/transport: TLSInfo.baseConfig's VerifyPeerCertificate, listener_tls.go's checkCRL):
 //  - --client-cert-allowed-hostname / --peer-cert-allowed-hostname: the leaf must be valid for
 //    that name (Go's VerifyHostname: DNS names and IP addresses of its SANs, no CommonName);
-//  - --peer-cert-allowed-cn: the leaf's CommonName (grpc-tls.ts, for peers only);
+//  - --peer-cert-allowed-cn: the leaf's CommonName (peer port, and the peers a member dials:
+//    grpc-tls.ts);
 //  - --client-crl-file / --peer-crl-file: no certificate the client presented may carry a serial
 //    the CRL revokes (TlsSide.crl; a CRL that cannot be read refuses every certificate).
-// A refused client's connection is closed (client port) or its peer call refused (peer port).
+// A refused client's connection is closed right after its handshake (tls-server.ts).
 
 import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
@@ -16,6 +17,15 @@ import type { TlsSide } from './tls.js';
 export interface PresentedCert {
   serialNumber?: string;
   raw?: Buffer;
+}
+
+/** A certificate's SANs, as etcd lists them: IP addresses and DNS names. */
+export function sansOf(cert: X509Certificate): { ipAddresses: string[]; dnsNames: string[] } {
+  const sans = (cert.subjectAltName ?? '').split(', ').filter(Boolean);
+  return {
+    ipAddresses: sans.filter((s) => s.startsWith('IP Address:')).map((s) => s.slice('IP Address:'.length)),
+    dnsNames: sans.filter((s) => s.startsWith('DNS:')).map((s) => s.slice('DNS:'.length)),
+  };
 }
 
 /** The CommonNames of a certificate's subject, as Node's TLS shows them. */
@@ -53,10 +63,7 @@ export function validForHost(raw: Buffer, name: string): boolean {
   const ip = name.length >= 3 && name.startsWith('[') && name.endsWith(']') ? name.slice(1, -1) : name;
   if (isIP(ip)) return cert.checkIP(ip) !== undefined;
   const host = name.toLowerCase();
-  const dnsNames = (cert.subjectAltName ?? '')
-    .split(', ')
-    .filter((s) => s.startsWith('DNS:'))
-    .map((s) => s.slice(4).toLowerCase());
+  const dnsNames = sansOf(cert).dnsNames.map((d) => d.toLowerCase());
   const validHost = VALID_HOSTNAME.test(host);
   return dnsNames.some((d) =>
     validHost && VALID_HOSTNAME.test(d.startsWith('*.') ? d.slice(2) : d) ? matchHostnames(d, host) : d !== '' && d !== '.' && d === host,
@@ -65,13 +72,13 @@ export function validForHost(raw: Buffer, name: string): boolean {
 
 /**
  * Why `chain` (the leaf first, then any intermediates the client sent) may not connect to
- * `side`, or undefined. No certificate, nothing to check (etcd checks what was presented).
+ * `side`, or undefined: the leaf's identity (`allowedCN`, the side's allowed hostname), then the
+ * CRL. No certificate, nothing to check (etcd checks what was presented).
  */
-export function presentedCertProblem(chain: PresentedCert[], side: TlsSide | undefined): string | undefined {
+export function presentedCertProblem(chain: Array<PresentedCert & { subject?: { CN?: string | string[] } }>, side: TlsSide | undefined, allowedCN?: string): string | undefined {
   const leaf = chain[0];
   if (!side || !leaf) return undefined;
-  const host = side.o.allowedHostname;
-  if (host && !(leaf.raw && validForHost(leaf.raw, host))) return 'client certificate authentication failed';
+  if (peerIdentityProblem(leaf, allowedCN, side.o.allowedHostname)) return 'client certificate authentication failed';
   const crl = side.crl;
   if (crl && 'error' in crl) return crl.error;
   if (crl) {
@@ -85,6 +92,7 @@ export function presentedCertProblem(chain: PresentedCert[], side: TlsSide | und
 
 /** A detailed peer certificate (getPeerCertificate(true)): each links to its issuer, a root to itself. */
 interface DetailedCert extends PresentedCert {
+  subject?: { CN?: string | string[] };
   issuerCertificate?: DetailedCert;
 }
 
@@ -93,8 +101,8 @@ interface DetailedCert extends PresentedCert {
  * self-signed root at the end (the server's own trusted CA, which Go's PeerCertificates do not
  * hold either).
  */
-export function presentedChain(leaf: DetailedCert | undefined): PresentedCert[] {
-  const chain: PresentedCert[] = [];
+export function presentedChain(leaf: DetailedCert | undefined): DetailedCert[] {
+  const chain: DetailedCert[] = [];
   const seen = new Set<DetailedCert>();
   for (let c = leaf; c && c.raw && !seen.has(c); c = c.issuerCertificate) {
     seen.add(c);

@@ -11,7 +11,7 @@ import { X509Certificate } from 'node:crypto';
 import { promises as dns } from 'node:dns';
 import { isIP } from 'node:net';
 import { type SecureContextOptions, type Server as TlsServer, type TLSSocket, createServer } from 'node:tls';
-import { peerIdentityProblem, presentedCertProblem, presentedChain } from './cert-checks.js';
+import { presentedCertProblem, presentedChain, sansOf } from './cert-checks.js';
 import type { TlsSide } from './tls.js';
 
 export interface TlsListenerOptions {
@@ -37,15 +37,6 @@ export interface RejectedConnection {
   error: string;
 }
 
-/** The SANs of a certificate (DER), as etcd lists them: IP addresses and DNS names. */
-function sansOf(raw: Buffer): { ipAddresses: string[]; dnsNames: string[] } {
-  const sans = (new X509Certificate(raw).subjectAltName ?? '').split(', ').filter(Boolean);
-  return {
-    ipAddresses: sans.filter((s) => s.startsWith('IP Address:')).map((s) => s.slice('IP Address:'.length)),
-    dnsNames: sans.filter((s) => s.startsWith('DNS:')).map((s) => s.slice('DNS:'.length)),
-  };
-}
-
 /** What a side's TLS context is made of now. */
 export function secureContextOptions(side: TlsSide): SecureContextOptions {
   return { key: side.key, cert: side.cert, ca: side.ca, ...(side.o.ciphers ? { ciphers: side.o.ciphers } : {}) };
@@ -62,8 +53,7 @@ export function createTlsListener(side: TlsSide, o: TlsListenerOptions): { serve
   const unwatch = side.onChange(() => server.setSecureContext(secureContextOptions(side)));
   server.on('secureConnection', (s: TLSSocket) => {
     const leaf = s.getPeerCertificate(true);
-    const why =
-      leaf?.raw && peerIdentityProblem(leaf, o.allowedCN, undefined) ? 'client certificate authentication failed' : presentedCertProblem(presentedChain(leaf), side);
+    const why = presentedCertProblem(presentedChain(leaf), side, o.allowedCN);
     if (why !== undefined) return reject(s, leaf?.raw, why);
     if (!o.checkSan || !leaf?.raw) return o.accept(s);
     // Nothing reads the socket until it is handed on: what the peer sends meanwhile waits.
@@ -79,7 +69,7 @@ export function createTlsListener(side: TlsSide, o: TlsListenerOptions): { serve
     o.rejected?.({
       remoteAddr: `${s.remoteAddress}:${s.remotePort}`,
       serverName: typeof servername === 'string' ? servername : '',
-      ...(cert ? { cert: sansOf(cert) } : {}),
+      ...(cert ? { cert: sansOf(new X509Certificate(cert)) } : {}),
       error: why,
     });
     s.destroy();
@@ -94,9 +84,7 @@ export function createTlsListener(side: TlsSide, o: TlsListenerOptions): { serve
  */
 export async function sanProblem(raw: Buffer, remoteAddress: string): Promise<string | undefined> {
   const cert = new X509Certificate(raw);
-  const sans = (cert.subjectAltName ?? '').split(', ').filter(Boolean);
-  const ips = sans.filter((s) => s.startsWith('IP Address:')).map((s) => s.slice('IP Address:'.length));
-  const names = sans.filter((s) => s.startsWith('DNS:')).map((s) => s.slice('DNS:'.length));
+  const { ipAddresses: ips, dnsNames: names } = sansOf(cert);
   const host = remoteAddress.startsWith('::ffff:') && isIP(remoteAddress.slice(7)) === 4 ? remoteAddress.slice(7) : remoteAddress;
   if (ips.length === 0 && names.length === 0) return undefined;
   if (ips.length > 0) {

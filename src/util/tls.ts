@@ -1,7 +1,7 @@
 // TLS for the client and peer links, as etcd's pkg/transport TLSInfo: certificate files loaded
 // at start (or a self-signed certificate made at start for --auto-tls/--peer-auto-tls, kept
-// under <data-dir>/fixtures/{client,peer} as etcd keeps it), turned into grpc-js credentials by
-// grpc-tls.ts and into the client port's TLS server by front-door.ts. The crypto is Node's TLS;
+// under <data-dir>/fixtures/{client,peer} as etcd keeps it), turned into grpc-js dialing
+// credentials by grpc-tls.ts and into both ports' TLS listeners by tls-server.ts. The crypto is Node's TLS;
 // the self-signed certificate is made by the `selfsigned` package.
 //
 // Certificates are rotated without a restart, as etcd reads its cert and key files at every
@@ -9,8 +9,9 @@
 // key that matches its certificate (checked by making a TLS context of them), new connections
 // — served and dialed — use them; connections already open keep theirs. Files caught half
 // written, or a key that does not match, leave the last good material in use, with a warning.
-// The CRL file and the allowed hostname (--client-crl-file, --client-cert-allowed-hostname and
-// their --peer-* twins) are checked per connection or per peer call: cert-checks.ts.
+// The CRL file (read again when it changes) and the allowed hostname (--client-crl-file,
+// --client-cert-allowed-hostname and their --peer-* twins) are checked per connection:
+// cert-checks.ts.
 //
 // A URL decides: an https:// URL is served and dialed with TLS, an http:// one in plaintext
 // (etcd ignores the key/cert files for http URLs, with a warning).
@@ -98,10 +99,10 @@ export class TlsSide {
   async reload(warn: (msg: string) => void): Promise<boolean> {
     const files = this.o.files;
     if (!files) return false;
-    const stamp = await stampOf(files);
+    const stamp = await stampOf(pathsOf(files));
     if (stamp === this.loadedStamp || stamp === this.badStamp) return false;
     try {
-      const m = await readTlsFiles(files);
+      const m = await readTlsFiles(files, stamp);
       createSecureContext({ cert: m.cert, key: m.key, ca: m.ca, ciphers: this.o.ciphers }); // throws for a mismatched key or a file that is not PEM
       this.cert = m.cert;
       this.key = m.key;
@@ -121,7 +122,7 @@ export class TlsSide {
   async reloadCrl(): Promise<boolean> {
     const file = this.o.crlFile;
     if (!file) return false;
-    const stamp = await stampOf({ cert: file, key: file });
+    const stamp = await stampOf([file]);
     if (stamp === this.crlStamp) return false;
     this.crlStamp = stamp;
     try {
@@ -139,10 +140,11 @@ export class TlsSide {
   }
 }
 
+const pathsOf = (files: TlsFiles): string[] => [files.cert, files.key, ...(files.ca ? [files.ca] : [])];
+
 /** Inode, size and mtime of each file: what changes when a file is rewritten or replaced. */
-async function stampOf(files: TlsFiles): Promise<string> {
+async function stampOf(paths: string[]): Promise<string> {
   try {
-    const paths = [files.cert, files.key, ...(files.ca ? [files.ca] : [])];
     const stats = await Promise.all(paths.map((p) => stat(p)));
     return stats.map((st) => `${st.ino}:${st.size}:${st.mtimeMs}`).join(' ');
   } catch (e) {
@@ -151,11 +153,11 @@ async function stampOf(files: TlsFiles): Promise<string> {
 }
 
 /**
- * Reads the files, with their stamp taken first: a file replaced while it is read leaves an
- * older stamp, so the next look reads it again.
+ * Reads the files, with their stamp taken first (or given, taken just before): a file replaced
+ * while it is read leaves an older stamp, so the next look reads it again.
  */
-async function readTlsFiles(files: TlsFiles): Promise<{ stamp: string; cert: Buffer; key: Buffer; ca: Buffer | undefined }> {
-  const stamp = await stampOf(files);
+async function readTlsFiles(files: TlsFiles, stampTaken?: string): Promise<{ stamp: string; cert: Buffer; key: Buffer; ca: Buffer | undefined }> {
+  const stamp = stampTaken ?? (await stampOf(pathsOf(files)));
   const [cert, key, ca] = await Promise.all([readFile(files.cert), readFile(files.key), files.ca ? readFile(files.ca) : undefined]);
   return { stamp, cert, key, ca };
 }

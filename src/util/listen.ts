@@ -1,0 +1,20 @@
+// Listening on a member URL: its host (an IPv6 literal without brackets) and port (the scheme's
+// default when none is written, as etcd's URLs mean it). Shared by the client port, the peer
+// port and the metrics URLs.
+
+import type { Server } from 'node:net';
+import { urlPort } from './url.js';
+
+/** Starts `server` listening on `url`'s address; resolves with the port bound (the one chosen for port 0). */
+export function listenAt(server: Server, url: string): Promise<number> {
+  const u = new URL(url);
+  const port = urlPort(u);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, u.hostname.replace(/^\[|\]$/g, ''), () => {
+      server.removeListener('error', reject);
+      const addr = server.address();
+      resolve(typeof addr === 'object' && addr ? addr.port : port);
+    });
+  });
+}
