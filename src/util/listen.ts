@@ -1,6 +1,12 @@
 // Listening on a member URL: its host (an IPv6 literal without brackets) and port (the scheme's
 // default when none is written, as etcd's URLs mean it). Shared by the client port, the peer
 // port and the metrics URLs.
+//
+// Once listening, a server's 'error' is an accept that failed (EMFILE when the process is out of
+// file descriptors: Node emits it on the server and goes on listening). Unheard, it would be an
+// uncaught exception and take the member down; it is reported as a process warning instead
+// (the member's JSON log, src/cli/process-guards.ts), as Go's server logs "http: Accept error"
+// and goes on.
 
 import type { Server } from 'node:net';
 import { urlPort } from './url.js';
@@ -13,6 +19,7 @@ export function listenAt(server: Server, url: string): Promise<number> {
     server.once('error', reject);
     server.listen(port, u.hostname.replace(/^\[|\]$/g, ''), () => {
       server.removeListener('error', reject);
+      server.on('error', (e) => process.emitWarning(`accept error on ${url}: ${e.message}`, 'AcceptError'));
       const addr = server.address();
       resolve(typeof addr === 'object' && addr ? addr.port : port);
     });
