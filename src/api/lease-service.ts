@@ -91,24 +91,12 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
         readOn();
       });
     };
-    /** The leader's renewal of a lease it does not know (yet): see below. */
-    const renewUnknown = async (ID: bigint): Promise<void> => {
-      // A lease granted through the previous leader may not be applied here yet (a leader just
-      // elected): wait until this member has applied what was committed before saying it does
-      // not exist (etcd's waitAppliedIndex before a renewal). Costs only on a miss.
-      await s.linearizableRead();
-      let TTL = 0n; // etcd answers an unknown lease with TTL 0
-      try {
-        TTL = s.lessor.renew(ID);
-      } catch {
-        /* not found */
-      }
-      if (!closed) answer(ID, TTL);
-    };
+    /** The leader's renewal (EtcdServer.renewLease); undefined: this member no longer leads, forward it. */
     const renewHere = async (ID: bigint): Promise<void> => {
       if (closed) return;
-      if (s.lessor.exists(ID)) return answer(ID, s.lessor.renew(ID));
-      return renewUnknown(ID);
+      const TTL = await s.renewLease(ID);
+      if (TTL === undefined) return renew({ ID });
+      if (!closed) answer(ID, TTL);
     };
     const renew = async (req: LeaseKeepAliveRequest): Promise<void> => {
       if (s.isLeader()) return renewHere(req.ID);
@@ -127,7 +115,9 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
     call.on('data', (req: LeaseKeepAliveRequest) => {
       if (closed || failed) return;
       // The common case at once: the leader renewing a lease it knows, nothing queued before it.
-      if (pending === 0 && s.isLeader() && s.lessor.exists(req.ID)) return answer(req.ID, s.lessor.renew(req.ID));
+      if (pending === 0 && s.isLeader() && s.lessor.exists(req.ID) && !s.lessor.mustClearCheckpoint(req.ID)) {
+        return answer(req.ID, s.lessor.renew(req.ID));
+      }
       pending++;
       // Read no further while keepalives wait (for a leader, or for this member to catch up),
       // as etcd reads the next only after answering: the client is held back, not queued for.

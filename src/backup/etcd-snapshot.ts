@@ -10,7 +10,8 @@
 //                    (int64 big-endian), '_', the sub revision (int64 big-endian), plus 't' for
 //                    a deletion (tombstone), whose value holds the key alone (mvcc/revision.go,
 //                    mvcc/kvstore_txn.go). Byte order of the keys is revision order.
-//   lease            lease id (int64 big-endian) -> leasepb.Lease {ID, TTL} (lease/lessor.go)
+//   lease            lease id (int64 big-endian) -> leasepb.Lease {ID, TTL, RemainingTTL} (lease/lessor.go;
+//                    RemainingTTL a lease checkpoint, written only when checkpoints persist)
 //   meta             consistent_index (u64 BE: the last applied Raft index), finishedCompactRev
 //                    and scheduledCompactRev (revision keys of the compact revision; absent if
 //                    never compacted) (mvcc/kvstore.go)
@@ -50,7 +51,8 @@ const SORT_STEP = 8192;
 export interface EtcdBackupState {
   /** Keys with their histories, the current and the compact revision. */
   store: MvccStore;
-  leases: Array<{ id: bigint; ttl: bigint }>;
+  /** remainingTTL: a persisted lease checkpoint (kv/lessor.ts), 0n or absent for none. */
+  leases: Array<{ id: bigint; ttl: bigint; remainingTTL?: bigint }>;
   members: MemberInfo[];
   removed: bigint[];
   auth: AuthImage;
@@ -197,7 +199,7 @@ export async function encodeEtcdSnapshot(src: EtcdBackupState, pause: () => Prom
     ['key', keyBucket()],
     [
       'lease',
-      sorted(src.leases.map((l) => [u64be(BigInt.asUintN(64, l.id)), Buffer.from(Lease.encode({ ID: l.id, TTL: l.ttl, RemainingTTL: 0n }).finish())])),
+      sorted(src.leases.map((l) => [u64be(BigInt.asUintN(64, l.id)), Buffer.from(Lease.encode({ ID: l.id, TTL: l.ttl, RemainingTTL: l.remainingTTL ?? 0n }).finish())])),
     ],
     ['members', sorted(src.members.map((m) => [Buffer.from(m.id.toString(16)), Buffer.from(memberJson(m))]))],
     ['members_removed', sorted(src.removed.map((id) => [Buffer.from(id.toString(16)), Buffer.from('removed')]))],
@@ -295,7 +297,7 @@ export async function decodeEtcdSnapshot(file: Buffer, pause: () => Promise<void
   const leases: EtcdBackupState['leases'] = [];
   for (const e of optional('lease')?.entries() ?? []) {
     const l = Lease.decode(e.value);
-    leases.push({ id: l.ID, ttl: l.TTL });
+    leases.push({ id: l.ID, ttl: l.TTL, remainingTTL: l.RemainingTTL });
   }
 
   const members: MemberInfo[] = [];

@@ -15,7 +15,9 @@ import { CLUSTER_VERSION, encodeEtcdSnapshot } from './etcd-snapshot.js';
  */
 export async function etcdSnapshotOfMachine(sm: StateMachine, pause: () => Promise<void>): Promise<Buffer[]> {
   await sm.settled();
-  const leases = [...sm.lessor.leases.values()].map((l) => ({ id: l.id, ttl: l.ttl }));
+  // A lease checkpoint goes to the backend only when checkpoints persist, as etcd writes it.
+  const persist = sm.lessor.checkpoints.persist;
+  const leases = [...sm.lessor.leases.values()].map((l) => ({ id: l.id, ttl: l.ttl, remainingTTL: persist ? l.remainingTTL : 0n }));
   return encodeEtcdSnapshot(
     {
       store: sm.store,

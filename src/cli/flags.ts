@@ -92,6 +92,9 @@ export interface Flags {
   initialElectionTickAdvance: boolean;
   /** --experimental-warning-apply-duration, in ms. */
   warningApplyMs: number;
+  /** --experimental-enable-lease-checkpoint (-persist): the leader checkpoints leases' remaining TTL. */
+  leaseCheckpoint: boolean;
+  leaseCheckpointPersist: boolean;
   /** --config-file (or ETCD_CONFIG_FILE) the settings came from, if any. */
   configFile?: string;
   /** What parsing has to say (environment variables used, flags accepted but not honoured), to log once the logger exists. */
@@ -369,6 +372,15 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
   if (!/^\d+$/.test(v('max-concurrent-streams')) || maxConcurrentStreams > 0xffffffff) {
     throw new FlagError(`invalid value "${v('max-concurrent-streams')}" for flag --max-concurrent-streams: value out of range`);
   }
+  // etcd's embed.Config.Validate.
+  const leaseCheckpoint = b('experimental-enable-lease-checkpoint');
+  const leaseCheckpointPersist = b('experimental-enable-lease-checkpoint-persist');
+  if (leaseCheckpointPersist && !leaseCheckpoint) {
+    throw new FlagError('setting experimental-enable-lease-checkpoint-persist requires experimental-enable-lease-checkpoint', 1);
+  }
+  if (leaseCheckpoint && !leaseCheckpointPersist) {
+    warn('Detected that checkpointing is enabled without persistence. Consider enabling experimental-enable-lease-checkpoint-persist');
+  }
   const quota = v('quota-backend-bytes');
   if (!/^[+-]?\d+$/.test(quota) || !Number.isSafeInteger(Number(quota))) throw new FlagError(`invalid value "${quota}" for flag --quota-backend-bytes: parse error`);
   return {
@@ -417,6 +429,8 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
     walDir: v('wal-dir') || undefined,
     initialElectionTickAdvance: b('initial-election-tick-advance'),
     warningApplyMs: ms('experimental-warning-apply-duration'),
+    leaseCheckpoint,
+    leaseCheckpointPersist,
     notices,
   };
 }

@@ -61,6 +61,12 @@ export interface ServerConfig {
   warningApplyMs?: number;
   /** Append messages in flight to one follower (--max-inflight-appends; bootstrap.ts says why 1). */
   maxInflightAppends?: number;
+  /**
+   * etcd's --experimental-enable-lease-checkpoint (and -persist): the leader checkpoints long
+   * leases' remaining TTL through the log every `intervalMs` (etcd's 5 min; kv/lessor.ts).
+   * Absent: off.
+   */
+  leaseCheckpoint?: { intervalMs: number; persist: boolean };
   /** etcd's --auto-compaction-*: the leader compacts the MVCC history (retention 0 = off). */
   autoCompaction?: { mode: 'periodic' | 'revision'; retention: number };
   /** Members learned from a running cluster (for --initial-cluster-state existing). */

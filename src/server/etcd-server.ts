@@ -114,7 +114,8 @@ export class EtcdServer {
     this.clock = cfg.clock ?? systemClock;
     // etcd: the minimum lease TTL is 1.5 election timeouts, in whole seconds.
     const minTTL = BigInt(Math.ceil((1.5 * electionTicks(cfg) * cfg.heartbeatMs) / 1000));
-    this.sm = new StateMachine(new Lessor(minTTL, () => this.clock.now()), () => this.header(0n));
+    const checkpoints = cfg.leaseCheckpoint ?? { intervalMs: 0, persist: false };
+    this.sm = new StateMachine(new Lessor(minTTL, () => this.clock.now(), checkpoints), () => this.header(0n));
     this.watchHub = new WatchHub(() => this.sm.store);
     // A compaction of millions of keys is pruned in slices (every member applies it at once).
     this.sm.store.pruneYield = yieldToEventLoop;
@@ -392,6 +393,26 @@ export class EtcdServer {
     const done = (): void => void this.pending--;
     p.then(done, done);
     return p;
+  }
+
+  /**
+   * The leader's renewal of a lease (etcd's lessor.Renew): resolves with its TTL, 0n if there is
+   * no such lease (etcd's keepalive answer), or undefined if this member no longer leads (the
+   * caller forwards it). The common case, a known lease without a checkpoint, is renewed at once.
+   */
+  async renewLease(ID: bigint): Promise<bigint | undefined> {
+    // A lease granted through the previous leader may not be applied here yet (a leader just
+    // elected): wait until this member has applied what was committed before saying it does
+    // not exist (etcd's waitAppliedIndex before a renewal). Costs only on a miss.
+    if (!this.lessor.exists(ID)) await this.linearizableRead();
+    // A checkpointed remaining TTL is cleared through the log first (etcd's Renew with a
+    // checkpointer, which waits for it and ignores its failure): otherwise a later leader would
+    // count down from the old checkpoint, not from this renewal.
+    if (this.lessor.mustClearCheckpoint(ID)) {
+      await this.propose('leaseCheckpoint', { checkpoints: [{ ID, remainingTTL: 0n }] }).catch(() => {});
+    }
+    if (!this.isLeader()) return undefined;
+    return this.lessor.exists(ID) ? this.lessor.renew(ID) : 0n;
   }
 
   /** The space quota in bytes (etcd's --quota-backend-bytes, bounded by the heap: ./quota.ts). */

@@ -1,5 +1,6 @@
 // What a member does on its own initiative, through the log like any client would: the
-// leader revokes expired leases and compacts the history (etcd's --auto-compaction-*), and
+// leader revokes expired leases, checkpoints long leases' remaining TTL (when lease
+// checkpoints are on: kv/lessor.ts) and compacts the history (etcd's --auto-compaction-*), and
 // every member publishes its name and client URLs once it knows a leader (etcd's publish).
 //
 // Owns: when these proposals are made, and not making the same one twice at a time. Never:
@@ -14,6 +15,8 @@ import type { StateMachine } from './state-machine.js';
 
 /** How often lease expiry and auto-compaction are looked at (etcd checks leases every 500 ms). */
 const DUTY_INTERVAL_MS = 500;
+/** Leases per checkpoint entry (etcd's maxLeaseCheckpointBatchSize). */
+const CHECKPOINT_BATCH = 1000;
 /** Auto-compaction samples the revision and decides this often. */
 const COMPACT_CHECK_MS = 5000;
 
@@ -22,6 +25,7 @@ export class LeaderDuties {
   private revoking = new Map<bigint, number>();
   private revSamples: Array<{ at: number; rev: bigint }> = [];
   private compacting = false;
+  private checkpointing = false;
   private lastCompactCheck = -Infinity;
   private published = false;
   private stopped = false;
@@ -49,6 +53,7 @@ export class LeaderDuties {
   start(): void {
     this.timer = this.clock.setInterval(() => {
       this.checkLeases();
+      this.checkpointLeases();
       this.maybeAutoCompact();
     }, DUTY_INTERVAL_MS);
   }
@@ -74,6 +79,32 @@ export class LeaderDuties {
         )
         .finally(() => this.revoking.delete(id));
     }
+  }
+
+  /**
+   * The primary lessor's due checkpoints, one entry of up to 1,000 leases at a time until none
+   * is due (etcd's checkpointScheduledLeases). Those whose entry failed are due again an
+   * interval later (etcd drops them until the next checkpoint or promotion).
+   */
+  private checkpointLeases(): void {
+    const lessor = this.sm.lessor;
+    if (this.stopped || this.checkpointing || !lessor.isPrimary()) return;
+    const checkpoints = lessor.dueCheckpoints(CHECKPOINT_BATCH);
+    if (checkpoints.length === 0) return;
+    this.checkpointing = true;
+    this.proposals
+      .propose('leaseCheckpoint', { checkpoints })
+      .then(
+        () => {
+          this.checkpointing = false;
+          this.checkpointLeases();
+        },
+        (e: Error) => {
+          this.checkpointing = false;
+          this.logger.warn(`lease checkpoint of ${checkpoints.length} leases failed: ${e.message}`);
+          lessor.retryCheckpoints(checkpoints);
+        },
+      );
   }
 
   /**

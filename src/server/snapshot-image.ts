@@ -14,7 +14,8 @@
 // (a bbolt database and its sha256: src/backup/), so etcd's tooling reads raftkv's backups.
 //
 // The image header (one line of JSON, in this key order): version, currentRev, compactRev (decimal
-// strings), leases ([id, ttl] decimal strings), members ({members: base64 MemberInfo, removed: ids}),
+// strings), leases ([id, ttl] decimal strings, and the checkpointed remaining TTL third when it
+// persists: kv/lessor.ts), members ({members: base64 MemberInfo, removed: ids}),
 // applied (the exactly-once table, absent before it existed), alarms (absent before alarms
 // existed) and auth (users, roles, the enabled flag and the auth revision; absent before auth
 // existed). The body after the newline, by version:
@@ -34,6 +35,7 @@
 
 import { type KeyHistory, MvccStore, type Rev, latin1 } from '../kv/mvcc.js';
 import type { AuthImage } from '../auth/store.js';
+import type { LeaseImage } from '../kv/lessor.js';
 import type { AlarmsImage } from './alarms.js';
 import type { AppliedRequestsImage } from './applied-requests.js';
 import { SliceBudget } from '../util/yield.js';
@@ -46,7 +48,7 @@ export interface StateImageHeader {
   version: number;
   currentRev: string;
   compactRev: string;
-  leases: Array<[string, string]>;
+  leases: LeaseImage;
   members: { members: string[]; removed: string[] };
   applied?: AppliedRequestsImage;
   /** Raised alarms (absent in snapshots written before alarms existed: none). */

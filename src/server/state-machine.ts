@@ -77,6 +77,7 @@ export interface RequestResults {
   compaction: CompactionResponse;
   leaseGrant: LeaseGrantResponse;
   leaseRevoke: LeaseRevokeResponse;
+  leaseCheckpoint: { header: ResponseHeader };
   alarm: AlarmResponse;
   memberAttributes: Record<string, never>;
   authEnable: AuthEnableResponse;
@@ -310,6 +311,10 @@ export class StateMachine {
         }, this.readPause),
         revoked,
       );
+    }
+    if (req.leaseCheckpoint) {
+      for (const cp of req.leaseCheckpoint.checkpoints) this.lessor.checkpoint(cp.ID, cp.remainingTTL);
+      return { header: this.hdr() };
     }
     if (req.alarm) {
       // No header: etcd's AlarmResponse has none (its applier leaves it unset).

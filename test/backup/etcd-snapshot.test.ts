@@ -67,7 +67,7 @@ it('reads an etcd 3.4 snapshot: every key with its revisions, version and lease,
   assert.equal(st.store.compactRev, 3n);
   // History above the compaction is kept: `a` at revision 2 is gone, at 3+ readable.
   assert.throws(() => st.store.range(Buffer.from('a'), undefined, { revision: 2n }), /compacted/);
-  assert.deepEqual(st.leases, [{ id: BigInt(`0x${leaseId}`), ttl: 3600n }]);
+  assert.deepEqual(st.leases, [{ id: BigInt(`0x${leaseId}`), ttl: 3600n, remainingTTL: 0n }]);
   assert.equal(st.auth.enabled, true);
   assert.deepEqual(st.auth.users.map((u) => [u.name, u.roles]), [['alice', ['reader']], ['root', ['root']]]);
   assert.match(st.auth.users[0]!.password, /^\$2a\$/);
@@ -108,6 +108,13 @@ it('writes a snapshot etcdctl reads (same hash) and restores, and etcd then serv
   } finally {
     await e2.stop();
   }
+});
+
+it('carries a lease checkpoint (RemainingTTL) both ways, as etcd writes it when checkpoints persist', { skip: !etcdAvailable }, async () => {
+  const st = await decodeEtcdSnapshot(readFileSync(snapFile), pause);
+  st.leases[0]!.remainingTTL = 300n;
+  const back = await decodeEtcdSnapshot(Buffer.concat(await encodeEtcdSnapshot(st, pause)), pause);
+  assert.deepEqual(back.leases, [{ id: BigInt(`0x${leaseId}`), ttl: 3600n, remainingTTL: 300n }]);
 });
 
 it('refuses a damaged or truncated snapshot with etcd\'s errors', { skip: !etcdAvailable }, async () => {

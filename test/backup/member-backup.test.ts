@@ -43,7 +43,7 @@ it('snapshots one point in time while writes, a lease revoke and a compaction go
   assert.equal(back.store.currentRev, rev);
   assert.equal(back.store.compactRev, -1n);
   assert.deepEqual(back.store.range(Buffer.from([0]), Buffer.from([0])).kvs, expected);
-  assert.deepEqual(back.leases, [{ id: 77n, ttl: 600n }]);
+  assert.deepEqual(back.leases, [{ id: 77n, ttl: 600n, remainingTTL: 0n }]);
   assert.equal(back.consistentIndex, 1234n);
   assert.deepEqual(back.members.map((m) => [m.id, m.name, m.clientUrls]), [[0xfedcba9876543210n, 'm1', ['http://a:2379']]]);
 });

@@ -320,6 +320,18 @@ describe('logging and other etcd 3.4 flags', () => {
     assert.equal(flagError(['--heartbeat-interval', 'x']).exitCode, 2);
   });
 
+  it('lease checkpoints: persist needs checkpoints (exit 1, etcd\'s text); checkpoints alone warn as etcd does', () => {
+    const e = flagError(['--experimental-enable-lease-checkpoint-persist']);
+    assert.equal(e.exitCode, 1);
+    assert.equal(e.message, 'setting experimental-enable-lease-checkpoint-persist requires experimental-enable-lease-checkpoint');
+    const alone = parseFlags(['--experimental-enable-lease-checkpoint'], {});
+    assert.deepEqual([alone.leaseCheckpoint, alone.leaseCheckpointPersist], [true, false]);
+    assert.ok(alone.notices.some((n) => n.level === 'warn' && n.msg === 'Detected that checkpointing is enabled without persistence. Consider enabling experimental-enable-lease-checkpoint-persist'));
+    const both = parseFlags(['--experimental-enable-lease-checkpoint', '--experimental-enable-lease-checkpoint-persist'], {});
+    assert.deepEqual([both.leaseCheckpoint, both.leaseCheckpointPersist, both.notices.length], [true, true, 0]);
+    assert.deepEqual([parseFlags([], {}).leaseCheckpoint, parseFlags([], {}).leaseCheckpointPersist], [false, false]);
+  });
+
   it("CRL files, allowed hostnames and Go's cipher suite names are taken (etcd's TLSInfo); an allowed CN and hostname for peers exclude each other", () => {
     const f = parseFlags(['--client-crl-file', '/c.crl', '--client-cert-allowed-hostname', 'client.example', '--peer-crl-file', '/p.crl', '--peer-cert-allowed-hostname', 'peer.example'], {});
     assert.deepEqual([f.clientTls.crlFile, f.clientTls.allowedHostname, f.peerTls.crlFile, f.peerTls.allowedHostname], ['/c.crl', 'client.example', '/p.crl', 'peer.example']);

@@ -10,6 +10,7 @@ import { EntryType } from '../../src/raft/index.js';
 import fc from 'fast-check';
 import { decodeKeys, encodeKeys } from '../../src/server/snapshot-image.js';
 import type { Rev } from '../../src/kv/mvcc.js';
+import { Lessor } from '../../src/kv/lessor.js';
 
 const noPause = async (): Promise<void> => {};
 
@@ -55,6 +56,25 @@ describe('state machine snapshot images', () => {
       { numRuns: 300 },
     );
   });
+
+  for (const persist of [false, true]) {
+    it(`keeps leases' checkpointed remaining TTL only when checkpoints persist (persist ${persist})`, async () => {
+      // etcd's --experimental-enable-lease-checkpoint-persist writes remainingTTL to the backend;
+      // without it etcd 3.4 forgets checkpoints at a restart from its backend.
+      const lessor = (): Lessor => new Lessor(1n, () => 0, { intervalMs: 60_000, persist });
+      const sm = newStateMachine(lessor());
+      const apply = (index: number, req: Partial<InternalRequest>): void =>
+        void sm.applyNormal({ term: 1, index, type: EntryType.Normal, data: InternalRequest.encode(InternalRequest.fromPartial({ id: BigInt(index), ...req })).finish() });
+      apply(1, { leaseGrant: { ID: 7n, TTL: 600n } });
+      apply(2, { leaseCheckpoint: { checkpoints: [{ ID: 7n, remainingTTL: 300n }] } });
+      assert.equal(sm.lessor.leases.get(7n)?.remainingTTL, 300n);
+      const img = await sm.imageAsync(noPause);
+      const other = newStateMachine(lessor());
+      await other.restoreAsync(img.data, img.index, noPause);
+      assert.equal(other.lessor.leases.get(7n)?.ttl, 600n);
+      assert.equal(other.lessor.leases.get(7n)?.remainingTTL, persist ? 300n : 0n);
+    });
+  }
 
   it('a truncated image is refused and the old state is kept', async () => {
     const sm = newStateMachine();

@@ -53,6 +53,8 @@ export interface InProcOptions {
   maxRequestBytes?: number;
   /** Append messages in flight per follower (default: the members' own, --max-inflight-appends). */
   maxInflightAppends?: number;
+  /** Lease checkpoints (ServerConfig.leaseCheckpoint; default off, as etcd's). */
+  leaseCheckpoint?: ServerConfig['leaseCheckpoint'];
   /** Members' log lines at or above this level go to stderr (default: $RAFTKV_INPROC_LOG or 'silent'). */
   logLevel?: LogLevel;
   /**
@@ -217,6 +219,7 @@ export class InProcCluster {
       snapshotCount: this.opts.snapshotCount ?? 10_000,
       snapshotCatchUpEntries: this.opts.snapshotCatchUpEntries ?? 5_000,
       maxInflightAppends: this.opts.maxInflightAppends,
+      leaseCheckpoint: this.opts.leaseCheckpoint,
       maxRequestBytes: this.opts.maxRequestBytes ?? 1.5 * 1024 * 1024,
       logger: this.logger(name),
       clock: this.clock,

@@ -4,8 +4,8 @@ import { Lessor } from '../../src/kv/lessor.js';
 import type { Entry } from '../../src/raft/index.js';
 import { type Applied, type ResponseWanted, StateMachine } from '../../src/server/state-machine.js';
 
-export function newStateMachine(): StateMachine {
-  return new StateMachine(new Lessor(1n, () => 0), () => ({ clusterId: 1n, memberId: 1n, revision: 0n, raftTerm: 1n }));
+export function newStateMachine(lessor = new Lessor(1n, () => 0)): StateMachine {
+  return new StateMachine(lessor, () => ({ clusterId: 1n, memberId: 1n, revision: 0n, raftTerm: 1n }));
 }
 
 /** sm.applyNormal for an entry applied in one go (none of a test's small ones is applied in slices). */

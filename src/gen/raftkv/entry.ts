@@ -56,6 +56,20 @@ export interface LeaseExpire {
 }
 
 /**
+ * etcd's LeaseCheckpoint (rpc.proto, --experimental-enable-lease-checkpoint): the leader
+ * records how many seconds a lease had left, so that a new leader restarts its countdown from
+ * there instead of from the full TTL. remaining_TTL 0 clears it (a keepalive renewed the lease).
+ */
+export interface LeaseCheckpoint {
+  ID: bigint;
+  remainingTTL: bigint;
+}
+
+export interface LeaseCheckpointRequest {
+  checkpoints: LeaseCheckpoint[];
+}
+
+/**
  * The payload of a normal log entry: one client request with the id of the proposal
  * (so that the proposing node can answer the waiting client when it applies it).
  */
@@ -74,6 +88,10 @@ export interface InternalRequest {
   /** Maintenance.Alarm ACTIVATE/DEACTIVATE (a raised CORRUPT or NOSPACE alarm is replicated). */
   alarm?:
     | AlarmRequest
+    | undefined;
+  /** Proposed by the leader only (src/server/leader-duties.ts, lease-service's renewals). */
+  leaseCheckpoint?:
+    | LeaseCheckpointRequest
     | undefined;
   /**
    * The Auth service (src/auth/store.ts). Passwords arrive hashed (bcrypt, by the member
@@ -316,6 +334,174 @@ export const LeaseExpire: MessageFns<LeaseExpire> = {
   },
 };
 
+function createBaseLeaseCheckpoint(): LeaseCheckpoint {
+  return { ID: 0n, remainingTTL: 0n };
+}
+
+export const LeaseCheckpoint: MessageFns<LeaseCheckpoint> = {
+  encode(message: LeaseCheckpoint, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ID !== 0n) {
+      if (BigInt.asIntN(64, message.ID) !== message.ID) {
+        throw new globalThis.Error("value provided for field message.ID of type int64 too large");
+      }
+      writer.uint32(8).int64(message.ID);
+    }
+    if (message.remainingTTL !== 0n) {
+      if (BigInt.asIntN(64, message.remainingTTL) !== message.remainingTTL) {
+        throw new globalThis.Error("value provided for field message.remainingTTL of type int64 too large");
+      }
+      writer.uint32(16).int64(message.remainingTTL);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseCheckpoint {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 1000) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseCheckpoint();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.ID = reader.int64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.remainingTTL = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseCheckpoint {
+    return {
+      ID: isSet(object.ID) ? BigInt(object.ID) : 0n,
+      remainingTTL: isSet(object.remainingTTL)
+        ? BigInt(object.remainingTTL)
+        : isSet(object.remaining_TTL)
+        ? BigInt(object.remaining_TTL)
+        : 0n,
+    };
+  },
+
+  toJSON(message: LeaseCheckpoint): unknown {
+    const obj: any = {};
+    if (message.ID !== 0n) {
+      obj.ID = message.ID.toString();
+    }
+    if (message.remainingTTL !== 0n) {
+      obj.remainingTTL = message.remainingTTL.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LeaseCheckpoint>, I>>(base?: I): LeaseCheckpoint {
+    return LeaseCheckpoint.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LeaseCheckpoint>, I>>(object: I): LeaseCheckpoint {
+    const message = createBaseLeaseCheckpoint();
+    message.ID = (object.ID !== undefined && object.ID !== null) ? BigInt(object.ID) : 0n;
+    message.remainingTTL = (object.remainingTTL !== undefined && object.remainingTTL !== null)
+      ? BigInt(object.remainingTTL)
+      : 0n;
+    return message;
+  },
+};
+
+function createBaseLeaseCheckpointRequest(): LeaseCheckpointRequest {
+  return { checkpoints: [] };
+}
+
+export const LeaseCheckpointRequest: MessageFns<LeaseCheckpointRequest> = {
+  encode(message: LeaseCheckpointRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.checkpoints) {
+      LeaseCheckpoint.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseCheckpointRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 1000) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseCheckpointRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.checkpoints.push(LeaseCheckpoint.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseCheckpointRequest {
+    return {
+      checkpoints: globalThis.Array.isArray(object?.checkpoints)
+        ? object.checkpoints.map((e: any) => LeaseCheckpoint.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: LeaseCheckpointRequest): unknown {
+    const obj: any = {};
+    if (message.checkpoints?.length) {
+      obj.checkpoints = message.checkpoints.map((e) => LeaseCheckpoint.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LeaseCheckpointRequest>, I>>(base?: I): LeaseCheckpointRequest {
+    return LeaseCheckpointRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LeaseCheckpointRequest>, I>>(object: I): LeaseCheckpointRequest {
+    const message = createBaseLeaseCheckpointRequest();
+    message.checkpoints = object.checkpoints?.map((e) => LeaseCheckpoint.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 function createBaseInternalRequest(): InternalRequest {
   return {
     id: 0n,
@@ -328,6 +514,7 @@ function createBaseInternalRequest(): InternalRequest {
     memberAttributes: undefined,
     leaseExpire: undefined,
     alarm: undefined,
+    leaseCheckpoint: undefined,
     authEnable: undefined,
     authDisable: undefined,
     authStatus: undefined,
@@ -386,6 +573,9 @@ export const InternalRequest: MessageFns<InternalRequest> = {
     }
     if (message.alarm !== undefined) {
       AlarmRequest.encode(message.alarm, writer.uint32(82).fork()).join();
+    }
+    if (message.leaseCheckpoint !== undefined) {
+      LeaseCheckpointRequest.encode(message.leaseCheckpoint, writer.uint32(90).fork()).join();
     }
     if (message.authEnable !== undefined) {
       AuthEnableRequest.encode(message.authEnable, writer.uint32(242).fork()).join();
@@ -553,6 +743,14 @@ export const InternalRequest: MessageFns<InternalRequest> = {
             }
 
             message.alarm = AlarmRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.leaseCheckpoint = LeaseCheckpointRequest.decode(reader, reader.uint32());
             continue;
           }
           case 30: {
@@ -767,6 +965,11 @@ export const InternalRequest: MessageFns<InternalRequest> = {
         ? LeaseExpire.fromJSON(object.lease_expire)
         : undefined,
       alarm: isSet(object.alarm) ? AlarmRequest.fromJSON(object.alarm) : undefined,
+      leaseCheckpoint: isSet(object.leaseCheckpoint)
+        ? LeaseCheckpointRequest.fromJSON(object.leaseCheckpoint)
+        : isSet(object.lease_checkpoint)
+        ? LeaseCheckpointRequest.fromJSON(object.lease_checkpoint)
+        : undefined,
       authEnable: isSet(object.authEnable)
         ? AuthEnableRequest.fromJSON(object.authEnable)
         : isSet(object.auth_enable)
@@ -895,6 +1098,9 @@ export const InternalRequest: MessageFns<InternalRequest> = {
     if (message.alarm !== undefined) {
       obj.alarm = AlarmRequest.toJSON(message.alarm);
     }
+    if (message.leaseCheckpoint !== undefined) {
+      obj.leaseCheckpoint = LeaseCheckpointRequest.toJSON(message.leaseCheckpoint);
+    }
     if (message.authEnable !== undefined) {
       obj.authEnable = AuthEnableRequest.toJSON(message.authEnable);
     }
@@ -989,6 +1195,9 @@ export const InternalRequest: MessageFns<InternalRequest> = {
       : undefined;
     message.alarm = (object.alarm !== undefined && object.alarm !== null)
       ? AlarmRequest.fromPartial(object.alarm)
+      : undefined;
+    message.leaseCheckpoint = (object.leaseCheckpoint !== undefined && object.leaseCheckpoint !== null)
+      ? LeaseCheckpointRequest.fromPartial(object.leaseCheckpoint)
       : undefined;
     message.authEnable = (object.authEnable !== undefined && object.authEnable !== null)
       ? AuthEnableRequest.fromPartial(object.authEnable)
