@@ -92,6 +92,11 @@ export interface Flags {
   initialElectionTickAdvance: boolean;
   /** --experimental-warning-apply-duration, in ms. */
   warningApplyMs: number;
+  /**
+   * --discovery (and --discovery-fallback): the initial cluster comes from this discovery
+   * service; `proxy` is etcd's fallback when the cluster is full, which raftkv cannot take.
+   */
+  discovery?: { url: string; fallback: 'exit' | 'proxy' };
   /** --experimental-enable-lease-checkpoint (-persist): the leader checkpoints leases' remaining TTL. */
   leaseCheckpoint: boolean;
   leaseCheckpointPersist: boolean;
@@ -296,7 +301,10 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
   }
   if (election > 50000) throw new FlagError(`--election-timeout[${election}ms] is too long, and should be set less than 50000ms`, 1);
   const advertisePeer = urlList('initial-advertise-peer-urls', v('initial-advertise-peer-urls'));
-  const cluster = parseInitialCluster(v('initial-cluster') || `${name}=${advertisePeer.join(`,${name}=`)}`);
+  // With --discovery the cluster is learned at bootstrap (./discovery.ts): until then it is
+  // this member alone, and the discovery URL is the cluster token (etcd's PeerURLsMapAndToken).
+  const discovery = isSet('discovery') ? discoveryFlags(v, isSet, warn) : undefined;
+  const cluster = parseInitialCluster((!discovery && v('initial-cluster')) || `${name}=${advertisePeer.join(`,${name}=`)}`);
   const mine = cluster.get(name);
   if (!mine) throw new FlagError(`invalid value for flag --initial-cluster: it has no member named "${name}" (--name)`, 1);
   if ([...mine].sort().join(',') !== [...advertisePeer].sort().join(',')) {
@@ -392,7 +400,8 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
     initialAdvertisePeerUrls: advertisePeer,
     initialCluster: cluster,
     initialClusterState: state,
-    initialClusterToken: v('initial-cluster-token'),
+    initialClusterToken: discovery?.url ?? v('initial-cluster-token'),
+    discovery,
     heartbeatInterval: heartbeat,
     electionTimeout: election,
     snapshotCount: positiveInt('snapshot-count', v('snapshot-count')),
@@ -440,14 +449,32 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
  * cluster than the one asked for.
  */
 function refuseUnsupported(isSet: (n: string) => boolean, v: (n: string) => string): void {
-  if (isSet('discovery') || isSet('discovery-srv')) {
-    throw new FlagError('raftkv does not support discovery (--discovery, --discovery-srv): list the members with --initial-cluster', 1);
+  // etcd's ErrConflictBootstrapFlags (embed.Config.Validate).
+  if (['initial-cluster', 'discovery', 'discovery-srv'].filter(isSet).length > 1) {
+    throw new FlagError('multiple discovery or bootstrap flags are set. Choose one of "initial-cluster", "discovery" or "discovery-srv"', 1);
+  }
+  if (isSet('discovery-srv')) {
+    throw new FlagError('raftkv does not support DNS discovery (--discovery-srv): list the members with --initial-cluster, or use --discovery', 1);
   }
   const proxy = v('proxy');
   if (!['off', 'readonly', 'on'].includes(proxy)) throw new FlagError(`invalid value "${proxy}" for flag --proxy: valid values are "off", "readonly", "on"`);
   if (proxy !== 'off') throw new FlagError(`raftkv runs only as a cluster member, not as etcd's v2 proxy (--proxy=${proxy})`, 1);
   const fallback = v('discovery-fallback');
   if (!['exit', 'proxy'].includes(fallback)) throw new FlagError(`invalid value "${fallback}" for flag --discovery-fallback: valid values are "proxy", "exit"`);
+}
+
+/** --discovery and the flags that go with it. */
+function discoveryFlags(v: (n: string) => string, isSet: (n: string) => boolean, warn: (msg: string) => void): NonNullable<Flags['discovery']> {
+  const url = v('discovery');
+  let u: URL | undefined;
+  try {
+    u = new URL(url);
+  } catch {
+    /* below */
+  }
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw new FlagError(`invalid value "${url}" for flag --discovery: not an http(s) URL`, 1);
+  if (isSet('discovery-proxy')) warn('--discovery-proxy is ignored: raftkv reaches the discovery service directly');
+  return { url, fallback: v('discovery-fallback') === 'exit' ? 'exit' : 'proxy' };
 }
 
 /** Accepted etcd flags raftkv does not act on: a warning when they ask for something else than what raftkv does. */

@@ -14,6 +14,8 @@ import { createGateway } from '../api/gateway/index.js';
 import { initialCorruptCheck, peerMaintenanceService } from '../server/corrupt-check.js';
 import { EtcdServer } from '../server/etcd-server.js';
 import { DEFAULT_LEASE_CHECKPOINT_INTERVAL_MS } from '../kv/lessor.js';
+import type { ServerConfig } from '../server/config.js';
+import { DiscoveryError, DiscoveryErrors, joinCluster } from './discovery.js';
 import { GrpcTransportFactory } from '../transport/grpc-transport.js';
 import { Metrics, serveMetrics } from '../server/metrics.js';
 import { instrumentServices } from '../api/grpc-metrics.js';
@@ -24,6 +26,43 @@ import type { ZapLogger } from '../util/log.js';
 import type { WalReadAhead } from '../storage/wal/segment-read.js';
 import { hex } from '../util/ids.js';
 import { type TlsConfig, isHttps, loadTlsSide, tlsFlagsEmpty, watchTlsFiles } from '../util/tls.js';
+
+/**
+ * The bootstrap's discovery (ServerConfig.discovery): etcd's JoinCluster, and etcd's advice in
+ * the log when it fails for a reason of the token's (etcdmain, before it exits 1).
+ */
+function discoverWith(d: NonNullable<Flags['discovery']>, dataDir: string, logger: ZapLogger): NonNullable<ServerConfig['discovery']> {
+  return async (selfId, self) => {
+    logger.info(`discovering the initial cluster from ${d.url}`);
+    try {
+      return await joinCluster(d.url, selfId, self, { logger });
+    } catch (e) {
+      if (!(e instanceof DiscoveryError)) throw e;
+      switch (e.message) {
+        case DiscoveryErrors.duplicateId:
+          logger.warn('member has been registered with discovery service');
+          logger.warn(`but could not find valid cluster configuration in ${dataDir}`);
+          logger.warn('check data dir if previous bootstrap succeeded');
+          logger.warn('or use a new discovery token if previous bootstrap failed');
+          break;
+        case DiscoveryErrors.duplicateName:
+          logger.warn('member with duplicated name has already been registered');
+          logger.warn('cURL the discovery token URL for details');
+          logger.warn('do not reuse discovery token; generate a new one to bootstrap a cluster');
+          break;
+        case DiscoveryErrors.fullCluster:
+          // etcd would run as its v2 proxy (--discovery-fallback=proxy), which raftkv is not.
+          if (d.fallback === 'proxy') logger.warn('discovery cluster is full; raftkv cannot fall back to a proxy (--discovery-fallback=proxy), exiting');
+          logger.warn('do not reuse discovery token; generate a new one to bootstrap a cluster');
+          break;
+        default:
+          logger.warn('failed to bootstrap; discovery token was already used');
+          logger.warn('do not reuse discovery token; generate a new one to bootstrap a cluster');
+      }
+      throw e;
+    }
+  };
+}
 
 /** Go's http.DefaultMaxHeaderBytes, which etcd's HTTP side keeps: the largest request head. */
 const GO_MAX_HEADER_BYTES = 1 << 20;
@@ -54,6 +93,7 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
     initialCluster: flags.initialCluster,
     initialClusterState: flags.initialClusterState,
     initialClusterToken: flags.initialClusterToken,
+    discovery: flags.discovery ? discoverWith(flags.discovery, flags.dataDir, logger) : undefined,
     heartbeatMs: flags.heartbeatInterval,
     electionMs: flags.electionTimeout,
     snapshotCount: flags.snapshotCount,

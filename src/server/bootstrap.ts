@@ -18,6 +18,7 @@ import { type ServerConfig, electionTicks, walDirOf } from './config.js';
 import type { StateMachine } from './state-machine.js';
 import { configuredIds, replayTarget, standaloneEntries } from './force-new-cluster.js';
 import { yieldToEventLoop } from '../util/yield.js';
+import { urlsMapString } from '../util/url.js';
 
 const MAX_SIZE_PER_MSG = 1024 * 1024;
 
@@ -78,6 +79,7 @@ export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: S
   if (existing && !neverPersisted) {
     // ---- restart: newest valid snapshot, then the WAL entries after it.
     const { wal, contents } = existing;
+    if (cfg.discovery) logger.warn(`discovery token is ignored since cluster already initialized; valid logs are found in ${walDir}`);
     const snap = await snapshotter.loadNewest();
     if (snap) {
       storage.applySnapshot(snap);
@@ -139,7 +141,13 @@ export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: S
     members = info.members;
     joinedClusterId = info.clusterId;
   }
-  members ??= initialMembers(cfg);
+  if (!members && cfg.discovery && cfg.initialClusterState === 'new') {
+    const discovered = await cfg.discovery(computeMemberId(cfg.initialAdvertisePeerUrls, cfg.initialClusterToken), urlsMapString(cfg.initialCluster));
+    const urls = [...discovered.values()].flat();
+    if (new Set(urls).size !== urls.length) throw new Error(`discovery cluster ${urlsMapString(discovered)} has duplicate url`);
+    members = initialMembers(discovered, cfg.initialClusterToken);
+  }
+  members ??= initialMembers(cfg.initialCluster, cfg.initialClusterToken);
   const same = (a: string[], b: string[]) => [...a].sort().join(',') === [...b].sort().join(',');
   const me =
     cfg.initialClusterState === 'existing'
@@ -164,11 +172,11 @@ export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: S
   return { id, clusterId, wal, raw, peers: members, snapshotIndex: 0, replayTo: 0 };
 }
 
-/** The members named by --initial-cluster, with etcd's member ids. */
-function initialMembers(cfg: ServerConfig): MemberInfo[] {
+/** The members named by --initial-cluster (or found by discovery), with etcd's member ids. */
+function initialMembers(cluster: ReadonlyMap<string, string[]>, token: string): MemberInfo[] {
   const out: MemberInfo[] = [];
-  for (const [name, urls] of cfg.initialCluster) {
-    out.push({ id: computeMemberId(urls, cfg.initialClusterToken), name, peerUrls: urls, clientUrls: [], isLearner: false });
+  for (const [name, urls] of cluster) {
+    out.push({ id: computeMemberId(urls, token), name, peerUrls: urls, clientUrls: [], isLearner: false });
   }
   return out;
 }

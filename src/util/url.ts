@@ -61,3 +61,11 @@ export function requestUrl(target: string | undefined): URL | undefined {
     return undefined;
   }
 }
+
+/** etcd's URLsMap.String(): `name=url` pairs, sorted, comma-separated. */
+export function urlsMapString(m: ReadonlyMap<string, readonly string[]>): string {
+  return [...m]
+    .flatMap(([name, urls]) => urls.map((u) => `${name}=${u}`))
+    .sort()
+    .join(',');
+}

@@ -30,6 +30,7 @@ export class EtcdProcess {
     readonly peerPort: number,
     /** The temp dir this made for the data dir (removed by destroy), if it made one. */
     private readonly ownRoot: string | undefined,
+    private readonly extraArgs: string[] = [],
   ) {}
 
   /**
@@ -37,10 +38,10 @@ export class EtcdProcess {
    * until it serves. `dataDir` may hold a data dir made by `etcdctl snapshot restore` (then
    * `peerPort` must be the one it was restored with).
    */
-  static async start(opts: { dataDir?: string; name?: string; peerPort?: number } = {}): Promise<EtcdProcess> {
+  static async start(opts: { dataDir?: string; name?: string; peerPort?: number; extraArgs?: string[] } = {}): Promise<EtcdProcess> {
     const [clientPort, peer] = await freePorts(2);
     const ownRoot = opts.dataDir ? undefined : mkdtempSync(join(tmpdir(), 'raftkv-etcd-'));
-    const e = new EtcdProcess(opts.name ?? 'e1', opts.dataDir ?? join(ownRoot!, 'e1'), clientPort!, opts.peerPort ?? peer!, ownRoot);
+    const e = new EtcdProcess(opts.name ?? 'e1', opts.dataDir ?? join(ownRoot!, 'e1'), clientPort!, opts.peerPort ?? peer!, ownRoot, opts.extraArgs);
     e.spawn();
     await e.waitServing();
     return e;
@@ -63,6 +64,7 @@ export class EtcdProcess {
         '--listen-client-urls', c, '--advertise-client-urls', c,
         '--listen-peer-urls', this.peerUrl, '--initial-advertise-peer-urls', this.peerUrl,
         '--initial-cluster', `${this.name}=${this.peerUrl}`,
+        ...this.extraArgs,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );

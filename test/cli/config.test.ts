@@ -302,7 +302,7 @@ describe('logging and other etcd 3.4 flags', () => {
   });
 
   it('settings that would be unsafe to ignore are refused (exit 1)', () => {
-    for (const args of [['--discovery', 'https://discovery.etcd.io/x'], ['--proxy', 'on']]) {
+    for (const args of [['--discovery-srv', 'example.com'], ['--proxy', 'on']]) {
       assert.equal(flagError(args).exitCode, 1, args.join(' '));
     }
   });
@@ -318,6 +318,21 @@ describe('logging and other etcd 3.4 flags', () => {
     ];
     for (const args of one) assert.equal(flagError(args).exitCode, 1, args.join(' '));
     assert.equal(flagError(['--heartbeat-interval', 'x']).exitCode, 2);
+  });
+
+  it("--discovery: the cluster is this member until the service says more, the URL its token; with --initial-cluster it is etcd's conflict (exit 1)", () => {
+    const f = parseFlags(['--name', 'a', '--initial-advertise-peer-urls', 'http://10.0.0.1:2380', '--discovery', 'https://discovery.etcd.io/3e86b59982e49066c5d813af1c2e2579cbf573de'], {});
+    assert.deepEqual([...f.initialCluster], [['a', ['http://10.0.0.1:2380']]]);
+    assert.equal(f.initialClusterToken, 'https://discovery.etcd.io/3e86b59982e49066c5d813af1c2e2579cbf573de');
+    assert.deepEqual(f.discovery, { url: 'https://discovery.etcd.io/3e86b59982e49066c5d813af1c2e2579cbf573de', fallback: 'proxy' });
+    assert.equal(parseFlags(['--discovery', 'http://d/t', '--discovery-fallback', 'exit'], {}).discovery?.fallback, 'exit');
+    assert.equal(parseFlags([], {}).discovery, undefined);
+    const conflict = 'multiple discovery or bootstrap flags are set. Choose one of "initial-cluster", "discovery" or "discovery-srv"';
+    for (const args of [['--discovery', 'http://d/t', '--initial-cluster', 'default=http://localhost:2380'], ['--discovery', 'http://d/t', '--discovery-srv', 'example.com']]) {
+      const e = flagError(args);
+      assert.deepEqual([e.exitCode, e.message], [1, conflict]);
+    }
+    assert.equal(flagError(['--discovery', 'not a url']).exitCode, 1);
   });
 
   it('lease checkpoints: persist needs checkpoints (exit 1, etcd\'s text); checkpoints alone warn as etcd does', () => {
