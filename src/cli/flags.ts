@@ -97,6 +97,8 @@ export interface Flags {
    * service; `proxy` is etcd's fallback when the cluster is full, which raftkv cannot take.
    */
   discovery?: { url: string; fallback: 'exit' | 'proxy' };
+  /** --discovery-srv (and --discovery-srv-name): the initial cluster comes from DNS SRV records (./dns-discovery.ts). */
+  discoverySrv?: { domain: string; serviceName: string };
   /** --experimental-enable-lease-checkpoint (-persist): the leader checkpoints leases' remaining TTL. */
   leaseCheckpoint: boolean;
   leaseCheckpointPersist: boolean;
@@ -304,7 +306,8 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
   // With --discovery the cluster is learned at bootstrap (./discovery.ts): until then it is
   // this member alone, and the discovery URL is the cluster token (etcd's PeerURLsMapAndToken).
   const discovery = isSet('discovery') ? discoveryFlags(v, isSet, warn) : undefined;
-  const cluster = parseInitialCluster((!discovery && v('initial-cluster')) || `${name}=${advertisePeer.join(`,${name}=`)}`);
+  const discoverySrv = isSet('discovery-srv') ? { domain: v('discovery-srv'), serviceName: v('discovery-srv-name') } : undefined;
+  const cluster = parseInitialCluster((!discovery && !discoverySrv && v('initial-cluster')) || `${name}=${advertisePeer.join(`,${name}=`)}`);
   const mine = cluster.get(name);
   if (!mine) throw new FlagError(`invalid value for flag --initial-cluster: it has no member named "${name}" (--name)`, 1);
   if ([...mine].sort().join(',') !== [...advertisePeer].sort().join(',')) {
@@ -402,6 +405,7 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
     initialClusterState: state,
     initialClusterToken: discovery?.url ?? v('initial-cluster-token'),
     discovery,
+    discoverySrv,
     heartbeatInterval: heartbeat,
     electionTimeout: election,
     snapshotCount: positiveInt('snapshot-count', v('snapshot-count')),
@@ -452,9 +456,6 @@ function refuseUnsupported(isSet: (n: string) => boolean, v: (n: string) => stri
   // etcd's ErrConflictBootstrapFlags (embed.Config.Validate).
   if (['initial-cluster', 'discovery', 'discovery-srv'].filter(isSet).length > 1) {
     throw new FlagError('multiple discovery or bootstrap flags are set. Choose one of "initial-cluster", "discovery" or "discovery-srv"', 1);
-  }
-  if (isSet('discovery-srv')) {
-    throw new FlagError('raftkv does not support DNS discovery (--discovery-srv): list the members with --initial-cluster, or use --discovery', 1);
   }
   const proxy = v('proxy');
   if (!['off', 'readonly', 'on'].includes(proxy)) throw new FlagError(`invalid value "${proxy}" for flag --proxy: valid values are "off", "readonly", "on"`);

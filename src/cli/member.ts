@@ -16,6 +16,7 @@ import { EtcdServer } from '../server/etcd-server.js';
 import { DEFAULT_LEASE_CHECKPOINT_INTERVAL_MS } from '../kv/lessor.js';
 import type { ServerConfig } from '../server/config.js';
 import { DiscoveryError, DiscoveryErrors, joinCluster } from './discovery.js';
+import { srvCluster, systemResolver } from './dns-discovery.js';
 import { GrpcTransportFactory } from '../transport/grpc-transport.js';
 import { Metrics, serveMetrics } from '../server/metrics.js';
 import { instrumentServices } from '../api/grpc-metrics.js';
@@ -64,6 +65,16 @@ function discoverWith(d: NonNullable<Flags['discovery']>, dataDir: string, logge
   };
 }
 
+/**
+ * The bootstrap's DNS discovery (--discovery-srv): the cluster from SRV records; the SRV queries
+ * go to RAFTKV_DNS_SERVERS (comma-separated host:port, raftkv's own) if set, else to the system's.
+ */
+function discoverSrvWith(flags: Flags, logger: ZapLogger): NonNullable<ServerConfig['discovery']> {
+  const { domain, serviceName } = flags.discoverySrv!;
+  const servers = process.env.RAFTKV_DNS_SERVERS?.split(',').filter(Boolean);
+  return () => srvCluster(domain, serviceName, flags.name, flags.initialAdvertisePeerUrls, systemResolver(servers), logger);
+}
+
 /** Go's http.DefaultMaxHeaderBytes, which etcd's HTTP side keeps: the largest request head. */
 const GO_MAX_HEADER_BYTES = 1 << 20;
 
@@ -93,7 +104,7 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
     initialCluster: flags.initialCluster,
     initialClusterState: flags.initialClusterState,
     initialClusterToken: flags.initialClusterToken,
-    discovery: flags.discovery ? discoverWith(flags.discovery, flags.dataDir, logger) : undefined,
+    discovery: flags.discovery ? discoverWith(flags.discovery, flags.dataDir, logger) : flags.discoverySrv ? discoverSrvWith(flags, logger) : undefined,
     heartbeatMs: flags.heartbeatInterval,
     electionMs: flags.electionTimeout,
     snapshotCount: flags.snapshotCount,

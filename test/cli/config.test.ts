@@ -302,7 +302,7 @@ describe('logging and other etcd 3.4 flags', () => {
   });
 
   it('settings that would be unsafe to ignore are refused (exit 1)', () => {
-    for (const args of [['--discovery-srv', 'example.com'], ['--proxy', 'on']]) {
+    for (const args of [['--proxy', 'on'], ['--proxy', 'readonly']]) {
       assert.equal(flagError(args).exitCode, 1, args.join(' '));
     }
   });
@@ -333,6 +333,8 @@ describe('logging and other etcd 3.4 flags', () => {
       assert.deepEqual([e.exitCode, e.message], [1, conflict]);
     }
     assert.equal(flagError(['--discovery', 'not a url']).exitCode, 1);
+    const srv = parseFlags(['--name', 'a', '--initial-advertise-peer-urls', 'http://10.0.0.1:2380', '--discovery-srv', 'example.com', '--discovery-srv-name', 'prod'], {});
+    assert.deepEqual([srv.discoverySrv, [...srv.initialCluster], srv.initialClusterToken], [{ domain: 'example.com', serviceName: 'prod' }, [['a', ['http://10.0.0.1:2380']]], 'etcd-cluster']);
   });
 
   it('lease checkpoints: persist needs checkpoints (exit 1, etcd\'s text); checkpoints alone warn as etcd does', () => {

@@ -97,7 +97,7 @@ describe('discovery: raftkv members', () => {
   it('three members bootstrap from a token, with etcd\'s member ids, and restart without asking again', async () => {
     const d = await FakeDiscovery.start();
     const token = d.token(3);
-    const c = await ProcCluster.start({ size: 3, discovery: token });
+    const c = await ProcCluster.start({ size: 3, bootstrapFlags: ['--discovery', token] });
     try {
       const ids = (await c.client(0).memberList()).members.map((m) => [m.name, m.ID]).sort();
       assert.deepEqual(ids, c.members.map((m) => [m.name, memberId([`http://127.0.0.1:${m.peerPort}`], token)]).sort());
@@ -127,7 +127,7 @@ describe('discovery: raftkv members', () => {
         assert.equal(r.status, 200);
         return (await r.text()).trim();
       });
-      c = await ProcCluster.start({ size: 3, discovery: token });
+      c = await ProcCluster.start({ size: 3, bootstrapFlags: ['--discovery', token] });
       const names = (await c.client(0).memberList()).members.map((m) => m.name).sort();
       assert.deepEqual(names, ['m1', 'm2', 'm3']);
       await c.client(2).put('k', 'v');

@@ -52,8 +52,8 @@ export interface ClusterOptions {
   scheme?: 'http' | 'https';
   /** Credentials of the test clients (default: plaintext). */
   clientCredentials?: grpc.ChannelCredentials;
-  /** etcd's --discovery URL: members bootstrap from it instead of --initial-cluster. */
-  discovery?: string;
+  /** How members find each other instead of --initial-cluster (e.g. ['--discovery', url]). */
+  bootstrapFlags?: string[];
   /** How long start() waits for a leader, and then for every member to serve (default 20 s each). */
   startTimeoutMs?: number;
 }
@@ -149,7 +149,7 @@ export class ProcCluster {
       '--advertise-client-urls', `${http}://127.0.0.1:${m.clientPort}`,
       '--listen-peer-urls', `${http}://127.0.0.1:${m.peerPort}`,
       '--initial-advertise-peer-urls', `${http}://127.0.0.1:${m.peerPort}`,
-      ...(this.opts.discovery ? ['--discovery', this.opts.discovery] : ['--initial-cluster', cluster]),
+      ...(this.opts.bootstrapFlags ?? ['--initial-cluster', cluster]),
       '--heartbeat-interval', String(this.opts.heartbeatMs ?? 50),
       '--election-timeout', String(this.opts.electionMs ?? 500),
       '--snapshot-count', String(this.opts.snapshotCount ?? 100000),
