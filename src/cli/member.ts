@@ -200,8 +200,10 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
     stopping = true;
     logger.info('shutting down');
     frontDoor.close();
-    peerListener.close();
     clientServer.forceShutdown();
+    // A leader stopping on purpose hands over first, with its peer port still open (etcd's Stop).
+    if (code === 0) await server.handOverLeadership();
+    peerListener.close();
     peerServer.forceShutdown();
     try {
       await server.stop();
