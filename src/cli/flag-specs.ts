@@ -144,7 +144,7 @@ export const FLAG_SPECS: readonly FlagSpec[] = [
   f('experimental-warning-apply-duration', 'duration', '100ms', 'honoured', 'Time duration after which a warning is generated if request takes more time.'),
   // unsafe
   f('force-new-cluster', 'bool', 'false', 'honoured', 'Force to create a new one-member cluster.'),
-  f('unsafe-no-fsync', 'bool', 'false', 'accepted', 'Disables fsync, unsafe, will cause data loss (raftkv always fsyncs: a warning when true).'),
+  f('unsafe-no-fsync', 'bool', 'false', 'honoured', 'Disables fsync, unsafe, will cause data loss.'),
   // raftkv's own
   f('snapshot-catchup-entries', 'uint', '5000', 'honoured', 'Entries kept after a snapshot for slow followers (raftkv-specific).', { raftkv: true }),
   f('wal-segment-bytes', 'uint', String(64 * 1024 * 1024), 'honoured', 'WAL segment size before rotation (raftkv-specific).', { raftkv: true }),

@@ -92,6 +92,8 @@ export interface Flags {
   initialElectionTickAdvance: boolean;
   /** --experimental-warning-apply-duration, in ms. */
   warningApplyMs: number;
+  /** --unsafe-no-fsync: nothing is synced (test clusters only). */
+  unsafeNoFsync: boolean;
   /**
    * --discovery (and --discovery-fallback): the initial cluster comes from this discovery
    * service; `proxy` is etcd's fallback when the cluster is full, which raftkv cannot take.
@@ -392,6 +394,7 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
   if (leaseCheckpoint && !leaseCheckpointPersist) {
     warn('Detected that checkpointing is enabled without persistence. Consider enabling experimental-enable-lease-checkpoint-persist');
   }
+  if (b('unsafe-no-fsync')) warn('--unsafe-no-fsync: the WAL and snapshots are written without fsync; a crash of the machine can lose acknowledged writes');
   const quota = v('quota-backend-bytes');
   if (!/^[+-]?\d+$/.test(quota) || !Number.isSafeInteger(Number(quota))) throw new FlagError(`invalid value "${quota}" for flag --quota-backend-bytes: parse error`);
   return {
@@ -425,6 +428,7 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
     cors: corsList(v('cors')),
     hostWhitelist: uniqueList(v('host-whitelist')),
     walSegmentBytes: positiveInt('wal-segment-bytes', v('wal-segment-bytes'), 4096),
+    unsafeNoFsync: b('unsafe-no-fsync'),
     leaseReads: b('lease-reads'),
     maxInflightAppends: positiveInt('max-inflight-appends', v('max-inflight-appends'), 1),
     listenMetricsUrls: isSet('listen-metrics-urls') ? urlList('listen-metrics-urls', v('listen-metrics-urls')) : [],
@@ -488,7 +492,6 @@ function acceptedButNotHonoured(
 ): void {
   if (b('enable-v2')) warn('--enable-v2=true is ignored: raftkv serves only the v3 API (v2 requests are not served)');
   if (isSet('experimental-enable-v2v3')) warn('--experimental-enable-v2v3 is ignored: raftkv serves only the v3 API');
-  if (b('unsafe-no-fsync')) warn('--unsafe-no-fsync is ignored: raftkv always fsyncs its WAL');
   if (!b('strict-reconfig-check')) warn('--strict-reconfig-check=false is ignored: raftkv always rejects reconfigurations that would lose quorum');
   if (b('enable-pprof')) warn('--enable-pprof is ignored: raftkv has no Go profiler (use node --cpu-prof)');
   if (keepAliveMinTimeMs !== 5000) warn('--grpc-keepalive-min-time is not enforced: grpc-js has no server-side ping policy');

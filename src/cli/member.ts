@@ -119,6 +119,7 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
     cors: flags.cors,
     hostWhitelist: flags.hostWhitelist,
     walSegmentBytes: flags.walSegmentBytes,
+    unsafeNoFsync: flags.unsafeNoFsync,
     walReadAhead,
     leaseReads: flags.leaseReads,
     maxInflightAppends: flags.maxInflightAppends,

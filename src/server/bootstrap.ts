@@ -12,6 +12,7 @@ import { type MemoryStorage, RawNode, ReadOnlyOption, SeededRand } from '../raft
 import { MemberInfo } from '../gen/raftkv/member.js';
 import type { Snapshotter } from '../storage/snap/snapshotter.js';
 import { Wal, compactEntryViews } from '../storage/wal/wal.js';
+import { type SyncCalls, osSync, unsafeNoSync } from '../storage/fatal.js';
 import type { TransportFactory } from '../transport/transport.js';
 import { clusterId as computeClusterId, hex, memberId as computeMemberId } from '../util/ids.js';
 import { type ServerConfig, electionTicks, walDirOf } from './config.js';
@@ -72,7 +73,7 @@ export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: S
     rand: new SeededRand(cfg.raftSeed ?? randomInt(2 ** 31)),
     logger,
   };
-  const existing = (await Wal.hasWal(walDir)) ? await Wal.open(walDir, { logger, segmentBytes: cfg.walSegmentBytes, readAhead: cfg.walReadAhead }) : undefined;
+  const existing = (await Wal.hasWal(walDir)) ? await Wal.open(walDir, { logger, segmentBytes: cfg.walSegmentBytes, readAhead: cfg.walReadAhead, sync: syncCallsOf(cfg) }) : undefined;
   const neverPersisted =
     existing !== undefined && existing.contents.entries.length === 0 && !existing.contents.snapshot && existing.contents.hardState.term === 0;
 
@@ -163,13 +164,18 @@ export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: S
   await mkdir(cfg.dataDir, { recursive: true });
   const id = me.id;
   const clusterId = cfg.initialClusterState === 'existing' ? joinedClusterId! : computeClusterId(members.map((m) => m.id));
-  const wal = await Wal.create(walDir, { nodeId: id, clusterId }, { logger, segmentBytes: cfg.walSegmentBytes });
+  const wal = await Wal.create(walDir, { nodeId: id, clusterId }, { logger, segmentBytes: cfg.walSegmentBytes, sync: syncCallsOf(cfg) });
   const raw = new RawNode({ ...rawConfig, id });
   if (cfg.initialClusterState === 'new') {
     raw.bootstrap(members.map((m) => ({ id: m.id, context: MemberInfo.encode(m).finish() })));
   }
   logger.info(`started new member ${hex(id)} in cluster ${hex(clusterId)} (${cfg.initialClusterState})`);
   return { id, clusterId, wal, raw, peers: members, snapshotIndex: 0, replayTo: 0 };
+}
+
+/** How the member's files are made durable: the operating system's syncs, or none (--unsafe-no-fsync). */
+export function syncCallsOf(cfg: Pick<ServerConfig, 'unsafeNoFsync'>): SyncCalls {
+  return cfg.unsafeNoFsync ? unsafeNoSync : osSync;
 }
 
 /** The members named by --initial-cluster (or found by discovery), with etcd's member ids. */

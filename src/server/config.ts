@@ -48,6 +48,8 @@ export interface ServerConfig {
   cors?: string[];
   hostWhitelist?: string[];
   walSegmentBytes?: number;
+  /** etcd's --unsafe-no-fsync: the WAL and snapshots are written without any sync (storage/fatal.ts unsafeNoSync). */
+  unsafeNoFsync?: boolean;
   /** The WAL's segments, already being read (the CLI starts this before loading the member's code). */
   walReadAhead?: WalReadAhead;
   /** Answer linearizable reads on the leader's lease (CheckQuorum) instead of ReadIndex rounds. */

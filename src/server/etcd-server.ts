@@ -33,7 +33,7 @@ import { GrpcTransportFactory } from '../transport/grpc-transport.js';
 import type { Transport } from '../transport/transport.js';
 import { hex } from '../util/ids.js';
 import type { ProcessLogger } from '../util/log.js';
-import { bootstrap } from './bootstrap.js';
+import { bootstrap, syncCallsOf } from './bootstrap.js';
 import { type Clock, systemClock } from './clock.js';
 import { type ServerConfig, electionTicks } from './config.js';
 import { adjustTicks } from './tick-advance.js';
@@ -122,7 +122,7 @@ export class EtcdServer {
     // A txn's ranges over many keys are read after it is applied, in slices (kv-ops.ts).
     this.sm.readPause = yieldToEventLoop;
     this.sm.store.onEvents = (events, rev, writes) => this.watchHub.notify(events, rev, writes);
-    this.snapshotter = new Snapshotter(join(cfg.dataDir, 'member', 'snap'), cfg.logger);
+    this.snapshotter = new Snapshotter(join(cfg.dataDir, 'member', 'snap'), cfg.logger, { sync: syncCallsOf(cfg) });
     this.snapshotter.timings = {
       marshalled: (x) => this.metrics?.snapshotSave.marshalled(x),
       synced: (x) => this.metrics?.snapshotSave.synced(x),

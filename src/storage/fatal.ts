@@ -36,6 +36,8 @@ export interface SyncCalls {
    * where it survives the process (kill -9) but not a power loss.
    */
   write(fh: FileHandle, buf: Buffer, position: number): Promise<void>;
+  /** open(2) flags of a file written with durableWrite (O_DSYNC, unless nothing is synced). */
+  readonly durableFlags: number;
 }
 
 /** open(2) flags for a file whose every write is durable when it returns (see durableWrite). */
@@ -57,4 +59,19 @@ export const osSync: SyncCalls = {
   datasync: (fh) => fh.datasync(),
   fsync: (fh) => fh.sync(),
   fsyncDir,
+  durableFlags: DURABLE_WRITE_FLAGS,
+};
+
+/**
+ * etcd's --unsafe-no-fsync: writes reach the page cache only, nothing is synced (no O_DSYNC, no
+ * fsync of files or directories). A crash of the machine, not of the process, can lose
+ * acknowledged writes: for test and throwaway clusters only, as etcd says.
+ */
+export const unsafeNoSync: SyncCalls = {
+  durableWrite: writeWhole,
+  write: writeWhole,
+  datasync: async () => {},
+  fsync: async () => {},
+  fsyncDir: async () => {},
+  durableFlags: constants.O_RDWR,
 };

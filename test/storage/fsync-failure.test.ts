@@ -14,11 +14,15 @@ import { Snapshotter } from '../../src/storage/snap/snapshotter.js';
 import { Wal } from '../../src/storage/wal/wal.js';
 
 /** The real fsync calls, counted; the kind named by `failing` fails with EIO instead. */
-class FlakyDisk implements SyncCalls {
-  failing: keyof SyncCalls | undefined;
-  calls = 0;
+/** A call of SyncCalls that can fail. */
+type SyncCall = Exclude<keyof SyncCalls, 'durableFlags'>;
 
-  private call(kind: keyof SyncCalls): void {
+class FlakyDisk implements SyncCalls {
+  failing: SyncCall | undefined;
+  calls = 0;
+  readonly durableFlags = osSync.durableFlags;
+
+  private call(kind: SyncCall): void {
     this.calls++;
     if (this.failing === kind) throw Object.assign(new Error(`EIO: i/o error, ${kind}`), { code: 'EIO' });
   }
@@ -63,7 +67,7 @@ function contents(dir: string): Map<string, Buffer> {
 }
 
 /** Makes `kind` fail, runs `op` (which must reject with a fatal error), and heals the disk. */
-async function failWith(disk: FlakyDisk, kind: keyof SyncCalls, op: () => Promise<unknown>): Promise<unknown> {
+async function failWith(disk: FlakyDisk, kind: SyncCall, op: () => Promise<unknown>): Promise<unknown> {
   disk.failing = kind;
   const failed = await op().then(
     () => assert.fail(`resolved although ${kind} failed`),

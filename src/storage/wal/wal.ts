@@ -40,7 +40,7 @@ import { type FileHandle, mkdir, open, readFile, truncate, unlink } from 'node:f
 import { join } from 'node:path';
 import { type Entry, type HardState, emptyHardState, isEmptyHardState } from '../../raft/index.js';
 import type { Logger } from '../../raft/logger.js';
-import { DURABLE_WRITE_FLAGS, FatalStorageError, type SyncCalls, osSync } from '../fatal.js';
+import { FatalStorageError, type SyncCalls, osSync } from '../fatal.js';
 import type { LogStore } from '../durable.js';
 import {
   type DecodeResult,
@@ -123,7 +123,7 @@ function isTornWrite(buf: Buffer, off: number, r: Extract<DecodeResult, { ok: fa
 
 /** Opens a new segment file with its first records, preallocated and durable. */
 async function createSegment(path: string, first: Buffer, segmentBytes: number, sync: SyncCalls): Promise<FileHandle> {
-  const fh = await open(path, DURABLE_WRITE_FLAGS | constants.O_CREAT | constants.O_EXCL, 0o644);
+  const fh = await open(path, sync.durableFlags | constants.O_CREAT | constants.O_EXCL, 0o644);
   await sync.durableWrite(fh, first, 0);
   // Sparse preallocation: the size is set once here, never by an append.
   if (segmentBytes > first.length) await fh.truncate(segmentBytes);
@@ -285,10 +285,10 @@ export class Wal implements LogStore {
     }
     if (!meta) throw new WalCorruptError(join(dir, segments[0]!.name), 0, 'no metadata record');
     const last = segments[segments.length - 1]!;
-    const fh = await open(join(dir, last.name), DURABLE_WRITE_FLAGS);
+    const sync = opts.sync ?? osSync;
+    const fh = await open(join(dir, last.name), sync.durableFlags);
     // (Re)preallocate: after a torn tail was cut, or for a segment written unpreallocated.
     const segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
-    const sync = opts.sync ?? osSync;
     if ((await fh.stat()).size < segmentBytes) {
       await fh.truncate(segmentBytes);
       await sync.fsync(fh);
