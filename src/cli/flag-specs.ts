@@ -83,7 +83,7 @@ export const FLAG_SPECS: readonly FlagSpec[] = [
   f('discovery-proxy', 'string', '', 'accepted', 'HTTP proxy to use for traffic to discovery service (raftkv: a warning, the service is reached directly).'),
   f('discovery-srv', 'string', '', 'honoured', 'DNS srv domain used to bootstrap the cluster.'),
   f('discovery-srv-name', 'string', '', 'honoured', 'Suffix to the dns srv name queried when bootstrapping.'),
-  f('strict-reconfig-check', 'bool', 'true', 'accepted', 'Reject reconfiguration requests that would cause quorum loss (raftkv always checks).'),
+  f('strict-reconfig-check', 'bool', 'true', 'honoured', 'Reject reconfiguration requests that would cause quorum loss.'),
   f('pre-vote', 'bool', 'false', 'accepted', 'Enable to run an additional Raft election phase (raftkv always runs Pre-Vote).'),
   f('auto-compaction-retention', 'string', '0', 'honoured', "Auto compaction retention length: a duration for periodic ('1h', '30m'; a bare number is hours), a count for revision. 0 means disable auto compaction."),
   f('auto-compaction-mode', 'string', 'periodic', 'honoured', "Interpret 'auto-compaction-retention' one of: periodic|revision."),

@@ -92,6 +92,8 @@ export interface Flags {
   initialElectionTickAdvance: boolean;
   /** --experimental-warning-apply-duration, in ms. */
   warningApplyMs: number;
+  /** --strict-reconfig-check: refuse membership changes that would endanger the quorum. */
+  strictReconfigCheck: boolean;
   /** --unsafe-no-fsync: nothing is synced (test clusters only). */
   unsafeNoFsync: boolean;
   /**
@@ -429,6 +431,7 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
     hostWhitelist: uniqueList(v('host-whitelist')),
     walSegmentBytes: positiveInt('wal-segment-bytes', v('wal-segment-bytes'), 4096),
     unsafeNoFsync: b('unsafe-no-fsync'),
+    strictReconfigCheck: b('strict-reconfig-check'),
     leaseReads: b('lease-reads'),
     maxInflightAppends: positiveInt('max-inflight-appends', v('max-inflight-appends'), 1),
     listenMetricsUrls: isSet('listen-metrics-urls') ? urlList('listen-metrics-urls', v('listen-metrics-urls')) : [],
@@ -492,7 +495,6 @@ function acceptedButNotHonoured(
 ): void {
   if (b('enable-v2')) warn('--enable-v2=true is ignored: raftkv serves only the v3 API (v2 requests are not served)');
   if (isSet('experimental-enable-v2v3')) warn('--experimental-enable-v2v3 is ignored: raftkv serves only the v3 API');
-  if (!b('strict-reconfig-check')) warn('--strict-reconfig-check=false is ignored: raftkv always rejects reconfigurations that would lose quorum');
   if (b('enable-pprof')) warn('--enable-pprof is ignored: raftkv has no Go profiler (use node --cpu-prof)');
   if (keepAliveMinTimeMs !== 5000) warn('--grpc-keepalive-min-time is not enforced: grpc-js has no server-side ping policy');
   for (const flag of ['max-snapshots', 'max-wals']) {

@@ -120,6 +120,7 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
     hostWhitelist: flags.hostWhitelist,
     walSegmentBytes: flags.walSegmentBytes,
     unsafeNoFsync: flags.unsafeNoFsync,
+    strictReconfigCheck: flags.strictReconfigCheck,
     walReadAhead,
     leaseReads: flags.leaseReads,
     maxInflightAppends: flags.maxInflightAppends,

@@ -69,6 +69,8 @@ export interface ServerConfig {
    * Absent: off.
    */
   leaseCheckpoint?: { intervalMs: number; persist: boolean };
+  /** etcd's --strict-reconfig-check (default true): membership changes that would endanger the quorum are refused. */
+  strictReconfigCheck?: boolean;
   /** etcd's --auto-compaction-*: the leader compacts the MVCC history (retention 0 = off). */
   autoCompaction?: { mode: 'periodic' | 'revision'; retention: number };
   /**

@@ -150,6 +150,7 @@ export class EtcdServer {
       matchOf: (id) => this.node.raw.matchOf(id),
       wallNow: () => this.clock.wallNow(),
       proposeConfChange: (cc) => this.proposeConfChange(cc),
+      strictReconfigCheck: cfg.strictReconfigCheck ?? true,
     });
   }
 

@@ -1,7 +1,8 @@
 // Membership changes as etcd makes them: one member at a time, checked before they reach Raft.
 //
 // Owns: etcd's validation of member add/remove/update/promote (URLs, duplicates, ids) and its
-// strict reconfiguration checks (--strict-reconfig-check, on by default): a change must not
+// strict reconfiguration checks (--strict-reconfig-check, on by default; off, they are skipped,
+// as in etcd, and only what the apply itself refuses is refused): a change must not
 // leave the new configuration without a quorum of started members (a member is started once
 // it has published its name), and the member that takes the request must count on the voters
 // being up: the leader by having heard from them, any other member by its own links to them
@@ -35,6 +36,8 @@ export interface ClusterView {
   matchOf(id: bigint): number | undefined;
   wallNow(): number;
   proposeConfChange(cc: ConfChangeV1): Promise<void>;
+  /** etcd's --strict-reconfig-check (default true): false skips the quorum checks below, as etcd's. */
+  readonly strictReconfigCheck: boolean;
 }
 
 /**
@@ -142,7 +145,7 @@ export class MembershipChanges {
     if (match !== undefined && match < lead * LEARNER_READY_PERCENT) throw Errors.learnerNotReady();
     // The learner counts as started: it has just proven so by catching up.
     const { voters, started } = this.voterCounts();
-    if (started + 1 < quorum(voters + 1)) throw Errors.memberNotEnoughStarted();
+    if (this.c.strictReconfigCheck && started + 1 < quorum(voters + 1)) throw Errors.memberNotEnoughStarted();
     this.checkPromotable(id);
     await this.c.proposeConfChange({ type: ConfChangeType.AddNode, nodeId: id, context: new Uint8Array(0) });
   }
@@ -176,6 +179,7 @@ export class MembershipChanges {
 
   /** etcd's mayAddMember: a voter needs a quorum of started members; any new member, every voter up. */
   private checkReadyToAdd(isLearner: boolean): void {
+    if (!this.c.strictReconfigCheck) return;
     const { voters, started, active } = this.voterCounts();
     // etcd's exception: a second member may join a 1-member cluster (restoring from a backup).
     const restoring = started === 1 && voters + 1 === 2;
@@ -188,6 +192,7 @@ export class MembershipChanges {
    * down itself: it is not part of the active quorum (etcd's mayRemoveMember).
    */
   private checkReadyToRemoveVoter(id: bigint): void {
+    if (!this.c.strictReconfigCheck) return;
     const { voters, started, active } = this.voterCounts(id);
     if (started < quorum(voters)) throw Errors.memberNotEnoughStarted();
     if (id !== this.c.id && this.c.recentlyActive(id) === false) return;

@@ -8,7 +8,7 @@ import { MemberInfo } from '../../src/gen/raftkv/member.js';
 import { type ClusterView, MembershipChanges } from '../../src/server/membership-changes.js';
 import { Membership } from '../../src/server/membership.js';
 
-function cluster(): { view: ClusterView & { now: number; match: Map<bigint, number> }; changes: MembershipChanges } {
+function cluster(strictReconfigCheck = true): { view: ClusterView & { now: number; match: Map<bigint, number>; up: boolean }; changes: MembershipChanges } {
   const membership = new Membership();
   membership.add({ id: 1n, name: 'n1', peerUrls: ['http://127.0.0.1:2380'], clientUrls: [], isLearner: false });
   const view = {
@@ -16,7 +16,11 @@ function cluster(): { view: ClusterView & { now: number; match: Map<bigint, numb
     membership,
     now: 1_700_000_000_250,
     match: new Map<bigint, number>([[1n, 100]]),
-    recentlyActive: () => true,
+    strictReconfigCheck,
+    up: true,
+    recentlyActive(id: bigint) {
+      return id === 1n || this.up;
+    },
     matchOf(id: bigint) {
       return this.match.get(id);
     },
@@ -66,4 +70,24 @@ describe('member add and promote as etcd checks them', () => {
     view.match.clear();
     await assert.rejects(changes.promote(voter!.ID), fails('etcdserver: not leader'));
   });
+
+  for (const strict of [true, false]) {
+    it(`--strict-reconfig-check=${strict}: ${strict ? 'refuses' : 'allows'} changes that endanger the quorum, as etcd's`, async () => {
+      const { view, changes } = cluster(strict);
+      // A voter that never started (no name published): a third one would leave 1 of 3 started.
+      const unstarted = await changes.add(['http://127.0.0.1:2381'], false);
+      const third = changes.add(['http://127.0.0.1:2382'], false);
+      if (strict) await assert.rejects(third, fails('etcdserver: re-configuration failed due to not enough started members'));
+      else assert.ok(await third);
+      // A peer this member has not heard from: adding needs every voter up, removing a quorum.
+      view.up = false;
+      const fourth = changes.add(['http://127.0.0.1:2383'], true);
+      if (strict) await assert.rejects(fourth, fails('etcdserver: unhealthy cluster'));
+      else assert.ok(await fourth);
+      const removal = changes.remove(1n);
+      if (strict) await assert.rejects(removal, fails('etcdserver: re-configuration failed due to not enough started members'));
+      else await removal;
+      assert.ok(unstarted);
+    });
+  }
 });
