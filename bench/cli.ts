@@ -1,32 +1,5 @@
-// `npm run bench -- <experiment> [--ops N] [--quick]`
-//
-// Experiments (each prints a table and writes bench/results/<name>.{json,svg,md}):
-//   seed       the seed projects' workload: 10k sequential puts, 10k sequential gets (1 client),
-//              10k puts with 64 clients, on 3 and 5 members, raftkv and etcd
-//   vs-etcd    3 members: puts with 1/16/64/256 clients and linearizable gets with 64 clients,
-//              raftkv and etcd in one run, with ratios and server CPU ms per operation
-//   size       put throughput and latency vs cluster size 3..11 (64 clients)
-//   election   time from killing the leader to the first acknowledged write, for the seed's election
-//              timeouts (0-5, 12-25, 150-300, 300-500 ms) and cluster sizes 3..11 (bench/election.ts)
-//   mix        read/write ratios against raftkv, etcd and a non-replicated baseline
-//   reads      linearizable vs serializable reads
-//   security   puts and linearizable gets (64 clients) on plaintext, client+peer mTLS, and mTLS
-//              with auth on (a non-root user with a readwrite role), raftkv and etcd alike
-//   straggler  throughput with one follower paused (SIGSTOP) and with one slowed
-//   reconfig   throughput dip during a leadership transfer and a membership change
-//   catchup    time for a member that missed 100,000 writes to catch up
-//   snapshot   snapshot size and create/restore time vs key count
-//   wal        disk use (WAL, snapshots) over 200,000 writes
-//   scale      100k/1M/3M keys of 100 B in 3 members (--keys N,N): load rate, RSS (after the load and at rest), disk, restart to
-//              first read, puts during a full Range, puts with 10,000 watchers; raftkv and etcd
-//   gateway    the JSON gateway: JSON puts and linearizable gets with 64 keep-alive HTTP clients,
-//              raftkv and etcd 3.4 (3 members each)
-//   profile    CPU profiles (node --cpu-prof) of a 3-member cluster's leader and a follower under
-//              puts (or --reads) with --clients N (64), self time summed by layer (bench/profile.ts)
-//   range-stall  put latency from another process during one full Range of --keys N (1 M), raftkv
-//              (lean unary path, and grpc-js only) and etcd (bench/range-stall.ts)
-//   all        every experiment above
-// Every load is bounded in operations and time; only 127.0.0.1 is contacted.
+// `npm run bench -- <experiment> [--ops N] [--quick]`: the experiments are listed in USAGE below
+// (printed by --help). Every load is bounded in operations and time; only 127.0.0.1 is contacted.
 
 import * as grpc from '@grpc/grpc-js';
 import { SingleBar } from 'cli-progress';
@@ -54,9 +27,48 @@ import { scaleExperiment, watchFanoutExperiment } from './scale.js';
 import { profileExperiment } from './profile.js';
 import { rangeStallExperiment } from './range-stall.js';
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
+const USAGE = `npm run bench -- <experiment> [options]
+
+Experiments (each prints a table and writes bench/results/<name>.{json,svg,md}):
+  seed       the seed projects' workload: 10k sequential puts, 10k sequential gets (1 client),
+             10k puts with 64 clients, on 3 and 5 members, raftkv and etcd
+  vs-etcd    3 members: puts with 1/16/64/256 clients and linearizable gets with 64 clients,
+             raftkv and etcd in one run, with ratios and server CPU ms per operation
+  size       put throughput and latency vs cluster size 3..11 (64 clients)
+  election   time from killing the leader to the first acknowledged write, for the seed's election
+             timeouts (0-5, 12-25, 150-300, 300-500 ms) and cluster sizes 3..11 (bench/election.ts)
+  mix        read/write ratios against raftkv, etcd and a non-replicated baseline
+  reads      linearizable vs serializable reads
+  security   puts and linearizable gets (64 clients) on plaintext, client+peer mTLS, and mTLS
+             with auth on (a non-root user with a readwrite role), raftkv and etcd alike
+  straggler  throughput with one follower paused (SIGSTOP) and with one slowed
+  reconfig   throughput dip during a leadership transfer and a membership change
+  catchup    time for a member that missed 100,000 writes to catch up
+  snapshot   snapshot size and create/restore time vs key count
+  wal        disk use (WAL, snapshots) over 200,000 writes
+  scale      100k/1M/3M keys of 100 B in 3 members (--keys N,N): load rate, RSS (after the load and at rest), disk, restart to
+             first read, puts during a full Range, puts with 10,000 watchers; raftkv and etcd
+  gateway    the JSON gateway: JSON puts and linearizable gets with 64 keep-alive HTTP clients,
+             raftkv and etcd 3.4 (3 members each)
+  profile    CPU profiles (node --cpu-prof) of a 3-member cluster's leader and a follower under
+             puts (or --reads) with --clients N (64), self time summed by layer (bench/profile.ts)
+  range-stall  put latency from another process during one full Range of --keys N (1 M), raftkv
+             (lean unary path, and grpc-js only) and etcd (bench/range-stall.ts)
+  compaction-stall  the longest event-loop stall while a compaction is applied (in-process)
+  watch-fanout  puts/s with 10,000 watchers on the written prefix, raftkv and etcd
+  restore    snapshot save and restore of N keys, raftkv and etcd (bench/restore.ts)
+  all        every experiment above
+Every load is bounded in operations and time; only 127.0.0.1 is contacted.
+
+Options: --ops N, --quick, --trials N, --sizes N,N, --ranges ..., --targets ..., --keys N,N, --clients N, --reads, --help`;
+
+/** The command line, or the usage and exit code 2 for an option it does not know. */
+function commandLine() {
+  try {
+    return parseArgs({
+      allowPositionals: true,
+      options: {
+        help: { type: 'boolean', short: 'h', default: false },
     ops: { type: 'string' },
     quick: { type: 'boolean', default: false },
     trials: { type: 'string' },
@@ -65,9 +77,19 @@ const { values, positionals } = parseArgs({
     targets: { type: 'string' },
     keys: { type: 'string' },
     clients: { type: 'string' },
-    reads: { type: 'boolean', default: false },
-  },
-});
+        reads: { type: 'boolean', default: false },
+      },
+    });
+  } catch (e) {
+    console.error(`bench: ${(e as Error).message.split('.')[0]}\n\n${USAGE}`);
+    process.exit(2);
+  }
+}
+const { values, positionals } = commandLine();
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const QUICK = values.quick;
 const scale = (n: number): number => (values.ops ? Number(values.ops) : QUICK ? Math.max(200, Math.floor(n / 10)) : n);
 
