@@ -60,7 +60,7 @@ export async function restoreDataDir(o: RestoreOptions): Promise<RestoreResult> 
   if (existsSync(o.dataDir) && readdirSync(o.dataDir).length > 0) throw new Error(`data-dir "${o.dataDir}" not empty or could not be read`);
   if (o.walDir !== undefined && existsSync(o.walDir)) throw new Error(`wal-dir "${o.walDir}" exists`);
   const mine = o.initialCluster.get(o.name);
-  if (!mine) throw new Error(`--initial-cluster has no member named "${o.name}"`);
+  if (!mine) throw new Error(`couldn't find local name "${o.name}" in the initial cluster configuration`);
   if (!sameUrls(mine, o.initialAdvertisePeerUrls)) {
     throw new Error(`--initial-cluster has ${o.name}=${mine.join(',')} but --initial-advertise-peer-urls is ${o.initialAdvertisePeerUrls.join(',')}`);
   }
@@ -114,7 +114,7 @@ export async function restoreDataDir(o: RestoreOptions): Promise<RestoreResult> 
     await rename(tmp, target);
     await osSync.fsyncDir(dirname(target));
     if (walTarget !== undefined) {
-      await mkdir(dirname(walTarget), { recursive: true });
+      await mkdir(dirname(walTarget), { recursive: true, mode: 0o700 });
       await rename(walTmp, walTarget);
       await osSync.fsyncDir(dirname(walTarget));
     }

@@ -313,7 +313,8 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
   const discoverySrv = isSet('discovery-srv') ? { domain: v('discovery-srv'), serviceName: v('discovery-srv-name') } : undefined;
   const cluster = parseInitialCluster((!discovery && !discoverySrv && v('initial-cluster')) || `${name}=${advertisePeer.join(`,${name}=`)}`);
   const mine = cluster.get(name);
-  if (!mine) throw new FlagError(`invalid value for flag --initial-cluster: it has no member named "${name}" (--name)`, 1);
+  // etcd's words (etcdserver's VerifyBootstrap).
+  if (!mine) throw new FlagError(`couldn't find local name "${name}" in the initial cluster configuration`, 1);
   if ([...mine].sort().join(',') !== [...advertisePeer].sort().join(',')) {
     throw new FlagError(
       `--initial-cluster has ${name}=${mine.join(',')} but missing from --initial-advertise-peer-urls=${advertisePeer.join(',')}`,

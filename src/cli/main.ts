@@ -6,9 +6,11 @@
 // the store), so that the main thread's loading of that code and the WAL's reading by the
 // thread pool happen at the same time. A restart is that much shorter.
 
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { CommanderError, FlagError, type Flags, parseFlags } from './flags.js';
 import { type ZapLogger, createLogger } from '../util/log.js';
-import { type DirLock, acquireDirLock } from '../storage/dir-lock.js';
+import { type DirLock, acquireDirLock, dataDirPermissionWarning } from '../storage/dir-lock.js';
 import { WalReadAhead } from '../storage/wal/segment-read.js';
 import { walDirOf } from '../server/config.js';
 import { installProcessGuards, reportFatal, routeProcessWarnings } from './process-guards.js';
@@ -52,6 +54,8 @@ async function main(loadedFrom: LoadedFrom): Promise<void> {
   );
   // One process per data dir, before anything in it is read or written (src/storage/dir-lock.ts).
   let dirLock: DirLock;
+  const permission = dataDirPermissionWarning(flags.dataDir);
+  if (permission) logger.warn(permission);
   try {
     dirLock = acquireDirLock(flags.dataDir);
   } catch (e) {
@@ -59,6 +63,17 @@ async function main(loadedFrom: LoadedFrom): Promise<void> {
     process.exit(1);
   }
   process.on('exit', () => dirLock.release());
+  // etcd's own data dir (its bbolt database and its WAL, in formats raftkv does not read): say
+  // how to move it, rather than find its WAL "corrupt".
+  const etcdDb = join(flags.dataDir, 'member', 'snap', 'db');
+  if (existsSync(etcdDb)) {
+    reportFatal(
+      logger,
+      `data dir ${flags.dataDir} holds etcd's data (${etcdDb} is etcd's bbolt database), which raftkv does not run on: ` +
+        `restore it into a new data dir with \`raftkv snapshot restore ${etcdDb} --skip-hash-check\` (or a file from \`etcdctl snapshot save\`), see "Migrating from etcd" in the README`,
+    );
+    process.exit(1);
+  }
   installProcessGuards((msg) => reportFatal(logger, msg));
   routeProcessWarnings((msg) => logger.warn(msg));
   // The WAL's place: --wal-dir, or etcd's <data-dir>/member/wal; a new member has none.

@@ -220,8 +220,13 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
   };
   server.onFatal = (e) => void shutdown(1).then(() => fail(e.message));
   server.onRemoved = () => void shutdown(0);
-  process.on('SIGINT', () => void shutdown(0));
-  process.on('SIGTERM', () => void shutdown(0));
+  // etcd's line (osutil's interrupt handler), with Go's name of the signal.
+  const onSignal = (goName: string) => (): void => {
+    logger.log('info', 'received signal; shutting down', { signal: goName });
+    void shutdown(0);
+  };
+  process.on('SIGINT', onSignal('interrupt'));
+  process.on('SIGTERM', onSignal('terminated'));
 
   try {
     for (const u of flags.listenMetricsUrls) await serveMetrics(server, metrics, u, { side: tls.client, rejected });

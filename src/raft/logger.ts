@@ -13,3 +13,6 @@ export const silentLogger: Logger = {
   warn() {},
   error() {},
 };
+
+/** A node id as etcd-io/raft logs it (%x), and as etcd shows member ids. */
+export const hexId = (id: bigint): string => id.toString(16);

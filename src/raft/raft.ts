@@ -10,7 +10,7 @@ import { restoreConfig } from './confchange/restore.js';
 import { type ConfChangeV2, decodeConfChangeEntry, enterJoint, isLeaveJoint } from './confchange/types.js';
 import { ErrConfig, ErrProposalDropped } from './errors.js';
 import { RaftLog } from './log.js';
-import { type Logger, silentLogger } from './logger.js';
+import { type Logger, hexId, silentLogger } from './logger.js';
 import { VoteResult } from './quorum/majority.js';
 import type { Rand } from './rand.js';
 import { ReadOnly, ReadOnlyOption } from './read-only.js';
@@ -196,7 +196,7 @@ export class Raft {
     this.becomeFollower(this.term, NONE);
 
     this.logger.info(
-      `newRaft ${this.id} [peers: [${this.trk.voterNodes().join(',')}], term: ${this.term}, commit: ${this.raftLog.committed}, applied: ${this.raftLog.applied}, lastindex: ${this.raftLog.lastIndex()}, lastterm: ${this.raftLog.lastTerm()}]`,
+      `newRaft ${hexId(this.id)} [peers: [${this.trk.voterNodes().map(hexId).join(',')}], term: ${this.term}, commit: ${this.raftLog.committed}, applied: ${this.raftLog.applied}, lastindex: ${this.raftLog.lastIndex()}, lastterm: ${this.raftLog.lastTerm()}]`,
     );
   }
 
@@ -281,7 +281,7 @@ export class Raft {
   private maybeSendSnapshot(to: NodeId): boolean {
     const pr = this.trk.progress.get(to)!;
     if (!pr.recentActive) {
-      this.logger.debug(`ignore sending snapshot to ${to} since it is not recently active`);
+      this.logger.debug(`ignore sending snapshot to ${hexId(to)} since it is not recently active`);
       return false;
     }
     let snap: Snapshot;
@@ -289,14 +289,14 @@ export class Raft {
       snap = this.raftLog.snapshot();
     } catch (e) {
       if (e instanceof Error && e.name === 'ErrSnapshotTemporarilyUnavailable') {
-        this.logger.debug(`${this.id} failed to send snapshot to ${to} because snapshot is temporarily unavailable`);
+        this.logger.debug(`${hexId(this.id)} failed to send snapshot to ${hexId(to)} because snapshot is temporarily unavailable`);
         return false;
       }
       throw e;
     }
     if (snap.metadata.index === 0) throw new Error('need non-empty snapshot');
     this.logger.debug(
-      `${this.id} [firstindex: ${this.raftLog.firstIndex()}, commit: ${this.raftLog.committed}] sent snapshot[index: ${snap.metadata.index}, term: ${snap.metadata.term}] to ${to} [${pr}]`,
+      `${hexId(this.id)} [firstindex: ${this.raftLog.firstIndex()}, commit: ${this.raftLog.committed}] sent snapshot[index: ${snap.metadata.index}, term: ${snap.metadata.term}] to ${hexId(to)} [${pr}]`,
     );
     pr.becomeSnapshot(snap.metadata.index);
     this.send(newMessage(MessageType.MsgSnap, { to, snapshot: snap }));
@@ -384,7 +384,7 @@ export class Raft {
       es[i]!.index = li + 1 + i;
     }
     if (!this.increaseUncommittedSize(es)) {
-      this.logger.warn(`${this.id} appending new entries to log would exceed uncommitted entry size limit; dropping proposal`);
+      this.logger.warn(`${hexId(this.id)} appending new entries to log would exceed uncommitted entry size limit; dropping proposal`);
       return false;
     }
     this.raftLog.append(es);
@@ -434,7 +434,7 @@ export class Raft {
     this.reset(term);
     this.lead = lead;
     this.state = StateType.Follower;
-    this.logger.info(`${this.id} became follower at term ${this.term}`);
+    this.logger.info(`${hexId(this.id)} became follower at term ${this.term}`);
   }
 
   becomeCandidate(): void {
@@ -442,7 +442,7 @@ export class Raft {
     this.reset(this.term + 1);
     this.vote = this.id;
     this.state = StateType.Candidate;
-    this.logger.info(`${this.id} became candidate at term ${this.term}`);
+    this.logger.info(`${hexId(this.id)} became candidate at term ${this.term}`);
   }
 
   becomePreCandidate(): void {
@@ -451,7 +451,7 @@ export class Raft {
     this.trk.resetVotes();
     this.lead = NONE;
     this.state = StateType.PreCandidate;
-    this.logger.info(`${this.id} became pre-candidate at term ${this.term}`);
+    this.logger.info(`${hexId(this.id)} became pre-candidate at term ${this.term}`);
   }
 
   becomeLeader(): void {
@@ -470,25 +470,25 @@ export class Raft {
     if (!this.appendEntry([{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) }])) {
       throw new Error('empty entry was dropped');
     }
-    this.logger.info(`${this.id} became leader at term ${this.term}`);
+    this.logger.info(`${hexId(this.id)} became leader at term ${this.term}`);
   }
 
   private hup(t: CampaignType): void {
     if (this.state === StateType.Leader) {
-      this.logger.debug(`${this.id} ignoring MsgHup because already leader`);
+      this.logger.debug(`${hexId(this.id)} ignoring MsgHup because already leader`);
       return;
     }
     if (!this.promotable()) {
-      this.logger.warn(`${this.id} is unpromotable and can not campaign`);
+      this.logger.warn(`${hexId(this.id)} is unpromotable and can not campaign`);
       return;
     }
     if (this.hasUnappliedConfChanges()) {
       this.logger.warn(
-        `${this.id} cannot campaign at term ${this.term} since there are still pending configuration changes to apply`,
+        `${hexId(this.id)} cannot campaign at term ${this.term} since there are still pending configuration changes to apply`,
       );
       return;
     }
-    this.logger.info(`${this.id} is starting a new election at term ${this.term}`);
+    this.logger.info(`${hexId(this.id)} is starting a new election at term ${this.term}`);
     this.campaign(t);
   }
 
@@ -528,7 +528,7 @@ export class Raft {
     for (const id of this.trk.voterNodes()) {
       if (id === this.id) continue;
       this.logger.info(
-        `${this.id} [logterm: ${lastTerm}, index: ${lastIndex}] sent ${MessageType[voteMsg]} request to ${id} at term ${this.term}`,
+        `${hexId(this.id)} [logterm: ${lastTerm}, index: ${lastIndex}] sent ${MessageType[voteMsg]} request to ${hexId(id)} at term ${this.term}`,
       );
       this.send(
         newMessage(voteMsg, {
@@ -543,7 +543,7 @@ export class Raft {
   }
 
   private poll(id: NodeId, t: MessageType, granted: boolean): { granted: number; rejected: number; result: VoteResult } {
-    this.logger.info(`${this.id} received ${MessageType[t]} ${granted ? '' : 'rejection '}from ${id} at term ${this.term}`);
+    this.logger.info(`${hexId(this.id)} received ${MessageType[t]} ${granted ? '' : 'rejection '}from ${hexId(id)} at term ${this.term}`);
     this.trk.recordVote(id, granted);
     return this.trk.tallyVotes();
   }
@@ -564,7 +564,7 @@ export class Raft {
           // We heard from a leader within the minimum election timeout: this vote request
           // comes from a node that was cut off (thesis §4.2.3). Don't let it disrupt us.
           this.logger.info(
-            `${this.id} [logterm: ${this.raftLog.lastTerm()}, index: ${this.raftLog.lastIndex()}, vote: ${this.vote}] ignored ${MessageType[m.type]} from ${m.from} [logterm: ${m.logTerm}, index: ${m.index}] at term ${this.term}: lease is not expired (remaining ticks: ${this.electionTimeout - this.electionElapsed})`,
+            `${hexId(this.id)} [logterm: ${this.raftLog.lastTerm()}, index: ${this.raftLog.lastIndex()}, vote: ${hexId(this.vote)}] ignored ${MessageType[m.type]} from ${hexId(m.from)} [logterm: ${m.logTerm}, index: ${m.index}] at term ${this.term}: lease is not expired (remaining ticks: ${this.electionTimeout - this.electionElapsed})`,
           );
           return;
         }
@@ -575,7 +575,7 @@ export class Raft {
         // A granted pre-vote carries the term we will campaign in; we bump it when we win.
       } else {
         this.logger.info(
-          `${this.id} [term: ${this.term}] received a ${MessageType[m.type]} message with higher term from ${m.from} [term: ${m.term}]`,
+          `${hexId(this.id)} [term: ${this.term}] received a ${MessageType[m.type]} message with higher term from ${hexId(m.from)} [term: ${m.term}]`,
         );
         if (m.type === MessageType.MsgApp || m.type === MessageType.MsgHeartbeat || m.type === MessageType.MsgSnap) {
           this.becomeFollower(m.term, m.from);
@@ -594,7 +594,7 @@ export class Raft {
         this.send(newMessage(MessageType.MsgPreVoteResp, { to: m.from, term: this.term, reject: true }));
       } else {
         this.logger.info(
-          `${this.id} [term: ${this.term}] ignored a ${MessageType[m.type]} message with lower term from ${m.from} [term: ${m.term}]`,
+          `${hexId(this.id)} [term: ${this.term}] ignored a ${MessageType[m.type]} message with lower term from ${hexId(m.from)} [term: ${m.term}]`,
         );
       }
       return;
@@ -615,7 +615,7 @@ export class Raft {
         // ...and the candidate's log is at least as up to date as ours (§5.4.1).
         if (canVote && this.raftLog.isUpToDate(m.index, m.logTerm)) {
           this.logger.info(
-            `${this.id} [logterm: ${this.raftLog.lastTerm()}, index: ${this.raftLog.lastIndex()}, vote: ${this.vote}] cast ${MessageType[m.type]} for ${m.from} [logterm: ${m.logTerm}, index: ${m.index}] at term ${this.term}`,
+            `${hexId(this.id)} [logterm: ${this.raftLog.lastTerm()}, index: ${this.raftLog.lastIndex()}, vote: ${hexId(this.vote)}] cast ${MessageType[m.type]} for ${hexId(m.from)} [logterm: ${m.logTerm}, index: ${m.index}] at term ${this.term}`,
           );
           // The response carries the candidate's term (for pre-votes, a future term).
           this.send(newMessage(voteRespMsgType(m.type), { to: m.from, term: m.term }));
@@ -626,7 +626,7 @@ export class Raft {
           }
         } else {
           this.logger.info(
-            `${this.id} [logterm: ${this.raftLog.lastTerm()}, index: ${this.raftLog.lastIndex()}, vote: ${this.vote}] rejected ${MessageType[m.type]} from ${m.from} [logterm: ${m.logTerm}, index: ${m.index}] at term ${this.term}`,
+            `${hexId(this.id)} [logterm: ${this.raftLog.lastTerm()}, index: ${this.raftLog.lastIndex()}, vote: ${hexId(this.vote)}] rejected ${MessageType[m.type]} from ${hexId(m.from)} [logterm: ${m.logTerm}, index: ${m.index}] at term ${this.term}`,
           );
           this.send(newMessage(voteRespMsgType(m.type), { to: m.from, term: this.term, reject: true }));
         }
@@ -647,7 +647,7 @@ export class Raft {
         return;
       case MessageType.MsgCheckQuorum:
         if (!this.trk.quorumActive()) {
-          this.logger.warn(`${this.id} stepped down to follower since quorum is not active`);
+          this.logger.warn(`${hexId(this.id)} stepped down to follower since quorum is not active`);
           this.becomeFollower(this.term, NONE);
         }
         // Everyone but us must prove to be alive again before the next check.
@@ -656,14 +656,14 @@ export class Raft {
         });
         return;
       case MessageType.MsgProp: {
-        if (m.entries.length === 0) throw new Error(`${this.id} stepped empty MsgProp`);
+        if (m.entries.length === 0) throw new Error(`${hexId(this.id)} stepped empty MsgProp`);
         if (!this.trk.progress.has(this.id)) {
           // We were removed from the configuration while leading: take no new proposals.
           throw new ErrProposalDropped('raft proposal dropped: leader was removed from the configuration');
         }
         if (this.leadTransferee !== NONE) {
           this.logger.debug(
-            `${this.id} [term ${this.term}] transfer leadership to ${this.leadTransferee} is in progress; dropping proposal`,
+            `${hexId(this.id)} [term ${this.term}] transfer leadership to ${hexId(this.leadTransferee)} is in progress; dropping proposal`,
           );
           throw new ErrProposalDropped('raft proposal dropped: leadership transfer in progress');
         }
@@ -684,7 +684,7 @@ export class Raft {
           }
           if (failed !== '') {
             // Keep the slot (the proposer waits for its index) but make it a no-op.
-            this.logger.info(`${this.id} ignoring conf change at config ${this.trk.config}: ${failed}`);
+            this.logger.info(`${hexId(this.id)} ignoring conf change at config ${this.trk.config}: ${failed}`);
             m.entries[i] = { term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) };
           } else {
             this.pendingConfIndex = this.raftLog.lastIndex() + i + 1;
@@ -713,7 +713,7 @@ export class Raft {
 
     const pr = this.trk.progress.get(m.from);
     if (!pr) {
-      this.logger.debug(`${this.id} no progress available for ${m.from}`);
+      this.logger.debug(`${hexId(this.id)} no progress available for ${hexId(m.from)}`);
       return;
     }
     switch (m.type) {
@@ -722,7 +722,7 @@ export class Raft {
         if (m.reject) {
           // rejectHint is where the follower's log may match ours; logTerm is its term there.
           this.logger.debug(
-            `${this.id} received MsgAppResp(rejected, hint: (index ${m.rejectHint}, term ${m.logTerm})) from ${m.from} for index ${m.index}`,
+            `${hexId(this.id)} received MsgAppResp(rejected, hint: (index ${m.rejectHint}, term ${m.logTerm})) from ${hexId(m.from)} for index ${m.index}`,
           );
           let nextProbeIdx = m.rejectHint;
           if (m.logTerm > 0) {
@@ -731,7 +731,7 @@ export class Raft {
             nextProbeIdx = this.raftLog.findConflictByTerm(m.rejectHint, m.logTerm).index;
           }
           if (pr.maybeDecrTo(m.index, nextProbeIdx)) {
-            this.logger.debug(`${this.id} decreased progress of ${m.from} to [${pr}]`);
+            this.logger.debug(`${hexId(this.id)} decreased progress of ${hexId(m.from)} to [${pr}]`);
             if (pr.state === ProgressState.Replicate) pr.becomeProbe();
             this.sendAppend(m.from);
           }
@@ -740,7 +740,7 @@ export class Raft {
             pr.becomeReplicate();
           } else if (pr.state === ProgressState.Snapshot && pr.match + 1 >= this.raftLog.firstIndex()) {
             // The follower caught up far enough to continue from the log.
-            this.logger.debug(`${this.id} recovered from needing snapshot, resumed sending replication messages to ${m.from} [${pr}]`);
+            this.logger.debug(`${hexId(this.id)} recovered from needing snapshot, resumed sending replication messages to ${hexId(m.from)} [${pr}]`);
             pr.becomeProbe();
             pr.becomeReplicate();
           } else if (pr.state === ProgressState.Replicate) {
@@ -759,7 +759,7 @@ export class Raft {
             /* keep sending */
           }
           if (m.from === this.leadTransferee && pr.match === this.raftLog.lastIndex()) {
-            this.logger.info(`${this.id} sent MsgTimeoutNow to ${m.from} after received MsgAppResp`);
+            this.logger.info(`${hexId(this.id)} sent MsgTimeoutNow to ${hexId(m.from)} after received MsgAppResp`);
             this.sendTimeoutNow(m.from);
           }
         }
@@ -780,12 +780,12 @@ export class Raft {
         if (pr.state !== ProgressState.Snapshot) return;
         if (!m.reject) {
           pr.becomeProbe();
-          this.logger.debug(`${this.id} snapshot succeeded, resumed sending replication messages to ${m.from} [${pr}]`);
+          this.logger.debug(`${hexId(this.id)} snapshot succeeded, resumed sending replication messages to ${hexId(m.from)} [${pr}]`);
         } else {
           // Clear pendingSnapshot first, or we would probe from the snapshot that never arrived.
           pr.pendingSnapshot = 0;
           pr.becomeProbe();
-          this.logger.debug(`${this.id} snapshot failed, resumed sending replication messages to ${m.from} [${pr}]`);
+          this.logger.debug(`${hexId(this.id)} snapshot failed, resumed sending replication messages to ${hexId(m.from)} [${pr}]`);
         }
         // Wait for the follower's MsgAppResp (success) or the next heartbeat (failure).
         pr.msgAppFlowPaused = true;
@@ -793,11 +793,11 @@ export class Raft {
       case MessageType.MsgUnreachable:
         // An optimistic stream to an unreachable peer has probably lost messages.
         if (pr.state === ProgressState.Replicate) pr.becomeProbe();
-        this.logger.debug(`${this.id} failed to send message to ${m.from} because it is unreachable [${pr}]`);
+        this.logger.debug(`${hexId(this.id)} failed to send message to ${hexId(m.from)} because it is unreachable [${pr}]`);
         return;
       case MessageType.MsgTransferLeader: {
         if (pr.isLearner) {
-          this.logger.debug(`${this.id} is learner. Ignored transferring leadership`);
+          this.logger.debug(`${hexId(this.id)} is learner. Ignored transferring leadership`);
           return;
         }
         const transferee = m.from;
@@ -805,24 +805,24 @@ export class Raft {
         if (last !== NONE) {
           if (last === transferee) {
             this.logger.info(
-              `${this.id} [term ${this.term}] transfer leadership to ${transferee} is in progress, ignores request to same node ${transferee}`,
+              `${hexId(this.id)} [term ${this.term}] transfer leadership to ${hexId(transferee)} is in progress, ignores request to same node ${hexId(transferee)}`,
             );
             return;
           }
           this.abortLeaderTransfer();
-          this.logger.info(`${this.id} [term ${this.term}] abort previous transferring leadership to ${last}`);
+          this.logger.info(`${hexId(this.id)} [term ${this.term}] abort previous transferring leadership to ${last}`);
         }
         if (transferee === this.id) {
-          this.logger.debug(`${this.id} is already leader. Ignored transferring leadership to self`);
+          this.logger.debug(`${hexId(this.id)} is already leader. Ignored transferring leadership to self`);
           return;
         }
-        this.logger.info(`${this.id} [term ${this.term}] starts to transfer leadership to ${transferee}`);
+        this.logger.info(`${hexId(this.id)} [term ${this.term}] starts to transfer leadership to ${hexId(transferee)}`);
         // The transfer must finish within one election timeout (see tickHeartbeat).
         this.electionElapsed = 0;
         this.leadTransferee = transferee;
         if (pr.match === this.raftLog.lastIndex()) {
           this.sendTimeoutNow(transferee);
-          this.logger.info(`${this.id} sends MsgTimeoutNow to ${transferee} immediately as ${transferee} already has up-to-date log`);
+          this.logger.info(`${hexId(this.id)} sends MsgTimeoutNow to ${hexId(transferee)} immediately as ${hexId(transferee)} already has up-to-date log`);
         } else {
           this.sendAppend(transferee);
         }
@@ -837,7 +837,7 @@ export class Raft {
     const myVoteRespType = this.state === StateType.PreCandidate ? MessageType.MsgPreVoteResp : MessageType.MsgVoteResp;
     switch (m.type) {
       case MessageType.MsgProp:
-        this.logger.info(`${this.id} no leader at term ${this.term}; dropping proposal`);
+        this.logger.info(`${hexId(this.id)} no leader at term ${this.term}; dropping proposal`);
         throw new ErrProposalDropped('raft proposal dropped: no leader');
       case MessageType.MsgApp:
         this.becomeFollower(m.term, m.from); // m.term === this.term: someone else won
@@ -853,7 +853,7 @@ export class Raft {
         return;
       case myVoteRespType: {
         const { granted, rejected, result } = this.poll(m.from, m.type, !m.reject);
-        this.logger.info(`${this.id} has received ${granted} ${MessageType[m.type]} votes and ${rejected} vote rejections`);
+        this.logger.info(`${hexId(this.id)} has received ${granted} ${MessageType[m.type]} votes and ${rejected} vote rejections`);
         if (result === VoteResult.Won) {
           if (this.state === StateType.PreCandidate) {
             this.campaign(CampaignType.Election);
@@ -868,7 +868,7 @@ export class Raft {
         return;
       }
       case MessageType.MsgTimeoutNow:
-        this.logger.debug(`${this.id} [term ${this.term} state ${this.state}] ignored MsgTimeoutNow from ${m.from}`);
+        this.logger.debug(`${hexId(this.id)} [term ${this.term} state ${this.state}] ignored MsgTimeoutNow from ${hexId(m.from)}`);
         return;
     }
   }
@@ -877,11 +877,11 @@ export class Raft {
     switch (m.type) {
       case MessageType.MsgProp:
         if (this.lead === NONE) {
-          this.logger.info(`${this.id} no leader at term ${this.term}; dropping proposal`);
+          this.logger.info(`${hexId(this.id)} no leader at term ${this.term}; dropping proposal`);
           throw new ErrProposalDropped('raft proposal dropped: no leader');
         }
         if (this.disableProposalForwarding) {
-          this.logger.info(`${this.id} not forwarding to leader ${this.lead} at term ${this.term}; dropping proposal`);
+          this.logger.info(`${hexId(this.id)} not forwarding to leader ${hexId(this.lead)} at term ${this.term}; dropping proposal`);
           throw new ErrProposalDropped('raft proposal dropped: forwarding disabled');
         }
         this.send({ ...m, to: this.lead });
@@ -903,7 +903,7 @@ export class Raft {
         return;
       case MessageType.MsgTransferLeader:
         if (this.lead === NONE) {
-          this.logger.info(`${this.id} no leader at term ${this.term}; dropping leader transfer msg`);
+          this.logger.info(`${hexId(this.id)} no leader at term ${this.term}; dropping leader transfer msg`);
           return;
         }
         this.send({ ...m, to: this.lead });
@@ -911,12 +911,12 @@ export class Raft {
       case MessageType.MsgTimeoutNow:
         // The leader hands over to us: campaign at once. No pre-vote: we know the cluster is
         // healthy, and the forced campaign overrides the peers' leases.
-        this.logger.info(`${this.id} [term ${this.term}] received MsgTimeoutNow from ${m.from} and starts an election to get leadership.`);
+        this.logger.info(`${hexId(this.id)} [term ${this.term}] received MsgTimeoutNow from ${hexId(m.from)} and starts an election to get leadership.`);
         this.hup(CampaignType.Transfer);
         return;
       case MessageType.MsgReadIndex:
         if (this.lead === NONE) {
-          this.logger.info(`${this.id} no leader at term ${this.term}; dropping index reading msg`);
+          this.logger.info(`${hexId(this.id)} no leader at term ${this.term}; dropping index reading msg`);
           return;
         }
         this.send({ ...m, to: this.lead });
@@ -939,7 +939,7 @@ export class Raft {
       return;
     }
     this.logger.debug(
-      `${this.id} [logterm: ${this.raftLog.zeroTermOnErr(m.index)}, index: ${m.index}] rejected MsgApp [logterm: ${m.logTerm}, index: ${m.index}] from ${m.from}`,
+      `${hexId(this.id)} [logterm: ${this.raftLog.zeroTermOnErr(m.index)}, index: ${m.index}] rejected MsgApp [logterm: ${m.logTerm}, index: ${m.index}] from ${hexId(m.from)}`,
     );
     // Hint the largest (index, term) with index <= m.index and term <= m.logTerm: the leader
     // can skip all our entries of newer terms in one go.
@@ -966,10 +966,10 @@ export class Raft {
     const sindex = s?.metadata.index ?? 0;
     const sterm = s?.metadata.term ?? 0;
     if (s && this.restore(s)) {
-      this.logger.info(`${this.id} [commit: ${this.raftLog.committed}] restored snapshot [index: ${sindex}, term: ${sterm}]`);
+      this.logger.info(`${hexId(this.id)} [commit: ${this.raftLog.committed}] restored snapshot [index: ${sindex}, term: ${sterm}]`);
       this.send(newMessage(MessageType.MsgAppResp, { to: m.from, index: this.raftLog.lastIndex() }));
     } else {
-      this.logger.info(`${this.id} [commit: ${this.raftLog.committed}] ignored snapshot [index: ${sindex}, term: ${sterm}]`);
+      this.logger.info(`${hexId(this.id)} [commit: ${this.raftLog.committed}] ignored snapshot [index: ${sindex}, term: ${sterm}]`);
       this.send(newMessage(MessageType.MsgAppResp, { to: m.from, index: this.raftLog.committed }));
     }
   }
@@ -979,7 +979,7 @@ export class Raft {
     if (s.metadata.index <= this.raftLog.committed) return false;
     if (this.state !== StateType.Follower) {
       // Defense in depth: only followers receive snapshots.
-      this.logger.warn(`${this.id} attempted to restore snapshot as leader; should never happen`);
+      this.logger.warn(`${hexId(this.id)} attempted to restore snapshot as leader; should never happen`);
       this.becomeFollower(this.term + 1, NONE);
       return false;
     }
@@ -987,19 +987,19 @@ export class Raft {
       // Committed entries were handed to the application and are not applied yet; their conf
       // changes would then be applied on top of the snapshot's configuration. Decline for now:
       // the leader retries the snapshot once we have caught up with our own Ready.
-      this.logger.info(`${this.id} declined snapshot [index: ${s.metadata.index}] while applying entries up to ${this.raftLog.applying}`);
+      this.logger.info(`${hexId(this.id)} declined snapshot [index: ${s.metadata.index}] while applying entries up to ${this.raftLog.applying}`);
       return false;
     }
     const cs = s.metadata.confState;
     const found = [cs.voters, cs.learners, cs.votersOutgoing].some((set) => set.includes(this.id));
     if (!found) {
-      this.logger.warn(`${this.id} attempted to restore snapshot but it is not in the ConfState; should never happen`);
+      this.logger.warn(`${hexId(this.id)} attempted to restore snapshot but it is not in the ConfState; should never happen`);
       return false;
     }
     if (this.raftLog.matchTerm(s.metadata.index, s.metadata.term)) {
       // We already have the snapshot's last entry: just fast-forward the commit index.
       this.logger.info(
-        `${this.id} [commit: ${this.raftLog.committed}, lastindex: ${this.raftLog.lastIndex()}, lastterm: ${this.raftLog.lastTerm()}] fast-forwarded commit to snapshot [index: ${s.metadata.index}, term: ${s.metadata.term}]`,
+        `${hexId(this.id)} [commit: ${this.raftLog.committed}, lastindex: ${this.raftLog.lastIndex()}, lastterm: ${this.raftLog.lastTerm()}] fast-forwarded commit to snapshot [index: ${s.metadata.index}, term: ${s.metadata.term}]`,
       );
       this.raftLog.commitTo(s.metadata.index);
       return false;
@@ -1009,7 +1009,7 @@ export class Raft {
     this.trk = new ProgressTracker(this.trk.maxInflight, this.trk.maxInflightBytes);
     this.switchToConfig(restoreConfig(this.trk, this.raftLog.lastIndex(), cs));
     this.logger.info(
-      `${this.id} [commit: ${this.raftLog.committed}, lastindex: ${this.raftLog.lastIndex()}, lastterm: ${this.raftLog.lastTerm()}] restored snapshot [index: ${s.metadata.index}, term: ${s.metadata.term}]`,
+      `${hexId(this.id)} [commit: ${this.raftLog.committed}, lastindex: ${this.raftLog.lastIndex()}, lastterm: ${this.raftLog.lastTerm()}] restored snapshot [index: ${s.metadata.index}, term: ${s.metadata.term}]`,
     );
     return true;
   }
@@ -1036,7 +1036,7 @@ export class Raft {
   private switchToConfig(r: ChangeResult): ConfState {
     this.trk.config = r.config;
     this.trk.progress = r.progress;
-    this.logger.info(`${this.id} switched to configuration ${this.trk.config}`);
+    this.logger.info(`${hexId(this.id)} switched to configuration ${this.trk.config}`);
     const cs = this.trk.confState();
     const pr = this.trk.progress.get(this.id);
     this.isLearner = pr !== undefined && pr.isLearner;
@@ -1065,7 +1065,7 @@ export class Raft {
 
   loadState(hs: HardState): void {
     if (hs.commit < this.raftLog.committed || hs.commit > this.raftLog.lastIndex()) {
-      throw new Error(`${this.id} state.commit ${hs.commit} is out of range [${this.raftLog.committed}, ${this.raftLog.lastIndex()}]`);
+      throw new Error(`${hexId(this.id)} state.commit ${hs.commit} is out of range [${this.raftLog.committed}, ${this.raftLog.lastIndex()}]`);
     }
     this.raftLog.committed = hs.commit;
     this.term = hs.term;

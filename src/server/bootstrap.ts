@@ -158,10 +158,10 @@ export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: S
     throw new Error(
       cfg.initialClusterState === 'existing'
         ? `no member with peer URLs ${cfg.initialAdvertisePeerUrls.join(',')} in the cluster: add it first (etcdctl member add)`
-        : `--initial-cluster has no member named "${cfg.name}"`,
+        : `couldn't find local name "${cfg.name}" in the initial cluster configuration`,
     );
   }
-  await mkdir(cfg.dataDir, { recursive: true });
+  await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
   const id = me.id;
   const clusterId = cfg.initialClusterState === 'existing' ? joinedClusterId! : computeClusterId(members.map((m) => m.id));
   const wal = await Wal.create(walDir, { nodeId: id, clusterId }, { logger, segmentBytes: cfg.walSegmentBytes, sync: syncCallsOf(cfg) });

@@ -373,6 +373,15 @@ export class EtcdServer {
       : type === ConfChangeType.RemoveNode ? 'removed'
       : 'updated';
     this.events.record({ kind, member: hex(nodeId), term: e.term, index: e.index });
+    // etcd's membership log lines (in its capnslog words), which operators grep for.
+    const urls = `[${(this.sm.membership.get(nodeId)?.peerUrls ?? []).join(' ')}]`;
+    const cid = hex(this.clusterId);
+    this.cfg.logger.info(
+      kind === 'removed' ? `removed member ${hex(nodeId)} from cluster ${cid}`
+      : kind === 'promoted' ? `promote member ${hex(nodeId)} in cluster ${cid}`
+      : kind === 'updated' ? `updated member ${hex(nodeId)} ${urls} in cluster ${cid}`
+      : `added member ${hex(nodeId)} ${urls} to cluster ${cid}${kind === 'joined-as-learner' ? ' as learner' : ''}`,
+    );
   }
 
   // ------------------------------------------------------------------ requests (the API's face)

@@ -17,7 +17,7 @@
 // moved aside is the stale lock it judged; so two starters racing over one stale lock cannot
 // both win (one finds the other's fresh lock and stops).
 
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 
@@ -96,6 +96,25 @@ function alive(o: Owner, self: Owner): boolean {
   const now = startTimeOf(o.pid);
   // Same pid but another start time: the pid was reused by a later process.
   return !(o.startTime && now !== undefined && now !== o.startTime);
+}
+
+/**
+ * etcd's warning for a data dir that others may read (fileutil.CheckDirPermission: it holds
+ * every key), in etcd's words and Go's mode notation; undefined if it is 0700 or absent.
+ */
+export function dataDirPermissionWarning(dataDir: string): string | undefined {
+  let mode: number;
+  try {
+    const st = statSync(dataDir);
+    if (!st.isDirectory()) return undefined;
+    mode = st.mode & 0o777;
+  } catch {
+    return undefined;
+  }
+  if (mode === 0o700) return undefined;
+  const rwx = (m: number): string => ['r', 'w', 'x'].map((c, i) => (m & (0o400 >> i) ? c : '-')).join('');
+  const goMode = (m: number): string => rwx(m) + rwx((m << 3) & 0o777) + rwx((m << 6) & 0o777);
+  return `check file permission: directory "${dataDir}" exist, but the permission is "d${goMode(mode)}". The recommended permission is "-rwx------" to prevent possible unprivileged access to the data.`;
 }
 
 /**

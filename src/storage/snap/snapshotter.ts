@@ -133,7 +133,8 @@ export class Snapshotter implements SnapshotStore {
   }
 
   private async write(s: Snapshot): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
+    // The member's user alone, as etcd's (fileutil.PrivateDirMode): an image holds every key.
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const name = snapName(s.metadata.term, s.metadata.index);
     const tmp = join(this.dir, `${name}.tmp`);
     const t0 = performance.now();
@@ -141,7 +142,7 @@ export class Snapshotter implements SnapshotStore {
     const t1 = performance.now();
     this.timings?.marshalled((t1 - t0) / 1000);
     // Timed as etcd times its WriteAndSyncFile: open, write, fsync and close.
-    const fh = await open(tmp, 'w');
+    const fh = await open(tmp, 'w', 0o600);
     try {
       await fh.write(bytes);
       await this.sync.fsync(fh);

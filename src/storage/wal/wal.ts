@@ -123,7 +123,8 @@ function isTornWrite(buf: Buffer, off: number, r: Extract<DecodeResult, { ok: fa
 
 /** Opens a new segment file with its first records, preallocated and durable. */
 async function createSegment(path: string, first: Buffer, segmentBytes: number, sync: SyncCalls): Promise<FileHandle> {
-  const fh = await open(path, sync.durableFlags | constants.O_CREAT | constants.O_EXCL, 0o644);
+  // Readable by the member's user alone, as etcd's (fileutil.PrivateFileMode): the key space is in it.
+  const fh = await open(path, sync.durableFlags | constants.O_CREAT | constants.O_EXCL, 0o600);
   await sync.durableWrite(fh, first, 0);
   // Sparse preallocation: the size is set once here, never by an append.
   if (segmentBytes > first.length) await fh.truncate(segmentBytes);
@@ -183,7 +184,7 @@ export class Wal implements LogStore {
 
   /** Creates a new WAL in an empty (or missing) directory. */
   static async create(dir: string, meta: WalMetadata, opts: WalOptions): Promise<Wal> {
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true, mode: 0o700 });
     if ((await listSegments(dir)).length > 0) throw new Error(`wal: ${dir} already contains a WAL`);
     const seg = { name: segmentName(0, 1), seq: 0, firstIndex: 1 };
     const segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;

@@ -1,0 +1,75 @@
+// What an operator coming from etcd sees of a member's data dir and log (found side by side with
+// etcd 3.4.23 in the seventeenth session):
+//
+// - the data dir's contents are the member's user's alone, as etcd makes them (0700 dirs, 0600
+//   WAL and snapshot files: they hold every key), and an existing data dir others may read is
+//   warned about in etcd's words;
+// - a data dir etcd wrote (its bbolt database in member/snap/db) is refused with how to move it,
+//   not with "corrupt record" from its WAL;
+// - the log names members in hex, as `etcdctl member list` does — the Raft lines too — and has
+//   etcd's "added member" and "received signal; shutting down" lines.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { dataDirPermissionWarning } from '../../src/storage/dir-lock.js';
+import { ProcCluster } from '../support/proc-cluster.js';
+import { freePorts } from '../support/ports.js';
+
+const BIN = resolve('dist/src/cli/raftkv.js');
+const mode = (p: string): string => (statSync(p).mode & 0o777).toString(8);
+const root = mkdtempSync(join(tmpdir(), 'raftkv-datadir-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+describe('data dir and log, as an etcd operator expects them', () => {
+  it("a member's data dir is its user's alone; its log names members in hex and has etcd's lines", async () => {
+    const c = await ProcCluster.start({ size: 1, snapshotCount: 5 });
+    try {
+      for (let i = 0; i < 12; i++) await c.client(0).put(`k${i}`, 'v'); // past a snapshot
+      const member = join(c.members[0]!.dataDir, 'member');
+      assert.deepEqual([mode(member), mode(join(member, 'wal')), mode(join(member, 'snap'))], ['700', '700', '700']);
+      for (const dir of ['wal', 'snap']) {
+        for (const f of readdirSync(join(member, dir))) assert.equal(mode(join(member, dir, f)), '600', `${dir}/${f}`);
+      }
+      assert.ok(readdirSync(join(member, 'snap')).some((f) => f.endsWith('.snap')), 'a snapshot was written');
+      const id = (await c.client(0).status()).header!.memberId.toString(16);
+      const log = c.members[0]!.log.join('\n');
+      assert.match(log, new RegExp(`"msg":"${id} became leader at term \\d+"`), 'Raft names members in hex');
+      assert.match(log, new RegExp(`"msg":"added member ${id} \\[http://127.0.0.1:${c.members[0]!.peerPort}\\] to cluster [0-9a-f]+"`));
+      await c.stop(0);
+      assert.match(c.members[0]!.log.join('\n'), /"msg":"received signal; shutting down".*"signal":"terminated"/);
+    } finally {
+      await c.destroy();
+    }
+  });
+
+  it("an existing data dir others may read is warned about in etcd's words", () => {
+    const dir = join(root, 'open');
+    mkdirSync(dir, { mode: 0o755 });
+    chmodSync(dir, 0o755);
+    assert.equal(
+      dataDirPermissionWarning(dir),
+      `check file permission: directory "${dir}" exist, but the permission is "drwxr-xr-x". The recommended permission is "-rwx------" to prevent possible unprivileged access to the data.`,
+    );
+    chmodSync(dir, 0o700);
+    assert.equal(dataDirPermissionWarning(dir), undefined);
+    assert.equal(dataDirPermissionWarning(join(root, 'absent')), undefined);
+  });
+
+  it("a data dir etcd wrote is refused with how to move it, not as a corrupt WAL", async () => {
+    const dir = join(root, 'etcd-data');
+    mkdirSync(join(dir, 'member', 'snap'), { recursive: true, mode: 0o700 });
+    mkdirSync(join(dir, 'member', 'wal'), { mode: 0o700 });
+    writeFileSync(join(dir, 'member', 'snap', 'db'), Buffer.alloc(4096));
+    writeFileSync(join(dir, 'member', 'wal', '0000000000000000-0000000000000000.wal'), Buffer.alloc(4096, 7));
+    const [client, peer] = await freePorts(2);
+    const r = spawnSync(process.execPath, [BIN, '--data-dir', dir, '--listen-client-urls', `http://127.0.0.1:${client}`, '--advertise-client-urls', `http://127.0.0.1:${client}`,
+      '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`, '--initial-cluster', `default=http://127.0.0.1:${peer}`], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /holds etcd's data \(.*member\/snap\/db is etcd's bbolt database\), which raftkv does not run on: restore it into a new data dir with `raftkv snapshot restore .*--skip-hash-check`/);
+    assert.doesNotMatch(r.stderr, /corrupt/);
+  });
+});
