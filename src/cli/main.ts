@@ -8,6 +8,7 @@
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { listenProblem } from '../util/listen.js';
 import { CommanderError, FlagError, type Flags, parseFlags } from './flags.js';
 import { type ZapLogger, createLogger } from '../util/log.js';
 import { type DirLock, acquireDirLock, dataDirPermissionWarning } from '../storage/dir-lock.js';
@@ -52,6 +53,14 @@ async function main(loadedFrom: LoadedFrom): Promise<void> {
   logger.info(
     loadedFrom.bundle ? `member code loaded from ${loadedFrom.bundle} (code cache ${loadedFrom.codeCache ?? 'none'})` : 'member code loaded as modules (no current bundle)',
   );
+  // A port in use fails the start before anything is written, as etcd's listeners open first.
+  for (const url of [...flags.listenPeerUrls, ...flags.listenClientUrls, ...flags.listenMetricsUrls]) {
+    const problem = await listenProblem(url);
+    if (problem) {
+      reportFatal(logger, problem);
+      process.exit(1);
+    }
+  }
   // One process per data dir, before anything in it is read or written (src/storage/dir-lock.ts).
   let dirLock: DirLock;
   const permission = dataDirPermissionWarning(flags.dataDir);

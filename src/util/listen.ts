@@ -8,7 +8,7 @@
 // (the member's JSON log, src/cli/process-guards.ts), as Go's server logs "http: Accept error"
 // and goes on.
 
-import type { Server } from 'node:net';
+import { type Server, createServer } from 'node:net';
 import { urlPort } from './url.js';
 
 /** Starts `server` listening on `url`'s address; resolves with the port bound (the one chosen for port 0). */
@@ -24,4 +24,28 @@ export function listenAt(server: Server, url: string): Promise<number> {
       resolve(typeof addr === 'object' && addr ? addr.port : port);
     });
   });
+}
+
+/**
+ * Whether `url`'s address can be listened on now, tried before the member writes anything (etcd
+ * opens its listeners first, so a port in use leaves no data dir behind): Go's words for why
+ * not (`listen tcp 127.0.0.1:2379: bind: address already in use`), or undefined. Port 0 and
+ * addresses that are not this host's are left to the real listen.
+ */
+export async function listenProblem(url: string): Promise<string | undefined> {
+  const u = new URL(url);
+  const port = urlPort(u);
+  if (port === 0) return undefined;
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  const probe = createServer();
+  try {
+    await listenAt(probe, url);
+    return undefined;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'EADDRINUSE' ? 'bind: address already in use' : code === 'EACCES' ? 'bind: permission denied' : undefined;
+    return why && `listen tcp ${host.includes(':') ? `[${host}]` : host}:${port}: ${why}`;
+  } finally {
+    if (probe.listening) await new Promise((r) => probe.close(r));
+  }
 }

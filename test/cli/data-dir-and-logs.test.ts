@@ -6,11 +6,15 @@
 //   warned about in etcd's words;
 // - a data dir etcd wrote (its bbolt database in member/snap/db) is refused with how to move it,
 //   not with "corrupt record" from its WAL;
+// - a port already in use fails the start in Go's words before anything is written (etcd opens
+//   its listeners first), where it used to leave a new data dir and WAL behind;
 // - the log names members in hex, as `etcdctl member list` does — the Raft lines too — and has
 //   etcd's "added member" and "received signal; shutting down" lines.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -71,5 +75,21 @@ describe('data dir and log, as an etcd operator expects them', () => {
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /holds etcd's data \(.*member\/snap\/db is etcd's bbolt database\), which raftkv does not run on: restore it into a new data dir with `raftkv snapshot restore .*--skip-hash-check`/);
     assert.doesNotMatch(r.stderr, /corrupt/);
+  });
+
+  it("a port in use fails the start in Go's words, before the data dir is made", async () => {
+    const [client, peer] = await freePorts(2);
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen(peer, '127.0.0.1', r));
+    try {
+      const dir = join(root, 'never-made');
+      const r = spawnSync(process.execPath, [BIN, '--data-dir', dir, '--listen-client-urls', `http://127.0.0.1:${client}`, '--advertise-client-urls', `http://127.0.0.1:${client}`,
+        '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`, '--initial-cluster', `default=http://127.0.0.1:${peer}`], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`listen tcp 127.0.0.1:${peer}: bind: address already in use`));
+      assert.equal(existsSync(dir), false, 'nothing written');
+    } finally {
+      await new Promise((r) => holder.close(r));
+    }
   });
 });
