@@ -115,7 +115,7 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
     call.on('data', (req: LeaseKeepAliveRequest) => {
       if (closed || failed) return;
       // The common case at once: the leader renewing a lease it knows, nothing queued before it.
-      if (pending === 0 && s.isLeader() && s.lessor.exists(req.ID) && !s.lessor.mustClearCheckpoint(req.ID)) {
+      if (pending === 0 && s.isLeader() && s.lessor.isPrimary() && s.lessor.exists(req.ID) && !s.lessor.isExpired(req.ID) && !s.lessor.mustClearCheckpoint(req.ID)) {
         return answer(req.ID, s.lessor.renew(req.ID));
       }
       pending++;

@@ -12,10 +12,12 @@
 // finds them all there before itself gets `discovery: cluster is full`. Every member computes
 // the same member ids, with the discovery URL as the cluster token (etcd's rule).
 //
-// Owns: the protocol, its retries (connection failures and 500/503 answers, with etcd's
-// backoff: 2, 4, ... 256 s) and etcd's errors and log lines. Never: decides anything about
+// Owns: the protocol, its retries (connection failures, 5xx answers and answers cut off, with
+// etcd's backoff: 2, 4, ... 256 s) and etcd's errors and log lines. Never: decides anything about
 // the member's data (bootstrap.ts asks only when it has no WAL).
 
+import { type IncomingHttpHeaders, request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { Logger } from '../raft/logger.js';
 import { etcdUrlProblem } from '../util/url.js';
 
@@ -56,7 +58,14 @@ const REQUEST_TIMEOUT_MS = 5_000;
 /** etcd's maxExpoentialRetries: backoff doubles up to 2^8 s. */
 const MAX_EXPONENT = 8;
 
-/** The service could not be reached, or answered 500/503: tried again after a backoff (etcd's ClusterError). */
+/** A 200 with no body: what etcd's v2 server answers a wait that timed out (the client waits again). */
+class EmptyAnswer extends Error {
+  constructor() {
+    super('discovery: the service answered with an empty body');
+  }
+}
+
+/** The service could not be reached, or gave no whole answer: tried again after a backoff (etcd's ClusterError). */
 class Unreachable extends Error {}
 
 export interface DiscoveryOptions {
@@ -153,6 +162,7 @@ class Discovery {
       try {
         r = await this.request('GET', `${this.cluster}?wait=true&recursive=true&waitIndex=${after + 1}`, undefined, false);
       } catch (e) {
+        if (e instanceof EmptyAnswer) continue; // the wait timed out on the service's side: again
         if (!(e instanceof Unreachable)) throw e;
         await this.backoff('waiting for other nodes', e);
         const again = await this.checkCluster();
@@ -179,36 +189,54 @@ class Discovery {
 
   /**
    * One v2 request. Resolves with the node and the X-Etcd-Index of a 200/201 answer, or the v2
-   * error of another; throws Unreachable for a connection failure or a 500/503 (retried), and
-   * badEndpoint for an answer that is not the v2 protocol's JSON.
+   * error of another; throws Unreachable when the service could not be reached or gave no whole
+   * answer (a connection failure, a 5xx, a body cut off: retried, as etcd's client retries its
+   * cluster errors), and badEndpoint for an answer that is not the v2 protocol's JSON.
    */
   private async request(method: 'GET' | 'PUT', path: string, value?: string, timeout = true): Promise<Answer> {
-    let res: Response;
+    const { status, headers, body } = await this.exchange(method, path, value, timeout);
+    if (status >= 500) throw new Unreachable(`${method} ${path}: ${status}`);
+    if ((status === 200 || status === 201) && body.length === 0) throw new EmptyAnswer();
+    let parsed: unknown;
     try {
-      res = await fetch(`${this.root}${path}`, {
-        method,
-        ...(value === undefined ? {} : { body: new URLSearchParams({ value }), headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
-        ...(timeout ? { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) } : {}),
-      });
-    } catch (e) {
-      const cause = (e as { cause?: Error }).cause;
-      throw new Unreachable(cause?.message ?? (e as Error).message);
-    }
-    if (res.status === 500 || res.status === 503) throw new Unreachable(`${method} ${path}: ${res.status} ${res.statusText}`);
-    let body: unknown;
-    try {
-      body = await res.json();
+      parsed = JSON.parse(body);
     } catch {
       throw new DiscoveryError(DiscoveryErrors.badEndpoint);
     }
-    if (res.status === 200 || res.status === 201) {
-      const node = (body as { node?: V2Node }).node;
+    if (status === 200 || status === 201) {
+      const node = (parsed as { node?: V2Node } | null)?.node;
       if (!node || typeof node.key !== 'string') throw new DiscoveryError(DiscoveryErrors.badEndpoint);
-      return { ok: true, node, index: Number(res.headers.get('x-etcd-index') ?? 0) };
+      return { ok: true, node, index: Number(headers['x-etcd-index'] ?? 0) };
     }
-    const err = body as Partial<V2Error>;
-    if (typeof err.errorCode !== 'number') throw new DiscoveryError(DiscoveryErrors.badEndpoint);
+    const err = parsed as Partial<V2Error> | null;
+    if (typeof err?.errorCode !== 'number') throw new DiscoveryError(DiscoveryErrors.badEndpoint);
     return { ok: false, error: err as V2Error };
+  }
+
+  /**
+   * The HTTP exchange, through node:http(s): a wait may last as long as the other members take
+   * to come (hours), which fetch's fixed 300-second body timeout would cut. Plain requests time
+   * out after etcd's 5 s.
+   */
+  private exchange(method: string, path: string, value: string | undefined, timeout: boolean): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+    const body = value === undefined ? undefined : new URLSearchParams({ value }).toString();
+    return new Promise((resolve, reject) => {
+      const unreachable = (e: Error): void => reject(new Unreachable(e.message));
+      const req = (this.root.startsWith('https:') ? httpsRequest : httpRequest)(
+        `${this.root}${path}`,
+        { method, headers: body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', unreachable);
+          res.on('aborted', () => unreachable(new Error('the answer was cut off')));
+        },
+      );
+      req.on('error', unreachable);
+      if (timeout) req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)));
+      req.end(body);
+    });
   }
 }
 

@@ -33,13 +33,19 @@ import { type TlsConfig, isHttps, loadTlsSide, tlsFlagsEmpty, watchTlsFiles } fr
  * the log when it fails for a reason of the token's (etcdmain, before it exits 1).
  */
 function discoverWith(d: NonNullable<Flags['discovery']>, dataDir: string, logger: ZapLogger): NonNullable<ServerConfig['discovery']> {
-  return async (selfId, self) => {
+  return async (selfId, self, state) => {
+    // etcd's VerifyJoinExisting: a member joining a running cluster is told its peers, not a token.
+    if (state === 'existing') throw new Error('discovery URL should not be set when joining existing initial cluster');
     logger.info(`discovering the initial cluster from ${d.url}`);
     try {
       return await joinCluster(d.url, selfId, self, { logger });
     } catch (e) {
-      if (!(e instanceof DiscoveryError)) throw e;
-      switch (e.message) {
+      // etcd wraps any failure of its JoinCluster (a registration that could not be sent too)
+      // in a DiscoveryError and gives this advice for it before it exits.
+      const reason = e instanceof DiscoveryError ? e.message : undefined;
+      // With --discovery-fallback=exit, a full cluster gets etcd's general advice.
+      const advice = reason === DiscoveryErrors.fullCluster && d.fallback === 'exit' ? undefined : reason;
+      switch (advice) {
         case DiscoveryErrors.duplicateId:
           logger.warn('member has been registered with discovery service');
           logger.warn(`but could not find valid cluster configuration in ${dataDir}`);
@@ -53,7 +59,7 @@ function discoverWith(d: NonNullable<Flags['discovery']>, dataDir: string, logge
           break;
         case DiscoveryErrors.fullCluster:
           // etcd would run as its v2 proxy (--discovery-fallback=proxy), which raftkv is not.
-          if (d.fallback === 'proxy') logger.warn('discovery cluster is full; raftkv cannot fall back to a proxy (--discovery-fallback=proxy), exiting');
+          logger.warn('discovery cluster is full; raftkv cannot fall back to a proxy (--discovery-fallback=proxy), exiting');
           logger.warn('do not reuse discovery token; generate a new one to bootstrap a cluster');
           break;
         default:

@@ -248,6 +248,12 @@ export class Lessor implements LeaseHooks {
     return this.primary;
   }
 
+  /** Leader only: whether lease `id` is past its deadline (its revocation due or on its way). */
+  isExpired(id: bigint): boolean {
+    const expiry = this.leases.get(id)?.expiry;
+    return this.primary && expiry !== undefined && expiry <= this.now();
+  }
+
   /** Leader only: leases past their deadline. */
   expired(): bigint[] {
     if (!this.primary) return [];

@@ -810,7 +810,7 @@ export class Raft {
             return;
           }
           this.abortLeaderTransfer();
-          this.logger.info(`${hexId(this.id)} [term ${this.term}] abort previous transferring leadership to ${last}`);
+          this.logger.info(`${hexId(this.id)} [term ${this.term}] abort previous transferring leadership to ${hexId(last)}`);
         }
         if (transferee === this.id) {
           this.logger.debug(`${hexId(this.id)} is already leader. Ignored transferring leadership to self`);

@@ -134,21 +134,23 @@ export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: S
   }
   let joinedClusterId = cfg.existingClusterId;
   let members = cfg.existingMembers;
+  // --discovery / --discovery-srv: the cluster as the service or DNS tells it (for a member
+  // joining a running cluster, the peers to ask; v2 discovery refuses that case, as etcd's).
+  let initialCluster = cfg.initialCluster;
+  if (!members && cfg.discovery) {
+    initialCluster = await cfg.discovery(computeMemberId(cfg.initialAdvertisePeerUrls, cfg.initialClusterToken), urlsMapString(cfg.initialCluster), cfg.initialClusterState);
+    const urls = [...initialCluster.values()].flat();
+    if (new Set(urls).size !== urls.length) throw new Error(`discovery cluster ${urlsMapString(initialCluster)} has duplicate url`);
+  }
   if (cfg.initialClusterState === 'existing' && !members) {
     // Joining: learn the cluster id and our member id (assigned by `member add`) from a peer.
     const mine = new Set(cfg.initialAdvertisePeerUrls);
-    const others = [...cfg.initialCluster.values()].flat().filter((u) => !mine.has(u));
+    const others = [...initialCluster.values()].flat().filter((u) => !mine.has(u));
     const info = await transport.fetchClusterInfo(others);
     members = info.members;
     joinedClusterId = info.clusterId;
   }
-  if (!members && cfg.discovery && cfg.initialClusterState === 'new') {
-    const discovered = await cfg.discovery(computeMemberId(cfg.initialAdvertisePeerUrls, cfg.initialClusterToken), urlsMapString(cfg.initialCluster));
-    const urls = [...discovered.values()].flat();
-    if (new Set(urls).size !== urls.length) throw new Error(`discovery cluster ${urlsMapString(discovered)} has duplicate url`);
-    members = initialMembers(discovered, cfg.initialClusterToken);
-  }
-  members ??= initialMembers(cfg.initialCluster, cfg.initialClusterToken);
+  members ??= initialMembers(initialCluster, cfg.initialClusterToken);
   const same = (a: string[], b: string[]) => [...a].sort().join(',') === [...b].sort().join(',');
   const me =
     cfg.initialClusterState === 'existing'

@@ -74,12 +74,12 @@ export interface ServerConfig {
   /** etcd's --auto-compaction-*: the leader compacts the MVCC history (retention 0 = off). */
   autoCompaction?: { mode: 'periodic' | 'revision'; retention: number };
   /**
-   * etcd's --discovery: a new member's initial cluster comes from the discovery service
-   * (src/cli/discovery.ts), given this member's id and its own `name=url` entries; then
-   * initialCluster holds only this member and the token is the discovery URL, as in etcd.
-   * Not asked once the member has a WAL.
+   * etcd's --discovery or --discovery-srv: a new member's initial cluster comes from the
+   * discovery service (src/cli/discovery.ts: initialCluster then holds only this member and the
+   * token is the discovery URL, as in etcd) or from SRV records (src/cli/dns-discovery.ts),
+   * given this member's id and its own `name=url` entries. Not asked once the member has a WAL.
    */
-  discovery?: (selfId: bigint, self: string) => Promise<Map<string, string[]>>;
+  discovery?: (selfId: bigint, self: string, state: 'new' | 'existing') => Promise<Map<string, string[]>>;
   /** Members learned from a running cluster (for --initial-cluster-state existing). */
   existingMembers?: MemberInfo[];
   existingClusterId?: bigint;

@@ -108,6 +108,8 @@ export class EtcdServer {
   private readonly snapshotter: Snapshotter;
   private ticker: { cancel(): void } | undefined;
   private stopped = false;
+  /** Whether the last soft state said this member leads. */
+  private leading = false;
   private cancelTickAdvance: (() => void) | undefined;
 
   constructor(readonly cfg: ServerConfig) {
@@ -296,13 +298,12 @@ export class EtcdServer {
   // ------------------------------------------------------------------ what the loop reports
 
   private onSoftState(ss: SoftState): void {
-    const lessor = this.sm.lessor;
-    const wasLeader = lessor.isPrimary();
-    if (ss.raftState === StateType.Leader && !wasLeader) {
-      lessor.promote(this.cfg.electionMs);
-      this.heartbeats.reset();
-    }
-    if (ss.raftState !== StateType.Leader && wasLeader) lessor.demote();
+    const leads = ss.raftState === StateType.Leader;
+    // The lessor is promoted once this leader has applied its term's first entry (below, in
+    // apply), and demoted as soon as it stops leading.
+    if (leads && !this.leading) this.heartbeats.reset();
+    if (!leads && this.sm.lessor.isPrimary()) this.sm.lessor.demote();
+    this.leading = leads;
     // As etcd counts them: a new, known leader is a change; losing one is an event only.
     if (ss.lead !== this.seenLead) {
       const term = this.node.raw.basicStatus().term;
@@ -331,6 +332,13 @@ export class EtcdServer {
     for (let i = from; i < ents.length; i++) {
       const e = ents[i]!;
       if (e.type === EntryType.Normal) {
+        // A new leader's empty entry of its own term, applied: everything the previous leaders
+        // committed is applied too (their lease grants, revocations and checkpoints), so the
+        // lessor can start its countdowns now (etcd's Promote in applyEntryNormal). Earlier, a
+        // checkpoint committed just before the old leader died would come after the countdowns.
+        if (e.data.length === 0 && this.leading && e.term === this.term() && !this.sm.lessor.isPrimary()) {
+          this.sm.lessor.promote(this.cfg.electionMs);
+        }
         const r = this.sm.applyNormal(e, this.responseWanted);
         if (r instanceof Promise) {
           return r.then((x) => {
@@ -380,7 +388,7 @@ export class EtcdServer {
       kind === 'removed' ? `removed member ${hex(nodeId)} from cluster ${cid}`
       : kind === 'promoted' ? `promote member ${hex(nodeId)} in cluster ${cid}`
       : kind === 'updated' ? `updated member ${hex(nodeId)} ${urls} in cluster ${cid}`
-      : `added member ${hex(nodeId)} ${urls} to cluster ${cid}${kind === 'joined-as-learner' ? ' as learner' : ''}`,
+      : `added member ${hex(nodeId)} ${urls} to cluster ${cid}`,
     );
   }
 
@@ -411,17 +419,26 @@ export class EtcdServer {
    * caller forwards it). The common case, a known lease without a checkpoint, is renewed at once.
    */
   async renewLease(ID: bigint): Promise<bigint | undefined> {
+    const pause = (): Promise<void> => new Promise<void>((r) => this.clock.setTimeout(r, this.cfg.heartbeatMs));
+    // Just elected, the lessor starts once this leader's first entry is applied: wait for it
+    // (etcd's LeaseRenew retries its ErrNotPrimary the same way).
+    while (this.isLeader() && !this.lessor.isPrimary() && !this.stopped) await pause();
     // A lease granted through the previous leader may not be applied here yet (a leader just
     // elected): wait until this member has applied what was committed before saying it does
     // not exist (etcd's waitAppliedIndex before a renewal). Costs only on a miss.
     if (!this.lessor.exists(ID)) await this.linearizableRead();
+    // An expired lease is not brought back: its revocation is due (leader-duties.ts), and the
+    // renewal waits for it and answers that the lease is gone, as etcd's Renew waits on its
+    // revokec (else the client would hear "alive" just before the lease and its keys went).
+    while (this.lessor.isExpired(ID) && !this.stopped) await pause();
     // A checkpointed remaining TTL is cleared through the log first (etcd's Renew with a
     // checkpointer, which waits for it and ignores its failure): otherwise a later leader would
     // count down from the old checkpoint, not from this renewal.
     if (this.lessor.mustClearCheckpoint(ID)) {
       await this.propose('leaseCheckpoint', { checkpoints: [{ ID, remainingTTL: 0n }] }).catch(() => {});
     }
-    if (!this.isLeader()) return undefined;
+    if (this.stopped) throw Errors.stopped();
+    if (!this.isLeader() || !this.lessor.isPrimary()) return undefined;
     return this.lessor.exists(ID) ? this.lessor.renew(ID) : 0n;
   }
 
@@ -510,7 +527,8 @@ export class EtcdServer {
    * the most caught-up voter heard from lately, so that the cluster has a leader again at once
    * instead of after an election timeout (a rolling restart costs writes no leaderless second).
    * Resolves with the new leader, or undefined if this member does not lead a cluster of
-   * several voters or none took over within the request timeout (then it stops anyway).
+   * several voters or the chosen one did not take over before Raft gave the transfer up (one
+   * election timeout; then it stops anyway).
    */
   async handOverLeadership(): Promise<bigint | undefined> {
     const progress = this.isLeader() ? this.raftFullStatus().progress : undefined;

@@ -4,15 +4,19 @@
 //   (test/support/fake-discovery.ts): members registering at once all get the same cluster, in
 //   registration order; a late one gets `discovery: cluster is full` without registering; a
 //   member registered before gets `found duplicate id`; a token the service does not know,
-//   a bad size, duplicate names, and 503 answers (retried with backoff), each as etcd's;
+//   a bad size, duplicate names, and 5xx answers (retried with backoff), each as etcd's; a wait
+//   answered empty or cut off is made again (and waits have no time limit of their own);
+// - a member joining a running cluster with a token is refused in etcd's words;
 // - three raftkv processes bootstrap a cluster from a token, with etcd's member ids (the
 //   discovery URL as cluster token), and restart without asking again;
 // - the same against the real discovery service, Debian's etcd-discovery (discovery.etcd.io)
 //   backed by etcd 3.4 with its v2 API, when both are installed (CI installs them).
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join as joinPath, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DiscoveryErrors, joinCluster } from '../../src/cli/discovery.js';
 import { silentLogger } from '../../src/raft/logger.js';
@@ -81,6 +85,22 @@ describe('discovery: the protocol', () => {
     await assert.rejects(Promise.all([join(token, 'same', 1001), join(token, 'same', 1002)]), { message: DiscoveryErrors.duplicateName });
   });
 
+  it('a wait answered empty (the service\'s own timeout) or cut off is made again; any 5xx is retried', async () => {
+    const token = d.token(2);
+    d.emptyWaits = 2;
+    d.cutWaits = 1;
+    const waits: number[] = [];
+    const waiting = joinCluster(token, 1n, 'a=http://127.0.0.1:1001', { logger: silentLogger, sleep: async (ms) => void waits.push(ms) });
+    await eventually(async () => assert.equal(d.emptyWaits + d.cutWaits, 0));
+    await join(token, 'b', 1002);
+    assert.deepEqual([...(await waiting).keys()], ['a', 'b']);
+    assert.deepEqual(waits, [2000], 'one backoff, for the cut-off answer');
+    d.unavailable = 1;
+    d.unavailableStatus = 502;
+    assert.deepEqual([...(await joinCluster(d.token(1), 1n, 'a=http://127.0.0.1:1001', noWait)).keys()], ['a']);
+    d.unavailableStatus = 503;
+  });
+
   it('an unreachable or unavailable service is tried again (etcd\'s backoff), then works', async () => {
     const token = d.token(1);
     d.unavailable = 2;
@@ -94,6 +114,19 @@ describe('discovery: the protocol', () => {
 });
 
 describe('discovery: raftkv members', () => {
+  it("a member joining a running cluster is not given a token: etcd's error, exit 1", async () => {
+    const [client, peer] = await freePorts(2);
+    const dir = mkdtempSync(joinPath(tmpdir(), 'raftkv-discovery-'));
+    try {
+      const r = spawnSync(process.execPath, [resolve('dist/src/cli/raftkv.js'), '--data-dir', joinPath(dir, 'd'), '--discovery', 'http://127.0.0.1:1/token', '--initial-cluster-state', 'existing',
+        '--listen-client-urls', `http://127.0.0.1:${client}`, '--advertise-client-urls', `http://127.0.0.1:${client}`, '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /discovery URL should not be set when joining existing initial cluster/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('three members bootstrap from a token, with etcd\'s member ids, and restart without asking again', async () => {
     const d = await FakeDiscovery.start();
     const token = d.token(3);

@@ -6,7 +6,8 @@
 //   ones (_etcd-server) together; --discovery-srv-name's suffix; etcd's errors when this member
 //   is not among the records, when there are none, and on a scheme mismatch;
 // - three raftkv processes bootstrap a cluster from SRV records (RAFTKV_DNS_SERVERS), with the
-//   member ids --initial-cluster would give, and each publishes its own name.
+//   member ids --initial-cluster would give, and each publishes its own name; a member added
+//   later joins with --initial-cluster-state existing, finding its peers in the records.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -76,6 +77,14 @@ describe('discovery-srv: raftkv members', () => {
       });
       await c.client(1).put('k', 'v');
       assert.equal(await c.client(2).get('k'), 'v');
+      // A member added later joins with --initial-cluster-state existing: the records name the
+      // peers it asks for the cluster (as etcd's SRV discovery does for a joining member).
+      const i = await c.addMember();
+      // (Through the leader, and again until the strict reconfiguration check sees every voter up.)
+      await eventually(async () => cluster.client(await cluster.waitForLeader()).memberAdd([cluster.peerUrl(i)], true), 30_000);
+      dns.srv.set('_etcd-server._tcp.cluster.test', c.members.map((m) => ({ target: '127.0.0.1', port: m.peerPort })));
+      c.startMember(i);
+      await eventually(async () => assert.equal(await cluster.client(i).get('k', true), 'v'), 30_000);
     } finally {
       await c?.destroy();
       await dns.close();

@@ -11,6 +11,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { MessageType } from '../../src/raft/index.js';
 import { type InProcCluster, type InProcMember, withCluster } from '../support/inproc-cluster.js';
 
 /** One tick is a heartbeat (100 ms); the interval is 2 s here (etcd's 5 min), the TTL 60 s. */
@@ -96,6 +97,45 @@ describe('lease checkpoints', () => {
       await c.restart(F);
       await c.settle();
       assert.equal(F.server.lessor.leases.get(LEASE)?.remainingTTL, before);
+    });
+  });
+
+  it("a new leader starts the countdowns only once it has applied its term's first entry (etcd's Promote)", async () => {
+    await withCluster({ size: 3, seed: 7, leaseCheckpoint: { intervalMs: INTERVAL_MS, persist: false } }, async (c) => {
+      const L = await grantAndAge(c, 4);
+      const T = c.running().find((m) => m !== L)!;
+      // T's appends are held: elected, it cannot commit (nor apply) an entry of its term yet,
+      // so a checkpoint the old leader committed may still be unapplied here.
+      const held = c.net.hold((m) => m.from === T.id && m.type === MessageType.MsgApp);
+      await c.run(L.server.transferLeadership(T.id), { what: 'transfer' });
+      assert.ok(T.server.isLeader());
+      assert.equal(T.server.lessor.isPrimary(), false, 'no countdown before the term\'s first entry is applied');
+      held.end();
+      await c.until(() => T.server.lessor.isPrimary(), { what: 'the lessor promoted' });
+      const left = T.server.lessor.remaining(LEASE);
+      assert.ok(left >= 55n && left <= 59n, `remaining ${left} (the checkpoint and an election timeout, not ${TTL})`);
+    });
+  });
+});
+
+describe('lease renewal on the leader', () => {
+  it('a keepalive of an expired lease waits for its revocation and answers that it is gone (etcd)', async () => {
+    await withCluster({ size: 3, seed: 8 }, async (c) => {
+      const L = await c.waitIdle();
+      await c.run(L.server.propose('leaseGrant', { ID: 9n, TTL: 3n }));
+      // The leader's appends are held: the revocation it proposes once the lease expires cannot commit.
+      const held = c.net.hold((m) => m.from === L.id && m.type === MessageType.MsgApp);
+      await c.tick(40);
+      assert.ok(L.server.lessor.isExpired(9n));
+      let answer: bigint | undefined | null = null;
+      void L.server.renewLease(9n).then((a) => (answer = a));
+      await c.tick(3);
+      await c.settle();
+      assert.equal(answer, null, 'an expired lease is not renewed');
+      held.end();
+      await c.until(() => answer !== null, { what: 'the answer' });
+      assert.equal(answer, 0n, "etcd's answer for a lease that is gone");
+      assert.equal(L.server.lessor.exists(9n), false);
     });
   });
 });

@@ -19,8 +19,13 @@ export class FakeDiscovery {
   private readonly keys = new Map<string, Node>();
   private readonly events: Array<{ action: string; node: Node }> = [];
   private readonly waiters: Array<() => void> = [];
-  /** Answers the next `n` requests with 503 (etcd's client retries those). */
+  /** Answers the next `n` requests with `unavailableStatus` (etcd's client retries a 5xx). */
   unavailable = 0;
+  unavailableStatus = 503;
+  /** Answers the next `n` waits at once with an empty 200 (etcd's v2 server, when a wait times out). */
+  emptyWaits = 0;
+  /** Cuts the next `n` waits off after their headers and part of a body. */
+  cutWaits = 0;
   /** Every request, as "METHOD path?query". */
   readonly requests: string[] = [];
 
@@ -71,7 +76,7 @@ export class FakeDiscovery {
     };
     if (this.unavailable > 0) {
       this.unavailable--;
-      res.writeHead(503).end();
+      res.writeHead(this.unavailableStatus).end();
       return;
     }
     const key = u.pathname.replace(/\/+$/, '');
@@ -85,6 +90,18 @@ export class FakeDiscovery {
         }
         send(201, { action: 'create', node: this.set(key, new URLSearchParams(body).get('value') ?? '') });
       });
+      return;
+    }
+    if (u.searchParams.get('wait') === 'true' && this.emptyWaits > 0) {
+      this.emptyWaits--;
+      res.writeHead(200, { 'content-type': 'application/json', 'x-etcd-index': String(this.index) }).end();
+      return;
+    }
+    if (u.searchParams.get('wait') === 'true' && this.cutWaits > 0) {
+      this.cutWaits--;
+      res.writeHead(200, { 'content-type': 'application/json', 'x-etcd-index': String(this.index) });
+      res.write('{"action":"cre');
+      setTimeout(() => res.destroy(), 20);
       return;
     }
     if (u.searchParams.get('wait') === 'true') {
