@@ -115,8 +115,9 @@ export function leaseService(s: EtcdServer): [typeof LeaseService, grpc.UntypedS
     call.on('data', (req: LeaseKeepAliveRequest) => {
       if (closed || failed) return;
       // The common case at once: the leader renewing a lease it knows, nothing queued before it.
-      if (pending === 0 && s.isLeader() && s.lessor.isPrimary() && s.lessor.exists(req.ID) && !s.lessor.isExpired(req.ID) && !s.lessor.mustClearCheckpoint(req.ID)) {
-        return answer(req.ID, s.lessor.renew(req.ID));
+      if (pending === 0) {
+        const TTL = s.renewLeaseNow(req.ID);
+        if (TTL !== undefined) return answer(req.ID, TTL);
       }
       pending++;
       // Read no further while keepalives wait (for a leader, or for this member to catch up),

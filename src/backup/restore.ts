@@ -19,7 +19,7 @@ import { dirname, join, resolve } from 'node:path';
 import { MemberInfo } from '../gen/raftkv/member.js';
 import { emptyConfState, NONE, type Logger } from '../raft/index.js';
 import { encodeStateImageAsync } from '../server/snapshot-image.js';
-import type { LeaseImage } from '../kv/lessor.js';
+import { leaseImageEntry } from '../kv/lessor.js';
 import { Snapshotter } from '../storage/snap/snapshotter.js';
 import { Wal } from '../storage/wal/wal.js';
 import { osSync } from '../storage/fatal.js';
@@ -81,9 +81,7 @@ export async function restoreDataDir(o: RestoreOptions): Promise<RestoreResult> 
   const image = await encodeStateImageAsync(
     state.store,
     {
-      leases: state.leases.map((l): LeaseImage[number] =>
-        l.remainingTTL ? [l.id.toString(), l.ttl.toString(), l.remainingTTL.toString()] : [l.id.toString(), l.ttl.toString()],
-      ),
+      leases: state.leases.map((l) => leaseImageEntry(l.id, l.ttl, l.remainingTTL)),
       members: { members: members.map((m) => Buffer.from(MemberInfo.encode(m).finish()).toString('base64')), removed: [] },
       alarms: [],
       auth: state.auth,

@@ -125,12 +125,12 @@ class Discovery {
   private async checkOnce(): Promise<{ nodes: V2Node[]; size: number; index: number }> {
     const configKey = `${this.cluster}/_config`;
     const sizeAnswer = await this.request('GET', `${configKey}/size`);
-    if (!sizeAnswer.ok) throw new DiscoveryError(sizeAnswer.error ? v2ErrorText(sizeAnswer.error) : DiscoveryErrors.badEndpoint);
+    if (!sizeAnswer.ok) throw new DiscoveryError(v2ErrorText(sizeAnswer.error));
     const sizeText = sizeAnswer.node.value ?? '';
     const size = /^\d+$/.test(sizeText) ? Number(sizeText) : NaN;
     if (!Number.isSafeInteger(size)) throw new DiscoveryError(DiscoveryErrors.badSizeKey);
     const dir = await this.request('GET', this.cluster);
-    if (!dir.ok) throw new DiscoveryError(dir.error ? v2ErrorText(dir.error) : DiscoveryErrors.badEndpoint);
+    if (!dir.ok) throw new DiscoveryError(v2ErrorText(dir.error));
     const nodes = (dir.node.nodes ?? []).filter((n) => base(n.key) !== '_config').sort((a, b) => a.createdIndex - b.createdIndex);
     // Registered too late: `size` others came first (etcd's ErrFullCluster).
     for (let i = 0; i < nodes.length; i++) {
@@ -144,8 +144,8 @@ class Discovery {
   async createSelf(contents: string): Promise<void> {
     const r = await this.request('PUT', `${this.selfKey}?prevExist=false`, contents);
     if (!r.ok) {
-      if (r.error?.errorCode === NODE_EXIST) throw new DiscoveryError(DiscoveryErrors.duplicateId);
-      throw new DiscoveryError(r.error ? v2ErrorText(r.error) : DiscoveryErrors.badEndpoint);
+      if (r.error.errorCode === NODE_EXIST) throw new DiscoveryError(DiscoveryErrors.duplicateId);
+      throw new DiscoveryError(v2ErrorText(r.error));
     }
   }
 
@@ -168,7 +168,7 @@ class Discovery {
         const again = await this.checkCluster();
         return this.waitNodes(again.nodes, again.size, again.index);
       }
-      if (!r.ok) throw new DiscoveryError(r.error ? v2ErrorText(r.error) : DiscoveryErrors.badEndpoint);
+      if (!r.ok) throw new DiscoveryError(v2ErrorText(r.error));
       // As etcd's: whatever changed under the token counts as the next member.
       this.o.logger.info(`found peer ${base(r.node.key)} from discovery server`);
       all.push(r.node);
@@ -240,7 +240,8 @@ class Discovery {
   }
 }
 
-type Answer = { ok: true; node: V2Node; index: number } | { ok: false; error?: V2Error };
+/** A v2 answer: the node and the X-Etcd-Index of a 200/201, or the v2 error of another status. */
+type Answer = { ok: true; node: V2Node; index: number } | { ok: false; error: V2Error };
 
 /** etcd's client.Error text: "105: Key already exists (/key) [9]". */
 function v2ErrorText(e: V2Error): string {

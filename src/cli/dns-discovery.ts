@@ -15,6 +15,7 @@
 import { Resolver, lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Logger } from '../raft/logger.js';
+import { joinHostPort, urlHost, urlPort } from '../util/url.js';
 
 /** What the mapping needs of DNS (the real one below; tests give their own). */
 export interface SrvResolver {
@@ -36,11 +37,6 @@ export function systemResolver(servers?: string[]): SrvResolver {
   };
 }
 
-/** An address and port as one comparable string (Go's TCPAddr.String()). */
-const hostPort = (address: string, port: number | string): string => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`);
-
-const portOf = (u: URL): string => u.port || (u.protocol === 'https:' ? '443' : '80');
-
 /**
  * etcd's GetDNSClusterNames and srv.GetCluster: the initial cluster, name -> peer URLs, from the
  * SRV records of `domain`. `apurls`: this member's --initial-advertise-peer-urls.
@@ -56,9 +52,9 @@ export async function srvCluster(
   // This member's advertised peer addresses, resolved, to find its own record.
   const mine = new Map<string, URL>();
   for (const s of apurls) {
+    // An address and port as one comparable string (Go's TCPAddr.String()).
     const u = new URL(s);
-    const host = u.hostname.replace(/^\[|\]$/g, '');
-    for (const a of await resolver.addresses(host)) mine.set(hostPort(a, portOf(u)), u);
+    for (const a of await resolver.addresses(urlHost(u))) mine.set(joinHostPort(a, urlPort(u)), u);
   }
   const suffix = serviceName ? `-${serviceName}` : '';
   const parts: string[] = [];
@@ -84,13 +80,13 @@ export async function srvCluster(
         problem = (e as Error).message;
         continue;
       }
-      const self = addrs.map((a) => mine.get(hostPort(a, srv.port))).find((u) => u !== undefined);
-      const urlHost = `${target.includes(':') ? `[${target}]` : target}:${srv.port}`;
+      const self = addrs.map((a) => mine.get(joinHostPort(a, srv.port))).find((u) => u !== undefined);
+      const targetHostPort = joinHostPort(target, srv.port);
       if (self && self.protocol !== `${scheme}:`) {
-        problem = `bootstrap at ${scheme}://${urlHost} from DNS for ${service} has scheme mismatch with expected peer ${self.href.replace(/\/$/, '')}`;
+        problem = `bootstrap at ${scheme}://${targetHostPort} from DNS for ${service} has scheme mismatch with expected peer ${self.href.replace(/\/$/, '')}`;
         continue;
       }
-      found.push(`${self ? name : String(tempName++)}=${scheme}://${urlHost}`);
+      found.push(`${self ? name : String(tempName++)}=${scheme}://${targetHostPort}`);
     }
     if (found.length === 0) {
       errors.push(`error querying DNS SRV records for _${service} ${problem ?? 'no records'}`);

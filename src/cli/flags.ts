@@ -397,7 +397,8 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
   if (leaseCheckpoint && !leaseCheckpointPersist) {
     warn('Detected that checkpointing is enabled without persistence. Consider enabling experimental-enable-lease-checkpoint-persist');
   }
-  if (b('unsafe-no-fsync')) warn('--unsafe-no-fsync: the WAL and snapshots are written without fsync; a crash of the machine can lose acknowledged writes');
+  const unsafeNoFsync = b('unsafe-no-fsync');
+  if (unsafeNoFsync) warn('--unsafe-no-fsync: the WAL and snapshots are written without fsync; a crash of the machine can lose acknowledged writes');
   const quota = v('quota-backend-bytes');
   if (!/^[+-]?\d+$/.test(quota) || !Number.isSafeInteger(Number(quota))) throw new FlagError(`invalid value "${quota}" for flag --quota-backend-bytes: parse error`);
   return {
@@ -431,7 +432,7 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
     cors: corsList(v('cors')),
     hostWhitelist: uniqueList(v('host-whitelist')),
     walSegmentBytes: positiveInt('wal-segment-bytes', v('wal-segment-bytes'), 4096),
-    unsafeNoFsync: b('unsafe-no-fsync'),
+    unsafeNoFsync,
     strictReconfigCheck: b('strict-reconfig-check'),
     leaseReads: b('lease-reads'),
     maxInflightAppends: positiveInt('max-inflight-appends', v('max-inflight-appends'), 1),

@@ -27,6 +27,7 @@ import type { ZapLogger } from '../util/log.js';
 import type { WalReadAhead } from '../storage/wal/segment-read.js';
 import { hex } from '../util/ids.js';
 import { type TlsConfig, isHttps, loadTlsSide, tlsFlagsEmpty, watchTlsFiles } from '../util/tls.js';
+import { urlHost } from '../util/url.js';
 
 /**
  * The bootstrap's discovery (ServerConfig.discovery): etcd's JoinCluster, and etcd's advice in
@@ -275,7 +276,7 @@ function afterReplay(server: EtcdServer, f: () => void): void {
  * with etcd's warnings for TLS settings on http URLs.
  */
 async function loadTls(flags: Flags, warn: (msg: string) => void): Promise<TlsConfig> {
-  const hosts = (urls: string[]) => urls.map((u) => new URL(u).hostname.replace(/^\[|\]$/g, ''));
+  const hosts = (urls: string[]) => urls.map((u) => urlHost(new URL(u)));
   for (const u of flags.listenClientUrls.filter((x) => !isHttps(x))) {
     if (!tlsFlagsEmpty(flags.clientTls)) warn(`scheme is HTTP while key and certificate files are present; ignoring key and certificate files: client-url=${u}`);
     if (flags.clientTls.clientCertAuth) warn(`scheme is HTTP while --client-cert-auth is enabled; ignoring client cert auth for this URL: client-url=${u}`);

@@ -52,6 +52,16 @@ export interface LeaseCheckpoint {
   remainingTTL: bigint;
 }
 
+/** Seconds a countdown starts from (etcd's Lease.RemainingTTL): the checkpoint if set, else the TTL. */
+function countdownSeconds(l: Lease): bigint {
+  return l.remainingTTL > 0n ? l.remainingTTL : l.ttl;
+}
+
+/** One lease in a state image: its remaining TTL third only when there is one to keep. */
+export function leaseImageEntry(id: bigint, ttl: bigint, remainingTTL = 0n): LeaseImage[number] {
+  return remainingTTL > 0n ? [id.toString(), ttl.toString(), remainingTTL.toString()] : [id.toString(), ttl.toString()];
+}
+
 /** What the lessor did, as etcd counts it (etcd_debugging_lease_*: grants and revokes on every member, renewals and expiries on the leader). */
 export interface LeaseStats {
   granted: number;
@@ -200,15 +210,13 @@ export class Lessor implements LeaseHooks {
 
   /** A lease's countdown restarts (etcd's refresh): from its checkpoint if set, else its TTL. */
   private refresh(l: Lease, extendMs: number): void {
-    const seconds = l.remainingTTL > 0n ? l.remainingTTL : l.ttl;
-    l.expiry = this.now() + extendMs + Number(seconds) * 1000;
+    l.expiry = this.now() + extendMs + Number(countdownSeconds(l)) * 1000;
   }
 
   /** etcd's scheduleCheckpointIfNeeded: only leases with more than one interval to go. */
   private scheduleCheckpoint(l: Lease): void {
     if (this.checkpoints.intervalMs <= 0 || !this.primary) return;
-    const seconds = l.remainingTTL > 0n ? l.remainingTTL : l.ttl;
-    if (seconds <= BigInt(Math.trunc(this.checkpoints.intervalMs / 1000))) return;
+    if (countdownSeconds(l) <= BigInt(Math.trunc(this.checkpoints.intervalMs / 1000))) return;
     this.checkpointsDue.delete(l.id);
     this.checkpointsDue.set(l.id, this.now() + this.checkpoints.intervalMs);
   }
@@ -265,9 +273,7 @@ export class Lessor implements LeaseHooks {
 
   /** [id, ttl] per lease, and its checkpointed remaining TTL if set and checkpoints persist. */
   toImage(): LeaseImage {
-    return [...this.leases.values()].map((l): LeaseImage[number] =>
-      this.checkpoints.persist && l.remainingTTL > 0n ? [l.id.toString(), l.ttl.toString(), l.remainingTTL.toString()] : [l.id.toString(), l.ttl.toString()],
-    );
+    return [...this.leases.values()].map((l) => leaseImageEntry(l.id, l.ttl, this.checkpoints.persist ? l.remainingTTL : 0n));
   }
 
   restore(img: LeaseImage): void {

@@ -73,7 +73,8 @@ export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: S
     rand: new SeededRand(cfg.raftSeed ?? randomInt(2 ** 31)),
     logger,
   };
-  const existing = (await Wal.hasWal(walDir)) ? await Wal.open(walDir, { logger, segmentBytes: cfg.walSegmentBytes, readAhead: cfg.walReadAhead, sync: syncCallsOf(cfg) }) : undefined;
+  const walOptions = { logger, segmentBytes: cfg.walSegmentBytes, sync: syncCallsOf(cfg) };
+  const existing = (await Wal.hasWal(walDir)) ? await Wal.open(walDir, { ...walOptions, readAhead: cfg.walReadAhead }) : undefined;
   const neverPersisted =
     existing !== undefined && existing.contents.entries.length === 0 && !existing.contents.snapshot && existing.contents.hardState.term === 0;
 
@@ -166,7 +167,7 @@ export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: S
   await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
   const id = me.id;
   const clusterId = cfg.initialClusterState === 'existing' ? joinedClusterId! : computeClusterId(members.map((m) => m.id));
-  const wal = await Wal.create(walDir, { nodeId: id, clusterId }, { logger, segmentBytes: cfg.walSegmentBytes, sync: syncCallsOf(cfg) });
+  const wal = await Wal.create(walDir, { nodeId: id, clusterId }, walOptions);
   const raw = new RawNode({ ...rawConfig, id });
   if (cfg.initialClusterState === 'new') {
     raw.bootstrap(members.map((m) => ({ id: m.id, context: MemberInfo.encode(m).finish() })));

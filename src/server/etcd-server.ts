@@ -414,15 +414,26 @@ export class EtcdServer {
   }
 
   /**
+   * The common case of renewLease, at once: this leader's started lessor knows the lease, live,
+   * with no checkpoint to clear. Its TTL, or undefined when renewLease has something to wait for.
+   */
+  renewLeaseNow(ID: bigint): bigint | undefined {
+    const l = this.lessor;
+    if (!this.isLeader() || !l.isPrimary() || !l.exists(ID) || l.isExpired(ID) || l.mustClearCheckpoint(ID)) return undefined;
+    return l.renew(ID);
+  }
+
+  /**
    * The leader's renewal of a lease (etcd's lessor.Renew): resolves with its TTL, 0n if there is
    * no such lease (etcd's keepalive answer), or undefined if this member no longer leads (the
-   * caller forwards it). The common case, a known lease without a checkpoint, is renewed at once.
+   * caller forwards it).
    */
   async renewLease(ID: bigint): Promise<bigint | undefined> {
-    const pause = (): Promise<void> => new Promise<void>((r) => this.clock.setTimeout(r, this.cfg.heartbeatMs));
+    const now = this.renewLeaseNow(ID);
+    if (now !== undefined) return now;
     // Just elected, the lessor starts once this leader's first entry is applied: wait for it
     // (etcd's LeaseRenew retries its ErrNotPrimary the same way).
-    while (this.isLeader() && !this.lessor.isPrimary() && !this.stopped) await pause();
+    while (this.isLeader() && !this.lessor.isPrimary() && !this.stopped) await this.heartbeatPause();
     // A lease granted through the previous leader may not be applied here yet (a leader just
     // elected): wait until this member has applied what was committed before saying it does
     // not exist (etcd's waitAppliedIndex before a renewal). Costs only on a miss.
@@ -430,7 +441,7 @@ export class EtcdServer {
     // An expired lease is not brought back: its revocation is due (leader-duties.ts), and the
     // renewal waits for it and answers that the lease is gone, as etcd's Renew waits on its
     // revokec (else the client would hear "alive" just before the lease and its keys went).
-    while (this.lessor.isExpired(ID) && !this.stopped) await pause();
+    while (this.lessor.isExpired(ID) && !this.stopped) await this.heartbeatPause();
     // A checkpointed remaining TTL is cleared through the log first (etcd's Renew with a
     // checkpointer, which waits for it and ignores its failure): otherwise a later leader would
     // count down from the old checkpoint, not from this renewal.
@@ -518,8 +529,13 @@ export class EtcdServer {
     const deadline = this.clock.now() + this.requestTimeoutMs;
     while (this.leader() !== target) {
       if (this.clock.now() > deadline || this.stopped) throw Errors.timeoutDueToLeaderFail();
-      await new Promise<void>((r) => this.clock.setTimeout(r, this.cfg.heartbeatMs));
+      await this.heartbeatPause();
     }
+  }
+
+  /** One heartbeat interval on the member's clock: what the waits below poll at. */
+  private heartbeatPause(): Promise<void> {
+    return new Promise<void>((r) => this.clock.setTimeout(r, this.cfg.heartbeatMs));
   }
 
   /**
@@ -546,9 +562,8 @@ export class EtcdServer {
     this.node.transferLeader(target);
     // Until this member no longer leads, or Raft gives the transfer up (one election timeout
     // without the target taking over: say it is stopping too, as when a whole cluster stops).
-    const pause = (): Promise<void> => new Promise<void>((r) => this.clock.setTimeout(r, this.cfg.heartbeatMs));
     while (this.isLeader()) {
-      await pause();
+      await this.heartbeatPause();
       if (this.stopped || (this.isLeader() && this.raftFullStatus().leadTransferee === 0n)) {
         lg.warn(`leadership transfer failed: ${hex(target)} did not take over`);
         return undefined;
@@ -556,7 +571,7 @@ export class EtcdServer {
     }
     // Stepped down at the new term; the new leader is known with its first message.
     const deadline = this.clock.now() + this.cfg.electionMs;
-    while (this.leader() === 0n && !this.stopped && this.clock.now() < deadline) await pause();
+    while (this.leader() === 0n && !this.stopped && this.clock.now() < deadline) await this.heartbeatPause();
     const lead = this.leader();
     lg.info(`leadership transfer finished: old leader ${hex(this.id)}, new leader ${lead === 0n ? 'not yet known' : hex(lead)}, took ${this.clock.now() - started} ms`);
     return lead === 0n ? undefined : lead;

@@ -9,7 +9,7 @@
 // and goes on.
 
 import { type Server, createServer } from 'node:net';
-import { urlPort } from './url.js';
+import { joinHostPort, urlHost, urlPort } from './url.js';
 
 /** Starts `server` listening on `url`'s address; resolves with the port bound (the one chosen for port 0). */
 export function listenAt(server: Server, url: string): Promise<number> {
@@ -17,7 +17,7 @@ export function listenAt(server: Server, url: string): Promise<number> {
   const port = urlPort(u);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, u.hostname.replace(/^\[|\]$/g, ''), () => {
+    server.listen(port, urlHost(u), () => {
       server.removeListener('error', reject);
       server.on('error', (e) => process.emitWarning(`accept error on ${url}: ${e.message}`, 'AcceptError'));
       const addr = server.address();
@@ -36,7 +36,6 @@ export async function listenProblem(url: string): Promise<string | undefined> {
   const u = new URL(url);
   const port = urlPort(u);
   if (port === 0) return undefined;
-  const host = u.hostname.replace(/^\[|\]$/g, '');
   const probe = createServer();
   try {
     await listenAt(probe, url);
@@ -44,7 +43,7 @@ export async function listenProblem(url: string): Promise<string | undefined> {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'EADDRINUSE' ? 'bind: address already in use' : code === 'EACCES' ? 'bind: permission denied' : undefined;
-    return why && `listen tcp ${host.includes(':') ? `[${host}]` : host}:${port}: ${why}`;
+    return why && `listen tcp ${joinHostPort(urlHost(u), port)}: ${why}`;
   } finally {
     if (probe.listening) await new Promise((r) => probe.close(r));
   }

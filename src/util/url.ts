@@ -14,6 +14,16 @@ export function urlPort(u: URL): number {
   return u.port ? Number(u.port) : u.protocol === 'https:' || u.protocol === 'unixs:' ? 443 : 80;
 }
 
+/** The host a URL names as listen and lookup take it: an IPv6 literal without its brackets. */
+export function urlHost(u: URL): string {
+  return u.hostname.replace(/^\[|\]$/g, '');
+}
+
+/** Go's net.JoinHostPort: "host:port", an IPv6 literal in brackets. */
+export function joinHostPort(host: string, port: number | string): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 /** Whether `url` names a host and port a member can dial or listen on. */
 export function dialable(url: string): boolean {
   try {
