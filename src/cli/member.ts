@@ -21,7 +21,7 @@ import { GrpcTransportFactory } from '../transport/grpc-transport.js';
 import { Metrics, serveMetrics } from '../server/metrics.js';
 import { instrumentServices } from '../api/grpc-metrics.js';
 import type { Flags } from './flags.js';
-import { reportFatal } from './process-guards.js';
+import { exitBySignal, reportFatal } from './process-guards.js';
 import { notifySystemd } from './sd-notify.js';
 import type { ZapLogger } from '../util/log.js';
 import type { WalReadAhead } from '../storage/wal/segment-read.js';
@@ -204,7 +204,8 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
   }
 
   let stopping = false;
-  const shutdown = async (code: number): Promise<void> => {
+  /** Stops the member; `signal`: asked to by SIGTERM or SIGINT, which then ends the process (as etcd). */
+  const shutdown = async (code: number, signal?: 'SIGTERM' | 'SIGINT'): Promise<void> => {
     if (stopping) return;
     stopping = true;
     logger.info('shutting down');
@@ -223,17 +224,18 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
       code = code === 0 ? 1 : code;
     }
     logger.flush();
+    if (signal && code === 0) exitBySignal(signal);
     process.exit(code);
   };
   server.onFatal = (e) => void shutdown(1).then(() => fail(e.message));
   server.onRemoved = () => void shutdown(0);
   // etcd's line (osutil's interrupt handler), with Go's name of the signal.
-  const onSignal = (goName: string) => (): void => {
+  const onSignal = (signal: 'SIGTERM' | 'SIGINT', goName: string) => (): void => {
     logger.log('info', 'received signal; shutting down', { signal: goName });
-    void shutdown(0);
+    void shutdown(0, signal);
   };
-  process.on('SIGINT', onSignal('interrupt'));
-  process.on('SIGTERM', onSignal('terminated'));
+  process.on('SIGINT', onSignal('SIGINT', 'interrupt'));
+  process.on('SIGTERM', onSignal('SIGTERM', 'terminated'));
 
   try {
     for (const u of flags.listenMetricsUrls) await serveMetrics(server, metrics, u, { side: tls.client, rejected });

@@ -36,3 +36,25 @@ export function routeProcessWarnings(warn: (msg: string) => void): void {
   process.removeAllListeners('warning'); // Node's own printer
   process.on('warning', (w) => warn(`node: ${w.name}${'code' in w && w.code ? ` ${String(w.code)}` : ''}: ${w.message}`));
 }
+
+/**
+ * Ends the process as etcd's interrupt handler ends etcd (osutil.HandleInterrupts): once its own
+ * shutdown has run, by the signal that asked for it, restored to its default action — so its
+ * parent sees it killed by SIGTERM or SIGINT (143 or 130 in a shell, a clean stop to systemd),
+ * not an exit status of its own. A death by signal runs no `exit` listeners (the data dir's lock
+ * is released by one), so they run first, each once. As pid 1 (a container's init, which the
+ * kernel will not kill with a signal it does not handle) it exits 0, as etcd does, and so it does
+ * if the signal was ignored when the process started.
+ */
+export function exitBySignal(signal: 'SIGTERM' | 'SIGINT'): never {
+  for (const listener of process.listeners('exit')) {
+    process.removeListener('exit', listener);
+    listener(0);
+  }
+  if (process.pid !== 1) {
+    // With no listener left, Node gives the signal back its default action.
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal);
+  }
+  process.exit(0);
+}
