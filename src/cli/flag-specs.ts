@@ -61,8 +61,10 @@ export const FLAG_SPECS: readonly FlagSpec[] = [
   f('listen-peer-urls', 'string', 'http://localhost:2380', 'honoured', 'List of URLs to listen on for peer traffic.'),
   f('listen-client-urls', 'string', 'http://localhost:2379', 'honoured', 'List of URLs to listen on for client traffic.'),
   f('listen-metrics-urls', 'string', '', 'honoured', 'List of URLs to listen on for the metrics and health endpoints.'),
-  f('max-snapshots', 'uint', '5', 'accepted', 'Maximum number of snapshot files to retain (0 is unlimited).'),
-  f('max-wals', 'uint', '5', 'accepted', 'Maximum number of wal files to retain (0 is unlimited).'),
+  // raftkv's default is 2, not etcd's 5: a raftkv snapshot file holds the whole key space (etcd's
+  // holds its v2 store; its keys live in bbolt), so five would be five copies of the data on disk.
+  f('max-snapshots', 'uint', '2', 'honoured', 'Maximum number of snapshot files to retain (0 is unlimited).'),
+  f('max-wals', 'uint', '5', 'honoured', 'Maximum number of wal files to retain (0 is unlimited).'),
   f('quota-backend-bytes', 'int', '0', 'honoured', 'Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).'),
   f('backend-batch-interval', 'duration', '0', 'accepted', 'BackendBatchInterval is the maximum time before commit the backend transaction.'),
   f('backend-batch-limit', 'int', '0', 'accepted', 'BackendBatchLimit is the maximum operations before commit the backend transaction.'),

@@ -36,6 +36,9 @@ export interface Flags {
   electionTimeout: number;
   snapshotCount: number;
   snapshotCatchUpEntries: number;
+  /** --max-wals, --max-snapshots: files kept (0: all). */
+  maxWals: number;
+  maxSnapshots: number;
   maxInflightAppends: number;
   maxRequestBytes: number;
   /** --max-txn-ops: most operations in one txn (etcd's 128). */
@@ -432,6 +435,8 @@ function fromValues(values: ReadonlyMap<string, string>, notices: StartupNotice[
     cors: corsList(v('cors')),
     hostWhitelist: uniqueList(v('host-whitelist')),
     walSegmentBytes: positiveInt('wal-segment-bytes', v('wal-segment-bytes'), 4096),
+    maxWals: positiveInt('max-wals', v('max-wals'), 0),
+    maxSnapshots: positiveInt('max-snapshots', v('max-snapshots'), 0),
     unsafeNoFsync,
     strictReconfigCheck: b('strict-reconfig-check'),
     leaseReads: b('lease-reads'),
@@ -499,9 +504,6 @@ function acceptedButNotHonoured(
   if (isSet('experimental-enable-v2v3')) warn('--experimental-enable-v2v3 is ignored: raftkv serves only the v3 API');
   if (b('enable-pprof')) warn('--enable-pprof is ignored: raftkv has no Go profiler (use node --cpu-prof)');
   if (keepAliveMinTimeMs !== 5000) warn('--grpc-keepalive-min-time is not enforced: grpc-js has no server-side ping policy');
-  for (const flag of ['max-snapshots', 'max-wals']) {
-    if (isSet(flag) && v(flag) !== FLAG_BY_NAME.get(flag)!.def) warn(`--${flag} is ignored: raftkv keeps its own number of WAL segments and snapshots`);
-  }
 }
 
 type LoggingFlags = Pick<Flags, 'logger' | 'logOutputs' | 'logLevel'>;

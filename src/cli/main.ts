@@ -13,6 +13,7 @@ import { CommanderError, FlagError, type Flags, parseFlags } from './flags.js';
 import { type ZapLogger, createLogger } from '../util/log.js';
 import { type DirLock, acquireDirLock, dataDirPermissionWarning } from '../storage/dir-lock.js';
 import { WalReadAhead } from '../storage/wal/segment-read.js';
+import { newestSnapshotIndex } from '../storage/snap/snap-names.js';
 import { walDirOf } from '../server/config.js';
 import { installProcessGuards, reportFatal, routeProcessWarnings } from './process-guards.js';
 
@@ -85,8 +86,9 @@ async function main(loadedFrom: LoadedFrom): Promise<void> {
   }
   installProcessGuards((msg) => reportFatal(logger, msg));
   routeProcessWarnings((msg) => logger.warn(msg));
-  // The WAL's place: --wal-dir, or etcd's <data-dir>/member/wal; a new member has none.
-  const walReadAhead = WalReadAhead.start(walDirOf(flags));
+  // The WAL's place: --wal-dir, or etcd's <data-dir>/member/wal; a new member has none. Read
+  // from the newest snapshot on, where the replay begins (server/bootstrap.ts).
+  const walReadAhead = WalReadAhead.start(walDirOf(flags), await newestSnapshotIndex(join(flags.dataDir, 'member', 'snap')));
   const { runMember } = await import('./member.js');
   await runMember(flags, logger, walReadAhead);
 }

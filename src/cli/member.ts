@@ -126,6 +126,8 @@ export async function runMember(flags: Flags, logger: ZapLogger, walReadAhead: W
     cors: flags.cors,
     hostWhitelist: flags.hostWhitelist,
     walSegmentBytes: flags.walSegmentBytes,
+    maxWals: flags.maxWals,
+    maxSnapshots: flags.maxSnapshots,
     unsafeNoFsync: flags.unsafeNoFsync,
     strictReconfigCheck: flags.strictReconfigCheck,
     walReadAhead,

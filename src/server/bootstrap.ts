@@ -11,6 +11,7 @@ import { randomInt } from 'node:crypto';
 import { type MemoryStorage, RawNode, ReadOnlyOption, SeededRand } from '../raft/index.js';
 import { MemberInfo } from '../gen/raftkv/member.js';
 import type { Snapshotter } from '../storage/snap/snapshotter.js';
+import { newestSnapshotIndex } from '../storage/snap/snap-names.js';
 import { Wal, compactEntryViews } from '../storage/wal/wal.js';
 import { type SyncCalls, osSync, unsafeNoSync } from '../storage/fatal.js';
 import type { TransportFactory } from '../transport/transport.js';
@@ -73,16 +74,25 @@ export async function bootstrap(cfg: ServerConfig, storage: MemoryStorage, sm: S
     rand: new SeededRand(cfg.raftSeed ?? randomInt(2 ** 31)),
     logger,
   };
-  const walOptions = { logger, segmentBytes: cfg.walSegmentBytes, sync: syncCallsOf(cfg) };
-  const existing = (await Wal.hasWal(walDir)) ? await Wal.open(walDir, { ...walOptions, readAhead: cfg.walReadAhead }) : undefined;
+  const walOptions = { logger, segmentBytes: cfg.walSegmentBytes, sync: syncCallsOf(cfg), maxFiles: cfg.maxWals };
+  // The replay begins at the newest snapshot: segments older than it are left unread (etcd's WAL
+  // opens at its snapshot too), so those --max-wals keeps cost a restart nothing.
+  const newestSnapshot = await newestSnapshotIndex(snapshotter.dir);
+  let existing = (await Wal.hasWal(walDir)) ? await Wal.open(walDir, { ...walOptions, readAhead: cfg.walReadAhead, from: newestSnapshot }) : undefined;
   const neverPersisted =
     existing !== undefined && existing.contents.entries.length === 0 && !existing.contents.snapshot && existing.contents.hardState.term === 0;
 
   if (existing && !neverPersisted) {
     // ---- restart: newest valid snapshot, then the WAL entries after it.
-    const { wal, contents } = existing;
     if (cfg.discovery) logger.warn(`discovery token is ignored since cluster already initialized; valid logs are found in ${walDir}`);
     const snap = await snapshotter.loadNewest();
+    if (existing.contents.readFrom > (snap?.metadata.index ?? 0) + 1) {
+      // The newest snapshot file did not load (the snapshotter said why): the entries after the
+      // older one it fell back to are in segments left unread, if --max-wals kept them.
+      await existing.wal.close();
+      existing = await Wal.open(walDir, walOptions);
+    }
+    const { wal, contents } = existing;
     if (snap) {
       storage.applySnapshot(snap);
       await sm.restoreAsync(snap.data, snap.metadata.index, yieldToEventLoop, snap.metadata.confState);

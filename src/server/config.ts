@@ -48,6 +48,10 @@ export interface ServerConfig {
   cors?: string[];
   hostWhitelist?: string[];
   walSegmentBytes?: number;
+  /** etcd's --max-wals: WAL segment files kept once a snapshot covers them (0: all; storage/wal/wal.ts maxFiles). Absent: 1. */
+  maxWals?: number;
+  /** etcd's --max-snapshots: snapshot files kept (0: all). Absent: 2. */
+  maxSnapshots?: number;
   /** etcd's --unsafe-no-fsync: the WAL and snapshots are written without any sync (storage/fatal.ts unsafeNoSync). */
   unsafeNoFsync?: boolean;
   /** The WAL's segments, already being read (the CLI starts this before loading the member's code). */

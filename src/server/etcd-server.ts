@@ -124,7 +124,7 @@ export class EtcdServer {
     // A txn's ranges over many keys are read after it is applied, in slices (kv-ops.ts).
     this.sm.readPause = yieldToEventLoop;
     this.sm.store.onEvents = (events, rev, writes) => this.watchHub.notify(events, rev, writes);
-    this.snapshotter = new Snapshotter(join(cfg.dataDir, 'member', 'snap'), cfg.logger, { sync: syncCallsOf(cfg) });
+    this.snapshotter = new Snapshotter(join(cfg.dataDir, 'member', 'snap'), cfg.logger, { sync: syncCallsOf(cfg), retain: cfg.maxSnapshots });
     this.snapshotter.timings = {
       marshalled: (x) => this.metrics?.snapshotSave.marshalled(x),
       synced: (x) => this.metrics?.snapshotSave.synced(x),

@@ -279,6 +279,10 @@ describe('logging and other etcd 3.4 flags', () => {
     assert.equal(f.walDir, '/wal');
     assert.deepEqual([f.initialElectionTickAdvance, parseFlags([], {}).initialElectionTickAdvance], [false, true]);
     assert.deepEqual([parseFlags([], {}).warningApplyMs, parseFlags(['--experimental-warning-apply-duration', '250ms'], {}).warningApplyMs], [100, 250]);
+    // --max-wals and --max-snapshots are honoured (0: keep all); raftkv keeps 2 snapshots by default.
+    assert.deepEqual([f.maxWals, f.maxSnapshots], [5, 2]);
+    const kept = parseFlags(['--max-wals', '0', '--max-snapshots', '7'], {});
+    assert.deepEqual([kept.maxWals, kept.maxSnapshots, msgs(kept)], [0, 7, []]);
     // --metrics is honoured: 'extensive' adds the handling-time histogram, as etcd.
     assert.equal(f.extensiveMetrics, true);
     assert.equal(parseFlags(['--metrics', 'basic'], {}).extensiveMetrics, false);

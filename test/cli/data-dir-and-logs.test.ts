@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -46,6 +46,59 @@ describe('data dir and log, as an etcd operator expects them', () => {
       assert.match(log, new RegExp(`"msg":"${id} became leader at term \\d+"`), 'Raft names members in hex');
       assert.match(log, new RegExp(`"msg":"added member ${id} \\[http://127.0.0.1:${c.members[0]!.peerPort}\\] to cluster [0-9a-f]+"`));
       assert.match(log, /"msg":"received signal; shutting down".*"signal":"terminated"/);
+    } finally {
+      await c.destroy();
+    }
+  });
+
+  it('--max-wals and --max-snapshots keep what they say (0: everything), and a restart reads no WAL before its snapshot', async () => {
+    // Small segments and frequent snapshots, so that 240 puts make many of both.
+    let retention = ['--max-wals', '0', '--max-snapshots', '0'];
+    const c = await ProcCluster.start({
+      size: 1,
+      snapshotCount: 20,
+      extraArgs: ['--wal-segment-bytes', '4096', '--snapshot-catchup-entries', '5'],
+      memberArgs: () => retention,
+    });
+    const member = join(c.members[0]!.dataDir, 'member');
+    const files = (dir: string, ext: string) => readdirSync(join(member, dir)).filter((f) => f.endsWith(ext)).sort();
+    const restart = async () => {
+      c.startMember(0);
+      await c.waitForLeader();
+    };
+    try {
+      for (let i = 0; i < 240; i++) await c.client(0).put(`k${i}`, `v${i}`);
+      await c.stop(0);
+      const wals = files('wal', '.wal');
+      const snaps = files('snap', '.snap');
+      assert.ok(snaps.length >= 8, `${snaps.length} snapshot files kept`);
+      assert.ok(wals.length >= 5, `${wals.length} WAL files kept`);
+      assert.equal(wals[0], '0000000000000000-0000000000000001.wal', 'the first segment is still there');
+
+      // The newest snapshot damaged: the member falls back to the one before and replays the WAL
+      // after it, which --max-wals 0 kept (with the log released at once it could not).
+      const newest = join(member, 'snap', snaps[snaps.length - 1]!);
+      const b = readFileSync(newest);
+      b[b.length - 2]! ^= 0xff;
+      writeFileSync(newest, b);
+      await restart();
+      for (const i of [0, 150, 239]) assert.equal(await c.client(0).get(`k${i}`), `v${i}`);
+      const log = c.members[0]!.log.join('');
+      assert.match(log, /snap: skipping .*: /);
+      assert.match(log, /restarted member [0-9a-f]+ in cluster [0-9a-f]+ at commit \d+, term \d+, \d+ WAL entries after snapshot \d+/);
+      await c.stop(0);
+
+      // Lowered limits: the files no snapshot still needs go at the next start and snapshot.
+      retention = ['--max-wals', '2', '--max-snapshots', '1'];
+      await restart();
+      for (let i = 240; i < 270; i++) await c.client(0).put(`k${i}`, `v${i}`);
+      assert.equal(await c.client(0).get("k100"), 'v100');
+      await c.stop(0);
+      assert.equal(files('snap', '.snap').length, 1);
+      assert.ok(files('wal', '.wal').length < wals.length, `${files('wal', '.wal').length} WAL files left`);
+      assert.match(c.members[0]!.log.join(''), /purged file .*\.wal successfully/);
+      await restart();
+      assert.equal(await c.client(0).get("k269"), 'v269');
     } finally {
       await c.destroy();
     }

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { it } from 'node:test';
 import { emptyConfState, silentLogger } from '../../src/raft/index.js';
 import { Snapshotter, decodeSnapshotFile, encodeSnapshotFile } from '../../src/storage/snap/snapshotter.js';
+import { listSnapshots, newestSnapshotIndex } from '../../src/storage/snap/snap-names.js';
 
 const snap = (index: number, data: string) => ({
   data: Buffer.from(data),
@@ -40,4 +41,19 @@ it('skips a corrupt newest snapshot for an older valid one; keeps only the newes
   for (const f of readdirSync(dir)) writeFileSync(join(dir, f), 'garbage');
   assert.equal(await s.loadNewest(), undefined);
   rmSync(dir, { recursive: true });
+});
+
+it('keeps as many snapshot files as --max-snapshots says, all of them for 0, newest by index', async () => {
+  for (const [retain, kept] of [[3, [30, 40, 50]], [1, [50]], [0, [10, 20, 30, 40, 50]]] as const) {
+    const dir = mkdtempSync(join(tmpdir(), 'raftkv-snap-'));
+    const s = new Snapshotter(dir, silentLogger, { retain });
+    // A later term at a lower index (a new leader's smaller snapshot) sorts by index, not by name.
+    for (const index of [10, 20, 30, 40]) await s.save(snap(index, `s${index}`));
+    await s.save({ ...snap(50, 's50'), metadata: { ...snap(50, '').metadata, term: 1 } });
+    const indexes = (await listSnapshots(dir)).map((x) => x.index);
+    assert.deepEqual(indexes, kept, `retain ${retain}`);
+    assert.equal(await newestSnapshotIndex(dir), 50);
+    rmSync(dir, { recursive: true });
+  }
+  assert.equal(await newestSnapshotIndex(join(tmpdir(), 'raftkv-no-such-dir')), 0);
 });

@@ -219,6 +219,70 @@ describe('WAL', () => {
     rmSync(dir, { recursive: true });
   });
 
+  it("keeps released segments up to --max-wals (0: all), never an unreleased one, and a restart reads none before its snapshot", async () => {
+    const segs = (dir: string) => readdirSync(dir).filter((n) => n.endsWith('.wal')).length;
+    const fill = async (w: Wal, from: number, to: number) => {
+      for (let i = from; i <= to; i++) await w.save({ term: 1, vote: 0n, commit: i - 1 }, [ent(i, 1, 'x'.repeat(50))], false);
+    };
+    for (const maxFiles of [0, 2, 3]) {
+      const dir = tmp();
+      const w = await Wal.create(dir, meta, { ...opts, segmentBytes: 2048, maxFiles });
+      await fill(w, 1, 200);
+      const all = w.segmentCount();
+      assert.ok(all > 6, `${all} segments`);
+      // Nothing released yet: every segment stays, whatever the limit.
+      assert.equal(await w.releaseTo(0), 0);
+      assert.equal(segs(dir), all);
+      // Segments holding an entry from 150 on: the next one's first index (in its name) is above 150.
+      const firsts = readdirSync(dir).filter((n) => n.endsWith('.wal')).sort().map((n) => parseInt(n.slice(17, 33), 16));
+      const needed = firsts.filter((_, i) => i === firsts.length - 1 || firsts[i + 1]! > 150).length;
+      await w.saveSnapshotMark(150, 1);
+      const removed = await w.releaseTo(150);
+      const left = maxFiles === 0 ? all : Math.max(maxFiles, needed);
+      assert.equal(w.segmentCount(), left, `maxFiles ${maxFiles}`);
+      assert.equal(segs(dir), left);
+      assert.equal(removed, all - left);
+      await w.close();
+
+      // Reopened at its snapshot: the segments wholly before index 150 are not read (a
+      // segment's first index is in its name), and what is read is all a replay after 150 needs.
+      const { contents, wal } = await Wal.open(dir, { ...opts, segmentBytes: 2048, maxFiles, from: 150 });
+      assert.ok(contents.entries[0]!.index <= 151 && contents.entries[0]!.index > 100, `first entry read ${contents.entries[0]!.index}`);
+      assert.equal(contents.entries[contents.entries.length - 1]!.index, 200);
+      assert.equal(contents.readFrom > 0, left > needed, `readFrom ${contents.readFrom}`);
+      assert.equal(contents.snapshot?.index, 150);
+      assert.equal(contents.hardState.commit, 199);
+      await wal.close();
+      // Opened from the start, every kept segment is read: --max-wals 0 kept the whole log.
+      const whole = await Wal.open(dir, { ...opts, segmentBytes: 2048, maxFiles });
+      assert.equal(whole.contents.readFrom, 0);
+      if (maxFiles === 0) assert.equal(whole.contents.entries[0]!.index, 1);
+      await whole.wal.close();
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  it('purges at open what a lower --max-wals no longer keeps, among the segments before the snapshot', async () => {
+    const dir = tmp();
+    const w = await Wal.create(dir, meta, { ...opts, segmentBytes: 2048, maxFiles: 0 });
+    for (let i = 1; i <= 200; i++) await w.save({ term: 1, vote: 0n, commit: i - 1 }, [ent(i, 1, 'x'.repeat(50))], false);
+    await w.saveSnapshotMark(150, 1);
+    await w.releaseTo(150);
+    const all = w.segmentCount();
+    await w.close();
+    const { contents, wal } = await Wal.open(dir, { ...opts, segmentBytes: 2048, maxFiles: 1, from: 150 });
+    // Only segments holding entries from 150 on are left: what the replay read.
+    assert.ok(wal.segmentCount() < all, `${wal.segmentCount()} of ${all}`);
+    assert.ok(contents.entries[0]!.index > 130 && contents.entries[0]!.index <= 151, `first entry ${contents.entries[0]!.index}`);
+    assert.equal(readdirSync(dir).filter((n) => n.endsWith('.wal')).length, wal.segmentCount());
+    assert.equal(contents.entries[contents.entries.length - 1]!.index, 200);
+    await wal.close();
+    const again = await Wal.open(dir, opts);
+    assert.equal(again.contents.entries[0]!.index, contents.entries[0]!.index, 'nothing before was left');
+    await again.wal.close();
+    rmSync(dir, { recursive: true });
+  });
+
   it('cuts off a torn record at the end of the last segment, keeping everything before it', async () => {
     const dir = tmp();
     const w = await Wal.create(dir, meta, small);

@@ -18,6 +18,7 @@ import type { ConfState, Snapshot } from '../../raft/index.js';
 import type { Logger } from '../../raft/logger.js';
 import { FatalStorageError, type SyncCalls, osSync } from '../fatal.js';
 import type { SnapshotStore } from '../durable.js';
+import { listSnapshots, snapName } from './snap-names.js';
 
 const MAGIC = Buffer.from('RKVSNAP1');
 
@@ -77,11 +78,8 @@ export function decodeSnapshotFile(buf: Buffer): Snapshot {
   };
 }
 
-const snapName = (term: number, index: number): string =>
-  `${term.toString(16).padStart(16, '0')}-${index.toString(16).padStart(16, '0')}.snap`;
-
 export interface SnapshotterOptions {
-  /** How many snapshot files to keep. */
+  /** How many snapshot files to keep (--max-snapshots; 0: all). 2 by default. */
   retain?: number;
   /** The fsync calls (tests inject failures here); the operating system's by default. */
   sync?: SyncCalls;
@@ -156,19 +154,14 @@ export class Snapshotter implements SnapshotStore {
     await this.purge();
   }
 
-  private async names(): Promise<string[]> {
-    try {
-      return (await readdir(this.dir)).filter((n) => n.endsWith('.snap')).sort();
-    } catch {
-      return [];
-    }
-  }
-
+  /** Deletes all but the `retain` newest snapshot files (by index), and any temporary file left by a crash. */
   private async purge(): Promise<void> {
-    const all = await this.names();
-    // Sort by index (the second field) so the newest are kept.
-    const byIndex = all.sort((a, b) => a.slice(17).localeCompare(b.slice(17)));
-    for (const n of byIndex.slice(0, Math.max(0, byIndex.length - this.retain))) await unlink(join(this.dir, n));
+    const byIndex = await listSnapshots(this.dir);
+    const drop = this.retain === 0 ? [] : byIndex.slice(0, Math.max(0, byIndex.length - this.retain));
+    for (const { name } of drop) {
+      await unlink(join(this.dir, name));
+      this.logger.info(`purged file ${join(this.dir, name)} successfully`);
+    }
     for (const n of await readdir(this.dir).catch(() => [] as string[])) {
       if (n.endsWith('.tmp')) await unlink(join(this.dir, n)).catch(() => {});
     }
@@ -177,7 +170,7 @@ export class Snapshotter implements SnapshotStore {
   /** The newest valid snapshot, or undefined if there is none. */
   async loadNewest(): Promise<Snapshot | undefined> {
     if (this.fatal) throw this.fatal;
-    const all = (await this.names()).sort((a, b) => b.slice(17).localeCompare(a.slice(17)));
+    const all = (await listSnapshots(this.dir)).map((s) => s.name).reverse();
     for (const n of all) {
       try {
         return decodeSnapshotFile(await readFile(join(this.dir, n)));

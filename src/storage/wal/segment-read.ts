@@ -37,6 +37,17 @@ export async function listSegments(dir: string): Promise<Segment[]> {
     .sort((a, b) => a.seq - b.seq);
 }
 
+/**
+ * The segments a replay that starts at snapshot index `from` must read: all but those whose
+ * entries all come before it (segment i holds the entries from its first index to the next
+ * one's, exclusive). The last segment is always read: it is the one written to.
+ */
+export function segmentsToRead(segments: Segment[], from: number): Segment[] {
+  let first = 0;
+  while (first < segments.length - 1 && segments[first + 1]!.firstIndex <= from) first++;
+  return segments.slice(first);
+}
+
 /** Whether buf[from, end) is all zero bytes (unwritten preallocated space). */
 export function allZero(buf: Buffer, from: number, end = buf.length): boolean {
   for (let i = Math.max(0, from); i < end; i++) if (buf[i] !== 0) return false;
@@ -107,17 +118,20 @@ export class WalReadAhead {
   readonly settled: Promise<void>;
   private allRead: Promise<unknown> = Promise.resolve();
 
-  private constructor(private readonly dir: string) {
+  private constructor(
+    private readonly dir: string,
+    from: number,
+  ) {
     this.listed = listSegments(dir).then(
-      (segments) => this.readAll(segments),
+      (segments) => this.readAll(segmentsToRead(segments, from)),
       () => {}, // no directory (a new member): nothing to read ahead; Wal.open says what is wrong
     );
     this.settled = this.listed.then(() => this.allRead).then(() => {});
   }
 
-  /** Starts reading `dir`'s segments. */
-  static start(dir: string): WalReadAhead {
-    return new WalReadAhead(dir);
+  /** Starts reading `dir`'s segments, those a replay from snapshot index `from` needs (see segmentsToRead). */
+  static start(dir: string, from = 0): WalReadAhead {
+    return new WalReadAhead(dir, from);
   }
 
   private readAll(segments: Segment[]): void {

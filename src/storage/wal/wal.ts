@@ -54,7 +54,7 @@ import {
   encodeSnapshotMark,
   verifiesWithOneLengthBitFlipped,
 } from './record.js';
-import { type Segment, WalReadAhead, allZero, listSegments, segmentName } from './segment-read.js';
+import { type Segment, WalReadAhead, allZero, listSegments, segmentName, segmentsToRead } from './segment-read.js';
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 
@@ -65,6 +65,18 @@ export interface WalOptions {
   readAhead?: WalReadAhead;
   /** The fsync calls (tests inject failures here); the operating system's by default. */
   sync?: SyncCalls;
+  /**
+   * etcd's --max-wals: how many segment files may stay on disk once released (covered by a
+   * snapshot, see releaseTo); the oldest released ones beyond it are deleted, and a segment not
+   * released never is. 0 keeps every segment. 1 by default: a released segment goes at once.
+   */
+  maxFiles?: number;
+  /**
+   * open() only: the index of the newest snapshot, whose state the caller restores. A segment
+   * whose entries all come before it is not read (etcd's WAL opens at its snapshot too), so
+   * segments kept by maxFiles cost a restart nothing. 0 (default): every segment is read.
+   */
+  from?: number;
 }
 
 export interface WalContents {
@@ -76,6 +88,12 @@ export interface WalContents {
   snapshot?: { index: number; term: number };
   /** Set when a torn tail was cut off. */
   repaired?: { file: string; offset: number; droppedBytes: number };
+  /**
+   * Where the segments read begin (the first one's first index) when segments before them were
+   * left unread for `from`; 0 when every segment was read. A caller whose snapshot turns out
+   * older than `from` (the newest did not load) must open again without it.
+   */
+  readFrom: number;
 }
 
 export class WalCorruptError extends Error {
@@ -154,6 +172,9 @@ export class Wal implements LogStore {
   /** Set by the first failed write or fsync: every later call rejects with it. */
   private fatal: FatalStorageError | undefined;
   private closed = false;
+  /** Entries below this index are covered by a snapshot: segments holding only them are released. */
+  private releasedTo: number;
+  private readonly maxFiles: number;
 
   private constructor(
     readonly dir: string,
@@ -166,6 +187,7 @@ export class Wal implements LogStore {
     private readonly logger: Logger,
     segmentBytes: number,
     sync: SyncCalls,
+    opts: { releasedTo: number; maxFiles: number },
   ) {
     this.fh = fh;
     this.size = size;
@@ -175,6 +197,8 @@ export class Wal implements LogStore {
     this.hardState = hardState;
     this.segmentBytes = segmentBytes;
     this.sync = sync;
+    this.releasedTo = opts.releasedTo;
+    this.maxFiles = opts.maxFiles;
   }
 
   static exists(dir: string): boolean {
@@ -192,7 +216,7 @@ export class Wal implements LogStore {
     const sync = opts.sync ?? osSync;
     const fh = await createSegment(join(dir, seg.name), header, segmentBytes, sync);
     await sync.fsyncDir(dir);
-    return new Wal(dir, meta, fh, header.length, [seg], 0, emptyHardState(), opts.logger, segmentBytes, sync);
+    return new Wal(dir, meta, fh, header.length, [seg], 0, emptyHardState(), opts.logger, segmentBytes, sync, { releasedTo: 0, maxFiles: opts.maxFiles ?? 1 });
   }
 
   /** Removes `dir`'s segments (and leaves the directory and anything else in it). */
@@ -214,15 +238,18 @@ export class Wal implements LogStore {
     if (segments.length === 0) throw new Error(`wal: no WAL segments in ${dir}`);
     // Started by the caller before it had other work to do, or here: either way the next
     // segment is being read while this one is decoded.
-    const readAhead = opts.readAhead ?? WalReadAhead.start(dir);
+    const readAhead = opts.readAhead ?? WalReadAhead.start(dir, opts.from);
     let meta: WalMetadata | undefined;
     let hardState = emptyHardState();
     let snapshot: { index: number; term: number } | undefined;
     let entries: Entry[] = [];
     let repaired: WalContents['repaired'];
     let lastSize = 0;
+    const from = opts.from ?? 0;
+    const toRead = segmentsToRead(segments, from);
+    const readFrom = toRead.length < segments.length ? toRead[0]!.firstIndex : 0;
 
-    for (let si = 0; si < segments.length; si++) {
+    for (let si = segments.length - toRead.length; si < segments.length; si++) {
       const seg = segments[si]!;
       const file = join(dir, seg.name);
       let { buf, whole } = await readAhead.segment(seg.name);
@@ -284,7 +311,7 @@ export class Wal implements LogStore {
       }
       if (isLast) lastSize = repaired ? repaired.offset : off;
     }
-    if (!meta) throw new WalCorruptError(join(dir, segments[0]!.name), 0, 'no metadata record');
+    if (!meta) throw new WalCorruptError(join(dir, toRead[0]!.name), 0, 'no metadata record');
     const last = segments[segments.length - 1]!;
     const sync = opts.sync ?? osSync;
     const fh = await open(join(dir, last.name), sync.durableFlags);
@@ -295,8 +322,10 @@ export class Wal implements LogStore {
       await sync.fsync(fh);
     }
     const lastIndex = Math.max(entries.length > 0 ? entries[entries.length - 1]!.index : 0, snapshot?.index ?? 0);
-    const wal = new Wal(dir, meta, fh, lastSize, segments, lastIndex, hardState, opts.logger, segmentBytes, sync);
-    return { wal, contents: { meta, hardState, entries, snapshot, repaired } };
+    const wal = new Wal(dir, meta, fh, lastSize, segments, lastIndex, hardState, opts.logger, segmentBytes, sync, { releasedTo: from, maxFiles: opts.maxFiles ?? 1 });
+    // Segments left unread are released: beyond maxFiles (lowered since the last run, say) they go now.
+    if (readFrom > 0) await wal.releaseTo(from);
+    return { wal, contents: { meta, hardState, entries, snapshot, repaired, readFrom } };
   }
 
   /**
@@ -402,19 +431,24 @@ export class Wal implements LogStore {
   }
 
   /**
-   * Deletes whole segments whose entries all precede `index` (covered by a snapshot), keeping
-   * the segment that contains `index`. Bounded disk use over a long-running cluster.
+   * Releases whole segments whose entries all precede `index` (covered by a snapshot), never the
+   * segment that contains `index`, and deletes the oldest released ones while more than
+   * maxFiles segments are on disk (etcd's purge of --max-wals; 0 deletes none). Bounded disk
+   * use over a long-running cluster. Resolves to the number of segments deleted.
    */
   async releaseTo(index: number): Promise<number> {
     return this.enqueue(() => this.doRelease(index));
   }
 
   private async doRelease(index: number): Promise<number> {
+    this.releasedTo = Math.max(this.releasedTo, index);
+    if (this.maxFiles === 0) return 0;
     let removed = 0;
     // Segment i holds entries from segments[i].firstIndex to segments[i+1].firstIndex - 1.
-    while (this.segments.length > 1 && this.segments[1]!.firstIndex <= index) {
+    while (this.segments.length > this.maxFiles && this.segments.length > 1 && this.segments[1]!.firstIndex <= this.releasedTo) {
       const seg = this.segments.shift()!;
       await unlink(join(this.dir, seg.name));
+      this.logger.info(`purged file ${join(this.dir, seg.name)} successfully`);
       removed++;
     }
     if (removed > 0) await this.sync.fsyncDir(this.dir);
