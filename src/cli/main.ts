@@ -27,6 +27,8 @@ async function main(loadedFrom: LoadedFrom): Promise<void> {
   // `raftkv snapshot save|status|restore`: etcdctl's backup tooling (src/cli/snapshot-cmd.ts),
   // loaded only for that subcommand.
   if (process.argv[2] === 'snapshot') process.exit(await (await import('./snapshot-cmd.js')).snapshotCommand(process.argv.slice(3)));
+  // `raftkv gateway start`: etcd's L4 gateway (src/cli/gateway-cmd.ts); it returns only if it could not start.
+  if (process.argv[2] === 'gateway') process.exit(await (await import('./gateway-cmd.js')).gatewayCommand(process.argv.slice(3)));
   let flags: Flags;
   try {
     flags = parseFlags(process.argv.slice(2));
