@@ -97,8 +97,10 @@ describe('data dir and log, as an etcd operator expects them', () => {
       assert.equal(files('snap', '.snap').length, 1);
       assert.ok(files('wal', '.wal').length < wals.length, `${files('wal', '.wal').length} WAL files left`);
       assert.match(c.members[0]!.log.join(''), /purged file .*\.wal successfully/);
+      const before = c.members[0]!.log.length;
       await restart();
       assert.equal(await c.client(0).get("k269"), 'v269');
+      assert.match(c.members[0]!.log.slice(before).join(''), /wal: reading from [0-9a-f-]+\.wal: the \d+ segments before it hold only entries before the snapshot at \d+/);
     } finally {
       await c.destroy();
     }

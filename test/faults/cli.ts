@@ -1,4 +1,4 @@
-// `npm run test:faults -- [--nodes 3|5] [--time S] [--seed N] [--runs K] [--faults kill,pause,partition,leader] [--lease-reads] [--snapshot-count N] [--tls]`
+// `npm run test:faults -- [--nodes 3|5] [--time S] [--seed N] [--runs K] [--faults kill,pause,partition,leader] [--lease-reads] [--snapshot-count N] [--wal-segment-bytes N] [--tls]`
 // Runs fault-injection runs on real processes and checks linearizability of the recorded
 // client histories. Exits non-zero on the first violation (seed, window and saved results).
 
@@ -15,6 +15,7 @@ const { values } = parseArgs({
     quiet: { type: 'boolean', default: false },
     'lease-reads': { type: 'boolean', default: false },
     'snapshot-count': { type: 'string' },
+    'wal-segment-bytes': { type: 'string' },
     tls: { type: 'boolean', default: false },
   },
 });
@@ -25,6 +26,9 @@ const nodes = Number(values.nodes);
 const extraArgs: string[] = [];
 if (values['lease-reads']) extraArgs.push('--lease-reads');
 if (values['snapshot-count']) extraArgs.push(...frequentSnapshotArgs(values['snapshot-count']));
+// Small WAL segments: rotation, release and purging (--max-wals) and restarts that skip the
+// segments before their snapshot, all under kills.
+if (values['wal-segment-bytes']) extraArgs.push('--wal-segment-bytes', values['wal-segment-bytes']);
 const seconds = Number(values.time);
 const runs = Number(values.runs);
 const known = new Set<string>([...FAULT_KINDS, ...SCENARIO_FAULTS]);
@@ -54,7 +58,7 @@ for (let r = 0; r < runs; r++) {
   );
   if (!res.ok) {
     for (const v of res.violations) console.log(`  ${v}`);
-    const extra = `${values['lease-reads'] ? ' --lease-reads' : ''}${values['snapshot-count'] ? ` --snapshot-count ${values['snapshot-count']}` : ''}${values.tls ? ' --tls' : ''}`;
+    const extra = `${values['lease-reads'] ? ' --lease-reads' : ''}${values['snapshot-count'] ? ` --snapshot-count ${values['snapshot-count']}` : ''}${values['wal-segment-bytes'] ? ` --wal-segment-bytes ${values['wal-segment-bytes']}` : ''}${values.tls ? ' --tls' : ''}`;
     console.log(`  replay: npm run test:faults -- --nodes ${nodes} --time ${seconds} --seed ${seed} --faults ${faults.join(',')}${extra}`);
     if (res.savedTo) console.log(`  history and member logs saved in ${res.savedTo}`);
     process.exit(1);

@@ -248,6 +248,7 @@ export class Wal implements LogStore {
     const from = opts.from ?? 0;
     const toRead = segmentsToRead(segments, from);
     const readFrom = toRead.length < segments.length ? toRead[0]!.firstIndex : 0;
+    if (readFrom > 0) opts.logger.info(`wal: reading from ${toRead[0]!.name}: the ${segments.length - toRead.length} segments before it hold only entries before the snapshot at ${from}`);
 
     for (let si = segments.length - toRead.length; si < segments.length; si++) {
       const seg = segments[si]!;
