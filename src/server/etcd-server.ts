@@ -317,7 +317,11 @@ export class EtcdServer {
     }
     this.logger.info(`raft: ${ss.raftState}, leader ${hex(ss.lead)} at term ${this.node.raw.basicStatus().term}`);
     this.proposals.onLeader(ss.lead);
-    if (ss.lead !== NONE) this.duties.maybePublish();
+    if (ss.lead !== NONE) {
+      // A read asked while there was no leader was dropped by Raft: ask again now.
+      this.reader.leaderKnown();
+      this.duties.maybePublish();
+    }
   }
 
   /** Only a request of this member that a caller still waits on needs its response built. */

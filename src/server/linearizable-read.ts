@@ -77,13 +77,27 @@ export class LinearizableReader {
   private armRetry(): void {
     this.retryTimer?.cancel();
     this.retryTimer = this.clock.setTimeout(() => {
-      const b = this.inflight;
-      if (!b) return;
-      // No answer: ask again under a new context (the old answer, if it comes, is ignored).
-      b.ctx = `ri-${process.pid}-${++this.seq}`;
-      this.d.readIndex(Buffer.from(b.ctx));
-      this.armRetry();
+      // No answer (no leader, a lost message): ask again.
+      if (this.inflight) this.reask(this.inflight);
     }, this.retryMs);
+  }
+
+  /**
+   * A leader has become known: the round in flight, if still unanswered, was most likely asked
+   * while there was none (Raft drops a ReadIndex then, "dropping index reading msg") or of a
+   * leader that is gone. Ask again now rather than after retryMs — a restarted member serves
+   * clients before it has heard from a leader, and its first linearizable reads waited a whole
+   * retry interval (1 s) for nothing.
+   */
+  leaderKnown(): void {
+    if (this.inflight) this.reask(this.inflight);
+  }
+
+  private reask(b: Batch): void {
+    // Under a new context: an answer to the old one, if it comes, is ignored.
+    b.ctx = `ri-${process.pid}-${++this.seq}`;
+    this.d.readIndex(Buffer.from(b.ctx));
+    this.armRetry();
   }
 
   onReadState(ctx: Uint8Array, index: number): void {

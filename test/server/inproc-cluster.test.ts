@@ -358,6 +358,26 @@ describe('in-process cluster: cases real processes cannot force', () => {
     assert.notDeepEqual(await trace(8), a);
   });
 
+  it("d. a restarted member's first linearizable read is asked again as soon as a leader is known, not a retry interval later", async () => {
+    await withCluster({ size: 3, seed: 21 }, async (c) => {
+      const leader = await c.waitIdle();
+      const follower = c.running().find((m) => m !== leader)!;
+      await c.run(c.put(leader, 'k', 'v'));
+      await c.restart(follower);
+      // Served before the member has heard from a leader (as a restarted raftkv member serves):
+      // Raft drops that ReadIndex ("no leader at term ..."), and it used to be asked again only
+      // by the retry timer, max(500 ms, the election timeout) later: 10 heartbeat ticks here.
+      assert.equal(follower.server.leader(), 0n);
+      const read = follower.server.linearizableRead();
+      let done = false;
+      void read.then(() => (done = true));
+      const ticks = await c.until(() => done, { ticks: 3 * c.electionTicks, what: 'the read' });
+      await read;
+      assert.ok(ticks < c.electionTicks, `read served after ${ticks} ticks (the retry interval is ${c.electionTicks})`);
+      assert.equal(c.get(follower, 'k')?.value.toString(), 'v');
+    });
+  });
+
   for (const seed of SEEDS) {
     it(`a. a forwarded write dropped by a transferring leader is proposed again once and applied once (seed ${seed})`, () =>
       forwardedProposalDroppedDuringTransfer(seed));

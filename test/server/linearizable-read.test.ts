@@ -67,6 +67,23 @@ describe('linearizable reads', () => {
     assert.equal(t.asked.length, 3);
   });
 
+  it('a round asked while there was no leader is asked again as soon as one is known, under a new context', async () => {
+    const t = setup();
+    const r = t.read('a');
+    assert.equal(t.asked.length, 1);
+    // Raft dropped it (no leader); a leader is then learned well before the retry is due.
+    t.clock.advance(RETRY_MS / 5);
+    t.reader.leaderKnown();
+    assert.equal(t.asked.length, 2, 'asked again at once');
+    assert.notDeepEqual(t.asked[1], t.asked[0]);
+    t.answer(10);
+    await r;
+    assert.deepEqual(t.done, ['a']);
+    // Nothing in flight: a leader learned later asks nothing.
+    t.reader.leaderKnown();
+    assert.equal(t.asked.length, 2);
+  });
+
   it('a round that took longer than the interval is followed at once', async () => {
     const t = setup();
     const a = t.read('a');
