@@ -207,7 +207,12 @@ function serveUnary(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, m: 
     // failed at once with DEADLINE_EXCEEDED.)
     if (ms <= MAX_TIMER_MS) {
       timer = setTimeout(() => {
-        fail(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded');
+        // As etcd answers it: grpc-go leaves a passed deadline to the handler, and etcd's
+        // handlers return the context's error (a read waiting for its ReadIndex, a proposal
+        // with no leader to take it), which grpc-go sends as UNKNOWN in Go's words. grpc-js
+        // would say DEADLINE_EXCEEDED "Deadline exceeded", which clients map to another error
+        // (python-etcd3: ConnectionTimeoutError).
+        fail(grpc.status.UNKNOWN, 'context deadline exceeded');
         call.cancel();
       }, ms);
     }

@@ -105,10 +105,31 @@ describe('lean unary path', () => {
     await assert.rejects(put('throw-plain'), (e: grpc.ServiceError) => e.code === grpc.status.UNKNOWN && e.details === 'plain error');
   });
 
-  it('ends a call at its deadline (DEADLINE_EXCEEDED) and tells the implementation it was cancelled', async () => {
+  it('ends a call at its deadline and tells the implementation it was cancelled', async () => {
     const gone = new Promise<void>((r) => (cancelled = r));
+    // The client's own deadline, at the same moment, says DEADLINE_EXCEEDED whatever the server sends.
     await assert.rejects(put('hang', 'v', new grpc.Metadata(), { deadline: Date.now() + 200 }), (e: grpc.ServiceError) => e.code === grpc.status.DEADLINE_EXCEEDED);
     await gone;
+  });
+
+  it("answers a passed deadline as etcd does: UNKNOWN, Go's 'context deadline exceeded'", async () => {
+    // A bare HTTP/2 request with a grpc-timeout and no deadline of its own: what the server sends.
+    // (It sent grpc-js's DEADLINE_EXCEEDED "Deadline exceeded" before.)
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      const body = PutRequest.encode(PutRequest.fromPartial({ key: Buffer.from('hang'), value: Buffer.from('v') })).finish();
+      const req = session.request({ ':method': 'POST', ':path': '/etcdserverpb.KV/Put', 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '200m' });
+      const status = new Promise<[string, string]>((resolve) => {
+        const take = (h: http2.IncomingHttpHeaders) => h['grpc-status'] !== undefined && resolve([String(h['grpc-status']), decodeURIComponent(String(h['grpc-message']))]);
+        req.on('response', take);
+        req.on('trailers', take);
+      });
+      req.resume();
+      req.end(Buffer.concat([Buffer.from([0, 0, 0, 0, body.length]), body]));
+      assert.deepEqual(await status, [String(grpc.status.UNKNOWN), 'context deadline exceeded']);
+    } finally {
+      session.close();
+    }
   });
 
   for (const [path, body] of [
