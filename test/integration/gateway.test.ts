@@ -382,6 +382,76 @@ describe('JSON gateway', { skip: !curlAvailable && 'curl is not installed' }, ()
     assert.equal(r.body, '{"error":"illegal base64 data at input byte 4","message":"illegal base64 data at input byte 4","code":2}');
   });
 
+  it('a watch stream carries every event past its bound of 128 responses in flight, in order', { timeout: 60_000 }, async () => {
+    // The gateway dropped the write callbacks the watch stream counts its responses in flight
+    // by: after 128 the stream was full for good, and its watchers froze (128 lines of 300).
+    const n = 300;
+    const lines = await streamLines(`${url}/v3/watch`, `{"create_request":{"key":"${b64('many')}"}}`, 1 + n, async () => {
+      for (let i = 0; i < n; i++) await c.put('n1', 'many', String(i));
+    });
+    const values = lines.slice(1).map((l) => Buffer.from((JSON.parse(l) as { result: { events: Array<{ kv: { value: string } }> } }).result.events[0]!.kv.value, 'base64').toString());
+    assert.deepEqual(values, Array.from({ length: n }, (_, i) => String(i)));
+  });
+
+  it('a keepalive stream whose client does not read is not read either: held back, then all answered', { timeout: 120_000 }, async () => {
+    // Keepalives sent without reading the answers used to be read and answered regardless, the
+    // answers queued in the member without bound (450 MB of RSS for 24 MB of keepalives).
+    await post('/v3/lease/grant', '{"TTL":600,"ID":31}');
+    const s = c.member('n1').server;
+    let renewed = 0;
+    const renewNow = s.renewLeaseNow.bind(s);
+    s.renewLeaseNow = (id: bigint) => {
+      renewed++;
+      return renewNow(id);
+    };
+    const total = 200_000;
+    const line = '{"ID":31}\n';
+    let answers = 0;
+    let res: import('node:http').IncomingMessage | undefined;
+    const req = httpRequest(`${url}/v3/lease/keepalive`, { method: 'POST' }, (r) => {
+      res = r;
+      r.pause(); // not read: the answers back up
+    });
+    req.on('error', () => undefined);
+    // Writes as fast as the member takes them, until all are sent or it stops taking them.
+    let sent = 0;
+    const writeSome = (): void => {
+      while (sent < total) {
+        sent++;
+        if (!req.write(line)) return void req.once('drain', writeSome);
+      }
+      req.end();
+    };
+    writeSome();
+    // Until the member has stopped renewing (nothing for half a second) or renewed them all.
+    for (let last = -1; renewed !== last && renewed < total; ) {
+      last = renewed;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    try {
+      assert.ok(renewed < total / 2, `the member read ${renewed} of ${total} keepalives its client did not read the answers of`);
+      // The client reads again: every keepalive is read and answered.
+      let buf = '';
+      await new Promise<void>((resolve, reject) => {
+        res!.setEncoding('utf8');
+        res!.on('data', (chunk: string) => {
+          buf += chunk;
+          for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+            answers++;
+            buf = buf.slice(i + 1);
+          }
+        });
+        res!.on('end', resolve);
+        res!.on('error', reject);
+        res!.resume();
+      });
+      assert.equal(answers, total);
+    } finally {
+      s.renewLeaseNow = renewNow;
+      req.destroy();
+    }
+  });
+
   it('refuses an empty watch range and a watch id in use, and answers only a cancel of a watch it has, as etcd 3.4', async () => {
     // One stream: what etcd 3.4.23 answered to the same body (curl), headers masked.
     const body = [

@@ -123,6 +123,7 @@ export class CallRunner {
       if (streamingRequest) this.guarded(() => this.pump(false));
     });
     this.req.on('end', () => {
+      this.bodyEnded = true;
       if (streamingRequest && this.overflow) return;
       this.text += this.decoder.end();
       this.guarded(() => (streamingRequest ? this.pump(true) : this.unaryOrServerStream()));
@@ -247,8 +248,11 @@ export class CallRunner {
   private open(request: unknown, size?: number): void {
     const res = this.res;
     const call = new ServiceCall(metadataOf(this.req), this.req.socket, this.grpcPath, {
-      write: (msg) => {
-        if (this.finished) return true;
+      write: (msg, cb) => {
+        if (this.finished) {
+          if (cb) queueMicrotask(cb);
+          return true;
+        }
         // Called from the service's own callbacks (a watch delivering events): never throws.
         let json: string;
         try {
@@ -257,11 +261,12 @@ export class CallRunner {
           this.finished = true;
           endStream(res, { code: grpc.status.INTERNAL, message: (e as Error)?.message ?? String(e) });
           queueMicrotask(() => this.call?.cancel());
+          if (cb) queueMicrotask(cb);
           return true;
         }
         this.answers++;
         this.countResponse(msg);
-        const more = streamLine(res, json);
+        const more = streamLine(res, json, cb);
         if (this.endDeferred && this.answers >= this.requestsSent) queueMicrotask(() => this.passHalfClose());
         return more;
       },
@@ -274,6 +279,20 @@ export class CallRunner {
         if (this.finished) return;
         this.finished = true;
         endStream(res, statusOf(status));
+      },
+      // A service that cannot send (its client does not read) stops taking messages: neither
+      // those already in the body read so far (pump) nor more from the connection (flow control
+      // then holds the client back, as etcd's gateway, a gRPC client of its member, is held).
+      pause: () => {
+        if (this.paused) return;
+        this.paused = true;
+        this.req.pause();
+      },
+      resume: () => {
+        if (!this.paused) return;
+        this.paused = false;
+        this.req.resume();
+        queueMicrotask(() => this.guarded(() => this.pump(this.bodyEnded)));
       },
     });
     if (this.deadline !== undefined) call.setDeadline(this.deadline);
@@ -314,6 +333,7 @@ export class CallRunner {
     const call = this.call!;
     if (this.finished || this.halfClosed) return;
     for (;;) {
+      if (this.paused) return;
       let next: { value: GoJson; end: number } | undefined;
       let error: CallStatus | undefined;
       try {
@@ -358,6 +378,10 @@ export class CallRunner {
 
   private requestsSent = 0;
   private answers = 0;
+  /** The service paused the client's messages (ServiceCall.pause): none are passed on. */
+  private paused = false;
+  /** The request body has ended (its last messages may still wait in `text` while paused). */
+  private bodyEnded = false;
   private halfClosed = false;
   /** The half-close waits for answers still to come (HALF_CLOSE_AFTER_ANSWERS). */
   private endDeferred = false;

@@ -5,8 +5,11 @@
 //
 // What the services use of a grpc-js call: `request`, `metadata`, `getAuthContext()` (the TLS
 // peer certificate, for --client-cert-auth), `cancelled` and the 'cancelled' event (the client
-// went away), and for streams write()/end(), 'data'/'end' events from the client, 'drain', and
-// emit('error', status) to fail the stream.
+// went away), and for streams write(msg, cb)/end(), 'data'/'end' events from the client,
+// pause()/resume() of those, 'drain', and emit('error', status) to fail the stream. The write
+// callback and pause/resume are what a service's backpressure rests on (a watch stream counts
+// its responses in flight by the callbacks; a keepalive stream stops reading while its answers
+// wait): without them a client that does not read made the member queue without bound.
 
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
@@ -58,8 +61,14 @@ export class ServiceCall extends EventEmitter {
     readonly metadata: grpc.Metadata,
     private readonly connection: CallConnection,
     private readonly path: string,
-    /** Where a streaming call's messages, end and failure go. */
-    private readonly sink?: { write(msg: unknown): boolean; end(): void; fail(status: unknown): void },
+    /** Where a streaming call's messages, end and failure go, and how the client's messages are held back. */
+    private readonly sink?: {
+      write(msg: unknown, cb?: () => void): boolean;
+      end(): void;
+      fail(status: unknown): void;
+      pause?(): void;
+      resume?(): void;
+    },
   ) {
     super();
     // A service fails a stream by emitting 'error' with its status (grpc-js then ends it).
@@ -92,8 +101,20 @@ export class ServiceCall extends EventEmitter {
     /* headers are written with the first answer */
   }
 
-  write(msg: unknown): boolean {
-    return this.sink ? this.sink.write(msg) : true;
+  /** Sends a message; `cb` runs once the transport has taken it (or it was dropped: the call ended). */
+  write(msg: unknown, cb?: () => void): boolean {
+    if (this.sink) return this.sink.write(msg, cb);
+    if (cb) queueMicrotask(cb);
+    return true;
+  }
+
+  /** Stops passing the client's messages on ('data') until resume(). */
+  pause(): void {
+    this.sink?.pause?.();
+  }
+
+  resume(): void {
+    this.sink?.resume?.();
   }
 
   end(): void {

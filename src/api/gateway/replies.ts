@@ -125,10 +125,14 @@ function startStream(res: ServerResponse, status: number): void {
 }
 
 /** One message of a stream; false when the client is slower than the stream (wait for 'drain'). */
-export function streamLine(res: ServerResponse, json: string): boolean {
-  if (res.writableEnded || res.destroyed) return true;
+export function streamLine(res: ServerResponse, json: string, cb?: () => void): boolean {
+  if (res.writableEnded || res.destroyed) {
+    if (cb) queueMicrotask(cb);
+    return true;
+  }
   startStream(res, 200);
-  return res.write(`{"result":${json}}\n`);
+  // The callback runs once the line is flushed, or with an error when the connection is gone.
+  return cb ? res.write(`{"result":${json}}\n`, () => cb()) : res.write(`{"result":${json}}\n`);
 }
 
 /** The end of a stream: the error chunk of a failed one (no line break after it, as etcd). */

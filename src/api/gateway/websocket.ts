@@ -116,7 +116,12 @@ export function serveWebSocket(ws: WebSocket, req: IncomingMessage, streamingReq
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     if (body.writableEnded) return;
     body.write(isBinary ? data : data.toString('utf8'));
-    body.write('\n');
+    // The gateway stopped reading (its service cannot send): stop reading the socket too, so
+    // that the client is held back by TCP rather than its messages queued here.
+    if (!body.write('\n') && !ws.isPaused) {
+      ws.pause();
+      body.once('drain', () => ws.resume());
+    }
     if (!streamingRequest) body.end();
   });
   ws.on('close', () => {
