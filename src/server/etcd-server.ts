@@ -488,10 +488,13 @@ export class EtcdServer {
   /** Waits until a read served from local state is linearizable (ReadIndex). */
   async linearizableRead(): Promise<void> {
     if (this.stopped) throw Errors.stopped();
+    const gaveUp = new AbortController();
     try {
-      await this.proposals.withTimeout(this.reader.wait());
+      await this.proposals.withTimeout(this.reader.wait(gaveUp.signal));
     } catch (e) {
       if (e instanceof EtcdError && e.message === Errors.timeout().message) this.reader.timedOut();
+      // Out of its round: a read that timed out holds nothing while the member has no leader.
+      gaveUp.abort(e);
       throw e;
     }
   }

@@ -56,12 +56,36 @@ export class LinearizableReader {
     private readonly clock: Clock,
   ) {}
 
-  /** Resolves when a read may be served locally; the caller adds its own timeout. */
-  wait(): Promise<void> {
+  /**
+   * Resolves when a read may be served locally. The caller adds its own timeout, and aborts
+   * `signal` when it gives up: the read then leaves its round at once (rejected with the
+   * signal's reason). Without that, reads that timed out on a member with no leader stayed
+   * queued until one came back — 30,000 abandoned reads held ~200 MB.
+   */
+  wait(signal?: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.next.push({ resolve, reject });
+      const waiter = { resolve, reject };
+      this.next.push(waiter);
+      signal?.addEventListener('abort', () => this.withdraw(waiter, signal.reason), { once: true });
       this.startRound();
     });
+  }
+
+  private withdraw(waiter: Batch['waiters'][number], reason: unknown): void {
+    const without = (ws: Batch['waiters']): Batch['waiters'] => ws.filter((w) => w !== waiter);
+    this.next = without(this.next);
+    if (this.inflight) {
+      this.inflight.waiters = without(this.inflight.waiters);
+      // Nobody waits on the round any more: stop asking for it (its answer, if it comes, is ignored).
+      if (this.inflight.waiters.length === 0) {
+        this.retryTimer?.cancel();
+        this.inflight = undefined;
+        this.startNextRound();
+      }
+    }
+    for (const b of this.confirmed) b.waiters = without(b.waiters);
+    this.confirmed = this.confirmed.filter((b) => b.waiters.length > 0);
+    waiter.reject(reason instanceof Error ? reason : new Error(String(reason)));
   }
 
   private startRound(): void {

@@ -84,6 +84,32 @@ describe('linearizable reads', () => {
     assert.equal(t.asked.length, 2);
   });
 
+  it('a read whose caller gave up leaves its round: nothing is held or asked for it any more', async () => {
+    const t = setup();
+    // No leader: the round is never answered. Reads pile up behind it, then time out.
+    const gaveUp = Array.from({ length: 1000 }, () => new AbortController());
+    const reads = gaveUp.map((ac) => t.reader.wait(ac.signal).then(() => 'served', (e: Error) => e.message));
+    assert.equal(t.asked.length, 1);
+    t.clock.advance(RETRY_MS);
+    assert.equal(t.asked.length, 2, 'asked again while reads wait');
+    for (const ac of gaveUp) ac.abort(new Error('timed out'));
+    assert.deepEqual(new Set(await Promise.all(reads)), new Set(['timed out']));
+    // Before: every one stayed queued (1.4 KB each) and the round was asked for every retry
+    // interval until a leader came back.
+    const afterAborts = t.asked.length;
+    t.clock.advance(10 * RETRY_MS);
+    assert.equal(t.asked.length, afterAborts, 'no round asked for reads nobody waits on');
+    // A read made later starts a round of its own at once, and is served by its answer.
+    const r = t.read('later');
+    assert.equal(t.asked.length, afterAborts + 1);
+    t.answer(10);
+    await r;
+    assert.deepEqual(t.done, ['later']);
+    // An answer to the abandoned round is ignored (counted as a slow read index).
+    t.reader.onReadState(t.asked[1]!, 10);
+    assert.equal(t.reader.slow, 1);
+  });
+
   it('a round that took longer than the interval is followed at once', async () => {
     const t = setup();
     const a = t.read('a');
