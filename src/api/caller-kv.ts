@@ -23,7 +23,7 @@ import {
 import { checkRange } from '../auth/apply-checks.js';
 import { type Caller, authOf } from '../auth/frontend.js';
 import { checkDelete, doRange } from '../kv/kv-ops.js';
-import { EtcdError, ErrorCode } from '../kv/errors.js';
+import { EtcdError, ErrorCode, Errors } from '../kv/errors.js';
 import type { Watcher } from '../kv/watch-hub.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import { randomInt63 } from '../util/ids.js';
@@ -97,15 +97,27 @@ export function throughClient(e: unknown): unknown {
   return e instanceof EtcdError ? new EtcdError(ErrorCode.UNKNOWN, e.message) : e;
 }
 
+/** Revisions a KeyWatch holds for a reader that does not keep up; past them it catches up from the history. */
+export const KEY_WATCH_MAX_QUEUED = 64;
+
 /**
  * A watch on one key or range from a start revision, read one revision at a time. Events
- * arriving while nobody reads are queued, so none is lost between two reads.
+ * arriving while nobody reads are queued, so none is lost between two reads — up to
+ * KEY_WATCH_MAX_QUEUED revisions: past that the watcher is set aside (the hub's unsynced
+ * watchers) and caught up from the history once the reader has taken from the queue, so a
+ * reader held back (an Observe stream whose client does not read) holds a bounded queue.
+ * If that history is compacted meanwhile, next() fails with etcd's compaction error.
  */
 export class KeyWatch {
   private readonly queue: WatchBatch[] = [];
   private waiter: ((b: WatchBatch) => void) | undefined;
+  private failWaiter: ((e: Error) => void) | undefined;
   private readonly watcher: Watcher;
   private closed = false;
+  /** The hub was told the queue is full: it resumes this watcher from the history when asked. */
+  private behind = false;
+  /** Set when the history this watch still needed was compacted away. */
+  private failed: Error | undefined;
 
   constructor(
     private readonly s: EtcdServer,
@@ -121,6 +133,8 @@ export class KeyWatch {
       noPut: false,
       noDelete: false,
       deliver: (events, rev) => this.push({ events, rev }),
+      // As clientv3's watch reports it to etcd's lock and election servers.
+      onCompacted: () => this.fail(throughClient(Errors.compacted()) as Error),
     };
     // The history since startRevision is delivered now, batch by batch (add throws if it was
     // compacted away); this watcher's queue takes everything.
@@ -128,25 +142,45 @@ export class KeyWatch {
     s.watchHub.resume(this.watcher);
   }
 
-  private push(b: WatchBatch): void {
-    if (this.closed) return;
+  /** False when the queue is full: the hub stops delivering to this watcher until resumed. */
+  private push(b: WatchBatch): boolean {
+    if (this.closed) return true;
     const w = this.waiter;
     if (w) {
       this.waiter = undefined;
+      this.failWaiter = undefined;
       w(b);
-    } else {
-      this.queue.push(b);
+      return true;
     }
+    this.queue.push(b);
+    if (this.queue.length < KEY_WATCH_MAX_QUEUED) return true;
+    this.behind = true;
+    return false;
   }
 
-  /** The next revision's events; rejects when `signal` aborts. */
+  private fail(e: Error): void {
+    this.failed = e;
+    const f = this.failWaiter;
+    this.waiter = undefined;
+    this.failWaiter = undefined;
+    f?.(e);
+  }
+
+  /** The next revision's events; rejects when `signal` aborts, or the history it needs was compacted. */
   next(signal: AbortSignal): Promise<WatchBatch> {
     const queued = this.queue.shift();
+    if (this.behind && this.queue.length <= KEY_WATCH_MAX_QUEUED / 2 && !this.closed) {
+      // Room again: what the queue did not take is read from the history (after what it holds).
+      this.behind = false;
+      this.s.watchHub.resume(this.watcher);
+    }
     if (queued) return untilCancelled(signal, Promise.resolve(queued));
+    if (this.failed) return Promise.reject(this.failed);
     return untilCancelled(
       signal,
-      new Promise<WatchBatch>((resolve) => {
+      new Promise<WatchBatch>((resolve, reject) => {
         this.waiter = resolve;
+        this.failWaiter = reject;
       }),
     );
   }
@@ -155,6 +189,7 @@ export class KeyWatch {
     if (this.closed) return;
     this.closed = true;
     this.waiter = undefined;
+    this.failWaiter = undefined;
     this.queue.length = 0;
     this.s.watchHub.remove(this.watcher);
   }

@@ -110,8 +110,10 @@ export function electionService(s: EtcdServer): [typeof ElectionService, grpc.Un
   /**
    * concurrency's Election.observe: the current leader (or, with none, the first key put under
    * the prefix), then every value it proclaims until its key is deleted; then the next leader.
+   * `send` resolves when the stream can take more: until then nothing more is read of the
+   * watch (whose own queue is bounded: KeyWatch), as etcd's Observe blocks in Send.
    */
-  const observeLeaders = async (kv: CallerKv, prefix: Buffer, signal: AbortSignal, send: (r: LeaderResponse) => void): Promise<void> => {
+  const observeLeaders = async (kv: CallerKv, prefix: Buffer, signal: AbortSignal, send: (r: LeaderResponse) => void | Promise<void>): Promise<void> => {
     for (;;) {
       throwIfCancelled(signal);
       const r = await kv.get(firstCreated(prefix));
@@ -133,14 +135,14 @@ export function electionService(s: EtcdServer): [typeof ElectionService, grpc.Un
           w.close();
         }
       }
-      send({ header, kv: current });
+      await send({ header, kv: current });
       const w = kv.watch(current.key, undefined, header.revision + 1n);
       try {
         proclaims: for (;;) {
           const b = await w.next(signal);
           for (const ev of b.events) {
             if (ev.type === Event_EventType.DELETE) break proclaims;
-            send({ header: s.header(b.rev), kv: ev.kv });
+            await send({ header: s.header(b.rev), kv: ev.kv });
           }
         }
       } finally {
@@ -153,7 +155,17 @@ export function electionService(s: EtcdServer): [typeof ElectionService, grpc.Un
     if (!guardStream(s, call)) return;
     const signal = cancellationOf(call);
     observeLeaders(new CallerKv(s, call), electionPrefix(call.request.name), signal, (r) => {
-      if (!signal.aborted) call.write(r);
+      if (signal.aborted || call.write(r)) return;
+      // The client does not read: wait for room (or for the call to end) before reading on.
+      return new Promise<void>((resolve) => {
+        const go = (): void => {
+          call.off('drain', go);
+          signal.removeEventListener('abort', go);
+          resolve();
+        };
+        call.on('drain', go);
+        signal.addEventListener('abort', go, { once: true });
+      });
     }).catch(() => {
       // etcd's Observe ends the stream without an error when a read or watch fails (its
       // observer's channel closes); a cancelled call has nobody to tell.

@@ -296,14 +296,48 @@ class FakeCall<Req> extends EventEmitter {
     this.cancelled = true;
     this.emit('cancelled', 'cancelled');
   }
+  /** The client stopped reading: write() says so (and a 'drain' comes when reading resumes). */
+  full = false;
   write(x: unknown): boolean {
     this.written.push(x);
-    return true;
+    return !this.full;
   }
   end(): void {
     this.ended = true;
   }
 }
+
+describe('Observe on an in-process member: a client that does not read', () => {
+  it('is sent nothing more until it reads again, then every proclaimed value, in order', async () => {
+    await withCluster({ size: 1, seed: 2 }, async (c) => {
+      const m = await c.waitIdle();
+      const s = m.server;
+      const observe = electionService(s)[1].observe as grpc.handleServerStreamingCall<unknown, LeaderResponse>;
+      await c.run(c.put(m, 'o/a', 'v0'));
+      const observer = new FakeCall({ name: b('o') });
+      observe(observer as unknown as grpc.ServerWritableStream<unknown, LeaderResponse>);
+      await c.until(() => observer.written.length === 1, { what: 'the leader observed' });
+      // The client stops reading: the next value is written and write() says the stream is full.
+      observer.full = true;
+      const n = 300;
+      for (let i = 1; i <= n; i++) await c.run(c.put(m, 'o/a', `v${i}`));
+      await c.settle();
+      // Before: every value was written regardless (held in memory until the client left).
+      assert.equal(observer.written.length, 2, 'nothing more is written while the stream is full');
+      // Nor queued without bound under it: its watcher was set aside, to catch up from the history.
+      assert.equal(s.watchHub.slowWatchers, 1);
+      // The client reads again: the values it missed come from the history, in order.
+      observer.full = false;
+      observer.emit('drain');
+      await c.until(() => observer.written.length === n + 1, { what: 'every value observed' });
+      assert.deepEqual(
+        observer.written.map((r) => (r as LeaderResponse).kv!.value.toString()),
+        Array.from({ length: n + 1 }, (_, i) => `v${i}`),
+      );
+      observer.cancel();
+    });
+  });
+});
 
 describe('Lock and Observe on an in-process member: a caller that goes away leaves no watcher', () => {
   it('a cancelled waiting Lock and a cancelled Observe release their watchers (and the Lock its key)', async () => {
