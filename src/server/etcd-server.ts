@@ -671,7 +671,7 @@ export class EtcdServer {
   }
 
   /** The parts themselves, for in-process tests that check the log or snapshots; never for the API. */
-  inspect(): { node: RaftNode; snapshots: Snapshots } {
-    return { node: this.node, snapshots: this.snapshots };
+  inspect(): { node: RaftNode; snapshots: Snapshots; duties: LeaderDuties } {
+    return { node: this.node, snapshots: this.snapshots, duties: this.duties };
   }
 }

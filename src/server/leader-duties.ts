@@ -15,6 +15,14 @@ import type { StateMachine } from './state-machine.js';
 
 /** How often lease expiry and auto-compaction are looked at (etcd checks leases every 500 ms). */
 const DUTY_INTERVAL_MS = 500;
+/**
+ * etcd's leaseRevokeRate (lessor.go): at most this many expired leases are revoked per second,
+ * so that a mass expiry — after a leader change or a restart every lease's countdown starts
+ * together, and all those of one TTL that nobody keeps alive expire in the same tick — is
+ * proposed over seconds rather than in one turn (60,000 revokes in one turn held the loop ~1 s).
+ */
+export const LEASE_REVOKE_RATE = 1000;
+const REVOKES_PER_DUTY = (LEASE_REVOKE_RATE * DUTY_INTERVAL_MS) / 1000;
 /** Leases per checkpoint entry (etcd's maxLeaseCheckpointBatchSize). */
 const CHECKPOINT_BATCH = 1000;
 /** Auto-compaction samples the revision and decides this often. */
@@ -23,6 +31,7 @@ const COMPACT_CHECK_MS = 5000;
 export class LeaderDuties {
   private timer: Timer | undefined;
   private revoking = new Map<bigint, number>();
+  /** Periodic auto-compaction's samples of the revision, oldest first: one period's worth (and one older). */
   private revSamples: Array<{ at: number; rev: bigint }> = [];
   private compacting = false;
   private checkpointing = false;
@@ -58,18 +67,29 @@ export class LeaderDuties {
     }, DUTY_INTERVAL_MS);
   }
 
+  /** Periodic auto-compaction's revision samples held (a period's worth: bounded). */
+  get revisionSamples(): number {
+    return this.revSamples.length;
+  }
+
   stop(): void {
     this.stopped = true;
     this.timer?.cancel();
   }
 
-  /** The primary lessor (on the leader) revokes what expired, one proposal per lease at a time. */
+  /**
+   * The primary lessor (on the leader) revokes what expired, one proposal per lease, at most
+   * REVOKES_PER_DUTY per tick and LEASE_REVOKE_RATE in flight (etcd's rate).
+   */
   private checkLeases(): void {
     if (this.stopped || !this.sm.lessor.isPrimary()) return;
     const now = this.clock.now();
+    let started = 0;
     for (const id of this.sm.lessor.expired()) {
+      if (started >= REVOKES_PER_DUTY || this.revoking.size >= LEASE_REVOKE_RATE) break;
       const last = this.revoking.get(id);
       if (last !== undefined && now - last < this.requestTimeoutMs) continue;
+      started++;
       this.revoking.set(id, now);
       this.proposals
         .propose('leaseRevoke', { ID: id })
@@ -119,7 +139,15 @@ export class LeaderDuties {
     if (now - this.lastCompactCheck < COMPACT_CHECK_MS) return;
     this.lastCompactCheck = now;
     const store = this.sm.store;
-    this.revSamples.push({ at: now, rev: store.currentRev });
+    if (ac.mode === 'periodic') {
+      // Every member samples (a follower that becomes leader has the period's samples), and
+      // keeps only the period's: a follower kept every sample, 1.6 MB a day, for ever.
+      this.revSamples.push({ at: now, rev: store.currentRev });
+      let drop = 0;
+      // The newest sample at least one period old is the compaction target: kept, with all after it.
+      while (drop + 1 < this.revSamples.length && this.revSamples[drop + 1]!.at <= now - ac.retention) drop++;
+      if (drop > 0) this.revSamples.splice(0, drop);
+    }
     if (!this.isLeader()) return;
     let target: bigint;
     if (ac.mode === 'revision') {
@@ -128,7 +156,6 @@ export class LeaderDuties {
       const old = this.revSamples.filter((x) => x.at <= now - ac.retention);
       if (old.length === 0) return;
       target = old[old.length - 1]!.rev;
-      this.revSamples = this.revSamples.filter((x) => x.at > now - ac.retention - COMPACT_CHECK_MS);
     }
     if (target <= 0n || target <= store.compactRev) return;
     this.compacting = true;

@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MessageType } from '../../src/raft/index.js';
 import { type InProcCluster, type InProcMember, withCluster } from '../support/inproc-cluster.js';
+import { LEASE_REVOKE_RATE } from '../../src/server/leader-duties.js';
 
 /** One tick is a heartbeat (100 ms); the interval is 2 s here (etcd's 5 min), the TTL 60 s. */
 const INTERVAL_MS = 2_000;
@@ -136,6 +137,28 @@ describe('lease renewal on the leader', () => {
       await c.until(() => answer !== null, { what: 'the answer' });
       assert.equal(answer, 0n, "etcd's answer for a lease that is gone");
       assert.equal(L.server.lessor.exists(9n), false);
+    });
+  });
+});
+
+describe('expired leases', () => {
+  it("are revoked at etcd's rate (1,000 a second), not all in one turn", async () => {
+    await withCluster({ size: 1, seed: 4 }, async (c) => {
+      const L = await c.waitIdle();
+      const n = 2_500;
+      // Granted together: they expire in the same tick.
+      await c.run(Promise.all(Array.from({ length: n }, (_, i) => L.server.propose('leaseGrant', { ID: BigInt(i + 1), TTL: 5n }))));
+      const left = (): number => L.server.lessor.leases.size;
+      await c.until(() => left() < n, { ticks: 200, what: 'the first revokes' });
+      // Half a second (5 ticks) at a time: at most 500 more each time (before: all at once).
+      const seen: number[] = [left()];
+      while (left() > 0 && seen.length < 20) {
+        await c.tick(5);
+        seen.push(left());
+      }
+      assert.equal(left(), 0, `all revoked in the end: ${seen.join(' ')}`);
+      assert.ok(n - seen[0]! <= LEASE_REVOKE_RATE / 2, `first tick revoked ${n - seen[0]!}`);
+      for (let i = 1; i < seen.length; i++) assert.ok(seen[i - 1]! - seen[i]! <= LEASE_REVOKE_RATE / 2 + 1, `revoked per half second: ${seen.join(' ')}`);
     });
   });
 });

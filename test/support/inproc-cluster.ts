@@ -55,6 +55,8 @@ export interface InProcOptions {
   maxInflightAppends?: number;
   /** Lease checkpoints (ServerConfig.leaseCheckpoint; default off, as etcd's). */
   leaseCheckpoint?: ServerConfig['leaseCheckpoint'];
+  /** Auto-compaction (ServerConfig.autoCompaction; default off). */
+  autoCompaction?: ServerConfig['autoCompaction'];
   /** Members' log lines at or above this level go to stderr (default: $RAFTKV_INPROC_LOG or 'silent'). */
   logLevel?: LogLevel;
   /**
@@ -220,6 +222,7 @@ export class InProcCluster {
       snapshotCatchUpEntries: this.opts.snapshotCatchUpEntries ?? 5_000,
       maxInflightAppends: this.opts.maxInflightAppends,
       leaseCheckpoint: this.opts.leaseCheckpoint,
+      autoCompaction: this.opts.autoCompaction,
       maxRequestBytes: this.opts.maxRequestBytes ?? 1.5 * 1024 * 1024,
       logger: this.logger(name),
       clock: this.clock,
