@@ -481,6 +481,16 @@ export class GrpcTransport implements Transport {
    * Whether a message may be stepped: its sender is the member that opened the call and a
    * current member (not a removed one). Otherwise it is dropped and logged.
    */
+  /**
+   * Whether a call's claimed sender is a member of the cluster (and not removed): only then is it
+   * counted in the per-peer metrics, whose series are keyed by the sender — a forged id would
+   * otherwise add a series for good — and only then is a snapshot it sends buffered at all.
+   */
+  private knownSender(sender: bigint): boolean {
+    if (this.handler.isRemoved?.(sender)) return false;
+    return !this.handler.isMember || this.handler.isMember(sender);
+  }
+
   private acceptFrom(m: Message, sender: bigint, what: string): boolean {
     let why: string | undefined;
     if (m.from !== sender) why = `claims to be from ${m.from.toString(16)} on a call from ${sender.toString(16)}`;
@@ -511,7 +521,7 @@ export class GrpcTransport implements Transport {
     };
     const countReceived = (from: bigint, v: object): void => {
       const n = sizes.get(v);
-      if (n !== undefined) this.observer?.received(from, n);
+      if (n !== undefined && this.knownSender(from)) this.observer?.received(from, n);
     };
     const def = {
       ...RaftPeerService,
@@ -539,12 +549,12 @@ export class GrpcTransport implements Transport {
             // Not a MessageBatch at all: the call fails, as it did when gRPC's deserializer
             // refused the frame (INTERNAL), and the sender re-establishes its stream.
             failed = true;
-            this.observer?.receiveFailed(sender);
+            if (this.knownSender(sender)) this.observer?.receiveFailed(sender);
             this.logger.warn(`transport: refused a malformed frame from ${sender.toString(16)}: ${String(e)}`);
             cb({ code: grpc.status.INTERNAL, details: 'Error deserializing request' });
             return;
           }
-          this.observer?.received(sender, frame.length);
+          if (this.knownSender(sender)) this.observer?.received(sender, frame.length);
           for (const m of msgs) {
             try {
               if (this.acceptFrom(m, sender, 'a message')) this.handler.step(m);
@@ -565,11 +575,16 @@ export class GrpcTransport implements Transport {
           cb({ code: grpc.status.FAILED_PRECONDITION, details: bad });
           return;
         }
+        const from = GrpcTransport.sender(call.metadata);
+        if (!this.knownSender(from)) {
+          // Refused before a byte is buffered or counted (it used to be checked after the whole image).
+          cb(null, { ok: false, error: 'raftkv: snapshot sender is not a member of the cluster' });
+          return;
+        }
         const parts: Buffer[] = [];
         let header: SnapshotChunk['message'];
         let received = 0;
         let done = false;
-        const from = GrpcTransport.sender(call.metadata);
         const started = performance.now();
         this.observer?.snapshotReceive(from, 'started', 0);
         /** Answers the sender once, and reports the outcome (rafthttp's snapshot receive metrics). */

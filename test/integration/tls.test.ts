@@ -110,6 +110,10 @@ describe('peer sender check (plaintext)', () => {
     const log = c.members[leader]!.log.join('');
     assert.match(log, /dropped a message \(type MsgHeartbeat, term \d+\) from deadbeef, which is not a member/);
     assert.match(log, /claims to be from/);
+    // Nor counted: a forged sender adds no metric series (they are keyed by the sender, for good).
+    const metrics = await (await fetch(`http://127.0.0.1:${c.members[leader]!.clientPort}/metrics`)).text();
+    assert.match(metrics, /etcd_network_peer_received_bytes_total\{From="[0-9a-f]+"\}/);
+    assert.doesNotMatch(metrics, /From="deadbeef"/);
     // The cluster goes on.
     await c.client(leader).put('after-forgery', 'ok');
     assert.equal(await c.client((leader + 1) % 3).get('after-forgery'), 'ok');
