@@ -17,6 +17,7 @@ import type { EtcdServer } from '../server/etcd-server.js';
 import type { RequestKind, RequestResults } from '../server/state-machine.js';
 import { type AuthInfo, NO_AUTH } from './apply-checks.js';
 import { BcryptPool } from './bcrypt-pool.js';
+import { type CancellableCall, callCancelled, cancellationOf } from '../api/call-cancellation.js';
 import type { AuthEvent } from './store.js';
 import { JwtTokens } from './jwt.js';
 import { SimpleTokens } from './tokens.js';
@@ -49,7 +50,7 @@ export class AuthFrontend {
   /** --auth-token jwt: stateless signed tokens instead of simple ones. */
   private readonly jwt: JwtTokens | undefined;
   readonly bcryptCost: number;
-  private readonly bcrypt = new BcryptPool();
+  private readonly bcrypt = new BcryptPool(() => Errors.tooManyRequests());
   /**
    * Entries up to this index were committed before this process started: applying them again
    * (replaying the log after a restart) must not bring back tokens, which live in memory only.
@@ -211,6 +212,9 @@ export class AuthFrontend {
    * the store, then the token proposed through the log; again if the store changed meanwhile.
    */
   async authenticate(name: string, password: string, caller?: Caller): Promise<AuthenticateResponse> {
+    // A caller that goes away (cancelled, deadline passed) has its password check dropped if the
+    // bcrypt worker has not started it: abandoned attempts do not delay the next login.
+    const signal = caller && isCall(caller) ? cancellationOf(caller) : undefined;
     await this.s.linearizableRead();
     for (let i = 0; ; i++) {
       const store = this.s.sm.auth;
@@ -222,8 +226,10 @@ export class AuthFrontend {
       const hash = u.password;
       let ok = false;
       try {
-        ok = hash.length > 0 && (await this.bcrypt.compare(password, hash));
-      } catch {
+        ok = hash.length > 0 && (await this.bcrypt.compare(password, hash, signal));
+      } catch (e) {
+        if (e instanceof EtcdError) throw e; // too many waiting: etcd's "too many requests"
+        if (signal?.aborted) throw callCancelled(); // nobody to answer
         ok = false;
       }
       if (!ok) {
@@ -240,6 +246,11 @@ export class AuthFrontend {
       // The user's password or existence changed while it was checked: check again.
     }
   }
+}
+
+/** A server call (grpc-js's, or the gateway's), which says when its client has gone. */
+function isCall(c: Caller): c is Caller & CancellableCall {
+  return typeof (c as Partial<CancellableCall>).once === 'function' && typeof (c as Partial<CancellableCall>).cancelled === 'boolean';
 }
 
 function isMetadata(c: Caller): c is grpc.Metadata {
