@@ -22,7 +22,8 @@ import {
 } from '../gen/etcd/rpc.js';
 import { checkRange } from '../auth/apply-checks.js';
 import { type Caller, authOf } from '../auth/frontend.js';
-import { checkDelete, doRange } from '../kv/kv-ops.js';
+import { checkDelete, doRangeAsync } from '../kv/kv-ops.js';
+import { yieldToEventLoop } from '../util/yield.js';
 import { EtcdError, ErrorCode, Errors } from '../kv/errors.js';
 import type { Watcher } from '../kv/watch-hub.js';
 import type { EtcdServer } from '../server/etcd-server.js';
@@ -209,7 +210,9 @@ export class CallerKv {
       const reader = await authOf(this.s).readerOf(this.caller);
       if (reader) checkRange(this.s.sm.auth, reader, req);
       this.s.sm.store.stats.record(1);
-      const r = doRange(this.s.sm.store, req);
+      // In slices: a Lock or an Election names its prefix, which may hold any number of keys
+      // (Leader over 300,000 keys held the loop 289 ms in one turn).
+      const r = await doRangeAsync(this.s.sm.store, req, yieldToEventLoop);
       return { header: this.s.header(r.rev), kvs: r.kvs, more: r.more, count: r.count };
     } catch (e) {
       throw throughClient(e);

@@ -55,6 +55,10 @@ import { type AlarmChange, AlarmStore } from './alarms.js';
 import { AppliedRequests } from './applied-requests.js';
 import { Membership } from './membership.js';
 import { decodeStateImageAsync, encodeStateImageAsync } from './snapshot-image.js';
+import { sortIndexSteps } from '../util/sort-in-steps.js';
+
+/** A revoked lease's keys sorted in steps of this many (with pauses between) when there are more. */
+const REVOKE_SORT_STEP = 5000;
 
 const AUTH_KINDS = [
   'authEnable', 'authDisable', 'authStatus', 'authenticate', 'authUserAdd', 'authUserDelete', 'authUserGet',
@@ -297,7 +301,8 @@ export class StateMachine {
       // Deleted in key order, as etcd does: the order of a lease's key set differs between a
       // member that attached them one by one and one restored from a snapshot, and the
       // deletions' sub-revisions (hence HashKV) must be the same on every member.
-      const keys = this.lessor.keysOf(id).sort();
+      // Many keys are sorted in steps too (300,000 in random order: ~200 ms in one turn).
+      const unsorted = this.lessor.keysOf(id);
       // The lease goes once its keys are gone (in slices, if many: until then it is still there).
       const revoked = (): RequestResult => {
         this.lessor.revoke(id);
@@ -305,6 +310,12 @@ export class StateMachine {
       };
       return after(
         s.writeInSlices(function* (w) {
+          let keys = unsorted;
+          if (keys.length <= REVOKE_SORT_STEP) keys.sort();
+          else {
+            const order = yield* sortIndexSteps(keys.length, (i, j) => (unsorted[i]! < unsorted[j]! ? -1 : unsorted[i]! > unsorted[j]! ? 1 : 0), REVOKE_SORT_STEP);
+            keys = Array.from(order, (i) => unsorted[i]!);
+          }
           yield* w.deleteKeysInSlices(keys);
           // One delete per key in etcd's counters (its lessor deletes them one by one).
           for (let i = 0; i < keys.length; i++) w.stats.delete();

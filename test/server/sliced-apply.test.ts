@@ -106,6 +106,32 @@ describe('a deletion over many keys is applied in slices', () => {
     assert.equal(count(sm), 0);
   });
 
+  it("a lease revoke over keys attached out of order sorts them in steps too, and deletes them in key order", async () => {
+    const sm = newStateMachine();
+    applyNow(sm, entry({ leaseGrant: { ID: 9n, TTL: 100n } }));
+    // Attached from the last key to the first: the lease's key set is in reverse order.
+    for (let i = N; i > 0; i -= 1000) {
+      const success: RequestOp[] = [];
+      for (let k = i - 1; k >= Math.max(0, i - 1000); k--) success.push({ requestPut: { key: key(k), value: B(`v${k}`), lease: 9n, prevKv: false, ignoreValue: false, ignoreLease: false } });
+      assert.ok(applyNow(sm, entry({ txn: { compare: [], success, failure: [] } })).outcome.ok);
+    }
+    const deleted: string[] = [];
+    sm.store.onEvents = (events) => {
+      for (const ev of events()) deleted.push(Buffer.from(ev.kv!.key).toString('latin1'));
+    };
+    let pauses = 0;
+    sm.readPause = async () => {
+      pauses++;
+      await nextTurn();
+    };
+    const r = sm.applyNormal(entry({ leaseRevoke: { ID: 9n } }));
+    assert.ok((await r).outcome.ok);
+    assert.equal(deleted.length, N);
+    assert.deepEqual(deleted, [...deleted].sort(), 'deleted in key order');
+    // The deletions alone pause every WRITE_SLICE keys; the sort adds its own steps (it was one turn).
+    assert.ok(pauses > Math.floor(N / WRITE_SLICE) + 2, `${pauses} pauses`);
+  });
+
   it('a Txn: its compares, DeleteRanges and ranges between its writes over many keys go in slices, invisible until whole', async () => {
     const sm = filled();
     const g = gate();
