@@ -75,6 +75,14 @@ export interface LeaseStats {
   muted?: boolean;
 }
 
+/**
+ * What one lease holds in the heap (its record, map entry and key set: ~310 B measured), counted
+ * in the store's size — the DB size the space quota is checked against — from its grant to its
+ * revoke. etcd's leaseOverhead is 64 B (a record in bbolt); leases were counted nowhere, so a
+ * client granting leases without end was bounded by nothing (~13 M would fill a 4 GB heap).
+ */
+export const LEASE_BYTES = 320;
+
 export class Lessor implements LeaseHooks {
   readonly leases = new Map<bigint, Lease>();
   readonly stats: LeaseStats = { granted: 0, revoked: 0, renewed: 0, expired: 0 };

@@ -11,6 +11,7 @@ import { getHeapStatistics } from 'node:v8';
 import type { InternalRequest } from '../gen/raftkv/entry.js';
 import type { RequestOp } from '../gen/etcd/rpc.js';
 import { keyCost, versionCost } from '../kv/mvcc.js';
+import { LEASE_BYTES } from '../kv/lessor.js';
 
 /** etcd's DefaultQuotaBytes. */
 export const DEFAULT_QUOTA_BYTES = 2 * 1024 ** 3;
@@ -18,8 +19,6 @@ export const DEFAULT_QUOTA_BYTES = 2 * 1024 ** 3;
 export const HEAP_FRACTION = 0.5;
 /** etcd's maxGapBetweenApplyAndCommitIndex: more unapplied committed entries refuse proposals. */
 export const MAX_APPLY_GAP = 5000;
-/** What a lease costs (etcd's leaseOverhead). */
-const LEASE_COST = 64;
 
 export interface QuotaSetting {
   bytes: number;
@@ -53,7 +52,7 @@ export function effectiveQuota(configured: number | undefined, heapLimit = getHe
 export function requestCost(req: Pick<InternalRequest, 'put' | 'txn' | 'leaseGrant'>): number {
   if (req.put) return keyCost(req.put.key) + versionCost(req.put.value);
   if (req.txn) return Math.max(opsCost(req.txn.success), opsCost(req.txn.failure));
-  if (req.leaseGrant) return LEASE_COST;
+  if (req.leaseGrant) return LEASE_BYTES;
   return 0;
 }
 

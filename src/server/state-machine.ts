@@ -49,7 +49,7 @@ import { EtcdError, Errors } from '../kv/errors.js';
 import { checkRequestAuth } from '../auth/apply-checks.js';
 import { AuthStore } from '../auth/store.js';
 import { type DeferredRange, applyDeleteInSlices, applyPut, applyTxnInSlices, oneRequestPerOp, readDeferredRanges } from '../kv/kv-ops.js';
-import { Lessor } from '../kv/lessor.js';
+import { LEASE_BYTES, Lessor } from '../kv/lessor.js';
 import { MvccStore } from '../kv/mvcc.js';
 import { type AlarmChange, AlarmStore } from './alarms.js';
 import { AppliedRequests } from './applied-requests.js';
@@ -294,6 +294,8 @@ export class StateMachine {
     }
     if (req.leaseGrant) {
       const l = this.lessor.grant(req.leaseGrant.ID, req.leaseGrant.TTL);
+      // Counted in the DB size the quota is checked against (a lease is memory too).
+      this.store.account(LEASE_BYTES);
       return { header: this.hdr(), ID: l.id, TTL: l.ttl, error: '' };
     }
     if (req.leaseRevoke) {
@@ -305,6 +307,7 @@ export class StateMachine {
       const unsorted = this.lessor.keysOf(id);
       // The lease goes once its keys are gone (in slices, if many: until then it is still there).
       const revoked = (): RequestResult => {
+        if (this.lessor.exists(id)) this.store.account(-LEASE_BYTES);
         this.lessor.revoke(id);
         return { header: this.hdr() };
       };
@@ -438,6 +441,7 @@ export class StateMachine {
     store.leases = this.lessor;
     this.store = store;
     this.lessor.restore(h.leases);
+    this.store.account(this.lessor.leases.size * LEASE_BYTES);
     this.store.forEachLeasedKey((lease, key) => this.lessor.attach(lease, key));
     this.membership.restore(h.members);
     this.appliedRequests.restore(h.applied);

@@ -72,4 +72,33 @@ describe('space quota and NOSPACE alarm', { skip: !etcdctlAvailable }, () => {
     const after = JSON.parse((await ctl('endpoint', 'status', '-w', 'json')).stdout) as Array<{ Status: { dbSize: number } }>;
     for (const s of after) assert.ok(s.Status.dbSize < QUOTA / 10, `dbSize ${s.Status.dbSize} after defrag`);
   });
+
+  it('counts leases in the DB size: leases granted without end are refused with NOSPACE too', async () => {
+    // Before, a lease was counted nowhere: leases alone grew a member's heap without bound.
+    const lease = c.client(0).lease;
+    const grant = (): Promise<bigint> =>
+      new Promise((resolve, reject) => lease.leaseGrant({ TTL: 600n, ID: 0n }, (e, r) => (e ? reject(e) : resolve(r!.ID))));
+    const revoke = (ID: bigint): Promise<unknown> => new Promise((resolve, reject) => lease.leaseRevoke({ ID }, (e, r) => (e ? reject(e) : resolve(r))));
+    const ids: bigint[] = [];
+    let refused: Error | undefined;
+    for (let i = 0; i < 5000 && !refused; i++) {
+      try {
+        ids.push(await grant());
+      } catch (e) {
+        refused = e as Error;
+      }
+    }
+    assert.ok(refused, `${ids.length} leases granted, none refused`);
+    assert.match(refused.message, new RegExp(NOSPACE));
+    assert.ok(ids.length > 300, `only ${ids.length} leases fit in ${QUOTA} bytes`);
+    const size = JSON.parse((await ctl('endpoint', 'status', '-w', 'json')).stdout) as Array<{ Status: { dbSize: number } }>;
+    for (const s of size) assert.ok(s.Status.dbSize >= QUOTA * 0.9, `dbSize ${s.Status.dbSize} counts the leases`);
+    // Revoked, defragmented and disarmed: leases are granted again.
+    for (const id of ids) await revoke(id);
+    await ctl('defrag', '--cluster');
+    await ctl('alarm', 'disarm');
+    await eventually(async () => {
+      await revoke(await grant());
+    });
+  });
 });
