@@ -172,12 +172,9 @@ export class AuthFrontend {
     return { username: c.username, revision: c.revision };
   }
 
-  private async waitApplied(index: number): Promise<void> {
-    const deadline = this.s.clock.now() + this.s.requestTimeoutMs;
-    while (this.s.sm.appliedIndex < index) {
-      if (this.s.isStopped() || this.s.clock.now() > deadline) return;
-      await new Promise<void>((r) => this.s.clock.setTimeout(r, 5));
-    }
+  /** A token from an index this member has not applied yet (etcd's indexWaiter): wait for it, up to the request timeout. */
+  private waitApplied(index: number): Promise<void> {
+    return this.s.waitApplied(index, this.s.requestTimeoutMs);
   }
 
   /** etcd's IsAdminPermitted for requests checked before they are served (not through the log). */

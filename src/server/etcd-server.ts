@@ -204,6 +204,7 @@ export class EtcdServer {
       afterReady: () => {
         this.checkReplayed();
         this.reader.onApplied();
+        this.wakeAppliedWaiters();
         this.snapshots.maybeSave();
       },
       sendSnapshot: (m) => this.snapshots.send(m, (msgs: Message[]) => this.transport.send(msgs)),
@@ -283,6 +284,7 @@ export class EtcdServer {
     this.loopDelay.disable();
     this.proposals?.stop();
     this.reader.failAll(Errors.stopped());
+    this.wakeAppliedWaiters();
     this.transport?.close();
     // Let an in-flight persist finish so that nothing acknowledged is half-written.
     await this.node?.stop();
@@ -497,6 +499,41 @@ export class EtcdServer {
       gaveUp.abort(e);
       throw e;
     }
+  }
+
+  /** Callers waiting for the applied index to reach theirs (waitApplied). */
+  private appliedWaiters: Array<{ index: number; wake: () => void }> = [];
+
+  /**
+   * Resolves once this member has applied `index`, or after `timeoutMs` (or at stop) either way:
+   * the caller looks again. Woken by the apply (etcd's applyWait), where a poll every 5 ms cost
+   * a core's worth of CPU for a few thousand waiters.
+   */
+  waitApplied(index: number, timeoutMs: number): Promise<void> {
+    if (this.sm.appliedIndex >= index || this.stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      const w = {
+        index,
+        wake: (): void => {
+          timer.cancel();
+          resolve();
+        },
+      };
+      const timer = this.clock.setTimeout(() => {
+        this.appliedWaiters = this.appliedWaiters.filter((x) => x !== w);
+        resolve();
+      }, timeoutMs);
+      this.appliedWaiters.push(w);
+    });
+  }
+
+  private wakeAppliedWaiters(): void {
+    if (this.appliedWaiters.length === 0) return;
+    const applied = this.sm.appliedIndex;
+    const due = this.appliedWaiters.filter((w) => w.index <= applied || this.stopped);
+    if (due.length === 0) return;
+    this.appliedWaiters = this.appliedWaiters.filter((w) => w.index > applied && !this.stopped);
+    for (const w of due) w.wake();
   }
 
   /** Read index answers for an older round, and reads that timed out waiting for one. */

@@ -40,3 +40,47 @@ it('a member behind the leader waits for a new token (and the auth enable before
     assert.equal((await c.run(asked, { what: 'the token known on F' })).username, 'root');
   });
 });
+
+it('a token from an index far ahead waits for the apply without polling, and is refused at the request timeout', async () => {
+  await withCluster({ size: 1, seed: 12 }, async (c) => {
+    const L = await c.waitIdle();
+    const auth = authOf(L.server);
+    const nobody = new grpc.Metadata();
+    await c.run(auth.propose(nobody, 'authUserAdd', { name: 'root', password: '', hashedPassword: bcrypt.hashSync('pw', 4), options: { noPassword: false } }));
+    await c.run(auth.propose(nobody, 'authUserGrantRole', { user: 'root', role: 'root' }));
+    await c.run(auth.propose(nobody, 'authEnable', {}));
+    // bcrypt runs on a worker thread, in real time: the clock is moved while it works.
+    const authenticated = auth.authenticate('root', 'pw');
+    let done = false;
+    void authenticated.finally(() => (done = true));
+    for (let i = 0; !done && i < 2000; i++) {
+      await c.tick(1);
+      await new Promise<void>((r) => setTimeout(r, 5));
+    }
+    const { token } = await authenticated;
+    // The same token's form, from an index this member will not reach: it can only wait.
+    const far = token.replace(/\.\d+$/, `.${L.server.sm.appliedIndex + 1_000_000}`);
+    assert.notEqual(far, token);
+    let timers = 0;
+    const clockSetTimeout = c.clock.setTimeout.bind(c.clock);
+    c.clock.setTimeout = (f, ms) => {
+      timers++;
+      return clockSetTimeout(f, ms);
+    };
+    try {
+      const waits = Array.from({ length: 50 }, () => {
+        const md = new grpc.Metadata();
+        md.set('token', far);
+        return auth.authInfo(md).then(() => 'valid', (e: Error) => e.message);
+      });
+      // Two seconds of the member's clock (20 heartbeat ticks): the waiters sleep.
+      await c.tick(20);
+      // Before: each waiter polled every 5 ms (400 timers each over two seconds).
+      assert.ok(timers < 200, `${timers} timers set while 50 tokens waited`);
+      await c.tick(Math.ceil(L.server.requestTimeoutMs / 100));
+      assert.deepEqual(new Set(await Promise.all(waits)), new Set(['etcdserver: invalid auth token']));
+    } finally {
+      c.clock.setTimeout = clockSetTimeout;
+    }
+  });
+});
