@@ -43,8 +43,9 @@ export function routeProcessWarnings(warn: (msg: string) => void): void {
  * parent sees it killed by SIGTERM or SIGINT (143 or 130 in a shell, a clean stop to systemd),
  * not an exit status of its own. A death by signal runs no `exit` listeners (the data dir's lock
  * is released by one), so they run first, each once. As pid 1 (a container's init, which the
- * kernel will not kill with a signal it does not handle) it exits 0, as etcd does, and so it does
- * if the signal was ignored when the process started.
+ * kernel will not kill with a signal it does not handle) it exits 0, as etcd does (libuv gives
+ * the signal its default action back, as Go's setDflSignal does, even if it was ignored at start;
+ * the exit after the kill is for pid 1 only).
  */
 export function exitBySignal(signal: 'SIGTERM' | 'SIGINT'): never {
   for (const listener of process.listeners('exit')) {

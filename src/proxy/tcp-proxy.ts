@@ -62,7 +62,7 @@ export class TcpProxy {
       });
     });
     this.opts.logger.log('info', 'ready to proxy client requests', { endpoints: this.remotes.map((r) => r.addr) });
-    this.monitor = setInterval(() => this.reactivate(), this.opts.monitorIntervalMs);
+    this.monitor = setInterval(() => this.reactivate(), monitorInterval(this.opts.monitorIntervalMs));
   }
 
   address(): { port: number } {
@@ -113,7 +113,7 @@ export class TcpProxy {
         break;
       } catch (e) {
         r.inactive = true;
-        this.opts.logger.log('warn', 'deactivated endpoint', { address: r.addr, interval: this.opts.monitorIntervalMs / 1000, error: (e as Error).message });
+        this.opts.logger.log('warn', 'deactivated endpoint', { address: r.addr, interval: monitorInterval(this.opts.monitorIntervalMs) / 1000, error: (e as Error).message });
       }
     }
     if (!upstream || client.destroyed) {
@@ -148,12 +148,17 @@ export class TcpProxy {
         (e: unknown) =>
           this.opts.logger.log('warn', 'failed to activate endpoint (stay inactive for another interval)', {
             address: r.addr,
-            interval: this.opts.monitorIntervalMs / 1000,
+            interval: monitorInterval(this.opts.monitorIntervalMs) / 1000,
             error: (e as Error).message,
           }),
       );
     }
   }
+}
+
+/** etcd's TCPProxy takes 0 as 5 minutes; past a timer's reach (24.8 days) Node would fire at once. */
+export function monitorInterval(ms: number): number {
+  return ms <= 0 ? 5 * 60_000 : Math.min(ms, 2 ** 31 - 1);
 }
 
 function dial(e: ProxyEndpoint): Promise<Socket> {

@@ -501,8 +501,14 @@ export class EtcdServer {
     }
   }
 
-  /** Callers waiting for the applied index to reach theirs (waitApplied). */
-  private appliedWaiters: Array<{ index: number; wake: () => void }> = [];
+  /**
+   * Callers waiting for the applied index to reach theirs (waitApplied), by index: a Set per
+   * index, so a waiter that times out leaves in O(1), and the lowest index waited for, so a
+   * Ready with nothing due costs one comparison (forged tokens from a far index can make tens
+   * of thousands of waiters).
+   */
+  private readonly appliedWaiters = new Map<number, Set<() => void>>();
+  private lowestWaited = Infinity;
 
   /**
    * Resolves once this member has applied `index`, or after `timeoutMs` (or at stop) either way:
@@ -512,28 +518,36 @@ export class EtcdServer {
   waitApplied(index: number, timeoutMs: number): Promise<void> {
     if (this.sm.appliedIndex >= index || this.stopped) return Promise.resolve();
     return new Promise((resolve) => {
-      const w = {
-        index,
-        wake: (): void => {
-          timer.cancel();
-          resolve();
-        },
+      let waiting = this.appliedWaiters.get(index);
+      if (!waiting) this.appliedWaiters.set(index, (waiting = new Set()));
+      const bucket = waiting;
+      const wake = (): void => {
+        timer.cancel();
+        resolve();
       };
       const timer = this.clock.setTimeout(() => {
-        this.appliedWaiters = this.appliedWaiters.filter((x) => x !== w);
+        bucket.delete(wake);
+        if (bucket.size === 0 && this.appliedWaiters.get(index) === bucket) this.appliedWaiters.delete(index);
         resolve();
       }, timeoutMs);
-      this.appliedWaiters.push(w);
+      bucket.add(wake);
+      if (index < this.lowestWaited) this.lowestWaited = index;
     });
   }
 
   private wakeAppliedWaiters(): void {
-    if (this.appliedWaiters.length === 0) return;
-    const applied = this.sm.appliedIndex;
-    const due = this.appliedWaiters.filter((w) => w.index <= applied || this.stopped);
-    if (due.length === 0) return;
-    this.appliedWaiters = this.appliedWaiters.filter((w) => w.index > applied && !this.stopped);
-    for (const w of due) w.wake();
+    const applied = this.stopped ? Infinity : this.sm.appliedIndex;
+    if (applied < this.lowestWaited) return;
+    let lowest = Infinity;
+    for (const [index, wakes] of this.appliedWaiters) {
+      if (index > applied) {
+        if (index < lowest) lowest = index;
+        continue;
+      }
+      this.appliedWaiters.delete(index);
+      for (const wake of wakes) wake();
+    }
+    this.lowestWaited = lowest;
   }
 
   /** Read index answers for an older round, and reads that timed out waiting for one. */

@@ -25,9 +25,15 @@ export interface ReadIndexDriver {
   appliedIndex(): number;
 }
 
+interface Waiter {
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
 interface Batch {
   ctx: string;
-  waiters: Array<{ resolve: () => void; reject: (e: Error) => void }>;
+  /** A Set: a read that gives up leaves it in O(1) (thousands may, on a member with no leader). */
+  waiters: Set<Waiter>;
   index?: number;
   /** A read of this round timed out, and was counted (LinearizableReader.timedOut). */
   timeoutCounted?: boolean;
@@ -36,7 +42,7 @@ interface Batch {
 export class LinearizableReader {
   /** Answers to rounds asked before, and rounds whose reads timed out (etcd_server_slow_read_indexes_total). */
   slow = 0;
-  private next: Batch['waiters'] = [];
+  private next = new Set<Waiter>();
   private inflight: Batch | undefined;
   /** Confirmed batches waiting for apply to reach their index. */
   private confirmed: Batch[] = [];
@@ -65,35 +71,37 @@ export class LinearizableReader {
   wait(signal?: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
       const waiter = { resolve, reject };
-      this.next.push(waiter);
+      this.next.add(waiter);
       signal?.addEventListener('abort', () => this.withdraw(waiter, signal.reason), { once: true });
       this.startRound();
     });
   }
 
-  private withdraw(waiter: Batch['waiters'][number], reason: unknown): void {
-    const without = (ws: Batch['waiters']): Batch['waiters'] => ws.filter((w) => w !== waiter);
-    this.next = without(this.next);
-    if (this.inflight) {
-      this.inflight.waiters = without(this.inflight.waiters);
-      // Nobody waits on the round any more: stop asking for it (its answer, if it comes, is ignored).
-      if (this.inflight.waiters.length === 0) {
-        this.retryTimer?.cancel();
-        this.inflight = undefined;
-        this.startNextRound();
+  private withdraw(waiter: Waiter, reason: unknown): void {
+    if (!this.next.delete(waiter)) {
+      if (this.inflight?.waiters.delete(waiter)) {
+        // Nobody waits on the round any more: stop asking for it (its answer, if it comes, is ignored).
+        if (this.inflight.waiters.size === 0) {
+          this.retryTimer?.cancel();
+          this.inflight = undefined;
+          this.startNextRound();
+        }
+      } else {
+        // Confirmed rounds wait for the apply: a few at most.
+        const b = this.confirmed.find((x) => x.waiters.delete(waiter));
+        if (!b) return; // already served or failed
+        if (b.waiters.size === 0) this.confirmed = this.confirmed.filter((x) => x !== b);
       }
     }
-    for (const b of this.confirmed) b.waiters = without(b.waiters);
-    this.confirmed = this.confirmed.filter((b) => b.waiters.length > 0);
     waiter.reject(reason instanceof Error ? reason : new Error(String(reason)));
   }
 
   private startRound(): void {
-    if (this.inflight || this.holdTimer || this.next.length === 0) return;
+    if (this.inflight || this.holdTimer || this.next.size === 0) return;
     const ctx = `ri-${process.pid}-${++this.seq}`;
     this.lastRoundAt = this.clock.now();
     this.inflight = { ctx, waiters: this.next };
-    this.next = [];
+    this.next = new Set();
     this.d.readIndex(Buffer.from(ctx));
     this.armRetry();
   }
@@ -141,7 +149,7 @@ export class LinearizableReader {
 
   /** After a round: the reads that came meanwhile go in the next, held to the minimum interval. */
   private startNextRound(): void {
-    if (this.next.length === 0) return;
+    if (this.next.size === 0) return;
     const wait = this.lastRoundAt + MIN_ROUND_INTERVAL_MS - this.clock.now();
     if (wait <= 0) return this.startRound();
     this.holdTimeoutCounted = false;
@@ -182,8 +190,8 @@ export class LinearizableReader {
     this.retryTimer?.cancel();
     this.holdTimer?.cancel();
     this.holdTimer = undefined;
-    const all = [...this.next, ...(this.inflight?.waiters ?? []), ...this.confirmed.flatMap((b) => b.waiters)];
-    this.next = [];
+    const all = [...this.next, ...(this.inflight?.waiters ?? []), ...this.confirmed.flatMap((b) => [...b.waiters])];
+    this.next = new Set();
     this.inflight = undefined;
     this.confirmed = [];
     for (const w of all) w.reject(e);

@@ -52,7 +52,9 @@ describe('data dir and log, as an etcd operator expects them', () => {
   });
 
   it('--max-wals and --max-snapshots keep what they say (0: everything), and a restart reads no WAL before its snapshot', async () => {
-    // Small segments and frequent snapshots, so that 240 puts make many of both.
+    // Small segments and frequent snapshots, so that 240 puts make many of both: values of 500 B,
+    // so that the 20 entries between two snapshots span several segments.
+    const val = (i: number): string => `v${i}-${'x'.repeat(500)}`;
     let retention = ['--max-wals', '0', '--max-snapshots', '0'];
     const c = await ProcCluster.start({
       size: 1,
@@ -67,7 +69,7 @@ describe('data dir and log, as an etcd operator expects them', () => {
       await c.waitForLeader();
     };
     try {
-      for (let i = 0; i < 240; i++) await c.client(0).put(`k${i}`, `v${i}`);
+      for (let i = 0; i < 240; i++) await c.client(0).put(`k${i}`, val(i));
       await c.stop(0);
       const wals = files('wal', '.wal');
       const snaps = files('snap', '.snap');
@@ -75,32 +77,37 @@ describe('data dir and log, as an etcd operator expects them', () => {
       assert.ok(wals.length >= 5, `${wals.length} WAL files kept`);
       assert.equal(wals[0], '0000000000000000-0000000000000001.wal', 'the first segment is still there');
 
+      // A restart reads no segment wholly before its newest snapshot.
+      const before = c.members[0]!.log.length;
+      await restart();
+      assert.equal(await c.client(0).get('k239'), val(239));
+      assert.match(c.members[0]!.log.slice(before).join(''), /wal: reading from [0-9a-f-]+\.wal: the \d+ segments before it hold only entries before the snapshot at \d+/);
+      await c.stop(0);
+
       // The newest snapshot damaged: the member falls back to the one before and replays the WAL
-      // after it, which --max-wals 0 kept (with the log released at once it could not).
+      // after it, which --max-wals 0 kept (with the log released at once it could not). Started
+      // with lower limits, it deletes nothing before it knows which snapshot it starts from
+      // (it used to purge at open, by the damaged snapshot's name: entries missing).
+      retention = ['--max-wals', '2', '--max-snapshots', '1'];
       const newest = join(member, 'snap', snaps[snaps.length - 1]!);
       const b = readFileSync(newest);
       b[b.length - 2]! ^= 0xff;
       writeFileSync(newest, b);
       await restart();
-      for (const i of [0, 150, 239]) assert.equal(await c.client(0).get(`k${i}`), `v${i}`);
+      for (const i of [0, 150, 239]) assert.equal(await c.client(0).get(`k${i}`), val(i));
       const log = c.members[0]!.log.join('');
       assert.match(log, /snap: skipping .*: /);
       assert.match(log, /restarted member [0-9a-f]+ in cluster [0-9a-f]+ at commit \d+, term \d+, \d+ WAL entries after snapshot \d+/);
-      await c.stop(0);
 
-      // Lowered limits: the files no snapshot still needs go at the next start and snapshot.
-      retention = ['--max-wals', '2', '--max-snapshots', '1'];
-      await restart();
-      for (let i = 240; i < 270; i++) await c.client(0).put(`k${i}`, `v${i}`);
-      assert.equal(await c.client(0).get("k100"), 'v100');
+      // The lowered limits apply from its next snapshot on.
+      for (let i = 240; i < 270; i++) await c.client(0).put(`k${i}`, val(i));
+      assert.equal(await c.client(0).get("k100"), val(100));
       await c.stop(0);
       assert.equal(files('snap', '.snap').length, 1);
       assert.ok(files('wal', '.wal').length < wals.length, `${files('wal', '.wal').length} WAL files left`);
       assert.match(c.members[0]!.log.join(''), /purged file .*\.wal successfully/);
-      const before = c.members[0]!.log.length;
       await restart();
-      assert.equal(await c.client(0).get("k269"), 'v269');
-      assert.match(c.members[0]!.log.slice(before).join(''), /wal: reading from [0-9a-f-]+\.wal: the \d+ segments before it hold only entries before the snapshot at \d+/);
+      assert.equal(await c.client(0).get("k269"), val(269));
     } finally {
       await c.destroy();
     }

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { TcpProxy, type ProxyEndpoint } from '../../src/proxy/tcp-proxy.js';
+import { TcpProxy, type ProxyEndpoint, monitorInterval } from '../../src/proxy/tcp-proxy.js';
 
 const quiet = { log() {} };
 const ep = (port: number, priority = 0, weight = 0): ProxyEndpoint => ({ host: '127.0.0.1', port, priority, weight });
@@ -35,4 +35,11 @@ it('prefers the best priority, and within it follows the weights', () => {
   // The priority-0 endpoints set aside (the four picks are made before any is): the priority-10 one is used.
   for (const r of [p.pick(), p.pick(), p.pick(), p.pick()]) if (r) r.inactive = true;
   assert.deepEqual(ports(p, 2), [1, 1]);
+});
+
+it("dials set-aside endpoints every --retry-delay: 0 is etcd's 5 minutes, and a delay past a timer's reach is capped", () => {
+  // Node fires a 0 ms or an overflowing interval at once: the gateway redialled ~900 times a second.
+  assert.equal(monitorInterval(0), 300_000);
+  assert.equal(monitorInterval(60_000), 60_000);
+  assert.equal(monitorInterval(40 * 24 * 3600 * 1000), 2 ** 31 - 1);
 });

@@ -323,9 +323,11 @@ export class Wal implements LogStore {
       await sync.fsync(fh);
     }
     const lastIndex = Math.max(entries.length > 0 ? entries[entries.length - 1]!.index : 0, snapshot?.index ?? 0);
-    const wal = new Wal(dir, meta, fh, lastSize, segments, lastIndex, hardState, opts.logger, segmentBytes, sync, { releasedTo: from, maxFiles: opts.maxFiles ?? 1 });
-    // Segments left unread are released: beyond maxFiles (lowered since the last run, say) they go now.
-    if (readFrom > 0) await wal.releaseTo(from);
+    // Nothing is released (nor deleted) by opening: `from` is the newest snapshot file's index by
+    // its name, and if that file does not load, the segments before it are what the member
+    // recovers from (the caller opens again without `from`). Releasing is the running member's,
+    // at its next snapshot.
+    const wal = new Wal(dir, meta, fh, lastSize, segments, lastIndex, hardState, opts.logger, segmentBytes, sync, { releasedTo: 0, maxFiles: opts.maxFiles ?? 1 });
     return { wal, contents: { meta, hardState, entries, snapshot, repaired, readFrom } };
   }
 
