@@ -22,11 +22,41 @@ import { API_VERSION, type EtcdServer } from '../server/etcd-server.js';
 import { yieldToEventLoop } from '../util/yield.js';
 import { etcdSnapshotOfMachine, rechunk } from '../backup/member-backup.js';
 import { guardStream, toServiceError, unary, withoutResponseCopies } from './grpc-util.js';
+import { cancellationOf, untilCancelled } from './call-cancellation.js';
 
 /** etcd's snapshotSendBufferSize: the database goes out in messages of this many bytes. */
 const SNAPSHOT_SEND_BYTES = 32 * 1024;
 
+/**
+ * Snapshot streams served at once by one member. Each holds a whole image of the state while its
+ * client reads it (etcd streams from a bbolt read transaction, in constant memory): a third call
+ * waits for a slot — until its client goes away — rather than build a third image.
+ */
+export const SNAPSHOTS_AT_ONCE = 2;
+
 export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, grpc.UntypedServiceImplementation] {
+  let streaming = 0;
+  const slotWaiters: Array<() => void> = [];
+  /** A slot for a snapshot stream, released once when the call ends however it ends. */
+  const snapshotSlot = async (call: grpc.ServerWritableStream<unknown, SnapshotResponse>): Promise<void> => {
+    const signal = cancellationOf(call);
+    while (streaming >= SNAPSHOTS_AT_ONCE) {
+      await untilCancelled(signal, new Promise<void>((resolve) => slotWaiters.push(resolve)));
+    }
+    streaming++;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      streaming--;
+      // Every waiter looks again (one takes the slot; a cancelled one has gone).
+      for (const w of slotWaiters.splice(0)) w();
+    };
+    call.once('finish', release);
+    call.once('cancelled', release);
+    call.once('error', release);
+    call.once('close', release);
+  };
   const hdr = () => s.header(s.sm.store.currentRev);
   const status = async (): Promise<StatusResponse> => {
     const leader = s.leader();
@@ -101,6 +131,7 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
   const snapshot = (call: grpc.ServerWritableStream<unknown, SnapshotResponse>): void => {
     if (!guardStream(s, call)) return;
     streamSnapshot(s, call).catch((e: unknown) => {
+      if (call.cancelled) return; // the client has gone (while waiting for a slot, say): nobody to tell
       s.logger.warn(`snapshot stream failed: ${(e as Error)?.message ?? String(e)}`);
       call.emit('error', toServiceError(e));
     });
@@ -108,6 +139,7 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
   const streamSnapshot = async (s: EtcdServer, call: grpc.ServerWritableStream<unknown, SnapshotResponse>): Promise<void> => {
     // Root only with auth on (etcd's authMaintenanceServer: the auth store's errors as they are).
     await withAuthStoreErrors(authOf(s).requireAdmin(call));
+    await snapshotSlot(call);
     // etcd's snapshot file (a bbolt database with etcd's buckets, then its sha256) of the
     // state at the current applied index, so that etcdctl snapshot status/restore and etcd
     // itself read it (src/backup/member-backup.ts); built in slices that yield.
