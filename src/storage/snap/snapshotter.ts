@@ -112,7 +112,7 @@ export class Snapshotter implements SnapshotStore {
   }
 
   /**
-   * Writes the snapshot atomically and durably, then deletes all but the newest. Any failure is
+   * Writes the snapshot atomically and durably, then deletes all but the newest `retain` (--max-snapshots). Any failure is
    * fatal, as etcd's is: after a failed fsync neither the file nor the directory entry is known
    * to be on disk, although reads may still show them (from the page cache).
    */
