@@ -38,10 +38,10 @@ export class BcryptPool {
     private readonly tooMany: () => Error = () => new Error('too many requests'),
   ) {}
 
-  hash(password: string, cost: number, signal?: AbortSignal): Promise<string> {
+  hash(password: string, cost: number): Promise<string> {
     const w = this.get();
     if (!w) return bcryptHere().then((b) => b.hash(password, cost));
-    return this.run({ id: this.nextId++, op: 'hash', password, cost }, signal) as Promise<string>;
+    return this.run({ id: this.nextId++, op: 'hash', password, cost }) as Promise<string>;
   }
 
   /** `signal`: the caller gave up; its job is dropped if the worker has not started it. */

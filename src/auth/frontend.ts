@@ -108,7 +108,8 @@ export class AuthFrontend {
       const index = SimpleTokens.indexOf(token);
       if (!Number.isFinite(index)) throw Errors.invalidAuthToken();
       if (index > this.s.sm.appliedIndex) {
-        await this.waitApplied(index);
+        // etcd's indexWaiter: up to the request timeout, woken by the apply.
+        await this.s.waitApplied(index, this.s.requestTimeoutMs);
         user = this.tokens.user(token);
       }
       if (user === undefined) throw Errors.invalidAuthToken();
@@ -170,11 +171,6 @@ export class AuthFrontend {
     const c = this.jwt!.verify(token);
     if (!c) throw Errors.invalidAuthToken(); // auth on or off, as etcd's tokenJWT.info
     return { username: c.username, revision: c.revision };
-  }
-
-  /** A token from an index this member has not applied yet (etcd's indexWaiter): wait for it, up to the request timeout. */
-  private waitApplied(index: number): Promise<void> {
-    return this.s.waitApplied(index, this.s.requestTimeoutMs);
   }
 
   /** etcd's IsAdminPermitted for requests checked before they are served (not through the log). */

@@ -22,6 +22,7 @@ import { encodeStateImageAsync } from '../server/snapshot-image.js';
 import { leaseImageEntry } from '../kv/lessor.js';
 import { Snapshotter } from '../storage/snap/snapshotter.js';
 import { Wal } from '../storage/wal/wal.js';
+import { snapDirOf, walDirOf } from '../server/config.js';
 import { osSync } from '../storage/fatal.js';
 import { clusterId as computeClusterId, memberId as computeMemberId } from '../util/ids.js';
 import { decodeEtcdSnapshot } from './etcd-snapshot.js';
@@ -94,10 +95,10 @@ export async function restoreDataDir(o: RestoreOptions): Promise<RestoreResult> 
   await rm(tmp, { recursive: true, force: true });
   // A dedicated WAL dir is made beside its final place too, and moved there last.
   const walTarget = o.walDir === undefined ? undefined : resolve(o.walDir);
-  const walTmp = walTarget === undefined ? join(tmp, 'member', 'wal') : join(dirname(walTarget), `.${walTarget.split('/').pop()}.restoring-${process.pid}`);
+  const walTmp = walTarget === undefined ? walDirOf({ dataDir: tmp }) : join(dirname(walTarget), `.${walTarget.split('/').pop()}.restoring-${process.pid}`);
   if (walTarget !== undefined) await rm(walTmp, { recursive: true, force: true });
   try {
-    const snapshotter = new Snapshotter(join(tmp, 'member', 'snap'), o.logger);
+    const snapshotter = new Snapshotter(snapDirOf({ dataDir: tmp }), o.logger);
     await snapshotter.save({ data: image, metadata: { index, term: 1, confState: { ...emptyConfState(), voters: ids } } });
     const wal = await Wal.create(walTmp, { nodeId: memberId, clusterId }, { logger: o.logger });
     try {

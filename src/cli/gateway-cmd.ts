@@ -13,8 +13,6 @@
 
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { type ZapLogger, createLogger } from '../util/log.js';
 import { TcpProxy, type ProxyEndpoint } from '../proxy/tcp-proxy.js';
@@ -81,9 +79,10 @@ async function start(o: StartFlags, resolver: SrvResolver = systemResolver(proce
   // No endpoints discovered: the ones given.
   if (endpoints.length === 0) endpoints = o.endpoints.map((e) => ({ ...splitHostPort(stripScheme(e)), priority: 0, weight: 0 }));
   const listen = splitHostPort(o.listenAddr, `failed to validate listen address: ${o.listenAddr}`);
-  const listenAddrs = new Set(await addresses(listen.host).catch(() => Promise.reject(new StdoutError(`failed to resolve listen host: ${listen.host}`))));
+  // Go's LookupHost of an empty host (":23790") is the local host's.
+  const listenAddrs = new Set(await resolver.addresses(listen.host || 'localhost').catch(() => Promise.reject(new StdoutError(`failed to resolve listen host: ${listen.host}`))));
   for (const e of endpoints) {
-    const addrs = await addresses(e.host).catch(() => Promise.reject(new StdoutError(`failed to resolve endpoint host: ${e.host}`)));
+    const addrs = await resolver.addresses(e.host).catch(() => Promise.reject(new StdoutError(`failed to resolve endpoint host: ${e.host}`)));
     if (e.port !== listen.port) continue;
     for (const a of addrs) {
       if (listenAddrs.has(a)) throw new StdoutError(`SRV or endpoint (${e.host}:${e.port}->${a}:${e.port}) should not resolve to the gateway listen addr (${o.listenAddr})`);
@@ -166,9 +165,4 @@ function splitHostPort(s: string, error = `error parsing endpoint "${s}"`): { ho
   const m = /^(?:\[([^\]]*)\]|([^:]*)):(\d{1,5})$/.exec(s);
   if (!m || Number(m[3]) > 65535) throw new StdoutError(error);
   return { host: m[1] ?? m[2]!, port: Number(m[3]) };
-}
-
-async function addresses(host: string): Promise<string[]> {
-  if (isIP(host)) return [host];
-  return (await lookup(host || 'localhost', { all: true })).map((a) => a.address);
 }

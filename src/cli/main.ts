@@ -14,7 +14,7 @@ import { type ZapLogger, createLogger } from '../util/log.js';
 import { type DirLock, acquireDirLock, dataDirPermissionWarning } from '../storage/dir-lock.js';
 import { WalReadAhead } from '../storage/wal/segment-read.js';
 import { newestSnapshotIndex } from '../storage/snap/snap-names.js';
-import { walDirOf } from '../server/config.js';
+import { snapDirOf, walDirOf } from '../server/config.js';
 import { installProcessGuards, reportFatal, routeProcessWarnings } from './process-guards.js';
 
 /** How ./raftkv.ts loaded this code: from the bundle (and whether V8 took its code cache) or as modules. */
@@ -77,7 +77,7 @@ async function main(loadedFrom: LoadedFrom): Promise<void> {
   process.on('exit', () => dirLock.release());
   // etcd's own data dir (its bbolt database and its WAL, in formats raftkv does not read): say
   // how to move it, rather than find its WAL "corrupt".
-  const etcdDb = join(flags.dataDir, 'member', 'snap', 'db');
+  const etcdDb = join(snapDirOf(flags), 'db');
   if (existsSync(etcdDb)) {
     reportFatal(
       logger,
@@ -90,7 +90,7 @@ async function main(loadedFrom: LoadedFrom): Promise<void> {
   routeProcessWarnings((msg) => logger.warn(msg));
   // The WAL's place: --wal-dir, or etcd's <data-dir>/member/wal; a new member has none. Read
   // from the newest snapshot on, where the replay begins (server/bootstrap.ts).
-  const walReadAhead = WalReadAhead.start(walDirOf(flags), await newestSnapshotIndex(join(flags.dataDir, 'member', 'snap')));
+  const walReadAhead = WalReadAhead.start(walDirOf(flags), await newestSnapshotIndex(snapDirOf(flags)));
   const { runMember } = await import('./member.js');
   await runMember(flags, logger, walReadAhead);
 }

@@ -135,6 +135,11 @@ export const DEFAULT_AUTH: AuthConfig = { token: 'simple', tokenTtlSec: 300, bcr
 export const electionTicks = (cfg: Pick<ServerConfig, 'electionMs' | 'heartbeatMs'>): number =>
   Math.max(2, Math.round(cfg.electionMs / cfg.heartbeatMs));
 
+/** Where a member's snapshot files are: etcd's <data-dir>/member/snap. */
+export function snapDirOf(cfg: { dataDir: string }): string {
+  return join(cfg.dataDir, 'member', 'snap');
+}
+
 /** Where a member's WAL is: --wal-dir, or etcd's <data-dir>/member/wal. */
 export function walDirOf(cfg: { dataDir: string; walDir?: string }): string {
   return cfg.walDir ?? join(cfg.dataDir, 'member', 'wal');

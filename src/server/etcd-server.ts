@@ -9,7 +9,6 @@
 
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
-import { join } from 'node:path';
 import {
   type BasicStatus,
   type Status,
@@ -35,7 +34,7 @@ import { hex } from '../util/ids.js';
 import type { ProcessLogger } from '../util/log.js';
 import { bootstrap, syncCallsOf } from './bootstrap.js';
 import { type Clock, systemClock } from './clock.js';
-import { type ServerConfig, electionTicks } from './config.js';
+import { type ServerConfig, electionTicks, snapDirOf } from './config.js';
 import { adjustTicks } from './tick-advance.js';
 import { ClusterEvents } from './cluster-events.js';
 import { CorruptionMonitor } from './corrupt-check.js';
@@ -124,7 +123,7 @@ export class EtcdServer {
     // A txn's ranges over many keys are read after it is applied, in slices (kv-ops.ts).
     this.sm.readPause = yieldToEventLoop;
     this.sm.store.onEvents = (events, rev, writes) => this.watchHub.notify(events, rev, writes);
-    this.snapshotter = new Snapshotter(join(cfg.dataDir, 'member', 'snap'), cfg.logger, { sync: syncCallsOf(cfg), retain: cfg.maxSnapshots });
+    this.snapshotter = new Snapshotter(snapDirOf(cfg), cfg.logger, { sync: syncCallsOf(cfg), retain: cfg.maxSnapshots });
     this.snapshotter.timings = {
       marshalled: (x) => this.metrics?.snapshotSave.marshalled(x),
       synced: (x) => this.metrics?.snapshotSave.synced(x),

@@ -56,6 +56,7 @@ import { AppliedRequests } from './applied-requests.js';
 import { Membership } from './membership.js';
 import { decodeStateImageAsync, encodeStateImageAsync } from './snapshot-image.js';
 import { sortIndexSteps } from '../util/sort-in-steps.js';
+import { compareOrdered } from '../util/compare.js';
 
 /** A revoked lease's keys sorted in steps of this many (with pauses between) when there are more. */
 const REVOKE_SORT_STEP = 5000;
@@ -316,7 +317,7 @@ export class StateMachine {
           let keys = unsorted;
           if (keys.length <= REVOKE_SORT_STEP) keys.sort();
           else {
-            const order = yield* sortIndexSteps(keys.length, (i, j) => (unsorted[i]! < unsorted[j]! ? -1 : unsorted[i]! > unsorted[j]! ? 1 : 0), REVOKE_SORT_STEP);
+            const order = yield* sortIndexSteps(keys.length, (i, j) => compareOrdered(unsorted[i]!, unsorted[j]!), REVOKE_SORT_STEP);
             keys = Array.from(order, (i) => unsorted[i]!);
           }
           yield* w.deleteKeysInSlices(keys);

@@ -477,25 +477,28 @@ export class GrpcTransport implements Transport {
     return BigInt(`0x${String(md.get('raftkv-from')[0])}`);
   }
 
+  /** Why nothing is taken from sender `id` (a removed member, or not a member at all); undefined: a current member. */
+  private senderProblem(id: bigint): string | undefined {
+    if (this.handler.isRemoved?.(id)) return `from removed member ${id.toString(16)}`;
+    if (this.handler.isMember && !this.handler.isMember(id)) return `from ${id.toString(16)}, which is not a member of the cluster`;
+    return undefined;
+  }
+
+  /**
+   * Whether a call's claimed sender is a current member: only then is it counted in the
+   * per-peer metrics, whose series are keyed by the sender — a forged id would otherwise add a
+   * series for good — and only then is a snapshot it sends buffered at all.
+   */
+  private knownSender(sender: bigint): boolean {
+    return this.senderProblem(sender) === undefined;
+  }
+
   /**
    * Whether a message may be stepped: its sender is the member that opened the call and a
    * current member (not a removed one). Otherwise it is dropped and logged.
    */
-  /**
-   * Whether a call's claimed sender is a member of the cluster (and not removed): only then is it
-   * counted in the per-peer metrics, whose series are keyed by the sender — a forged id would
-   * otherwise add a series for good — and only then is a snapshot it sends buffered at all.
-   */
-  private knownSender(sender: bigint): boolean {
-    if (this.handler.isRemoved?.(sender)) return false;
-    return !this.handler.isMember || this.handler.isMember(sender);
-  }
-
   private acceptFrom(m: Message, sender: bigint, what: string): boolean {
-    let why: string | undefined;
-    if (m.from !== sender) why = `claims to be from ${m.from.toString(16)} on a call from ${sender.toString(16)}`;
-    else if (this.handler.isRemoved?.(m.from)) why = `from removed member ${m.from.toString(16)}`;
-    else if (this.handler.isMember && !this.handler.isMember(m.from)) why = `from ${m.from.toString(16)}, which is not a member of the cluster`;
+    const why = m.from !== sender ? `claims to be from ${m.from.toString(16)} on a call from ${sender.toString(16)}` : this.senderProblem(m.from);
     if (!why) return true;
     const key = `${sender}/${m.from}`;
     if (this.dropped.size > 1000 && !this.dropped.has(key)) this.dropped.clear(); // bounded, whatever is forged

@@ -172,8 +172,11 @@ export class Wal implements LogStore {
   /** Set by the first failed write or fsync: every later call rejects with it. */
   private fatal: FatalStorageError | undefined;
   private closed = false;
-  /** Entries below this index are covered by a snapshot: segments holding only them are released. */
-  private releasedTo: number;
+  /**
+   * Entries below this index are covered by a snapshot: segments holding only them are released.
+   * 0 when created or opened: releasing is the running member's, at each snapshot (releaseTo).
+   */
+  private releasedTo = 0;
   private readonly maxFiles: number;
 
   private constructor(
@@ -187,7 +190,7 @@ export class Wal implements LogStore {
     private readonly logger: Logger,
     segmentBytes: number,
     sync: SyncCalls,
-    opts: { releasedTo: number; maxFiles: number },
+    maxFiles: number,
   ) {
     this.fh = fh;
     this.size = size;
@@ -197,8 +200,7 @@ export class Wal implements LogStore {
     this.hardState = hardState;
     this.segmentBytes = segmentBytes;
     this.sync = sync;
-    this.releasedTo = opts.releasedTo;
-    this.maxFiles = opts.maxFiles;
+    this.maxFiles = maxFiles;
   }
 
   static exists(dir: string): boolean {
@@ -216,7 +218,7 @@ export class Wal implements LogStore {
     const sync = opts.sync ?? osSync;
     const fh = await createSegment(join(dir, seg.name), header, segmentBytes, sync);
     await sync.fsyncDir(dir);
-    return new Wal(dir, meta, fh, header.length, [seg], 0, emptyHardState(), opts.logger, segmentBytes, sync, { releasedTo: 0, maxFiles: opts.maxFiles ?? 1 });
+    return new Wal(dir, meta, fh, header.length, [seg], 0, emptyHardState(), opts.logger, segmentBytes, sync, opts.maxFiles ?? 1);
   }
 
   /** Removes `dir`'s segments (and leaves the directory and anything else in it). */
@@ -327,7 +329,7 @@ export class Wal implements LogStore {
     // its name, and if that file does not load, the segments before it are what the member
     // recovers from (the caller opens again without `from`). Releasing is the running member's,
     // at its next snapshot.
-    const wal = new Wal(dir, meta, fh, lastSize, segments, lastIndex, hardState, opts.logger, segmentBytes, sync, { releasedTo: 0, maxFiles: opts.maxFiles ?? 1 });
+    const wal = new Wal(dir, meta, fh, lastSize, segments, lastIndex, hardState, opts.logger, segmentBytes, sync, opts.maxFiles ?? 1);
     return { wal, contents: { meta, hardState, entries, snapshot, repaired, readFrom } };
   }
 
