@@ -65,17 +65,18 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
       ...(leader === 0n ? [Errors.noLeader().message] : []),
       ...s.sm.alarms.get().map(alarmText),
     ];
+    // Both O(1): the store keeps its size as it changes (src/kv/mvcc.ts).
+    const sizes = s.sm.store.shownSizes();
     return {
       header: hdr(),
       version: API_VERSION,
-      // Both O(1): the store keeps its size as it changes (src/kv/mvcc.ts).
-      dbSize: BigInt(s.sm.store.size()),
+      dbSize: BigInt(sizes.dbSize),
       leader,
       raftIndex: BigInt(s.committedIndex()),
       raftTerm: BigInt(s.term()),
       raftAppliedIndex: BigInt(s.sm.appliedIndex),
       errors,
-      dbSizeInUse: BigInt(s.sm.store.sizeInUse()),
+      dbSizeInUse: BigInt(sizes.dbSizeInUse),
       isLearner: s.isLearner(),
     };
   };

@@ -283,10 +283,12 @@ export function watchService(s: EtcdServer, fragmentBytes: number): [typeof Watc
           // start_revision compacted: created, then canceled with the compact revision.
           send({ header: header(), watchId, created: true, canceled: false, compactRevision: 0n, cancelReason: '', fragment: false, events: [] });
           // As etcd's sendLoop: a compacted response is canceled by its compact revision alone
-          // (no reason; no revision in its header).
+          // (no reason; no revision in its header), so with a compact revision of 0 (after a
+          // Compact(0), for a negative start) it is not marked canceled — the watch just ends.
           if (!(e instanceof EtcdError)) throw e;
+          const compactRev = s.sm.store.compactRev;
           compacted.add(watchId);
-          send({ header: s.header(0n), watchId, created: false, canceled: true, compactRevision: s.sm.store.compactRev, cancelReason: '', fragment: false, events: [] });
+          send({ header: s.header(0n), watchId, created: false, canceled: compactRev !== 0n, compactRevision: compactRev, cancelReason: '', fragment: false, events: [] });
           return;
         }
         mine.set(watchId, w);

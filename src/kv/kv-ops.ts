@@ -26,7 +26,7 @@ import { Errors } from './errors.js';
 import { orderSteps } from './range-order.js';
 import { compareOrdered } from '../util/compare.js';
 import { runSteps, runStepsPaused } from '../util/sort-in-steps.js';
-import { type MvccStore, type PinnedRead, type RangeOptions, type RangeResult, StoredKeyValue, type WriteTxn, keyStr, rangeBounds } from './mvcc.js';
+import { type MvccStore, type PinnedRead, type RangeOptions, type RangeResult, StoredKeyValue, type WriteTxn, keyStr } from './mvcc.js';
 
 export const MAX_TXN_OPS = 128;
 
@@ -205,12 +205,18 @@ function checkIntervals(ops: readonly RequestOp[]): { puts: Set<string>; dels: K
   return { puts, dels };
 }
 
-type Interval = readonly [lo: string, hi: string | undefined]; // [lo, hi); hi undefined: to the end
+type Interval = readonly [lo: string, hi: string]; // [lo, hi)
 
+/**
+ * The keys a DeleteRange removes, as etcd's checkIntervals sees them: a single key is [k, k\0)
+ * (the smallest key after k is k\0), and a range end is compared as the bytes it is. So "\0"
+ * — every key from `key` on, to the DeleteRange itself — is the interval [key, "\0"), which
+ * holds no key: etcd 3.4 accepts a txn that deletes from a key on with "\0" and puts a key in
+ * that range, and a txn etcd takes must not be refused here (found by the differential test).
+ */
 function deletedInterval(d: DeleteRangeRequest): Interval {
-  const { lo, hi, single } = rangeBounds(d.key, d.rangeEnd);
-  // The smallest key after `lo` is lo + '\0': a single key is the interval [lo, lo\0).
-  return single ? [lo, `${lo}\0`] : [lo, hi];
+  const lo = keyStr(d.key);
+  return d.rangeEnd.length === 0 ? [lo, `${lo}\0`] : [lo, keyStr(d.rangeEnd)];
 }
 
 /** A set of key intervals kept sorted and disjoint, so a point lookup is a binary search. */
@@ -218,12 +224,13 @@ class KeyIntervals {
   private constructor(private readonly ivs: readonly Interval[]) {}
 
   static of(ivs: readonly Interval[]): KeyIntervals {
-    const sorted = ivs.filter(([lo, hi]) => hi === undefined || lo < hi).sort((a, b) => compareOrdered(a[0], b[0]));
-    const out: Array<[string, string | undefined]> = [];
+    // An empty or inverted interval holds no key (etcd's interval tree never matches one).
+    const sorted = ivs.filter(([lo, hi]) => lo < hi).sort((a, b) => compareOrdered(a[0], b[0]));
+    const out: Array<[string, string]> = [];
     for (const [lo, hi] of sorted) {
       const last = out[out.length - 1];
-      if (last && (last[1] === undefined || lo <= last[1])) {
-        if (last[1] !== undefined && (hi === undefined || hi > last[1])) last[1] = hi;
+      if (last && lo <= last[1]) {
+        if (hi > last[1]) last[1] = hi;
       } else out.push([lo, hi]);
     }
     return new KeyIntervals(out);
@@ -247,9 +254,7 @@ class KeyIntervals {
         lo = mid + 1;
       } else hi = mid - 1;
     }
-    if (found < 0) return false;
-    const end = this.ivs[found]![1];
-    return end === undefined || k < end;
+    return found >= 0 && k < this.ivs[found]![1];
   }
 }
 
@@ -383,7 +388,10 @@ function forEachOpOnPath(req: TxnRequest, path: readonly boolean[], f: (op: Requ
  * What can make a txn fail, checked on its path before anything is written (etcd's checkPut
  * then checkRange): a put's lease must exist and an ignore_value/ignore_lease put needs the key;
  * a range's revision must be neither in the future nor compacted. `rev` and `compactRev` are
- * the store's before the txn.
+ * the store's before the txn. A negative revision is checked too, as etcd's checkRequestRange
+ * does (only 0 is exempt): below the compact revision it fails the txn as compacted, though a
+ * Range of its own reads the current revision with it. Before any compaction (compact
+ * revision -1), -1 passes and reads the current revision.
  */
 function checkTxnPath(w: WriteTxn, store: MvccStore, req: TxnRequest, path: readonly boolean[]): void {
   forEachOpOnPath(req, path, (op) => {
@@ -397,7 +405,7 @@ function checkTxnPath(w: WriteTxn, store: MvccStore, req: TxnRequest, path: read
   });
   forEachOpOnPath(req, path, (op) => {
     const rev = op.requestRange?.revision ?? 0n;
-    if (rev <= 0n) return;
+    if (rev === 0n) return;
     if (rev > store.currentRev) throw Errors.futureRev();
     if (rev < store.compactRev) throw Errors.compacted();
   });
@@ -590,10 +598,11 @@ export async function readTxnAsync(
   try {
     const path: boolean[] = [];
     await readTxnPath(view, req, path, pause, slice, reads);
-    // What can fail is checked before anything is read, as checkTxnPath does.
+    // What can fail is checked before anything is read, as checkTxnPath does (negative
+    // revisions too).
     forEachOpOnPath(req, path, (op) => {
       const rev = op.requestRange?.revision ?? 0n;
-      if (rev > 0n) view.checkRev(rev);
+      if (rev !== 0n) view.checkRev(rev);
     });
     return { header: header(view.rev), ...(await readTxnOps(view, req, path, { i: 0 }, pause, slice, reads)) };
   } finally {

@@ -115,8 +115,9 @@ export class Lessor implements LeaseHooks {
 
   /** Applied from the log. */
   grant(id: bigint, ttl: bigint): Lease {
-    if (this.leases.has(id)) throw Errors.leaseExist();
+    // etcd's lessor.Grant checks the TTL first: a too-large TTL for an existing id is "too large".
     if (ttl > MAX_LEASE_TTL) throw Errors.leaseTTLTooLarge();
+    if (this.leases.has(id)) throw Errors.leaseExist();
     const t = ttl < this.minTTL ? this.minTTL : ttl;
     const l: Lease = { id, ttl: t, keys: new Set(), expiry: undefined, remainingTTL: 0n };
     this.leases.set(id, l);

@@ -336,6 +336,11 @@ export interface LeaseHooks {
   detach(lease: bigint, key: string): void;
 }
 
+/** bbolt's page, and what an empty etcd 3.4 database's Status shows (MvccStore.shownSizes). */
+const DB_PAGE = 4096;
+const EMPTY_DB_SIZE = 5 * DB_PAGE;
+const EMPTY_DB_SIZE_IN_USE = 4 * DB_PAGE;
+
 export class MvccStore {
   /** The revision of the last completed write (etcd starts at 1). */
   currentRev = 1n;
@@ -349,7 +354,16 @@ export class MvccStore {
 
   /** The event of version `r` of `key` (`prev`: the version before it), with prev_kv or without. */
   private eventOf(key: string, r: Rev, prev: Rev | undefined, prevKv: boolean): Event {
-    return this.eventCache.get(r, () => makeEvent(key, r, prev), prevKv);
+    return this.eventCache.get(r, () => makeEvent(key, r, prev), prevKv && this.prevReadable(r));
+  }
+
+  /**
+   * Whether a watch event of version `r` may carry prev_kv. etcd reads an event's prev_kv when
+   * it sends it, as a Range at mod-1, and a Range below the compact revision fails: the event at
+   * the compact revision itself (a watch may start there) goes without one.
+   */
+  private prevReadable(r: Rev): boolean {
+    return r.mod > this.compactRev;
   }
   /** Called after every write revision with its events (the watch hub). */
   onEvents: WatchSink | undefined;
@@ -379,6 +393,17 @@ export class MvccStore {
   /** etcd's `dbSize`: the high-water mark of sizeInUse since the last defragment. O(1). */
   size(): number {
     return this.highWater;
+  }
+
+  /**
+   * size() and sizeInUse() as etcd shows its bbolt file's (Status, /metrics): whole 4 KiB pages,
+   * and never below an empty etcd database's 20,480 bytes allocated and 16,384 in use. A fresh
+   * member's size is then never 0, which the JSON gateway would leave out of a Status answer
+   * (python3-etcd3gw's status() reads the field); the quota is checked against size() itself.
+   */
+  shownSizes(): { dbSize: number; dbSizeInUse: number } {
+    const pages = (bytes: number, least: number): number => Math.max(least, Math.ceil(bytes / DB_PAGE) * DB_PAGE);
+    return { dbSize: pages(this.highWater, EMPTY_DB_SIZE), dbSizeInUse: pages(this.inUse, EMPTY_DB_SIZE_IN_USE) };
   }
 
   /** @internal accounting of every key and version added or removed */
@@ -933,7 +958,7 @@ export class MvccStore {
           const h = rec.versions();
           const [from, to] = versionsAt(h, rev);
           for (let i = from; i < to; i++) {
-            const prev = prevKv && i > 0 && h[i - 1]!.version !== 0n ? h[i - 1] : undefined;
+            const prev = prevKv && i > 0 && h[i - 1]!.version !== 0n && this.prevReadable(h[i]!) ? h[i - 1] : undefined;
             const ev = makeEvent(k, h[i]!, prev);
             made?.(ev);
             events.push(ev);

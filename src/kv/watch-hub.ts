@@ -295,8 +295,12 @@ export class WatchHub {
   add(w: Watcher): void {
     const store = this.getStore();
     let nextRev = 0n;
-    // A negative start is below any compaction: etcd cancels it as compacted.
-    if (w.startRevision < 0n) throw Errors.compacted();
+    // A negative start, as etcd's watchable store takes it: the watcher starts unsynced at that
+    // revision, and its first sync cancels it as compacted if it is below the compact revision
+    // (which is -1 until the first compaction); otherwise that sync reads no history (the bytes
+    // of a negative revision sort after every other) and makes it current: it then gets the
+    // events from now on, as a start of 0 does.
+    if (w.startRevision < 0n && w.startRevision < store.compactRev) throw Errors.compacted();
     if (w.startRevision > 0n && w.startRevision <= store.currentRev) {
       if (w.startRevision < store.compactRev) throw Errors.compacted();
       nextRev = w.startRevision;

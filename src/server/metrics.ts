@@ -128,13 +128,14 @@ export class Metrics implements GrpcServerMetrics {
       new Gauge({ name: 'etcd_server_quota_backend_bytes', help: 'Current backend storage quota size in bytes.', registers: [r], collect() { this.set(quota); } });
     }
     new Gauge({ name: 'etcd_server_proposals_pending', help: 'The current number of pending proposals to commit.', registers: [r], collect() { this.set(s.pendingProposals()); } });
+    // As Status shows them (whole pages, never below an empty etcd database's): the size (the
+    // high-water mark since the last defragment, also under the 3.4 debugging name that etcd
+    // 3.4's Grafana dashboard plots) and the size in use.
     const dbSize = function (this: Gauge) {
-      this.set(s.sm.store.size());
+      this.set(s.sm.store.shownSizes().dbSize);
     };
-    // raftkv's state is in memory, never fragmented: size, size in use and the 3.4 debugging
-    // name (etcd 3.4's Grafana dashboard plots that one) are the same value.
-    new Gauge({ name: 'etcd_mvcc_db_total_size_in_bytes', help: 'Total size of the underlying database physically allocated in bytes (raftkv: approximate size of the key-value state).', registers: [r], collect: dbSize });
-    new Gauge({ name: 'etcd_mvcc_db_total_size_in_use_in_bytes', help: 'Total size of the underlying database logically in use in bytes (raftkv: as etcd_mvcc_db_total_size_in_bytes).', registers: [r], collect: dbSize });
+    new Gauge({ name: 'etcd_mvcc_db_total_size_in_bytes', help: 'Total size of the underlying database physically allocated in bytes (raftkv: estimated size of the key-value state).', registers: [r], collect: dbSize });
+    new Gauge({ name: 'etcd_mvcc_db_total_size_in_use_in_bytes', help: 'Total size of the underlying database logically in use in bytes.', registers: [r], collect() { this.set(s.sm.store.shownSizes().dbSizeInUse); } });
     new Gauge({ name: 'etcd_debugging_mvcc_db_total_size_in_bytes', help: 'Total size of the underlying database in bytes (etcd 3.4 name).', registers: [r], collect: dbSize });
     new Gauge({ name: 'etcd_debugging_mvcc_keys_total', help: 'Total number of keys.', registers: [r], collect() { this.set(s.sm.store.keyCount()); } });
     new Gauge({ name: 'etcd_debugging_mvcc_watcher_total', help: 'Total number of watchers.', registers: [r], collect() { this.set(s.watchHub.size); } });

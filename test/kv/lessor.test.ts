@@ -24,6 +24,14 @@ describe('Lessor', () => {
     assert.equal(l.remaining(7n), -1n);
   });
 
+  it("checks a grant's TTL before its id, as etcd's lessor.Grant does", () => {
+    const l = new Lessor(1n, () => 0);
+    l.grant(7n, 10n);
+    // An existing id with a TTL over etcd's MaxLeaseTTL (9,000,000,000 s): "too large", not "exists".
+    assert.throws(() => l.grant(7n, 9_000_000_001n), /etcdserver: too large lease TTL/);
+    assert.throws(() => l.grant(7n, 10n), /etcdserver: lease already exists/);
+  });
+
   it('a new leader gives every lease its TTL and an election timeout more (etcd\'s Promote)', () => {
     let now = 1000;
     const l = new Lessor(1n, () => now);

@@ -167,4 +167,15 @@ describe('quota and apply backpressure', () => {
     assert.equal(applyTooFarBehind(100 + MAX_APPLY_GAP, 100), false);
     assert.equal(applyTooFarBehind(101 + MAX_APPLY_GAP, 100), true);
   });
+
+  it('shows the size as etcd shows a bbolt file: whole 4 KiB pages, at least an empty database', () => {
+    const s = new MvccStore();
+    assert.deepEqual(s.shownSizes(), { dbSize: 20480, dbSizeInUse: 16384 });
+    for (let i = 0; i < 200; i++) s.write((w) => w.put(B(`key${i}`), B('v'.repeat(100)), 0n));
+    const { dbSize, dbSizeInUse } = s.shownSizes();
+    assert.equal(dbSize % 4096, 0);
+    assert.equal(dbSizeInUse % 4096, 0);
+    assert.ok(dbSize >= s.size() && dbSize - s.size() < 4096, `${dbSize} for ${s.size()}`);
+    assert.ok(dbSizeInUse >= s.sizeInUse() && dbSizeInUse - s.sizeInUse() < 4096);
+  });
 });

@@ -291,4 +291,54 @@ describe('watch hub', () => {
     store.write((x) => x.put(key(0), B('v'), 0n));
     assert.deepEqual(headers, [4n, 5n]);
   });
+
+  it('takes a negative start as etcd 3.4 does: from now on before any compaction, compacted after one', () => {
+    // etcd's watcher starts unsynced at the negative revision; its first sync reads no history
+    // (a negative revision's bytes sort last) and makes it current, unless the revision is below
+    // the compact revision (-1 until the first compaction): then it is canceled as compacted.
+    const store = new MvccStore();
+    const hub = new WatchHub(() => store);
+    store.onEvents = (ev, rev, writes) => hub.notify(ev, rev, writes);
+    store.write((x) => x.put(key(1), B('before'), 0n)); // rev 2
+    const minusOne = recorder(1, undefined);
+    minusOne.w.startRevision = -1n;
+    hub.add(minusOne.w);
+    const minusFive = recorder(1, undefined);
+    minusFive.w.startRevision = -5n;
+    assert.throws(() => hub.add(minusFive.w), /required revision has been compacted/, 'below -1, the compact revision before any compaction');
+    store.write((x) => x.put(key(1), B('after'), 0n)); // rev 3
+    assert.deepEqual(minusOne.got, [{ rev: 3n, keys: [key(1).toString()] }]);
+    store.compact(2n);
+    const later = recorder(1, undefined);
+    later.w.startRevision = -1n;
+    assert.throws(() => hub.add(later.w), /required revision has been compacted/);
+  });
+
+  it('gives a catching-up event at the compact revision no prev_kv (etcd reads it at mod-1, compacted)', () => {
+    const store = new MvccStore();
+    const hub = new WatchHub(() => store);
+    store.onEvents = (ev, rev, writes) => hub.notify(ev, rev, writes);
+    store.write((x) => x.put(key(1), B('v1'), 0n)); // rev 2
+    store.write((x) => x.put(key(1), B('v2'), 0n)); // rev 3
+    store.write((x) => x.put(key(1), B('v3'), 0n)); // rev 4
+    // A read in progress holds the compaction's pruning back, as on a member, where pruning
+    // runs in slices after the compaction: the version at 2 is still in the history.
+    const reading = store.pinnedRead();
+    store.compact(3n);
+    const prevs: Array<string | undefined> = [];
+    const w: Watcher = {
+      ...recorder(1, undefined).w,
+      startRevision: 3n,
+      prevKv: true,
+      deliver: (events: Event[]) => {
+        for (const e of events) prevs.push(e.prevKv ? Buffer.from(e.prevKv.value).toString() : undefined);
+        return true;
+      },
+    };
+    hub.add(w);
+    hub.resume(w);
+    // rev 3: its prev (at 2) is compacted; rev 4: its prev is the version at 3.
+    assert.deepEqual(prevs, [undefined, 'v2']);
+    reading.release();
+  });
 });
