@@ -254,7 +254,8 @@ export function watchService(s: EtcdServer, fragmentBytes: number): [typeof Watc
         const watchId = id;
         const w: Watcher = {
           // Copies: the request's bytes are views of its whole message, kept as long as the watch.
-          key: Buffer.from(c.key),
+          // An empty key is "\0", the smallest key, as etcd's watch server takes it.
+          key: Buffer.from(from),
           rangeEnd: c.rangeEnd.length > 0 ? Buffer.from(c.rangeEnd) : undefined,
           startRevision: c.startRevision,
           prevKv: c.prevKv,

@@ -882,7 +882,7 @@ export class MvccStore {
     const rebuild = (add: (rec: KeyRecord, rev: bigint) => void): void => this.allVersions(first, add);
     /** The event of version h[i] for this watcher (prev_kv: the version before, unless a deletion). */
     const eventAt = (rec: KeyRecord, h: readonly Rev[], i: number): Event =>
-      this.eventOf(rec.key, h[i]!, i > 0 && h[i - 1]!.version !== 0n ? h[i - 1] : undefined, prevKv);
+      this.eventOf(rec.key, h[i]!, eventPrev(h, i), prevKv);
     for (; rev <= this.currentRev; rev++) {
       if (events.length >= limit || scanned >= scanLimit) return { events, more: true, nextRev: rev };
       const slot = this.revLog.at(rev, first, this.currentRev, rebuild);
@@ -958,7 +958,7 @@ export class MvccStore {
           const h = rec.versions();
           const [from, to] = versionsAt(h, rev);
           for (let i = from; i < to; i++) {
-            const prev = prevKv && i > 0 && h[i - 1]!.version !== 0n && this.prevReadable(h[i]!) ? h[i - 1] : undefined;
+            const prev = prevKv && this.prevReadable(h[i]!) ? eventPrev(h, i) : undefined;
             const ev = makeEvent(k, h[i]!, prev);
             made?.(ev);
             events.push(ev);
@@ -1052,6 +1052,24 @@ function versionsAt(h: readonly Rev[], rev: bigint): [number, number] {
 }
 
 /** About the bytes of the watch event of version `r` of `key` (`prev`: the version before it, for prev_kv). */
+/**
+ * The prev_kv of a watch event of version h[i], as etcd makes it when it sends the event: the key
+ * as a Range at the revision before the event's reads it — not a version written earlier in the
+ * same revision (a txn that puts a key and then deletes it: the delete's prev_kv is the key
+ * before the txn), nothing if the key did not exist then — and none at all for an event that
+ * creates the key (etcd's isCreateEvent: a put whose create revision is its mod revision).
+ * Found by test/compat's differential run against etcd 3.4.
+ */
+function eventPrev(h: readonly Rev[], i: number): Rev | undefined {
+  const r = h[i]!;
+  if (r.version !== 0n && r.create === r.mod) return undefined;
+  for (let j = i - 1; j >= 0; j--) {
+    const p = h[j]!;
+    if (p.mod < r.mod) return p.version !== 0n ? p : undefined;
+  }
+  return undefined;
+}
+
 function eventWeight(key: string, r: Rev, prev: Rev | undefined): number {
   return 2 * key.length + r.value.length + (prev ? prev.value.length : 0);
 }
@@ -1479,7 +1497,9 @@ export class WriteTxn implements RevisionWrites {
       this.store.leases?.attach(lease, k);
       this.undo.push({ attach: lease, key: k });
     }
-    this.changes.push({ rec, r, prev });
+    // The watch event's prev_kv (eventPrev): a created key has none; a put's live version is
+    // from an earlier revision (a txn puts a key at most once).
+    this.changes.push({ rec, r, prev: r.create === r.mod ? undefined : prev });
     return prev ? new StoredKeyValue(rec.key, prev, false) : undefined;
   }
 
@@ -1556,7 +1576,10 @@ export class WriteTxn implements RevisionWrites {
       if (this.pendingDetach) this.pendingDetach.push({ lease: prev.lease, key: rec.key });
       else this.detach(prev.lease, rec.key);
     }
-    this.changes.push({ rec, r, prev });
+    // The watch event's prev_kv (eventPrev): the key before this revision, which is not `prev`
+    // when this txn put the key before deleting it.
+    const h = rec.versions();
+    this.changes.push({ rec, r, prev: prev.mod < r.mod ? prev : eventPrev(h, h.length - 1) });
   }
 }
 

@@ -8,15 +8,17 @@
 // The answer is the same either way.
 //
 // The sort: each key-value's sort key is taken once (a bigint, or a latin1 string, which compares
-// like the bytes), then their indexes are sorted stably in steps (util/sort-in-steps.ts), so that
-// among equal targets the key order is kept, as before. A sort
-// by key needs none: the store hands key-values out in key order (descending is a reversal).
+// like the bytes), then their indexes are sorted in steps by Go's sort.Sort, as etcd sorts them
+// (util/go-sort.ts, descending as sort.Reverse): etcd's sort is not stable, and key-values with
+// equal targets come out in the order Go's algorithm leaves them — with a limit, that order
+// decides which are answered. A sort by key needs none: the store hands key-values out in key
+// order (descending is a reversal: keys are unique, so any sort gives the same).
 
 import type { KeyValue } from '../gen/etcd/kv.js';
 import { RangeRequest_SortOrder, RangeRequest_SortTarget } from '../gen/etcd/rpc.js';
 import { StoredKeyValue, latin1 } from './mvcc.js';
 import { compareOrdered } from '../util/compare.js';
-import { sortIndexSteps } from '../util/sort-in-steps.js';
+import { goSortSteps } from '../util/go-sort.js';
 
 /** Items handled between two yields. */
 export const RANGE_ORDER_STEP = 4096;
@@ -49,7 +51,8 @@ export function* orderSteps(kvs: KeyValue[], o: RangeOrdering, step = RANGE_ORDE
     keys[i] = keyOf(kvs[i]!);
     if ((i + 1) % step === 0) yield;
   }
-  const order = yield* sortIndexSteps(kvs.length, descending ? (i, j) => compareOrdered(keys[j]!, keys[i]!) : (i, j) => compareOrdered(keys[i]!, keys[j]!), step);
+  const less = descending ? (i: number, j: number) => compareOrdered(keys[j]!, keys[i]!) < 0 : (i: number, j: number) => compareOrdered(keys[i]!, keys[j]!) < 0;
+  const order = yield* goSortSteps(kvs.length, less, step);
   const out: KeyValue[] = new Array(kvs.length);
   for (let i = 0; i < order.length; i++) {
     out[i] = kvs[order[i]!]!;

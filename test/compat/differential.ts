@@ -7,8 +7,9 @@
 //
 // What is normalized away, and why: the response header's cluster_id, member_id and raft_term
 // (each cluster's own); lease ids the server chose (mapped to the order of their grant); a
-// lease's remaining TTL (a countdown; only "alive" vs -1 is compared); how a watch's events are
-// cut into responses (etcd batches per revision, the comparison is over the flat event list).
+// lease's remaining TTL (a countdown; only "alive" vs -1 is compared); the order of a lease's
+// keys and of the leases listed (etcd's come from Go maps, in random order); how a watch's
+// events are cut into responses (the comparison is over the flat event list).
 //
 // Leases are granted with long TTLs only (a short one is granted, read and revoked within one
 // step, to compare etcd's minimum TTL), so no lease expires while a sequence runs: expiry
@@ -228,7 +229,19 @@ export class StepGenerator {
     return { compare: Array.from({ length: this.r.intn(3) }, () => this.compare(k)), success: ops(), failure: ops() };
   }
 
+  /**
+   * Many keys under "b/" with few distinct values in one txn: more than 12 equal sort targets,
+   * where etcd's unstable sort (Go's) decides their order in a sorted Range.
+   */
+  private bulk(): Step {
+    const success: RequestOp[] = Array.from({ length: 13 + this.r.intn(40) }, (_, i) => ({
+      requestPut: { key: Buffer.from(`b/${String(i).padStart(2, '0')}`), value: VALUES[this.r.intn(3)]!, lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false },
+    }));
+    return { kind: 'txn', req: { compare: [], success, failure: [] } };
+  }
+
   next(k: Known): Step {
+    if (this.chance(0.01)) return this.bulk();
     const n = this.r.intn(100);
     if (n < 22) return { kind: 'range', req: this.rangeReq(k) };
     if (n < 47) return { kind: 'put', ...this.putFields() };
@@ -383,7 +396,7 @@ export async function runStep(t: Target, s: Step): Promise<Outcome> {
       }
       case 'ttl': {
         const r = await t.call(t.lease.leaseTimeToLive.bind(t.lease), { ID: s.id, keys: s.keys });
-        return { rev: header(r.header), id: t.leaseName(r.ID), alive: r.TTL > 0n ? 'alive' : String(r.TTL), granted: String(r.grantedTTL), keys: r.keys.map(bytes) };
+        return { rev: header(r.header), id: t.leaseName(r.ID), alive: r.TTL > 0n ? 'alive' : String(r.TTL), granted: String(r.grantedTTL), keys: r.keys.map(bytes).sort() };
       }
       case 'keepalive': {
         // One request on a keep-alive stream, and its answer (TTL 0: no such lease).

@@ -68,6 +68,15 @@ describe('watch streams', () => {
     call.cancel();
   });
 
+  it('watches the key "\\0" for an empty key, as etcd\'s watch server does (found by test/compat)', async () => {
+    const { call, got } = open();
+    call.write(WatchRequest.fromPartial({ createRequest: { key: Buffer.alloc(0), watchId: 8n } }));
+    await eventually(async () => assert.ok(got.some((r) => r.watchId === 8n && r.created)));
+    await c.client(0).put(Buffer.from([0]), 'zero');
+    await eventually(async () => assert.deepEqual(got.filter((r) => r.watchId === 8n).flatMap((r) => r.events.map((e) => Buffer.from(e.kv!.value).toString())), ['zero']));
+    call.cancel();
+  });
+
   it('splits a large revision into fragments for a watcher that asked, and only for it', async () => {
     // Three keys of 900 KB deleted in one revision: with prev_kv, ~2.7 MB of events, over the
     // 2 MiB a member takes in (--max-request-bytes and gRPC's 512 KiB): etcd's sendFragments.

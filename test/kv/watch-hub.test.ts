@@ -341,4 +341,42 @@ describe('watch hub', () => {
     assert.deepEqual(prevs, [undefined, 'v2']);
     reading.release();
   });
+
+  it("gives a revision's events the key as it was before the revision as prev_kv, live and catching up (etcd reads it at mod-1)", () => {
+    const store = new MvccStore();
+    const hub = new WatchHub(() => store);
+    store.onEvents = (ev, rev, writes) => hub.notify(ev, rev, writes);
+    const prevsOf = (startRevision: bigint) => {
+      const prevs: string[] = [];
+      const w: Watcher = {
+        ...recorder(1, undefined).w,
+        startRevision,
+        prevKv: true,
+        deliver: (events: Event[]) => {
+          for (const e of events) prevs.push(`${e.type}:${e.prevKv ? Buffer.from(e.prevKv.value).toString() : '-'}`);
+          return true;
+        },
+      };
+      hub.add(w);
+      return { w, prevs };
+    };
+    const live = prevsOf(0n);
+    store.write((x) => x.put(key(1), B('old'), 0n)); // rev 2
+    // One txn (rev 3) that puts the key, then deletes it (etcd takes this with a range end "\0").
+    store.write((x) => {
+      x.put(key(1), B('new'), 0n);
+      x.deleteRange(key(1), Buffer.from([0]));
+    });
+    // One txn (rev 4) that creates the key again and deletes it: nothing before it, nothing to show.
+    store.write((x) => {
+      x.put(key(1), B('again'), 0n);
+      x.deleteRange(key(1), Buffer.from([0]));
+    });
+    // 0 is a put, 1 a delete: the put at 3 shows 'old'; so does the delete at 3 (not 'new').
+    const want = ['0:-', '0:old', '1:old', '0:-', '1:-'];
+    assert.deepEqual(live.prevs, want);
+    const behind = prevsOf(2n);
+    hub.resume(behind.w);
+    assert.deepEqual(behind.prevs, want);
+  });
 });
