@@ -12,7 +12,6 @@ import type {
   AuthenticateRequest,
 } from '../gen/etcd/rpc.js';
 import { authOf } from '../auth/frontend.js';
-import { Errors } from '../kv/errors.js';
 import type { EtcdServer } from '../server/etcd-server.js';
 import type { RequestKind } from '../server/state-machine.js';
 import { unary } from './grpc-util.js';
@@ -27,9 +26,10 @@ export function authService(s: EtcdServer): [typeof AuthService, grpc.UntypedSer
     );
 
   const userAdd = async (req: AuthUserAddRequest, call: grpc.ServerUnaryCall<AuthUserAddRequest, unknown>) => {
-    if (req.name.length === 0) throw Errors.userEmpty();
     const noPassword = req.options?.noPassword ?? false;
-    // Refused before hashing if the caller may not do it (checked again when applied).
+    // Refused before hashing if the caller may not do it (checked again when applied). An empty
+    // name is refused when applied, after the permission check, as etcd orders them: a user
+    // without the root role is told "permission denied", not "user name is empty".
     await auth.requireAdmin(call);
     const hashedPassword = noPassword ? '' : req.hashedPassword || (await auth.hash(req.password));
     return auth.propose(call, 'authUserAdd', { name: req.name, password: '', options: req.options, hashedPassword });

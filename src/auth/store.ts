@@ -8,6 +8,7 @@
 // member that receives a request hashes before proposing, see ./frontend.ts), holds tokens
 // (member-local, ./tokens.ts), or reads a clock.
 
+import { goSort } from '../util/go-sort.js';
 import { Permission_Type } from '../gen/etcd/auth.js';
 import type { Permission } from '../gen/etcd/auth.js';
 import { Errors } from '../kv/errors.js';
@@ -73,7 +74,11 @@ export function covered(ivs: Interval[], key: Buffer, rangeEnd: Buffer | undefin
     return ivs.some((iv) => cmpBuf(iv.begin, key) <= 0 && (iv.end === undefined || cmpBuf(key, iv.end) < 0));
   }
   const target = end.length === 1 && end[0] === 0 ? undefined : end;
-  if (target !== undefined && cmpBuf(key, target) >= 0) return true; // an empty range
+  // An empty or inverted range ([key, end) with end <= key) reads nothing, but etcd's check is
+  // its interval tree's Contains, which for such an interval finds the permissions holding
+  // `key` itself: it is allowed as the key alone would be, and denied otherwise (found by
+  // test/compat's differential run against etcd 3.4).
+  if (target !== undefined && cmpBuf(key, target) >= 0) return covered(ivs, key, undefined);
   const sorted = [...ivs].sort((a, b) => cmpBuf(a.begin, b.begin));
   let pos = key; // everything below pos is covered
   for (const iv of sorted) {
@@ -217,12 +222,20 @@ export class AuthStore {
     const key = Buffer.from(perm.key);
     const rangeEnd = Buffer.from(perm.rangeEnd);
     const permType = perm.permType;
-    const existing = r.perms.find((p) => p.key.equals(key) && p.rangeEnd.equals(rangeEnd));
-    if (existing) {
-      existing.permType = permType;
+    // etcd's RoleGrantPermission, to the letter: the list is sorted by key alone, and only the
+    // first permission at or after the new key (sort.Search) is updated, if it has the same key
+    // and range end; otherwise the new one is appended and the list sorted again by key with
+    // Go's sort.Sort (not stable). So a role can hold two permissions with the same key and
+    // range end, as in etcd 3.4 (found by test/compat's differential run), and every member and
+    // a restore from an etcd snapshot see the list in etcd's order.
+    const at = r.perms.findIndex((p) => cmpBuf(p.key, key) >= 0);
+    const first = at >= 0 ? r.perms[at]! : undefined;
+    if (first && first.key.equals(key) && first.rangeEnd.equals(rangeEnd)) {
+      first.permType = permType;
     } else {
       r.perms.push({ permType, key, rangeEnd });
-      r.perms.sort((a, b) => cmpBuf(a.key, b.key));
+      const perms = r.perms;
+      r.perms = [...goSort(perms.length, (i, j) => cmpBuf(perms[i]!.key, perms[j]!.key) < 0)].map((i) => perms[i]!);
     }
     this.commit();
   }
@@ -230,9 +243,10 @@ export class AuthStore {
   roleRevokePermission(name: string, key: Buffer, rangeEnd: Buffer): void {
     const r = this.roles.get(name);
     if (!r) throw Errors.roleNotFound();
-    const i = r.perms.findIndex((p) => p.key.equals(key) && p.rangeEnd.equals(rangeEnd));
-    if (i < 0) throw Errors.permissionNotGranted();
-    r.perms.splice(i, 1);
+    // Every permission with this key and range end goes (etcd keeps the others, in order).
+    const kept = r.perms.filter((p) => !(p.key.equals(key) && p.rangeEnd.equals(rangeEnd)));
+    if (kept.length === r.perms.length) throw Errors.permissionNotGranted();
+    r.perms = kept;
     this.commit();
   }
 

@@ -293,3 +293,12 @@ export function* goSortSteps(n: number, less: (i: number, j: number) => boolean,
   yield* pdqsort(0, n, bitsLen(n));
   return d;
 }
+
+/** goSortSteps run straight through (for short lists: no step yields to anything). */
+export function goSort(n: number, less: (i: number, j: number) => boolean): Uint32Array {
+  const g = goSortSteps(n, less, Number.MAX_SAFE_INTEGER);
+  for (;;) {
+    const r = g.next();
+    if (r.done) return r.value;
+  }
+}

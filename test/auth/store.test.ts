@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Permission_Type } from '../../src/gen/etcd/auth.js';
 import { InternalRequest } from '../../src/gen/raftkv/entry.js';
-import { covered } from '../../src/auth/store.js';
+import { AuthStore, covered } from '../../src/auth/store.js';
 import { SimpleTokens } from '../../src/auth/tokens.js';
 import { EntryType } from '../../src/raft/index.js';
 import type { StateMachine } from '../../src/server/state-machine.js';
@@ -173,6 +173,27 @@ describe('auth store', () => {
     assert.equal(t.user('a.1'), undefined);
   });
 
+  it("grants and revokes permissions as etcd's RoleGrantPermission does: the first at the key is updated, or one more is added", () => {
+    const st = new AuthStore();
+    st.roleAdd('r');
+    const grant = (type: Permission_Type, k: string, e: string) => st.roleGrantPermission('r', { permType: type, key: b(k), rangeEnd: b(e) });
+    const list = () => st.roles.get('r')!.perms.map((p) => `${p.permType}:${p.key.toString()}:${p.rangeEnd.toString()}`);
+    grant(Permission_Type.READ, 'b', '');
+    grant(Permission_Type.READ, 'a1', '\0');
+    grant(Permission_Type.READWRITE, 'a1', '');
+    // The first permission at a1 has another range end: etcd adds a second (a1, '') rather than
+    // updating the one it has.
+    grant(Permission_Type.WRITE, 'a1', '');
+    assert.deepEqual(list(), ['0:a1:\0', '2:a1:', '1:a1:', '0:b:']);
+    // The first at b has the same key and end: updated in place.
+    grant(Permission_Type.WRITE, 'b', '');
+    assert.deepEqual(list(), ['0:a1:\0', '2:a1:', '1:a1:', '1:b:']);
+    // A revoke takes every permission with that key and end.
+    st.roleRevokePermission('r', b('a1'), b(''));
+    assert.deepEqual(list(), ['0:a1:\0', '1:b:']);
+    assert.throws(() => st.roleRevokePermission('r', b('a1'), b('')), /permission is not granted to the role/);
+  });
+
   it('range coverage: keys, ranges, prefixes and unions of permissions', () => {
     const iv = (k: string, e?: string) => ({ begin: b(k), end: e === undefined ? undefined : b(e) });
     const perms = [iv('a', 'c'), iv('c', 'e'), iv('x', 'x\0')];
@@ -184,5 +205,11 @@ describe('auth store', () => {
     assert.ok(!covered(perms, b('a'), b('\0')), 'to the end of the keyspace');
     assert.ok(covered([iv('a')], b('a'), b('\0')));
     assert.ok(covered([iv('a')], b('zzz'), undefined));
+    // An empty or inverted range is allowed as its first key alone would be (etcd's Contains
+    // finds the permissions holding it): [d, b) within [c, e) yes, [z, b) outside every one no.
+    assert.ok(covered(perms, b('d'), b('b')));
+    assert.ok(covered(perms, b('d'), b('d')));
+    assert.ok(!covered(perms, b('z'), b('b')));
+    assert.ok(!covered(perms, b('f'), b('f')));
   });
 });

@@ -1,5 +1,5 @@
 // Long differential runs against real etcd 3.4 (the test runs a few short ones):
-//   node dist/test/compat/cli.js [--seed N] [--seeds K] [--steps M] [--members 3] [--keep-going]
+//   node dist/test/compat/cli.js [--seed N] [--seeds K] [--steps M] [--members 3] [--keep-going] [--auth] [--trace]
 // Starts one etcd member and a raftkv cluster on free ports, runs K sequences of M steps
 // (seeds N … N+K-1, one after the other on the same servers), prints each divergence with the
 // steps before it, and stops everything it started. Exit code 1 if any sequence diverged.
@@ -7,7 +7,8 @@
 import { Command } from 'commander';
 import { EtcdProcess } from '../backup/etcd-process.js';
 import { ProcCluster } from '../support/proc-cluster.js';
-import { FRESH, type Known, Target, describeDivergence, runSequence } from './differential.js';
+import { authSteps, forgetPasswords } from './auth-steps.js';
+import { FRESH, type Known, Target, describeDivergence, describeStep, runSequence } from './differential.js';
 
 const program = new Command()
   .option('--seed <n>', 'first seed', '1')
@@ -15,10 +16,14 @@ const program = new Command()
   .option('--steps <m>', 'steps per sequence', '500')
   .option('--members <n>', 'raftkv members', '3')
   .option('--keep-going', 'after a divergence, restart both servers and go on with the next seed')
+  .option('--auth', 'auth steps (users, roles, permissions) with KV steps made as those users')
+  .option('--trace', 'print every step and the answer both gave')
   .parse();
-const o = program.opts<{ seed: string; seeds: string; steps: string; members: string; keepGoing?: boolean }>();
+const o = program.opts<{ seed: string; seeds: string; steps: string; members: string; keepGoing?: boolean; auth?: boolean; trace?: boolean }>();
+const trace = o.trace ? (i: number, step: unknown, outcome: unknown) => process.stdout.write(`${i} ${describeStep(step)}\n  -> ${JSON.stringify(outcome)}\n`) : undefined;
 
 async function servers(): Promise<{ etcd: EtcdProcess; cluster: ProcCluster; ref: Target; cand: Target }> {
+  forgetPasswords();
   const etcd = await EtcdProcess.start();
   // etcd's default timing, so that both raise a short lease TTL to the same minimum.
   const cluster = await ProcCluster.start({ size: Number(o.members), heartbeatMs: 100, electionMs: 1000, logLevel: 'warn' });
@@ -33,9 +38,12 @@ async function main(): Promise<number> {
     for (let i = 0; i < Number(o.seeds); i++) {
       const seed = Number(o.seed) + i;
       const t0 = Date.now();
-      const r = await runSequence(s.ref, s.cand, seed, Number(o.steps), known);
+      const r = o.auth
+        ? await runSequence(s.ref, s.cand, seed, Number(o.steps), known, trace, authSteps)
+        : await runSequence(s.ref, s.cand, seed, Number(o.steps), known, trace);
       if (!r.divergence) {
-        process.stdout.write(`seed ${seed}: ${o.steps} steps agree (${Date.now() - t0} ms, revision ${r.known.revision})\n`);
+        const kept = r.deviations > 0 ? `, ${r.deviations} differences kept on purpose` : '';
+        process.stdout.write(`seed ${seed}: ${o.steps} steps agree (${Date.now() - t0} ms, revision ${r.known.revision}${kept})\n`);
         known = r.known;
         continue;
       }
