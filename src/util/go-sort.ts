@@ -12,9 +12,9 @@
 //
 // Why steps: a sort of a million key-values is seconds of work; a generator yields after about
 // `step` elements looked at (in a partition) or sifted (heapsort's fallback), so the caller can
-// give the event loop a turn. What runs between two yields besides is bounded: insertion sorts
-// of at most 12 items, pivot choices, Go's partial insertion sort (at most 5 out-of-order pairs shifted), and a
-// range's reversal (one pass, when Go finds it decreasing).
+// give the event loop a turn; so do Go's partial insertion sort and range reversal, which can
+// pass over a whole range. What runs between two yields besides is bounded: insertion sorts of
+// at most 12 items (counted by their size) and pivot choices.
 
 /** bits.Len: the number of bits needed to write x (0 for 0). */
 function bitsLen(x: number): number {
@@ -148,12 +148,18 @@ export function* goSortSteps(n: number, less: (i: number, j: number) => boolean,
     return i;
   }
 
-  const partialInsertionSort = (a: number, b: number): boolean => {
+  // Go's partial insertion sort and range reversal: each may look at the whole range (an input
+  // already sorted, or sorted the other way, is one pass), so they count and yield as the
+  // partitions do.
+  function* partialInsertionSort(a: number, b: number): Generator<void, boolean> {
     const maxSteps = 5;
     const shortestShifting = 50;
     let i = a + 1;
     for (let s = 0; s < maxSteps; s++) {
-      while (i < b && !lt(i, i - 1)) i++;
+      while (i < b && !lt(i, i - 1)) {
+        i++;
+        if (due()) yield;
+      }
       if (i === b) return true;
       if (b - a < shortestShifting) return false;
       swap(i, i - 1);
@@ -162,6 +168,7 @@ export function* goSortSteps(n: number, less: (i: number, j: number) => boolean,
         for (let j = i - 1; j >= 1; j--) {
           if (!lt(j, j - 1)) break;
           swap(j, j - 1);
+          if (due()) yield;
         }
       }
       // Shift the greater one to the right.
@@ -169,11 +176,12 @@ export function* goSortSteps(n: number, less: (i: number, j: number) => boolean,
         for (let j = i + 1; j < b; j++) {
           if (!lt(j, j - 1)) break;
           swap(j, j - 1);
+          if (due()) yield;
         }
       }
     }
     return false;
-  };
+  }
 
   const breakPatterns = (a: number, b: number): void => {
     const length = b - a;
@@ -233,9 +241,12 @@ export function* goSortSteps(n: number, less: (i: number, j: number) => boolean,
 
   const medianAdjacent = (a: number, swaps: { n: number }): number => median(a - 1, a, a + 1, swaps);
 
-  const reverseRange = (a: number, b: number): void => {
-    for (let i = a, j = b - 1; i < j; i++, j--) swap(i, j);
-  };
+  function* reverseRange(a: number, b: number): Generator<void, void> {
+    for (let i = a, j = b - 1; i < j; i++, j--) {
+      swap(i, j);
+      if (due()) yield;
+    }
+  }
 
   function* pdqsort(a: number, b: number, limit: number): Generator<void, void> {
     const maxInsertion = 12;
@@ -259,15 +270,12 @@ export function* goSortSteps(n: number, less: (i: number, j: number) => boolean,
       }
       let [pivot, hint] = choosePivot(a, b);
       if (hint === Hint.Decreasing) {
-        reverseRange(a, b);
-        if (due(length)) yield;
+        yield* reverseRange(a, b);
         pivot = b - 1 - (pivot - a);
         hint = Hint.Increasing;
       }
       if (wasBalanced && wasPartitioned && hint === Hint.Increasing) {
-        const sorted = partialInsertionSort(a, b);
-        if (due(length)) yield;
-        if (sorted) return;
+        if (yield* partialInsertionSort(a, b)) return;
       }
       if (a > 0 && !lt(a - 1, pivot)) {
         a = yield* partitionEqual(a, b, pivot);
