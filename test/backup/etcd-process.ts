@@ -101,12 +101,19 @@ export class EtcdProcess {
     return r.stdout;
   }
 
+  /** Stops it and starts it again on the same data dir (`hard`: kill -9 first), and waits until it serves. */
+  async restart(hard = false): Promise<void> {
+    await this.stop(hard ? 'SIGKILL' : 'SIGTERM');
+    this.spawn();
+    await this.waitServing();
+  }
+
   /** Stops it by pid (SIGTERM, SIGKILL after 10 s). */
-  async stop(): Promise<void> {
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const p = this.proc;
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
     const done = new Promise<void>((r) => p.once('exit', () => r()));
-    p.kill('SIGTERM');
+    p.kill(signal);
     const t = setTimeout(() => p.kill('SIGKILL'), 10_000);
     await done;
     clearTimeout(t);

@@ -228,7 +228,12 @@ export async function runAuthStep(t: Target, s: AuthStep, passwords: ReadonlyMap
     else auth = tok;
   }
   try {
-    if (s.kind === 'kv') return { auth, result: await runStep(t, s.step) };
+    if (s.kind === 'kv') {
+      const result = await runStep(t, s.step);
+      // A restart drops every simple token, on both.
+      if (s.step.kind === 'restart') tokens.get(t)?.clear();
+      return { auth, result };
+    }
     let out: Outcome;
     try {
       out = await admin(t, s);

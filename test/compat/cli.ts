@@ -5,11 +5,10 @@
 // steps before it, and stops everything it started. Exit code 1 if any sequence diverged.
 
 import { Command } from 'commander';
-import { EtcdProcess } from '../backup/etcd-process.js';
-import { ProcCluster } from '../support/proc-cluster.js';
 import { authSteps, forgetPasswords } from './auth-steps.js';
 import { gatewaySteps } from './gateway-steps.js';
-import { FRESH, type Known, Target, describeDivergence, describeStep, runSequence } from './differential.js';
+import { FRESH, type Known, describeDivergence, describeStep, runSequence } from './differential.js';
+import { type Servers, startServers } from './servers.js';
 
 const program = new Command()
   .option('--seed <n>', 'first seed', '1')
@@ -24,12 +23,9 @@ const program = new Command()
 const o = program.opts<{ seed: string; seeds: string; steps: string; members: string; keepGoing?: boolean; auth?: boolean; gateway?: boolean; trace?: boolean }>();
 const trace = o.trace ? (i: number, step: unknown, outcome: unknown) => process.stdout.write(`${i} ${describeStep(step)}\n  -> ${JSON.stringify(outcome)}\n`) : undefined;
 
-async function servers(): Promise<{ etcd: EtcdProcess; cluster: ProcCluster; ref: Target; cand: Target }> {
+async function servers(): Promise<Servers> {
   forgetPasswords();
-  const etcd = await EtcdProcess.start();
-  // etcd's default timing, so that both raise a short lease TTL to the same minimum.
-  const cluster = await ProcCluster.start({ size: Number(o.members), heartbeatMs: 100, electionMs: 1000, logLevel: 'warn' });
-  return { etcd, cluster, ref: new Target('etcd', etcd.endpoint), cand: new Target('raftkv', cluster.endpoint(0)) };
+  return startServers(Number(o.members));
 }
 
 async function main(): Promise<number> {
@@ -54,18 +50,12 @@ async function main(): Promise<number> {
       diverged++;
       process.stdout.write(`${describeDivergence(r.divergence)}\n`);
       if (!o.keepGoing) break;
-      s.ref.close();
-      s.cand.close();
-      await s.cluster.destroy();
-      await s.etcd.destroy();
+      await s.close();
       s = await servers();
       known = FRESH;
     }
   } finally {
-    s.ref.close();
-    s.cand.close();
-    await s.cluster.destroy();
-    await s.etcd.destroy();
+    await s.close();
   }
   return diverged > 0 ? 1 : 0;
 }

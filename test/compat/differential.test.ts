@@ -10,11 +10,11 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { EtcdProcess, etcdAvailable } from '../backup/etcd-process.js';
-import { ProcCluster } from '../support/proc-cluster.js';
+import { etcdAvailable } from '../backup/etcd-process.js';
 import { authSteps, forgetPasswords } from './auth-steps.js';
 import { gatewaySteps } from './gateway-steps.js';
-import { FRESH, type Known, type Steps, Target, describeDivergence, runSequence } from './differential.js';
+import { FRESH, type Known, type Steps, type Target, describeDivergence, runSequence } from './differential.js';
+import { type Servers, startServers } from './servers.js';
 
 // Per kind, seeds 1-N with 250 steps each, one after the other on the same servers (each goes
 // on from the state the one before left): about 1,500 KV, 750 auth and 500 gateway requests,
@@ -27,8 +27,7 @@ const KINDS: Array<{ name: string; seeds: number[]; steps?: (seed: number) => St
 const STEPS = 250;
 
 for (const kind of KINDS) describe(`differential, ${kind.name}: raftkv answers as etcd 3.4 does`, { skip: !etcdAvailable && 'etcd is not installed' }, () => {
-  let etcd: EtcdProcess | undefined;
-  let cluster: ProcCluster | undefined;
+  let servers: Servers | undefined;
   let ref: Target;
   let cand: Target;
   let known: Known = FRESH;
@@ -37,19 +36,12 @@ for (const kind of KINDS) describe(`differential, ${kind.name}: raftkv answers a
 
   before(async () => {
     forgetPasswords();
-    etcd = await EtcdProcess.start();
-    // etcd's default heartbeat and election timeout: both raise a short lease TTL to the same minimum.
-    cluster = await ProcCluster.start({ size: 3, heartbeatMs: 100, electionMs: 1000, logLevel: 'warn' });
-    ref = new Target('etcd', etcd.endpoint);
-    // A member that may be a follower: writes and lease calls are forwarded as etcd's would be.
-    cand = new Target('raftkv', cluster.endpoint(0));
+    servers = await startServers();
+    ({ ref, cand } = servers);
   });
 
   after(async () => {
-    ref?.close();
-    cand?.close();
-    await cluster?.destroy();
-    await etcd?.destroy();
+    await servers?.close();
   });
 
   for (const seed of kind.seeds) {

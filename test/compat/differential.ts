@@ -57,7 +57,8 @@ export type Step =
   | { kind: 'keepalive'; id: bigint }
   | { kind: 'leases' }
   | { kind: 'watch'; key: Buffer; rangeEnd: Buffer; startRevision: bigint; prevKv: boolean; filters: WatchCreateRequest_FilterType[] }
-  | { kind: 'hash'; revision: bigint };
+  | { kind: 'hash'; revision: bigint }
+  | { kind: 'restart'; hard: boolean };
 
 /** What the generator knows of the servers' state (from the reference's answers). */
 export interface Known {
@@ -243,6 +244,9 @@ export class StepGenerator {
 
   next(k: Known): Step {
     if (this.chance(0.01)) return this.bulk();
+    // Now and then both servers restart (kill -9 or a clean stop): what follows must be answered
+    // as before — the revisions, the compaction, leases, the history the watches read.
+    if (this.chance(0.004)) return { kind: 'restart', hard: this.chance(0.5) };
     const n = this.r.intn(100);
     if (n < 22) return { kind: 'range', req: this.rangeReq(k) };
     if (n < 47) return { kind: 'put', ...this.putFields() };
@@ -311,8 +315,27 @@ export class Target {
     for (const c of [this.kv, this.lease, this.maint, this.watch, this.auth]) c.close();
   }
 
+  /**
+   * Resolves once every client's channel is connected again (after a restart a channel waits
+   * out its reconnect backoff, and a call made meanwhile would fail at once as UNAVAILABLE).
+   */
+  async waitReady(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    await Promise.all(
+      [this.kv, this.lease, this.maint, this.watch, this.auth].map(
+        (c) => new Promise<void>((resolve, reject) => c.waitForReady(deadline, (e) => (e ? reject(e) : resolve()))),
+      ),
+    );
+  }
+
   /** The auth token sent with every call and stream (./auth-steps.ts sets it per step), if any. */
   token: string | undefined;
+
+  /**
+   * Restarts the server under test (`hard`: kill -9) and resolves once it serves again; set by
+   * whoever started it (etcd: its one member; raftkv: the member this target talks to, or all).
+   */
+  restart: ((hard: boolean) => Promise<void>) | undefined;
 
   metadata(): grpc.Metadata {
     const m = new grpc.Metadata();
@@ -434,6 +457,10 @@ export async function runStep(t: Target, s: Step): Promise<Outcome> {
       }
       case 'watch':
         return await watchOnce(t, s);
+      case 'restart':
+        if (!t.restart) return { restarted: 'no restart hook' };
+        await t.restart(s.hard);
+        return { restarted: true };
     }
   } catch (e) {
     return failure(e);
