@@ -290,11 +290,25 @@ export class EtcdServer {
     await this.node?.wal.close();
   }
 
+  /**
+   * This member is no longer one: it stops ten heartbeats later (etcd's stopWithDelay: 1 s at
+   * the default 100 ms), so that the answer to the MemberRemove that removed it reaches its
+   * client — stopping at once cut that connection, and `etcdctl member remove` of the member it
+   * was talking to said "transport is closing" and exited 1 (etcd: 0). Told by a peer (which
+   * applied the removal first and now refuses it), it may never apply the removal itself — the
+   * leader stops sending to it as it applies it — so a MemberRemove of itself waiting here is
+   * answered then too: the removal is committed and applied.
+   */
   private removed(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.removing) return;
+    this.removing = true;
     this.logger.warn('the member has been permanently removed from the cluster');
-    setImmediate(() => this.onRemoved());
+    this.proposals.confChangeApplied(ConfChangeType.RemoveNode, this.id);
+    this.clock.setTimeout(() => this.onRemoved(), 10 * this.cfg.heartbeatMs);
   }
+
+  /** Set once removed() ran: the stop is on its way. */
+  private removing = false;
 
   // ------------------------------------------------------------------ what the loop reports
 
