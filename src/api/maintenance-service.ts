@@ -16,7 +16,7 @@ import {
   StatusResponse,
 } from '../gen/etcd/rpc.js';
 import { authOf, withAuthStoreErrors } from '../auth/frontend.js';
-import { Errors } from '../kv/errors.js';
+import { EtcdError, Errors } from '../kv/errors.js';
 import { alarmText } from '../server/alarms.js';
 import { API_VERSION, type EtcdServer } from '../server/etcd-server.js';
 import { yieldToEventLoop } from '../util/yield.js';
@@ -87,8 +87,16 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
       // Through the log: every member raises (or disarms) the alarm at the same point.
       return s.propose('alarm', req);
     }
-    // GET: etcd sends it through the log too; a ReadIndex round is as linearizable.
-    await s.linearizableRead();
+    // GET: etcd sends it through the log too; a ReadIndex round is as linearizable. With no
+    // leader for the whole request timeout, etcd's proposal never reaches Raft and its context's
+    // own error goes to the client unconverted (Unknown "context deadline exceeded", which
+    // etcdctl does not retry); a read's timeout is Unavailable "request timed out", which etcdctl
+    // retried until its own deadline (`alarm list` and `alarm disarm` hung for all of it).
+    await s.linearizableRead().catch((e: unknown) => {
+      const timedOut = e instanceof EtcdError && (e.message === Errors.timeout().message || e.message === Errors.timeoutDueToLeaderFail().message);
+      if (timedOut && s.leader() === 0n) throw Errors.noLeaderDeadline();
+      throw e;
+    });
     // No header, as etcd's AlarmResponse (and DefragmentResponse below): etcdctl -w json prints {}.
     return { alarms: req.action === AlarmRequest_AlarmAction.GET ? s.sm.alarms.get(req.alarm) : [] };
   };
