@@ -880,7 +880,7 @@ export class MvccStore {
     let scanned = 0;
     let rev = fromRev > first ? fromRev : first;
     const rebuild = (add: (rec: KeyRecord, rev: bigint) => void): void => this.allVersions(first, add);
-    /** The event of version h[i] for this watcher (prev_kv: the version before, unless a deletion). */
+    /** The event of version h[i] for this watcher (prev_kv: eventPrev's, if it asked). */
     const eventAt = (rec: KeyRecord, h: readonly Rev[], i: number): Event =>
       this.eventOf(rec.key, h[i]!, eventPrev(h, i), prevKv);
     for (; rev <= this.currentRev; rev++) {
@@ -1051,7 +1051,6 @@ function versionsAt(h: readonly Rev[], rev: bigint): [number, number] {
   return [from, to];
 }
 
-/** About the bytes of the watch event of version `r` of `key` (`prev`: the version before it, for prev_kv). */
 /**
  * The prev_kv of a watch event of version h[i], as etcd makes it when it sends the event: the key
  * as a Range at the revision before the event's reads it — not a version written earlier in the
@@ -1070,6 +1069,7 @@ function eventPrev(h: readonly Rev[], i: number): Rev | undefined {
   return undefined;
 }
 
+/** About the bytes of the watch event of version `r` of `key` (`prev`: the version before it, for prev_kv). */
 function eventWeight(key: string, r: Rev, prev: Rev | undefined): number {
   return 2 * key.length + r.value.length + (prev ? prev.value.length : 0);
 }

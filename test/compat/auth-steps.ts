@@ -11,11 +11,10 @@
 // new password, or auth is enabled or disabled — when etcd drops simple tokens — so that the
 // costly bcrypt of Authenticate runs only when it must.
 
-import * as grpc from '@grpc/grpc-js';
 import { Permission_Type } from '../../src/gen/etcd/auth.js';
 import type { RequestOp, TxnRequest } from '../../src/gen/etcd/rpc.js';
 import { SeededRand } from '../../src/raft/rand.js';
-import { type Known, type Outcome, type Step, StepGenerator, type Steps, type Target, learn as learnKv, prefixEnd, runStep } from './differential.js';
+import { type Known, type Outcome, type Step, StepGenerator, type Steps, type Target, failure, header, learn as learnKv, prefixEnd, runStep } from './differential.js';
 
 type AdminStep =
   | { kind: 'user-add'; name: string; password: string; noPassword: boolean }
@@ -167,12 +166,6 @@ export class AuthStepGenerator {
 /** Tokens per server and user, kept until etcd would drop them (see the header). */
 const tokens = new WeakMap<Target, Map<string, string | Outcome>>();
 
-function failure(e: unknown): Outcome {
-  const g = e as grpc.ServiceError;
-  if (typeof g?.code === 'number') return { error: `${grpc.status[g.code]}: ${g.details}` };
-  throw e;
-}
-
 /** A token for `user` on `t` (or the failure of Authenticate, as an outcome). */
 async function tokenOf(t: Target, user: string, passwords: ReadonlyMap<string, string>): Promise<string | Outcome> {
   let mine = tokens.get(t);
@@ -200,10 +193,6 @@ function forget(t: Target, s: AuthStep): void {
   if (!mine) return;
   if (s.kind === 'enable' || s.kind === 'disable') mine.clear();
   else if (s.kind === 'user-add' || s.kind === 'user-delete' || s.kind === 'user-passwd') mine.delete(s.name);
-}
-
-function header(h: { revision: bigint } | undefined): string {
-  return h ? String(h.revision) : 'no header';
 }
 
 async function admin(t: Target, s: AdminStep): Promise<Outcome> {

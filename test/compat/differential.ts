@@ -311,8 +311,13 @@ export class Target {
     this.auth = new AuthClient(endpoint, creds);
   }
 
+  /** Its clients, one channel each. */
+  private get clients(): grpc.Client[] {
+    return [this.kv, this.lease, this.maint, this.watch, this.auth];
+  }
+
   close(): void {
-    for (const c of [this.kv, this.lease, this.maint, this.watch, this.auth]) c.close();
+    for (const c of this.clients) c.close();
   }
 
   /**
@@ -322,7 +327,7 @@ export class Target {
   async waitReady(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     await Promise.all(
-      [this.kv, this.lease, this.maint, this.watch, this.auth].map(
+      this.clients.map(
         (c) => new Promise<void>((resolve, reject) => c.waitForReady(deadline, (e) => (e ? reject(e) : resolve()))),
       ),
     );
@@ -368,7 +373,8 @@ function kv(t: Target, x: KeyValue | undefined): unknown {
   return { key: bytes(x.key), create: String(x.createRevision), mod: String(x.modRevision), version: String(x.version), value: bytes(x.value), lease: x.lease === 0n ? '0' : t.leaseName(x.lease) };
 }
 
-function header(h: ResponseHeader | undefined): unknown {
+/** A response header as compared: its revision alone (the ids and the term are each server's own). */
+export function header(h: Pick<ResponseHeader, 'revision'> | undefined): string {
   return h ? String(h.revision) : 'no header';
 }
 
@@ -381,7 +387,8 @@ function responseOp(t: Target, r: ResponseOp): unknown {
   return 'empty response op';
 }
 
-function failure(e: unknown): Outcome {
+/** A gRPC error as compared: its status and its message (anything else is the harness's own, thrown). */
+export function failure(e: unknown): Outcome {
   const g = e as grpc.ServiceError;
   if (typeof g?.code === 'number') return { error: `${grpc.status[g.code]}: ${g.details}` };
   throw e;

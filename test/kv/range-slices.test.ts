@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { MvccStore } from '../../src/kv/mvcc.js';
 import { doRange, doRangeAsync } from '../../src/kv/kv-ops.js';
 import { RangeRequest } from '../../src/gen/etcd/rpc.js';
-import { goSortSteps } from '../../src/util/go-sort.js';
+import { goSort } from '../../src/util/go-sort.js';
 
 const B = (s: string) => Buffer.from(s);
 const key = (k: number) => B(`k/${String(k).padStart(3, '0')}`);
@@ -114,13 +114,7 @@ describe('rangeAsync', () => {
             const c = typeof x === 'bigint' ? (x < (y as bigint) ? -1 : x > (y as bigint) ? 1 : 0) : Buffer.compare(x, y as Buffer);
             return order === 2 ? -c : c;
           };
-          const goSorted = (): KeyValue[] => {
-            const steps = goSortSteps(all.length, (i, j) => by(all[i]!, all[j]!) < 0, Number.MAX_SAFE_INTEGER);
-            let r = steps.next();
-            while (!r.done) r = steps.next();
-            return [...r.value].map((i) => all[i]!);
-          };
-          const sorted = order !== 1 && order !== 2 ? all : goSorted();
+          const sorted = order !== 1 && order !== 2 ? all : [...goSort(all.length, (i, j) => by(all[i]!, all[j]!) < 0)].map((i) => all[i]!);
           const want = q.limit > 0 ? sorted.slice(0, q.limit) : sorted;
           const plain = (kv: KeyValue) => [kv.key.toString('hex'), kv.modRevision, kv.value.toString('hex')];
           const wanted = want.map((kv) => [kv.key.toString('hex'), kv.modRevision, q.keysOnly ? '' : kv.value.toString('hex')]);
