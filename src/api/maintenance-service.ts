@@ -16,7 +16,7 @@ import {
   StatusResponse,
 } from '../gen/etcd/rpc.js';
 import { authOf, withAuthStoreErrors } from '../auth/frontend.js';
-import { EtcdError, Errors } from '../kv/errors.js';
+import { Errors, isRequestTimeout } from '../kv/errors.js';
 import { alarmText } from '../server/alarms.js';
 import { API_VERSION, type EtcdServer } from '../server/etcd-server.js';
 import { yieldToEventLoop } from '../util/yield.js';
@@ -93,8 +93,7 @@ export function maintenanceService(s: EtcdServer): [typeof MaintenanceService, g
     // etcdctl does not retry); a read's timeout is Unavailable "request timed out", which etcdctl
     // retried until its own deadline (`alarm list` and `alarm disarm` hung for all of it).
     await s.linearizableRead().catch((e: unknown) => {
-      const timedOut = e instanceof EtcdError && (e.message === Errors.timeout().message || e.message === Errors.timeoutDueToLeaderFail().message);
-      if (timedOut && s.leader() === 0n) throw Errors.noLeaderDeadline();
+      if (isRequestTimeout(e) && s.leader() === 0n) throw Errors.noLeaderDeadline();
       throw e;
     });
     // No header, as etcd's AlarmResponse (and DefragmentResponse below): etcdctl -w json prints {}.

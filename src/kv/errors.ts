@@ -118,3 +118,8 @@ export const Errors = {
   invalidAuthMgmt: e(INVALID_ARGUMENT, 'etcdserver: invalid auth management'),
   authOldRevision: e(INVALID_ARGUMENT, 'etcdserver: revision of auth store is old'),
 };
+
+/** A request that waited out the request timeout, in either of etcd's texts for it. */
+export function isRequestTimeout(e: unknown): boolean {
+  return e instanceof EtcdError && (e.message === Errors.timeout().message || e.message === Errors.timeoutDueToLeaderFail().message);
+}

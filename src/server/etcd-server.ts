@@ -24,7 +24,7 @@ import {
 } from '../raft/index.js';
 import type { InternalRequest } from '../gen/raftkv/entry.js';
 import { AlarmRequest_AlarmAction, AlarmType, type ResponseHeader } from '../gen/etcd/rpc.js';
-import { EtcdError, Errors } from '../kv/errors.js';
+import { EtcdError, Errors, isRequestTimeout } from '../kv/errors.js';
 import { Lessor } from '../kv/lessor.js';
 import { WatchHub } from '../kv/watch-hub.js';
 import { Snapshotter } from '../storage/snap/snapshotter.js';
@@ -507,7 +507,7 @@ export class EtcdServer {
     try {
       await this.proposals.withTimeout(this.reader.wait(gaveUp.signal));
     } catch (e) {
-      if (e instanceof EtcdError && e.message === Errors.timeout().message) this.reader.timedOut();
+      if (isRequestTimeout(e)) this.reader.timedOut();
       // Out of its round: a read that timed out holds nothing while the member has no leader.
       gaveUp.abort(e);
       throw e;
