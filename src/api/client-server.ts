@@ -12,6 +12,7 @@ import { leaseService } from './lease-service.js';
 import { lockService } from './lock-service.js';
 import { maintenanceService } from './maintenance-service.js';
 import { watchService } from './watch-service.js';
+import { receiveLimitInGrpcGoWords } from './receive-limit-text.js';
 
 /** etcd lets a request exceed --max-request-bytes by this much at the gRPC layer. */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -35,6 +36,7 @@ export function clientServices(s: EtcdServer): ClientService[] {
 }
 
 export function createClientServer(s: EtcdServer, services: ClientService[] = clientServices(s)): grpc.Server {
+  receiveLimitInGrpcGoWords();
   const server = new grpc.Server({
     'grpc.max_receive_message_length': s.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES,
     'grpc.max_send_message_length': 2 ** 31 - 1,

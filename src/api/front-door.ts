@@ -97,7 +97,14 @@ export class ClientFrontDoor {
     this.rejected = opts.rejected;
     this.grpcConnections = lean.result;
     this.leanUnary = lean.lean;
-    this.http = createHttpServer({ maxHeaderSize: opts.maxHeaderBytes }, httpHandler);
+    this.http = createHttpServer({ maxHeaderSize: opts.maxHeaderBytes }, (req, res) => {
+      // Go's server writes no `Connection` header on a persistent HTTP/1.1 connection, nor on an
+      // HTTP/1.0 one it closes; node:http adds `keep-alive` (or `close`) to every answer. Taking
+      // the header out changes only what is written: the connection is kept or closed as before.
+      // Where Go does write it — `close` to a client that asked for it — node:http does too.
+      if (res.shouldKeepAlive || req.httpVersion === '1.0') res.removeHeader('Connection');
+      httpHandler(req, res);
+    });
     // Idle keep-alive connections stay open, as Go's server keeps them (etcd sets no idle
     // timeout): Node's default closes them after 5 s, which a pooled client (etcd3gw's
     // requests.Session) can meet as a reset when it reuses one just then.

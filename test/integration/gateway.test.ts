@@ -480,6 +480,57 @@ describe('JSON gateway', { skip: !curlAvailable && 'curl is not installed' }, ()
     ]);
   });
 
+  it('takes the member of a oneof last in the JSON text (etcd 3.4\'s gateway takes one at random): a cancel or a progress request after a create', { timeout: 30_000 }, async () => {
+    const h = '"header":{"cluster_id":"*","member_id":"*","revision":"*","raft_term":"*"}';
+    const body = [
+      `{"create_request":{"key":"${b64('j')}","watch_id":40}}`,
+      `{"create_request":{"key":"${b64('j2')}","watch_id":41},"cancel_request":{"watch_id":40}}`,
+      `{"cancel_request":{"watch_id":99},"progress_request":{}}`,
+      `{"cancel_request":{"watch_id":99},"create_request":{"key":"${b64('j3')}","watch_id":42}}`,
+    ].join('');
+    assert.deepEqual((await streamLines(`${url}/v3/watch`, body, 4)).map(masked), [
+      `{"result":{${h},"watch_id":"40","created":true}}`,
+      `{"result":{${h},"watch_id":"40","canceled":true}}`,
+      `{"result":{${h},"watch_id":"-1"}}`,
+      `{"result":{${h},"watch_id":"42","created":true}}`,
+    ]);
+  });
+
+  it('fails a watch stream sent a message over gRPC\'s limit as etcd 3.4 does: its error object, first message or later (found by a probe)', async () => {
+    const limit = c.member('n1').server.cfg.maxRequestBytes + 512 * 1024;
+    const key = Buffer.alloc(limit + 1000, 'k');
+    const size = rpc.WatchRequest.encode(rpc.WatchRequest.fromPartial({ createRequest: { key } })).finish().length;
+    const error = `{"error":{"grpc_code":8,"http_code":429,"message":"grpc: received message larger than max (${size} vs. ${limit})","http_status":"Too Many Requests"}}`;
+    const big = `{"create_request":{"key":"${key.toString('base64')}"}}`;
+    // First: a 429 whose body is the stream's error object (it was a unary call's error body).
+    const r = await post('/v3/watch', big);
+    assert.deepEqual([r.status, r.headers['transfer-encoding'], r.body], [429, 'chunked', error]);
+    // After a watch was created: its line, then the error, and the answer ends (it stayed open).
+    const h = '"header":{"cluster_id":"*","member_id":"*","revision":"*","raft_term":"*"}';
+    const later = await post('/v3/watch', `{"create_request":{"key":"${b64('ok')}"}}${big}`);
+    assert.deepEqual([later.status, ...later.body.split('\n')], [200, later.body.split('\n')[0], error]);
+    assert.equal(masked(later.body.split('\n')[0]!), `{"result":{${h},"created":true}}`);
+  });
+
+  it('writes no Connection header on a kept connection, as Go\'s server (node:http wrote keep-alive)', async () => {
+    for (const r of [await post('/v3/kv/range', `{"key":"${b64('a')}"}`), await curl(`${url}/version`)]) {
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.connection, undefined);
+    }
+    // A watch's streamed answer neither.
+    const streamed = await new Promise<{ status?: number; connection?: string }>((resolve, reject) => {
+      const req = httpRequest(`${url}/v3/watch`, { method: 'POST' }, (res) => {
+        resolve({ status: res.statusCode, connection: res.headers.connection });
+        req.destroy();
+      });
+      req.on('error', reject);
+      req.end(`{"create_request":{"key":"${b64('a')}"}}`);
+    });
+    assert.deepEqual(streamed, { status: 200, connection: undefined });
+    // Asked to close, Go's server says so; so does this one.
+    assert.equal((await curl(`${url}/version`, ['-H', 'Connection: close'])).headers.connection, 'close');
+  });
+
   it('takes the call\'s deadline from Grpc-Timeout, as etcd 3.4 does', async () => {
     // etcd 3.4.23's answers to the same requests (grpc-gateway's timeoutDecode: 0 is none, a
     // negative one — or one that wraps Go's int64 nanoseconds — has passed already).

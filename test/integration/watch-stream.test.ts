@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { WatchClient, WatchRequest, type WatchResponse } from '../../src/gen/etcd/rpc.js';
+import { WatchClient, WatchRequest, WatchResponse } from '../../src/gen/etcd/rpc.js';
 import { ProcCluster, eventually } from '../support/proc-cluster.js';
 
 const B = (s: string): Buffer => Buffer.from(s);
@@ -66,6 +66,46 @@ describe('watch streams', () => {
     await c.client(0).put('cw/k', '4');
     assert.ok(!got.some((r) => r.watchId === 4n && r.events.length > 0));
     call.cancel();
+  });
+
+  it("fails a stream sent a message over gRPC's limit with grpc-go's text, as etcd (grpc-js's own text before)", async () => {
+    const { call } = open();
+    const failed = new Promise<grpc.ServiceError>((resolve) => call.on('error', resolve));
+    // 1.5 MiB (--max-request-bytes) + 512 KiB: gRPC's receive limit of an etcd member.
+    const limit = 1.5 * 1024 * 1024 + 512 * 1024;
+    const req = WatchRequest.fromPartial({ createRequest: { key: Buffer.alloc(limit + 100, 'k') } });
+    call.write(req);
+    const e = await failed;
+    assert.equal(e.code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.equal(e.details, `grpc: received message larger than max (${WatchRequest.encode(req).finish().length} vs. ${limit})`);
+  });
+
+  it('takes the last of create, cancel and progress in one request, as protobuf (and etcd) take a oneof', async () => {
+    // Hand-made bytes: two requests' encodings one after the other are one message with both.
+    const raw = new grpc.Client(c.endpoint(0), grpc.credentials.createInsecure());
+    const call = raw.makeBidiStreamRequest('/etcdserverpb.Watch/Watch', (b: Buffer) => b, (b: Buffer) => WatchResponse.decode(b));
+    const got: WatchResponse[] = [];
+    call.on('data', (r: WatchResponse) => got.push(r));
+    call.on('error', () => undefined);
+    const enc = (r: WatchRequest): Buffer => Buffer.from(WatchRequest.encode(r).finish());
+    const P = WatchRequest.fromPartial;
+    try {
+      call.write(enc(P({ createRequest: { key: B('one/a'), watchId: 30n } })));
+      await eventually(async () => assert.ok(got.some((r) => r.watchId === 30n && r.created)));
+      // A create, then a cancel of watch 30: the cancel.
+      call.write(Buffer.concat([enc(P({ createRequest: { key: B('one/b'), watchId: 31n } })), enc(P({ cancelRequest: { watchId: 30n } }))]));
+      await eventually(async () => assert.ok(got.some((r) => r.watchId === 30n && r.canceled)));
+      // A create, then a progress request: the progress answer (watch id -1).
+      call.write(Buffer.concat([enc(P({ createRequest: { key: B('one/c'), watchId: 32n } })), enc(P({ progressRequest: {} }))]));
+      await eventually(async () => assert.ok(got.some((r) => r.watchId === -1n && !r.created && !r.canceled)));
+      // A cancel, then a create: the create.
+      call.write(Buffer.concat([enc(P({ cancelRequest: { watchId: 33n } })), enc(P({ createRequest: { key: B('one/d'), watchId: 33n } }))]));
+      await eventually(async () => assert.ok(got.some((r) => r.watchId === 33n && r.created)));
+      assert.ok(!got.some((r) => r.watchId === 31n || r.watchId === 32n), 'no watch made from a create that came first');
+    } finally {
+      call.cancel();
+      raw.close();
+    }
   });
 
   it('watches the key "\\0" for an empty key, as etcd\'s watch server does (found by test/compat)', async () => {

@@ -161,13 +161,16 @@ export class CallRunner {
     else sendError(this.res, DEADLINE_PASSED, false);
   }
 
-  /** Ends a streaming call with `st` (the service is told the client went away). */
+  /**
+   * Ends a streaming call with `st` (the service is told the client went away): the stream's
+   * error object, after what was sent, as etcd's gateway writes a stream its member failed
+   * (a first message too large is a 429 with that body, not a unary call's error).
+   */
   private failStream(st: CallStatus): void {
     if (this.finished) return;
     this.finished = true;
     this.call?.cancel();
-    if (this.res.headersSent) endStream(this.res, st);
-    else sendError(this.res, st, true);
+    endStream(this.res, st);
   }
 
   /** The client closed the connection before the answer was complete. */
@@ -345,7 +348,10 @@ export class CallRunner {
       }
       if (next) {
         const r = this.toRequest(next.value);
-        if ('error' in r) error = { code: r.fromServer ? r.error.code : grpc.status.UNKNOWN, message: r.error.message };
+        // Refused by the server (gRPC's receive limit), first message or not: the member fails
+        // the stream, and etcd's gateway writes that error and ends the body.
+        if ('error' in r && r.fromServer) return this.failStream(r.error);
+        if ('error' in r) error = { code: grpc.status.UNKNOWN, message: r.error.message };
         else {
           this.parsed = next.end;
           // Keep what is left only: a long-lived stream's body does not grow without bound.

@@ -167,7 +167,25 @@ export function decodeMessage(m: MessageSchema, v: GoJson): Record<string, unkno
       out[f.ts] = singular(f, value);
     }
   }
+  keepLastOneofMember(m, v, out);
   return out;
+}
+
+/**
+ * A oneof given more than one member (hand-made JSON): the member last in the text stays, as
+ * the last on the wire does in protobuf. jsonpb sets them in Go's map order, at random, so
+ * etcd's gateway keeps any one; here a request means one thing on every call. Each of etcd's
+ * messages has one oneof at most, so a message's oneof members are one group.
+ */
+function keepLastOneofMember(m: MessageSchema, v: Extract<GoJson, { kind: 'object' }>, out: Record<string, unknown>): void {
+  let set = 0;
+  for (const f of m.readOrder) if (f.oneof && out[f.ts] !== undefined) set++;
+  if (set < 2) return;
+  const keys = [...v.fields.keys()];
+  const at = (f: FieldSchema): number => Math.max(keys.indexOf(f.json), keys.indexOf(f.orig));
+  let last: FieldSchema | undefined;
+  for (const f of m.readOrder) if (f.oneof && out[f.ts] !== undefined && (!last || at(f) > at(last))) last = f;
+  for (const f of m.readOrder) if (f.oneof && f !== last) out[f.ts] = undefined;
 }
 
 const ESCAPES: Record<string, string> = { '"': '\\"', '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
