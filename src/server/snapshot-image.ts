@@ -39,6 +39,7 @@ import type { LeaseImage } from '../kv/lessor.js';
 import type { AlarmsImage } from './alarms.js';
 import type { AppliedRequestsImage } from './applied-requests.js';
 import { SliceBudget } from '../util/yield.js';
+import { concatInSlices } from '../util/buffers-in-slices.js';
 
 /** The version of the images written now. */
 export const IMAGE_VERSION = 3;
@@ -71,7 +72,8 @@ export async function encodeStateImageAsync(store: MvccStore, parts: StateImageP
   const { currentRev, compactRev, chunks } = await storeImageAsync(store, pause);
   const { leases, members, applied, alarms, auth } = parts;
   const header = JSON.stringify({ version: IMAGE_VERSION, currentRev, compactRev, leases, members, applied, alarms, auth });
-  return Buffer.concat([Buffer.from(`${header}\n`), ...chunks]);
+  // Joined in slices too: one concat of a million keys' chunks was a turn of seconds.
+  return concatInSlices([Buffer.from(`${header}\n`), ...chunks], pause);
 }
 
 /** Parses an image (version 3 or 2): its header, and a new store holding its keys. */
