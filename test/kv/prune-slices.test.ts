@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { type KeyHistory, MvccStore } from '../../src/kv/mvcc.js';
+import { type KeyHistory, MvccStore, PRUNE_SLICE_VERSIONS } from '../../src/kv/mvcc.js';
 
 const key = (k: number) => Buffer.from(`k/${String(k).padStart(3, '0')}`);
 const ALL = [Buffer.from([0]), Buffer.from([0])] as const;
@@ -105,5 +105,20 @@ describe('pruning in slices', () => {
     await s.pruned();
     assert.equal(s.keyCount(), 0);
     assert.ok(pauses >= 9, `${pauses} pauses`);
+  });
+
+  it('a compaction of few keys with many versions each is pruned in slices too (by versions, not only by keys)', async () => {
+    const s = new MvccStore();
+    const keys = 16;
+    const versions = (4 * PRUNE_SLICE_VERSIONS) / keys;
+    for (let v = 0; v < versions; v++) s.write((w) => { for (let k = 0; k < keys; k++) w.put(Buffer.from(`m/${k}`), Buffer.from(`${v}`), 0n); });
+    let pauses = 0;
+    s.pruneYield = async () => void pauses++;
+    s.compact(s.currentRev);
+    await s.pruned();
+    // 16 keys × 4,096 versions, about 16,384 a slice: 4 slices or so (all 16 keys were one before).
+    assert.ok(pauses >= 3, `${pauses} pauses`);
+    assert.equal(s.stats.compactedVersions, keys * (versions - 1));
+    assert.equal(s.range(Buffer.from('m/'), Buffer.from('m0')).kvs.length, keys);
   });
 });
