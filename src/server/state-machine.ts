@@ -320,7 +320,7 @@ export class StateMachine {
             const order = yield* sortIndexSteps(keys.length, (i, j) => compareOrdered(unsorted[i]!, unsorted[j]!), REVOKE_SORT_STEP);
             keys = Array.from(order, (i) => unsorted[i]!);
           }
-          yield* w.deleteKeysInSlices(keys);
+          yield* w.deleteKeysInSlices(keys, undefined, id);
           // One delete per key in etcd's counters (its lessor deletes them one by one).
           for (let i = 0; i < keys.length; i++) w.stats.delete();
         }, this.readPause),

@@ -106,6 +106,22 @@ describe('a deletion over many keys is applied in slices', () => {
     assert.equal(count(sm), 0);
   });
 
+  it("a lease revoke does not detach the lease's keys one by one at its end: the lease goes whole", async () => {
+    const sm = filled(7n);
+    // Detaching every key in the write's last step was a turn of ~0.1 s at 200,000 keys.
+    let detached = 0;
+    const detach = sm.lessor.detach.bind(sm.lessor);
+    sm.lessor.detach = (id, k) => {
+      detached++;
+      detach(id, k);
+    };
+    sm.readPause = nextTurn;
+    assert.ok((await sm.applyNormal(entry({ leaseRevoke: { ID: 7n } }))).outcome.ok);
+    assert.equal(detached, 0);
+    assert.equal(sm.lessor.exists(7n), false);
+    assert.equal(count(sm), 0);
+  });
+
   it("a lease revoke over keys attached out of order sorts them in steps too, and deletes them in key order", async () => {
     const sm = newStateMachine();
     applyNow(sm, entry({ leaseGrant: { ID: 9n, TTL: 100n } }));
