@@ -22,7 +22,7 @@ import type { EtcdServer } from '../server/etcd-server.js';
 import { yieldToEventLoop } from '../util/yield.js';
 import { unary, withoutResponseCopies } from './grpc-util.js';
 import { decodeRangeRequest, decodeTxnRequest } from './range-end-presence.js';
-import { encodeRangeResponseInSlices, encodeTxnResponseInSlices, usingPreEncoded } from './sliced-encoding.js';
+import { encodeDeleteRangeResponseInSlices, encodeRangeResponseInSlices, encodeTxnResponseInSlices, usingPreEncoded } from './sliced-encoding.js';
 
 /**
  * The yield between slices of a large read, which gives it up once its caller is gone: a read
@@ -54,7 +54,8 @@ export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedService
   };
   const deleteRange = async (req: DeleteRangeRequest, call: grpc.ServerUnaryCall<DeleteRangeRequest, DeleteRangeResponse>): Promise<DeleteRangeResponse> => {
     checkDelete(req);
-    return auth.propose(call, 'deleteRange', req);
+    // With prev_kv, its answer holds every key it deleted: encoded in slices, like a Range's.
+    return encodeDeleteRangeResponseInSlices(await auth.propose(call, 'deleteRange', req), pauseWhileWanted(call));
   };
   const txn = async (req: TxnRequest, call: grpc.ServerUnaryCall<TxnRequest, TxnResponse>): Promise<TxnResponse> => {
     oneRequestPerOp(req);
@@ -86,12 +87,13 @@ export function kvService(s: EtcdServer): [typeof KVService, grpc.UntypedService
     compact: CompactionResponse,
   });
   return [
-    // Range's and Txn's serializers send responses encoded in slices beforehand as they are.
+    // Range's, DeleteRange's and Txn's serializers send responses encoded in slices beforehand as they are.
     // Range's and Txn's request decoders tell a present, empty range_end from an absent one
     // where etcd does (./range-end-presence.ts).
     {
       ...def,
       range: { ...def.range, requestDeserialize: decodeRangeRequest, responseSerialize: usingPreEncoded(def.range.responseSerialize) },
+      deleteRange: { ...def.deleteRange, responseSerialize: usingPreEncoded(def.deleteRange.responseSerialize) },
       txn: { ...def.txn, requestDeserialize: decodeTxnRequest, responseSerialize: usingPreEncoded(def.txn.responseSerialize) },
     },
     {
