@@ -8,7 +8,7 @@ import { newStateMachine } from '../support/state-machine.js';
 import { InternalRequest } from '../../src/gen/raftkv/entry.js';
 import { EntryType } from '../../src/raft/index.js';
 import fc from 'fast-check';
-import { decodeKeys, encodeKeys } from '../../src/server/snapshot-image.js';
+import { decodeKeys, encodeKeys, putInt64 } from '../../src/server/snapshot-image.js';
 import type { Rev } from '../../src/kv/mvcc.js';
 import { Lessor } from '../../src/kv/lessor.js';
 
@@ -99,4 +99,17 @@ describe('state machine snapshot images', () => {
     assert.equal(sm.appliedIndex, 7);
     assert.deepEqual(sm.store.range(Buffer.from('a'), Buffer.from('c')).kvs.map((kv) => kv.value.toString()), ['one', 'two']);
   });
+});
+
+it("putInt64 writes Buffer.writeBigInt64LE's bytes for any int64 (property)", () => {
+  const i64 = fc.oneof(fc.bigInt({ min: -2n, max: 0x100000001n }), fc.bigInt({ min: -(1n << 63n), max: (1n << 63n) - 1n }));
+  fc.assert(
+    fc.property(i64, fc.integer({ min: 0, max: 8 }), (v, o) => {
+      const a = Buffer.alloc(16, 0xaa);
+      const b = Buffer.alloc(16, 0xaa);
+      assert.equal(putInt64(a, v, o), b.writeBigInt64LE(v, o));
+      assert.ok(a.equals(b));
+    }),
+    { numRuns: 2000 },
+  );
 });
