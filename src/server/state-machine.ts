@@ -273,7 +273,7 @@ export class StateMachine {
     }
     if (req.deleteRange) {
       const del = req.deleteRange;
-      return after(s.writeInSlices((w) => applyDeleteInSlices(w, del), this.readPause), (r) => (respond ? { header: this.hdr(), ...r } : UNREAD));
+      return after(s.writeInSlices((w) => applyDeleteInSlices(w, del, respond), this.readPause), (r) => (respond ? { header: this.hdr(), ...r } : UNREAD));
     }
     if (req.txn) {
       const txn = req.txn;

@@ -11,6 +11,7 @@ import { EntryType } from '../../src/raft/index.js';
 import type { ApplyOutcome, StateMachine } from '../../src/server/state-machine.js';
 import { newStateMachine, applyNow } from '../support/state-machine.js';
 import { settled } from '../../src/kv/kv-ops.js';
+import { WriteTxn } from '../../src/kv/mvcc.js';
 
 const B = (s: string): Buffer => Buffer.from(s, 'latin1');
 const noPause = async (): Promise<void> => {};
@@ -135,5 +136,26 @@ describe('applying requests nobody waits on', () => {
     assert.ok(a[0]!.ok && 'header' in a[0]!.value && a[0]!.value.header?.revision === 2n);
     assert.ok(a[1]!.ok && 'responses' in a[1]!.value && a[1]!.value.responses.length === 2);
     assert.deepEqual(b.map((o) => o.ok && o.value), [{}, {}]);
+  });
+
+  it("makes no deleted key-values for a DeleteRange with prev_kv that nobody waits on (500,000 on every member, for one answer)", () => {
+    const seen: boolean[] = [];
+    const original = WriteTxn.prototype.deleteRangeInSlices;
+    WriteTxn.prototype.deleteRangeInSlices = function (this: WriteTxn, key, end, keepPrev, slice) {
+      seen.push(keepPrev);
+      return original.call(this, key, end, keepPrev, slice);
+    };
+    try {
+      const reqs: Req[] = [
+        { put: { key: B('d1'), value: B('1'), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } },
+        { deleteRange: { key: B('d'), rangeEnd: B('e'), prevKv: true } },
+      ];
+      const wanted = applyAll(newStateMachine(), reqs, true);
+      assert.ok(wanted[1]!.ok && 'prevKvs' in wanted[1]!.value && wanted[1]!.value.prevKvs.length === 1);
+      applyAll(newStateMachine(), reqs, false);
+      assert.deepEqual(seen, [true, false]);
+    } finally {
+      WriteTxn.prototype.deleteRangeInSlices = original;
+    }
   });
 });
