@@ -454,7 +454,7 @@ export function* applyTxnInSlices(w: WriteTxn, store: MvccStore, req: TxnRequest
     forEachOpOnPath(req, path, (op) => void ops.push(op));
     for (const op of ops) {
       if (op.requestPut) applyPut(w, store, op.requestPut);
-      else if (op.requestDeleteRange) yield* applyDeleteInSlices(w, op.requestDeleteRange);
+      else if (op.requestDeleteRange) yield* applyDeleteInSlices(w, op.requestDeleteRange, false);
       else if (op.requestRange) w.stats.range();
     }
     return { succeeded: path[0]!, responses: [] };
