@@ -30,6 +30,7 @@ import type { Http2Server, IncomingHttpHeaders, ServerHttp2Stream, ServerStreamR
 import { ServiceCall } from './gateway/calls.js';
 import type { CountingSerializer } from './grpc-metrics.js';
 import { preEncodedParts } from './sliced-encoding.js';
+import { receivedTooLargeText } from './receive-limit-text.js';
 
 export interface LeanMethod {
   path: string;
@@ -235,7 +236,7 @@ function serveUnary(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, m: 
         if (buffered[0]!.length < 5) buffered = [Buffer.concat(buffered)];
         need = buffered[0]!.readUInt32BE(1);
         // etcd's text (grpc-go's), which the methods grpc-js serves word differently.
-        if (need > maxReceive) return fail(grpc.status.RESOURCE_EXHAUSTED, `grpc: received message larger than max (${need} vs. ${maxReceive})`);
+        if (need > maxReceive) return fail(grpc.status.RESOURCE_EXHAUSTED, receivedTooLargeText(need, maxReceive));
       }
       // Joined once, when the whole message is in (never once per chunk).
       if (bufferedBytes < 5 + need) return;

@@ -4,20 +4,25 @@
 // Why: etcd (grpc-go) refuses a message over its receive limit with RESOURCE_EXHAUSTED
 // "grpc: received message larger than max (N vs. M)"; grpc-js says "Received message larger than
 // max (N vs M)". The lean unary path (./lean-unary.ts) and the JSON gateway write grpc-go's text
-// themselves; a Watch stream sent a 2.2 MB request got grpc-js's. grpc-js makes that text in its
+// themselves (receivedTooLargeText); a Watch stream sent a 2.2 MB request got grpc-js's. grpc-js makes that text in its
 // StreamDecoder, whose error becomes the call's status as it is; so its `write` is wrapped to
 // give grpc-go's text instead. If grpc-js no longer has that class or method, nothing is
-// wrapped and its own text stays (test/api/receive-limit-text.test.ts notices).
+// wrapped and its own text stays (test/integration/watch-stream.test.ts notices).
 
 import { StreamDecoder } from '@grpc/grpc-js/build/src/stream-decoder.js';
 
 const GRPC_JS_TEXT = /^Received message larger than max \((\d+) vs (\d+)\)$/;
 const WRAPPED = Symbol('raftkv: receive limit in grpc-go words');
 
+/** grpc-go's refusal of a message of `size` bytes over its receive limit `max`. */
+export function receivedTooLargeText(size: number | string, max: number | string): string {
+  return `grpc: received message larger than max (${size} vs. ${max})`;
+}
+
 /** grpc-go's text for grpc-js's, or undefined if `message` is not grpc-js's receive-limit text. */
-export function grpcGoReceiveLimitText(message: string): string | undefined {
+function grpcGoReceiveLimitText(message: string): string | undefined {
   const m = GRPC_JS_TEXT.exec(message);
-  return m ? `grpc: received message larger than max (${m[1]} vs. ${m[2]})` : undefined;
+  return m ? receivedTooLargeText(m[1]!, m[2]!) : undefined;
 }
 
 /** Wraps grpc-js's StreamDecoder.write once; whether its errors now carry grpc-go's text. */

@@ -1564,6 +1564,8 @@ export class WriteTxn implements RevisionWrites {
 
   /** Leases to detach keys from, held back until the write in slices is whole (deleteRangeInSlices). */
   private pendingDetach: Array<{ lease: bigint; key: string }> | undefined;
+  /** The lease being revoked by the write in slices: its keys are not detached (detachLater). */
+  private revoking: bigint | undefined;
 
   /**
    * Holds back lease detaches from now on; the function returned makes them (and stops holding
@@ -1574,9 +1576,11 @@ export class WriteTxn implements RevisionWrites {
   private detachLater(revoking?: bigint): () => void {
     const held: Array<{ lease: bigint; key: string }> = [];
     this.pendingDetach = held;
+    this.revoking = revoking;
     return () => {
       this.pendingDetach = undefined;
-      for (const d of held) if (d.lease !== revoking) this.detach(d.lease, d.key);
+      this.revoking = undefined;
+      for (const d of held) this.detach(d.lease, d.key);
     };
   }
 
@@ -1591,7 +1595,7 @@ export class WriteTxn implements RevisionWrites {
     rec.append(r);
     this.store.account(versionCost(r.value));
     this.undo.push({ pop: rec, drop: false });
-    if (prev.lease !== 0n) {
+    if (prev.lease !== 0n && prev.lease !== this.revoking) {
       if (this.pendingDetach) this.pendingDetach.push({ lease: prev.lease, key: rec.key });
       else this.detach(prev.lease, rec.key);
     }

@@ -612,6 +612,10 @@ export class GrpcTransport implements Transport {
           countReceived(from, c);
           if (done) return;
           if (c.message) header = c.message;
+          const badChecksumOrSize = (): void => {
+            this.logger.warn('transport: discarded a snapshot with a bad checksum or size');
+            finish({ ok: false, error: 'snapshot checksum mismatch' });
+          };
           if (BigInt(received) !== c.offset) {
             finish({ ok: false, error: `unexpected chunk offset ${c.offset}, have ${received}` });
             return;
@@ -623,21 +627,13 @@ export class GrpcTransport implements Transport {
             }
             image = Buffer.allocUnsafe(Number(c.totalSize));
           }
-          if (BigInt(image.length) !== c.totalSize || received + c.data.length > image.length) {
-            this.logger.warn('transport: discarded a snapshot with a bad checksum or size');
-            finish({ ok: false, error: 'snapshot checksum mismatch' });
-            return;
-          }
+          if (BigInt(image.length) !== c.totalSize || received + c.data.length > image.length) return badChecksumOrSize();
           image.set(c.data, received);
           crc = crc32(c.data, crc);
           received += c.data.length;
           if (c.last) {
             const data = image;
-            if (!header || crc !== c.crc32 || received !== data.length) {
-              this.logger.warn('transport: discarded a snapshot with a bad checksum or size');
-              finish({ ok: false, error: 'snapshot checksum mismatch' });
-              return;
-            }
+            if (!header || crc !== c.crc32 || received !== data.length) return badChecksumOrSize();
             try {
               const m = messageFromPb(header, data);
               if (!this.acceptFrom(m, from, 'a snapshot')) {

@@ -15,6 +15,7 @@ import type { MethodSchema } from './schema.js';
 import type { CountingDeserializer, CountingSerializer } from '../grpc-metrics.js';
 import { preEncodedParts } from '../sliced-encoding.js';
 import { yieldToEventLoop } from '../../util/yield.js';
+import { receivedTooLargeText } from '../receive-limit-text.js';
 
 /** A method the gateway can call: its gRPC definition, implementation and message schemas. */
 export interface Target {
@@ -181,7 +182,7 @@ export class CallRunner {
   }
 
   private tooLarge(size: number): CallStatus {
-    return { code: grpc.status.RESOURCE_EXHAUSTED, message: `grpc: received message larger than max (${size} vs. ${this.maxMessage})` };
+    return { code: grpc.status.RESOURCE_EXHAUSTED, message: receivedTooLargeText(size, this.maxMessage) };
   }
 
   /** The request as the method's message, or the status refusing it. */
